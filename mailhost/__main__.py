@@ -1,0 +1,5 @@
+"""``python -m mailhost`` runs the command line."""
+
+from mailhost.cli import main
+
+main()

@@ -1,0 +1,84 @@
+"""``*_maps`` parameters: an ordered list of tables searched until one answers.
+
+Postfix maps(3): each key is tried against every table in order; the first
+value wins; an error in a table stops the search and the whole lookup fails
+temporarily (later tables are not consulted, so an outage can never be masked
+by a later "not found").  An empty-string result is a configuration error.
+Every warning names the parameter, so a log line says *which* map failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mailhost.config.lists import split_list
+from mailhost.errors import TableEmptyResult, TableTempFail
+from mailhost.log import logger
+from mailhost.tables.base import Table
+from mailhost.tables.registry import TableRegistry
+
+log = logger("tables")
+
+
+@dataclass(frozen=True)
+class MapsProbe:
+    """One step of a search, for ``mailhost trace``: which table saw which key
+    and what came back (``value``, ``None`` for not found, or ``error``)."""
+
+    table: str
+    key: str
+    value: str | None = None
+    error: str | None = None
+    skipped: bool = False
+
+
+class Maps:
+    """The tables of one ``*_maps`` parameter, in order."""
+
+    def __init__(self, parameter: str, tables: Sequence[Table]) -> None:
+        self.parameter = parameter
+        self.tables = tuple(tables)
+
+    @classmethod
+    def from_value(cls, parameter: str, value: str, registry: TableRegistry) -> Maps:
+        """Open every ``type:name`` element of a parameter value."""
+        return cls(parameter, [registry.open(spec) for spec in split_list(value)])
+
+    def __bool__(self) -> bool:
+        return bool(self.tables)
+
+    def __repr__(self) -> str:
+        return f"<Maps {self.parameter} = {', '.join(t.spec for t in self.tables)}>"
+
+    async def lookup(
+        self, key: str, *, partial: bool = False, probes: list[MapsProbe] | None = None
+    ) -> str | None:
+        """Search the tables in order.  ``partial`` marks a derived key of an
+        address search, which pattern (regexp) tables never see.  ``probes``
+        collects what each table answered."""
+        for table in self.tables:
+            if partial and not table.fixed:
+                if probes is not None:
+                    probes.append(MapsProbe(table.spec, key, skipped=True))
+                continue
+            try:
+                value = await table.lookup(key)
+            except TableTempFail as exc:
+                log.warning("%s: %s lookup error for \"%s\"", self.parameter, table.spec, key)
+                if probes is not None:
+                    probes.append(MapsProbe(table.spec, key, error=str(exc)))
+                raise
+            if probes is not None:
+                probes.append(MapsProbe(table.spec, key, value=value))
+            if value == "":
+                log.warning("%s lookup of %s returns an empty string result", self.parameter, key)
+                log.warning("%s should return NO RESULT in case of NOT FOUND", self.parameter)
+                raise TableEmptyResult(f"{self.parameter}: empty string result for {key}")
+            if value is not None:
+                return value
+        return None
+
+    async def close(self) -> None:
+        for table in self.tables:
+            await table.close()

@@ -1,0 +1,137 @@
+"""``open_table("type:name")``: the only way to get a lookup table.
+
+Backends live one per module and are found by scheme.  A registry shares opened
+tables between all callers (``proxy:mysql:/f`` and ``mysql:/f`` are the same
+table with the same connection pool) and, for tables that benefit, puts the
+result cache of :mod:`mailhost.tables.cache` in front of them.
+
+Two opening modes, as in Postfix:
+
+* strict (commands such as ``postmap``): a table that cannot be opened raises
+  :class:`~mailhost.errors.TableOpenError` with Postfix's fatal text;
+* lenient (daemons): it becomes an :class:`UnavailableTable` whose every lookup
+  fails temporarily, so mail is deferred, never bounced, while it is broken.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mailhost.errors import TableOpenError
+from mailhost.tables.base import Table, UnavailableTable
+from mailhost.tables.cache import CachedTable, CacheStats
+
+#: scheme -> module defining ``TABLE_TYPE`` (a Table subclass with ``open``).
+BACKENDS: dict[str, str] = {
+    "hash": "mailhost.tables.hash",
+    "texthash": "mailhost.tables.texthash",
+    "inline": "mailhost.tables.inline",
+    "static": "mailhost.tables.static",
+    "regexp": "mailhost.tables.regexp",
+    "sqlite": "mailhost.tables.sql.sqlite",
+    "mysql": "mailhost.tables.sql.mysql",
+    "pgsql": "mailhost.tables.sql.pgsql",
+}
+
+#: Wrappers that change how a table is reached, not what it answers.
+PASS_THROUGH = frozenset({"proxy"})
+
+
+class TableFactory(Protocol):
+    @classmethod
+    def open(cls, name: str, ctx: OpenContext) -> Table: ...
+
+
+@dataclass(frozen=True)
+class OpenContext:
+    """What a backend may need while opening: the registry (to open tables it
+    refers to, e.g. an SQL ``domain = hash:/f`` list) and the folding flag."""
+
+    registry: TableRegistry
+    fold: bool = True
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """``type:name`` → (type, name), with Postfix's error for other shapes."""
+    kind, sep, name = spec.partition(":")
+    if not sep or not kind or not name:
+        raise TableOpenError(f'open dictionary: expecting "type:name" form instead of "{spec}"')
+    return kind.lower(), name
+
+
+@dataclass
+class TableRegistry:
+    """Opened tables, shared by spec, with an optional result cache."""
+
+    strict: bool = False
+    cache_ttl: float = 0.0
+    negative_cache_ttl: float | None = None
+    _tables: dict[tuple[str, bool], Table] = field(default_factory=dict)
+    _cached: dict[tuple[str, bool], CachedTable] = field(default_factory=dict)
+
+    def open(self, spec: str, *, fold: bool = True, cached: bool = True) -> Table:
+        """Open (or reuse) ``spec``.  ``cached`` puts the shared TTL cache in
+        front when the registry has one and the backend benefits from it."""
+        base = self._open_base(spec, fold)
+        if not (cached and self.cache_ttl > 0 and base.cacheable):
+            return base
+        key = (base.spec, fold)
+        wrapper = self._cached.get(key)
+        if wrapper is None:
+            negative = self.cache_ttl if self.negative_cache_ttl is None else self.negative_cache_ttl
+            wrapper = CachedTable(base, ttl=self.cache_ttl, negative_ttl=negative)
+            self._cached[key] = wrapper
+        return wrapper
+
+    def _open_base(self, spec: str, fold: bool) -> Table:
+        try:
+            kind, name = split_spec(spec)
+            while kind in PASS_THROUGH:
+                spec = name
+                kind, name = split_spec(name)
+        except TableOpenError as exc:
+            if self.strict:
+                raise
+            return self._remember((spec, fold), UnavailableTable(spec, str(exc)))
+        key = (f"{kind}:{name}", fold)
+        table = self._tables.get(key)
+        if table is not None:
+            return table
+        try:
+            module_name = BACKENDS.get(kind)
+            if module_name is None:
+                raise TableOpenError(f"unsupported dictionary type: {kind}")
+            factory: TableFactory = importlib.import_module(module_name).TABLE_TYPE
+            table = factory.open(name, OpenContext(registry=self, fold=fold))
+        except TableOpenError as exc:
+            if self.strict:
+                raise
+            table = UnavailableTable(f"{kind}:{name}", str(exc))
+        except OSError as exc:
+            reason = f"open {exc.filename or name}: {exc.strerror or exc}"
+            if self.strict:
+                raise TableOpenError(reason) from exc
+            table = UnavailableTable(f"{kind}:{name}", reason)
+        return self._remember(key, table)
+
+    def _remember(self, key: tuple[str, bool], table: Table) -> Table:
+        self._tables[key] = table
+        return table
+
+    def cache_stats(self) -> dict[str, CacheStats]:
+        """Hit/miss counters of every cached table, by spec."""
+        return {spec: wrapper.stats for (spec, _), wrapper in self._cached.items()}
+
+    async def close(self) -> None:
+        """Close every table (connection pools, files)."""
+        tables, self._tables = list(self._tables.values()), {}
+        self._cached = {}
+        for table in tables:
+            await table.close()
+
+
+def open_table(spec: str, *, fold: bool = True, strict: bool = True) -> Table:
+    """Open one table outside any long-lived registry (commands, tests)."""
+    return TableRegistry(strict=strict).open(spec, fold=fold, cached=False)

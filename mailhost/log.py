@@ -60,18 +60,13 @@ class DaemonFormatter(logging.Formatter):
         return f"mailhost/{daemon}[{os.getpid()}]: {postfix_text(record)}"
 
 
-_installed: logging.Handler | None = None
-
-
 def setup_command_logging(program: str, *, verbose: bool = False) -> None:
-    """Route mailhost's log records to stderr as ``PROGRAM: ...`` lines."""
-    global _installed
+    """Route mailhost's log records to stderr as ``PROGRAM: ...`` lines
+    (replacing the handler of an earlier command run in the same process)."""
     root = logger()
-    if _installed is not None:
-        root.removeHandler(_installed)
+    for old in [h for h in root.handlers if isinstance(h.formatter, CommandFormatter)]:
+        root.removeHandler(old)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(CommandFormatter(program))
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    root.propagate = False
-    _installed = handler

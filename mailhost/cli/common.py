@@ -51,7 +51,9 @@ def command_errors(program: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
             except KeyboardInterrupt:
                 fatal(program, "interrupted", 130)
             except OSError as exc:
-                fatal(program, f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
+                fatal(
+                    program, f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}"
+                )
             except Exception as exc:  # a bug: still one line, never a traceback
                 fatal(program, f"internal error: {type(exc).__name__}: {exc}", EX_SOFTWARE)
             raise AssertionError("unreachable")

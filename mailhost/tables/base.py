@@ -61,7 +61,7 @@ class Table(abc.ABC):
         except TableTempFail:
             raise
         except Exception as exc:  # an unclassified failure is temporary (DESIGN rule 2)
-            log.warning("%s lookup error for \"%s\": %s", self.spec, key, exc)
+            log.warning('%s lookup error for "%s": %s', self.spec, key, exc)
             raise TableTempFail(f"table {self.spec}: query error: {exc}") from exc
 
     @abc.abstractmethod
@@ -93,5 +93,5 @@ class UnavailableTable(Table):
         return self._spec
 
     async def _lookup(self, key: str) -> str | None:
-        log.warning("%s lookup error for \"%s\"", self._spec, key)
+        log.warning('%s lookup error for "%s"', self._spec, key)
         raise TableTempFail(f"{self._spec} is unavailable. {self.reason}")

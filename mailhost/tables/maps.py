@@ -65,7 +65,7 @@ class Maps:
             try:
                 value = await table.lookup(key)
             except TableTempFail as exc:
-                log.warning("%s: %s lookup error for \"%s\"", self.parameter, table.spec, key)
+                log.warning('%s: %s lookup error for "%s"', self.parameter, table.spec, key)
                 if probes is not None:
                     probes.append(MapsProbe(table.spec, key, error=str(exc)))
                 raise

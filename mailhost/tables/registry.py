@@ -80,7 +80,9 @@ class TableRegistry:
         key = (base.spec, fold)
         wrapper = self._cached.get(key)
         if wrapper is None:
-            negative = self.cache_ttl if self.negative_cache_ttl is None else self.negative_cache_ttl
+            negative = (
+                self.cache_ttl if self.negative_cache_ttl is None else self.negative_cache_ttl
+            )
             wrapper = CachedTable(base, ttl=self.cache_ttl, negative_ttl=negative)
             self._cached[key] = wrapper
         return wrapper

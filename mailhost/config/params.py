@@ -72,7 +72,7 @@ PARAMETERS: tuple[Param, ...] = (
     Param("broken_sasl_auth_clients", "no", BOOL),
     Param("canonical_maps", "", STR),
     Param("command_directory", "/usr/sbin", STR),
-    Param("compatibility_level", "3.6", INT),
+    Param("compatibility_level", "3.6", STR),
     Param("config_directory", "/etc/mailhost", STR),
     Param("content_filter", "", STR),
     Param("daemon_directory", "/usr/lib/postfix/sbin", STR),

@@ -51,18 +51,22 @@ class Table(abc.ABC):
 
     async def lookup(self, key: str) -> str | None:
         """Look ``key`` up: the value, ``None`` for not found, or raise
-        :class:`TableTempFail`.  Empty keys are never looked up."""
-        if key == "":
-            return None
+        :class:`TableTempFail`.  (``Maps`` never asks for an empty key;
+        ``postmap -q`` may, as Postfix's does.)"""
         if self.fold:
             key = fold_key(key)
         try:
-            return await self._lookup(key)
+            value = await self._lookup(key)
         except TableTempFail:
             raise
         except Exception as exc:  # an unclassified failure is temporary (DESIGN rule 2)
             log.warning('%s lookup error for "%s": %s', self.spec, key, exc)
             raise TableTempFail(f"table {self.spec}: query error: {exc}") from exc
+        if value == "":
+            # Postfix's dict layer says so for every table type (postmap -q shows it too).
+            log.warning("table %s: key %s: empty string result is not allowed", self.spec, key)
+            log.warning("table %s should return NO RESULT in case of NOT FOUND", self.spec)
+        return value
 
     @abc.abstractmethod
     async def _lookup(self, key: str) -> str | None:

@@ -56,7 +56,9 @@ class Maps:
     ) -> str | None:
         """Search the tables in order.  ``partial`` marks a derived key of an
         address search, which pattern (regexp) tables never see.  ``probes``
-        collects what each table answered."""
+        collects what each table answered.  An empty key is never looked up."""
+        if key == "":
+            return None
         for table in self.tables:
             if partial and not table.fixed:
                 if probes is not None:

@@ -88,7 +88,7 @@ def postmap(
     default_type = config.get("default_database_type")
     specs = [_spec(arg, default_type) for arg in tables]
     fold = not no_fold
-    registry = TableRegistry(strict=True)
+    registry = TableRegistry.from_config(config, strict=True)
     if query is not None and dump:
         raise UsageError("specify only one of -q and -s")
     if query is not None:

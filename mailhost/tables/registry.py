@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mailhost.errors import TableOpenError
 from mailhost.tables.base import Table, UnavailableTable
 from mailhost.tables.cache import CachedTable, CacheStats
+
+if TYPE_CHECKING:
+    from mailhost.config import Config
 
 #: scheme -> module defining ``TABLE_TYPE`` (a Table subclass with ``open``).
 BACKENDS: dict[str, str] = {
@@ -68,8 +71,24 @@ class TableRegistry:
     strict: bool = False
     cache_ttl: float = 0.0
     negative_cache_ttl: float | None = None
+    #: Defaults for SQL tables (main.cf ``mailhost_sql_*``; a query file may override).
+    sql_connect_timeout: float = 5.0
+    sql_query_timeout: float = 5.0
+    sql_pool_size: int = 4
     _tables: dict[tuple[str, bool], Table] = field(default_factory=dict)
     _cached: dict[tuple[str, bool], CachedTable] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: Config, *, strict: bool = False) -> TableRegistry:
+        """A registry with the cache and SQL settings of a main.cf."""
+        return cls(
+            strict=strict,
+            cache_ttl=config.get_time("mailhost_table_cache_ttl"),
+            negative_cache_ttl=config.get_time("mailhost_table_negative_cache_ttl"),
+            sql_connect_timeout=config.get_time("mailhost_sql_connect_timeout"),
+            sql_query_timeout=config.get_time("mailhost_sql_query_timeout"),
+            sql_pool_size=config.get_int("mailhost_sql_pool_size"),
+        )
 
     def open(self, spec: str, *, fold: bool = True, cached: bool = True) -> Table:
         """Open (or reuse) ``spec``.  ``cached`` puts the shared TTL cache in

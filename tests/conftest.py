@@ -18,7 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 REQUIRE_DATABASES = (
-    os.environ.get("CI", "").lower() == "true" or os.environ.get("MAILHOST_REQUIRE_DATABASES") == "1"
+    os.environ.get("CI", "").lower() == "true"
+    or os.environ.get("MAILHOST_REQUIRE_DATABASES") == "1"
 )
 
 PG_HOST = os.environ.get("MAILHOST_TEST_PG_HOST", "127.0.0.1")
@@ -44,7 +45,9 @@ class Database:
         if self.kind == "sqlite":
             return f"sqlite:///{self.path}"
         if self.kind == "mysql":
-            return f"mysql+pymysql://{self.user}@{self.host}:{self.port}/{self.dbname}?charset=utf8mb4"
+            return (
+                f"mysql+pymysql://{self.user}@{self.host}:{self.port}/{self.dbname}?charset=utf8mb4"
+            )
         return f"postgresql+psycopg://{self.user}@{self.host}:{self.port}/{self.dbname}"
 
     def query_file(self, query: str, **extra: str) -> str:
@@ -89,8 +92,12 @@ class Database:
             import pymysql
 
             return pymysql.connect(
-                host=self.host, port=self.port, user=self.user, password=self.password,
-                database=self.dbname, charset="utf8mb4",
+                host=self.host,
+                port=self.port,
+                user=self.user,
+                password=self.password,
+                database=self.dbname,
+                charset="utf8mb4",
             )
         import psycopg
 
@@ -114,8 +121,12 @@ def pgsql_db() -> Iterator[Database]:
     name = f"mailhost_test_{uuid.uuid4().hex[:12]}"
     try:
         admin = psycopg.connect(
-            host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres",
-            autocommit=True, connect_timeout=5,
+            host=PG_HOST,
+            port=PG_PORT,
+            user="postgres",
+            dbname="postgres",
+            autocommit=True,
+            connect_timeout=5,
         )
     except psycopg.Error as exc:
         _unreachable("PostgreSQL", exc)
@@ -137,8 +148,9 @@ def mysql_db() -> Iterator[Database]:
 
     name = f"mailhost_test_{uuid.uuid4().hex[:12]}"
     try:
-        admin = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", password="",
-                                connect_timeout=5)
+        admin = pymysql.connect(
+            host=MYSQL_HOST, port=MYSQL_PORT, user="root", password="", connect_timeout=5
+        )
     except pymysql.Error as exc:
         _unreachable("MariaDB", exc)
     with admin.cursor() as cur:

@@ -130,7 +130,21 @@ class QuotaUsage(Base):
     modified: Mapped[datetime] = _modified()
 
 
+class DomainSettings(Base):
+    """What mailhost keeps per domain beyond PostfixAdmin's columns: the quota a
+    new mailbox gets when ``mailhost mailbox add`` is not given one (bytes,
+    0 = unlimited).  PostfixAdmin keeps this in its PHP configuration instead."""
+
+    __tablename__ = "mailhost_domain_settings"
+
+    domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    default_quota: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, default=0, server_default="0"
+    )
+    modified: Mapped[datetime] = _modified()
+
+
 #: The tables a PostfixAdmin database already has (adopted, never rewritten).
 POSTFIXADMIN_TABLES = ("domain", "mailbox", "alias", "alias_domain")
 #: Tables mailhost adds.
-MAILHOST_TABLES = ("mailhost_quota_usage",)
+MAILHOST_TABLES = ("mailhost_domain_settings", "mailhost_quota_usage")

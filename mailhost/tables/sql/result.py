@@ -102,5 +102,5 @@ def assemble(
                     "dict_%s_lookup: %s: Expansion limit exceeded for key%s'%s'",
                     kind, path, sep, key,
                 )  # fmt: skip
-                raise TableTempFail(f"table {spec}: expansion limit exceeded for key {key}")
+                raise TableTempFail(f"table {spec}: query error: Expansion limit exceeded")
     return ",".join(pieces) if pieces else None

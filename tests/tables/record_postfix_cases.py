@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.tables.postfix_cases import (  # noqa: E402
+from tests.tables.postfix_cases import (
     SOURCES,
     SQL_CASES,
     SQL_LEGACY,

@@ -12,6 +12,7 @@ Limits follow PostfixAdmin's documented meanings: for ``domain.mailboxes`` and
 
 from __future__ import annotations
 
+from mailhost.db.sizes import format_size
 from mailhost.errors import EX_DATAERR, MailhostError
 
 #: Bytes per PostfixAdmin "MB" in domain.maxquota / domain.quota.  PostfixAdmin
@@ -73,11 +74,13 @@ def check_mailbox_quota(domain: str, quota: int, maxquota_mb: int) -> None:
     limit = mb_to_bytes(maxquota_mb)
     if quota == 0:
         raise RuleViolation(
-            f"domain {domain} limits mailboxes to {limit} bytes: an unlimited quota is not allowed"
+            f"domain {domain} limits mailboxes to {format_size(limit)}: "
+            "an unlimited quota is not allowed"
         )
     if quota > limit:
         raise RuleViolation(
-            f"quota {quota} bytes exceeds the maximum of domain {domain} ({limit} bytes)"
+            f"quota {format_size(quota)} exceeds the maximum of domain {domain} "
+            f"({format_size(limit)})"
         )
 
 
@@ -92,12 +95,13 @@ def check_domain_total(domain: str, total_mb: int, others: int, quota: int, unli
     limit = mb_to_bytes(total_mb)
     if quota == 0 or unlimited:
         raise RuleViolation(
-            f"domain {domain} has a total quota of {limit} bytes: unlimited mailboxes are not allowed"
+            f"domain {domain} has a total quota of {format_size(limit)}: "
+            "unlimited mailboxes are not allowed"
         )
     if others + quota > limit:
         raise RuleViolation(
-            f"domain {domain} total quota exceeded: {others} bytes allocated + {quota} "
-            f"> {limit} bytes"
+            f"domain {domain} total quota exceeded: {format_size(others)} allocated "
+            f"+ {format_size(quota)} > {format_size(limit)}"
         )
 
 

@@ -1,0 +1,159 @@
+"""``mailhost db``: create, migrate and adopt the provisioning database.
+
+    mailhost db upgrade [REV]        apply migrations (default: head)
+    mailhost db downgrade REV        revert to REV (``base`` drops everything)
+    mailhost db current | history   what is applied / what exists
+    mailhost db adopt                take over a PostfixAdmin database, rows untouched
+    mailhost db stamp REV            record REV as applied without running it
+
+Also home of ``--database-url`` and of :func:`open_engine`, which every
+provisioning command uses: the URL comes from the option (or
+``$MAILHOST_DATABASE_URL``), else from ``mailhost_database_url`` in main.cf.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from mailhost.cli.common import command_errors, config_dir_option
+from mailhost.cli.output import emit_json, emit_list, json_option
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
+
+PROGRAM = "mailhost"
+
+database_url_option = click.option(
+    "--database-url",
+    "database_url",
+    envvar="MAILHOST_DATABASE_URL",
+    default=None,
+    help="SQLAlchemy URL of the provisioning database "
+    "(default: mailhost_database_url from main.cf).",
+)
+
+
+def open_engine(config_dir: Path | None, url: str | None) -> Engine:
+    """The engine for the command's database."""
+    from mailhost.db.engine import database_url, make_engine  # noqa: PLC0415 - lazy SQLAlchemy
+
+    return make_engine(database_url(config_dir, url))
+
+
+@contextmanager
+def provisioning(config_dir: Path | None, url: str | None) -> Iterator[Session]:
+    """One provisioning command = one transaction on the command's database."""
+    from mailhost.db.engine import transaction  # noqa: PLC0415
+
+    engine = open_engine(config_dir, url)
+    try:
+        with transaction(engine) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+@click.group(context_settings={"help_option_names": ["--help"]})
+def db() -> None:
+    """Create, migrate and adopt the provisioning database."""
+
+
+@db.command()
+@config_dir_option
+@database_url_option
+@click.argument("revision", default="head")
+@command_errors(PROGRAM)
+def upgrade(config_dir: Path | None, database_url: str | None, revision: str) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    from mailhost.db import migrate  # noqa: PLC0415
+
+    engine = open_engine(config_dir, database_url)
+    migrate.upgrade(engine, revision)
+    click.echo(f"database at revision {', '.join(migrate.current(engine)) or 'base'}")
+
+
+@db.command()
+@config_dir_option
+@database_url_option
+@click.argument("revision")
+@click.option("--force", is_flag=True, help="Allow dropping tables that still hold rows.")
+@command_errors(PROGRAM)
+def downgrade(
+    config_dir: Path | None, database_url: str | None, revision: str, force: bool
+) -> None:
+    """Revert migrations down to REVISION (``base`` removes every table)."""
+    from mailhost.db import migrate  # noqa: PLC0415
+
+    engine = open_engine(config_dir, database_url)
+    migrate.downgrade(engine, revision, force=force)
+    click.echo(f"database at revision {', '.join(migrate.current(engine)) or 'base'}")
+
+
+@db.command()
+@config_dir_option
+@database_url_option
+@json_option
+@command_errors(PROGRAM)
+def current(config_dir: Path | None, database_url: str | None, as_json: bool) -> None:
+    """Show the applied revision."""
+    from mailhost.db import migrate  # noqa: PLC0415
+
+    heads = migrate.current(open_engine(config_dir, database_url))
+    if as_json:
+        emit_json({"current": heads})
+    else:
+        click.echo(", ".join(heads) if heads else "base (no mailhost revision applied)")
+
+
+@db.command()
+@json_option
+@command_errors(PROGRAM)
+def history(as_json: bool) -> None:
+    """List the migrations, newest first."""
+    from mailhost.db import migrate  # noqa: PLC0415
+
+    records = [
+        {"revision": r.revision, "down_revision": r.down_revision, "head": r.is_head, "doc": r.doc}
+        for r in migrate.history()
+    ]
+    emit_list(
+        records,
+        [
+            ("REVISION", lambda r: str(r["revision"]) + (" (head)" if r["head"] else "")),
+            ("DOWN", lambda r: str(r["down_revision"] or "base")),
+            ("DESCRIPTION", lambda r: str(r["doc"]).splitlines()[0] if r["doc"] else ""),
+        ],
+        as_json=as_json,
+    )
+
+
+@db.command()
+@config_dir_option
+@database_url_option
+@command_errors(PROGRAM)
+def adopt(config_dir: Path | None, database_url: str | None) -> None:
+    """Adopt an existing PostfixAdmin database: add mailhost's tables only."""
+    from mailhost.db import migrate  # noqa: PLC0415
+
+    heads = migrate.adopt(open_engine(config_dir, database_url))
+    click.echo(f"adopted PostfixAdmin database; now at revision {', '.join(heads)}")
+
+
+@db.command()
+@config_dir_option
+@database_url_option
+@click.argument("revision")
+@command_errors(PROGRAM)
+def stamp(config_dir: Path | None, database_url: str | None, revision: str) -> None:
+    """Record REVISION as applied without running any migration."""
+    from mailhost.db import migrate  # noqa: PLC0415
+
+    engine = open_engine(config_dir, database_url)
+    migrate.stamp(engine, revision)
+    click.echo(f"database stamped at revision {', '.join(migrate.current(engine)) or 'base'}")

@@ -1,0 +1,332 @@
+"""``mailhost mailbox``: mailboxes (login, password hash, Maildir, quota).
+
+    mailhost mailbox add ADDRESS [--name N] [--quota SIZE]
+                          [--password-stdin | --password-hash HASH]
+    mailhost mailbox list [DOMAIN] | show ADDRESS
+    mailhost mailbox remove ADDRESS [--purge]
+    mailhost mailbox enable|disable ADDRESS
+    mailhost mailbox passwd ADDRESS [--password-stdin | --password-hash HASH]
+    mailhost mailbox quota ADDRESS SIZE
+    mailhost mailbox import FILE.csv
+
+A password never appears on the command line: it is read from standard input
+(``--password-stdin``, the first line) or prompted for on the terminal.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+
+from mailhost.cli.common import command_errors, config_dir_option
+from mailhost.cli.db import PROGRAM, database_url_option, provisioning
+from mailhost.cli.output import both_ways, emit_json, emit_list, emit_record, json_option, yes_no
+from mailhost.cli.sizes import SIZE, BadSize, format_size, parse_size
+from mailhost.errors import EX_DATAERR, MailhostError, UsageError
+
+LIST_COLUMNS = [
+    ("USERNAME", lambda r: both_ways(r["username"], r["username_unicode"])),
+    ("ACTIVE", lambda r: yes_no(r["active"])),
+    ("QUOTA", lambda r: format_size(r["quota"])),
+    ("MAILDIR", lambda r: r["maildir"]),
+    ("NAME", lambda r: r["name"]),
+]
+
+SHOW_FIELDS = [
+    ("username", lambda r: r["username"]),
+    ("unicode", lambda r: r["username_unicode"]),
+    ("name", lambda r: r["name"]),
+    ("active", lambda r: yes_no(r["active"])),
+    ("quota", lambda r: format_size(r["quota"])),
+    ("used", lambda r: f"{r['used_bytes']} bytes, {r['used_messages']} messages"
+        if "used_bytes" in r else "unknown"),
+    ("maildir", lambda r: r["maildir"]),
+    ("forwards to", lambda r: ", ".join(r["forwards_to"])),
+    ("created", lambda r: r["created"]),
+    ("modified", lambda r: r["modified"]),
+]  # fmt: skip
+
+password_stdin_option = click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
+)
+password_hash_option = click.option(
+    "--password-hash", default=None, metavar="HASH",
+    help="Store an existing hash ({SCHEME}hash or a crypt(3) $1$/$6$/$2y$ hash).",
+)  # fmt: skip
+scheme_option = click.option(
+    "--scheme", default="SHA512-CRYPT", show_default=True,
+    help="Hash scheme for a new password (SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, ARGON2ID, ...).",
+)  # fmt: skip
+
+
+def read_password(password_stdin: bool, password_hash: str | None, scheme: str) -> str:
+    """The hash to store, from exactly one of the allowed sources."""
+    from mailhost.db import passwords  # noqa: PLC0415
+
+    if password_stdin and password_hash is not None:
+        raise UsageError("--password-stdin and --password-hash exclude each other")
+    if password_hash is not None:
+        return passwords.check_importable(password_hash)
+    if password_stdin:
+        line = sys.stdin.readline()
+        plain = line[:-1] if line.endswith("\n") else line
+        plain = plain.removesuffix("\r")
+        if not plain:
+            raise UsageError("no password on standard input")
+        return passwords.hash_password(plain, scheme)
+    if not sys.stdin.isatty():
+        raise UsageError("no terminal to prompt for the password: use --password-stdin")
+    plain = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    return passwords.hash_password(plain, scheme)
+
+
+@click.group(context_settings={"help_option_names": ["--help"]})
+def mailbox() -> None:
+    """Add, list, show, remove, enable, disable mailboxes; passwords and quotas."""
+
+
+@mailbox.command()
+@config_dir_option
+@database_url_option
+@click.argument("address")
+@click.option("--name", default="", help="The owner's full name.")
+@click.option(
+    "--quota",
+    type=SIZE,
+    default=None,
+    help="Quota, e.g. 500M (0/unlimited; default: the domain's default quota).",
+)
+@password_stdin_option
+@password_hash_option
+@scheme_option
+@click.option("--inactive", is_flag=True, help="Create the mailbox disabled.")
+@json_option
+@command_errors(PROGRAM)
+def add(config_dir: Path | None, database_url: str | None, address: str, name: str,
+        quota: int | None, password_stdin: bool, password_hash: str | None, scheme: str,
+        inactive: bool, as_json: bool) -> None:  # fmt: skip
+    """Add the mailbox ADDRESS (and its self alias)."""
+    from mailhost.db import mailboxes  # noqa: PLC0415
+
+    stored = read_password(password_stdin, password_hash, scheme)
+    new = mailboxes.NewMailbox(address, stored, name, quota, active=not inactive)
+    with provisioning(config_dir, database_url) as session:
+        row = mailboxes.add_mailbox(session, new)
+        info = mailboxes.show_mailbox(session, row.username)
+    if as_json:
+        emit_json(info)
+    else:
+        click.echo(
+            f"mailbox {both_ways(info['username'], info['username_unicode'])} added, "
+            f"maildir {info['maildir']}, quota {format_size(info['quota'])}"
+        )
+
+
+@mailbox.command("list")
+@config_dir_option
+@database_url_option
+@click.argument("domain", required=False)
+@json_option
+@command_errors(PROGRAM)
+def list_(config_dir: Path | None, database_url: str | None, domain: str | None,
+          as_json: bool) -> None:  # fmt: skip
+    """List mailboxes (of DOMAIN, or all)."""
+    from mailhost.db import mailboxes  # noqa: PLC0415
+
+    with provisioning(config_dir, database_url) as session:
+        records = mailboxes.list_mailboxes(session, domain)
+    emit_list(records, LIST_COLUMNS, as_json=as_json)
+
+
+@mailbox.command()
+@config_dir_option
+@database_url_option
+@click.argument("address")
+@json_option
+@command_errors(PROGRAM)
+def show(config_dir: Path | None, database_url: str | None, address: str, as_json: bool) -> None:
+    """Show one mailbox."""
+    from mailhost.db import mailboxes  # noqa: PLC0415
+
+    with provisioning(config_dir, database_url) as session:
+        info = mailboxes.show_mailbox(session, address)
+    emit_record(info, SHOW_FIELDS, as_json=as_json)
+
+
+def _maildir_base(config_dir: Path | None, option: Path | None) -> Path:
+    if option is not None:
+        return option
+    from mailhost.config import load_config  # noqa: PLC0415
+
+    base = load_config(config_dir).get("virtual_mailbox_base").strip()
+    if not base:
+        raise UsageError("virtual_mailbox_base is empty: give --maildir-base DIR to --purge")
+    return Path(base)
+
+
+@mailbox.command()
+@config_dir_option
+@database_url_option
+@click.argument("address")
+@click.option("--purge", is_flag=True, help="Also delete the Maildir from disk.")
+@click.option(
+    "--maildir-base",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Directory the maildir column is relative to (default: virtual_mailbox_base).",
+)
+@command_errors(PROGRAM)
+def remove(config_dir: Path | None, database_url: str | None, address: str, purge: bool,
+           maildir_base: Path | None) -> None:  # fmt: skip
+    """Remove a mailbox and its self alias; the Maildir stays unless --purge."""
+    from mailhost.db import mailboxes  # noqa: PLC0415
+    from mailhost.fsutil import UnsafePathError, safe_join  # noqa: PLC0415
+
+    base = _maildir_base(config_dir, maildir_base) if purge else None
+    with provisioning(config_dir, database_url) as session:
+        row = mailboxes.remove_mailbox(session, address)
+    click.echo(f"mailbox {row.username} removed")
+    if base is None:
+        click.echo(f"maildir {row.maildir} kept (use --purge to delete it)")
+        return
+    # Deleted only after the commit: a failed removal never loses mail.
+    try:
+        target = safe_join(base, row.maildir)
+    except UnsafePathError as exc:
+        raise MailhostError(f"maildir {row.maildir!r} not purged: {exc}") from exc
+    if target.resolve() == base.resolve():
+        raise MailhostError(f"maildir {row.maildir!r} not purged: it is the base directory")
+    if target.is_dir():
+        shutil.rmtree(target)
+        click.echo(f"maildir {target} deleted")
+    else:
+        click.echo(f"maildir {target} did not exist")
+
+
+def _toggle(active: bool) -> Any:
+    verb = "enable" if active else "disable"
+
+    @mailbox.command(verb, help=f"{verb.capitalize()} a mailbox and its self alias.")
+    @config_dir_option
+    @database_url_option
+    @click.argument("address")
+    @command_errors(PROGRAM)
+    def command(config_dir: Path | None, database_url: str | None, address: str) -> None:
+        from mailhost.db import mailboxes  # noqa: PLC0415
+
+        with provisioning(config_dir, database_url) as session:
+            row = mailboxes.set_active(session, address, active)
+        click.echo(f"mailbox {row.username} {verb}d")
+
+    return command
+
+
+enable = _toggle(True)
+disable = _toggle(False)
+
+
+@mailbox.command()
+@config_dir_option
+@database_url_option
+@click.argument("address")
+@password_stdin_option
+@password_hash_option
+@scheme_option
+@command_errors(PROGRAM)
+def passwd(config_dir: Path | None, database_url: str | None, address: str,
+           password_stdin: bool, password_hash: str | None, scheme: str) -> None:  # fmt: skip
+    """Set a mailbox's password."""
+    from mailhost.db import mailboxes  # noqa: PLC0415
+
+    stored = read_password(password_stdin, password_hash, scheme)
+    with provisioning(config_dir, database_url) as session:
+        row = mailboxes.set_password(session, address, stored)
+    click.echo(f"password of {row.username} changed")
+
+
+@mailbox.command()
+@config_dir_option
+@database_url_option
+@click.argument("address")
+@click.argument("size", type=SIZE)
+@command_errors(PROGRAM)
+def quota(config_dir: Path | None, database_url: str | None, address: str, size: int) -> None:
+    """Set a mailbox's quota (e.g. 500M, 2G, 0 or unlimited)."""
+    from mailhost.db import mailboxes  # noqa: PLC0415
+
+    with provisioning(config_dir, database_url) as session:
+        row = mailboxes.set_quota(session, address, size)
+    click.echo(f"quota of {row.username} set to {format_size(row.quota)}")
+
+
+IMPORT_COLUMNS = ("address", "password", "password_hash", "name", "quota")
+
+
+def _import_rows(stream: TextIO, scheme: str) -> list[Any]:
+    """Parse the CSV (header line with ``address`` and ``password`` or
+    ``password_hash``; optional ``name``, ``quota``) into NewMailbox records."""
+    from mailhost.db import mailboxes, passwords  # noqa: PLC0415
+
+    reader = csv.DictReader(stream)
+    fields = [f.strip().lower() for f in reader.fieldnames or []]
+    unknown = [f for f in fields if f not in IMPORT_COLUMNS]
+    if "address" not in fields or unknown or not {"password", "password_hash"} & set(fields):
+        raise UsageError(
+            "CSV header must name address, password or password_hash, and optionally "
+            f"name, quota (got: {', '.join(fields) or 'nothing'})"
+        )
+    reader.fieldnames = fields
+    records = []
+    for number, raw in enumerate(reader, start=2):
+        row = {k: (v or "").strip() for k, v in raw.items() if k is not None}
+        try:
+            if row.get("password_hash"):
+                stored = passwords.check_importable(row["password_hash"])
+            elif row.get("password"):
+                stored = passwords.hash_password(row["password"], scheme)
+            else:
+                raise UsageError("no password")
+            size = parse_size(row["quota"]) if row.get("quota") else None
+        except (MailhostError, BadSize) as exc:
+            raise ImportFailed(f"line {number}: {exc}") from exc
+        records.append(mailboxes.NewMailbox(row["address"], stored, row.get("name", ""), size))
+    return records
+
+
+class ImportFailed(MailhostError):
+    exit_status = EX_DATAERR
+
+
+@mailbox.command("import")
+@config_dir_option
+@database_url_option
+@click.argument("csv_file", type=click.File("r", encoding="utf-8"))
+@scheme_option
+@command_errors(PROGRAM)
+def import_(config_dir: Path | None, database_url: str | None, csv_file: TextIO,
+            scheme: str) -> None:  # fmt: skip
+    """Add the mailboxes listed in CSV_FILE ('-' for stdin) in one transaction.
+
+    Any refused line rolls back the whole import."""
+    from mailhost.db import mailboxes  # noqa: PLC0415
+
+    records = _import_rows(csv_file, scheme)
+    if not records:
+        raise UsageError("no mailboxes in the file")
+    show_bar = sys.stderr.isatty()
+    with (
+        provisioning(config_dir, database_url) as session,
+        click.progressbar(records, label="adding mailboxes", file=sys.stderr,
+                          hidden=not show_bar) as bar,
+    ):  # fmt: skip
+        for number, new in enumerate(bar, start=2):
+            try:
+                mailboxes.add_mailbox(session, new)
+            except MailhostError as exc:
+                raise ImportFailed(f"line {number}: {exc}; nothing imported") from exc
+    click.echo(f"{len(records)} mailboxes added")

@@ -39,11 +39,16 @@ database_url_option = click.option(
 )
 
 
-def open_engine(config_dir: Path | None, url: str | None) -> Engine:
-    """The engine for the command's database."""
+@contextmanager
+def open_engine(config_dir: Path | None, url: str | None) -> Iterator[Engine]:
+    """The engine for the command's database, closed (pool disposed) afterwards."""
     from mailhost.db.engine import database_url, make_engine  # noqa: PLC0415 - lazy SQLAlchemy
 
-    return make_engine(database_url(config_dir, url))
+    engine = make_engine(database_url(config_dir, url))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 @contextmanager
@@ -51,12 +56,8 @@ def provisioning(config_dir: Path | None, url: str | None) -> Iterator[Session]:
     """One provisioning command = one transaction on the command's database."""
     from mailhost.db.engine import transaction  # noqa: PLC0415
 
-    engine = open_engine(config_dir, url)
-    try:
-        with transaction(engine) as session:
-            yield session
-    finally:
-        engine.dispose()
+    with open_engine(config_dir, url) as engine, transaction(engine) as session:
+        yield session
 
 
 @click.group(context_settings={"help_option_names": ["--help"]})
@@ -73,9 +74,10 @@ def upgrade(config_dir: Path | None, database_url: str | None, revision: str) ->
     """Apply migrations up to REVISION (default: head)."""
     from mailhost.db import migrate  # noqa: PLC0415
 
-    engine = open_engine(config_dir, database_url)
-    migrate.upgrade(engine, revision)
-    click.echo(f"database at revision {', '.join(migrate.current(engine)) or 'base'}")
+    with open_engine(config_dir, database_url) as engine:
+        migrate.upgrade(engine, revision)
+        heads = migrate.current(engine)
+    click.echo(f"database at revision {', '.join(heads) or 'base'}")
 
 
 @db.command()
@@ -90,9 +92,10 @@ def downgrade(
     """Revert migrations down to REVISION (``base`` removes every table)."""
     from mailhost.db import migrate  # noqa: PLC0415
 
-    engine = open_engine(config_dir, database_url)
-    migrate.downgrade(engine, revision, force=force)
-    click.echo(f"database at revision {', '.join(migrate.current(engine)) or 'base'}")
+    with open_engine(config_dir, database_url) as engine:
+        migrate.downgrade(engine, revision, force=force)
+        heads = migrate.current(engine)
+    click.echo(f"database at revision {', '.join(heads) or 'base'}")
 
 
 @db.command()
@@ -104,7 +107,8 @@ def current(config_dir: Path | None, database_url: str | None, as_json: bool) ->
     """Show the applied revision."""
     from mailhost.db import migrate  # noqa: PLC0415
 
-    heads = migrate.current(open_engine(config_dir, database_url))
+    with open_engine(config_dir, database_url) as engine:
+        heads = migrate.current(engine)
     if as_json:
         emit_json({"current": heads})
     else:
@@ -141,7 +145,8 @@ def adopt(config_dir: Path | None, database_url: str | None) -> None:
     """Adopt an existing PostfixAdmin database: add mailhost's tables only."""
     from mailhost.db import migrate  # noqa: PLC0415
 
-    heads = migrate.adopt(open_engine(config_dir, database_url))
+    with open_engine(config_dir, database_url) as engine:
+        heads = migrate.adopt(engine)
     click.echo(f"adopted PostfixAdmin database; now at revision {', '.join(heads)}")
 
 
@@ -154,6 +159,7 @@ def stamp(config_dir: Path | None, database_url: str | None, revision: str) -> N
     """Record REVISION as applied without running any migration."""
     from mailhost.db import migrate  # noqa: PLC0415
 
-    engine = open_engine(config_dir, database_url)
-    migrate.stamp(engine, revision)
-    click.echo(f"database stamped at revision {', '.join(migrate.current(engine)) or 'base'}")
+    with open_engine(config_dir, database_url) as engine:
+        migrate.stamp(engine, revision)
+        heads = migrate.current(engine)
+    click.echo(f"database stamped at revision {', '.join(heads) or 'base'}")

@@ -36,8 +36,12 @@ def _create_pgsql(name: str) -> Database:
 
     try:
         admin = psycopg.connect(
-            host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres",
-            autocommit=True, connect_timeout=5,
+            host=PG_HOST,
+            port=PG_PORT,
+            user="postgres",
+            dbname="postgres",
+            autocommit=True,
+            connect_timeout=5,
         )
     except psycopg.Error as exc:
         _unreachable("PostgreSQL", exc)
@@ -59,8 +63,9 @@ def _create_mysql(name: str) -> Database:
     import pymysql
 
     try:
-        admin = pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", password="",
-                                connect_timeout=5)
+        admin = pymysql.connect(
+            host=MYSQL_HOST, port=MYSQL_PORT, user="root", password="", connect_timeout=5
+        )
     except pymysql.Error as exc:
         _unreachable("MariaDB", exc)
     with admin.cursor() as cur:
@@ -117,13 +122,14 @@ def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
     elif db.kind == "mysql":
         names = {r[0] for r in db.execute("SHOW TABLES")}
     else:
-        names = {r[0] for r in db.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        names = {
+            r[0] for r in db.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        }
     out = {}
     for table in TABLES:
         if table in names:
             rows = db.execute(f"SELECT * FROM {table}")
-            out[table] = sorted((tuple(str(v) for v in r) for r in rows))
+            out[table] = sorted(tuple(str(v) for v in r) for r in rows)
     return out
 
 
@@ -132,8 +138,9 @@ def example_query_file(db: Database, kind_dir: str, name: str, target: Path) -> 
     the query itself stays exactly as shipped.  Returns the table spec."""
     text = (EXAMPLES / kind_dir / f"{name}.cf").read_text()
     keep = [
-        line for line in text.splitlines()
-        if not line.split("=")[0].strip() in {"hosts", "user", "password", "dbname", "dbpath"}
+        line
+        for line in text.splitlines()
+        if line.split("=")[0].strip() not in {"hosts", "user", "password", "dbname", "dbpath"}
     ]
     query = [line for line in keep if line.startswith("query")]
     assert len(query) == 1, name

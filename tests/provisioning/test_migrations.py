@@ -32,7 +32,12 @@ def test_upgrade_downgrade_upgrade(prov_db, cli):
     result = cli(prov_db, "db", "upgrade")
     assert result.stdout == "database at revision 0002\n"
     assert cli(prov_db, "db", "current", "--json").stdout.split() == [
-        "{", '"current":', "[", '"0002"', "]", "}"
+        "{",
+        '"current":',
+        "[",
+        '"0002"',
+        "]",
+        "}",
     ]
 
 
@@ -82,7 +87,9 @@ def test_unreachable_database_is_a_temporary_failure(cli):
     dead = Database("pgsql", "nosuchdb", "127.0.0.1", 1, "postgres", "")
     result = cli(dead, "domain", "list")
     assert result.exit_code == 75
-    assert result.stderr.startswith("mailhost: fatal: database postgresql+psycopg://postgres@127.0.0.1:1/nosuchdb:")
+    assert result.stderr.startswith(
+        "mailhost: fatal: database postgresql+psycopg://postgres@127.0.0.1:1/nosuchdb:"
+    )
     assert result.stderr.count("\n") == 1
 
 

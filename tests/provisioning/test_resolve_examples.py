@@ -27,8 +27,15 @@ PROVISION = [
     ("mailbox", "add", "carol@example.com", "--password-stdin"),
     ("mailbox", "add", "dave@example.net", "--password-stdin"),
     ("mailbox", "add", "info@bücher.example", "--password-stdin"),
-    ("alias", "add", "team@example.com", "--to", "alice@example.com",
-     "--to", "bob@example.com,dave@example.net"),
+    (
+        "alias",
+        "add",
+        "team@example.com",
+        "--to",
+        "alice@example.com",
+        "--to",
+        "bob@example.com,dave@example.net",
+    ),
     ("alias", "add", "@example.com", "--to", "carol@example.com"),
     ("alias", "add", "old@example.net", "--to", "dave@example.net"),
     ("alias-domain", "add", "alias.example", "example.com"),
@@ -227,9 +234,8 @@ async def test_provisioned_addresses_resolve_like_postfix(prov_db, cli, tmp_path
 
 @pytest.mark.parametrize("kind", ["mysql", "pgsql", "sqlite"])
 def test_example_files_differ_only_in_dialect(kind):
-    from tests.provisioning.conftest import EXAMPLES
-
     from mailhost.config import load_config
+    from tests.provisioning.conftest import EXAMPLES
 
     def query_files(directory):
         return sorted(p.name for p in directory.glob("*.cf") if p.name != "main.cf")

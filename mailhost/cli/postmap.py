@@ -103,7 +103,4 @@ def postmap(
             raise TableOpenError(
                 f"unsupported dictionary type: {kind} does not support bulk-mode creation."
             )
-        try:
-            build_index(name, fold=fold)
-        except FileNotFoundError:
-            raise TableOpenError(f"open {name}: No such file or directory") from None
+        build_index(name, fold=fold)

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from mailhost.config.maincf import logical_lines
-from mailhost.errors import TableOpenError
 from mailhost.log import logger
 from mailhost.tables.base import Table
 from mailhost.tables.registry import OpenContext
@@ -221,10 +220,7 @@ class RegexpTable(Table):
 
     @classmethod
     def open(cls, name: str, ctx: OpenContext) -> Table:
-        try:
-            text = read_source(name)
-        except FileNotFoundError:
-            raise TableOpenError(f"open {name}: No such file or directory") from None
+        text = read_source(name)
         return cls(name, parse_rules(text, name))
 
     async def _lookup(self, key: str) -> str | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailhost.config.maincf import logical_lines
+from mailhost.errors import TableOpenError
 from mailhost.log import logger
 from mailhost.tables.base import fold_key
 
@@ -101,5 +102,9 @@ def parse_source(
 
 
 def read_source(path: str) -> str:
-    with open(path, encoding="utf-8", errors="surrogateescape") as f:
-        return f.read()
+    """A table's source text; a missing file is Postfix's open error."""
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise TableOpenError(f"open {path}: No such file or directory") from None

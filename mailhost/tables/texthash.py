@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from mailhost.errors import TableOpenError
 from mailhost.tables.base import Table
 from mailhost.tables.registry import OpenContext
 from mailhost.tables.source import parse_source, read_source
@@ -24,10 +23,7 @@ class TextHashTable(Table):
 
     @classmethod
     def open(cls, name: str, ctx: OpenContext) -> Table:
-        try:
-            text = read_source(name)
-        except FileNotFoundError:
-            raise TableOpenError(f"open {name}: No such file or directory") from None
+        text = read_source(name)
         parsed = parse_source(text, name, fold=ctx.fold, bad_line_suffix=" -- ignoring this line")
         return cls(name, {k: e.value for k, e in parsed.items()}, fold=ctx.fold)
 

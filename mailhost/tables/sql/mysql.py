@@ -14,7 +14,7 @@ import pymysql
 from mailhost.tables.sql.hosts import Host, parse_mysql_host
 from mailhost.tables.sql.pool import ConnectionPool, Rows
 from mailhost.tables.sql.queryfile import QueryFile
-from mailhost.tables.sql.table import SqlTable, retry_interval
+from mailhost.tables.sql.table import SqlTable, make_pool
 
 
 class MysqlTable(SqlTable):
@@ -47,16 +47,13 @@ class MysqlTable(SqlTable):
                 cursor.execute(sql, params)
                 return [tuple(row) for row in cursor.fetchall()]
 
-        return ConnectionPool(
+        return make_pool(
             f"mysql:{name}",
+            qf,
             [parse_mysql_host(h) for h in qf.hosts],
-            connect=connect,
-            execute=execute,
-            describe=lambda host: f"mysql server {host.text}",
-            size=qf.pool_size,
-            connect_timeout=qf.connect_timeout,
-            query_timeout=qf.query_timeout,
-            retry_interval=retry_interval(qf),
+            connect,
+            execute,
+            lambda host: f"mysql server {host.text}",
         )
 
 

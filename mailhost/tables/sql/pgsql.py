@@ -16,7 +16,7 @@ import psycopg
 from mailhost.tables.sql.hosts import Host, parse_pgsql_host
 from mailhost.tables.sql.pool import ConnectionPool, Rows
 from mailhost.tables.sql.queryfile import QueryFile
-from mailhost.tables.sql.table import SqlTable, retry_interval
+from mailhost.tables.sql.table import SqlTable, make_pool
 
 
 class PgsqlTable(SqlTable):
@@ -48,16 +48,13 @@ class PgsqlTable(SqlTable):
         def execute(conn: Any, sql: str, params: tuple[object, ...]) -> Rows:
             return [tuple(row) for row in conn.execute(sql, params).fetchall()]
 
-        return ConnectionPool(
+        return make_pool(
             f"pgsql:{name}",
+            qf,
             [parse_pgsql_host(h) for h in qf.hosts],
-            connect=connect,
-            execute=execute,
-            describe=lambda host: f"pgsql server {host.text}",
-            size=qf.pool_size,
-            connect_timeout=qf.connect_timeout,
-            query_timeout=qf.query_timeout,
-            retry_interval=retry_interval(qf),
+            connect,
+            execute,
+            lambda host: f"pgsql server {host.text}",
         )
 
 

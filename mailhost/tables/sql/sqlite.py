@@ -17,7 +17,7 @@ from mailhost.errors import TableOpenError
 from mailhost.tables.sql.hosts import Host
 from mailhost.tables.sql.pool import ConnectionPool, Rows
 from mailhost.tables.sql.queryfile import QueryFile
-from mailhost.tables.sql.table import SqlTable, retry_interval
+from mailhost.tables.sql.table import SqlTable, make_pool
 
 
 class SqliteTable(SqlTable):
@@ -42,16 +42,13 @@ class SqliteTable(SqlTable):
             finally:
                 conn.set_progress_handler(None, 0)
 
-        return ConnectionPool(
+        return make_pool(
             f"sqlite:{name}",
+            query_file,
             [Host(path, "unix", path)],
-            connect=connect,
-            execute=execute,
-            describe=lambda host: f"sqlite database {host.address}",
-            size=query_file.pool_size,
-            connect_timeout=query_file.connect_timeout,
-            query_timeout=query_file.query_timeout,
-            retry_interval=min(retry_interval(query_file), 1.0),
+            connect,
+            execute,
+            lambda host: f"sqlite database {host.address}",
         )
 
 

@@ -10,12 +10,14 @@ found.  Each backend module only says how to connect and execute.
 from __future__ import annotations
 
 import abc
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from mailhost.tables.base import Table
 from mailhost.tables.matchlist import DomainList
 from mailhost.tables.registry import OpenContext
-from mailhost.tables.sql.pool import ConnectionPool
+from mailhost.tables.sql.hosts import Host
+from mailhost.tables.sql.pool import ConnectionPool, Rows
 from mailhost.tables.sql.queryfile import QueryFile, read_query_file
 from mailhost.tables.sql.result import assemble
 from mailhost.tables.sql.template import DIALECTS, CompiledQuery, Suppressed, compile_query
@@ -83,11 +85,35 @@ class SqlTable(Table):
         await self.pool.close()
 
 
+def make_pool(
+    spec: str,
+    query_file: QueryFile,
+    hosts: list[Host],
+    connect: Callable[[Host], Any],
+    execute: Callable[[Any, str, tuple[object, ...]], Rows],
+    describe: Callable[[Host], str],
+) -> ConnectionPool:
+    """A connection pool with the query file's size, timeouts and retry interval."""
+    return ConnectionPool(
+        spec,
+        hosts,
+        connect=connect,
+        execute=execute,
+        describe=describe,
+        size=query_file.pool_size,
+        connect_timeout=query_file.connect_timeout,
+        query_timeout=query_file.query_timeout,
+        retry_interval=retry_interval(query_file),
+    )
+
+
 def retry_interval(query_file: QueryFile) -> float:
-    """How long a failed host stays marked down (Postfix: 60 s; mailhost extension
-    key ``retry_interval`` in the query file)."""
+    """How long a failed host stays marked down: Postfix's 60 s for servers
+    (1 s for an sqlite file, which has no other host to fail over to); the
+    mailhost extension key ``retry_interval`` overrides it."""
+    default = 1.0 if query_file.kind == "sqlite" else 60.0
     text = query_file.settings.get("retry_interval", "")
     try:
-        return float(text) if text else 60.0
+        return float(text) if text else default
     except ValueError:
-        return 60.0
+        return default

@@ -57,12 +57,7 @@ def _check_total(session: Session, domain: str, total_mb: int, quota: int, exclu
             Mailbox.domain == domain, Mailbox.username != exclude
         )
     )
-    unlimited = session.scalar(
-        select(func.count()).where(
-            Mailbox.domain == domain, Mailbox.username != exclude, Mailbox.quota == 0
-        )
-    )
-    check_domain_total(domain, total_mb, int(others or 0), quota, int(unlimited or 0))
+    check_domain_total(domain, total_mb, int(others or 0), quota)
 
 
 def add_mailbox(session: Session, new: NewMailbox) -> Mailbox:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Engine, inspect, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import SAWarning, SQLAlchemyError
 
 from mailhost.db.engine import describe, driver_error
 from mailhost.db.models import MAILHOST_TABLES, POSTFIXADMIN_TABLES
@@ -183,7 +184,11 @@ def check_postfixadmin(engine: Engine) -> None:
                         f"database {describe(engine)} has no table {table!r}: "
                         "not a PostfixAdmin database (use 'mailhost db upgrade' for a new one)"
                     )
-                have = {c["name"].lower() for c in insp.get_columns(table)}
+                with warnings.catch_warnings():
+                    # Only the names matter; PostfixAdmin's SQLite DDL spells
+                    # types (int(11)) SQLAlchemy warns about when reflecting.
+                    warnings.simplefilter("ignore", SAWarning)
+                    have = {c["name"].lower() for c in insp.get_columns(table)}
                 missing = [c for c in columns if c not in have]
                 if missing:
                     raise MigrationError(

@@ -84,16 +84,17 @@ def check_mailbox_quota(domain: str, quota: int, maxquota_mb: int) -> None:
         )
 
 
-def check_domain_total(domain: str, total_mb: int, others: int, quota: int, unlimited: int) -> None:
+def check_domain_total(domain: str, total_mb: int, others: int, quota: int) -> None:
     """The sum of mailbox quotas must fit the domain's total quota.
 
-    ``others`` is the sum of the other mailboxes' quotas, ``unlimited`` how many
-    of them are unlimited (0), which a limited domain cannot hold.
+    ``others`` is the sum of the other mailboxes' quotas (an unlimited one, left
+    from before the limit was set, counts as 0 as in PostfixAdmin); the new quota
+    itself cannot be unlimited in a limited domain.
     """
     if total_mb <= 0:
         return
     limit = mb_to_bytes(total_mb)
-    if quota == 0 or unlimited:
+    if quota == 0:
         raise RuleViolation(
             f"domain {domain} has a total quota of {format_size(limit)}: "
             "unlimited mailboxes are not allowed"

@@ -122,6 +122,10 @@ def check_importable(stored: str) -> str:
             f"{', '.join(sorted(HANDLERS))}, or a crypt(3) $1$/$5$/$6$/$2y$ hash"
         )
     _, body = split_scheme(text)
-    if not HANDLERS[name].identify(body):
+    try:
+        parsed = HANDLERS[name].from_string(body)  # parses salt, rounds, checksum
+    except (ValueError, TypeError) as exc:
+        raise BadPasswordHash(f"malformed {name} hash") from exc
+    if not parsed.checksum:  # a bare "$6$salt" is a setting, not a hash
         raise BadPasswordHash(f"malformed {name} hash")
     return text

@@ -17,6 +17,7 @@ from mailhost.errors import EX_USAGE
 COMMANDS: dict[str, str] = {
     "postconf": "mailhost.cli.postconf:postconf",
     "postmap": "mailhost.cli.postmap:postmap",
+    "serve": "mailhost.cli.serve:serve",
     "db": "mailhost.cli.db:db",
     "domain": "mailhost.cli.domain:domain",
     "mailbox": "mailhost.cli.mailbox:mailbox",

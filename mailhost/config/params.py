@@ -297,6 +297,10 @@ PARAMETERS: tuple[Param, ...] = (
     Param("mailhost_sql_connect_timeout", "5s", TIME),
     Param("mailhost_sql_query_timeout", "5s", TIME),
     Param("mailhost_sql_pool_size", "4", INT),
+    Param("line_length_limit", "2048", INT),
+    Param("smtpd_client_connection_limit_exceptions", "", STR),
+    Param("smtpd_client_event_limit_exceptions", "${smtpd_client_connection_limit_exceptions:$mynetworks}", STR),
+    Param("mailhost_sasl_password_maps", "", STR),
 )
 
 BY_NAME: dict[str, Param] = {p.name: p for p in PARAMETERS}

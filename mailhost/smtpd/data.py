@@ -1,0 +1,108 @@
+"""Reading the DATA phase: only ``<CRLF>.<CRLF>`` ends a message.
+
+SMTP smuggling (2023) abuses servers that also end DATA on ``<LF>.<LF>`` or
+``<CR>.<CR>``; a second message hidden behind such a terminator is then
+accepted by one hop and not by another.  Here a line is a run of bytes ending
+in LF; only a line that is exactly ``.<CR><LF>`` ends DATA, so ``\\n.\\n`` and
+``\\r.\\r`` stay message text (what Postfix 3.7.11 does with
+``smtpd_forbid_bare_newline = normalize``).  With ``smtpd_forbid_bare_newline =
+reject`` a line ending in a bare LF makes the whole message fail with
+``550 5.5.2 HOST Error: bare <LF> received`` once DATA is read; otherwise a bare
+LF is an ordinary line end.
+
+Size (spec 9, message too large): the whole DATA is always read; the running
+count is the sum of (line length after dot-unstuffing + 2); past
+``message_size_limit`` the text is dropped and the result says ``too_big``.
+Lines of any length are accepted (Postfix splits long lines into several
+queue records, it never refuses them); the stream reader's buffer limit only
+bounds how much is read at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+_END = b".\r\n"
+
+
+@dataclass
+class DataResult:
+    #: Message lines without their line ends, dot-unstuffed (empty when too big).
+    lines: list[bytes] = field(default_factory=list)
+    #: Postfix's count: sum of (line length + 2).
+    size: int = 0
+    too_big: bool = False
+    bare_lf: bool = False
+
+
+async def read_piece(reader: asyncio.StreamReader) -> tuple[bytes, bool]:
+    """The next piece of input: a whole line with its LF (True), or, for a line
+    longer than the reader's buffer limit, the part read so far (False)."""
+    try:
+        return await reader.readuntil(b"\n"), True
+    except asyncio.LimitOverrunError as exc:
+        return await reader.readexactly(max(exc.consumed, 1)), False
+
+
+async def read_data(
+    reader: asyncio.StreamReader,
+    limit: int,
+    *,
+    on_line: Callable[[], None] | None = None,
+) -> DataResult:
+    """Read DATA up to the terminating ``.<CRLF>``; ``limit`` 0 means unlimited.
+    ``on_line`` is called after each piece read (the session resets its idle
+    timer).  A peer that closes mid-DATA raises IncompleteReadError."""
+    result = DataResult()
+    pieces: list[bytes] = []
+    line_len = 0
+    at_start = True
+    prev_cr = False
+    while True:
+        chunk, complete = await read_piece(reader)
+        if on_line is not None:
+            on_line()
+        if at_start and complete and chunk == _END:
+            return result
+        if at_start and chunk.startswith(b"."):
+            chunk = chunk[1:]
+        at_start = complete
+        if not complete:
+            line_len += len(chunk)
+            prev_cr = chunk.endswith(b"\r")
+            if not result.too_big:
+                pieces.append(chunk)
+                if limit and result.size + line_len + 2 > limit:
+                    _overflow(result, pieces)
+            continue
+        if chunk.endswith(b"\r\n"):
+            tail = chunk[:-2]
+        elif chunk == b"\n" and prev_cr:
+            # The CR of this CRLF ended the previous piece of a long line.
+            tail = b""
+            line_len -= 1
+            if pieces:
+                pieces[-1] = pieces[-1][:-1]
+        else:
+            tail = chunk[:-1]
+            result.bare_lf = True
+        line_len += len(tail)
+        result.size += line_len + 2
+        if not result.too_big:
+            if limit and result.size > limit:
+                _overflow(result, pieces)
+            else:
+                pieces.append(tail)
+                result.lines.append(b"".join(pieces))
+        pieces.clear()
+        line_len = 0
+        prev_cr = False
+
+
+def _overflow(result: DataResult, pieces: list[bytes]) -> None:
+    """Past message_size_limit: keep reading, keep nothing."""
+    result.too_big = True
+    result.lines.clear()
+    pieces.clear()

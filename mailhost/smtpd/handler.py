@@ -1,0 +1,297 @@
+"""smtpd's decisions at MAIL, RCPT, VRFY and end of DATA.
+
+The protocol code (protocol.py) parses and sequences commands; for every
+decision that depends on policy it calls this handler, which calls the small
+policy modules: size limits here, sender ownership in sender.py, recipients
+in the resolver (through :class:`~mailhost.smtpd.seams.RecipientPolicy`), and
+the durable queue (:class:`~mailhost.smtpd.seams.QueueSink`).  It also writes
+the maillog lines that belong to those decisions (spec section 8):
+``NOQUEUE: reject: ...``, ``QID: client=...``, ``QID: message-id=<...>``,
+``QID: from=<...>, size=N, nrcpt=N (queue active)``.
+
+Order at RCPT follows Postfix 3.7 with smtpd_delay_reject = yes (spec 3.5):
+recipient limit, then sender restrictions, then the resolver; the queue file
+is opened (and its id logged) at the first accepted recipient, so later
+rejects in the same transaction are logged with the queue id.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+import shutil
+import time
+from dataclasses import dataclass
+
+from mailhost.errors import MailhostError
+from mailhost.log import logger
+from mailhost.offload import run_blocking
+from mailhost.smtpd import replies
+from mailhost.smtpd.data import DataResult
+from mailhost.smtpd.maillog import external_address, reject_line
+from mailhost.smtpd.paths import Path, format_param
+from mailhost.smtpd.received import protocol_name, received_header
+from mailhost.smtpd.replies import Reply
+from mailhost.smtpd.sasl import PasswordChecker
+from mailhost.smtpd.seams import (
+    ExpansionFailed,
+    FinalRecipient,
+    QueueSink,
+    RecipientPolicy,
+    Submission,
+)
+from mailhost.smtpd.sender import SenderPolicy
+from mailhost.smtpd.session import Session, Transaction
+from mailhost.smtpd.settings import SmtpdSettings, in_networks
+
+log = logger("smtpd")
+
+_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*)$", re.IGNORECASE)
+
+
+@dataclass
+class SmtpdHandler:
+    """Policy for one listener (one master.cf line's settings)."""
+
+    settings: SmtpdSettings
+    recipients: RecipientPolicy
+    queue: QueueSink
+    sender_policy: SenderPolicy
+    passwords: PasswordChecker | None
+    queue_directory: str | None = None
+
+    # -- logging -----------------------------------------------------------------
+
+    def log_reject(
+        self, session: Session, stage: str, reply: Reply | str, recipient: str | None = None
+    ) -> None:
+        txn = session.transaction
+        log.info(
+            "%s",
+            reject_line(
+                txn.queue_id if txn else None,
+                stage,
+                session.client,
+                str(reply),
+                sender=txn.sender if txn else None,
+                recipient=recipient,
+                protocol=session.protocol,
+                helo=session.helo,
+            ),
+        )
+
+    # -- MAIL ---------------------------------------------------------------------
+
+    async def mail(self, session: Session, path: Path) -> Reply:
+        declared = 0
+        smtputf8 = False
+        kept: list[tuple[str, str]] = []
+        for name, value in path.params:
+            upper = name.upper()
+            if upper == "SIZE" and value is not None:
+                if not value.isdigit():
+                    return replies.SIZE_SYNTAX
+                declared = int(value)
+            elif upper == "BODY" and value is not None and value.upper() in ("7BIT", "8BITMIME"):
+                kept.append(("BODY", value.upper()))
+            elif upper == "SMTPUTF8" and value is None and self.settings.smtputf8_enable:
+                smtputf8 = True
+                kept.append(("SMTPUTF8", ""))
+            elif upper == "AUTH" and value is not None:
+                continue  # RFC 4954 §5: accepted and not trusted
+            else:
+                return replies.unsupported_option(format_param(name, value))
+        limit = self.settings.message_size_limit
+        if limit and declared > limit:
+            session.transaction = Transaction(path.address)
+            self.log_reject(session, "MAIL", replies.SIZE_EXCEEDED)
+            session.transaction = None
+            return replies.SIZE_EXCEEDED
+        if not await self._enough_space(declared):
+            return replies.NO_DISK_SPACE
+        session.transaction = Transaction(
+            path.address, tuple(kept), declared_size=declared, smtputf8=smtputf8
+        )
+        return replies.MAIL_OK
+
+    async def _enough_space(self, declared: int) -> bool:
+        """Postfix smtpd_check_queue: refuse when the queue file system has less
+        than 1.5 x the declared size plus queue_minfree free."""
+        if self.queue_directory is None:
+            return True
+        need = int(1.5 * declared) + self.settings.queue_minfree
+        if need <= 0:
+            return True
+        try:
+            usage = await run_blocking(shutil.disk_usage, self.queue_directory)
+        except OSError:
+            return True
+        return usage.free >= need
+
+    # -- RCPT ---------------------------------------------------------------------
+
+    async def rcpt(self, session: Session, path: Path) -> tuple[Reply, bool]:
+        """(reply, counts as an error for the session's statistics)."""
+        txn = session.transaction
+        assert txn is not None
+        for name, value in path.params:
+            return replies.unsupported_option(format_param(name, value)), True
+        txn.rcpt_attempts += 1
+        if len(txn.recipients) >= self.settings.recipient_limit:
+            # Postfix counts these as errors only beyond the overshoot limit.
+            txn.excess += 1
+            return replies.TOO_MANY_RECIPIENTS, txn.excess > self.settings.recipient_overshoot_limit
+        recipient = path.address
+        reply = await self.sender_policy.check(
+            txn.sender, session.client_address, session.sasl_username
+        )
+        if reply is None:
+            reply = await self.recipients.check_recipient(recipient, txn.sender, session.info())
+        if reply is not None and reply.is_error:
+            self.log_reject(session, "RCPT", reply, recipient)
+            return reply, True
+        if txn.queue is None:
+            try:
+                txn.queue = await self.queue.open()
+            except OSError as exc:
+                log.warning("queue file open error: %s", exc)
+                return _queue_error(exc), True
+            extra = ""
+            if session.sasl_username:
+                extra = (
+                    f", sasl_method={session.sasl_method}, sasl_username={session.sasl_username}"
+                )
+            log.info("%s: client=%s%s", txn.queue.queue_id, session.client, extra)
+        txn.recipients.append(recipient)
+        return replies.RCPT_OK, False
+
+    # -- VRFY ---------------------------------------------------------------------
+
+    async def vrfy(self, session: Session, address: str) -> Reply:
+        txn = session.transaction
+        reply = await self.recipients.check_recipient(
+            address, txn.sender if txn else "", session.info()
+        )
+        if reply is not None and reply.is_error:
+            self.log_reject(session, "VRFY", reply, address)
+            return reply
+        return replies.vrfy_ok(address)
+
+    # -- end of DATA ----------------------------------------------------------------
+
+    async def message(self, session: Session, data: DataResult) -> Reply:
+        txn = session.transaction
+        assert txn is not None
+        assert txn.queue is not None
+        qid = txn.queue.queue_id
+        if data.bare_lf and self._bare_lf_rejected(session):
+            log.info(
+                "%s",
+                reject_line(
+                    qid, "END-OF-MESSAGE", session.client, "bare <LF> received",
+                    sender=txn.sender, recipient=txn.recipients[-1],
+                    protocol=session.protocol, helo=session.helo,
+                ),
+            )  # fmt: skip
+            await txn.queue.abort()
+            return replies.bare_newline(
+                self.settings.myhostname, self.settings.forbid_bare_newline_reject_code
+            )
+        if data.too_big:
+            log.warning("%s: queue file size limit exceeded", qid)
+            await txn.queue.abort()
+            return replies.MESSAGE_TOO_BIG
+        try:
+            finals = await self._expand(txn.recipients)
+        except ExpansionFailed as exc:
+            if exc.detail:
+                log.warning("%s: %s", qid, exc.detail)
+            await txn.queue.abort()
+            return exc.reply
+        header = received_header(
+            helo=session.helo,
+            client_name=session.client_name,
+            client_address=session.client_address,
+            hostname=self.settings.myhostname,
+            mail_name=self.settings.mail_name,
+            protocol=protocol_name(
+                esmtp=session.esmtp, tls=session.tls, authenticated=bool(session.sasl_username)
+            ),
+            queue_id=qid,
+            recipients=txn.recipients,
+        )
+        content = [line.encode("utf-8", "surrogateescape") for line in header.splitlines()]
+        content.extend(data.lines)
+        arrival = time.time()
+        submission = Submission(
+            queue_id=qid,
+            sender=txn.sender,
+            recipients=finals,
+            client=session.info(),
+            arrival_time=arrival,
+            mail_params=txn.mail_params,
+        )
+        try:
+            size = await txn.queue.commit(submission, content)
+        except (OSError, MailhostError) as exc:
+            log.warning("%s: queue file write error: %s", qid, exc)
+            await _quiet_abort(txn)
+            return _queue_error(exc) if isinstance(exc, OSError) else replies.QUEUE_WRITE_ERROR
+        log.info("%s: message-id=<%s>", qid, message_id(data.lines))
+        log.info(
+            "%s: from=<%s>, size=%d, nrcpt=%d (queue active)",
+            qid, external_address(txn.sender), size, len(finals),
+        )  # fmt: skip
+        return replies.queued(qid)
+
+    async def _expand(self, recipients: list[str]) -> tuple[FinalRecipient, ...]:
+        """Cleanup's virtual alias expansion, de-duplicated on (original, final)
+        (spec 3.4, enable_original_recipient = yes)."""
+        seen: set[tuple[str, str]] = set()
+        out: list[FinalRecipient] = []
+        for original in recipients:
+            for final in await self.recipients.expand(original):
+                key = (original.lower(), final.lower())
+                if key not in seen:
+                    seen.add(key)
+                    out.append(FinalRecipient(original, final))
+        return tuple(out)
+
+    def _bare_lf_rejected(self, session: Session) -> bool:
+        return self.settings.forbid_bare_newline == "reject" and not in_networks(
+            session.client_address, self.settings.forbid_bare_newline_exclusions
+        )
+
+
+def message_id(lines: list[bytes]) -> str:
+    """The Message-ID header's value without brackets ("" when absent), from
+    the header section only (up to the first empty line)."""
+    for index, line in enumerate(lines):
+        if not line:
+            break
+        match = _MESSAGE_ID.match(line)
+        if match is None:
+            continue
+        value = match.group(1)
+        for cont in lines[index + 1 :]:
+            if cont[:1] not in (b" ", b"\t"):
+                break
+            value += cont
+        text = value.decode("utf-8", "replace").strip()
+        return text[1:-1] if text.startswith("<") and text.endswith(">") else text
+    return ""
+
+
+def _queue_error(exc: OSError) -> Reply:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return replies.NO_DISK_SPACE
+    return replies.QUEUE_WRITE_ERROR
+
+
+async def _quiet_abort(txn: Transaction) -> None:
+    if txn.queue is None:
+        return
+    try:
+        await txn.queue.abort()
+    except (OSError, MailhostError) as exc:
+        log.warning("%s: cannot remove queue file: %s", txn.queue.queue_id, exc)

@@ -1,0 +1,553 @@
+"""The SMTP conversation: aiosmtpd's connection and TLS machinery with
+Postfix's command loop, replies and logging.
+
+aiosmtpd's own loop answers in its own words (``250 OK``, ``500 Command line
+too long``, no enhanced status codes), ends DATA on what its reader thinks is
+a line, and answers an exception with ``500`` plus the exception text.  This
+subclass keeps aiosmtpd's transport handling (connection_made/lost, the
+STARTTLS transport switch, the idle timer) and replaces the conversation:
+
+* every reply comes from :mod:`mailhost.smtpd.replies` (spec section 9);
+* command lines: at most ``line_length_limit`` bytes are kept (Postfix's
+  ``request longer than`` warning), bare LF follows smtpd_forbid_bare_newline,
+  invalid UTF-8 gets ``500 5.5.2 Error: bad UTF-8 syntax``;
+* DATA ends only on ``<CRLF>.<CRLF>`` (:mod:`mailhost.smtpd.data`);
+* errors count toward smtpd_soft_error_limit (a delay before each reply) and
+  smtpd_hard_error_limit (``421 4.7.0 HOST Error: too many errors``);
+* an unexpected exception answers ``451 4.3.0 Error: internal error`` and is
+  logged, never shown to the client;
+* maillog lines: connect, improper pipelining, lost connection/timeout/too many
+  errors ``after CMD``, and the disconnect statistics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, TLSSetupException
+
+from mailhost.errors import MailhostError
+from mailhost.log import logger
+from mailhost.smtpd import replies
+from mailhost.smtpd.data import read_data, read_piece
+from mailhost.smtpd.handler import SmtpdHandler
+from mailhost.smtpd.maillog import disconnect_line, printable, reject_line
+from mailhost.smtpd.paths import PathError, parse_mail, parse_rcpt
+from mailhost.smtpd.peer import client_name, normal_address
+from mailhost.smtpd.replies import Reply
+from mailhost.smtpd.sasl import (
+    LOGIN_PASSWORD_CHALLENGE,
+    LOGIN_USERNAME_CHALLENGE,
+    MECHANISMS,
+    SaslDecodeError,
+    decode_response,
+    plain_credentials,
+)
+from mailhost.smtpd.session import Session
+from mailhost.smtpd.settings import in_networks
+
+log = logger("smtpd")
+
+#: Commands allowed before STARTTLS at the encrypt level (spec 9).
+PRE_TLS = frozenset({"EHLO", "HELO", "STARTTLS", "NOOP", "QUIT"})
+#: Commands that count in the disconnect statistics under their own name.
+KNOWN = frozenset(
+    {"HELO", "EHLO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "VRFY", "QUIT"}
+)
+#: aiosmtpd texts that reach the wire from code we reuse (its STARTTLS switch).
+_AIOSMTPD_TEXTS = {"220 Ready to start TLS": str(replies.STARTTLS_READY)}
+
+
+class _NoHooks:
+    """aiosmtpd looks for ``handle_*``/``auth_*`` hooks on its handler; all of
+    the conversation is ours, so it gets none."""
+
+
+class ConnectionGate:
+    """What the server lets a session know about concurrency and shutdown."""
+
+    def admit(self, address: str) -> int | None:  # pragma: no cover - interface
+        """None to admit; else the client's current connection count (refused)."""
+        raise NotImplementedError
+
+    def release(self, address: str) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class SmtpdProtocol(SMTP):
+    #: The stream reader's buffer limit; command length is limited separately.
+    line_length_limit = 65536
+
+    def __init__(
+        self,
+        handler: SmtpdHandler,
+        *,
+        service: str,
+        tls_context: Any = None,
+        wrapped: bool = False,
+        gate: ConnectionGate | None = None,
+        on_close: Callable[[SmtpdProtocol], None] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.mh = handler
+        self.settings = handler.settings
+        self.service = service
+        self.wrapped = wrapped
+        self.gate = gate
+        self.on_close = on_close
+        self.state: Session | None = None
+        self.closing_reason: str | None = None
+        self.shutting_down = False
+        self.idle = False
+        super().__init__(
+            _NoHooks(),
+            data_size_limit=None,
+            enable_SMTPUTF8=True,
+            hostname=self.settings.myhostname,
+            tls_context=None if wrapped else tls_context,
+            timeout=self.settings.timeout,
+            auth_require_tls=False,
+            loop=loop or asyncio.get_running_loop(),
+        )
+        self.starttls_context = None if wrapped else tls_context
+
+    # -- wire --------------------------------------------------------------------
+
+    async def push(self, status: Any) -> None:
+        text = status.decode("utf-8", "replace") if isinstance(status, bytes) else str(status)
+        text = _AIOSMTPD_TEXTS.get(text, text)
+        self._writer.write(text.encode("utf-8", "surrogateescape") + b"\r\n")
+        await self._writer.drain()
+
+    async def reply(self, reply: Reply | str, *, error: bool | None = None) -> None:
+        """Send a reply; 4xx/5xx count as errors and are delayed past the soft limit."""
+        s = self.state
+        text = str(reply)
+        if s is not None:
+            if s.errors >= self.settings.soft_error_limit and self.settings.error_sleep_time > 0:
+                await asyncio.sleep(self.settings.error_sleep_time)
+            if error if error is not None else text[:1] in ("4", "5"):
+                s.errors += 1
+        await self.push(text)
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.error("internal error: %s: %s", type(error).__name__, error)
+        return str(replies.INTERNAL_ERROR)
+
+    def _timeout_cb(self) -> None:
+        """smtpd_timeout: tell the client, then close (Postfix: ``timeout after CMD``)."""
+        self.closing_reason = "timeout"
+        if self.transport is not None and not self.transport.is_closing():
+            reply = replies.timeout_exceeded(self.settings.myhostname)
+            self._writer.write(f"{reply}\r\n".encode())
+            self.transport.close()
+
+    def touch(self) -> None:
+        self._reset_timeout()
+
+    async def _read_line(self) -> tuple[bytes, bool, bool]:
+        """(line without terminator, ended in bare LF, was too long)."""
+        limit = self.settings.line_length_limit
+        kept: list[bytes] = []
+        size = 0
+        while True:
+            piece, complete = await read_piece(self._reader)
+            self.touch()
+            if size < limit:
+                kept.append(piece)
+            size += len(piece)
+            if complete:
+                break
+        line = b"".join(kept)
+        bare = not line.endswith(b"\r\n")
+        line = line[:-2] if not bare else line[:-1]
+        too_long = len(line) > limit
+        return line[:limit], bare, too_long
+
+    # -- the session ---------------------------------------------------------------
+
+    async def _handle_client(self) -> None:
+        assert self.session is not None
+        peer = self.session.peer
+        address = normal_address(str(peer[0])) if peer else "unknown"
+        port = int(peer[1]) if peer else 0
+        name = await client_name(address)
+        s = Session(name, address, port, log_port=self.settings.client_port_logging)
+        s.tls = self.wrapped
+        self.state = s
+        log.info("connect from %s", s.client)
+        admitted = False
+        try:
+            if self.gate is not None:
+                count = self.gate.admit(address)
+                if count is not None:
+                    log.warning(
+                        "Connection concurrency limit exceeded: %d from %s for service %s",
+                        count + 1, s.client, self.service,
+                    )  # fmt: skip
+                    await self.push(replies.too_many_connections(self.settings.myhostname, address))
+                    return
+                admitted = True
+            await self._converse(s)
+        except asyncio.CancelledError:
+            if self.closing_reason is None:
+                self.closing_reason = "lost connection"
+        except (ConnectionError, asyncio.IncompleteReadError):
+            self.closing_reason = self.closing_reason or "lost connection"
+        except TLSSetupException as exc:
+            cause = exc.__cause__ or exc
+            log.warning("SSL_accept error from %s: %s", s.client, cause)
+            self.closing_reason = "lost connection"
+        finally:
+            await self._finish(s, admitted)
+
+    async def _finish(self, s: Session, admitted: bool) -> None:
+        if self.closing_reason is not None:
+            log.info("%s after %s from %s", self.closing_reason, s.last_command, s.client)
+        txn = s.transaction
+        s.transaction = None
+        if txn is not None and txn.queue is not None:
+            with contextlib.suppress(OSError, MailhostError):
+                await txn.queue.abort()
+        if admitted and self.gate is not None:
+            self.gate.release(s.client_address)
+        log.info("%s", disconnect_line(s.client, s.stats))
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+        if self.on_close is not None:
+            self.on_close(self)
+
+    async def _converse(self, s: Session) -> None:
+        await self.push(replies.greeting(self.settings.banner))
+        await asyncio.sleep(0)
+        pending = bytes(self._reader._buffer)  # type: ignore[attr-defined]  # peek, not consume
+        if pending:
+            log.info(
+                "improper command pipelining after CONNECT from %s: %s",
+                s.client,
+                printable(pending),
+            )
+        while self.transport is not None and not self.transport.is_closing():
+            if s.errors >= self.settings.hard_error_limit:
+                self.closing_reason = "too many errors"
+                await self.push(replies.too_many_errors(self.settings.myhostname))
+                return
+            if self.shutting_down:
+                return
+            self.idle = True
+            try:
+                line, bare, too_long = await self._read_line()
+            finally:
+                self.idle = False
+            if bare and self._bare_lf_rejected(s):
+                reply = replies.bare_newline(
+                    self.settings.myhostname, self.settings.forbid_bare_newline_reject_code
+                )
+                log.info(
+                    "%s",
+                    reject_line(
+                        s.transaction.queue_id if s.transaction else None, s.last_command,
+                        s.client, "bare <LF> received", protocol=s.protocol, helo=s.helo,
+                        sender=s.transaction.sender if s.transaction else None,
+                    ),
+                )  # fmt: skip
+                await self.reply(reply)
+                return
+            if too_long:
+                log.warning(
+                    "%s: request longer than %d: %s...",
+                    s.client, self.settings.line_length_limit, line[:30].decode("latin-1"),
+                )  # fmt: skip
+            if not await self._one_command(s, line):
+                return
+
+    def _bare_lf_rejected(self, s: Session) -> bool:
+        return self.settings.forbid_bare_newline == "reject" and not in_networks(
+            s.client_address, self.settings.forbid_bare_newline_exclusions
+        )
+
+    async def _one_command(self, s: Session, line: bytes) -> bool:
+        """Run one command line; False ends the session."""
+        words = line.split()
+        if not words:
+            await self.reply(replies.BAD_SYNTAX)
+            return True
+        if self.settings.smtputf8_enable:
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                await self.reply(replies.BAD_UTF8)
+                return True
+        verb = words[0].decode("ascii", "replace").upper()
+        text = line.decode("utf-8", "surrogateescape")
+        arg = text.split(None, 1)[1] if len(words) > 1 else ""
+        name = verb if verb in KNOWN else "UNKNOWN"
+        s.last_command = name
+        method: Callable[[Session, str], Awaitable[bool | None]] | None = getattr(
+            self, f"cmd_{verb.lower()}", None
+        ) if name != "UNKNOWN" else None  # fmt: skip
+        if method is None:
+            s.stats.count("unknown", False)
+            await self.reply(replies.UNKNOWN_COMMAND)
+            return True
+        if self.settings.requires_tls and not s.tls and verb not in PRE_TLS:
+            s.stats.count(name.lower(), False)
+            await self.reply(replies.MUST_STARTTLS)
+            return True
+        errors_before = s.errors
+        try:
+            keep_going = await method(s, arg)
+        except (asyncio.CancelledError, ConnectionError, asyncio.IncompleteReadError):
+            raise
+        except TLSSetupException:
+            s.stats.count(name.lower(), False)
+            raise
+        except Exception as exc:
+            log.error(  # noqa: TRY400 - one maillog line, never a traceback
+                "%s: internal error in %s command: %s: %s", s.client, verb, type(exc).__name__, exc
+            )
+            await self.reply(replies.INTERNAL_ERROR)
+            s.stats.count(name.lower(), False)
+            return True
+        if not getattr(self, "_counted", False):
+            s.stats.count(name.lower(), s.errors == errors_before)
+        self._counted = False
+        return keep_going is not False
+
+    def count_as(self, s: Session, command: str, ok: bool) -> None:
+        """Record the statistics of this command explicitly (RCPT's 452 within the
+        overshoot limit is a success even though it is a 4xx)."""
+        s.stats.count(command, ok)
+        self._counted = True
+
+    # -- commands ------------------------------------------------------------------
+
+    async def cmd_helo(self, s: Session, arg: str) -> None:
+        if not arg:
+            await self.reply(replies.HELO_SYNTAX)
+            return
+        await self._reset_transaction(s)
+        s.helo, s.esmtp = arg.split(maxsplit=1)[0], False
+        await self.reply(Reply(250, "", self.settings.myhostname))
+
+    async def cmd_ehlo(self, s: Session, arg: str) -> None:
+        if not arg:
+            await self.reply(replies.EHLO_SYNTAX)
+            return
+        await self._reset_transaction(s)
+        s.helo, s.esmtp = arg.split(maxsplit=1)[0], True
+        lines = [self.settings.myhostname, *self.ehlo_keywords(s)]
+        text = "\r\n".join(f"250-{line}" for line in lines[:-1]) + f"\r\n250 {lines[-1]}"
+        await self.reply(text)
+
+    def ehlo_keywords(self, s: Session) -> list[str]:
+        """In Postfix's order (spec 9); ETRN, DSN and CHUNKING are not offered
+        because mailhost does not implement them."""
+        limit = self.settings.message_size_limit
+        words = ["PIPELINING", f"SIZE {limit}" if limit else "SIZE"]
+        if not self.settings.disable_vrfy:
+            words.append("VRFY")
+        if self.starttls_context is not None and not s.tls:
+            words.append("STARTTLS")
+        if self.auth_offered(s):
+            words.append("AUTH " + " ".join(MECHANISMS))
+            if self.settings.broken_sasl_auth_clients:
+                words.append("AUTH=" + " ".join(MECHANISMS))
+        words += ["ENHANCEDSTATUSCODES", "8BITMIME"]
+        if self.settings.smtputf8_enable:
+            words.append("SMTPUTF8")
+        return words
+
+    def auth_offered(self, s: Session) -> bool:
+        return (
+            self.settings.sasl_auth_enable
+            and self.mh.passwords is not None
+            and (s.tls or not self.settings.auth_needs_tls)
+        )
+
+    async def cmd_noop(self, s: Session, arg: str) -> None:
+        await self.reply(replies.OK)
+
+    async def cmd_rset(self, s: Session, arg: str) -> None:
+        if arg:
+            await self.reply(Reply(501, "5.5.4", "Syntax: RSET"))
+            return
+        await self._reset_transaction(s)
+        await self.reply(replies.OK)
+
+    async def cmd_quit(self, s: Session, arg: str) -> bool:
+        await self.reply(replies.BYE)
+        s.stats.count("quit", True)
+        self._counted = True
+        return False
+
+    async def _reset_transaction(self, s: Session) -> None:
+        txn, s.transaction = s.transaction, None
+        if txn is not None and txn.queue is not None:
+            await txn.queue.abort()
+
+    async def cmd_mail(self, s: Session, arg: str) -> None:
+        if self.settings.helo_required and s.helo is None:
+            await self.reply(replies.SEND_HELO_FIRST)
+            return
+        if s.transaction is not None:
+            await self.reply(replies.NESTED_MAIL)
+            return
+        try:
+            path = parse_mail(arg)
+        except PathError as exc:
+            if exc.reply is replies.BAD_SENDER:
+                log.warning(
+                    "Illegal address syntax from %s in MAIL command: %s", s.client, arg[5:].strip()
+                )
+            await self.reply(exc.reply)
+            return
+        await self.reply(await self.mh.mail(s, path))
+
+    async def cmd_rcpt(self, s: Session, arg: str) -> None:
+        if s.transaction is None:
+            await self.reply(replies.NEED_MAIL)
+            return
+        try:
+            path = parse_rcpt(arg)
+        except PathError as exc:
+            if exc.reply is replies.BAD_RECIPIENT:
+                log.warning(
+                    "Illegal address syntax from %s in RCPT command: %s", s.client, arg[3:].strip()
+                )
+            await self.reply(exc.reply)
+            return
+        reply, failed = await self.mh.rcpt(s, path)
+        self.count_as(s, "rcpt", not failed)
+        await self.reply(reply, error=failed)
+
+    async def cmd_vrfy(self, s: Session, arg: str) -> None:
+        if self.settings.disable_vrfy:
+            await self.reply(replies.VRFY_DISABLED)
+            return
+        if not arg:
+            await self.reply(replies.VRFY_SYNTAX)
+            return
+        address = arg.split(maxsplit=1)[0]
+        if address.startswith("<") and address.endswith(">"):
+            address = address[1:-1]
+        await self.reply(await self.mh.vrfy(s, address))
+
+    async def cmd_data(self, s: Session, arg: str) -> None:
+        txn = s.transaction
+        if txn is None or not txn.recipients:
+            await self.reply(replies.NEED_RCPT if txn is None else replies.NO_VALID_RECIPIENTS)
+            return
+        if arg:
+            await self.reply(replies.DATA_SYNTAX)
+            return
+        await self.reply(replies.DATA_GO_AHEAD)
+        data = await read_data(self._reader, self.settings.message_size_limit, on_line=self.touch)
+        # The queue write must finish even if the client goes away meanwhile:
+        # a file is either complete (and may be delivered) or aborted.
+        reply = await asyncio.shield(self.mh.message(s, data))
+        s.transaction = None
+        if not reply.is_error:
+            s.errors = 0  # Postfix forgives a client that delivered mail
+        await self.reply(reply)
+
+    async def cmd_starttls(self, s: Session, arg: str) -> None:
+        if arg:
+            await self.reply(replies.STARTTLS_SYNTAX)
+            return
+        if s.tls:
+            await self.reply(replies.TLS_ALREADY_ACTIVE)
+            return
+        if self.starttls_context is None:
+            await self.reply(
+                replies.TLS_NOT_AVAILABLE if self.settings.offers_tls else replies.NOT_IMPLEMENTED
+            )
+            return
+        await self._reset_transaction(s)
+        await self.smtp_STARTTLS("")  # aiosmtpd's transport switch; its 220 is mapped to ours
+        s.tls = True
+        s.reset_helo()
+
+    async def cmd_auth(self, s: Session, arg: str) -> None:
+        if not self.auth_offered(s):
+            await self.reply(replies.AUTH_NOT_ENABLED)
+            return
+        if s.transaction is not None:
+            await self.reply(replies.AUTH_IN_TRANSACTION)
+            return
+        if s.sasl_username:
+            await self.reply(replies.AUTH_ALREADY)
+            return
+        parts = arg.split()
+        if not 1 <= len(parts) <= 2:
+            await self.reply(replies.AUTH_SYNTAX)
+            return
+        mechanism = parts[0].upper()
+        initial = parts[1] if len(parts) == 2 else None
+        if mechanism not in MECHANISMS:
+            log.warning(
+                "%s: SASL %s authentication failed: Invalid authentication mechanism",
+                s.client,
+                mechanism,
+            )
+            await self.reply(replies.AUTH_BAD_MECHANISM)
+            return
+        try:
+            if mechanism == "PLAIN":
+                blob = decode_response(
+                    initial if initial is not None else await self._challenge("")
+                )
+                username, password = plain_credentials(blob)
+            else:
+                user_text = (
+                    initial
+                    if initial is not None
+                    else await self._challenge(LOGIN_USERNAME_CHALLENGE)
+                )
+                username = decode_response(user_text).decode("utf-8")
+                password = decode_response(await self._challenge(LOGIN_PASSWORD_CHALLENGE)).decode(
+                    "utf-8"
+                )
+        except _Aborted:
+            await self.reply(replies.AUTH_ABORTED)
+            return
+        except (SaslDecodeError, UnicodeDecodeError) as exc:
+            log.warning("%s: SASL %s authentication failed: %s", s.client, mechanism, exc)
+            await self.reply(
+                replies.auth_failed(str(exc) if isinstance(exc, SaslDecodeError) else "")
+            )
+            return
+        assert self.mh.passwords is not None
+        outcome = await self.mh.passwords.check(username, password, mechanism)
+        if outcome.failure is not None:
+            log.warning(
+                "%s: SASL %s authentication failed: %s, sasl_username=%s",
+                s.client, mechanism, outcome.failure, username,
+            )  # fmt: skip
+        else:
+            s.sasl_method, s.sasl_username = mechanism, username
+        await self.reply(outcome.reply)
+
+    async def _challenge(self, challenge: str) -> str:
+        await self.push(f"334 {challenge}")
+        line, _, _ = await self._read_line()
+        text = line.decode("ascii", "replace").strip()
+        if text == "*":
+            raise _Aborted
+        return text
+
+    # -- shutdown --------------------------------------------------------------------
+
+    def begin_shutdown(self) -> None:
+        """SIGTERM: an idle session is closed now; a busy one after its command."""
+        self.shutting_down = True
+        if self.idle and self.transport is not None:
+            self.closing_reason = self.closing_reason or "lost connection"
+            self.transport.close()
+
+
+class _Aborted(Exception):
+    """The client answered a SASL challenge with ``*`` (RFC 4954 §4)."""

@@ -1,0 +1,83 @@
+"""The state of one SMTP session and of its current mail transaction.
+
+Kept apart from the protocol code so the policy hooks (handler.py) and the
+wire code (protocol.py) share one plain object, and so RSET, a finished DATA
+and STARTTLS reset exactly the part RFC 5321 §4.1.1.5 / RFC 3207 §4.2 say.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from mailhost.smtpd.maillog import CommandStats, client_name
+from mailhost.smtpd.seams import ClientInfo, QueueTransaction
+
+
+@dataclass
+class Transaction:
+    """MAIL FROM .. end of DATA."""
+
+    sender: str
+    mail_params: tuple[tuple[str, str], ...] = ()
+    declared_size: int = 0
+    smtputf8: bool = False
+    recipients: list[str] = field(default_factory=list)
+    rcpt_attempts: int = 0
+    #: RCPT commands answered "too many recipients" so far (overshoot accounting).
+    excess: int = 0
+    queue: QueueTransaction | None = None
+
+    @property
+    def queue_id(self) -> str | None:
+        return self.queue.queue_id if self.queue is not None else None
+
+
+@dataclass
+class Session:
+    """One client connection."""
+
+    client_name: str
+    client_address: str
+    client_port: int
+    log_port: bool = False
+    helo: str | None = None
+    esmtp: bool = False
+    tls: bool = False
+    sasl_method: str | None = None
+    sasl_username: str | None = None
+    transaction: Transaction | None = None
+    stats: CommandStats = field(default_factory=CommandStats)
+    errors: int = 0
+    #: The last command word seen, for "lost connection after CMD".
+    last_command: str = "CONNECT"
+    started: float = field(default_factory=time.time)
+
+    @property
+    def client(self) -> str:
+        """``name[addr]`` (``:port`` with smtpd_client_port_logging)."""
+        return client_name(
+            self.client_name, self.client_address, self.client_port if self.log_port else None
+        )
+
+    @property
+    def protocol(self) -> str:
+        """``SMTP``/``ESMTP`` as logged in ``proto=`` (spec section 8)."""
+        return "ESMTP" if self.esmtp else "SMTP"
+
+    def info(self) -> ClientInfo:
+        return ClientInfo(
+            name=self.client_name,
+            address=self.client_address,
+            port=self.client_port,
+            helo=self.helo,
+            protocol=self.protocol,
+            sasl_method=self.sasl_method,
+            sasl_username=self.sasl_username,
+            tls=self.tls,
+        )
+
+    def reset_helo(self) -> None:
+        """After STARTTLS the client must say EHLO again (RFC 3207 §4.2)."""
+        self.helo = None
+        self.esmtp = False

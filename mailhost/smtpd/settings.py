@@ -1,0 +1,163 @@
+"""Every main.cf parameter smtpd reads, read once into a frozen view.
+
+One listener's Config (main.cf plus that master.cf line's ``-o`` overrides)
+goes in, typed values come out; the session code never parses a string.  A
+SIGHUP reload builds a new view and new sessions use it (sessions already
+running keep theirs, as Postfix's smtpd processes do until they exit).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from mailhost.config import Config
+from mailhost.config.lists import split_list
+from mailhost.log import logger
+
+log = logger("smtpd")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+TLS_LEVELS = ("none", "may", "encrypt")
+BARE_NEWLINE_MODES = ("no", "normalize", "yes", "reject")
+
+
+def parse_networks(parameter: str, value: str) -> tuple[Network, ...]:
+    """Address/CIDR entries of a network list (``1.2.3.0/24``, ``[::1]/128``,
+    ``127.0.0.1``).  Other forms (host names, ``/file``, ``type:table``) are not
+    supported here and are logged, so a mismatch is never silent."""
+    nets: list[Network] = []
+    for item in split_list(value):
+        text = item.replace("[", "").replace("]", "")
+        if text.startswith("!"):
+            log.warning("%s: negation is not supported here; ignoring %s", parameter, item)
+            continue
+        try:
+            nets.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            log.warning("%s: unsupported network list element; ignoring %s", parameter, item)
+    return tuple(nets)
+
+
+def in_networks(address: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip.version == net.version and ip in net for net in networks)
+
+
+@dataclass(frozen=True)
+class SmtpdSettings:
+    myhostname: str
+    mail_name: str
+    banner: str
+    helo_required: bool
+    disable_vrfy: bool
+    message_size_limit: int
+    queue_minfree: int
+    recipient_limit: int
+    recipient_overshoot_limit: int
+    timeout: float
+    error_sleep_time: float
+    soft_error_limit: int
+    hard_error_limit: int
+    connection_count_limit: int
+    event_limit_exceptions: tuple[Network, ...]
+    mynetworks: tuple[Network, ...]
+    line_length_limit: int
+    smtputf8_enable: bool
+    client_port_logging: bool
+    forbid_bare_newline: str
+    forbid_bare_newline_reject_code: int
+    forbid_bare_newline_exclusions: tuple[Network, ...]
+    # TLS
+    tls_security_level: str
+    tls_cert_file: str
+    tls_key_file: str
+    tls_auth_only: bool
+    tls_wrappermode: bool
+    # SASL and sender ownership
+    sasl_auth_enable: bool
+    sasl_password_maps: str
+    broken_sasl_auth_clients: bool
+    sender_login_maps: str
+    sender_restrictions: tuple[str, ...]
+    recipient_delimiter: str
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> SmtpdSettings:
+        level = cfg.get("smtpd_tls_security_level").strip().lower()
+        if not level:
+            # Postfix: the obsolete booleans apply when the level is not set.
+            if cfg.get_bool("smtpd_enforce_tls"):
+                level = "encrypt"
+            elif cfg.get_bool("smtpd_use_tls"):
+                level = "may"
+            else:
+                level = "none"
+        if level not in TLS_LEVELS:
+            log.warning("invalid smtpd_tls_security_level value: %s; using none", level)
+            level = "none"
+        bare = cfg.get("smtpd_forbid_bare_newline").strip().lower()
+        if bare not in BARE_NEWLINE_MODES:
+            log.warning("invalid smtpd_forbid_bare_newline value: %s; using normalize", bare)
+            bare = "normalize"
+        hard = cfg.get("smtpd_hard_error_limit").strip()
+        return cls(
+            myhostname=cfg.get("myhostname"),
+            mail_name=cfg.get("mail_name"),
+            banner=cfg.get("smtpd_banner"),
+            helo_required=cfg.get_bool("smtpd_helo_required"),
+            disable_vrfy=cfg.get_bool("disable_vrfy_command"),
+            message_size_limit=cfg.get_int("message_size_limit"),
+            queue_minfree=cfg.get_int("queue_minfree"),
+            recipient_limit=cfg.get_int("smtpd_recipient_limit"),
+            recipient_overshoot_limit=cfg.get_int("smtpd_recipient_overshoot_limit"),
+            timeout=cfg.get_time("smtpd_timeout"),
+            error_sleep_time=cfg.get_time("smtpd_error_sleep_time"),
+            soft_error_limit=cfg.get_int("smtpd_soft_error_limit"),
+            hard_error_limit=int(hard) if hard.isdigit() else 20,
+            connection_count_limit=cfg.get_int("smtpd_client_connection_count_limit"),
+            event_limit_exceptions=parse_networks(
+                "smtpd_client_event_limit_exceptions",
+                cfg.get("smtpd_client_event_limit_exceptions"),
+            ),
+            mynetworks=parse_networks("mynetworks", cfg.get("mynetworks")),
+            line_length_limit=cfg.get_int("line_length_limit"),
+            smtputf8_enable=cfg.get_bool("smtputf8_enable"),
+            client_port_logging=cfg.get_bool("smtpd_client_port_logging"),
+            forbid_bare_newline=bare,
+            forbid_bare_newline_reject_code=cfg.get_int("smtpd_forbid_bare_newline_reject_code"),
+            forbid_bare_newline_exclusions=parse_networks(
+                "smtpd_forbid_bare_newline_exclusions",
+                cfg.get("smtpd_forbid_bare_newline_exclusions"),
+            ),
+            tls_security_level=level,
+            tls_cert_file=cfg.get("smtpd_tls_cert_file"),
+            tls_key_file=cfg.get("smtpd_tls_key_file"),
+            tls_auth_only=cfg.get_bool("smtpd_tls_auth_only"),
+            tls_wrappermode=cfg.get_bool("smtpd_tls_wrappermode"),
+            sasl_auth_enable=cfg.get_bool("smtpd_sasl_auth_enable"),
+            sasl_password_maps=cfg.get("mailhost_sasl_password_maps"),
+            broken_sasl_auth_clients=cfg.get_bool("broken_sasl_auth_clients"),
+            sender_login_maps=cfg.get("smtpd_sender_login_maps"),
+            sender_restrictions=tuple(split_list(cfg.get("smtpd_sender_restrictions"))),
+            recipient_delimiter=cfg.get("recipient_delimiter"),
+        )
+
+    @property
+    def offers_tls(self) -> bool:
+        return self.tls_security_level != "none" or self.tls_wrappermode
+
+    @property
+    def requires_tls(self) -> bool:
+        return self.tls_security_level == "encrypt"
+
+    @property
+    def auth_needs_tls(self) -> bool:
+        """smtpd_tls_auth_only, which the encrypt level implies (postconf(5))."""
+        return self.tls_auth_only or self.requires_tls

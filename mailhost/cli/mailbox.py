@@ -116,8 +116,8 @@ def add(config_dir: Path | None, database_url: str | None, address: str, name: s
     stored = read_password(password_stdin, password_hash, scheme)
     new = mailboxes.NewMailbox(address, stored, name, quota, active=not inactive)
     with provisioning(config_dir, database_url) as session:
-        row = mailboxes.add_mailbox(session, new)
-        info = mailboxes.show_mailbox(session, row.username)
+        username = mailboxes.add_mailbox(session, new)
+        info = mailboxes.show_mailbox(session, username)
     if as_json:
         emit_json(info)
     else:
@@ -267,11 +267,13 @@ def quota(config_dir: Path | None, database_url: str | None, address: str, size:
 IMPORT_COLUMNS = ("address", "password", "password_hash", "name", "quota")
 
 
-def _import_rows(stream: TextIO, scheme: str) -> list[Any]:
-    """Parse the CSV (header line with ``address`` and ``password`` or
-    ``password_hash``; optional ``name``, ``quota``) into NewMailbox records."""
-    from mailhost.db import mailboxes, passwords  # noqa: PLC0415
+class ImportFailed(MailhostError):
+    exit_status = EX_DATAERR
 
+
+def _import_rows(stream: TextIO) -> list[dict[str, str]]:
+    """The CSV's records: a header line naming ``address`` and ``password`` or
+    ``password_hash``, optionally ``name`` and ``quota``."""
     reader = csv.DictReader(stream)
     fields = [f.strip().lower() for f in reader.fieldnames or []]
     unknown = [f for f in fields if f not in IMPORT_COLUMNS]
@@ -282,24 +284,28 @@ def _import_rows(stream: TextIO, scheme: str) -> list[Any]:
         )
     reader.fieldnames = fields
     records = []
-    for number, raw in enumerate(reader, start=2):
+    for raw in reader:
         row = {k: (v or "").strip() for k, v in raw.items() if k is not None}
-        try:
-            if row.get("password_hash"):
-                stored = passwords.check_importable(row["password_hash"])
-            elif row.get("password"):
-                stored = passwords.hash_password(row["password"], scheme)
-            else:
-                raise UsageError("no password")
-            size = parse_size(row["quota"]) if row.get("quota") else None
-        except (MailhostError, BadSize) as exc:
-            raise ImportFailed(f"line {number}: {exc}") from exc
-        records.append(mailboxes.NewMailbox(row["address"], stored, row.get("name", ""), size))
+        row["line"] = str(reader.line_num)
+        records.append(row)
     return records
 
 
-class ImportFailed(MailhostError):
-    exit_status = EX_DATAERR
+def _new_mailbox(row: dict[str, str], scheme: str) -> Any:
+    """One CSV record as a NewMailbox (hashing a plain password: the slow part)."""
+    from mailhost.db import mailboxes, passwords  # noqa: PLC0415
+
+    try:
+        if row.get("password_hash"):
+            stored = passwords.check_importable(row["password_hash"])
+        elif row.get("password"):
+            stored = passwords.hash_password(row["password"], scheme)
+        else:
+            raise UsageError("no password")
+        size = parse_size(row["quota"]) if row.get("quota") else None
+    except (MailhostError, BadSize) as exc:
+        raise ImportFailed(f"line {row['line']}: {exc}; nothing imported") from exc
+    return mailboxes.NewMailbox(row["address"], stored, row.get("name", ""), size)
 
 
 @mailbox.command("import")
@@ -312,21 +318,25 @@ def import_(config_dir: Path | None, database_url: str | None, csv_file: TextIO,
             scheme: str) -> None:  # fmt: skip
     """Add the mailboxes listed in CSV_FILE ('-' for stdin) in one transaction.
 
-    Any refused line rolls back the whole import."""
+    The header line names the columns: address, password (plain text, hashed
+    here) or password_hash, and optionally name and quota.  Any refused line
+    rolls back the whole import."""
     from mailhost.db import mailboxes  # noqa: PLC0415
 
-    records = _import_rows(csv_file, scheme)
-    if not records:
+    rows = _import_rows(csv_file)
+    if not rows:
         raise UsageError("no mailboxes in the file")
-    show_bar = sys.stderr.isatty()
-    with (
-        provisioning(config_dir, database_url) as session,
-        click.progressbar(records, label="adding mailboxes", file=sys.stderr,
-                          hidden=not show_bar) as bar,
-    ):  # fmt: skip
-        for number, new in enumerate(bar, start=2):
-            try:
-                mailboxes.add_mailbox(session, new)
-            except MailhostError as exc:
-                raise ImportFailed(f"line {number}: {exc}; nothing imported") from exc
-    click.echo(f"{len(records)} mailboxes added")
+    with click.progressbar(
+        rows, label="hashing passwords", file=sys.stderr, hidden=not sys.stderr.isatty()
+    ) as bar:
+        batch = [_new_mailbox(row, scheme) for row in bar]
+    try:
+        with provisioning(config_dir, database_url) as session:
+            mailboxes.add_mailboxes(session, batch, lambda i: f"line {rows[i]['line']}: ")
+    except ImportFailed:
+        raise
+    except MailhostError as exc:
+        failed = ImportFailed(f"{exc}; nothing imported")
+        failed.exit_status = exc.exit_status
+        raise failed from exc
+    click.echo(f"{len(batch)} mailboxes added")

@@ -83,7 +83,7 @@ class SmtpdHandler:
     # -- MAIL ---------------------------------------------------------------------
 
     async def mail(self, session: Session, path: Path) -> Reply:
-        declared = 0
+        declared = session.declared_size
         smtputf8 = False
         kept: list[tuple[str, str]] = []
         for name, value in path.params:
@@ -91,7 +91,7 @@ class SmtpdHandler:
             if upper == "SIZE" and value is not None:
                 if not value.isdigit():
                     return replies.SIZE_SYNTAX
-                declared = int(value)
+                declared = session.declared_size = int(value)
             elif upper == "BODY" and value is not None and value.upper() in ("7BIT", "8BITMIME"):
                 kept.append(("BODY", value.upper()))
             elif upper == "SMTPUTF8" and value is None and self.settings.smtputf8_enable:

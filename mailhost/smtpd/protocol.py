@@ -57,6 +57,9 @@ PRE_TLS = frozenset({"EHLO", "HELO", "STARTTLS", "NOOP", "QUIT"})
 KNOWN = frozenset(
     {"HELO", "EHLO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "VRFY", "QUIT"}
 )
+#: RFC 2920 §3.1: commands that end a pipelined group; input already waiting
+#: after one of them is logged once per session, as Postfix does.
+GROUP_END = frozenset({"EHLO", "HELO", "DATA", "VRFY", "QUIT", "NOOP", "STARTTLS", "AUTH"})
 #: aiosmtpd texts that reach the wire from code we reuse (its STARTTLS switch).
 _AIOSMTPD_TEXTS = {"220 Ready to start TLS": str(replies.STARTTLS_READY)}
 
@@ -102,6 +105,7 @@ class SmtpdProtocol(SMTP):
         self.closing_reason: str | None = None
         self.shutting_down = False
         self.idle = False
+        self.pipelining_logged = False
         super().__init__(
             _NoHooks(),
             data_size_limit=None,
@@ -198,8 +202,12 @@ class SmtpdProtocol(SMTP):
         except (ConnectionError, asyncio.IncompleteReadError):
             self.closing_reason = self.closing_reason or "lost connection"
         except TLSSetupException as exc:
-            cause = exc.__cause__ or exc
-            log.warning("SSL_accept error from %s: %s", s.client, cause)
+            cause = exc.__cause__
+            if cause is None or isinstance(cause, (ConnectionError, EOFError)) or not str(cause):
+                log.info("SSL_accept error from %s: lost connection", s.client)
+            else:
+                log.warning("TLS library problem: %s", cause)
+                log.info("SSL_accept error from %s: -1", s.client)
             self.closing_reason = "lost connection"
         finally:
             await self._finish(s, admitted)
@@ -223,13 +231,7 @@ class SmtpdProtocol(SMTP):
     async def _converse(self, s: Session) -> None:
         await self.push(replies.greeting(self.settings.banner))
         await asyncio.sleep(0)
-        pending = bytes(self._reader._buffer)  # type: ignore[attr-defined]  # peek, not consume
-        if pending:
-            log.info(
-                "improper command pipelining after CONNECT from %s: %s",
-                s.client,
-                printable(pending),
-            )
+        self._check_pipelining(s, "CONNECT")
         while self.transport is not None and not self.transport.is_closing():
             if s.errors >= self.settings.hard_error_limit:
                 self.closing_reason = "too many errors"
@@ -264,6 +266,20 @@ class SmtpdProtocol(SMTP):
             if not await self._one_command(s, line):
                 return
 
+    def _check_pipelining(self, s: Session, after: str) -> None:
+        """Log input that arrived before the reply it should have waited for."""
+        if self.pipelining_logged:
+            return
+        pending = bytes(self._reader._buffer)  # type: ignore[attr-defined]  # peek, not consume
+        if pending:
+            self.pipelining_logged = True
+            log.info(
+                "improper command pipelining after %s from %s: %s",
+                after,
+                s.client,
+                printable(pending),
+            )
+
     def _bare_lf_rejected(self, s: Session) -> bool:
         return self.settings.forbid_bare_newline == "reject" and not in_networks(
             s.client_address, self.settings.forbid_bare_newline_exclusions
@@ -286,6 +302,8 @@ class SmtpdProtocol(SMTP):
         arg = text.split(None, 1)[1] if len(words) > 1 else ""
         name = verb if verb in KNOWN else "UNKNOWN"
         s.last_command = name
+        if verb in GROUP_END:
+            self._check_pipelining(s, verb)
         method: Callable[[Session, str], Awaitable[bool | None]] | None = getattr(
             self, f"cmd_{verb.lower()}", None
         ) if name != "UNKNOWN" else None  # fmt: skip
@@ -385,6 +403,7 @@ class SmtpdProtocol(SMTP):
         return False
 
     async def _reset_transaction(self, s: Session) -> None:
+        s.declared_size = 0
         txn, s.transaction = s.transaction, None
         if txn is not None and txn.queue is not None:
             await txn.queue.abort()
@@ -450,6 +469,8 @@ class SmtpdProtocol(SMTP):
         # a file is either complete (and may be delivered) or aborted.
         reply = await asyncio.shield(self.mh.message(s, data))
         s.transaction = None
+        s.declared_size = 0
+        self.count_as(s, "data", not reply.is_error)
         if not reply.is_error:
             s.errors = 0  # Postfix forgives a client that delivered mail
         await self.reply(reply)

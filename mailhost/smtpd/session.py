@@ -49,6 +49,11 @@ class Session:
     transaction: Transaction | None = None
     stats: CommandStats = field(default_factory=CommandStats)
     errors: int = 0
+    #: The last SIZE= value (Postfix state->msg_size): it survives a rejected
+    #: MAIL command and is forgotten only by RSET, HELO/EHLO or the end of a
+    #: transaction, so a later MAIL without SIZE is judged by it (observed on
+    #: Postfix 3.7.11: SIZE=20000000 refused, then a plain MAIL is refused too).
+    declared_size: int = 0
     #: The last command word seen, for "lost connection after CMD".
     last_command: str = "CONNECT"
     started: float = field(default_factory=time.time)

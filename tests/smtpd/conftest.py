@@ -1,0 +1,180 @@
+"""One real server process per test module, listeners declared in master.cf.
+
+The server is mailhost.cli.serve.run_server (what ``mailhost serve`` runs)
+with the test seams of fakes.py; it listens on loopback ports chosen at start
+and logs maillog lines to a file the tests read.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import trustme
+
+from mailhost.db.passwords import hash_password
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: What every test server knows: the names recorded from Postfix use these.
+BASE_MAIN_CF = """\
+myhostname = mx.example.com
+mydomain = example.com
+mail_name = Postfix
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mydestination =
+mynetworks = 192.0.2.0/24
+virtual_mailbox_domains = example.com
+virtual_mailbox_maps = inline:{{bob@example.com=x, alice@example.com=y}}
+smtpd_error_sleep_time = 0
+message_size_limit = 100000
+smtpd_tls_cert_file = {cert}
+smtpd_tls_key_file = {key}
+smtpd_tls_security_level = may
+mailhost_sasl_password_maps = texthash:{passwd}
+smtpd_sender_login_maps = inline:{{bob@example.com=bob@example.com, alice@example.com=alice@example.com}}
+queue_directory = {queue}
+"""
+
+#: Listener name -> master.cf arguments after "smtpd".
+LISTENERS = {
+    "mx": "",
+    "submission": (
+        "-o smtpd_tls_security_level=encrypt -o smtpd_sasl_auth_enable=yes "
+        "-o smtpd_tls_auth_only=yes -o smtpd_sender_restrictions=reject_sender_login_mismatch"
+    ),
+    "submissions": "-o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes",
+    "plainauth": (
+        "-o smtpd_sasl_auth_enable=yes -o smtpd_tls_security_level=none "
+        "-o smtpd_sender_restrictions=reject_sender_login_mismatch"
+    ),
+    "strict": (
+        "-o smtpd_recipient_limit=3 -o smtpd_forbid_bare_newline=reject "
+        "-o smtpd_forbid_bare_newline_exclusions= -o disable_vrfy_command=yes "
+        "-o smtpd_helo_required=yes -o message_size_limit=2000 "
+        "-o smtpd_client_connection_count_limit=2 -o smtpd_client_event_limit_exceptions= "
+        "-o smtpd_hard_error_limit=5 -o smtpd_tls_security_level=none"
+    ),
+    "slow": "-o smtpd_timeout=1s -o smtpd_tls_security_level=none",
+    "encrypt": "-o smtpd_tls_security_level=encrypt",
+    "normalize": "-o smtpd_forbid_bare_newline=normalize",
+}
+
+PASSWORD = "s3cret pass"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    directory: Path
+    ports: dict[str, int]
+    ca: trustme.CA
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    extra_main_cf: str = ""
+    _log_offset: int = field(default=0)
+
+    @property
+    def queue(self) -> Path:
+        return self.directory / "queue"
+
+    def start(self) -> None:
+        self.mark()
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.smtpd.launcher", str(self.directory)],
+                cwd=ROOT,
+                stdout=log,
+                stderr=log,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+            )
+        self.wait_listening()
+
+    def wait_listening(self, timeout: float = 20.0) -> None:
+        """Until the server logs that every listener is open (or it died)."""
+        deadline = time.monotonic() + timeout
+        while "daemon started" not in self.new_log():
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start: {self.log()}")
+            time.sleep(0.02)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(20)
+        finally:
+            self.proc = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def mark(self) -> int:
+        """Remember the log's length; later ``new_log`` returns what came after."""
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        return self._log_offset
+
+    def new_log(self) -> str:
+        return self.log_path.read_bytes()[self._log_offset :].decode(errors="replace")
+
+    def wait_log(self, text: str, count: int = 1, timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self.new_log()
+            if current.count(text) >= count:
+                return current
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not logged; log:\n{current}")
+            time.sleep(0.02)
+
+
+def write_config(directory: Path, ca: trustme.CA, ports: dict[str, int], extra: str = "") -> None:
+    cert = ca.issue_cert("mx.example.com", "localhost", "127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(directory / "cert.pem"))
+    passwd = directory / "passwd"
+    passwd.write_text(
+        f"bob@example.com {hash_password(PASSWORD)}\nalice@example.com {hash_password(PASSWORD)}\n"
+    )
+    (directory / "main.cf").write_text(
+        BASE_MAIN_CF.format(
+            cert=directory / "cert.pem",
+            key=directory / "cert.pem",
+            passwd=passwd,
+            queue=directory / "queue",
+        )
+        + extra
+    )
+    master = ["# test listeners", "pickup unix n - n 60 1 pickup"]
+    for name, port in ports.items():
+        master.append(f"127.0.0.1:{port} inet n - n - - smtpd\n  {LISTENERS[name]}".rstrip())
+    (directory / "master.cf").write_text("\n".join(master) + "\n")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    directory = tmp_path_factory.mktemp("smtpd")
+    ca = trustme.CA()
+    ports = {name: free_port() for name in LISTENERS}
+    write_config(directory, ca, ports)
+    proc = ServerProcess(directory, ports, ca, directory / "maillog")
+    proc.start()
+    yield proc
+    if proc.proc is not None:
+        proc.stop()

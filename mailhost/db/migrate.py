@@ -14,6 +14,7 @@ tables: no PostfixAdmin row or column is touched.
 from __future__ import annotations
 
 import os
+import site
 import sys
 import warnings
 from dataclasses import dataclass
@@ -59,6 +60,8 @@ def migrations_dir() -> Path:
         candidates.append(Path(os.environ["MAILHOST_MIGRATIONS"]))
     candidates.append(Path(__file__).resolve().parents[2] / "migrations")  # source tree
     candidates.append(Path(sys.prefix) / "share" / "mailhost" / "migrations")  # pip install .
+    if site.USER_BASE:  # pip install --user .
+        candidates.append(Path(site.USER_BASE) / "share" / "mailhost" / "migrations")
     for path in candidates:
         if (path / "env.py").is_file():
             return path

@@ -252,3 +252,18 @@ def test_example_files_differ_only_in_dialect(kind):
     main_cf = (EXAMPLES / kind / "main.cf").read_text()
     for name in names:
         assert f"$config_directory/{name}" in main_cf
+
+
+def test_quickstart_queries_are_the_sqlite_examples():
+    from tests.provisioning.conftest import EXAMPLES
+
+    def queries(directory):
+        return {
+            p.name: [ln for ln in p.read_text().splitlines() if ln.startswith("query")]
+            for p in directory.glob("*.cf")
+            if p.name != "main.cf"
+        }
+
+    assert queries(EXAMPLES / "quickstart") == queries(EXAMPLES / "sqlite")
+    main_cf = (EXAMPLES / "quickstart" / "main.cf").read_text()
+    assert "mailhost_database_url = sqlite:///$data_directory/mailhost.sqlite" in main_cf

@@ -3,8 +3,8 @@
 SMTP smuggling (2023) abuses servers that also end DATA on ``<LF>.<LF>`` or
 ``<CR>.<CR>``; a second message hidden behind such a terminator is then
 accepted by one hop and not by another.  Here a line is a run of bytes ending
-in LF; only a line that is exactly ``.<CR><LF>`` ends DATA, so ``\\n.\\n`` and
-``\\r.\\r`` stay message text (what Postfix 3.7.11 does with
+in LF; only a line that is exactly ``.<CR><LF>`` and follows a CRLF ends
+DATA, so ``\\n.\\n``, ``\\n.\\r\\n`` and ``\\r.\\r`` stay message text (what Postfix 3.7.11 does with
 ``smtpd_forbid_bare_newline = normalize``).  With ``smtpd_forbid_bare_newline =
 reject`` a line ending in a bare LF makes the whole message fail with
 ``550 5.5.2 HOST Error: bare <LF> received`` once DATA is read; otherwise a bare
@@ -60,11 +60,14 @@ async def read_data(
     line_len = 0
     at_start = True
     prev_cr = False
+    # "." CRLF ends DATA only after a CRLF: "<LF>.<CRLF>" is text (Postfix 3.7.11
+    # with smtpd_forbid_bare_newline = normalize, recorded).
+    after_crlf = True
     while True:
         chunk, complete = await read_piece(reader)
         if on_line is not None:
             on_line()
-        if at_start and complete and chunk == _END:
+        if at_start and complete and chunk == _END and after_crlf:
             return result
         if at_start and chunk.startswith(b"."):
             chunk = chunk[1:]
@@ -77,6 +80,7 @@ async def read_data(
                 if limit and result.size + line_len + 2 > limit:
                     _overflow(result, pieces)
             continue
+        after_crlf = True
         if chunk.endswith(b"\r\n"):
             tail = chunk[:-2]
         elif chunk == b"\n" and prev_cr:
@@ -88,6 +92,7 @@ async def read_data(
         else:
             tail = chunk[:-1]
             result.bare_lf = True
+            after_crlf = False
         line_len += len(tail)
         result.size += line_len + 2
         if not result.too_big:

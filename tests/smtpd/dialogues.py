@@ -223,7 +223,7 @@ def smtpd_log_lines(text: str, tag: str) -> list[str]:
     """The kept lines after ``TAG[PID]: ``, queue ids replaced by ``QID``."""
     out = []
     for line in text.splitlines():
-        head, sep, rest = line.partition(f"{tag}[")
+        _head, sep, rest = line.partition(f"{tag}[")
         if not sep:
             continue
         message = rest.split("]: ", 1)[1]

@@ -1,0 +1,90 @@
+"""The DATA reader: only <CRLF>.<CRLF> ends a message, dot-unstuffing, the
+size count, bare LF detection, lines longer than the stream buffer."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailhost.smtpd.data import read_data
+
+# Message lines: any bytes except CR and LF (a line may start with dots).
+lines_strategy = st.lists(
+    st.binary(max_size=300).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")),
+    max_size=30,
+)
+
+
+def stuffed(lines: list[bytes]) -> bytes:
+    """RFC 5321 §4.5.2 transparency: a leading dot is doubled."""
+    return b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines)
+
+
+async def feed(data: bytes, limit: int = 0, buffer: int = 64) -> tuple[object, bytes]:
+    reader = asyncio.StreamReader(limit=buffer)
+    reader.feed_data(data)
+    reader.feed_eof()
+    result = await read_data(reader, limit)
+    rest = await reader.read()
+    return result, rest
+
+
+@given(lines_strategy, st.binary(max_size=50))
+@settings(max_examples=200, deadline=None)
+def test_round_trip_and_stops_at_terminator(lines: list[bytes], after: bytes) -> None:
+    result, rest = asyncio.run(feed(stuffed(lines) + b".\r\n" + after))
+    assert result.lines == lines
+    assert rest == after
+    assert result.size == sum(len(line) + 2 for line in lines)
+    assert not result.too_big
+    assert not result.bare_lf
+
+
+@given(lines_strategy, st.sampled_from([b"\n.\n", b"\r.\r", b"\r\n.\n", b"\n.\r\n", b"\r.\r\n"]))
+@settings(max_examples=100, deadline=None)
+def test_smuggling_terminators_are_text(lines: list[bytes], fake: bytes) -> None:
+    body = stuffed(lines) + b"X" + fake + b"MAIL FROM:<evil@x>\r\n"
+    result, rest = asyncio.run(feed(body + b".\r\n" + b"QUIT\r\n"))
+    assert rest == b"QUIT\r\n"
+    joined = b"\n".join(result.lines)
+    assert b"MAIL FROM:<evil@x>" in joined
+
+
+def test_bare_lf_is_a_line_end_and_flagged() -> None:
+    result, _ = asyncio.run(feed(b"a\nb\r\n.\r\n"))
+    assert result.lines == [b"a", b"b"]
+    assert result.bare_lf
+
+
+def test_bare_cr_stays_text() -> None:
+    result, _ = asyncio.run(feed(b"a\rb\r\n.\r\n"))
+    assert result.lines == [b"a\rb"]
+    assert not result.bare_lf
+
+
+@given(st.integers(min_value=1, max_value=5000), st.integers(min_value=16, max_value=200))
+@settings(max_examples=50, deadline=None)
+def test_long_lines_are_kept_whole(length: int, buffer: int) -> None:
+    line = b"x" * length
+    result, _ = asyncio.run(feed(line + b"\r\n.\r\n", buffer=buffer))
+    assert result.lines == [line]
+
+
+def test_crlf_split_across_buffer_boundary() -> None:
+    # The CR is the last byte the reader hands out before the LF.
+    line = b"y" * 63
+    result, _ = asyncio.run(feed(line + b"\r\nz\r\n.\r\n", buffer=64))
+    assert result.lines == [line, b"z"]
+    assert not result.bare_lf
+
+
+@given(lines_strategy, st.integers(min_value=1, max_value=3000))
+@settings(max_examples=100, deadline=None)
+def test_size_limit_reads_everything_keeps_nothing(lines: list[bytes], limit: int) -> None:
+    result, rest = asyncio.run(feed(stuffed(lines) + b".\r\nNOOP\r\n", limit))
+    total = sum(len(line) + 2 for line in lines)
+    assert rest == b"NOOP\r\n"
+    assert result.too_big == (total > limit)
+    assert result.lines == ([] if total > limit else lines)

@@ -67,6 +67,7 @@ LISTENERS = {
     "slow": "-o smtpd_timeout=1s -o smtpd_tls_security_level=none",
     "encrypt": "-o smtpd_tls_security_level=encrypt",
     "normalize": "-o smtpd_forbid_bare_newline=normalize",
+    "authonly": "-o smtpd_sasl_auth_enable=yes -o smtpd_tls_auth_only=yes",
 }
 
 PASSWORD = "s3cret pass"

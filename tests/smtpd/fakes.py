@@ -91,6 +91,8 @@ class VirtualPolicy:
     ) -> Reply | None:
         if recipient.lower() == "postmaster":
             return None
+        if recipient == "crash@example.com":
+            raise RuntimeError("a bug in a policy module")
         domain = recipient.rpartition("@")[2].lower()
         if domain in self.domains:
             try:

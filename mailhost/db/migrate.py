@@ -151,7 +151,7 @@ def _row_count(engine: Engine, table: str) -> int:
 def downgrade(engine: Engine, revision: str, *, force: bool = False) -> None:
     """Downgrade; going below revision 0001 drops PostfixAdmin's tables, so it
     needs ``force`` when they hold rows."""
-    if revision == "base" and not force:
+    if _drops_postfixadmin(engine, revision) and not force:
         try:
             tables = _tables(engine)
             rows = sum(_row_count(engine, t) for t in POSTFIXADMIN_TABLES if t in tables)
@@ -163,6 +163,20 @@ def downgrade(engine: Engine, revision: str, *, force: bool = False) -> None:
                 f"and their {rows} rows: use --force"
             )
     _run(engine, ("downgrade", revision))
+
+
+def _drops_postfixadmin(engine: Engine, revision: str) -> bool:
+    """Whether downgrading to ``revision`` (``base``, ``-N`` or an id) goes
+    below 0001, i.e. drops PostfixAdmin's tables."""
+    if revision == "base":
+        return True
+    if revision.startswith("-") and revision[1:].isdigit():
+        order = [r.revision for r in reversed(history())]
+        applied = current(engine)
+        if not applied or applied[0] not in order:
+            return False
+        return order.index(applied[0]) - int(revision[1:]) < 0
+    return False
 
 
 def stamp(engine: Engine, revision: str) -> None:

@@ -52,6 +52,11 @@ def test_downgrade_to_base_with_rows_needs_force(prov_db, cli):
         "alias_domain tables and their 1 rows: use --force\n"
     )
     assert snapshot(prov_db) == before
+    result = cli(prov_db, "db", "downgrade", "--", "-2")
+    assert result.exit_code == 65
+    assert snapshot(prov_db) == before
+    result = cli(prov_db, "db", "downgrade", "--", "-1")
+    assert result.stdout == "database at revision 0001\n"
     result = cli(prov_db, "db", "downgrade", "base", "--force")
     assert result.exit_code == 0, result.stderr
     assert _tables(prov_db) == set()

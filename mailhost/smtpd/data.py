@@ -4,7 +4,8 @@ SMTP smuggling (2023) abuses servers that also end DATA on ``<LF>.<LF>`` or
 ``<CR>.<CR>``; a second message hidden behind such a terminator is then
 accepted by one hop and not by another.  Here a line is a run of bytes ending
 in LF; only a line that is exactly ``.<CR><LF>`` and follows a CRLF ends
-DATA, so ``\\n.\\n``, ``\\n.\\r\\n`` and ``\\r.\\r`` stay message text (what Postfix 3.7.11 does with
+DATA, so ``\\n.\\n``, ``\\n.\\r\\n`` and ``\\r.\\r`` stay message text (what
+Postfix 3.7.11 does with
 ``smtpd_forbid_bare_newline = normalize``).  With ``smtpd_forbid_bare_newline =
 reject`` a line ending in a bare LF makes the whole message fail with
 ``550 5.5.2 HOST Error: bare <LF> received`` once DATA is read; otherwise a bare

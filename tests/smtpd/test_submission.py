@@ -28,21 +28,21 @@ def test_auth_over_plaintext_refused_with_tls_auth_only(
     server: ServerProcess, tls: ssl.SSLContext
 ) -> None:
     with smtplib.SMTP("127.0.0.1", server.ports["authonly"]) as client:
-        code, text = client.ehlo("client.test")
+        _code, text = client.ehlo("client.test")
         assert b"AUTH" not in text
         assert b"STARTTLS" in text
         assert client.docmd("AUTH", "PLAIN " + plain("bob@example.com", PASSWORD)) == (
             503, b"5.5.1 Error: authentication not enabled",
         )  # fmt: skip
         client.starttls(context=tls)
-        code, text = client.ehlo("client.test")
+        _code, text = client.ehlo("client.test")
         assert b"AUTH PLAIN LOGIN" in text
         assert client.login("bob@example.com", PASSWORD)[0] == 235
 
 
 def test_encrypt_level_refuses_everything_before_starttls(server: ServerProcess) -> None:
     with smtplib.SMTP("127.0.0.1", server.ports["submission"]) as client:
-        code, text = client.ehlo("client.test")
+        _code, text = client.ehlo("client.test")
         assert b"AUTH" not in text
         assert client.docmd("AUTH", "PLAIN " + plain("bob@example.com", PASSWORD)) == (
             530, b"5.7.0 Must issue a STARTTLS command first",
@@ -57,7 +57,7 @@ def test_starttls_then_auth_plain_and_send(server: ServerProcess, tls: ssl.SSLCo
     with smtplib.SMTP("127.0.0.1", server.ports["submission"]) as client:
         client.ehlo("client.test")
         assert client.starttls(context=tls) == (220, b"2.0.0 Ready to start TLS")
-        code, text = client.ehlo("client.test")
+        _code, text = client.ehlo("client.test")
         assert b"STARTTLS" not in text
         assert b"AUTH PLAIN LOGIN" in text
         assert client.docmd("STARTTLS") == (554, b"5.5.1 Error: TLS already active")
@@ -176,7 +176,7 @@ def test_smtplib_login_uses_initial_response(server: ServerProcess) -> None:
 
 def test_wrappermode_listener(server: ServerProcess, tls: ssl.SSLContext) -> None:
     with smtplib.SMTP_SSL("127.0.0.1", server.ports["submissions"], context=tls) as client:
-        code, text = client.ehlo("client.test")
+        _code, text = client.ehlo("client.test")
         assert b"STARTTLS" not in text
         assert b"AUTH PLAIN LOGIN" in text
         assert client.login("bob@example.com", PASSWORD)[0] == 235

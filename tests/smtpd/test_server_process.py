@@ -1,0 +1,239 @@
+"""The server as a process: connection limit, internal errors, swaks, SIGHUP
+reload without dropping sessions, SIGTERM, kill -9 durability."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from tests.smtpd.conftest import ServerProcess, free_port, write_config
+from tests.smtpd.dialogues import Reader
+from tests.smtpd.fakes import read_queue
+
+
+def start_server(directory: Path, names: list[str], extra: str = "") -> ServerProcess:
+    ca = trustme.CA()
+    ports = {name: free_port() for name in names}
+    write_config(directory, ca, ports, extra)
+    proc = ServerProcess(directory, ports, ca, directory / "maillog")
+    proc.start()
+    return proc
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Iterator[ServerProcess]:
+    proc = start_server(tmp_path, ["mx", "strict"])
+    yield proc
+    if proc.proc is not None:
+        proc.stop(signal.SIGKILL)
+
+
+def test_connection_count_limit(server: ServerProcess) -> None:
+    server.mark()
+    port = server.ports["strict"]
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+    try:
+        for sock in held:
+            assert Reader(sock).replies(1) == ["220 mx.example.com ESMTP Postfix"]
+        with socket.create_connection(("127.0.0.1", port)) as third:
+            assert Reader(third).replies(2) == [
+                "421 4.7.0 mx.example.com Error: too many connections from 127.0.0.1"
+            ]
+    finally:
+        for sock in held:
+            sock.close()
+    log = server.wait_log("disconnect from", count=3)
+    assert (
+        "warning: Connection concurrency limit exceeded: 3 from localhost[127.0.0.1] "
+        f"for service 127.0.0.1:{port}"
+    ) in log
+
+
+def test_internal_error_is_451_and_logged(server: ServerProcess) -> None:
+    server.mark()
+    with smtplib.SMTP("127.0.0.1", server.ports["mx"]) as client:
+        client.ehlo("client.test")
+        client.mail("a@client.test")
+        assert client.rcpt("crash@example.com") == (451, b"4.3.0 Error: internal error")
+        assert client.rcpt("bob@example.com") == (250, b"2.1.5 Ok")
+    log = server.wait_log("disconnect from")
+    assert (
+        "error: localhost[127.0.0.1]: internal error in RCPT command: RuntimeError: "
+        "a bug in a policy module"
+    ) in log
+    assert "Traceback" not in log
+
+
+@pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks is not installed")
+def test_swaks_delivers_and_sees_postfix_replies(server: ServerProcess) -> None:
+    run = subprocess.run(
+        [
+            "swaks", "--server", "127.0.0.1", "--port", str(server.ports["mx"]),
+            "--from", "tester@client.test", "--to", "bob@example.com",
+            "--helo", "client.test", "--header", "Subject: swaks",
+        ],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = run.stdout
+    assert "<-  220 mx.example.com ESMTP Postfix" in out
+    assert "<-  250 2.1.0 Ok" in out
+    assert "<-  250 2.1.5 Ok" in out
+    assert "<-  354 End data with <CR><LF>.<CR><LF>" in out
+    assert "<-  250 2.0.0 Ok: queued as " in out
+    assert "<-  221 2.0.0 Bye" in out
+    failing = subprocess.run(
+        [
+            "swaks", "--server", "127.0.0.1", "--port", str(server.ports["mx"]),
+            "--from", "tester@client.test", "--to", "nobody@example.com",
+        ],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert (
+        "<** 550 5.1.1 <nobody@example.com>: Recipient address rejected: "
+        "User unknown in virtual mailbox table"
+    ) in failing.stdout
+
+
+def test_sighup_reloads_without_dropping_sessions(fresh: ServerProcess) -> None:
+    with smtplib.SMTP("127.0.0.1", fresh.ports["mx"]) as old:
+        old.ehlo("client.test")
+        old.mail("tester@client.test")
+        main_cf = fresh.directory / "main.cf"
+        main_cf.write_text(main_cf.read_text() + "smtpd_banner = $myhostname ESMTP reloaded\n")
+        fresh.mark()
+        assert fresh.proc is not None
+        fresh.proc.send_signal(signal.SIGHUP)
+        fresh.wait_log("reload -- configuration")
+        # The session that was open keeps going with its configuration.
+        assert old.rcpt("bob@example.com") == (250, b"2.1.5 Ok")
+        assert old.data(b"Subject: during reload\r\n\r\nx\r\n")[0] == 250
+        with socket.create_connection(("127.0.0.1", fresh.ports["mx"])) as sock:
+            assert Reader(sock).replies(1) == ["220 mx.example.com ESMTP reloaded"]
+
+
+def test_broken_reload_keeps_running_configuration(fresh: ServerProcess) -> None:
+    master_cf = fresh.directory / "master.cf"
+    good = master_cf.read_text()
+    master_cf.write_text(good + "broken inet n - n\n")
+    fresh.mark()
+    assert fresh.proc is not None
+    fresh.proc.send_signal(signal.SIGHUP)
+    log = fresh.wait_log("reload failed")
+    assert "bad field count" in log
+    with socket.create_connection(("127.0.0.1", fresh.ports["mx"])) as sock:
+        assert Reader(sock).replies(1) == ["220 mx.example.com ESMTP Postfix"]
+
+
+def test_sigterm_is_a_clean_stop(fresh: ServerProcess) -> None:
+    idle = socket.create_connection(("127.0.0.1", fresh.ports["mx"]))
+    Reader(idle).replies(1)
+    fresh.mark()
+    assert fresh.stop(signal.SIGTERM) == 0
+    log = fresh.new_log()
+    assert "terminating on signal 15" in log
+    assert "disconnect from localhost[127.0.0.1] commands=0/0" in log
+    idle.close()
+
+
+def send_one(port: int, index: int, results: dict[int, str | None]) -> None:
+    """One client; records the queue id when the server said 250."""
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
+            client.ehlo("client.test")
+            client.mail(f"sender{index}@client.test")
+            client.rcpt("bob@example.com")
+            code, text = client.data(
+                f"Subject: message {index}\r\n\r\n".encode() + b"x" * 5000 + b"\r\n"
+            )
+            results[index] = text.decode().rsplit(" ", 1)[1] if code == 250 else None
+    except (OSError, smtplib.SMTPException):
+        results.setdefault(index, None)
+
+
+def test_kill_9_keeps_every_acknowledged_message(tmp_path: Path) -> None:
+    proc = start_server(tmp_path, ["mx"])
+    port = proc.ports["mx"]
+    results: dict[int, str | None] = {}
+    threads = [threading.Thread(target=send_one, args=(port, i, results)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    # Kill while clients are in flight: after a few acknowledgements.
+    proc.wait_log(": from=<", count=5, timeout=30)
+    assert proc.proc is not None
+    proc.proc.send_signal(signal.SIGKILL)
+    proc.proc.wait(10)
+    proc.proc = None
+    for thread in threads:
+        thread.join(30)
+    acknowledged = {qid for qid in results.values() if qid}
+    assert len(acknowledged) >= 5
+    proc.start()  # restart on the same queue
+    try:
+        queued = read_queue(proc.queue)
+        for qid in acknowledged:
+            envelope, body = queued[qid]
+            assert envelope["recipients"] == [["bob@example.com", "bob@example.com"]]
+            assert body.endswith(b"x" * 5000 + b"\n")
+        # Nothing half-written is visible as a message: every file parses and
+        # carries a complete body.
+        for envelope, body in queued.values():
+            assert body.endswith(b"x" * 5000 + b"\n")
+    finally:
+        proc.stop()
+
+
+@pytest.mark.db
+def test_database_outage_is_451_and_earlier_mail_is_intact(tmp_path: Path, pgsql_db) -> None:  # type: ignore[no-untyped-def]
+    from tests.smtpd.proxy import CuttableRelay
+
+    pgsql_db.execute(
+        [
+            "CREATE TABLE IF NOT EXISTS smtpd_outage_mailbox (username text, maildir text)",
+            "DELETE FROM smtpd_outage_mailbox",
+            "INSERT INTO smtpd_outage_mailbox VALUES ('bob@example.com', 'example.com/bob/')",
+        ]
+    )
+    relay = CuttableRelay(pgsql_db.port)
+    query = pgsql_db.query_file(
+        "SELECT maildir FROM smtpd_outage_mailbox WHERE username='%s'",
+        connect_timeout="2",
+        query_timeout="2",
+    ).replace(f"inet:{pgsql_db.host}:{pgsql_db.port}", f"inet:127.0.0.1:{relay.port}")
+    (tmp_path / "mailbox.cf").write_text(query)
+    proc = start_server(
+        tmp_path,
+        ["mx"],
+        f"virtual_mailbox_maps = pgsql:{tmp_path / 'mailbox.cf'}\nmailhost_table_cache_ttl = 0\n",
+    )
+    try:
+        with smtplib.SMTP("127.0.0.1", proc.ports["mx"], timeout=30) as client:
+            client.ehlo("client.test")
+            client.mail("tester@client.test")
+            assert client.rcpt("bob@example.com") == (250, b"2.1.5 Ok")
+            assert client.rcpt("nobody@example.com")[0] == 550
+            code, text = client.data(b"Subject: before the outage\r\n\r\nintact\r\n")
+            assert code == 250
+            qid = text.decode().rsplit(" ", 1)[1]
+            relay.cut()
+            client.mail("tester@client.test")
+            assert client.rcpt("bob@example.com") == (
+                451, b"4.3.0 <bob@example.com>: Temporary lookup failure",
+            )  # fmt: skip
+            assert client.rcpt("nobody@example.com") == (
+                451, b"4.3.0 <nobody@example.com>: Temporary lookup failure",
+            )  # fmt: skip
+        envelope, body = read_queue(proc.queue)[qid]
+        assert envelope["recipients"] == [["bob@example.com", "bob@example.com"]]
+        assert body.endswith(b"Subject: before the outage\n\nintact\n")
+    finally:
+        proc.stop()

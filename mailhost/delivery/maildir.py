@@ -1,0 +1,436 @@
+"""Maildir delivery: unique names, tmp → fsync → link into new/ → fsync new/.
+
+The recipe is D. J. Bernstein's (cr.yp.to/proto/maildir.html, spec 5.1) with
+the naming Dovecot uses so Dovecot never needs to stat() our files (spec 5.3):
+
+    new/<sec>.M<usec>P<pid>Q<n>R<random>.<host>,S=<size>,W=<vsize>
+
+``<host>`` is gethostname() with ``/`` and ``:`` written ``\\057``/``\\072``;
+``S=`` is the exact byte size of the file (LF line endings, prepended headers
+included) and ``W=`` its RFC822.SIZE (every bare LF counted as CRLF).
+
+Unlike virtual(8), which only fsyncs the file, we also fsync ``new/`` before
+reporting success: a 250 (and a ``status=sent``) means on disk (DESIGN rule 6).
+Missing maildirs are created with mode 0700 like Postfix does, owned by the
+recipient's uid/gid when we run as root.
+
+One message for several maildirs is written once: the staged tmp file is
+hard-linked into every ``new/`` on the same filesystem that belongs to the same
+owner (a file has one owner, and mode 0600 keeps other users out) and copied
+elsewhere.  Copies can only share a file when their prepended headers are
+identical; ``header_mode="shared"`` makes that so for a multi-recipient batch
+by leaving out the per-recipient X-Original-To/Delivered-To, the choice Dovecot
+LMTP makes (``lmtp_hdr_delivery_address`` is "none" for several recipients).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import itertools
+import os
+import re
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from mailhost.delivery.headers import delivery_headers, is_delivery_loop, loop_text
+from mailhost.delivery.status import (
+    DeliveryError,
+    DeliveryStatus,
+    create_error_dsn,
+    strerror,
+    write_error_dsn,
+)
+from mailhost.fsutil import fsync_dir
+from mailhost.log import logger
+from mailhost.offload import run_blocking
+
+log = logger("delivery.maildir")
+
+_SUBDIRS = ("tmp", "new", "cur")
+_FLAG_LETTERS = frozenset("DFPRST")
+_NAME_RETRIES = 10
+
+
+# -- names -------------------------------------------------------------------
+
+
+def escape_hostname(host: str) -> str:
+    """The host part of a unique name: ``/`` and ``:`` may not appear (5.1)."""
+    return host.replace("/", "\\057").replace(":", "\\072")
+
+
+class UniqueNames:
+    """Maildir unique names for this process: ``M`` and the seconds come from
+    one clock reading, ``P`` is the pid, ``Q`` counts names made by this
+    process and ``R`` adds 64 random bits, so names never repeat even within
+    one microsecond or across a fork."""
+
+    def __init__(self, hostname: str | None = None) -> None:
+        self.host = escape_hostname(hostname or socket.gethostname())
+        self._count = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def next(self) -> str:
+        ns = time.time_ns()
+        with self._lock:
+            n = next(self._count)
+        sec, usec = divmod(ns // 1000, 1_000_000)
+        return f"{sec}.M{usec}P{os.getpid()}Q{n}R{secrets.token_hex(8)}.{self.host}"
+
+
+#: The process-wide name source.
+NAMES = UniqueNames()
+
+
+def vsize(content: bytes) -> int:
+    """RFC822.SIZE of LF-terminated content: each bare LF counts as CRLF."""
+    return len(content) + content.count(b"\n") - content.count(b"\r\n")
+
+
+def sized_name(unique: str, size: int, virtual_size: int) -> str:
+    return f"{unique},S={size},W={virtual_size}"
+
+
+@dataclass(frozen=True)
+class MaildirFileInfo:
+    """What a maildir file name says: base name, ``S=``/``W=`` and flags."""
+
+    base: str
+    size: int | None
+    vsize: int | None
+    flags: str
+
+
+def _field(base: str, key: str) -> int | None:
+    # Dovecot accepts ,S=/,W= only when the digits run to ',' or the end of
+    # the base name (the ':' info was split off already).
+    m = re.search(rf",{key}=([0-9]+)(?=,|$)", base)
+    return int(m.group(1)) if m else None
+
+
+def parse_filename(name: str) -> MaildirFileInfo:
+    """Split ``1.M1P1.h,S=36,W=41:2,S`` into its parts (spec 5.1, 5.2)."""
+    base, sep, info = name.partition(":")
+    flags = ""
+    if sep and info.startswith("2,"):
+        flags = info[2:].split(",", 1)[0]
+    return MaildirFileInfo(base, _field(base, "S"), _field(base, "W"), flags)
+
+
+def info_suffix(flags: str) -> str:
+    """``:2,`` plus the standard flags in ASCII order (``SRF`` → ``:2,FRS``);
+    Dovecot's keyword letters a–z follow them."""
+    std = sorted(set(flags) & _FLAG_LETTERS)
+    keywords = sorted({f for f in flags if "a" <= f <= "z"})
+    return ":2," + "".join(std + keywords)
+
+
+# -- directories ---------------------------------------------------------------
+
+
+def _chown(path: Path | int, uid: int | None, gid: int | None) -> None:
+    # Postfix writes with the recipient's effective ids; one Python process
+    # cannot switch ids per thread, so as root we hand created files over.
+    if uid is None or os.geteuid() != 0:
+        return
+    if isinstance(path, int):
+        os.fchown(path, uid, gid if gid is not None else -1)
+    else:
+        os.chown(path, uid, gid if gid is not None else -1, follow_symlinks=False)
+
+
+def make_dirs(path: Path, uid: int | None, gid: int | None) -> None:
+    """Create ``path`` and its missing parents, mode 0700, owned by uid/gid."""
+    missing: list[Path] = []
+    probe = path
+    while not probe.is_dir():
+        if probe.exists() or probe.is_symlink():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(probe))
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            continue  # a concurrent delivery made it first
+        _chown(directory, uid, gid)
+
+
+def ensure_maildir(maildir: Path, uid: int | None = None, gid: int | None = None) -> None:
+    """Make ``maildir/{tmp,new,cur}`` exist (virtual(8) creates them on demand)."""
+    for sub in _SUBDIRS:
+        if not (maildir / sub).is_dir():
+            make_dirs(maildir / sub, uid, gid)
+
+
+# -- staging and publishing ------------------------------------------------------
+
+
+@dataclass
+class StagedMessage:
+    """A message written and fsynced once in some maildir's ``tmp/``."""
+
+    path: Path
+    size: int
+    vsize: int
+    dev: int
+    uid: int | None
+    gid: int | None
+    content: bytes = field(repr=False)
+
+
+def _write_all(fd: int, content: bytes) -> None:
+    view = memoryview(content)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def stage(
+    maildir: Path,
+    content: bytes,
+    *,
+    uid: int | None = None,
+    gid: int | None = None,
+    file_size_limit: int = 0,
+    names: UniqueNames = NAMES,
+) -> StagedMessage:
+    """Write ``content`` to ``maildir/tmp/<unique>`` (O_EXCL, 0600) and fsync it.
+
+    ``file_size_limit`` is virtual_mailbox_limit, which virtual(8) applies as a
+    per-file size limit (RLIMIT_FSIZE, spec 4.3): exceeding it is EFBIG, 5.2.2.
+    """
+    try:
+        ensure_maildir(maildir, uid, gid)
+    except OSError as exc:
+        raise _create_error(maildir, exc, uid, gid) from exc
+    size, vsz = len(content), vsize(content)
+    for _ in range(_NAME_RETRIES):
+        tmp = maildir / "tmp" / sized_name(names.next(), size, vsz)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            continue  # never overwrite: pick another name (spec 5.4)
+        except OSError as exc:
+            raise _create_error(tmp, exc, uid, gid) from exc
+        break
+    else:
+        raise DeliveryError("4.2.0", f"create maildir file {tmp}: {os.strerror(errno.EEXIST)}")
+    try:
+        try:
+            _chown(fd, uid, gid)
+            if file_size_limit and size > file_size_limit:
+                raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+            _write_all(fd, content)
+            os.fsync(fd)
+            dev = os.fstat(fd).st_dev
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DeliveryError(
+            write_error_dsn(exc), f"maildir delivery failed: error writing message: {strerror(exc)}"
+        ) from exc
+    return StagedMessage(tmp, size, vsz, dev, uid, gid, content)
+
+
+def _create_error(path: Path, exc: OSError, uid: int | None, gid: int | None) -> DeliveryError:
+    if exc.errno == errno.EACCES:
+        # virtual(8)'s hints for the most common set-up mistake.
+        log.warning("maildir access problem for UID/GID=%s/%s: %s", uid, gid, strerror(exc))
+        log.warning("perhaps you need to create the maildirs in advance")
+    return DeliveryError(
+        create_error_dsn(exc),
+        f"maildir delivery failed: create maildir file {path}: {strerror(exc)}",
+    )
+
+
+def publish(
+    staged: StagedMessage,
+    maildir: Path,
+    *,
+    uid: int | None = None,
+    gid: int | None = None,
+    names: UniqueNames = NAMES,
+) -> Path:
+    """Make ``staged`` appear in ``maildir/new`` and fsync ``new/``.
+
+    Same filesystem and owner → hard link; otherwise a fresh copy is staged in
+    that maildir and renamed into place.  The staged file itself stays.
+    """
+    ensure_maildir(maildir, uid, gid)
+    new = maildir / "new"
+    source = staged
+    own_copy = False
+    if os.stat(new).st_dev != staged.dev or (uid, gid) != (staged.uid, staged.gid):
+        source = stage(maildir, staged.content, uid=uid, gid=gid, names=names)
+        own_copy = True
+    try:
+        for _ in range(_NAME_RETRIES):
+            target = new / sized_name(names.next(), source.size, source.vsize)
+            try:
+                os.link(source.path, target)
+            except FileExistsError:
+                continue
+            break
+        else:
+            raise OSError(errno.EEXIST, os.strerror(errno.EEXIST), str(new))
+        fsync_dir(new)
+    except OSError as exc:
+        raise DeliveryError(
+            write_error_dsn(exc), f"maildir delivery failed: error writing message: {strerror(exc)}"
+        ) from exc
+    finally:
+        if own_copy:
+            source.path.unlink(missing_ok=True)
+    return target
+
+
+def discard(staged: StagedMessage) -> None:
+    """Remove the tmp name once every copy is linked (or on failure)."""
+    with contextlib.suppress(FileNotFoundError):
+        staged.path.unlink()
+
+
+# -- delivering to recipients -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MaildirTarget:
+    """One recipient's maildir and ownership."""
+
+    maildir: Path
+    recipient: str
+    original_recipient: str = ""
+    uid: int | None = None
+    gid: int | None = None
+
+
+@dataclass(frozen=True)
+class MaildirResult:
+    target: MaildirTarget
+    status: DeliveryStatus
+    path: Path | None = None
+
+
+#: Hook run around publishing one copy (the quota guard): entered before the
+#: link (may raise DeliveryError to refuse), exited after it succeeded.
+Guard = Callable[[MaildirTarget, StagedMessage], AbstractContextManager[object]]
+
+HeaderMode = Literal["postfix", "shared"]
+
+DELIVERED = DeliveryStatus("2.0.0", "delivered to maildir")
+
+
+def prepared_content(
+    message: bytes, sender: str, target: MaildirTarget, *, mode: HeaderMode, batch: int
+) -> bytes:
+    """Prepended headers + message, normalised to LF line endings."""
+    per_rcpt = mode == "postfix" or batch == 1
+    head = delivery_headers(
+        sender,
+        target.recipient,
+        target.original_recipient,
+        original_to=per_rcpt,
+        delivered_to=per_rcpt,
+    )
+    return head + message.replace(b"\r\n", b"\n")
+
+
+def deliver_maildirs_sync(
+    message: bytes,
+    sender: str,
+    targets: Sequence[MaildirTarget],
+    *,
+    header_mode: HeaderMode = "postfix",
+    file_size_limit: int = 0,
+    guard: Guard | None = None,
+    names: UniqueNames = NAMES,
+) -> list[MaildirResult]:
+    """Deliver ``message`` to every target; one result per target, in order."""
+    results: dict[int, MaildirResult] = {}
+    groups: dict[tuple[bytes, int | None, int | None], list[int]] = {}
+    for i, target in enumerate(targets):
+        if is_delivery_loop(message, target.recipient):
+            results[i] = MaildirResult(target, DeliveryStatus("5.4.6", loop_text(target.recipient)))
+            continue
+        content = prepared_content(message, sender, target, mode=header_mode, batch=len(targets))
+        groups.setdefault((content, target.uid, target.gid), []).append(i)
+    for (content, uid, gid), members in groups.items():
+        staged: StagedMessage | None = None
+        try:
+            for i in members:
+                target = targets[i]
+                try:
+                    if staged is None:
+                        staged = stage(
+                            target.maildir,
+                            content,
+                            uid=uid,
+                            gid=gid,
+                            file_size_limit=file_size_limit,
+                            names=names,
+                        )
+                    with guard(target, staged) if guard else contextlib.nullcontext():
+                        path = publish(staged, target.maildir, uid=uid, gid=gid, names=names)
+                    results[i] = MaildirResult(target, DELIVERED, path)
+                except DeliveryError as exc:
+                    results[i] = MaildirResult(target, exc.status)
+                except OSError as exc:
+                    status = DeliveryStatus(
+                        create_error_dsn(exc),
+                        f"maildir delivery failed: create maildir file {target.maildir}: "
+                        f"{strerror(exc)}",
+                    )
+                    results[i] = MaildirResult(target, status)
+        finally:
+            if staged is not None:
+                discard(staged)
+    return [results[i] for i in range(len(targets))]
+
+
+async def deliver_maildirs(
+    message: bytes,
+    sender: str,
+    targets: Sequence[MaildirTarget],
+    *,
+    header_mode: HeaderMode = "postfix",
+    file_size_limit: int = 0,
+    guard: Guard | None = None,
+) -> list[MaildirResult]:
+    """:func:`deliver_maildirs_sync` off the event loop."""
+    return await run_blocking(
+        lambda: deliver_maildirs_sync(
+            message,
+            sender,
+            targets,
+            header_mode=header_mode,
+            file_size_limit=file_size_limit,
+            guard=guard,
+        )
+    )
+
+
+async def deliver_maildir(
+    message: bytes,
+    sender: str,
+    target: MaildirTarget,
+    *,
+    file_size_limit: int = 0,
+    guard: Guard | None = None,
+) -> MaildirResult:
+    """One recipient, headers exactly as virtual(8) writes them."""
+    (result,) = await deliver_maildirs(
+        message, sender, [target], file_size_limit=file_size_limit, guard=guard
+    )
+    return result

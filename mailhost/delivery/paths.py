@@ -1,0 +1,78 @@
+"""From a ``virtual_mailbox_maps`` result to a mailbox path that is safe to write.
+
+Postfix concatenates ``virtual_mailbox_base + "/" + result`` without any
+check (spec 4.2).  mailhost deliberately deviates: a result that is absolute,
+contains a ``..`` component or resolves (through symlinks too) outside the
+base is refused — the recipient is deferred with 4.3.5 and the refusal is
+logged as an error, so a poisoned ``mailbox.maildir`` column can never make
+the delivery agent write elsewhere.  A trailing ``/`` means Maildir,
+otherwise an mbox file (virtual(8)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailhost.delivery.status import CONFIG_ERROR, DeliveryError
+from mailhost.errors import ConfigError
+from mailhost.fsutil import UnsafePathError, safe_join
+from mailhost.log import logger
+
+log = logger("delivery")
+
+
+@dataclass(frozen=True)
+class MailboxPath:
+    """Where one recipient's mail goes."""
+
+    path: Path
+    maildir: bool
+
+    @property
+    def kind(self) -> str:
+        return "maildir" if self.maildir else "mailbox"
+
+
+def check_mailbox_base(value: str) -> Path:
+    """``virtual_mailbox_base`` must be an absolute path; virtual(8) dies with
+    this exact text otherwise (an empty value included) and mail stays queued."""
+    if not value.startswith("/"):
+        raise ConfigError(f"do not specify relative pathname: virtual_mailbox_base = {value}")
+    return Path(value)
+
+
+def mailbox_path(base: str | Path, result: str, recipient: str = "") -> MailboxPath:
+    """The mailbox for a ``virtual_mailbox_maps`` ``result``.
+
+    Raises :class:`DeliveryError` 4.3.5 (deferred) for an empty or unsafe
+    result, logging why with the recipient and the offending value.
+    """
+    base_path = check_mailbox_base(str(base))
+    who = f"recipient {recipient}: " if recipient else ""
+    if not result.strip():
+        log.warning("%sempty result from virtual_mailbox_maps", who)
+        raise DeliveryError(CONFIG_ERROR.dsn, CONFIG_ERROR.text)
+    maildir = result.endswith("/")
+    relative = result.rstrip("/") if maildir else result
+    if not relative:
+        # "/" alone would be the base itself: never a mailbox.
+        log.error("%srefusing mailbox path %r outside %s", who, result, base_path)
+        raise DeliveryError(CONFIG_ERROR.dsn, CONFIG_ERROR.text)
+    try:
+        path = safe_join(base_path, relative)
+    except UnsafePathError as exc:
+        # A log line, not a traceback: the reason is in the text (DESIGN rule 12).
+        log.error(  # noqa: TRY400
+            "%srefusing mailbox path %r from virtual_mailbox_maps: %s "
+            "(virtual_mailbox_base = %s); mail deferred",
+            who,
+            result,
+            exc,
+            base_path,
+        )
+        raise DeliveryError(CONFIG_ERROR.dsn, CONFIG_ERROR.text) from exc
+    if path == base_path.resolve():
+        log.error("%srefusing mailbox path %r: it is the base itself", who, result)
+        raise DeliveryError(CONFIG_ERROR.dsn, CONFIG_ERROR.text)
+    return MailboxPath(path, maildir)

@@ -1,0 +1,215 @@
+"""Quota at delivery time: check, write and account for a message under a
+per-mailbox lock, then deliver the warnings it triggered.
+
+For each target maildir the guard (a :data:`mailhost.delivery.maildir.Guard`)
+takes an exclusive ``flock`` on the maildir directory itself — no extra file
+for Dovecot to trip over — reads the usage through ``maildirsize`` (the
+number Dovecot uses), asks :func:`mailhost.quota.policy.decide`, lets the
+message be linked into ``new/``, and appends the ``<size> 1`` delta before the
+lock is released.  Check and write are therefore one step: concurrent
+deliveries, in this process or another mailhost process, see each other's
+usage and never overshoot the limit (at most one message with a grace).  An
+asyncio lock per maildir keeps waiting deliveries from occupying threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mailhost.delivery.maildir import (
+    HeaderMode,
+    MaildirResult,
+    MaildirTarget,
+    StagedMessage,
+    deliver_maildirs_sync,
+    ensure_maildir,
+)
+from mailhost.delivery.status import DeliveryError
+from mailhost.log import logger
+from mailhost.offload import run_blocking
+from mailhost.quota.maildirsize import QuotaLimits, QuotaState, Usage, append_delta, read_quota
+from mailhost.quota.policy import QuotaPolicy, decide
+from mailhost.quota.warning import warning_message
+
+log = logger("quota")
+
+
+@dataclass(frozen=True)
+class QuotaTarget:
+    """A maildir delivery with the limits that apply to it."""
+
+    target: MaildirTarget
+    limits: QuotaLimits
+
+
+@dataclass(frozen=True)
+class QuotaWarning:
+    target: MaildirTarget
+    percent: int
+    limits: QuotaLimits
+    usage: Usage
+
+
+@contextlib.contextmanager
+def maildir_lock(maildir: Path) -> Iterator[None]:
+    """Exclusive flock on the maildir directory (blocks the calling thread)."""
+    fd = os.open(maildir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+@dataclass
+class QuotaGuard:
+    """Guard for :func:`deliver_maildirs_sync` enforcing per-maildir limits."""
+
+    limits: Mapping[Path, QuotaLimits]
+    policy: QuotaPolicy
+    forced: bool = True
+    enforce: bool = True
+    warnings: list[QuotaWarning] = field(default_factory=list)
+
+    @contextlib.contextmanager
+    def __call__(self, target: MaildirTarget, staged: StagedMessage) -> Iterator[object]:
+        maildir = target.maildir
+        ensure_maildir(maildir, target.uid, target.gid)
+        limits = self.limits.get(maildir, QuotaLimits())
+        with maildir_lock(maildir):
+            state = read_quota(maildir, limits, forced=self.forced, uid=target.uid, gid=target.gid)
+            decision = decide(state.limits, state.usage, staged.size, self.policy)
+            if self.enforce and decision.status is not None:
+                log.info(
+                    "%s: over quota: %d + %d bytes, limit %s",
+                    target.recipient,
+                    state.usage.bytes,
+                    staged.size,
+                    state.limits,
+                )
+                raise DeliveryError(decision.status.dsn, decision.status.text)
+            yield decision
+            append_delta(maildir, staged.size, 1)
+        after = Usage(state.usage.bytes + staged.size, state.usage.count + 1)
+        self.warnings.extend(
+            QuotaWarning(target, percent, state.limits, after) for percent in decision.warnings
+        )
+
+
+class MailboxLocks:
+    """asyncio locks per maildir path, dropped when nobody holds them."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Path, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, paths: Iterable[Path]) -> AsyncIterator[None]:
+        # Sorted acquisition: two batches sharing mailboxes cannot deadlock.
+        ordered = sorted(set(paths))
+        for path in ordered:
+            lock, users = self._locks.get(path, (asyncio.Lock(), 0))
+            self._locks[path] = (lock, users + 1)
+        acquired: list[asyncio.Lock] = []
+        try:
+            for path in ordered:
+                lock = self._locks[path][0]
+                await lock.acquire()
+                acquired.append(lock)
+            yield
+        finally:
+            for lock in acquired:
+                lock.release()
+            for path in ordered:
+                lock, users = self._locks[path]
+                if users <= 1:
+                    del self._locks[path]
+                else:
+                    self._locks[path] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+#: Process-wide mailbox locks.
+LOCKS = MailboxLocks()
+
+
+async def deliver_with_quota(
+    message: bytes,
+    sender: str,
+    targets: Sequence[QuotaTarget],
+    policy: QuotaPolicy,
+    *,
+    forced: bool = True,
+    header_mode: HeaderMode = "postfix",
+    file_size_limit: int = 0,
+    hostname: str | None = None,
+    locks: MailboxLocks = LOCKS,
+) -> list[MaildirResult]:
+    """Deliver to maildirs with quota; one result per target, in order.
+    Warnings crossed by this delivery are delivered to their mailboxes."""
+    guard = QuotaGuard({t.target.maildir: t.limits for t in targets}, policy, forced=forced)
+    plain = [t.target for t in targets]
+    async with locks.hold(t.maildir for t in plain):
+        results = await run_blocking(
+            lambda: deliver_maildirs_sync(
+                message,
+                sender,
+                plain,
+                header_mode=header_mode,
+                file_size_limit=file_size_limit,
+                guard=guard,
+            )
+        )
+    for warning in guard.warnings:
+        await deliver_warning(warning, policy, forced=forced, hostname=hostname, locks=locks)
+    return results
+
+
+async def deliver_warning(
+    warning: QuotaWarning,
+    policy: QuotaPolicy,
+    *,
+    forced: bool = True,
+    hostname: str | None = None,
+    locks: MailboxLocks = LOCKS,
+) -> MaildirResult:
+    """Put one warning into the owner's mailbox.  It is counted in the usage
+    (as a dovecot-lda delivery would be) but never refused for quota."""
+    target = warning.target
+    text = warning_message(
+        target.recipient, warning.percent, warning.limits, warning.usage, hostname=hostname
+    )
+    guard = QuotaGuard({target.maildir: warning.limits}, policy, forced=forced, enforce=False)
+    async with locks.hold([target.maildir]):
+        (result,) = await run_blocking(
+            lambda: deliver_maildirs_sync(text, "", [target], guard=guard)
+        )
+    if not result.status.delivered:
+        log.warning("%s: quota warning not delivered: %s", target.recipient, result.status.text)
+    return result
+
+
+async def current_quota(
+    maildir: Path,
+    limits: QuotaLimits | None,
+    *,
+    forced: bool = True,
+    uid: int | None = None,
+    gid: int | None = None,
+) -> QuotaState:
+    """Usage and limits of a mailbox now (for RCPT-time checks and tools)."""
+
+    def read() -> QuotaState:
+        if not maildir.is_dir():
+            return QuotaState(limits or QuotaLimits(), Usage())
+        with maildir_lock(maildir):
+            return read_quota(maildir, limits, forced=forced, uid=uid, gid=gid)
+
+    return await run_blocking(read)

@@ -79,12 +79,13 @@ def serve(config_dir: Path | None, master_cf: Path | None, use_syslog: bool) -> 
     from mailhost.smtpd.wiring import default_wiring  # noqa: PLC0415 - loads resolver and queue
 
     facility = None
-    if use_syslog:
-        from mailhost.config import load_config  # noqa: PLC0415
+    try:
+        wiring = default_wiring()
+        if use_syslog:
+            from mailhost.config import load_config  # noqa: PLC0415
 
-        try:
             facility = load_config(config_dir).get("syslog_facility")
-        except MailhostError as exc:
-            fatal("mailhost", str(exc), exc.exit_status)
-    status = run_server(config_dir, default_wiring(), master_cf=master_cf, syslog=facility)
+    except MailhostError as exc:
+        fatal("mailhost", str(exc), exc.exit_status)
+    status = run_server(config_dir, wiring, master_cf=master_cf, syslog=facility)
     sys.exit(status)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import ssl
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from mailhost.config import Config, load_config
 from mailhost.config.mastercf import Listener, read_master_cf, smtpd_listeners
-from mailhost.errors import ConfigError
+from mailhost.errors import ConfigError, MailhostError
 from mailhost.log import logger
 from mailhost.smtpd.handler import SmtpdHandler
 from mailhost.smtpd.protocol import ConnectionGate, SmtpdProtocol
@@ -48,6 +49,10 @@ MASTER = {"daemon": "master"}
 
 #: How long SIGTERM waits for busy sessions before closing them anyway.
 SHUTDOWN_GRACE = 10.0
+
+
+class ListenError(MailhostError):
+    """A listener cannot be opened (address in use, not local, no permission)."""
 
 
 @dataclass(frozen=True)
@@ -251,14 +256,19 @@ class MailServer:
         assert self.generation is not None
         context = self.generation.handlers[key][1] if wrapped else None
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            self._factory(key, service),
-            host=address,
-            port=port,
-            ssl=context,
-            reuse_address=True,
-            start_serving=True,
-        )
+        try:
+            server = await loop.create_server(
+                self._factory(key, service),
+                host=address,
+                port=port,
+                ssl=context,
+                reuse_address=True,
+                start_serving=True,
+            )
+        except OSError as exc:
+            # master(8): "fatal: bind 127.0.0.1 port 25: Address already in use"
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise ListenError(f"bind {address} port {port}: {reason}") from None
         self.servers[key] = [server]
         master_log.info(
             "listening on %s port %d (service %s)", address, port, service, extra=MASTER
@@ -303,8 +313,8 @@ class MailServer:
             if key not in self.servers:
                 try:
                     await self._listen(key, service)
-                except OSError as exc:
-                    master_log.error("bind %s port %d: %s", key[0], key[1], exc, extra=MASTER)
+                except ListenError as exc:
+                    master_log.error("%s", exc, extra=MASTER)
         if old is not None:
             old.retired = True
             if old.sessions == 0:

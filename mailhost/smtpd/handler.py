@@ -99,6 +99,8 @@ class SmtpdHandler:
                 kept.append(("SMTPUTF8", ""))
             elif upper == "AUTH" and value is not None:
                 continue  # RFC 4954 §5: accepted and not trusted
+            elif upper in ("RET", "ENVID"):
+                return replies.DSN_DISABLED
             else:
                 return replies.unsupported_option(format_param(name, value))
         limit = self.settings.message_size_limit
@@ -135,6 +137,8 @@ class SmtpdHandler:
         txn = session.transaction
         assert txn is not None
         for name, value in path.params:
+            if name.upper() in ("NOTIFY", "ORCPT"):
+                return replies.DSN_DISABLED, True
             return replies.unsupported_option(format_param(name, value)), True
         txn.rcpt_attempts += 1
         if len(txn.recipients) >= self.settings.recipient_limit:

@@ -73,6 +73,8 @@ UNKNOWN_COMMAND = Reply(500, "5.5.2", "Error: command not recognized")
 BAD_SYNTAX = Reply(500, "5.5.2", "Error: bad syntax")
 BAD_UTF8 = Reply(500, "5.5.2", "Error: bad UTF-8 syntax")
 NOT_IMPLEMENTED = Reply(502, "5.5.1", "Error: command not implemented")
+#: RET/ENVID/NOTIFY/ORCPT while DSN is not offered (Postfix with DSN discarded).
+DSN_DISABLED = Reply(501, "5.7.1", "DSN support is disabled")
 
 # TLS (smtpd.c: starttls_cmd, and the "encrypt" level gate before other commands).
 MUST_STARTTLS = Reply(530, "5.7.0", "Must issue a STARTTLS command first")

@@ -131,6 +131,20 @@ CASES: dict[str, tuple[str, list[Step]]] = {
             (b"QUIT\r\n", 1),
         ],
     ),
+    "pipelining_before_greeting": ("mx", [(b"EHLO client.test\r\nNOOP a\x00b\r\nQUIT\r\n", 4)]),
+    "dsn_parameters_without_dsn": (
+        "mx",
+        [
+            (b"", 1),
+            (EHLO, 1),
+            (b"MAIL FROM:<tester@client.test> RET=HDRS ENVID=abc BODY=8BITMIME\r\n", 1),
+            (b"RCPT TO:<bob@example.com> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@example.com\r\n", 1),
+            (b"RSET\r\n", 1),
+            (b"MAIL FROM:<tester@client.test> BODY=9BIT\r\n", 1),
+            (b"MAIL FROM:<tester@client.test> AUTH=<>\r\n", 1),
+            (b"QUIT\r\n", 1),
+        ],
+    ),
     "helo_required_and_vrfy_disabled": (
         "strict",
         [(b"", 1), (MAIL, 1), (b"VRFY bob\r\n", 1), (b"HELO client.test\r\n", 1), (MAIL, 1)],

@@ -38,14 +38,8 @@ from mailhost.smtpd.maillog import disconnect_line, printable, reject_line
 from mailhost.smtpd.paths import PathError, parse_mail, parse_rcpt
 from mailhost.smtpd.peer import client_name, normal_address
 from mailhost.smtpd.replies import Reply
-from mailhost.smtpd.sasl import (
-    LOGIN_PASSWORD_CHALLENGE,
-    LOGIN_USERNAME_CHALLENGE,
-    MECHANISMS,
-    SaslDecodeError,
-    decode_response,
-    plain_credentials,
-)
+from mailhost.smtpd.sasl import MECHANISMS, authenticate
+from mailhost.smtpd.seams import ConnectionGate
 from mailhost.smtpd.session import Session
 from mailhost.smtpd.settings import in_networks
 
@@ -67,17 +61,6 @@ _AIOSMTPD_TEXTS = {"220 Ready to start TLS": str(replies.STARTTLS_READY)}
 class _NoHooks:
     """aiosmtpd looks for ``handle_*``/``auth_*`` hooks on its handler; all of
     the conversation is ours, so it gets none."""
-
-
-class ConnectionGate:
-    """What the server lets a session know about concurrency and shutdown."""
-
-    def admit(self, address: str) -> int | None:  # pragma: no cover - interface
-        """None to admit; else the client's current connection count (refused)."""
-        raise NotImplementedError
-
-    def release(self, address: str) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
 
 
 class SmtpdProtocol(SMTP):
@@ -106,6 +89,7 @@ class SmtpdProtocol(SMTP):
         self.shutting_down = False
         self.idle = False
         self.pipelining_logged = False
+        self._counted = False
         super().__init__(
             _NoHooks(),
             data_size_limit=None,
@@ -330,7 +314,7 @@ class SmtpdProtocol(SMTP):
             await self.reply(replies.INTERNAL_ERROR)
             s.stats.count(name.lower(), False)
             return True
-        if not getattr(self, "_counted", False):
+        if not self._counted:
             s.stats.count(name.lower(), s.errors == errors_before)
         self._counted = False
         return keep_going is not False
@@ -506,59 +490,22 @@ class SmtpdProtocol(SMTP):
         if not 1 <= len(parts) <= 2:
             await self.reply(replies.AUTH_SYNTAX)
             return
-        mechanism = parts[0].upper()
-        initial = parts[1] if len(parts) == 2 else None
-        if mechanism not in MECHANISMS:
-            log.warning(
-                "%s: SASL %s authentication failed: Invalid authentication mechanism",
-                s.client,
-                mechanism,
-            )
-            await self.reply(replies.AUTH_BAD_MECHANISM)
-            return
-        try:
-            if mechanism == "PLAIN":
-                blob = decode_response(
-                    initial if initial is not None else await self._challenge("")
-                )
-                username, password = plain_credentials(blob)
-            else:
-                user_text = (
-                    initial
-                    if initial is not None
-                    else await self._challenge(LOGIN_USERNAME_CHALLENGE)
-                )
-                username = decode_response(user_text).decode("utf-8")
-                password = decode_response(await self._challenge(LOGIN_PASSWORD_CHALLENGE)).decode(
-                    "utf-8"
-                )
-        except _Aborted:
-            await self.reply(replies.AUTH_ABORTED)
-            return
-        except (SaslDecodeError, UnicodeDecodeError) as exc:
-            log.warning("%s: SASL %s authentication failed: %s", s.client, mechanism, exc)
-            await self.reply(
-                replies.auth_failed(str(exc) if isinstance(exc, SaslDecodeError) else "")
-            )
-            return
         assert self.mh.passwords is not None
-        outcome = await self.mh.passwords.check(username, password, mechanism)
-        if outcome.failure is not None:
-            log.warning(
-                "%s: SASL %s authentication failed: %s, sasl_username=%s",
-                s.client, mechanism, outcome.failure, username,
-            )  # fmt: skip
-        else:
-            s.sasl_method, s.sasl_username = mechanism, username
+        outcome = await authenticate(
+            parts[0].upper(),
+            parts[1] if len(parts) == 2 else None,
+            self._challenge,
+            self.mh.passwords,
+            s.client,
+        )
+        if outcome.username is not None and outcome.failure is None:
+            s.sasl_method, s.sasl_username = parts[0].upper(), outcome.username
         await self.reply(outcome.reply)
 
     async def _challenge(self, challenge: str) -> str:
         await self.push(f"334 {challenge}")
         line, _, _ = await self._read_line()
-        text = line.decode("ascii", "replace").strip()
-        if text == "*":
-            raise _Aborted
-        return text
+        return line.decode("ascii", "replace").strip()
 
     # -- shutdown --------------------------------------------------------------------
 
@@ -568,7 +515,3 @@ class SmtpdProtocol(SMTP):
         if self.idle and self.transport is not None:
             self.closing_reason = self.closing_reason or "lost connection"
             self.transport.close()
-
-
-class _Aborted(Exception):
-    """The client answered a SASL challenge with ``*`` (RFC 4954 §4)."""

@@ -147,8 +147,3 @@ def sender_not_owned(sender: str, user: str) -> Reply:
 
 def sender_not_logged_in(sender: str) -> Reply:
     return Reply(553, "5.7.1", f"<{sender}>: Sender address rejected: not logged in")
-
-
-def service_unavailable(hostname: str) -> Reply:
-    """Shutdown in progress: Postfix's ``421 4.3.2`` for a closing server."""
-    return Reply(421, "4.3.2", f"{hostname} Service shutting down, closing transmission channel")

@@ -19,14 +19,18 @@ from __future__ import annotations
 
 import binascii
 from base64 import b64decode, b64encode
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from mailhost.db.passwords import verify_password
 from mailhost.errors import TableTempFail
+from mailhost.log import logger
 from mailhost.offload import BlockingPool
 from mailhost.smtpd import replies
 from mailhost.smtpd.replies import Reply
 from mailhost.tables.maps import Maps
+
+log = logger("smtpd")
 
 MECHANISMS = ("PLAIN", "LOGIN")
 
@@ -101,3 +105,58 @@ def plain_credentials(message: bytes, mechanism: str = "PLAIN") -> tuple[str, st
     if authzid and authzid != authcid:
         raise SaslDecodeError("authorization identity differs from authentication identity")
     return authcid, passwd
+
+
+class SaslAborted(Exception):
+    """The client answered a challenge with ``*`` (RFC 4954 §4)."""
+
+
+async def credentials(
+    mechanism: str, initial: str | None, challenge: Callable[[str], Awaitable[str]]
+) -> tuple[str, str]:
+    """(username, password) from the initial response and the challenges."""
+
+    async def ask(text: str) -> str:
+        answer = await challenge(text)
+        if answer == "*":
+            raise SaslAborted
+        return answer
+
+    if mechanism == "PLAIN":
+        return plain_credentials(decode_response(initial if initial is not None else await ask("")))
+    user = initial if initial is not None else await ask(LOGIN_USERNAME_CHALLENGE)
+    password = await ask(LOGIN_PASSWORD_CHALLENGE)
+    try:
+        return decode_response(user).decode("utf-8"), decode_response(password).decode("utf-8")
+    except UnicodeDecodeError:
+        raise SaslDecodeError("Invalid UTF-8 in response") from None
+
+
+async def authenticate(
+    mechanism: str,
+    initial: str | None,
+    challenge: Callable[[str], Awaitable[str]],
+    checker: PasswordChecker,
+    client: str,
+) -> AuthOutcome:
+    """Run one AUTH exchange and log failures as Postfix does
+    (``warning: CLIENT: SASL MECH authentication failed: REASON[, sasl_username=USER]``)."""
+    if mechanism not in MECHANISMS:
+        log.warning(
+            "%s: SASL %s authentication failed: Invalid authentication mechanism", client, mechanism
+        )
+        return AuthOutcome(replies.AUTH_BAD_MECHANISM)
+    try:
+        username, password = await credentials(mechanism, initial, challenge)
+    except SaslAborted:
+        return AuthOutcome(replies.AUTH_ABORTED)
+    except SaslDecodeError as exc:
+        log.warning("%s: SASL %s authentication failed: %s", client, mechanism, exc)
+        return AuthOutcome(replies.auth_failed(str(exc)), None, str(exc))
+    outcome = await checker.check(username, password, mechanism)
+    if outcome.failure is not None:
+        log.warning(
+            "%s: SASL %s authentication failed: %s, sasl_username=%s",
+            client, mechanism, outcome.failure, username,
+        )  # fmt: skip
+    return outcome

@@ -94,3 +94,13 @@ class QueueTransaction(Protocol):
 
 class QueueSink(Protocol):
     async def open(self) -> QueueTransaction: ...
+
+
+class ConnectionGate(Protocol):
+    """Per-client connection accounting (smtpd_client_connection_count_limit)."""
+
+    def admit(self, address: str) -> int | None:
+        """None to admit; else the client's current connection count (refused)."""
+        ...
+
+    def release(self, address: str) -> None: ...

@@ -34,7 +34,7 @@ from mailhost.config.mastercf import Listener, read_master_cf, smtpd_listeners
 from mailhost.errors import ConfigError, MailhostError
 from mailhost.log import logger
 from mailhost.smtpd.handler import SmtpdHandler
-from mailhost.smtpd.protocol import ConnectionGate, SmtpdProtocol
+from mailhost.smtpd.protocol import SmtpdProtocol
 from mailhost.smtpd.sasl import PasswordChecker
 from mailhost.smtpd.seams import QueueSink, RecipientPolicy
 from mailhost.smtpd.sender import SenderPolicy
@@ -63,7 +63,7 @@ class Wiring:
     queue: Callable[[Config], QueueSink]
 
 
-class ConnectionCounter(ConnectionGate):
+class ConnectionCounter:
     """smtpd_client_connection_count_limit per client address and service
     (Postfix anvil(8)); clients in smtpd_client_event_limit_exceptions are not
     limited."""

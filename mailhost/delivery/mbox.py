@@ -33,6 +33,7 @@ from mailhost.delivery.headers import (
     quote_822_local,
 )
 from mailhost.delivery.status import (
+    DeliveryError,
     DeliveryStatus,
     create_error_dsn,
     strerror,
@@ -134,6 +135,48 @@ def _kernel_lock(fd: int, style: str, attempts: int, delay: float) -> None:
             return
 
 
+def _not_regular(target: MboxTarget) -> DeliveryError:
+    log.warning("recipient %s: destination %s is not a regular file", target.recipient, target.path)
+    return DeliveryError("5.3.5", "mail system configuration error")
+
+
+def _open_mailbox(target: MboxTarget, strict_ownership: bool, failed: str) -> int:
+    """Open (creating, mode 0600) the mailbox for appending; refuse anything
+    that is not a regular file and, with strict_mailbox_ownership, a file the
+    recipient does not own."""
+    path = target.path
+    try:
+        existing: os.stat_result | None = os.lstat(path)
+    except FileNotFoundError:
+        existing = None
+    except OSError as exc:
+        raise DeliveryError(create_error_dsn(exc), f"{failed}: {strerror(exc)}") from exc
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        raise _not_regular(target)  # a directory, device or symlink
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a symlink appeared since the lstat()
+            raise _not_regular(target) from exc
+        raise DeliveryError(create_error_dsn(exc), f"{failed}: {strerror(exc)}") from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_regular(target)
+        if existing is None and os.geteuid() == 0 and target.uid is not None:
+            os.fchown(fd, target.uid, target.gid if target.gid is not None else -1)
+            st = os.fstat(fd)
+        if strict_ownership and target.uid is not None and st.st_uid != target.uid:
+            log.warning(
+                'specify "strict_mailbox_ownership = no" to ignore mailbox ownership mismatch'
+            )
+            raise DeliveryError("4.2.0", f"destination {path} is not owned by recipient")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def deliver_mbox_sync(
     message: bytes,
     sender: str,
@@ -170,31 +213,11 @@ def deliver_mbox_sync(
                     create_error_dsn(exc),
                     f"{failed}: unable to create lock file {path}.lock: {strerror(exc)}",
                 )
-        existed = os.path.lexists(path)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:  # a symlink where the mailbox should be
-                log.warning(
-                    "recipient %s: destination %s is not a regular file", target.recipient, path
-                )
-                return DeliveryStatus("5.3.5", "mail system configuration error")
-            return DeliveryStatus(create_error_dsn(exc), f"{failed}: {strerror(exc)}")
+            fd = _open_mailbox(target, strict_ownership, failed)
+        except DeliveryError as exc:
+            return exc.status
         stack.callback(os.close, fd)
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            log.warning(
-                "recipient %s: destination %s is not a regular file", target.recipient, path
-            )
-            return DeliveryStatus("5.3.5", "mail system configuration error")
-        if not existed and os.geteuid() == 0 and target.uid is not None:
-            os.fchown(fd, target.uid, target.gid if target.gid is not None else -1)
-            st = os.fstat(fd)
-        if strict_ownership and target.uid is not None and st.st_uid != target.uid:
-            log.warning(
-                'specify "strict_mailbox_ownership = no" to ignore mailbox ownership mismatch'
-            )
-            return DeliveryStatus("4.2.0", f"destination {path} is not owned by recipient")
         for style in locks:
             if style == "dotlock":
                 continue

@@ -61,6 +61,8 @@ class Wiring:
 
     recipients: Callable[[Config, TableRegistry], RecipientPolicy]
     queue: Callable[[Config], QueueSink]
+    #: Run once before the first listener opens (queue recovery).
+    startup: Callable[[Config], Awaitable[None]] | None = None
 
 
 class ConnectionCounter:
@@ -277,6 +279,8 @@ class MailServer:
     async def start(self) -> None:
         base, listeners = self.load()
         self.generation = self.build(base, listeners)
+        if self.wiring.startup is not None:
+            await self.wiring.startup(base)
         names = {}
         for listener, cfg in listeners:
             for address in bind_addresses(listener, cfg):

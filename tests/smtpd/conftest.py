@@ -87,6 +87,8 @@ class ServerProcess:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     extra_main_cf: str = ""
+    #: "files" (fakes.FileQueue) or "store" (the production queue).
+    queue_kind: str = "files"
     _log_offset: int = field(default=0)
 
     @property
@@ -97,7 +99,13 @@ class ServerProcess:
         self.mark()
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.smtpd.launcher", str(self.directory)],
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.smtpd.launcher",
+                    str(self.directory),
+                    self.queue_kind,
+                ],
                 cwd=ROOT,
                 stdout=log,
                 stderr=log,

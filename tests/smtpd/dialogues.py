@@ -138,7 +138,10 @@ CASES: dict[str, tuple[str, list[Step]]] = {
             (b"", 1),
             (EHLO, 1),
             (b"MAIL FROM:<tester@client.test> RET=HDRS ENVID=abc BODY=8BITMIME\r\n", 1),
-            (b"RCPT TO:<bob@example.com> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@example.com\r\n", 1),
+            (
+                b"RCPT TO:<bob@example.com> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@example.com\r\n",
+                1,
+            ),
             (b"RSET\r\n", 1),
             (b"MAIL FROM:<tester@client.test> BODY=9BIT\r\n", 1),
             (b"MAIL FROM:<tester@client.test> AUTH=<>\r\n", 1),

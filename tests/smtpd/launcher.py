@@ -1,5 +1,10 @@
-"""Run the real server (mailhost.cli.serve.run_server) with the test seams:
-``python -m tests.smtpd.launcher CONFIG_DIR``."""
+"""Run the real server (mailhost.cli.serve.run_server) with test seams:
+``python -m tests.smtpd.launcher CONFIG_DIR [files|store]``.
+
+``files`` (default) queues through fakes.FileQueue; ``store`` through the
+production queue (mailhost.queue via mailhost.smtpd.wiring), recovery
+included.  The recipient policy is always fakes.VirtualPolicy.
+"""
 
 from __future__ import annotations
 
@@ -10,5 +15,15 @@ from mailhost.cli.serve import run_server
 from mailhost.smtpd.server import Wiring
 from tests.smtpd.fakes import FileQueue, VirtualPolicy
 
+
+def wiring(kind: str) -> Wiring:
+    if kind == "store":
+        from mailhost.smtpd.wiring import recover_queue, store_sink
+
+        return Wiring(recipients=VirtualPolicy, queue=store_sink, startup=recover_queue)
+    return Wiring(recipients=VirtualPolicy, queue=FileQueue)
+
+
 if __name__ == "__main__":
-    sys.exit(run_server(Path(sys.argv[1]), Wiring(recipients=VirtualPolicy, queue=FileQueue)))
+    kind = sys.argv[2] if len(sys.argv) > 2 else "files"
+    sys.exit(run_server(Path(sys.argv[1]), wiring(kind)))

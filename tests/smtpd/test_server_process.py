@@ -1,5 +1,6 @@
 """The server as a process: connection limit, internal errors, swaks, SIGHUP
-reload without dropping sessions, SIGTERM, kill -9 durability."""
+reload without dropping sessions, SIGTERM, a database outage (kill -9 with the
+production queue is in test_wiring.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import signal
 import smtplib
 import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -143,53 +143,6 @@ def test_sigterm_is_a_clean_stop(fresh: ServerProcess) -> None:
     assert "terminating on signal 15" in log
     assert "disconnect from localhost[127.0.0.1] commands=0/0" in log
     idle.close()
-
-
-def send_one(port: int, index: int, results: dict[int, str | None]) -> None:
-    """One client; records the queue id when the server said 250."""
-    try:
-        with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
-            client.ehlo("client.test")
-            client.mail(f"sender{index}@client.test")
-            client.rcpt("bob@example.com")
-            code, text = client.data(
-                f"Subject: message {index}\r\n\r\n".encode() + b"x" * 5000 + b"\r\n"
-            )
-            results[index] = text.decode().rsplit(" ", 1)[1] if code == 250 else None
-    except (OSError, smtplib.SMTPException):
-        results.setdefault(index, None)
-
-
-def test_kill_9_keeps_every_acknowledged_message(tmp_path: Path) -> None:
-    proc = start_server(tmp_path, ["mx"])
-    port = proc.ports["mx"]
-    results: dict[int, str | None] = {}
-    threads = [threading.Thread(target=send_one, args=(port, i, results)) for i in range(20)]
-    for thread in threads:
-        thread.start()
-    # Kill while clients are in flight: after a few acknowledgements.
-    proc.wait_log(": from=<", count=5, timeout=30)
-    assert proc.proc is not None
-    proc.proc.send_signal(signal.SIGKILL)
-    proc.proc.wait(10)
-    proc.proc = None
-    for thread in threads:
-        thread.join(30)
-    acknowledged = {qid for qid in results.values() if qid}
-    assert len(acknowledged) >= 5
-    proc.start()  # restart on the same queue
-    try:
-        queued = read_queue(proc.queue)
-        for qid in acknowledged:
-            envelope, body = queued[qid]
-            assert envelope["recipients"] == [["bob@example.com", "bob@example.com"]]
-            assert body.endswith(b"x" * 5000 + b"\n")
-        # Nothing half-written is visible as a message: every file parses and
-        # carries a complete body.
-        for envelope, body in queued.values():
-            assert body.endswith(b"x" * 5000 + b"\n")
-    finally:
-        proc.stop()
 
 
 @pytest.mark.db

@@ -37,9 +37,14 @@ def setup_daemon_logging(*, stderr: bool = True, syslog: str | None = None) -> N
         root.addHandler(handler)
     if syslog is not None:
         facility = _FACILITIES.get(syslog, logging.handlers.SysLogHandler.LOG_MAIL)
-        sys_handler = logging.handlers.SysLogHandler("/dev/log", facility=facility)
-        sys_handler.setFormatter(DaemonFormatter("smtpd"))
-        root.addHandler(sys_handler)
+        try:
+            sys_handler = logging.handlers.SysLogHandler("/dev/log", facility=facility)
+        except OSError as exc:
+            # No syslog daemon here: keep stderr and say why.
+            logger().warning("cannot log to syslog: /dev/log: %s", exc.strerror)
+        else:
+            sys_handler.setFormatter(DaemonFormatter("smtpd"))
+            root.addHandler(sys_handler)
     root.setLevel(logging.INFO)
     root.propagate = False
 

@@ -46,6 +46,8 @@ from mailhost.smtpd.settings import SmtpdSettings, in_networks
 
 log = logger("smtpd")
 
+CLEANUP = {"daemon": "cleanup"}
+QMGR = {"daemon": "qmgr"}
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*)$", re.IGNORECASE)
 
 
@@ -241,10 +243,12 @@ class SmtpdHandler:
             log.warning("%s: queue file write error: %s", qid, exc)
             await _quiet_abort(txn)
             return _queue_error(exc) if isinstance(exc, OSError) else replies.QUEUE_WRITE_ERROR
-        log.info("%s: message-id=<%s>", qid, message_id(data.lines))
+        # Postfix writes these two from cleanup(8) and qmgr(8); log analysers
+        # (pflogsumm) key on those daemon names, so the lines carry them.
+        log.info("%s: message-id=<%s>", qid, message_id(data.lines), extra=CLEANUP)
         log.info(
             "%s: from=<%s>, size=%d, nrcpt=%d (queue active)",
-            qid, external_address(txn.sender), size, len(finals),
+            qid, external_address(txn.sender), size, len(finals), extra=QMGR,
         )  # fmt: skip
         return replies.queued(qid)
 

@@ -1,0 +1,477 @@
+"""The queue directory: where a message lives from ``250 Ok: queued as QID``
+until the last recipient is done.
+
+Layout under ``queue_directory``, as Postfix's (spec 7.2): ``incoming`` (new
+files, written by smtpd/pickup), ``active`` (owned by the queue manager),
+``deferred`` (waiting for a retry), ``hold`` (``postsuper -h``), ``corrupt``
+(files that failed verification), ``maildrop`` (local submissions and
+``postsuper -r``).  A file's queue is its directory, so every state change is
+one rename, and its name is its queue id (:mod:`mailhost.queue.ids`).
+
+Writing a message (:meth:`QueueStore.begin` / :meth:`Transaction.commit`):
+
+1. at the first accepted RCPT a temporary file ``incoming/USEC.PID.N`` is
+   created; its inode number gives the queue id, known before the content;
+2. at end of DATA the whole file (:mod:`mailhost.queue.qfile`, ending in its
+   end record) is written, marked ready with mode 0700 (Postfix's
+   MAIL_QUEUE_STAT_READY) and fsynced;
+3. it is linked to ``incoming/QID`` (link, not rename: an existing name is
+   never replaced) and the temporary name removed;
+4. ``incoming`` is fsynced.  Only now does smtpd answer 250.
+
+The link in step 3 is the commit point: a crash before it leaves only a
+temporary name (never acknowledged; :meth:`QueueStore.recover` removes it), a
+crash after it leaves a complete, verified file.  Names that pass for queue ids
+but whose content does not verify are moved to ``corrupt`` on recovery, as
+Postfix's queue manager does, and never delivered.
+
+Moves between queues are renames followed by an fsync of both directories.
+Durability waits go through a :class:`~mailhost.fsutil.Syncer`, so concurrent
+transactions can share directory fsyncs (:class:`~mailhost.fsutil.GroupSync`).
+All blocking work runs on the offload pool.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import stat
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from mailhost.errors import MailhostError
+from mailhost.fsutil import GroupSync, StrPath, Syncer
+from mailhost.log import logger
+from mailhost.offload import run_blocking
+from mailhost.queue import qfile
+from mailhost.queue.ids import is_queue_id, new_queue_id
+from mailhost.queue.qfile import CorruptQueueFile, Envelope, QueueFile, StatusRecord
+
+log = logger("queue")
+
+INCOMING = "incoming"
+ACTIVE = "active"
+DEFERRED = "deferred"
+HOLD = "hold"
+CORRUPT = "corrupt"
+MAILDROP = "maildrop"
+QUEUE_NAMES = (INCOMING, ACTIVE, DEFERRED, HOLD, CORRUPT, MAILDROP)
+#: The order ``mailq``/``postqueue -p`` scans the queues in (spec 7.2).
+SCAN_ORDER = (MAILDROP, ACTIVE, INCOMING, DEFERRED, HOLD)
+#: Queues a message can be held from / requeued from (postsuper(1)).
+HOLDABLE = (INCOMING, ACTIVE, DEFERRED)
+REQUEUEABLE = (INCOMING, ACTIVE, DEFERRED, HOLD)
+
+# Postfix: queue directories are private to the mail system (0700); maildrop
+# is group-writable for postdrop and not readable (0730).
+_DIR_MODE = {MAILDROP: 0o730}
+_DEFAULT_DIR_MODE = 0o700
+# mail_queue.h: a file being written is 0600, a complete one 0700
+# (MAIL_QUEUE_STAT_READY), a corrupt one 0400 (MAIL_QUEUE_STAT_CORRUPT).
+WRITING_MODE = 0o600
+READY_MODE = 0o700
+CORRUPT_MODE = 0o400
+
+_sequence = itertools.count()
+
+
+class QueueError(MailhostError):
+    """A queue operation that cannot be done (unknown queue name, ...)."""
+
+
+class QueueFileNotFound(QueueError):
+    """No queue file with that id in the queues searched."""
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """A queue file's place: which queue, which id, which path."""
+
+    queue_name: str
+    queue_id: str
+    path: Path
+
+
+@dataclass
+class QueueCounters:
+    """What the store did since it was created (observability, DESIGN 15)."""
+
+    enqueued: int = 0
+    enqueued_bytes: int = 0
+    aborted: int = 0
+    moved: int = 0
+    removed: int = 0
+    corrupt: int = 0
+    status_appends: int = 0
+
+
+@dataclass
+class Recovery:
+    """What :meth:`QueueStore.recover` did."""
+
+    #: temporary files removed from incoming (never acknowledged).
+    removed: list[str] = field(default_factory=list)
+    #: queue ids moved to the corrupt queue.
+    corrupt: list[str] = field(default_factory=list)
+    #: queue ids moved from active back to incoming.
+    reactivated: list[str] = field(default_factory=list)
+    #: complete queue ids left in incoming for the queue manager.
+    incoming: list[str] = field(default_factory=list)
+
+
+def _check_queue(name: str) -> str:
+    if name not in QUEUE_NAMES:
+        raise QueueError(f"unknown queue name: {name}")
+    return name
+
+
+class Transaction:
+    """One queue file being written; :attr:`queue_id` is known from the start."""
+
+    def __init__(
+        self, store: QueueStore, queue_id: str, temp: Path, file: BinaryIO
+    ) -> None:  # fmt: skip
+        self.store = store
+        self.queue_id = queue_id
+        self._temp = temp
+        self._file: BinaryIO | None = file
+        self._linked = False
+        self.committed = False
+
+    @property
+    def path(self) -> Path:
+        """Where the file will be once committed."""
+        return self.store.root / INCOMING / self.queue_id
+
+    def _write(self, envelope: Envelope, content: Sequence[bytes]) -> int:
+        assert self._file is not None
+        size = qfile.postfix_size(content, self.store.line_length_limit)
+        for chunk in qfile.encode(
+            self.queue_id, envelope, content, line_length_limit=self.store.line_length_limit
+        ):
+            self._file.write(chunk)
+        self._file.flush()
+        os.fchmod(self._file.fileno(), READY_MODE)
+        return size
+
+    def _link(self) -> None:
+        # link() refuses to replace an existing name, so an id collision
+        # (impossible while ids carry a live inode, see ids.py) fails loudly.
+        os.link(self._temp, self.path)
+        self._linked = True
+        os.unlink(self._temp)
+
+    async def commit(self, envelope: Envelope, content: Sequence[bytes]) -> int:
+        """Write envelope and content lines (without line ends, Received:
+        header included), make the file durable under its queue id, return
+        the size Postfix would log.  On any error nothing stays behind."""
+        if self._file is None:
+            raise QueueError(f"{self.queue_id}: transaction already finished")
+        try:
+            size = await run_blocking(self._write, envelope, content)
+            await self.store.syncer.sync_file(self._file.fileno())
+            await run_blocking(self._link)
+            await self.store.syncer.sync_dir(self.path.parent)
+        except BaseException:
+            await self.abort()
+            raise
+        await run_blocking(self._close)
+        self.committed = True
+        self.store.counters.enqueued += 1
+        self.store.counters.enqueued_bytes += size
+        return size
+
+    def _close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _discard(self) -> None:
+        self._close()
+        self._temp.unlink(missing_ok=True)
+        if self._linked:
+            # The client will not get a 250 for this file; do not deliver it.
+            self.path.unlink(missing_ok=True)
+
+    async def abort(self) -> None:
+        """Forget the transaction (nothing was acknowledged)."""
+        if self._file is None:
+            return
+        await run_blocking(self._discard)
+        self.store.counters.aborted += 1
+
+
+class QueueStore:
+    """The queue directory and every operation on its files."""
+
+    def __init__(
+        self,
+        queue_directory: StrPath,
+        *,
+        long_ids: bool = False,
+        syncer: Syncer | None = None,
+        line_length_limit: int = qfile.LINE_LENGTH_LIMIT,
+    ) -> None:
+        self.root = Path(queue_directory)
+        self.long_ids = long_ids
+        self.syncer: Syncer = syncer if syncer is not None else GroupSync()
+        self.line_length_limit = line_length_limit
+        self.counters = QueueCounters()
+
+    # -- layout ---------------------------------------------------------------------
+
+    def create_directories(self) -> None:
+        """Create the queue directories that are missing (blocking)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for name in QUEUE_NAMES:
+            path = self.root / name
+            if not path.is_dir():
+                path.mkdir()
+                # Set explicitly: mkdir's mode is filtered by the umask.
+                path.chmod(_DIR_MODE.get(name, _DEFAULT_DIR_MODE))
+
+    async def setup(self) -> None:
+        await run_blocking(self.create_directories)
+
+    def path(self, queue_name: str, queue_id: str) -> Path:
+        if not is_queue_id(queue_id):
+            raise QueueError(f"invalid mail queue id: {queue_id}")
+        return self.root / _check_queue(queue_name) / queue_id
+
+    # -- writing --------------------------------------------------------------------
+
+    def _create(self) -> Transaction:
+        incoming = self.root / INCOMING
+        pid = os.getpid()
+        while True:
+            usec = time.time_ns() // 1000 % 1_000_000
+            # Postfix names its temporary files USEC.PID; the sequence number
+            # keeps concurrent transactions of one process apart.  The dots
+            # make the name an invalid queue id, so no reader takes it for one.
+            temp = incoming / f"{usec}.{pid}.{next(_sequence)}"
+            try:
+                fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, WRITING_MODE)
+            except FileExistsError:
+                continue
+            break
+        queue_id = new_queue_id(os.fstat(fd).st_ino, long_ids=self.long_ids)
+        return Transaction(self, queue_id, temp, os.fdopen(fd, "wb", buffering=1 << 16))
+
+    async def begin(self) -> Transaction:
+        """Create the queue file for a new message; its id is known now."""
+        return await run_blocking(self._create)
+
+    async def enqueue(self, envelope: Envelope, content: Sequence[bytes]) -> str:
+        """Queue a message durably in ``incoming``; return its queue id."""
+        txn = await self.begin()
+        await txn.commit(envelope, content)
+        return txn.queue_id
+
+    # -- finding and reading --------------------------------------------------------
+
+    def _locate(self, queue_id: str, queues: Iterable[str]) -> QueueEntry:
+        for name in queues:
+            path = self.path(name, queue_id)
+            if path.exists():
+                return QueueEntry(name, queue_id, path)
+        raise QueueFileNotFound(f"{queue_id}: no such queue file")
+
+    async def locate(self, queue_id: str, queues: Iterable[str] = SCAN_ORDER) -> QueueEntry:
+        """Which queue holds ``queue_id``; raises :class:`QueueFileNotFound`."""
+        return await run_blocking(self._locate, queue_id, tuple(queues))
+
+    def _list(self, queues: Sequence[str]) -> list[QueueEntry]:
+        out: list[QueueEntry] = []
+        for name in queues:
+            directory = self.root / _check_queue(name)
+            try:
+                # Directory order within a queue, as postqueue scans it.
+                entries = list(os.scandir(directory))
+            except FileNotFoundError:
+                continue
+            out.extend(
+                QueueEntry(name, entry.name, Path(entry.path))
+                for entry in entries
+                if is_queue_id(entry.name) and entry.is_file(follow_symlinks=False)
+            )
+        return out
+
+    async def list(self, queues: Iterable[str] = SCAN_ORDER) -> list[QueueEntry]:
+        """Queue files in ``queues`` (default: mailq's scan order); temporary
+        files are skipped."""
+        return await run_blocking(self._list, tuple(queues))
+
+    @staticmethod
+    def _read_path(path: Path, content: bool) -> QueueFile:
+        with path.open("rb") as f:
+            return qfile.read(f, content=content)
+
+    async def read_entry(self, entry: QueueEntry, *, content: bool = True) -> QueueFile:
+        """Parse and verify a listed file; raises :class:`CorruptQueueFile`
+        (or :class:`FileNotFoundError` when it was removed meanwhile)."""
+        return await run_blocking(self._read_path, entry.path, content)
+
+    async def read(
+        self, queue_id: str, *, content: bool = True, queues: Iterable[str] = SCAN_ORDER
+    ) -> tuple[QueueEntry, QueueFile]:
+        """Find and parse one queue file."""
+        entry = await self.locate(queue_id, queues)
+        return entry, await self.read_entry(entry, content=content)
+
+    # -- state changes --------------------------------------------------------------
+
+    def _rename(self, entry: QueueEntry, to_queue: str) -> QueueEntry:
+        target = self.path(to_queue, entry.queue_id)
+        os.rename(entry.path, target)
+        return QueueEntry(to_queue, entry.queue_id, target)
+
+    async def move(
+        self, queue_id: str, to_queue: str, *, from_queues: Iterable[str] = SCAN_ORDER
+    ) -> QueueEntry:
+        """Move a queue file to ``to_queue`` durably; return its new place."""
+        _check_queue(to_queue)
+        entry = await self.locate(queue_id, from_queues)
+        if entry.queue_name == to_queue:
+            return entry
+        moved = await run_blocking(self._rename, entry, to_queue)
+        # New name first: a crash between the two fsyncs may leave the old
+        # name as well, never neither.
+        await self.syncer.sync_dir(moved.path.parent)
+        await self.syncer.sync_dir(entry.path.parent)
+        self.counters.moved += 1
+        return moved
+
+    async def remove(self, queue_id: str, *, queues: Iterable[str] = SCAN_ORDER) -> bool:
+        """Delete a queue file (``postsuper -d``, or the queue manager when the
+        last recipient is done); False when there is no such file."""
+        try:
+            entry = await self.locate(queue_id, queues)
+            await run_blocking(entry.path.unlink)
+        except (QueueFileNotFound, FileNotFoundError):
+            return False
+        await self.syncer.sync_dir(entry.path.parent)
+        self.counters.removed += 1
+        log.info("%s: removed", queue_id)
+        return True
+
+    async def _change(
+        self, queue_id: str, to_queue: str, from_queues: Sequence[str], what: str
+    ) -> bool:
+        try:
+            await self.move(queue_id, to_queue, from_queues=from_queues)
+        except (QueueFileNotFound, FileNotFoundError):
+            return False
+        log.info("%s: %s", queue_id, what)
+        return True
+
+    async def hold(self, queue_id: str, *, queues: Sequence[str] = HOLDABLE) -> bool:
+        """``postsuper -h``: incoming/active/deferred → hold."""
+        return await self._change(queue_id, HOLD, queues, "placed on hold")
+
+    async def release(self, queue_id: str) -> bool:
+        """``postsuper -H``: hold → deferred."""
+        return await self._change(queue_id, DEFERRED, (HOLD,), "released from hold")
+
+    async def requeue(self, queue_id: str, *, queues: Sequence[str] = REQUEUEABLE) -> bool:
+        """``postsuper -r``: → maildrop, so pickup and cleanup see it again."""
+        return await self._change(queue_id, MAILDROP, queues, "requeued")
+
+    # -- status records -------------------------------------------------------------
+
+    @staticmethod
+    def _append(path: Path, records: Sequence[StatusRecord]) -> None:
+        with path.open("r+b") as f:
+            parsed = qfile.read(f, content=False)
+            # Drop a torn append left by a crash, so new records follow the
+            # last complete one.
+            f.truncate(parsed.valid_length)
+            f.seek(parsed.valid_length)
+            f.write(b"".join(qfile.encode_status(r) for r in records))
+            f.flush()
+            os.fsync(f.fileno())
+
+    async def append_status(
+        self, queue_id: str, records: Sequence[StatusRecord], *, queues: Iterable[str] = SCAN_ORDER
+    ) -> None:
+        """Durably record delivery results / scheduling for a queue file (one
+        append + fsync; the caller owns the file, as qmgr owns ``active``)."""
+        entry = await self.locate(queue_id, queues)
+        await run_blocking(self._append, entry.path, records)
+        self.counters.status_appends += 1
+
+    async def expire(self, queue_id: str) -> bool:
+        """``postsuper -e``: mark for expiry at the next delivery attempt."""
+        try:
+            await self.append_status(queue_id, [qfile.Expire(time.time(), forced=True)])
+        except (QueueFileNotFound, FileNotFoundError):
+            return False
+        log.info("%s: expired", queue_id)
+        return True
+
+    # -- start-up recovery ----------------------------------------------------------
+
+    def _save_corrupt(self, entry: QueueEntry, reason: str) -> None:
+        log.warning("%s: %s", entry.queue_id, reason)
+        log.warning(
+            'saving corrupt file "%s" from queue "%s" to queue "%s"',
+            entry.queue_id, entry.queue_name, CORRUPT,
+        )  # fmt: skip
+        target = self.path(CORRUPT, entry.queue_id)
+        os.rename(entry.path, target)
+        os.chmod(target, CORRUPT_MODE)
+        self.counters.corrupt += 1
+
+    def _verify(self, entry: QueueEntry) -> bool:
+        """True when the file is complete; torn status appends are cut off."""
+        try:
+            with entry.path.open("r+b") as f:
+                parsed = qfile.read(f, content=True)
+                if parsed.queue_id != entry.queue_id:
+                    raise CorruptQueueFile(f"file claims queue id {parsed.queue_id}")
+                if parsed.torn_tail:
+                    f.truncate(parsed.valid_length)
+                    os.fsync(f.fileno())
+        except CorruptQueueFile as exc:
+            self._save_corrupt(entry, str(exc))
+            return False
+        return True
+
+    def _recover(self, reactivate: bool) -> Recovery:
+        self.create_directories()
+        report = Recovery()
+        if reactivate:
+            # qmgr(8) at start-up: whatever was active belongs to nobody now.
+            for entry in self._list((ACTIVE,)):
+                self._rename(entry, INCOMING)
+                report.reactivated.append(entry.queue_id)
+        for dirent in list(os.scandir(self.root / INCOMING)):
+            if is_queue_id(dirent.name):
+                continue
+            if dirent.is_file(follow_symlinks=False):
+                log.warning('removing incomplete queue file "%s/%s"', INCOMING, dirent.name)
+                os.unlink(dirent.path)
+                report.removed.append(dirent.name)
+        for entry in self._list((INCOMING,)):
+            if self._verify(entry):
+                report.incoming.append(entry.queue_id)
+            else:
+                report.corrupt.append(entry.queue_id)
+        return report
+
+    async def recover(self, *, reactivate: bool = True) -> Recovery:
+        """Start-up recovery: remove temporary files in ``incoming`` (they were
+        never acknowledged), move files that do not verify to ``corrupt``, and
+        with ``reactivate`` move ``active`` back to ``incoming`` as the queue
+        manager does when it starts.  Run it before accepting mail."""
+        report = await run_blocking(self._recover, reactivate)
+        for name in (INCOMING, ACTIVE, CORRUPT):
+            await self.syncer.sync_dir(self.root / name)
+        return report
+
+
+def file_mode(path: Path) -> int:
+    """The permission bits of a queue file (0700 = complete, Postfix's ready bit)."""
+    return stat.S_IMODE(path.stat().st_mode)

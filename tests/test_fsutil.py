@@ -1,0 +1,239 @@
+"""fsutil: the durability idiom, group commit of directory fsyncs, safe_join."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailhost import fsutil
+from mailhost.fsutil import (
+    FsyncEach,
+    GroupSync,
+    UnsafePathError,
+    commit_file,
+    safe_join,
+    temp_name,
+    write_durably,
+    write_durably_async,
+)
+
+
+def _leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_write_durably_bytes_and_chunks(tmp_path: Path) -> None:
+    write_durably(tmp_path / "a", b"one")
+    write_durably(tmp_path / "b", [b"t", b"w", b"o"], 0o600)
+    write_durably(str(tmp_path / "c"), bytearray(b"three"))
+    assert (tmp_path / "a").read_bytes() == b"one"
+    assert (tmp_path / "b").read_bytes() == b"two"
+    assert (tmp_path / "c").read_bytes() == b"three"
+    assert stat.S_IMODE((tmp_path / "b").stat().st_mode) == 0o600
+    assert _leftovers(tmp_path) == []
+
+
+def test_write_durably_mode_ignores_umask(tmp_path: Path) -> None:
+    old = os.umask(0o077)
+    try:
+        write_durably(tmp_path / "m", b"x", 0o644)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m").stat().st_mode) == 0o644
+
+
+def test_replace_overwrites_and_link_refuses(tmp_path: Path) -> None:
+    target = tmp_path / "t"
+    write_durably(target, b"old")
+    write_durably(target, b"new")
+    assert target.read_bytes() == b"new"
+    with pytest.raises(FileExistsError):
+        write_durably(target, b"other", replace=False)
+    assert target.read_bytes() == b"new"
+    write_durably(tmp_path / "fresh", b"linked", replace=False)
+    assert (tmp_path / "fresh").read_bytes() == b"linked"
+    assert (tmp_path / "fresh").stat().st_nlink == 1
+    assert _leftovers(tmp_path) == []
+
+
+def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "t"
+    write_durably(target, b"old")
+
+    def chunks():
+        yield b"partial"
+        raise RuntimeError("source went away")
+
+    with pytest.raises(RuntimeError):
+        write_durably(target, chunks())
+    assert target.read_bytes() == b"old"
+    assert _leftovers(tmp_path) == []
+
+
+def test_commit_file_and_temp_name(tmp_path: Path) -> None:
+    target = tmp_path / "index"
+    tmp = temp_name(target)
+    assert tmp.parent == tmp_path
+    assert tmp.name.startswith(".index.")
+    assert tmp.name.endswith(".tmp")
+    assert temp_name(target) != tmp
+    tmp.write_bytes(b"data")
+    commit_file(tmp, target)
+    assert target.read_bytes() == b"data"
+    assert not tmp.exists()
+
+
+async def test_async_wrappers(tmp_path: Path) -> None:
+    await write_durably_async(tmp_path / "a", (c for c in [b"x", b"y"]))
+    assert (tmp_path / "a").read_bytes() == b"xy"
+    await fsutil.fsync_dir_async(tmp_path)
+    tmp = tmp_path / "b.tmp"
+    tmp.write_bytes(b"z")
+    await fsutil.commit_file_async(tmp, tmp_path / "b")
+    assert (tmp_path / "b").read_bytes() == b"z"
+
+
+def test_fsync_dir_on_missing_directory_raises(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        fsutil.fsync_dir(tmp_path / "missing")
+
+
+# -- sync policies ----------------------------------------------------------------
+
+
+class SlowFsync:
+    """A directory fsync that takes a while and records when it ran."""
+
+    def __init__(self, delay: float = 0.02) -> None:
+        self.delay = delay
+        self.lock = threading.Lock()
+        self.runs: list[tuple[float, float]] = []
+
+    def __call__(self, directory: fsutil.StrPath) -> None:
+        start = time.monotonic()
+        fsutil.fsync_dir(directory)
+        time.sleep(self.delay)
+        with self.lock:
+            self.runs.append((start, time.monotonic()))
+
+
+async def test_group_sync_shares_directory_fsyncs(tmp_path: Path) -> None:
+    fake = SlowFsync()
+    syncer = GroupSync(fake)
+    requested: list[float] = []
+    finished: list[float] = []
+
+    async def one(i: int) -> None:
+        await asyncio.sleep(i * 0.001)
+        requested.append(time.monotonic())
+        mine = requested[-1]
+        await syncer.sync_dir(tmp_path)
+        finished.append(time.monotonic())
+        # Durable only if some fsync started after the request and ended before now.
+        assert any(start >= mine and end <= finished[-1] for start, end in fake.runs)
+
+    await asyncio.gather(*(one(i) for i in range(40)))
+    assert syncer.requests == 40
+    assert len(fake.runs) == syncer.dir_syncs
+    assert syncer.dir_syncs < 20
+
+
+async def test_group_sync_reports_errors_to_the_batch(tmp_path: Path) -> None:
+    syncer = GroupSync()
+    results = await asyncio.gather(
+        *(syncer.sync_dir(tmp_path / "missing") for _ in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(r, FileNotFoundError) for r in results)
+    await syncer.sync_dir(tmp_path)  # the directory queue recovers
+
+
+async def test_group_sync_cancelled_caller_does_not_hurt_others(tmp_path: Path) -> None:
+    syncer = GroupSync(SlowFsync(0.05))
+    first = asyncio.ensure_future(syncer.sync_dir(tmp_path))
+    second = asyncio.ensure_future(syncer.sync_dir(tmp_path))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    await second
+    assert first.cancelled()
+
+
+async def test_fsync_each_counts(tmp_path: Path) -> None:
+    syncer = FsyncEach()
+    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        await syncer.sync_file(fd)
+    finally:
+        os.close(fd)
+    await syncer.sync_dir(tmp_path)
+    assert (syncer.file_syncs, syncer.dir_syncs) == (1, 1)
+
+
+# -- safe_join ----------------------------------------------------------------------
+
+
+def test_safe_join_accepts_plain_relative_paths(tmp_path: Path) -> None:
+    assert safe_join(tmp_path, "example.com/bob/") == tmp_path.resolve() / "example.com/bob"
+    assert safe_join(tmp_path, "a/./b") == tmp_path.resolve() / "a/b"
+
+
+@pytest.mark.parametrize(
+    ("relative", "message"),
+    [
+        ("/etc/passwd", "absolute path not allowed"),
+        ("../x", "'..' not allowed"),
+        ("a/../../x", "'..' not allowed"),
+        ("a/..", "'..' not allowed"),
+        ("a\0b", "NUL byte"),
+    ],
+)
+def test_safe_join_refuses(tmp_path: Path, relative: str, message: str) -> None:
+    with pytest.raises(UnsafePathError, match=message):
+        safe_join(tmp_path, relative)
+
+
+def test_safe_join_refuses_symlinks_out_of_base(tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    base.mkdir()
+    (tmp_path / "outside").mkdir()
+    (base / "escape").symlink_to(tmp_path / "outside")
+    (base / "inside").mkdir()
+    (base / "alias").symlink_to(base / "inside")
+    with pytest.raises(UnsafePathError, match="resolves outside"):
+        safe_join(base, "escape/bob")
+    assert safe_join(base, "alias/bob") == base.resolve() / "alias/bob"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(["a", "b", ".", "..", "/", "\0", "x/", "link/"]), max_size=8).map(
+        "".join
+    )
+)
+def test_safe_join_never_leaves_base(
+    tmp_path_factory: pytest.TempPathFactory, relative: str
+) -> None:
+    base = tmp_path_factory.getbasetemp() / "safe_join_base"
+    base.mkdir(exist_ok=True)
+    if not (base / "link").is_symlink():
+        (base / "link").symlink_to(base.parent)  # points out of base
+    try:
+        joined = safe_join(base, relative)
+    except UnsafePathError:
+        assert (
+            "\0" in relative
+            or relative.startswith("/")
+            or ".." in relative.split("/")
+            or [p for p in relative.split("/") if p not in ("", ".")][:1] == ["link"]
+        )
+        return
+    root = base.resolve()
+    resolved = joined.resolve()
+    assert resolved == root or root in resolved.parents

@@ -185,9 +185,8 @@ class SmtpdHandler:
 
     # -- end of DATA ----------------------------------------------------------------
 
-    async def message(self, session: Session, data: DataResult) -> Reply:
-        txn = session.transaction
-        assert txn is not None
+    async def message(self, session: Session, txn: Transaction, data: DataResult) -> Reply:
+        """End of DATA for ``txn`` (already detached from the session)."""
         assert txn.queue is not None
         qid = txn.queue.queue_id
         if data.bare_lf and self._bare_lf_rejected(session):

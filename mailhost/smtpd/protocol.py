@@ -300,6 +300,7 @@ class SmtpdProtocol(SMTP):
             await self.reply(replies.MUST_STARTTLS)
             return True
         errors_before = s.errors
+        self._counted = False
         try:
             keep_going = await method(s, arg)
         except (asyncio.CancelledError, ConnectionError, asyncio.IncompleteReadError):
@@ -449,11 +450,13 @@ class SmtpdProtocol(SMTP):
             return
         await self.reply(replies.DATA_GO_AHEAD)
         data = await read_data(self._reader, self.settings.message_size_limit, on_line=self.touch)
-        # The queue write must finish even if the client goes away meanwhile:
-        # a file is either complete (and may be delivered) or aborted.
-        reply = await asyncio.shield(self.mh.message(s, data))
+        # From here the transaction belongs to the queue write, which finishes
+        # even if the client goes away meanwhile (the session's clean-up must
+        # not abort it underneath): like Postfix, a message whose "." was
+        # received is queued whole or not at all.
         s.transaction = None
         s.declared_size = 0
+        reply = await asyncio.shield(self.mh.message(s, txn, data))
         self.count_as(s, "data", not reply.is_error)
         if not reply.is_error:
             s.errors = 0  # Postfix forgives a client that delivered mail

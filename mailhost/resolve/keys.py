@@ -133,55 +133,88 @@ async def find(
 # values → addresses
 
 
-def parse_address_list(value: str) -> list[str]:
-    """An RFC 5322 address list as Postfix reads a table value: elements
-    separated by commas or whitespace, ``(comments)`` dropped, ``Name <addr>``
-    reduced to ``addr``; each address in internal form."""
-    elements: list[str] = []
-    current: list[str] = []
-    angle: list[str] | None = None
-    depth = 0
-    in_quote = escape = False
+class _ListScanner:
+    """State of :func:`parse_address_list` while it walks a value."""
 
-    def flush() -> None:
-        nonlocal angle
-        text = "".join(angle if angle is not None else current).strip()
-        if angle is not None and text.startswith("@") and ":" in text:
-            text = text.split(":", 1)[1]  # source route in a route-addr
-        if text:
-            elements.append(internal_form(text))
-        current.clear()
-        angle = None
+    def __init__(self) -> None:
+        self.addresses: list[str] = []
+        self.words: list[str] = []
+        self.word: list[str] = []
+        self.route: list[str] | None = None  # inside <...>
+        self.routes: list[str] = []
+        self.depth = 0
+        self.in_quote = self.escape = False
 
-    for char in value:
-        target = angle if angle is not None else current
-        if escape:
+    def end_word(self) -> None:
+        if self.word:
+            self.words.append("".join(self.word))
+            self.word.clear()
+
+    def end_route(self) -> None:
+        if self.route is not None:
+            self.routes.append("".join(self.route).strip())
+            self.route = None
+
+    def end_element(self) -> None:
+        self.end_route()
+        self.end_word()
+        for text in self.routes or self.words:
+            # A source route inside a route-addr is dropped (RFC 5322 obs-route).
+            mailbox = text.split(":", 1)[1] if text.startswith("@") and ":" in text else text
+            if mailbox:
+                self.addresses.append(internal_form(mailbox))
+        self.words.clear()
+        self.routes.clear()
+
+    def quoted(self, char: str, target: list[str]) -> bool:
+        """Characters inside quotes, escapes and comments; True when consumed."""
+        if self.escape:
             target.append(char)
-            escape = False
-        elif in_quote:
+            self.escape = False
+        elif self.in_quote:
             target.append(char)
-            if char == "\\":
-                escape = True
-            elif char == '"':
-                in_quote = False
-        elif depth:
-            depth += {"(": 1, ")": -1}.get(char, 0)
-        elif char == "(":
-            depth = 1
+            self.escape = char == "\\"
+            self.in_quote = char != '"'
+        elif self.depth:
+            self.depth += {"(": 1, ")": -1}.get(char, 0)
+        else:
+            return False
+        return True
+
+    def feed(self, char: str) -> None:
+        target = self.route if self.route is not None else self.word
+        if self.quoted(char, target):
+            return
+        if char == "(":
+            self.end_word()
+            self.depth = 1
         elif char == '"':
             target.append(char)
-            in_quote = True
-        elif char == "<":
-            current.clear()  # a phrase before a route-addr is not an address
-            angle = []
-        elif (
-            (char == ">" and angle is not None) or char == "," or (char.isspace() and angle is None)
-        ):
-            flush()
-        elif not char.isspace():
+            self.in_quote = True
+        elif char == "<" and self.route is None:
+            self.end_word()
+            self.route = []
+        elif char == ">" and self.route is not None:
+            self.end_route()
+        elif char == ",":
+            self.end_element()
+        elif char.isspace():
+            if self.route is None:
+                self.end_word()
+        else:
             target.append(char)
-    flush()
-    return elements
+
+
+def parse_address_list(value: str) -> list[str]:
+    """An RFC 5322 address list as Postfix reads a table value: elements
+    separated by commas, words of an element without a ``<route-addr>`` each
+    an address (Postfix inserts the missing commas), ``(comments)`` dropped,
+    ``Name <addr>`` reduced to ``addr``; each address in internal form."""
+    scanner = _ListScanner()
+    for char in value:
+        scanner.feed(char)
+    scanner.end_element()
+    return scanner.addresses
 
 
 async def map_address(

@@ -23,7 +23,6 @@ STARTTLS transport switch, the idle timer) and replaces the conversation:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -194,7 +193,9 @@ class SmtpdProtocol(SMTP):
                 log.info("SSL_accept error from %s: -1", s.client)
             self.closing_reason = "lost connection"
         finally:
-            await self._finish(s, admitted)
+            # aiosmtpd cancels this task when the peer closes; the clean-up
+            # (aborting an open queue file, the disconnect line) must still run.
+            await asyncio.shield(self._finish(s, admitted))
 
     async def _finish(self, s: Session, admitted: bool) -> None:
         if self.closing_reason is not None:
@@ -202,8 +203,10 @@ class SmtpdProtocol(SMTP):
         txn = s.transaction
         s.transaction = None
         if txn is not None and txn.queue is not None:
-            with contextlib.suppress(OSError, MailhostError):
+            try:
                 await txn.queue.abort()
+            except (OSError, MailhostError) as exc:
+                log.warning("%s: cannot remove queue file: %s", txn.queue.queue_id, exc)
         if admitted and self.gate is not None:
             self.gate.release(s.client_address)
         log.info("%s", disconnect_line(s.client, s.stats))

@@ -10,24 +10,26 @@ this module adapts the production implementations to them:
   directory before smtpd may answer 250;
 * start-up runs the queue's recovery before any listener opens (incomplete
   ``incoming`` files were never acknowledged and are removed).
-
-An installation without the resolver cannot accept mail and says so instead
-of accepting mail it cannot judge.
+* :class:`ResolverPolicy` puts :class:`mailhost.resolve.resolver.Resolver`
+  behind :class:`~mailhost.smtpd.seams.RecipientPolicy`; an alias expansion
+  failure becomes the end-of-DATA reply it carries (``451 4.6.0`` or
+  ``451 4.3.0``) with cleanup's warning logged under the queue id.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Sequence
 
 from mailhost.config import Config
-from mailhost.errors import ConfigError
 from mailhost.log import logger
 from mailhost.queue.qfile import Client, Envelope, Recipient
 from mailhost.queue.store import QueueStore, Transaction
+from mailhost.resolve.aliases import AliasExpansionError
+from mailhost.resolve.resolver import Resolver, ResolverSettings
+from mailhost.resolve.restrictions import Client as RestrictionClient
 from mailhost.smtpd.received import protocol_name
-from mailhost.smtpd.seams import RecipientPolicy, Submission
+from mailhost.smtpd.replies import Reply
+from mailhost.smtpd.seams import ClientInfo, ExpansionFailed, Submission
 from mailhost.smtpd.server import Wiring
 from mailhost.tables.registry import TableRegistry
 
@@ -104,16 +106,33 @@ async def recover_queue(cfg: Config) -> None:
         )
 
 
-def resolver_policy(cfg: Config, registry: TableRegistry) -> RecipientPolicy:
-    """The resolver's smtpd policy (mailhost.resolve provides ``smtpd_policy``)."""
-    if importlib.util.find_spec("mailhost.resolve.resolver") is None:
-        raise ConfigError("mailhost serve needs the recipient resolver (mailhost.resolve.resolver)")
-    module = importlib.import_module("mailhost.resolve.resolver")
-    policy: RecipientPolicy = module.smtpd_policy(cfg, registry)
-    return policy
+class ResolverPolicy:
+    """The resolver behind :class:`~mailhost.smtpd.seams.RecipientPolicy`:
+    ``check_rcpt`` at RCPT TO (spec 3.5), ``expand`` after DATA (spec 3.4)."""
+
+    def __init__(self, resolver: Resolver) -> None:
+        self.resolver = resolver
+
+    async def check_recipient(
+        self, recipient: str, sender: str, client: ClientInfo
+    ) -> Reply | None:
+        verdict = await self.resolver.check_rcpt(
+            recipient, RestrictionClient(client.address, client.sasl_username)
+        )
+        return None if verdict.accepted else verdict.reply
+
+    async def expand(self, recipient: str) -> Sequence[str]:
+        try:
+            records = await self.resolver.expand(recipient)
+        except AliasExpansionError as exc:
+            raise ExpansionFailed(exc.reply, exc.log_text) from None
+        return [record.final for record in records]
+
+
+def resolver_policy(cfg: Config, registry: TableRegistry) -> ResolverPolicy:
+    return ResolverPolicy(Resolver(ResolverSettings.from_config(cfg, registry)))
 
 
 def default_wiring() -> Wiring:
-    if importlib.util.find_spec("mailhost.resolve.resolver") is None:
-        raise ConfigError("mailhost serve needs the recipient resolver (mailhost.resolve.resolver)")
+    """The resolver, the durable queue, and queue recovery at start-up."""
     return Wiring(recipients=resolver_policy, queue=store_sink, startup=recover_queue)

@@ -87,7 +87,8 @@ class ServerProcess:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     extra_main_cf: str = ""
-    #: "files" (fakes.FileQueue) or "store" (the production queue).
+    #: "files" (fakes.FileQueue), "store" (the production queue) or "cli"
+    #: (``mailhost serve`` itself: production resolver and queue).
     queue_kind: str = "files"
     _log_offset: int = field(default=0)
 
@@ -97,15 +98,14 @@ class ServerProcess:
 
     def start(self) -> None:
         self.mark()
+        command = [sys.executable, "-m", "tests.smtpd.launcher", str(self.directory)]
+        command.append(self.queue_kind)
+        if self.queue_kind == "cli":
+            # The real command: production resolver and queue.
+            command = [sys.executable, "-m", "mailhost", "serve", "-c", str(self.directory)]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "tests.smtpd.launcher",
-                    str(self.directory),
-                    self.queue_kind,
-                ],
+                command,
                 cwd=ROOT,
                 stdout=log,
                 stderr=log,

@@ -36,6 +36,8 @@ BACKENDS: dict[str, str] = {
     "sqlite": "mailhost.tables.sql.sqlite",
     "mysql": "mailhost.tables.sql.mysql",
     "pgsql": "mailhost.tables.sql.pgsql",
+    "unix": "mailhost.tables.unix",
+    "nis": "mailhost.tables.nis",
 }
 
 #: Wrappers that change how a table is reached, not what it answers.

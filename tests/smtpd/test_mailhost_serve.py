@@ -57,7 +57,7 @@ def test_rcpt_replies_come_from_the_resolver(serve: ServerProcess) -> None:
     # even though the client closes at once (a regression: the clean-up used to
     # be cancelled with the session task).
     serve.wait_log(
-        "disconnect from localhost[127.0.0.1] ehlo=1 mail=1 rcpt=2/4 quit=1 commands=4/6"
+        "disconnect from localhost[127.0.0.1] ehlo=1 mail=1 rcpt=2/4 quit=1 commands=5/7"
     )
     assert not [p for p in (serve.queue / "incoming").iterdir() if "." in p.name]
 

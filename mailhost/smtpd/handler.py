@@ -42,7 +42,7 @@ from mailhost.smtpd.seams import (
 )
 from mailhost.smtpd.sender import SenderPolicy
 from mailhost.smtpd.session import Session, Transaction
-from mailhost.smtpd.settings import SmtpdSettings, in_networks
+from mailhost.smtpd.settings import SmtpdSettings
 
 log = logger("smtpd")
 
@@ -189,7 +189,7 @@ class SmtpdHandler:
         """End of DATA for ``txn`` (already detached from the session)."""
         assert txn.queue is not None
         qid = txn.queue.queue_id
-        if data.bare_lf and self._bare_lf_rejected(session):
+        if data.bare_lf and await self.bare_lf_rejected(session.client_address):
             log.info(
                 "%s",
                 reject_line(
@@ -264,10 +264,12 @@ class SmtpdHandler:
                     out.append(FinalRecipient(original, final))
         return tuple(out)
 
-    def _bare_lf_rejected(self, session: Session) -> bool:
-        return self.settings.forbid_bare_newline == "reject" and not in_networks(
-            session.client_address, self.settings.forbid_bare_newline_exclusions
-        )
+    async def bare_lf_rejected(self, client_address: str) -> bool:
+        """smtpd_forbid_bare_newline = reject, unless the client is in
+        smtpd_forbid_bare_newline_exclusions."""
+        if self.settings.forbid_bare_newline != "reject":
+            return False
+        return not await self.settings.forbid_bare_newline_exclusions.match(client_address)
 
 
 def message_id(lines: list[bytes]) -> str:

@@ -40,7 +40,6 @@ from mailhost.smtpd.replies import Reply
 from mailhost.smtpd.sasl import MECHANISMS, authenticate
 from mailhost.smtpd.seams import ConnectionGate
 from mailhost.smtpd.session import Session
-from mailhost.smtpd.settings import in_networks
 
 log = logger("smtpd")
 
@@ -169,7 +168,7 @@ class SmtpdProtocol(SMTP):
         admitted = False
         try:
             if self.gate is not None:
-                count = self.gate.admit(address)
+                count = await self.gate.admit(address)
                 if count is not None:
                     log.warning(
                         "Connection concurrency limit exceeded: %d from %s for service %s",
@@ -231,7 +230,7 @@ class SmtpdProtocol(SMTP):
                 line, bare, too_long = await self._read_line()
             finally:
                 self.idle = False
-            if bare and self._bare_lf_rejected(s):
+            if bare and await self.mh.bare_lf_rejected(s.client_address):
                 reply = replies.bare_newline(
                     self.settings.myhostname, self.settings.forbid_bare_newline_reject_code
                 )
@@ -266,11 +265,6 @@ class SmtpdProtocol(SMTP):
                 s.client,
                 printable(pending),
             )
-
-    def _bare_lf_rejected(self, s: Session) -> bool:
-        return self.settings.forbid_bare_newline == "reject" and not in_networks(
-            s.client_address, self.settings.forbid_bare_newline_exclusions
-        )
 
     async def _one_command(self, s: Session, line: bytes) -> bool:
         """Run one command line; False ends the session."""

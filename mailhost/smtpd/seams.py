@@ -10,11 +10,17 @@ plug in small implementations of their own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from mailhost.smtpd.replies import Reply
+from mailhost.tables.maps import Maps
+
+#: Looks an address up in a ``*_maps`` parameter with Postfix's key sequence
+#: (spec 3.3: full address, without extension, local part for local domains,
+#: ``@domain``); the value or None; raises TableTempFail.
+AddressSearch = Callable[[Maps, str], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -99,7 +105,7 @@ class QueueSink(Protocol):
 class ConnectionGate(Protocol):
     """Per-client connection accounting (smtpd_client_connection_count_limit)."""
 
-    def admit(self, address: str) -> int | None:
+    async def admit(self, address: str) -> int | None:
         """None to admit; else the client's current connection count (refused)."""
         ...
 

@@ -16,8 +16,9 @@ smtpd_sender_restrictions; spec section 9):
   ``permit_mynetworks``.
 
 The owners of an address come from one lookup of ``smtpd_sender_login_maps``
-with the key sequence of spec 3.3 (``user+ext@domain``, ``user@domain``,
-``@domain``); the value is a list of login names.  The null sender is never
+with the key sequence of spec 3.3 (the resolver's, handed in as an
+:data:`~mailhost.smtpd.seams.AddressSearch`); the value is a list of login
+names.  The null sender is never
 checked.  With smtpd_delay_reject = yes (the default) smtpd runs these at RCPT.
 """
 
@@ -28,9 +29,10 @@ from dataclasses import dataclass
 from mailhost.config.lists import split_list
 from mailhost.errors import TableTempFail
 from mailhost.log import logger
+from mailhost.resolve.networks import NetworkList
 from mailhost.smtpd import replies
 from mailhost.smtpd.replies import Reply
-from mailhost.smtpd.settings import Network, in_networks
+from mailhost.smtpd.seams import AddressSearch
 from mailhost.tables.maps import Maps
 
 log = logger("smtpd")
@@ -43,47 +45,19 @@ _MISMATCH = {
 }
 
 
-def lookup_keys(address: str, delimiter: str) -> list[str]:
-    """Spec 3.3 keys for a sender address outside $myorigin/mydestination:
-    full address, address without extension, ``@domain``."""
-    local, at, domain = address.rpartition("@")
-    if not at:
-        return [address]
-    keys = [address]
-    if (
-        delimiter
-        and local
-        and local[0] not in delimiter
-        and local.lower()
-        not in (
-            "postmaster",
-            "mailer-daemon",
-            "double-bounce",
-        )
-    ):
-        cut = min((i for i, c in enumerate(local) if c in delimiter), default=-1)
-        if cut > 0:
-            keys.append(f"{local[:cut]}@{domain}")
-    keys.append(f"@{domain}")
-    return keys
-
-
 @dataclass(frozen=True)
 class SenderPolicy:
     restrictions: tuple[str, ...]
     login_maps: Maps | None
-    delimiter: str
-    mynetworks: tuple[Network, ...]
+    search: AddressSearch
+    mynetworks: NetworkList
 
     async def owners(self, sender: str) -> list[str] | None:
         """The login names owning ``sender``, or None when it has no entry."""
         if self.login_maps is None or not self.login_maps:
             return None
-        for key in lookup_keys(sender, self.delimiter):
-            value = await self.login_maps.lookup(key)
-            if value is not None:
-                return split_list(value)
-        return None
+        value = await self.search(self.login_maps, sender)
+        return split_list(value) if value is not None else None
 
     async def check(
         self, sender: str, client_address: str, sasl_username: str | None
@@ -102,7 +76,7 @@ class SenderPolicy:
                     return None
                 continue
             if lowered == "permit_mynetworks":
-                if in_networks(client_address, self.mynetworks):
+                if await self.mynetworks.match(client_address):
                     return None
                 continue
             if lowered in _MISMATCH:

@@ -36,9 +36,9 @@ from mailhost.log import logger
 from mailhost.smtpd.handler import SmtpdHandler
 from mailhost.smtpd.protocol import SmtpdProtocol
 from mailhost.smtpd.sasl import PasswordChecker
-from mailhost.smtpd.seams import QueueSink, RecipientPolicy
+from mailhost.smtpd.seams import AddressSearch, QueueSink, RecipientPolicy
 from mailhost.smtpd.sender import SenderPolicy
-from mailhost.smtpd.settings import SmtpdSettings, in_networks
+from mailhost.smtpd.settings import SmtpdSettings
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
 
@@ -61,6 +61,8 @@ class Wiring:
 
     recipients: Callable[[Config, TableRegistry], RecipientPolicy]
     queue: Callable[[Config], QueueSink]
+    #: The key sequence for smtpd_sender_login_maps (the resolver's, spec 3.3).
+    address_search: Callable[[Config, TableRegistry], AddressSearch]
     #: Run once before the first listener opens (queue recovery).
     startup: Callable[[Config], Awaitable[None]] | None = None
 
@@ -74,13 +76,13 @@ class ConnectionCounter:
         self.settings = settings
         self.counts: dict[str, int] = {}
 
-    def admit(self, address: str) -> int | None:
+    async def admit(self, address: str) -> int | None:
         count = self.counts.get(address, 0)
         limit = self.settings.connection_count_limit
         if (
             limit > 0
             and count >= limit
-            and not in_networks(address, self.settings.event_limit_exceptions)
+            and not await self.settings.event_limit_exceptions.match(address)
         ):
             return count
         self.counts[address] = count + 1
@@ -211,7 +213,7 @@ class MailServer:
                 sender_policy=SenderPolicy(
                     settings.sender_restrictions,
                     login_maps,
-                    settings.recipient_delimiter,
+                    self.wiring.address_search(cfg, registry),
                     settings.mynetworks,
                 ),
                 passwords=passwords,

@@ -8,46 +8,17 @@ running keep theirs, as Postfix's smtpd processes do until they exit).
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from mailhost.config import Config
 from mailhost.config.lists import split_list
 from mailhost.log import logger
+from mailhost.resolve.networks import NetworkList
 
 log = logger("smtpd")
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
 TLS_LEVELS = ("none", "may", "encrypt")
 BARE_NEWLINE_MODES = ("no", "normalize", "yes", "reject")
-
-
-def parse_networks(parameter: str, value: str) -> tuple[Network, ...]:
-    """Address/CIDR entries of a network list (``1.2.3.0/24``, ``[::1]/128``,
-    ``127.0.0.1``).  Other forms (host names, ``/file``, ``type:table``) are not
-    supported here and are logged, so a mismatch is never silent."""
-    nets: list[Network] = []
-    for item in split_list(value):
-        text = item.replace("[", "").replace("]", "")
-        if text.startswith("!"):
-            log.warning("%s: negation is not supported here; ignoring %s", parameter, item)
-            continue
-        try:
-            nets.append(ipaddress.ip_network(text, strict=False))
-        except ValueError:
-            log.warning("%s: unsupported network list element; ignoring %s", parameter, item)
-    return tuple(nets)
-
-
-def in_networks(address: str, networks: tuple[Network, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip.version == net.version and ip in net for net in networks)
 
 
 @dataclass(frozen=True)
@@ -66,14 +37,14 @@ class SmtpdSettings:
     soft_error_limit: int
     hard_error_limit: int
     connection_count_limit: int
-    event_limit_exceptions: tuple[Network, ...]
-    mynetworks: tuple[Network, ...]
+    event_limit_exceptions: NetworkList
+    mynetworks: NetworkList
     line_length_limit: int
     smtputf8_enable: bool
     client_port_logging: bool
     forbid_bare_newline: str
     forbid_bare_newline_reject_code: int
-    forbid_bare_newline_exclusions: tuple[Network, ...]
+    forbid_bare_newline_exclusions: NetworkList
     # TLS
     tls_security_level: str
     tls_cert_file: str
@@ -122,17 +93,17 @@ class SmtpdSettings:
             soft_error_limit=cfg.get_int("smtpd_soft_error_limit"),
             hard_error_limit=int(hard) if hard.isdigit() else 20,
             connection_count_limit=cfg.get_int("smtpd_client_connection_count_limit"),
-            event_limit_exceptions=parse_networks(
+            event_limit_exceptions=NetworkList.parse(
                 "smtpd_client_event_limit_exceptions",
                 cfg.get("smtpd_client_event_limit_exceptions"),
             ),
-            mynetworks=parse_networks("mynetworks", cfg.get("mynetworks")),
+            mynetworks=NetworkList.parse("mynetworks", cfg.get("mynetworks")),
             line_length_limit=cfg.get_int("line_length_limit"),
             smtputf8_enable=cfg.get_bool("smtputf8_enable"),
             client_port_logging=cfg.get_bool("smtpd_client_port_logging"),
             forbid_bare_newline=bare,
             forbid_bare_newline_reject_code=cfg.get_int("smtpd_forbid_bare_newline_reject_code"),
-            forbid_bare_newline_exclusions=parse_networks(
+            forbid_bare_newline_exclusions=NetworkList.parse(
                 "smtpd_forbid_bare_newline_exclusions",
                 cfg.get("smtpd_forbid_bare_newline_exclusions"),
             ),

@@ -25,12 +25,14 @@ from mailhost.log import logger
 from mailhost.queue.qfile import Client, Envelope, Recipient
 from mailhost.queue.store import QueueStore, Transaction
 from mailhost.resolve.aliases import AliasExpansionError
+from mailhost.resolve.keys import find
 from mailhost.resolve.resolver import Resolver, ResolverSettings
 from mailhost.resolve.restrictions import Client as RestrictionClient
 from mailhost.smtpd.received import protocol_name
 from mailhost.smtpd.replies import Reply
-from mailhost.smtpd.seams import ClientInfo, ExpansionFailed, Submission
+from mailhost.smtpd.seams import AddressSearch, ClientInfo, ExpansionFailed, Submission
 from mailhost.smtpd.server import Wiring
+from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
 
 log = logger("smtpd")
@@ -129,10 +131,26 @@ class ResolverPolicy:
         return [record.final for record in records]
 
 
+def address_search(cfg: Config, registry: TableRegistry) -> AddressSearch:
+    """mail_addr_find(3) as the resolver implements it (spec 3.3)."""
+    policy = ResolverSettings.from_config(cfg, registry).search
+
+    async def search(maps: Maps, address: str) -> str | None:
+        hit = await find(maps, address, policy)
+        return hit.value if hit is not None else None
+
+    return search
+
+
 def resolver_policy(cfg: Config, registry: TableRegistry) -> ResolverPolicy:
     return ResolverPolicy(Resolver(ResolverSettings.from_config(cfg, registry)))
 
 
 def default_wiring() -> Wiring:
     """The resolver, the durable queue, and queue recovery at start-up."""
-    return Wiring(recipients=resolver_policy, queue=store_sink, startup=recover_queue)
+    return Wiring(
+        recipients=resolver_policy,
+        queue=store_sink,
+        address_search=address_search,
+        startup=recover_queue,
+    )

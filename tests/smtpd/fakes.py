@@ -19,9 +19,9 @@ from mailhost.config import Config
 from mailhost.errors import TableTempFail
 from mailhost.fsutil import write_durably
 from mailhost.offload import run_blocking
+from mailhost.resolve.networks import NetworkList
 from mailhost.smtpd.replies import Reply
 from mailhost.smtpd.seams import ClientInfo, Submission
-from mailhost.smtpd.settings import in_networks, parse_networks
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
 
@@ -84,7 +84,7 @@ class VirtualPolicy:
         self.maps = Maps.from_value(
             "virtual_mailbox_maps", cfg.get("virtual_mailbox_maps"), registry
         )
-        self.mynetworks = parse_networks("mynetworks", cfg.get("mynetworks"))
+        self.mynetworks = NetworkList.parse("mynetworks", cfg.get("mynetworks"))
 
     async def check_recipient(
         self, recipient: str, sender: str, client: ClientInfo
@@ -105,7 +105,7 @@ class VirtualPolicy:
                     f"<{recipient}>: Recipient address rejected: User unknown in virtual mailbox table",
                 )  # fmt: skip
             return None
-        if client.sasl_username or in_networks(client.address, self.mynetworks):
+        if client.sasl_username or await self.mynetworks.match(client.address):
             return None
         return Reply(454, "4.7.1", f"<{recipient}>: Relay access denied")
 

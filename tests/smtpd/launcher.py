@@ -3,7 +3,8 @@
 
 ``files`` (default) queues through fakes.FileQueue; ``store`` through the
 production queue (mailhost.queue via mailhost.smtpd.wiring), recovery
-included.  The recipient policy is always fakes.VirtualPolicy.
+included.  The recipient policy is always fakes.VirtualPolicy; sender login
+lookups use the resolver's key sequence, as in production.
 """
 
 from __future__ import annotations
@@ -13,15 +14,19 @@ from pathlib import Path
 
 from mailhost.cli.serve import run_server
 from mailhost.smtpd.server import Wiring
+from mailhost.smtpd.wiring import address_search, recover_queue, store_sink
 from tests.smtpd.fakes import FileQueue, VirtualPolicy
 
 
 def wiring(kind: str) -> Wiring:
     if kind == "store":
-        from mailhost.smtpd.wiring import recover_queue, store_sink
-
-        return Wiring(recipients=VirtualPolicy, queue=store_sink, startup=recover_queue)
-    return Wiring(recipients=VirtualPolicy, queue=FileQueue)
+        return Wiring(
+            recipients=VirtualPolicy,
+            queue=store_sink,
+            address_search=address_search,
+            startup=recover_queue,
+        )
+    return Wiring(recipients=VirtualPolicy, queue=FileQueue, address_search=address_search)
 
 
 if __name__ == "__main__":

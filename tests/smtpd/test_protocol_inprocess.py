@@ -15,6 +15,7 @@ import pytest
 
 from mailhost.config import Config
 from mailhost.errors import TableTempFail
+from mailhost.resolve.networks import NetworkList
 from mailhost.smtpd import replies
 from mailhost.smtpd.handler import SmtpdHandler
 from mailhost.smtpd.protocol import SmtpdProtocol
@@ -80,6 +81,10 @@ class DownTable(Table):
         raise TableTempFail("database is down")
 
 
+async def no_search(maps: Maps, address: str) -> str | None:
+    return None
+
+
 def settings(**values: str) -> SmtpdSettings:
     base = {"myhostname": "mx.example.com", "mail_name": "Postfix", "smtpd_error_sleep_time": "0"}
     return SmtpdSettings.from_config(Config(Path("/nonexistent"), {**base, **values}))
@@ -137,7 +142,9 @@ def handler(
         settings=s,
         recipients=policy or AcceptAll(),
         queue=queue or MemoryQueue(),
-        sender_policy=SenderPolicy(restrictions or s.sender_restrictions, None, "", ()),
+        sender_policy=SenderPolicy(
+            restrictions or s.sender_restrictions, None, no_search, NetworkList("mynetworks", [])
+        ),
         passwords=passwords,
     )
 

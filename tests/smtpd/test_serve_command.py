@@ -10,9 +10,10 @@ import pytest
 
 from mailhost.cli.serve import run_server
 from mailhost.smtpd.server import Wiring
+from mailhost.smtpd.wiring import address_search
 from tests.smtpd.fakes import FileQueue, VirtualPolicy
 
-WIRING = Wiring(recipients=VirtualPolicy, queue=FileQueue)
+WIRING = Wiring(recipients=VirtualPolicy, queue=FileQueue, address_search=address_search)
 
 
 @pytest.fixture(autouse=True)

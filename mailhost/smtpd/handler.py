@@ -23,12 +23,13 @@ import shutil
 import time
 from dataclasses import dataclass
 
+from mailhost.address import external_form
 from mailhost.errors import MailhostError
 from mailhost.log import logger
 from mailhost.offload import run_blocking
 from mailhost.smtpd import replies
 from mailhost.smtpd.data import DataResult
-from mailhost.smtpd.maillog import external_address, reject_line
+from mailhost.smtpd.maillog import reject_line
 from mailhost.smtpd.paths import Path, format_param
 from mailhost.smtpd.received import protocol_name, received_header
 from mailhost.smtpd.replies import Reply
@@ -247,7 +248,7 @@ class SmtpdHandler:
         log.info("%s: message-id=<%s>", qid, message_id(data.lines), extra=CLEANUP)
         log.info(
             "%s: from=<%s>, size=%d, nrcpt=%d (queue active)",
-            qid, external_address(txn.sender), size, len(finals), extra=QMGR,
+            qid, external_form(txn.sender), size, len(finals), extra=QMGR,
         )  # fmt: skip
         return replies.queued(qid)
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from mailhost.address import external_form
+
 #: smtpd.c's fixed order of the per-command counters in the disconnect line.
 COMMAND_ORDER = (
     "helo", "ehlo", "xclient", "xforward", "starttls", "auth", "mail", "rcpt",
@@ -24,27 +26,6 @@ def client_name(name: str, address: str, port: int | None = None) -> str:
     smtpd_client_port_logging = yes."""
     text = f"{name or 'unknown'}[{address}]"
     return f"{text}:{port}" if port is not None else text
-
-
-def external_address(address: str) -> str:
-    """An address in the quoted form logs use: a local part that is not a
-    dot-atom is quoted (RFC 5321 quoted-string)."""
-    if "@" not in address:
-        local, domain = address, ""
-    else:
-        local, _, domain = address.rpartition("@")
-    if local and not _is_dot_atom(local):
-        escaped = local.replace("\\", "\\\\").replace('"', '\\"')
-        local = f'"{escaped}"'
-    return f"{local}@{domain}" if domain else local
-
-
-_ATEXT = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~")
-
-
-def _is_dot_atom(local: str) -> bool:
-    parts = local.split(".")
-    return all(part and all(c in _ATEXT or ord(c) > 127 for c in part) for part in parts)
 
 
 def reject_line(
@@ -65,9 +46,9 @@ def reject_line(
     """
     parts = [f"{queue_id or 'NOQUEUE'}: reject: {stage} from {client}: {reply};"]
     if sender is not None:
-        parts.append(f"from=<{external_address(sender)}>")
+        parts.append(f"from=<{external_form(sender)}>")
     if recipient is not None:
-        parts.append(f"to=<{external_address(recipient)}>")
+        parts.append(f"to=<{external_form(recipient)}>")
     parts.append(f"proto={protocol}")
     if helo is not None:
         parts.append(f"helo=<{helo}>")

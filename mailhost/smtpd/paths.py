@@ -9,14 +9,17 @@ Replies (recorded from Postfix 3.7.11):
 ``501 5.5.4 Syntax: MAIL FROM:<address>`` when ``FROM:`` or the path is
 missing, ``501 5.1.7 Bad sender address syntax`` / ``501 5.1.3 Bad recipient
 address syntax`` when the path is not an address (``<a b>``; ``<>`` as a
-recipient).  Address validity here is syntactic only; what an address *means*
-is the resolver's business.
+recipient).  The path itself is parsed by :func:`mailhost.address.parse_path`
+(the resolver's address module), which returns the internal (unquoted) form;
+what an address *means* is the resolver's business.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mailhost.address import AddressError
+from mailhost.address import parse_path as parse_address
 from mailhost.smtpd import replies
 from mailhost.smtpd.replies import Reply
 
@@ -51,43 +54,6 @@ def _split_path(rest: str) -> tuple[str, str]:
     return rest, ""
 
 
-_SPECIALS = set(' <>(),;:\\"[]@')
-
-
-def _valid_local(local: str) -> bool:
-    if local.startswith('"'):
-        if len(local) < 2 or not local.endswith('"'):
-            return False
-        body = local[1:-1]
-        escape = False
-        for char in body:
-            if escape:
-                escape = False
-            elif char == "\\":
-                escape = True
-            elif char == '"':
-                return False
-        return not escape
-    return bool(local) and not any(c in _SPECIALS for c in local)
-
-
-def _valid_address(address: str) -> bool:
-    """RFC 5321 Mailbox shape: a dot-atom or quoted local part, ``@`` and a
-    domain or address literal; a bare local part (``postmaster``) is allowed."""
-    if not address:
-        return True
-    if any(ord(c) < 0x20 or c == "\x7f" for c in address):
-        return False
-    local, at, domain = address.rpartition("@")
-    if not at:
-        return _valid_local(address)
-    if not _valid_local(local) or not domain:
-        return False
-    if domain.startswith("["):
-        return domain.endswith("]") and " " not in domain
-    return not any(c in _SPECIALS for c in domain) and ".." not in domain
-
-
 def parse_path(arg: str, keyword: str, *, syntax: Reply, bad: Reply, allow_null: bool) -> Path:
     """Parse ``KEYWORD:<path> params`` (keyword ``FROM`` or ``TO``)."""
     head = arg[: len(keyword) + 1]
@@ -97,45 +63,15 @@ def parse_path(arg: str, keyword: str, *, syntax: Reply, bad: Reply, allow_null:
     if not rest:
         raise PathError(syntax)
     token, tail = _split_path(rest)
-    address = token
-    if token.startswith("<"):
-        if not token.endswith(">"):
-            raise PathError(bad)
-        address = token[1:-1]
-        if address.startswith("@"):
-            # RFC 5321 source route "@a,@b:user@domain": only the mailbox counts.
-            _route, colon, mailbox = address.partition(":")
-            if not colon:
-                raise PathError(bad)
-            address = mailbox
-    if not address and not allow_null:
-        raise PathError(bad)
-    if not _valid_address(address):
-        raise PathError(bad)
+    try:
+        address = parse_address(token, allow_null=allow_null)
+    except AddressError:
+        raise PathError(bad) from None
     params: list[tuple[str, str | None]] = []
-    address = internal_form(address)
     for item in tail.split():
         name, eq, value = item.partition("=")
         params.append((name, value if eq else None))
     return Path(address, tuple(params))
-
-
-def internal_form(address: str) -> str:
-    """``"a b"@d`` → ``a b@d``: Postfix keeps addresses unquoted inside and
-    quotes them again for logs and headers (maillog.external_address)."""
-    local, at, domain = address.rpartition("@")
-    if not at:
-        local, domain = address, ""
-    if len(local) >= 2 and local.startswith('"') and local.endswith('"'):
-        body, out, escape = local[1:-1], [], False
-        for char in body:
-            if escape or char != "\\":
-                out.append(char)
-                escape = False
-            else:
-                escape = True
-        local = "".join(out)
-    return f"{local}@{domain}" if at else local
 
 
 def parse_mail(arg: str) -> Path:

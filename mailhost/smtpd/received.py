@@ -21,7 +21,7 @@ from __future__ import annotations
 import ipaddress
 import time
 
-from mailhost.smtpd.maillog import external_address
+from mailhost.address import external_form
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -77,5 +77,5 @@ def received_header(
     by = f"\tby {hostname} ({mail_name}) with {protocol} id {queue_id}"
     date = mail_date(when)
     if len(recipients) == 1:
-        return f"{first}\n{by}\n\tfor <{external_address(recipients[0])}>; {date}\n"
+        return f"{first}\n{by}\n\tfor <{external_form(recipients[0])}>; {date}\n"
     return f"{first}\n{by};\n\t{date}\n"

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mailhost.address import external_form
 from mailhost.smtpd import replies
-from mailhost.smtpd.maillog import CommandStats, external_address, format_stats, reject_line
+from mailhost.smtpd.maillog import CommandStats, format_stats, reject_line
 from mailhost.smtpd.paths import PathError, parse_mail, parse_rcpt
 from mailhost.smtpd.received import mail_date, received_header, rfc_address
 
@@ -71,7 +72,7 @@ def test_reject_line_matches_postfix() -> None:
     ],
 )
 def test_external_form(address: str, external: str) -> None:
-    assert external_address(address) == external
+    assert external_form(address) == external
 
 
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40))

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "mailbox": "mailhost.cli.mailbox:mailbox",
     "alias": "mailhost.cli.alias:alias",
     "alias-domain": "mailhost.cli.alias_domain:alias_domain",
+    "trace": "mailhost.cli.trace:trace",
 }
 
 

@@ -1,0 +1,158 @@
+"""``mailhost trace ADDRESS``: explain what the server would do with a recipient.
+
+Runs the server's own resolver (never a re-implementation) with a trace
+attached and prints: the address class and why, every table consulted in order
+with the exact key and its outcome, the SMTP reply to RCPT TO, the recipients
+after virtual alias expansion, and for each final mailbox its path under
+``virtual_mailbox_base`` and its quota limit from ``virtual_mailbox_limit_maps``.
+``--json`` prints the same as one JSON object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mailhost.address import AddressError, parse_path
+from mailhost.cli.common import command_errors, config_dir_option
+from mailhost.config import Config, load_config
+from mailhost.errors import TableTempFail, UsageError
+from mailhost.fsutil import UnsafePathError, safe_join
+from mailhost.resolve.aliases import AliasExpansionError
+from mailhost.resolve.keys import find
+from mailhost.resolve.resolver import Recipient, Resolver, ResolverSettings
+from mailhost.resolve.restrictions import Client
+from mailhost.resolve.trace import Trace
+from mailhost.tables.maps import Maps
+from mailhost.tables.registry import TableRegistry
+
+
+async def _mailbox_facts(
+    config: Config, registry: TableRegistry, resolver: Resolver, recipient: Recipient,
+    trace: Trace,
+) -> dict[str, Any]:  # fmt: skip
+    facts: dict[str, Any] = {
+        "original": recipient.original,
+        "final": recipient.final,
+        "class": recipient.address_class.value if recipient.address_class else None,
+        "transport": recipient.transport,
+    }
+    if recipient.mailbox is None:
+        return facts
+    facts["mailbox"] = recipient.mailbox
+    base = config.get("virtual_mailbox_base")
+    try:
+        path = safe_join(base, recipient.mailbox) if base else None
+        facts["path"] = f"{path}{'/' if recipient.mailbox.endswith('/') else ''}" if path else None
+        facts["format"] = "maildir" if recipient.mailbox.endswith("/") else "mbox"
+    except UnsafePathError as exc:
+        facts["path"] = f"refused: {exc}"
+    limits = Maps.from_value(
+        "virtual_mailbox_limit_maps", config.get("virtual_mailbox_limit_maps"), registry
+    )
+    if limits:
+        try:
+            hit = await find(limits, recipient.final, resolver.settings.search, trace)
+        except TableTempFail as exc:
+            facts["quota_limit"] = f"temporary failure: {exc}"
+        else:
+            limit = None if hit is None else hit.value
+            facts["quota_limit"] = (
+                "no entry" if limit is None else "unlimited" if limit == "0" else f"{limit} bytes"
+            )
+    return facts
+
+
+async def _trace(
+    config: Config, address: str, client: Client, sender: str
+) -> tuple[dict[str, Any], Trace]:
+    registry = TableRegistry.from_config(config)
+    trace = Trace()
+    report: dict[str, Any] = {
+        "address": address,
+        "sender": sender or "<>",
+        "client": client.address,
+        "sasl_username": client.sasl_username,
+    }
+    try:
+        resolver = Resolver(ResolverSettings.from_config(config, registry))
+        verdict = await resolver.check_rcpt(address, client, trace)
+        report["rcpt_reply"] = str(verdict.reply)
+        if verdict.classification is not None:
+            report["class"] = verdict.classification.address_class.value
+            report["class_reason"] = verdict.classification.reason
+        if verdict.accepted:
+            try:
+                finals = await resolver.expand(verdict.address, resolve=True, trace=trace)
+            except AliasExpansionError as exc:
+                report["end_of_data_reply"] = str(exc.reply)
+                report["expansion_problem"] = exc.log_text
+            except TableTempFail as exc:
+                report["expansion_problem"] = f"temporary failure: {exc}"
+            else:
+                report["recipients"] = [
+                    await _mailbox_facts(config, registry, resolver, r, trace) for r in finals
+                ]
+    finally:
+        await registry.close()
+    return report, trace
+
+
+def _print_human(report: dict[str, Any], trace: Trace) -> None:
+    click.echo(f"recipient:  {report['address']}")
+    who = report["client"] + (
+        f", authenticated as {report['sasl_username']}" if report["sasl_username"] else ""
+    )
+    click.echo(f"sender:     {report['sender']}    client: {who}")
+    if "class" in report:
+        click.echo(f"class:      {report['class']} ({report['class_reason']})")
+    click.echo("steps:")
+    for event in trace.events:
+        click.echo(f"  {event}")
+    click.echo(f"RCPT reply: {report['rcpt_reply']}")
+    if "expansion_problem" in report:
+        click.echo(f"expansion:  {report['expansion_problem']}")
+    if "end_of_data_reply" in report:
+        click.echo(f"end of DATA would answer: {report['end_of_data_reply']}")
+    for r in report.get("recipients", []):
+        line = f"  -> {r['final']}  class={r['class']} transport={r['transport']}"
+        if "mailbox" in r:
+            line += f" {r.get('format', '')} {r.get('path')}"
+        if "quota_limit" in r:
+            line += f" quota={r['quota_limit']}"
+        click.echo(line)
+
+
+@click.command(context_settings={"help_option_names": ["--help"]})
+@config_dir_option
+@click.option("--sender", default="", help="Envelope sender (MAIL FROM), default <>.")
+@click.option("--client", "client_ip", default="192.0.2.1", show_default=True,
+              help="Client IP address the restrictions see.")  # fmt: skip
+@click.option("--sasl-user", default=None, help="Treat the client as authenticated as USER.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+@click.argument("address")
+@command_errors("trace")
+def trace(
+    config_dir: Path | None,
+    sender: str,
+    client_ip: str,
+    sasl_user: str | None,
+    as_json: bool,
+    address: str,
+) -> None:
+    """Explain how the server resolves ADDRESS: class, lookups, reply, final mailboxes."""
+    config = load_config(config_dir)
+    try:
+        internal = parse_path(address if address.startswith("<") else f"<{address}>")
+    except AddressError as exc:
+        raise UsageError(f"bad address {address!r}: {exc}") from None
+    report, steps = asyncio.run(_trace(config, internal, Client(client_ip, sasl_user), sender))
+    if as_json:
+        report["steps"] = [vars(e) for e in steps.events]
+        click.echo(json.dumps(report, indent=2))
+    else:
+        _print_human(report, steps)

@@ -27,7 +27,8 @@ QUOTA_EXCEEDED_TEXT = "Quota exceeded (mailbox for user is full)"
 #: PostfixAdmin's default ``$CONF['quota_multiplier']`` (spec 6.5).
 POSTFIXADMIN_MULTIPLIER = 1024000
 
-_SIZE = re.compile(r"([0-9]+)\s*([BKMGT]?)", re.IGNORECASE)
+_DIGITS = re.compile(r"[0-9]+")
+_SIZE = re.compile(r"([0-9]+)[ \t]*([BKMGTbkmgt]?)")
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
@@ -38,7 +39,7 @@ class QuotaValueError(ValueError):
 def parse_limit_value(value: str) -> int:
     """A ``virtual_mailbox_limit_maps`` result: non-negative bytes."""
     text = value.strip()
-    if not text.isascii() or not text.isdigit():
+    if not _DIGITS.fullmatch(text):
         raise QuotaValueError(f"bad quota value {value!r}: expected a byte count")
     return int(text)
 
@@ -86,7 +87,7 @@ def parse_grace(value: str) -> tuple[int, int]:
     """``quota_grace`` syntax: ``10%`` or a size (``10M``, ``1024``) →
     (grace_bytes, grace_percent)."""
     text = value.strip()
-    if text.endswith("%") and text[:-1].strip().isdigit():
+    if text.endswith("%") and _DIGITS.fullmatch(text[:-1].strip()):
         return 0, int(text[:-1])
     m = _SIZE.fullmatch(text)
     if not m:
@@ -101,7 +102,7 @@ def parse_percents(value: str) -> tuple[int, ...]:
         if not item:
             continue
         digits = item.removesuffix("%")
-        if not digits.isdigit() or not 0 < int(digits) <= 100:
+        if not _DIGITS.fullmatch(digits) or not 0 < int(digits) <= 100:
             raise QuotaValueError(f"bad quota warning threshold {item!r}")
         out.append(int(digits))
     return tuple(sorted(set(out)))

@@ -12,6 +12,7 @@ skipped only when Dovecot is not installed and CI is not set.
 
 from __future__ import annotations
 
+import grp
 import imaplib
 import os
 import pwd
@@ -83,12 +84,16 @@ def free_port() -> int:
 
 
 def config(root: Path, port: int, uid: int, gid: int) -> str:
+    # Without root, Dovecot runs every service as the invoking user and group.
     me = pwd.getpwuid(os.geteuid()).pw_name
+    group = grp.getgrgid(os.getegid()).gr_name
     unprivileged = (
         ""
         if os.geteuid() == 0
-        else f"default_internal_user = {me}\ndefault_login_user = {me}\n"
-        "service imap-login {\n  chroot =\n}\nservice auth {\n  user = $default_internal_user\n}\n"
+        else f"default_internal_user = {me}\ndefault_internal_group = {group}\n"
+        f"default_login_user = {me}\n"
+        "service imap-login {\n  chroot =\n}\nservice anvil {\n  chroot =\n}\n"
+        "service auth {\n  user = $default_internal_user\n}\n"
     )
     return f"""\
 base_dir = {root}/run

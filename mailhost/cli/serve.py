@@ -14,6 +14,7 @@ import asyncio
 import logging
 import logging.handlers
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import click
@@ -55,12 +56,22 @@ def run_server(
     *,
     master_cf: Path | None = None,
     syslog: str | None = None,
+    stop: Callable[[], Awaitable[None]] | None = None,
 ) -> int:
-    """Run until SIGTERM; the exit status."""
+    """Run until SIGTERM; the exit status.  ``stop`` runs after the listeners
+    closed (the queue manager finishing its deliveries)."""
     setup_daemon_logging(syslog=syslog)
     server = MailServer(config_dir, wiring, master_cf=master_cf)
+
+    async def main() -> None:
+        try:
+            await server.serve_forever()
+        finally:
+            if stop is not None:
+                await stop()
+
     try:
-        asyncio.run(server.serve_forever())
+        asyncio.run(main())
     except MailhostError as exc:
         logger().critical("%s", exc)
         return exc.exit_status
@@ -81,16 +92,18 @@ def run_server(
 @click.option("--syslog", "use_syslog", is_flag=True, help="Also log to syslog (/dev/log).")
 def serve(config_dir: Path | None, master_cf: Path | None, use_syslog: bool) -> None:
     """Run the SMTP server in the foreground (listeners from master.cf)."""
+    from mailhost.qmgr.service import QueueManagerService  # noqa: PLC0415
     from mailhost.smtpd.wiring import default_wiring  # noqa: PLC0415 - loads resolver and queue
 
     facility = None
     try:
-        wiring = default_wiring()
+        qmgr = QueueManagerService(master_cf)
+        wiring = qmgr.wrap(default_wiring())
         if use_syslog:
             from mailhost.config import load_config  # noqa: PLC0415
 
             facility = load_config(config_dir).get("syslog_facility")
     except MailhostError as exc:
         fatal("mailhost", str(exc), exc.exit_status)
-    status = run_server(config_dir, wiring, master_cf=master_cf, syslog=facility)
+    status = run_server(config_dir, wiring, master_cf=master_cf, syslog=facility, stop=qmgr.stop)
     sys.exit(status)

@@ -1,0 +1,92 @@
+"""Postfix's delivery log line: ``QID: to=<...>, orig_to=<...>, relay=...,
+delay=..., delays=a/b/c/d, dsn=..., status=... (...)`` (spec 8).
+
+Written by the delivery agents and qmgr(8) for every recipient result.  The
+time numbers follow Postfix's ``format_tv()`` rules, restated here from the
+observed behaviour (spec 8): two significant digits, at most
+``delay_logging_resolution_limit`` decimals, rounded half up, trailing zeros
+and a trailing decimal point dropped (0.001 → ``0``, 0.005 → ``0.01``,
+1.234 → ``1.2``, 9.96 → ``10``, 12.6 → ``13``, 996 → ``996``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from mailhost.address import external_form
+
+#: Postfix's significant digits for delay logging (log_adhoc.c uses 2).
+SIGNIFICANT_DIGITS = 2
+#: delay_logging_resolution_limit default.
+RESOLUTION_LIMIT = 2
+
+
+def format_delay(seconds: float, resolution_limit: int = RESOLUTION_LIMIT) -> str:
+    """One ``delay=``/``delays=`` number."""
+    # Work in whole microseconds, as Postfix's struct timeval does, so binary
+    # floating point cannot move a half-way value (0.005) down.
+    micros = max(0, round(seconds * 1_000_000))
+    value = Decimal(micros).scaleb(-6)
+    limit = max(0, min(resolution_limit, 6))
+    if value >= 1:
+        integer_digits = len(str(int(value)))
+        decimals = max(0, min(limit, SIGNIFICANT_DIGITS - integer_digits))
+    else:
+        decimals = limit
+        if value > 0:
+            # Leading zeros after the point do not count as significant.
+            leading = -value.adjusted() - 1
+            decimals = min(limit, leading + SIGNIFICANT_DIGITS)
+    rounded = value.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    text = format(rounded, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"
+
+
+@dataclass(frozen=True)
+class Delays:
+    """The four parts of ``delays=``: before the queue manager (arrival to
+    activation, including time spent deferred), in the queue manager,
+    connection set-up, and transmission (the delivery itself)."""
+
+    before_qmgr: float
+    in_qmgr: float
+    setup: float
+    transmission: float
+
+    @property
+    def total(self) -> float:
+        return self.before_qmgr + self.in_qmgr + self.setup + self.transmission
+
+    def format(self, resolution_limit: int = RESOLUTION_LIMIT) -> str:
+        parts = (self.before_qmgr, self.in_qmgr, self.setup, self.transmission)
+        return "/".join(format_delay(p, resolution_limit) for p in parts)
+
+
+def delivery_line(
+    queue_id: str,
+    recipient: str,
+    original: str,
+    *,
+    relay: str,
+    delays: Delays,
+    dsn: str,
+    status: str,
+    reason: str,
+    resolution_limit: int = RESOLUTION_LIMIT,
+) -> str:
+    """The per-recipient log line; ``orig_to=`` only when the original
+    recipient differs from the final one ignoring case (spec 8)."""
+    parts = [f"{queue_id}: to=<{external_form(recipient)}>"]
+    if original and original.lower() != recipient.lower():
+        parts.append(f"orig_to=<{external_form(original)}>")
+    parts += [
+        f"relay={relay}",
+        f"delay={format_delay(delays.total, resolution_limit)}",
+        f"delays={delays.format(resolution_limit)}",
+        f"dsn={dsn}",
+        f"status={status} ({reason})",
+    ]
+    return ", ".join(parts)

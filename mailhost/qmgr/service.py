@@ -1,0 +1,93 @@
+"""The queue manager inside ``mailhost serve``.
+
+Postfix's master(8) runs qmgr(8) because master.cf has a ``qmgr`` line
+(``qmgr unix n - n 300 1 qmgr``); ``mailhost serve`` does the same: when the
+master.cf it reads declares a service whose command is ``qmgr``, the queue
+manager starts after the queue's start-up recovery (before the first
+listener opens) and stops — letting deliveries in flight finish and record
+their results — after the listeners closed on SIGTERM.  Without such a line
+mail stays queued, as it would in Postfix.
+
+:class:`QueueManagerService` wraps the server's
+:class:`~mailhost.smtpd.server.Wiring`: its ``startup`` hook runs the
+original one, then :func:`build_manager`; ``stop`` is awaited by
+:func:`mailhost.cli.serve.run_server`.  The manager reads main.cf once at
+start; SIGHUP does not reconfigure it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from mailhost.config import Config
+from mailhost.config.mastercf import read_master_cf
+from mailhost.log import logger
+from mailhost.qmgr.manager import QmgrSettings, QueueManager
+from mailhost.qmgr.transport import Router, Transport, Transports, builtin_transports
+from mailhost.qmgr.virtual import VirtualSettings, VirtualTransport
+from mailhost.resolve.resolver import Resolver, ResolverSettings
+from mailhost.smtpd.server import Wiring
+from mailhost.smtpd.wiring import queue_store
+from mailhost.tables.registry import TableRegistry
+
+log = logger("qmgr")
+
+
+def qmgr_declared(master_cf: Path) -> bool:
+    """True when master.cf has a service run by the ``qmgr`` command."""
+    return any(entry.program == "qmgr" for entry in read_master_cf(master_cf))
+
+
+def build_manager(cfg: Config, registry: TableRegistry) -> QueueManager:
+    """A queue manager for ``cfg``: the production queue, the resolver's
+    address classes, transport_maps, and the transports mailhost runs."""
+    settings = ResolverSettings.from_config(cfg, registry)
+    resolver = Resolver(settings)
+    transports: dict[str, Transport] = builtin_transports()
+    virtual = VirtualTransport(VirtualSettings.from_config(cfg, registry, settings.search))
+    transports[virtual.name] = virtual
+    return QueueManager(
+        queue_store(cfg),
+        Router.from_config(cfg, registry, resolver),
+        Transports(transports),
+        QmgrSettings.from_config(cfg),
+    )
+
+
+class QueueManagerService:
+    """Start/stop of the queue manager around ``mailhost serve``."""
+
+    def __init__(self, master_cf: Path | None = None) -> None:
+        self.master_cf = master_cf
+        self.manager: QueueManager | None = None
+        self.registry: TableRegistry | None = None
+
+    def wrap(self, wiring: Wiring) -> Wiring:
+        """``wiring`` with the queue manager started after its start-up hook."""
+        original = wiring.startup
+
+        async def startup(cfg: Config) -> None:
+            if original is not None:
+                await original(cfg)
+            await self.start(cfg)
+
+        return dataclasses.replace(wiring, startup=startup)
+
+    async def start(self, cfg: Config) -> None:
+        master_cf = self.master_cf or cfg.config_dir / "master.cf"
+        if not qmgr_declared(master_cf):
+            log.info("no qmgr service in %s: mail stays queued", master_cf)
+            return
+        registry = TableRegistry.from_config(cfg)
+        manager = build_manager(cfg, registry)
+        await manager.start()
+        self.registry, self.manager = registry, manager
+
+    async def stop(self) -> None:
+        if self.manager is not None:
+            await self.manager.stop()
+            self.manager = None
+        if self.registry is not None:
+            await self.registry.close()
+            self.registry = None

@@ -15,16 +15,19 @@ from pathlib import Path
 import pytest
 import trustme
 
+from mailhost.queue import qfile
 from tests.smtpd.conftest import ServerProcess, free_port, write_config
 from tests.smtpd.dialogues import Reader
 from tests.smtpd.fakes import read_queue
 
 
-def start_server(directory: Path, names: list[str], extra: str = "") -> ServerProcess:
+def start_server(
+    directory: Path, names: list[str], extra: str = "", kind: str = "files"
+) -> ServerProcess:
     ca = trustme.CA()
     ports = {name: free_port() for name in names}
     write_config(directory, ca, ports, extra)
-    proc = ServerProcess(directory, ports, ca, directory / "maillog")
+    proc = ServerProcess(directory, ports, ca, directory / "maillog", queue_kind=kind)
     proc.start()
     return proc
 
@@ -167,6 +170,7 @@ def test_database_outage_is_451_and_earlier_mail_is_intact(tmp_path: Path, pgsql
         tmp_path,
         ["mx"],
         f"virtual_mailbox_maps = pgsql:{tmp_path / 'mailbox.cf'}\nmailhost_table_cache_ttl = 0\n",
+        kind="cli",  # mailhost serve itself: the production resolver and queue
     )
     try:
         with smtplib.SMTP("127.0.0.1", proc.ports["mx"], timeout=30) as client:
@@ -185,9 +189,12 @@ def test_database_outage_is_451_and_earlier_mail_is_intact(tmp_path: Path, pgsql
             assert client.rcpt("nobody@example.com") == (
                 451, b"4.3.0 <nobody@example.com>: Temporary lookup failure",
             )  # fmt: skip
-        envelope, body = read_queue(proc.queue)[qid]
-        assert envelope["recipients"] == [["bob@example.com", "bob@example.com"]]
-        assert body.endswith(b"Subject: before the outage\n\nintact\n")
+        with (proc.queue / "incoming" / qid).open("rb") as f:
+            queued = qfile.read(f)
+        assert [(r.original, r.address) for r in queued.envelope.recipients] == [
+            ("bob@example.com", "bob@example.com")
+        ]
+        assert queued.lines()[-3:] == [b"Subject: before the outage", b"", b"intact"]
     finally:
         proc.stop()
 

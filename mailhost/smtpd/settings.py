@@ -4,6 +4,11 @@ One listener's Config (main.cf plus that master.cf line's ``-o`` overrides)
 goes in, typed values come out; the session code never parses a string.  A
 SIGHUP reload builds a new view and new sessions use it (sessions already
 running keep theirs, as Postfix's smtpd processes do until they exit).
+
+Network lists (``mynetworks``, ``smtpd_forbid_bare_newline_exclusions``,
+``smtpd_client_event_limit_exceptions``) are parsed by the resolver's
+:class:`~mailhost.resolve.networks.NetworkList` (addresses, CIDR, ``[ipv6]``,
+``/file``, ``!`` negation).
 """
 
 from __future__ import annotations

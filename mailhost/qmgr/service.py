@@ -10,7 +10,9 @@ mail stays queued, as it would in Postfix.
 
 :class:`QueueManagerService` wraps the server's
 :class:`~mailhost.smtpd.server.Wiring`: its ``startup`` hook runs the
-original one, then :func:`build_manager`; ``stop`` is awaited by
+original one, then :func:`build_manager`; its queue sink wakes the manager
+after each commit (the manager also polls ``incoming`` every second, for
+files from other writers); ``stop`` is awaited by
 :func:`mailhost.cli.serve.run_server`.  The manager reads main.cf once at
 start; SIGHUP does not reconfigure it.
 """
@@ -18,6 +20,7 @@ start; SIGHUP does not reconfigure it.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mailhost.config import Config
@@ -27,6 +30,7 @@ from mailhost.qmgr.manager import QmgrSettings, QueueManager
 from mailhost.qmgr.transport import Router, Transport, Transports, builtin_transports
 from mailhost.qmgr.virtual import VirtualSettings, VirtualTransport
 from mailhost.resolve.resolver import Resolver, ResolverSettings
+from mailhost.smtpd.seams import QueueSink, QueueTransaction, Submission
 from mailhost.smtpd.server import Wiring
 from mailhost.smtpd.wiring import queue_store
 from mailhost.tables.registry import TableRegistry
@@ -55,6 +59,38 @@ def build_manager(cfg: Config, registry: TableRegistry) -> QueueManager:
     )
 
 
+class WakingTransaction:
+    """A queue transaction that wakes the queue manager once committed."""
+
+    def __init__(self, txn: QueueTransaction, wake: Callable[[], None]) -> None:
+        self.txn = txn
+        self.wake = wake
+
+    @property
+    def queue_id(self) -> str:
+        return self.txn.queue_id
+
+    async def commit(self, submission: Submission, content: Sequence[bytes]) -> int:
+        size = await self.txn.commit(submission, content)
+        self.wake()
+        return size
+
+    async def abort(self) -> None:
+        await self.txn.abort()
+
+
+class WakingSink:
+    """smtpd's queue sink, with :class:`WakingTransaction` (Postfix's cleanup
+    triggers qmgr through its FIFO after a file is committed)."""
+
+    def __init__(self, sink: QueueSink, wake: Callable[[], None]) -> None:
+        self.sink = sink
+        self.wake = wake
+
+    async def open(self) -> QueueTransaction:
+        return WakingTransaction(await self.sink.open(), self.wake)
+
+
 class QueueManagerService:
     """Start/stop of the queue manager around ``mailhost serve``."""
 
@@ -64,15 +100,24 @@ class QueueManagerService:
         self.registry: TableRegistry | None = None
 
     def wrap(self, wiring: Wiring) -> Wiring:
-        """``wiring`` with the queue manager started after its start-up hook."""
+        """``wiring`` with the queue manager started after its start-up hook
+        and woken by every committed message (cleanup's trigger to qmgr)."""
         original = wiring.startup
+        make_sink = wiring.queue
 
         async def startup(cfg: Config) -> None:
             if original is not None:
                 await original(cfg)
             await self.start(cfg)
 
-        return dataclasses.replace(wiring, startup=startup)
+        def queue(cfg: Config) -> QueueSink:
+            return WakingSink(make_sink(cfg), self.wake)
+
+        return dataclasses.replace(wiring, startup=startup, queue=queue)
+
+    def wake(self) -> None:
+        if self.manager is not None:
+            self.manager.wake()
 
     async def start(self, cfg: Config) -> None:
         master_cf = self.master_cf or cfg.config_dir / "master.cf"

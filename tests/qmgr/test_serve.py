@@ -1,0 +1,87 @@
+"""End to end: ``mailhost serve`` with a ``qmgr`` line in master.cf takes a
+message over SMTP on loopback and the queue manager delivers it into the
+recipient's Maildir with Postfix's delivery headers, in Postfix's order."""
+
+from __future__ import annotations
+
+import smtplib
+import time
+from pathlib import Path
+
+import trustme
+
+from tests.smtpd.conftest import ServerProcess, free_port
+
+MAIN_CF = """\
+myhostname = mx.example.com
+mydomain = example.com
+mydestination =
+alias_maps =
+local_recipient_maps =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 192.0.2.0/24
+smtpd_error_sleep_time = 0
+virtual_mailbox_domains = example.com
+virtual_mailbox_base = {base}
+virtual_mailbox_maps = inline:{{alice@example.com=example.com/alice/}}
+virtual_alias_maps = inline:{{postmaster@example.com=alice@example.com}}
+virtual_uid_maps = static:5000
+virtual_gid_maps = static:5000
+queue_directory = {queue}
+"""
+
+
+def new_messages(maildir: Path, timeout: float = 10.0) -> list[Path]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (maildir / "new").is_dir() and (found := sorted((maildir / "new").iterdir())):
+            return found
+        time.sleep(0.02)
+    return []
+
+
+def test_smtp_in_maildir_out_with_postfix_headers(tmp_path: Path) -> None:
+    base = tmp_path / "vmail"
+    (tmp_path / "main.cf").write_text(MAIN_CF.format(base=base, queue=tmp_path / "queue"))
+    port = free_port()
+    (tmp_path / "master.cf").write_text(
+        f"127.0.0.1:{port} inet n - n - - smtpd\nqmgr unix n - n 300 1 qmgr\n"
+    )
+    server = ServerProcess(tmp_path, {"mx": port}, trustme.CA(), tmp_path / "maillog")
+    server.queue_kind = "cli"
+    server.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            client.ehlo("client.test")
+            client.mail("sender@client.test")
+            assert client.rcpt("Postmaster@Example.com")[0] == 250
+            code, reply = client.data(b"Subject: e2e\r\n\r\nhello over SMTP\r\n")
+            assert code == 250
+            qid = reply.decode().rsplit(" ", 1)[1]
+        log = server.wait_log(f"{qid}: removed")
+        (message,) = new_messages(base / "example.com" / "alice")
+    finally:
+        assert server.stop() == 0
+    lines = message.read_bytes().split(b"\n")
+    assert lines[:3] == [
+        b"Return-Path: <sender@client.test>",
+        b"X-Original-To: Postmaster@Example.com",
+        b"Delivered-To: alice@example.com",
+    ]
+    assert lines[3].startswith(b"Received: from client.test (localhost [127.0.0.1])")
+    assert b"\nSubject: e2e\n\nhello over SMTP\n" in message.read_bytes()
+    assert (
+        f"mailhost/virtual[{server_pid(log)}]: {qid}: to=<alice@example.com>, "
+        "orig_to=<Postmaster@Example.com>, relay=virtual, delay="
+    ) in log
+    assert "dsn=2.0.0, status=sent (delivered to maildir)" in log
+    assert not list((tmp_path / "queue").glob("*/" + qid))
+
+
+def server_pid(log: str) -> str:
+    """The pid in the server's ``mailhost/master[PID]: daemon started`` line."""
+    for line in log.splitlines():
+        if "daemon started" in line:
+            return line.split("[", 1)[1].split("]", 1)[0]
+    raise AssertionError(f"no start line in:\n{log}")

@@ -7,9 +7,10 @@ continuation lines) has eight fields::
 
     service type private unpriv chroot wakeup maxproc command [args...]
 
-Only ``inet`` services whose command is ``smtpd`` are run by mailhost; every
-other line (pickup, cleanup, qmgr, ``unix`` services, postscreen, ...) is
-reported with a warning so a stock Debian master.cf loads.  ``-o name=value``
+``inet`` services whose command is ``smtpd`` become listeners; ``qmgr`` and the
+delivery agents it runs in-process (:data:`IN_PROCESS`) are started elsewhere;
+every other line (pickup, cleanup, postscreen, ...) is reported with a warning
+so a stock Debian master.cf loads.  ``-o name=value``
 (also ``-o { name = value }``, Postfix 3.0) overrides a main.cf parameter for
 that listener only (see :meth:`mailhost.config.Config.with_overrides`).
 
@@ -40,6 +41,12 @@ WELL_KNOWN_PORTS: Mapping[str, int] = {
     "smtps": 465,
     "lmtp": 24,
 }
+
+#: Programs ``mailhost serve`` runs itself besides the smtpd listeners: the
+#: queue manager (mailhost.qmgr.service starts it when master.cf declares it)
+#: and the delivery agents that queue manager runs in-process.  Their lines are
+#: not "ignored" and get no warning.
+IN_PROCESS = frozenset({"qmgr", "virtual", "error", "discard"})
 
 _TYPES = {"inet", "unix", "unix-dgram", "fifo", "pass"}
 _YES_NO = {"y", "n", "-"}
@@ -231,14 +238,15 @@ def split_service(service: str, where: str) -> tuple[str | None, int]:
 
 
 def smtpd_listeners(entries: list[MasterEntry], filename: str = "master.cf") -> list[Listener]:
-    """The ``inet`` ``smtpd`` services; every other service line is a warning."""
+    """The ``inet`` ``smtpd`` services; a line for a program mailhost does not
+    run (see :data:`IN_PROCESS`) is a warning."""
     listeners: list[Listener] = []
     for entry in entries:
         if entry.type == "inet" and entry.program == "smtpd":
             where = f"{filename}: line {entry.line}"
             host, port = split_service(entry.service, where)
             listeners.append(Listener(entry.service, host, port, entry.override_map(), entry.line))
-        else:
+        elif entry.program not in IN_PROCESS:
             log.warning(
                 "%s: line %d: service %s/%s (command %s) is not run by mailhost; ignored",
                 filename, entry.line, entry.service, entry.type, entry.command,

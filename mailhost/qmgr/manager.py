@@ -77,6 +77,9 @@ from mailhost.queue.store import (
 log = logger("qmgr")
 QMGR = {"daemon": "qmgr"}
 
+#: The reason for recipients of a force-expired message (in Postfix's qmgr).
+ADMIN_EXPIRED = DeliveryStatus("4.7.0", "message is administratively expired")
+
 #: How often ``incoming`` is looked at.  Postfix's cleanup wakes qmgr through
 #: a FIFO; mailhost's smtpd shares no channel with it, so the queue manager
 #: polls (a directory scan is cheap) and :meth:`QueueManager.wake` shortcuts it.
@@ -291,7 +294,16 @@ class QueueManager:
         last: dict[int, RecipientStatus] = {
             i: r for i, _, r in pending if r is not None and r.status == "deferred"
         }
-        if pending and not qf.forced_expire:
+        if pending and qf.forced_expire:
+            # postsuper -e: no delivery; qmgr defers what is left with this
+            # reason and then returns the message (Postfix qmgr's own text).
+            delays = Delays(activated - qf.envelope.arrival_time, self.clock() - activated, 0, 0)
+            expired = [
+                (Delivery(i, qf.envelope.recipients[i], ""), Outcome(ADMIN_EXPIRED, "none"))
+                for i, _, _ in pending
+            ]
+            await self._record(qf, expired, delays, "qmgr", last)
+        elif pending:
             done = await self._deliver(qf, pending, activated, last)
             if done is None:
                 return  # stopping: the file stays in active

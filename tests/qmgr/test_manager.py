@@ -175,8 +175,26 @@ async def test_forced_expire_does_not_deliver(tmp_path: Path) -> None:
     assert await site.store().expire(qid)
     with captured_log() as log:
         await manager.run_once(deferred=True)
+    assert re.search(
+        rf"qmgr: {qid}: to=<alice@example.com>, relay=none, .*dsn=4\.7\.0, "
+        r"status=deferred \(message is administratively expired\)",
+        log.text(),
+    )
     assert f"{qid}: from=<s@client.test>, status=force-expired, returned to sender" in log.text()
-    assert "status=deferred" not in log.text()
+    assert "not found in virtual_uid_maps" not in log.text()  # no delivery attempt
+    assert site.queue_of(qid) is None
+
+
+async def test_force_expired_before_any_attempt(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    qid = await site.enqueue("bob@example.com")
+    assert await site.store().expire(qid)
+    with captured_log() as log:
+        await site.manager().run_once()
+    assert "dsn=4.7.0, status=deferred (message is administratively expired)" in log.text()
+    assert f"{qid}: from=<s@client.test>, status=force-expired, returned to sender" in log.text()
+    assert site.messages("bob") == []
+    assert site.queue_of(qid) is None
 
 
 class Crashing:

@@ -1,7 +1,8 @@
 """``mailhost trace ADDRESS``: explain what the server would do with a recipient.
 
-Runs the server's own resolver (never a re-implementation) with a trace
-attached and prints: the address class and why, every table consulted in order
+Runs the server's own resolver and sender restrictions (never a
+re-implementation) with a trace attached and prints: the address class and
+why, every table consulted in order
 with the exact key and its outcome, the SMTP reply to RCPT TO, the recipients
 after virtual alias expansion, and for each final mailbox its path under
 ``virtual_mailbox_base`` and its quota limit from ``virtual_mailbox_limit_maps``.
@@ -27,6 +28,9 @@ from mailhost.resolve.keys import find
 from mailhost.resolve.resolver import Recipient, Resolver, ResolverSettings
 from mailhost.resolve.restrictions import Client
 from mailhost.resolve.trace import Trace
+from mailhost.smtpd.sender import SenderPolicy
+from mailhost.smtpd.settings import SmtpdSettings
+from mailhost.smtpd.wiring import address_search
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
 
@@ -80,12 +84,24 @@ async def _trace(
     }
     try:
         resolver = Resolver(ResolverSettings.from_config(config, registry))
+        settings = SmtpdSettings.from_config(config)
+        senders = SenderPolicy.build(
+            settings.sender_restrictions,
+            settings.sender_login_maps,
+            registry,
+            address_search(config, registry),
+            settings.mynetworks,
+        )
+        # smtpd_delay_reject = yes: sender restrictions are judged at RCPT, first.
+        sender_reply = await senders.check(sender, client.address, client.sasl_username)
+        if sender_reply is not None:
+            report["sender_reply"] = str(sender_reply)
         verdict = await resolver.check_rcpt(address, client, trace)
-        report["rcpt_reply"] = str(verdict.reply)
+        report["rcpt_reply"] = str(sender_reply or verdict.reply)
         if verdict.classification is not None:
             report["class"] = verdict.classification.address_class.value
             report["class_reason"] = verdict.classification.reason
-        if verdict.accepted:
+        if verdict.accepted and sender_reply is None:
             try:
                 finals = await resolver.expand(verdict.address, resolve=True, trace=trace)
             except AliasExpansionError as exc:
@@ -113,6 +129,8 @@ def _print_human(report: dict[str, Any], trace: Trace) -> None:
     click.echo("steps:")
     for event in trace.events:
         click.echo(f"  {event}")
+    if "sender_reply" in report:
+        click.echo(f"sender:     refused by smtpd_sender_restrictions: {report['sender_reply']}")
     click.echo(f"RCPT reply: {report['rcpt_reply']}")
     if "expansion_problem" in report:
         click.echo(f"expansion:  {report['expansion_problem']}")

@@ -34,6 +34,7 @@ from mailhost.smtpd import replies
 from mailhost.smtpd.replies import Reply
 from mailhost.smtpd.seams import AddressSearch
 from mailhost.tables.maps import Maps
+from mailhost.tables.registry import TableRegistry
 
 log = logger("smtpd")
 
@@ -51,6 +52,23 @@ class SenderPolicy:
     login_maps: Maps | None
     search: AddressSearch
     mynetworks: NetworkList
+
+    @classmethod
+    def build(
+        cls,
+        restrictions: tuple[str, ...],
+        login_maps_value: str,
+        registry: TableRegistry,
+        search: AddressSearch,
+        mynetworks: NetworkList,
+    ) -> SenderPolicy:
+        """The policy of one listener (``smtpd_sender_login_maps`` opened once)."""
+        login_maps = (
+            Maps.from_value("smtpd_sender_login_maps", login_maps_value, registry)
+            if login_maps_value.strip()
+            else None
+        )
+        return cls(restrictions, login_maps, search, mynetworks)
 
     async def owners(self, sender: str) -> list[str] | None:
         """The login names owning ``sender``, or None when it has no entry."""

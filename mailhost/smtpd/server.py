@@ -187,11 +187,6 @@ class MailServer:
                     f"service {listener.service}: smtpd_tls_wrappermode "
                     "requires a usable certificate"
                 )
-            login_maps = (
-                Maps.from_value("smtpd_sender_login_maps", settings.sender_login_maps, registry)
-                if settings.sender_login_maps.strip()
-                else None
-            )
             passwords = None
             if settings.sasl_auth_enable:
                 if not settings.sasl_password_maps.strip():
@@ -210,9 +205,10 @@ class MailServer:
                 settings=settings,
                 recipients=self.wiring.recipients(cfg, registry),
                 queue=self.wiring.queue(cfg),
-                sender_policy=SenderPolicy(
+                sender_policy=SenderPolicy.build(
                     settings.sender_restrictions,
-                    login_maps,
+                    settings.sender_login_maps,
+                    registry,
                     self.wiring.address_search(cfg, registry),
                     settings.mynetworks,
                 ),

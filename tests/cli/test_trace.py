@@ -90,3 +90,19 @@ def test_trace_bad_address_is_one_clear_line(mailhost_cli: Any, config_dir: Path
     assert result.exit_code == 64
     assert result.stderr.startswith("trace: fatal: bad address")
     assert result.stderr.count("\n") == 1
+
+
+def test_trace_sender_login_mismatch_is_the_rcpt_reply(mailhost_cli: Any, config_dir: Path) -> None:
+    main_cf = config_dir / "main.cf"
+    main_cf.write_text(
+        main_cf.read_text() + "smtpd_sender_login_maps = inline:{bob@example.com=bob@example.com}\n"
+        "smtpd_sender_restrictions = reject_sender_login_mismatch\n"
+    )
+    args = ("trace", "-c", str(config_dir), "team@example.com", "--sender", "bob@example.com")
+    mismatch = mailhost_cli(*args, "--sasl-user", "carol@example.com")
+    assert (
+        "RCPT reply: 553 5.7.1 <bob@example.com>: Sender address rejected: "
+        "not owned by user carol@example.com" in mismatch.stdout
+    )
+    owner = mailhost_cli(*args, "--sasl-user", "bob@example.com")
+    assert "RCPT reply: 250 2.1.5 Ok" in owner.stdout

@@ -2,10 +2,10 @@
 
 Runs the server's own resolver and sender restrictions (never a
 re-implementation) with a trace attached and prints: the address class and
-why, every table consulted in order
-with the exact key and its outcome, the SMTP reply to RCPT TO, the recipients
-after virtual alias expansion, and for each final mailbox its path under
-``virtual_mailbox_base`` and its quota limit from ``virtual_mailbox_limit_maps``.
+why, every table consulted in order with the exact key and its outcome, the
+SMTP reply to RCPT TO, the recipients after virtual alias expansion, and for
+each final mailbox its path under ``virtual_mailbox_base`` and its quota limit
+from ``virtual_mailbox_limit_maps``.
 ``--json`` prints the same as one JSON object.
 """
 

@@ -197,7 +197,9 @@ class QueueManager:
         while not self._stopping:
             try:
                 await self.scan()
-            except OSError as exc:
+            except Exception as exc:
+                # A vanished or unreadable queue directory: say so and retry
+                # at the next poll instead of ending the manager.
                 log.warning("scanning queue %s: %s", self.store.root, exc, extra=QMGR)
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):

@@ -323,3 +323,17 @@ async def test_corrupt_active_file_is_saved_not_delivered(tmp_path: Path) -> Non
 
 def test_expire_record_kind_is_known() -> None:
     assert Expire(0.0, forced=False).kind == "expire"
+
+
+async def test_routing_table_outage_defers_address_resolver_failure(tmp_path: Path) -> None:
+    site = Site(tmp_path, extra=f"transport_maps = hash:{tmp_path}/missing\n")
+    qid = await site.enqueue("bob@example.com")
+    with captured_log() as log:
+        await site.manager().run_once()
+    assert re.search(
+        rf"qmgr: {qid}: to=<bob@example.com>, relay=none, .*dsn=4\.3\.0, "
+        r"status=deferred \(address resolver failure\)",
+        log.text(),
+    ), log.text()
+    assert site.queue_of(qid) == "deferred"
+    assert site.messages("bob") == []

@@ -152,7 +152,8 @@ def make_dirs(path: Path, uid: int | None, gid: int | None) -> None:
     missing: list[Path] = []
     probe = path
     while not probe.is_dir():
-        if probe.exists() or probe.is_symlink():
+        # Re-check is_dir(): a concurrent delivery may have created it meanwhile.
+        if (probe.exists() or probe.is_symlink()) and not probe.is_dir():
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(probe))
         missing.append(probe)
         if probe.parent == probe:

@@ -354,7 +354,7 @@ class QueueStore:
             return False
         await self.syncer.sync_dir(entry.path.parent)
         self.counters.removed += 1
-        log.info("%s: removed", queue_id)
+        log.info("%s: removed", queue_id, extra={"daemon": "qmgr"})
         return True
 
     async def _change(

@@ -3,8 +3,7 @@
 ``mailhost serve`` with a queue manager — and each resolution case (mailbox,
 case variant, ``+ext``, alias fan-out, catch-all, alias domain, an mbox path
 without the trailing slash) lands in exactly the expected mailboxes, with
-valid Maildir unique names, one hard-linked copy per fan-out, and Postfix's
-delivery headers."""
+valid Maildir unique names and Postfix's delivery headers."""
 
 from __future__ import annotations
 
@@ -149,4 +148,3 @@ def test_resolution_case_lands_in_exactly_the_expected_mailboxes(
         else:
             # mbox: Postfix's "From sender date" separator line first.
             assert paths[0].read_bytes().startswith(b"From sender@client.test ")
-

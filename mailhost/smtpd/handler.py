@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from mailhost.address import external_form
 from mailhost.errors import MailhostError
 from mailhost.log import logger
+from mailhost.observe import metrics
 from mailhost.offload import run_blocking
 from mailhost.smtpd import replies
 from mailhost.smtpd.data import DataResult
@@ -72,6 +73,7 @@ class SmtpdHandler:
         self, session: Session, stage: str, reply: Reply | str, recipient: str | None = None
     ) -> None:
         txn = session.transaction
+        metrics.smtpd_reject(stage, reply)
         log.info(
             "%s",
             reject_line(

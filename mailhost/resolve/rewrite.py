@@ -356,7 +356,8 @@ class Rewriter:
 
     async def header_address(self, address: str, sender: bool) -> str:
         """One address of a header, external form in and out."""
-        if address == "":
+        if address == "" or _undecodable(address):
+            # Bytes that are not UTF-8 cannot be looked up faithfully; leave them.
             return address
         cls = HEADER_SENDER if sender else HEADER_RECIPIENT
         return external_form(await self._apply(internal_form(address), sender, cls))
@@ -368,6 +369,11 @@ class Rewriter:
         if self.remote and not self.settings.remote_header_rewrite_domain:
             return lines
         return await rewrite_headers(lines, self.header_address)
+
+
+def _undecodable(text: str) -> bool:
+    """True when ``text`` holds bytes decoded with surrogateescape."""
+    return any("\udc80" <= char <= "\udcff" for char in text)
 
 
 @dataclass(frozen=True)

@@ -246,3 +246,20 @@ async def test_rewrite_value_identity_on_any_text(value: str) -> None:
     assert await rewrite_value(value, same) is None
     for start, end in address_spans(value):
         assert 0 <= start < end <= len(value)
+
+
+@given(st.lists(st.tuples(_name, _address), min_size=1, max_size=8))
+def test_format_header_keeps_every_address(pairs: list[tuple[str, str]]) -> None:
+    value = " " + ", ".join(email.utils.formataddr(pair) for pair in pairs)
+    lines = format_header("To", value)
+    assert all(len(line) < 200 for line in lines)
+    assert all(line.startswith("\t") for line in lines[1:])
+    joined = "\n".join(lines)[len("To:") :]
+    assert spans(joined) == [addr for _name, addr in pairs]
+
+
+async def test_undecodable_header_address_left_alone(tmp_path: Path) -> None:
+    s = await settings_for(tmp_path, "canonical_maps = inline:{a@example.com=b@example.com}\n")
+    lines = [b"From: \xff\xfe@example.com", b"To: a@example.com", b"", b"x"]
+    done = await cleanup_rewrite(s, "", [], lines)
+    assert done.lines[:2] == [b"From: \xff\xfe@example.com", b"To: b@example.com"]

@@ -25,7 +25,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-#: Sender address headers (HDR_OPT_SENDER), canonical spelling by lower-case name.
+#: Sender address headers (HDR_OPT_SENDER), by lower-case name.
 SENDER_HEADERS = {
     name.lower(): name
     for name in (
@@ -176,24 +176,58 @@ def elements(value: str) -> list[str]:
     return [value[start:end] for start, end in scanner.elements]
 
 
+def _has_angle(element: str) -> bool:
+    """True when the element has a ``<...>`` outside quotes and comments."""
+    depth = 0
+    in_quote = escape = False
+    for char in element:
+        if escape:
+            escape = False
+        elif char == "\\" and (in_quote or depth):
+            escape = True
+        elif in_quote:
+            in_quote = char != '"'
+        elif depth:
+            depth += {"(": 1, ")": -1}.get(char, 0)
+        elif char == '"':
+            in_quote = True
+        elif char == "(":
+            depth = 1
+        elif char == "<":
+            return True
+    return False
+
+
 def _externalize(element: str) -> str:
-    """One element as Postfix writes it back: white space outside quotes and
-    comments collapsed to one space, and a space after a group's colon."""
+    """One element as Postfix writes it back (tok822_externalize): white
+    space outside quotes and comments collapsed to one space, a space after a
+    group's colon, and — for a bare ``addr-spec`` — its comments moved after
+    the address (``(c) bob@d`` → ``bob@d (c)``, recorded from Postfix 3.7.11)."""
+    move_comments = not _has_angle(element)
     out: list[str] = []
+    comments: list[str] = []
+    comment: list[str] = []
     depth = 0
     in_quote = False
     pending_space = False
     i = 0
     while i < len(element):
         char = element[i]
+        target = comment if depth and move_comments else out
         if (in_quote or depth) and char == "\\" and i + 1 < len(element):
-            out.append(element[i : i + 2])
+            target.append(element[i : i + 2])
             i += 2
             continue
         if in_quote:
             in_quote = char != '"'
         elif depth:
             depth += {"(": 1, ")": -1}.get(char, 0)
+            target.append(char)
+            if depth == 0 and move_comments:
+                comments.append("".join(comment))
+                comment.clear()
+            i += 1
+            continue
         elif char.isspace():
             pending_space = bool(out)
             i += 1
@@ -202,6 +236,10 @@ def _externalize(element: str) -> str:
             in_quote = True
         elif char == "(":
             depth = 1
+            if move_comments:
+                comment.append(char)
+                i += 1
+                continue
         if pending_space:
             out.append(" ")
             pending_space = False
@@ -211,7 +249,9 @@ def _externalize(element: str) -> str:
             if following.startswith(";"):
                 pending_space = True
         i += 1
-    return "".join(out)
+    if comment:  # an unclosed comment stays where it was
+        comments.append("".join(comment))
+    return " ".join(["".join(out), *comments]) if comments else "".join(out)
 
 
 def format_header(name: str, value: str) -> list[str]:
@@ -252,7 +292,7 @@ async def rewrite_value(value: str, rewrite: AddressRewrite) -> str | None:
     return "".join(out) if changed else None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Header:
     """One header of the primary header section: its name as written and
     its lines (the first one starts with ``Name:``)."""
@@ -314,7 +354,8 @@ async def rewrite_headers(lines: list[bytes], rewrite: HeaderAddressRewrite) -> 
 
             value = await rewrite_value(item.value, one)
             if value is not None:
-                new_lines = format_header(canonical, value)
+                # The name stays as written ("to:" stays "to:", recorded).
+                new_lines = format_header(item.name, value)
                 changed = True
         out.extend(line.encode("utf-8", "surrogateescape") for line in new_lines)
     if not changed:

@@ -145,6 +145,23 @@ MESSAGES: dict[str, dict[str, object]] = {
         "recipients": ["bob@example.com"],
         "headers": ["From: MAILER-DAEMON", "To: bob@example.com"],
     },
+    "formatting": {
+        "sender": "alice+tag@example.com",
+        "recipients": ["bob@example.com"],
+        "headers": [
+            "to: bob@example.com",
+            "CC:   Bob   Smith  <bob@example.com>  ,  (comment) carol",
+            'From: "Alice A." <alice+tag@example.com>',
+            "Reply-To: team: alice@example.com, bob@example.com;",
+            "Resent-To: bob@example.com,",
+            "  info@example.com",
+            "Resent-Cc: "
+            + ", ".join(f"user{i}@example.com" for i in range(4))
+            + ", bob@example.com,"
+            + " carol@example.com",
+            "Sender: Unchanged <someone@example.net>",
+        ],
+    },
     "generic": {
         "sender": "Alice.Smith@example.com",
         "recipients": ["support@example.com", "someone@example.org"],

@@ -335,7 +335,12 @@ HeaderAddressRewrite = Callable[[str, bool], Awaitable[str]]
 async def rewrite_headers(lines: list[bytes], rewrite: HeaderAddressRewrite) -> list[bytes]:
     """The message with the addresses of its sender and recipient headers
     rewritten; everything else (body, MIME part headers, other headers) as is."""
-    text = [line.decode("utf-8", "surrogateescape") for line in lines]
+    # Only the header section is decoded: a large body is never copied.
+    try:
+        section = lines.index(b"")
+    except ValueError:
+        section = len(lines)
+    text = [line.decode("utf-8", "surrogateescape") for line in lines[:section]]
     headers, end = split_headers(text)
     out: list[bytes] = []
     changed = False

@@ -143,8 +143,9 @@ def table_specs(cfg: Config) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     names = [p.name for p in PARAMETERS if p.name.endswith("_maps")] + list(DOMAIN_LISTS)
     for name in names:
-        for element in split_list(cfg.get(name)):
-            if ":" not in element or element.startswith("!") or element in seen:
+        for item in split_list(cfg.get(name)):
+            element = item.lstrip("!")
+            if ":" not in element or element in seen:
                 continue
             seen.add(element)
             out.append((name, element))

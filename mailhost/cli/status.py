@@ -292,7 +292,7 @@ def _indent(text: str) -> str:
 @config_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.option("--top", default=5, show_default=True, help="How many of the fullest mailboxes.")
-@command_errors("mailhost status")
+@command_errors("mailhost")
 def status(config_dir: Path | None, as_json: bool, top: int) -> None:
     """Listeners, queue sizes, table reachability and the fullest mailboxes."""
     cfg = load_config(config_dir)

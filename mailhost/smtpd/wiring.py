@@ -13,7 +13,11 @@ this module adapts the production implementations to them:
 * :class:`ResolverPolicy` puts :class:`mailhost.resolve.resolver.Resolver`
   behind :class:`~mailhost.smtpd.seams.RecipientPolicy`; an alias expansion
   failure becomes the end-of-DATA reply it carries (``451 4.6.0`` or
-  ``451 4.3.0``) with cleanup's warning logged under the queue id.
+  ``451 4.3.0``) with cleanup's warning logged under the queue id;
+* :class:`CleanupPolicy` puts cleanup's address rewriting
+  (:func:`mailhost.resolve.rewrite.cleanup_rewrite`) behind
+  :class:`~mailhost.smtpd.seams.CleanupRewrite`; a table failure there is
+  ``451 4.3.0 Error: queue file write error``.
 """
 
 from __future__ import annotations

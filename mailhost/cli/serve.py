@@ -11,6 +11,7 @@ connections.  Exit status: 0 after a clean stop, 1 for a configuration error
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import logging.handlers
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 import click
 
 from mailhost.cli.common import config_dir_option, fatal
+from mailhost.config import Config
 from mailhost.errors import MailhostError
 from mailhost.log import DaemonFormatter, logger
 from mailhost.smtpd.server import MailServer, Wiring
@@ -48,6 +50,20 @@ def setup_daemon_logging(*, stderr: bool = True, syslog: str | None = None) -> N
             root.addHandler(sys_handler)
     root.setLevel(logging.INFO)
     root.propagate = False
+
+
+def with_metrics(wiring: Wiring) -> Wiring:
+    """``wiring`` that also opens ``/metrics`` on mailhost_metrics_listen at start-up."""
+    original = wiring.startup
+
+    async def startup(cfg: Config) -> None:
+        from mailhost.observe.exporter import serve_metrics  # noqa: PLC0415 - prometheus_client on demand
+
+        serve_metrics(cfg.get("mailhost_metrics_listen"), Path(cfg.get("queue_directory")))
+        if original is not None:
+            await original(cfg)
+
+    return dataclasses.replace(wiring, startup=startup)
 
 
 def run_server(
@@ -98,7 +114,7 @@ def serve(config_dir: Path | None, master_cf: Path | None, use_syslog: bool) -> 
     facility = None
     try:
         qmgr = QueueManagerService(master_cf)
-        wiring = qmgr.wrap(default_wiring())
+        wiring = with_metrics(qmgr.wrap(default_wiring()))
         if use_syslog:
             from mailhost.config import load_config  # noqa: PLC0415
 

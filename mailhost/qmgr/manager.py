@@ -44,6 +44,7 @@ from mailhost.config import Config
 from mailhost.delivery.status import DeliveryStatus
 from mailhost.errors import TableTempFail
 from mailhost.log import logger
+from mailhost.observe import metrics
 from mailhost.qmgr.delays import RESOLUTION_LIMIT, Delays, delivery_line
 from mailhost.qmgr.transport import (
     ADDRESS_RESOLVER_FAILURE,
@@ -411,6 +412,7 @@ class QueueManager:
         limit = self.settings.delay_logging_resolution_limit
         for (delivery, outcome), record in zip(results, records, strict=True):
             setattr(self.counters, record.status, getattr(self.counters, record.status) + 1)
+            metrics.delivery(record.status)
             line = delivery_line(
                 qf.queue_id,
                 delivery.recipient.address,

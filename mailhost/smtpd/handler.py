@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from mailhost.address import external_form
 from mailhost.errors import MailhostError
 from mailhost.log import logger
+from mailhost.observe import metrics
 from mailhost.offload import run_blocking
 from mailhost.smtpd import replies
 from mailhost.smtpd.data import DataResult
@@ -35,6 +36,7 @@ from mailhost.smtpd.received import protocol_name, received_header
 from mailhost.smtpd.replies import Reply
 from mailhost.smtpd.sasl import PasswordChecker
 from mailhost.smtpd.seams import (
+    CleanupRewrite,
     ExpansionFailed,
     FinalRecipient,
     QueueSink,
@@ -62,6 +64,8 @@ class SmtpdHandler:
     sender_policy: SenderPolicy
     passwords: PasswordChecker | None
     queue_directory: str | None = None
+    #: cleanup's address rewriting at end of DATA (None: addresses as received).
+    cleanup: CleanupRewrite | None = None
 
     # -- logging -----------------------------------------------------------------
 
@@ -69,6 +73,7 @@ class SmtpdHandler:
         self, session: Session, stage: str, reply: Reply | str, recipient: str | None = None
     ) -> None:
         txn = session.transaction
+        metrics.smtpd_reject(stage, reply)
         log.info(
             "%s",
             reject_line(
@@ -207,8 +212,15 @@ class SmtpdHandler:
             log.warning("%s: queue file size limit exceeded", qid)
             await txn.queue.abort()
             return replies.MESSAGE_TOO_BIG
+        sender, lines = txn.sender, data.lines
         try:
-            finals = await self._expand(txn.recipients)
+            targets = txn.recipients
+            if self.cleanup is not None:
+                done = await self.cleanup.rewrite(
+                    qid, sender, txn.recipients, data.lines, session.info()
+                )
+                sender, targets, lines = done.sender, list(done.recipients), done.lines
+            finals = await self._expand(txn.recipients, targets)
         except ExpansionFailed as exc:
             if exc.detail:
                 log.warning("%s: %s", qid, exc.detail)
@@ -227,11 +239,11 @@ class SmtpdHandler:
             recipients=txn.recipients,
         )
         content = [line.encode("utf-8", "surrogateescape") for line in header.splitlines()]
-        content.extend(data.lines)
+        content.extend(lines)
         arrival = time.time()
         submission = Submission(
             queue_id=qid,
-            sender=txn.sender,
+            sender=sender,
             recipients=finals,
             client=session.info(),
             arrival_time=arrival,
@@ -248,17 +260,20 @@ class SmtpdHandler:
         log.info("%s: message-id=<%s>", qid, message_id(data.lines), extra=CLEANUP)
         log.info(
             "%s: from=<%s>, size=%d, nrcpt=%d (queue active)",
-            qid, external_form(txn.sender), size, len(finals), extra=QMGR,
+            qid, external_form(sender), size, len(finals), extra=QMGR,
         )  # fmt: skip
         return replies.queued(qid)
 
-    async def _expand(self, recipients: list[str]) -> tuple[FinalRecipient, ...]:
-        """Cleanup's virtual alias expansion, de-duplicated on (original, final)
-        (spec 3.4, enable_original_recipient = yes)."""
+    async def _expand(
+        self, recipients: list[str], targets: list[str]
+    ) -> tuple[FinalRecipient, ...]:
+        """Cleanup's virtual alias expansion of each (rewritten) recipient in
+        ``targets``, de-duplicated on (original, final) (spec 3.4,
+        enable_original_recipient = yes)."""
         seen: set[tuple[str, str]] = set()
         out: list[FinalRecipient] = []
-        for original in recipients:
-            for final in await self.recipients.expand(original):
+        for original, target in zip(recipients, targets, strict=True):
+            for final in await self.recipients.expand(target):
                 key = (original.lower(), final.lower())
                 if key not in seen:
                     seen.add(key)

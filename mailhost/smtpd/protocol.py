@@ -30,6 +30,7 @@ from aiosmtpd.smtp import SMTP, TLSSetupException
 
 from mailhost.errors import MailhostError
 from mailhost.log import logger
+from mailhost.observe import metrics
 from mailhost.smtpd import replies
 from mailhost.smtpd.data import read_data, read_piece
 from mailhost.smtpd.handler import SmtpdHandler
@@ -454,6 +455,7 @@ class SmtpdProtocol(SMTP):
         s.transaction = None
         s.declared_size = 0
         reply = await asyncio.shield(self.mh.message(s, txn, data))
+        metrics.end_of_data(reply)
         self.count_as(s, "data", not reply.is_error)
         if not reply.is_error:
             s.errors = 0  # Postfix forgives a client that delivered mail

@@ -69,6 +69,30 @@ class ExpansionFailed(Exception):
         self.detail = detail
 
 
+@dataclass(frozen=True)
+class Rewritten:
+    """A message after cleanup's address rewriting (canonical maps, masquerading)."""
+
+    sender: str
+    #: One address per accepted recipient, in order (alias expansion starts here).
+    recipients: tuple[str, ...]
+    lines: list[bytes]
+
+
+class CleanupRewrite(Protocol):
+    async def rewrite(
+        self,
+        queue_id: str,
+        sender: str,
+        recipients: Sequence[str],
+        lines: list[bytes],
+        client: ClientInfo,
+    ) -> Rewritten:
+        """Rewrite envelope and headers once (spec 3.1 step 2); raises
+        :class:`ExpansionFailed` when a table fails."""
+        ...
+
+
 class RecipientPolicy(Protocol):
     async def check_recipient(
         self, recipient: str, sender: str, client: ClientInfo

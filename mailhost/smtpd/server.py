@@ -36,7 +36,7 @@ from mailhost.log import logger
 from mailhost.smtpd.handler import SmtpdHandler
 from mailhost.smtpd.protocol import SmtpdProtocol
 from mailhost.smtpd.sasl import PasswordChecker
-from mailhost.smtpd.seams import AddressSearch, QueueSink, RecipientPolicy
+from mailhost.smtpd.seams import AddressSearch, CleanupRewrite, QueueSink, RecipientPolicy
 from mailhost.smtpd.sender import SenderPolicy
 from mailhost.smtpd.settings import SmtpdSettings
 from mailhost.tables.maps import Maps
@@ -65,6 +65,8 @@ class Wiring:
     address_search: Callable[[Config, TableRegistry], AddressSearch]
     #: Run once before the first listener opens (queue recovery).
     startup: Callable[[Config], Awaitable[None]] | None = None
+    #: cleanup's address rewriting at end of DATA (canonical maps, masquerading).
+    cleanup: Callable[[Config, TableRegistry], CleanupRewrite] | None = None
 
 
 class ConnectionCounter:
@@ -214,6 +216,7 @@ class MailServer:
                 ),
                 passwords=passwords,
                 queue_directory=cfg.get("queue_directory"),
+                cleanup=self.wiring.cleanup(cfg, registry) if self.wiring.cleanup else None,
             )
             for address in bind_addresses(listener, cfg):
                 key = (address, listener.port, settings.tls_wrappermode)

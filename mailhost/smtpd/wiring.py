@@ -13,7 +13,11 @@ this module adapts the production implementations to them:
 * :class:`ResolverPolicy` puts :class:`mailhost.resolve.resolver.Resolver`
   behind :class:`~mailhost.smtpd.seams.RecipientPolicy`; an alias expansion
   failure becomes the end-of-DATA reply it carries (``451 4.6.0`` or
-  ``451 4.3.0``) with cleanup's warning logged under the queue id.
+  ``451 4.3.0``) with cleanup's warning logged under the queue id;
+* :class:`CleanupPolicy` puts cleanup's address rewriting
+  (:func:`mailhost.resolve.rewrite.cleanup_rewrite`) behind
+  :class:`~mailhost.smtpd.seams.CleanupRewrite`; a table failure there is
+  ``451 4.3.0 Error: queue file write error``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mailhost.config import Config
+from mailhost.errors import TableTempFail
 from mailhost.log import logger
 from mailhost.queue.qfile import Client, Envelope, Recipient
 from mailhost.queue.store import QueueStore, Transaction
@@ -28,9 +33,16 @@ from mailhost.resolve.aliases import AliasExpansionError
 from mailhost.resolve.keys import find
 from mailhost.resolve.resolver import Resolver, ResolverSettings
 from mailhost.resolve.restrictions import Client as RestrictionClient
+from mailhost.resolve.rewrite import RewriteError, RewriteSettings, cleanup_rewrite
 from mailhost.smtpd.received import protocol_name
-from mailhost.smtpd.replies import Reply
-from mailhost.smtpd.seams import AddressSearch, ClientInfo, ExpansionFailed, Submission
+from mailhost.smtpd.replies import QUEUE_WRITE_ERROR, Reply
+from mailhost.smtpd.seams import (
+    AddressSearch,
+    ClientInfo,
+    ExpansionFailed,
+    Rewritten,
+    Submission,
+)
 from mailhost.smtpd.server import Wiring
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
@@ -146,6 +158,46 @@ def resolver_policy(cfg: Config, registry: TableRegistry) -> ResolverPolicy:
     return ResolverPolicy(Resolver(ResolverSettings.from_config(cfg, registry)))
 
 
+class CleanupPolicy:
+    """cleanup's address rewriting (:func:`mailhost.resolve.rewrite.cleanup_rewrite`)
+    behind :class:`~mailhost.smtpd.seams.CleanupRewrite`."""
+
+    def __init__(self, settings: RewriteSettings) -> None:
+        self.settings = settings
+
+    async def rewrite(
+        self,
+        queue_id: str,
+        sender: str,
+        recipients: Sequence[str],
+        lines: list[bytes],
+        client: ClientInfo,
+    ) -> Rewritten:
+        clients = self.settings.header_clients
+        try:
+            remote = clients is not None and not await clients.is_local(
+                client.address, client.sasl_username
+            )
+            done = await cleanup_rewrite(
+                self.settings, sender, recipients, lines, queue_id=queue_id, remote_headers=remote
+            )
+        except RewriteError as exc:
+            raise ExpansionFailed(exc.reply) from None
+        except TableTempFail:
+            log.warning(
+                "%s: local_header_rewrite_clients lookup problem for %s"
+                " -- message not accepted, try again later",
+                queue_id,
+                client.address,
+            )
+            raise ExpansionFailed(QUEUE_WRITE_ERROR) from None
+        return Rewritten(done.sender, done.recipients, done.lines)
+
+
+def cleanup_policy(cfg: Config, registry: TableRegistry) -> CleanupPolicy:
+    return CleanupPolicy(RewriteSettings.from_config(cfg, registry))
+
+
 def default_wiring() -> Wiring:
     """The resolver, the durable queue, and queue recovery at start-up."""
     return Wiring(
@@ -153,4 +205,5 @@ def default_wiring() -> Wiring:
         queue=store_sink,
         address_search=address_search,
         startup=recover_queue,
+        cleanup=cleanup_policy,
     )

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import ClassVar
 
+from mailhost.observe import metrics
 from mailhost.tables.base import Table
 
 
@@ -56,12 +57,15 @@ class CachedTable(Table):
         entry = self._entries.get(key)
         if entry is not None and entry[0] > now:
             self.stats.hits += 1
+            metrics.cache(hit=True)
             return entry[1]
         pending = self._pending.get(key)
         if pending is not None:
             self.stats.hits += 1
+            metrics.cache(hit=True)
             return await asyncio.shield(pending)
         self.stats.misses += 1
+        metrics.cache(hit=False)
         future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:

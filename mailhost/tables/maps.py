@@ -9,12 +9,14 @@ Every warning names the parameter, so a log line says *which* map failed.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mailhost.config.lists import split_list
 from mailhost.errors import TableEmptyResult, TableTempFail
 from mailhost.log import logger
+from mailhost.observe import metrics
 from mailhost.tables.base import Table
 from mailhost.tables.registry import TableRegistry
 
@@ -64,13 +66,18 @@ class Maps:
                 if probes is not None:
                     probes.append(MapsProbe(table.spec, key, skipped=True))
                 continue
+            started = time.perf_counter()
             try:
                 value = await table.lookup(key)
             except TableTempFail as exc:
+                metrics.lookup(self.parameter, table.spec, started, "error")
                 log.warning('%s: %s lookup error for "%s"', self.parameter, table.spec, key)
                 if probes is not None:
                     probes.append(MapsProbe(table.spec, key, error=str(exc)))
                 raise
+            metrics.lookup(
+                self.parameter, table.spec, started, "notfound" if value is None else "found"
+            )
             if probes is not None:
                 probes.append(MapsProbe(table.spec, key, value=value))
             if value == "":

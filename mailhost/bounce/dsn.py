@@ -1,0 +1,239 @@
+"""The notification message: an RFC 3464 ``multipart/report`` built with the
+standard :mod:`email` package, in the shape Postfix 3.7's bounce(8) writes
+(recorded in tests/bounce/postfix_bounce.json):
+
+* top-level headers in Postfix's order: ``Received: by HOST (MAIL_NAME) id
+  NEWQID; DATE`` (cleanup's trace header for a local submission), ``Date``,
+  ``From: Mail Delivery System <MAILER-DAEMON@$myorigin>``, ``Subject``,
+  ``To``, ``Auto-Submitted`` (``auto-replied`` to the sender,
+  ``auto-generated`` for a postmaster copy), ``MIME-Version``,
+  ``Content-Type: multipart/report; report-type=delivery-status;
+  boundary="QID.TIME/HOST"``, ``Content-Transfer-Encoding: 8bit``,
+  ``Message-Id: <YYYYMMDDHHMMSS.NEWQID@HOST>``; the preamble
+  ``This is a MIME-encapsulated message.``;
+* part 1, ``Notification`` (text/plain): the template text (none in a
+  postmaster copy), then per recipient a blank line and
+  ``<ADDR>: REASON`` (``<ADDR> (expanded from <ORIG>): REASON`` when the
+  original recipient differs);
+* part 2, ``Delivery report`` (message/delivery-status): ``Reporting-MTA``,
+  ``Original-Envelope-Id`` (with ENVID), ``X-Postfix-Queue-ID``,
+  ``X-Postfix-Sender``, ``Arrival-Date``; per recipient ``Final-Recipient``,
+  ``Original-Recipient``, ``Action``, ``Status``, ``Diagnostic-Code:
+  X-Postfix; REASON`` and, in a delay warning, ``Will-Retry-Until``;
+* part 3, the original with a ``Return-Path:`` line in front: whole as
+  ``Undelivered Message`` (message/rfc822) or its header section as
+  ``Undelivered Message Headers`` (text/rfc822-headers).
+
+The transports report a status and a reason text but not the remote server's
+reply type, so the ``Diagnostic-Code`` type is always ``X-Postfix`` (Postfix
+writes ``smtp; 550 ...`` plus ``Remote-MTA`` for an SMTP peer's reply).
+Pure: no I/O; the caller supplies the time and the new queue id.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import email.utils
+import io
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.generator import BytesGenerator
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
+
+from mailhost.address import external_form
+from mailhost.bounce.templates import Template
+from mailhost.smtpd.received import mail_date
+
+#: Headers keep their UTF-8 (no encoded words, the report is 8bit like
+#: Postfix's) and headers taken from the original are never refolded, so the
+#: returned message is the original's bytes.
+POLICY = email.policy.SMTPUTF8.clone(linesep="\n", refold_source="none")
+PREAMBLE = "This is a MIME-encapsulated message.\n"
+
+
+@dataclass(frozen=True)
+class RecipientReport:
+    """One recipient of the report: final and original address, the RFC
+    3461 ORCPT (``type;address``, "" when not given), DSN status and reason."""
+
+    address: str
+    original: str
+    orcpt: str
+    status: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Report:
+    """What one notification says about one queued message."""
+
+    #: ``failure`` (Action: failed) or ``delay`` (Action: delayed).
+    kind: str
+    template: Template
+    #: The template text with its ``$name`` references expanded ("" for a
+    #: postmaster copy, which has none).
+    boilerplate: str
+    postmaster_copy: bool
+    queue_id: str
+    #: the original envelope sender ("" for the null sender).
+    sender: str
+    arrival_time: float
+    envid: str
+    recipients: tuple[RecipientReport, ...]
+    headers_only: bool
+    #: delay warnings: when the queue gives up (arrival + queue lifetime).
+    retry_until: float | None = None
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who writes the report: ``myhostname``, ``myorigin``, ``mail_name``."""
+
+    myhostname: str
+    myorigin: str
+    mail_name: str
+
+    @property
+    def mailer_daemon(self) -> str:
+        return f"MAILER-DAEMON@{self.myorigin}"
+
+
+def diagnostic_line(rcpt: RecipientReport) -> str:
+    """``<addr>: reason`` as in the text part (bounce_log_format default)."""
+    line = f"<{external_form(rcpt.address)}>"
+    if rcpt.original and rcpt.original.lower() != rcpt.address.lower():
+        line += f" (expanded from <{external_form(rcpt.original)}>)"
+    return f"{line}: {rcpt.reason}"
+
+
+def original_recipient(rcpt: RecipientReport) -> str | None:
+    """The Original-Recipient value: the ORCPT as given, else the address
+    the client sent at RCPT TO (enable_original_recipient)."""
+    if rcpt.orcpt:
+        return rcpt.orcpt if ";" in rcpt.orcpt else f"rfc822;{rcpt.orcpt}"
+    if rcpt.original:
+        return f"rfc822;{rcpt.original}"
+    return None
+
+
+def _fields(pairs: Sequence[tuple[str, str | None]]) -> Message:
+    block = Message(policy=POLICY)
+    for name, value in pairs:
+        if value is not None:
+            block[name] = value
+    return block
+
+
+def _status_part(report: Report, origin: Origin) -> EmailMessage:
+    per_message = _fields(
+        [
+            ("Reporting-MTA", f"dns; {origin.myhostname}"),
+            ("Original-Envelope-Id", report.envid or None),
+            ("X-Postfix-Queue-ID", report.queue_id),
+            ("X-Postfix-Sender", f"rfc822; {report.sender or origin.mailer_daemon}"),
+            ("Arrival-Date", mail_date(report.arrival_time)),
+        ]
+    )
+    action = "delayed" if report.kind == "delay" else "failed"
+    until = mail_date(report.retry_until) if report.retry_until is not None else None
+    blocks: list[Message | str] = [per_message]
+    blocks += [
+        _fields(
+            [
+                ("Final-Recipient", f"rfc822; {r.address}"),
+                ("Original-Recipient", original_recipient(r)),
+                ("Action", action),
+                ("Status", r.status),
+                ("Diagnostic-Code", f"X-Postfix; {r.reason}"),
+                ("Will-Retry-Until", until if report.kind == "delay" else None),
+            ]
+        )
+        for r in report.recipients
+    ]
+    part = EmailMessage(policy=POLICY)
+    part["Content-Description"] = "Delivery report"
+    part["Content-Type"] = "message/delivery-status"
+    part.set_payload(blocks)
+    return part
+
+
+def _returned(report: Report, origin: Origin, content: bytes) -> EmailMessage:
+    return_path = external_form(report.sender) if report.sender else origin.mailer_daemon
+    original = b"Return-Path: <%s>\n" % return_path.encode("utf-8", "surrogateescape") + content
+    part = EmailMessage(policy=POLICY)
+    if report.headers_only:
+        end = original.find(b"\n\n")
+        headers = original if end < 0 else original[: end + 1]
+        part["Content-Description"] = "Undelivered Message Headers"
+        part["Content-Type"] = "text/rfc822-headers"
+        part["Content-Transfer-Encoding"] = "8bit"
+        # No charset parameter: the generator writes the header bytes as they are.
+        part.set_payload(headers.decode("utf-8", "surrogateescape"))
+    else:
+        part.set_content(BytesParser(policy=POLICY).parsebytes(original), cte="8bit")
+        del part["MIME-Version"]  # set_content's, for a top-level message only
+        part["Content-Description"] = "Undelivered Message"
+    return part
+
+
+def _boundary(report: Report, origin: Origin, now: float, content: bytes) -> str:
+    boundary = f"{report.queue_id}.{int(now)}/{origin.myhostname}"
+    n = 0
+    candidate = boundary
+    while candidate.encode() in content:
+        n += 1
+        candidate = f"{boundary}/{n}"
+    return candidate
+
+
+def build(
+    report: Report,
+    origin: Origin,
+    *,
+    recipient: str,
+    notice_id: str,
+    now: float,
+    content: bytes,
+) -> EmailMessage:
+    """The notification to ``recipient`` about ``report``; ``content`` is the
+    original's queued content (LF line ends, Received: header included)."""
+    msg = EmailMessage(policy=POLICY)
+    msg["Received"] = (
+        f"by {origin.myhostname} ({origin.mail_name}) id {notice_id}; {mail_date(now)}"
+    )
+    msg["Date"] = email.utils.format_datetime(datetime.fromtimestamp(now).astimezone())
+    msg["From"] = f"{report.template.sender_name} <{origin.mailer_daemon}>"
+    template = report.template
+    msg["Subject"] = template.postmaster_subject if report.postmaster_copy else template.subject
+    msg["To"] = recipient
+    msg["Auto-Submitted"] = "auto-generated" if report.postmaster_copy else "auto-replied"
+    msg["MIME-Version"] = "1.0"
+    boundary = _boundary(report, origin, now, content)
+    msg["Content-Type"] = f'multipart/report; report-type=delivery-status; boundary="{boundary}"'
+    msg["Content-Transfer-Encoding"] = "8bit"
+    stamp = time.strftime("%Y%m%d%H%M%S", time.localtime(now))
+    msg["Message-Id"] = f"<{stamp}.{notice_id}@{origin.myhostname}>"
+    msg.preamble = PREAMBLE
+
+    text = report.boilerplate + "".join(f"\n{diagnostic_line(r)}\n" for r in report.recipients)
+    notification = EmailMessage(policy=POLICY)
+    notification.set_content(text, charset="utf-8", cte="8bit")
+    del notification["MIME-Version"]
+    notification["Content-Description"] = "Notification"
+    msg.attach(notification)
+    msg.attach(_status_part(report, origin))
+    msg.attach(_returned(report, origin, content))
+    return msg
+
+
+def to_lines(msg: EmailMessage) -> list[bytes]:
+    """The message as queue content lines (no line ends)."""
+    out = io.BytesIO()
+    BytesGenerator(out, policy=POLICY, mangle_from_=False).flatten(msg)
+    data = out.getvalue()
+    if not data.endswith(b"\n"):
+        data += b"\n"
+    return data.split(b"\n")[:-1]

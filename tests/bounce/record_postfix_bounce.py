@@ -103,8 +103,11 @@ BODY = (
 CASES: dict[str, tuple[str, list[str], int]] = {
     "failure": (
         "<s@client.test>",
-        ["<gone@example.com>", "<gone2@example.com> NOTIFY=FAILURE ORCPT=rfc822;Gone2@Example.COM",
-         "<plain@example.com>"],
+        [
+            "<gone@example.com>",
+            "<gone2@example.com> NOTIFY=FAILURE ORCPT=rfc822;Gone2@Example.COM",
+            "<plain@example.com>",
+        ],
         0,
     ),
     "headers_only": ("<s@client.test> RET=HDRS ENVID=QQ314159", ["<gone@example.com>"], 0),
@@ -156,9 +159,13 @@ def follow(maillog: Path, qid: str, timeout: float = 40) -> list[str]:
     deadline = time.monotonic() + timeout
     while True:
         text = maillog.read_text()
-        qids = {qid} | set(re.findall(rf"{qid}: \w+ (?:non-delivery|delay) notification: (\w+)", text))
+        qids = {qid} | set(
+            re.findall(rf"{qid}: \w+ (?:non-delivery|delay) notification: (\w+)", text)
+        )
         qids |= {
-            n for q in list(qids) for n in re.findall(rf"{q}: \w+ non-delivery notification: (\w+)", text)
+            n
+            for q in list(qids)
+            for n in re.findall(rf"{q}: \w+ non-delivery notification: (\w+)", text)
         }
         if all(f"{q}: removed" in text for q in qids):
             time.sleep(0.5)
@@ -205,10 +212,12 @@ def run(extra_cf: str, names: list[str]) -> dict[str, object]:
             for path in sorted((directory / "vmail").glob("*/*/new/*")):
                 if path not in seen:
                     seen.add(path)
-                    messages.append({
-                        "mailbox": str(path.parent.parent.relative_to(directory / "vmail")),
-                        "text": path.read_text(),
-                    })
+                    messages.append(
+                        {
+                            "mailbox": str(path.parent.parent.relative_to(directory / "vmail")),
+                            "text": path.read_text(),
+                        }
+                    )
             cases[name] = {"queue_id": qid, "log": log, "messages": messages}
     finally:
         subprocess.run(["postfix", "-c", str(directory), "stop"], check=False)

@@ -41,16 +41,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
-from email.parser import BytesParser
 
 from mailhost.address import external_form
 from mailhost.bounce.templates import Template
 from mailhost.smtpd.received import mail_date
 
-#: Headers keep their UTF-8 (no encoded words, the report is 8bit like
-#: Postfix's) and headers taken from the original are never refolded, so the
-#: returned message is the original's bytes.
-POLICY = email.policy.SMTPUTF8.clone(linesep="\n", refold_source="none")
+#: Headers keep their UTF-8 (no encoded words: the report is 8bit, like
+#: Postfix's); LF line ends, as in the queue.
+POLICY = email.policy.SMTPUTF8.clone(linesep="\n")
 PREAMBLE = "This is a MIME-encapsulated message.\n"
 
 
@@ -163,19 +161,22 @@ def _status_part(report: Report, origin: Origin) -> EmailMessage:
 def _returned(report: Report, origin: Origin, content: bytes) -> EmailMessage:
     return_path = external_form(report.sender) if report.sender else origin.mailer_daemon
     original = b"Return-Path: <%s>\n" % return_path.encode("utf-8", "surrogateescape") + content
+    # The original goes out as it was queued, byte for byte: given as text
+    # (each byte above 0x7f as a surrogate escape), the generator writes a
+    # payload unchanged instead of re-serialising a parsed copy, whose
+    # headers it would refold and whose odd control characters it would
+    # take for line ends.
     part = EmailMessage(policy=POLICY)
     if report.headers_only:
         end = original.find(b"\n\n")
-        headers = original if end < 0 else original[: end + 1]
+        original = original if end < 0 else original[: end + 1]
         part["Content-Description"] = "Undelivered Message Headers"
         part["Content-Type"] = "text/rfc822-headers"
-        part["Content-Transfer-Encoding"] = "8bit"
-        # No charset parameter: the generator writes the header bytes as they are.
-        part.set_payload(headers.decode("utf-8", "surrogateescape"))
     else:
-        part.set_content(BytesParser(policy=POLICY).parsebytes(original), cte="8bit")
-        del part["MIME-Version"]  # set_content's, for a top-level message only
         part["Content-Description"] = "Undelivered Message"
+        part["Content-Type"] = "message/rfc822"
+    part["Content-Transfer-Encoding"] = "8bit"
+    part.set_payload(original.decode("ascii", "surrogateescape"))
     return part
 
 
@@ -229,10 +230,19 @@ def build(
     return msg
 
 
+class _Generator(BytesGenerator):
+    """BytesGenerator writing a message/rfc822 payload given as text with its
+    surrogate escapes turned back into the original bytes, as it already
+    does for text parts (its own ``_encode`` is strict ASCII)."""
+
+    def _encode(self, s: str) -> bytes:
+        return s.encode("ascii", "surrogateescape")
+
+
 def to_lines(msg: EmailMessage) -> list[bytes]:
     """The message as queue content lines (no line ends)."""
     out = io.BytesIO()
-    BytesGenerator(out, policy=POLICY, mangle_from_=False).flatten(msg)
+    _Generator(out, policy=POLICY, mangle_from_=False).flatten(msg)
     data = out.getvalue()
     if not data.endswith(b"\n"):
         data += b"\n"

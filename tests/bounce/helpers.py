@@ -58,6 +58,7 @@ gone@example.com error:5.1.1 User unknown
 gone2@example.com error:5.2.1 Mailbox disabled for this recipient
 plain@example.com error:no DSN code in this reason
 slow@example.com retry:4.4.1 Host or domain name not found
+long@example.com error:5.7.1 this recipient does not accept mail from the sender because the administrator of this domain has configured a policy that rejects it, please contact them by other means
 """
 
 PARSE = BytesParser(policy=email.policy.default)
@@ -232,7 +233,12 @@ def shape(raw: bytes) -> Shape:
             for p in parts
         ],
         text=parts[0].get_content(),
-        status=[{k: normalise(v) for k, v in block.items()} for block in status_blocks],
+        # Unfolded: Postfix folds long fields at 79 columns with 4 spaces,
+        # the email package at 78 with one.
+        status=[
+            {k: re.sub(r"\s+", " ", normalise(v)) for k, v in block.items()}
+            for block in status_blocks
+        ],
         returned=normalise(returned),
     )
 

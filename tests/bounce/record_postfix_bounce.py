@@ -49,6 +49,7 @@ virtual_mailbox_maps = texthash:{dir}/vmailbox
 virtual_uid_maps = static:65534
 virtual_gid_maps = static:65534
 transport_maps = texthash:{dir}/transport
+virtual_alias_maps = texthash:{dir}/virtual
 minimal_backoff_time = 1s
 maximal_backoff_time = 2s
 queue_run_delay = 1s
@@ -67,6 +68,17 @@ gone@example.com error:5.1.1 User unknown
 gone2@example.com error:5.2.1 Mailbox disabled for this recipient
 plain@example.com error:no DSN code in this reason
 slow@example.com retry:4.4.1 Host or domain name not found
+long@example.com error:5.7.1 {long}
+"""
+
+#: A reason longer than a line, to see how the report's text wraps it.
+LONG_REASON = (
+    "this recipient does not accept mail from the sender because the administrator of "
+    "this domain has configured a policy that rejects it, please contact them by other means"
+)
+
+VIRTUAL = """\
+alias@example.com gone@example.com
 """
 
 SERVICES = """\
@@ -116,6 +128,7 @@ CASES: dict[str, tuple[str, list[str], int]] = {
     "undeliverable_bounce": ("<nobody@client.test>", ["<gone@example.com>"], 0),
     "over_bounce_size_limit": ("<s@client.test>", ["<gone@example.com>"], 60000),
     "delay_then_expire": ("<s@client.test>", ["<slow@example.com>"], 0),
+    "alias_and_long_reason": ("<s@client.test>", ["<Alias@Example.com>", "<long@example.com>"], 0),
 }
 
 
@@ -196,7 +209,8 @@ def run(extra_cf: str, names: list[str]) -> dict[str, object]:
     (directory / "vmail").chmod(0o777)
     (directory / "main.cf").write_text(MAIN_CF.format(dir=directory) + extra_cf)
     (directory / "vmailbox").write_text(VMAILBOX)
-    (directory / "transport").write_text(TRANSPORT)
+    (directory / "transport").write_text(TRANSPORT.format(long=LONG_REASON))
+    (directory / "virtual").write_text(VIRTUAL)
     port = free_port()
     (directory / "master.cf").write_text(f"127.0.0.1:{port} inet n - n - - smtpd\n" + SERVICES)
     subprocess.run(["postfix", "-c", str(directory), "start"], check=True)

@@ -76,6 +76,21 @@ async def test_non_delivery_report_for_three_recipients_matches_postfix(tmp_path
     assert site.queued() == []
 
 
+async def test_alias_expansion_and_long_reason_matches_postfix(tmp_path: Path) -> None:
+    """``(expanded from <Alias@Example.com>)`` and a reason wrapped at 79
+    columns with a 4-space indent in the text part."""
+    site = BounceSite(tmp_path)
+    content = postfix_original("alias_and_long_reason")
+    await site.enqueue(
+        rcpt("gone@example.com", "Alias@Example.com"), rcpt("long@example.com"), content=content
+    )
+    log = await run_until_idle(site)
+    (report,) = site.mailbox("s")
+    (theirs,) = postfix_case("alias_and_long_reason")["messages"]
+    assert_same_message(report, theirs["text"])
+    assert_same_log(log, "alias_and_long_reason")
+
+
 async def test_ret_hdrs_and_envid_matches_postfix(tmp_path: Path) -> None:
     site = BounceSite(tmp_path)
     content = postfix_original("headers_only")

@@ -65,8 +65,8 @@ def test_report_is_a_valid_multipart_report() -> None:
     assert text.get_content_type() == "text/plain"
     assert text.get_content().endswith(
         "\n<gone@example.com>: User unknown\n"
-        "\n<bob@example.com> (expanded from <sales@example.com>): maildir delivery failed: "
-        "error writing message: Disk quota exceeded\n"
+        "\n<bob@example.com> (expanded from <sales@example.com>): maildir delivery failed:\n"
+        "    error writing message: Disk quota exceeded\n"
     )
     assert status.get_content_type() == "message/delivery-status"
     per_message, first, second = status.get_payload()

@@ -99,7 +99,9 @@ class Origin:
 
     @property
     def mailer_daemon(self) -> str:
-        return f"MAILER-DAEMON@{self.myorigin}"
+        """Postfix's mail_addr_mail_daemon(): the null sender shown in
+        X-Postfix-Sender and Return-Path."""
+        return f"MAILER-DAEMON@{self.myhostname}"
 
 
 #: The text part's lines: at most 79 characters, continued with 4 spaces
@@ -221,7 +223,8 @@ def build(
         f"by {origin.myhostname} ({origin.mail_name}) id {notice_id}; {mail_date(now)}"
     )
     msg["Date"] = email.utils.format_datetime(datetime.fromtimestamp(now).astimezone())
-    msg["From"] = f"{report.template.sender_name} <{origin.mailer_daemon}>"
+    # The template's unqualified MAILER-DAEMON, qualified as cleanup does.
+    msg["From"] = f"{report.template.sender_name} <MAILER-DAEMON@{origin.myorigin}>"
     template = report.template
     msg["Subject"] = template.postmaster_subject if report.postmaster_copy else template.subject
     msg["To"] = recipient

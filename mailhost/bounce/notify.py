@@ -107,7 +107,8 @@ class BounceSettings:
 
     @property
     def double_bounce_address(self) -> str:
-        return self.qualify(self.double_bounce_sender)
+        """Postfix's mail_addr_double_bounce(): ``$double_bounce_sender@$myhostname``."""
+        return f"{self.double_bounce_sender}@{self.myhostname}"
 
 
 @dataclass(frozen=True)

@@ -121,8 +121,9 @@ def test_postmaster_copy_and_null_sender() -> None:
     assert msg["Auto-Submitted"] == "auto-generated"
     text, status, original = msg.iter_parts()
     assert text.get_content().startswith("\n<gone@example.com>: User unknown\n")
-    assert status.get_payload()[0]["X-Postfix-Sender"] == "rfc822; MAILER-DAEMON@example.com"
-    assert original.get_payload()[0]["Return-Path"] == "<MAILER-DAEMON@example.com>"
+    # mail_addr_mail_daemon() is @$myhostname; the From: header @$myorigin.
+    assert status.get_payload()[0]["X-Postfix-Sender"] == "rfc822; MAILER-DAEMON@mx.example.com"
+    assert original.get_payload()[0]["Return-Path"] == "<MAILER-DAEMON@mx.example.com>"
 
 
 def test_boundary_never_occurs_in_the_original() -> None:

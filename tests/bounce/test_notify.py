@@ -209,5 +209,7 @@ async def test_notice_recipient_without_domain_gets_myorigin(tmp_path: Path) -> 
         await manager.run_once()
         await manager.run_once()
     assert f"bounce: {qid}: postmaster non-delivery notification: " in log.text()
-    assert "from=<double-bounce@client.test>" in log.text()
+    # The envelope sender is $double_bounce_sender@$myhostname.
+    assert "from=<double-bounce@mx.example.com>, size=" in log.text()
+    assert "to=<postmaster@client.test>, relay=virtual" in log.text()
     assert reports(site, "postmaster") == ["Postmaster Copy: Undelivered Mail"]

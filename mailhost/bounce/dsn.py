@@ -130,7 +130,7 @@ def original_recipient(rcpt: RecipientReport) -> str | None:
     if rcpt.orcpt:
         return rcpt.orcpt if ";" in rcpt.orcpt else f"rfc822;{rcpt.orcpt}"
     if rcpt.original:
-        return f"rfc822;{rcpt.original}"
+        return f"rfc822;{external_form(rcpt.original)}"
     return None
 
 
@@ -148,7 +148,7 @@ def _status_part(report: Report, origin: Origin) -> EmailMessage:
             ("Reporting-MTA", f"dns; {origin.myhostname}"),
             ("Original-Envelope-Id", report.envid or None),
             ("X-Postfix-Queue-ID", report.queue_id),
-            ("X-Postfix-Sender", f"rfc822; {report.sender or origin.mailer_daemon}"),
+            ("X-Postfix-Sender", f"rfc822; {external_form(report.sender) or origin.mailer_daemon}"),
             ("Arrival-Date", mail_date(report.arrival_time)),
         ]
     )
@@ -158,7 +158,7 @@ def _status_part(report: Report, origin: Origin) -> EmailMessage:
     blocks += [
         _fields(
             [
-                ("Final-Recipient", f"rfc822; {r.address}"),
+                ("Final-Recipient", f"rfc822; {external_form(r.address)}"),
                 ("Original-Recipient", original_recipient(r)),
                 ("Action", action),
                 ("Status", r.status),
@@ -227,7 +227,7 @@ def build(
     msg["From"] = f"{report.template.sender_name} <MAILER-DAEMON@{origin.myorigin}>"
     template = report.template
     msg["Subject"] = template.postmaster_subject if report.postmaster_copy else template.subject
-    msg["To"] = recipient
+    msg["To"] = external_form(recipient)
     msg["Auto-Submitted"] = "auto-generated" if report.postmaster_copy else "auto-replied"
     msg["MIME-Version"] = "1.0"
     boundary = _boundary(report, origin, now, content)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailhost.bounce import dsn
-from mailhost.bounce.templates import DELAY, FAILURE, TEMPLATES
+from mailhost.bounce.templates import DELAY, FAILURE, TEMPLATES, Template
 from tests.bounce.helpers import PARSE, recorded
 
 ORIGIN = dsn.Origin("mx.example.com", "example.com", "mailhost")
@@ -178,3 +178,34 @@ def test_template_time_conversion_truncates_like_bounce() -> None:
     assert "until it is 5 day(s) old." in text
     assert "$" not in text
     assert FAILURE.expand({"myhostname": "h"}).startswith("This is the mail system at host h.\n")
+
+
+def test_addresses_appear_in_external_form() -> None:
+    rep = report(
+        sender="a b@client.test",
+        recipients=(dsn.RecipientReport("x y@example.com", "x y@example.com", "", "5.1.1", "no"),),
+    )
+    out = dsn.build(
+        rep, ORIGIN, recipient="a b@client.test", notice_id="5C0DE20E536", now=1.0, content=ORIGINAL
+    )
+    msg = PARSE.parsebytes(b"\n".join(dsn.to_lines(out)) + b"\n")
+    assert msg["To"] == '"a b"@client.test'
+    _, status, original = msg.iter_parts()
+    per_message, first = status.get_payload()
+    assert per_message["X-Postfix-Sender"] == 'rfc822; "a b"@client.test'
+    assert first["Final-Recipient"] == 'rfc822; "x y"@example.com'
+    assert original.get_payload()[0]["Return-Path"] == '<"a b"@client.test>'
+
+
+@given(st.text(alphabet=st.characters(blacklist_characters="$"), max_size=200))
+def test_template_text_without_references_is_unchanged(text: str) -> None:
+    template = Template("n", "s", "p", text)
+    assert template.expand({"myhostname": "h"}) == text
+
+
+@given(st.from_regex(r"[a-z_]{1,20}", fullmatch=True), st.integers(0, 10**9))
+def test_template_references_expand_or_stay(name: str, seconds: int) -> None:
+    template = Template("n", "s", "p", f"a ${name} b ${{{name}}} c $Q9 ${name}_days")
+    out = template.expand({name: seconds})
+    # $NAME_days: the parameter converted to days and truncated (bounce(5)).
+    assert out == f"a {seconds} b {seconds} c $Q9 {seconds // 86400}"

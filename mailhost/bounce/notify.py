@@ -120,10 +120,11 @@ class _Policy:
     notify_word: str  # DSN NOTIFY keyword that asks for this report
     postmaster_class: str  # notify_classes member for the postmaster copy
     double_class: str  # ... and for the report about a null-sender message
+    failed_copy: str  # the warning when the postmaster copy fails
 
 
-_FAILURE = _Policy("failure", "non-delivery", "FAILURE", "bounce", "2bounce")
-_DELAY = _Policy("delay", "delay", "DELAY", "delay", "delay")
+_FAILURE = _Policy("failure", "non-delivery", "FAILURE", "bounce", "2bounce", "bouncing to")
+_DELAY = _Policy("delay", "delay", "DELAY", "delay", "delay", "warning")
 
 
 def wants(recipient: Recipient, keyword: str) -> bool:
@@ -201,7 +202,17 @@ class Bouncer:
                 full = policy.kind == "failure" and qf.envelope.dsn_ret != "HDRS"
                 ids.append(await self._send(policy, qf, chosen, now, postmaster=False, full=full))
             if policy.postmaster_class in s.notify_classes:
-                ids.append(await self._send(policy, qf, entries, now, postmaster=True, full=False))
+                # Not critical (bounce(8)): a failed copy does not resend the
+                # sender's report.
+                try:
+                    ids.append(
+                        await self._send(policy, qf, entries, now, postmaster=True, full=False)
+                    )
+                except BounceFailure as exc:
+                    log.warning(
+                        "%s: postmaster notice failed while %s %s: %s",
+                        qf.queue_id, policy.failed_copy, external_form(sender), exc, extra=BOUNCE,
+                    )  # fmt: skip
         record = Notice(policy.kind, tuple(i for i, _ in entries), ids[0] if ids else "", now)
         await self.store.append_status(qf.queue_id, [record], queues=(ACTIVE,))
 

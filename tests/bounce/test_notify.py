@@ -213,3 +213,27 @@ async def test_notice_recipient_without_domain_gets_myorigin(tmp_path: Path) -> 
     assert "from=<double-bounce@mx.example.com>, size=" in log.text()
     assert "to=<postmaster@client.test>, relay=virtual" in log.text()
     assert reports(site, "postmaster") == ["Postmaster Copy: Undelivered Mail"]
+
+
+class FullAfterOne(QueueStore):
+    """A real queue store that takes one new file, then is full."""
+
+    taken = 0
+
+    async def begin(self) -> Transaction:
+        self.taken += 1
+        if self.taken > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return await super().begin()
+
+
+async def test_failed_postmaster_copy_does_not_resend_the_report(tmp_path: Path) -> None:
+    site = BounceSite(tmp_path, extra="notify_classes = bounce\n")
+    qid = await site.enqueue(rcpt("gone@example.com"))
+    with captured_log() as log:
+        await site.manager(FullAfterOne(site.queue_dir)).run_once()
+    assert f"bounce: {qid}: sender non-delivery notification: " in log.text()
+    assert (
+        f"bounce: warning: {qid}: postmaster notice failed while bouncing to s@client.test: "
+    ) in log.text()
+    assert f"{qid}: removed" in log.text()

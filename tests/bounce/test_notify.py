@@ -237,3 +237,25 @@ async def test_failed_postmaster_copy_does_not_resend_the_report(tmp_path: Path)
         f"bounce: warning: {qid}: postmaster notice failed while bouncing to s@client.test: "
     ) in log.text()
     assert f"{qid}: removed" in log.text()
+
+
+async def test_postsuper_expire_returns_the_message(tmp_path: Path) -> None:
+    """postsuper -e: no delivery; the report gives qmgr's reason with its
+    4.7.0 status and Action: failed (as for any expired message)."""
+    site = BounceSite(tmp_path, extra="maximal_queue_lifetime = 1h\n")
+    qid = await site.enqueue(rcpt("slow@example.com"))
+    assert await site.store().expire(qid)
+    manager = site.manager()
+    with captured_log() as log:
+        await manager.run_once()
+        await manager.run_once()
+    assert f"{qid}: from=<s@client.test>, status=force-expired, returned to sender" in log.text()
+    (message,) = site.mailbox("s")
+    text, status, original = PARSE.parsebytes(message).iter_parts()
+    assert text.get_content().endswith(
+        "\n<slow@example.com>: message is administratively expired\n"
+    )
+    recipient = status.get_payload()[1]
+    assert (recipient["Action"], recipient["Status"]) == ("failed", "4.7.0")
+    assert original.get_content_type() == "message/rfc822"
+    assert site.queued() == []

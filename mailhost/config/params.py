@@ -71,6 +71,7 @@ PARAMETERS: tuple[Param, ...] = (
     Param("body_checks", "", STR),
     Param("bounce_notice_recipient", "postmaster", STR),
     Param("bounce_queue_lifetime", "5d", TIME),
+    Param("bounce_size_limit", "50000", INT),
     Param("broken_sasl_auth_clients", "no", BOOL),
     Param("canonical_maps", "", STR),
     Param(

@@ -21,8 +21,14 @@ The loop (all file work on the offload pool, never on the event loop):
    ``maximal_queue_lifetime`` (``bounce_queue_lifetime`` for the null sender),
    or marked by ``postsuper -e``, is expired: its remaining recipients are
    recorded as bounced and it is logged ``status=expired, returned to
-   sender``.  (Sending the non-delivery notification is the bounce daemon's
-   job, not done here yet.)
+   sender``;
+5. before the file is removed or deferred, bounce(8)
+   (:mod:`mailhost.bounce.notify`) queues one non-delivery notification for
+   the recipients that bounced and were not reported yet (also ones bounced
+   before a crash), and — once ``delay_warning_time`` has passed — one delay
+   warning; each is durably queued and recorded in the original (a
+   ``notice`` record) before the original can go.  When the notification
+   cannot be queued the original stays deferred and it is tried again.
 
 A transport that raises defers its recipients (``4.3.0 unknown mail transport
 error``), never bounces them.  :meth:`QueueManager.stop` lets deliveries in
@@ -40,6 +46,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from mailhost.address import external_form
+from mailhost.bounce.notify import BounceFailure, Bouncer, BounceSettings
 from mailhost.config import Config
 from mailhost.delivery.status import DeliveryStatus
 from mailhost.errors import TableTempFail
@@ -152,6 +159,7 @@ class QueueManager:
         settings: QmgrSettings | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        bounce: BounceSettings | None = None,
     ) -> None:
         self.store = store
         self.router = router
@@ -166,6 +174,9 @@ class QueueManager:
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._last_deferred_scan = -math.inf
+        self.bouncer = Bouncer(store, bounce, wake=self.wake)
+        #: per queue id: recipients bounced during the current attempt.
+        self._bounced: dict[str, dict[int, RecipientStatus]] = {}
 
     # -- running ------------------------------------------------------------------------
 
@@ -252,6 +263,7 @@ class QueueManager:
             log.exception("%s: queue manager error", entry.queue_id, extra=QMGR)
         finally:
             self._busy.discard(entry.queue_id)
+            self._bounced.pop(entry.queue_id, None)
 
     # -- one message --------------------------------------------------------------------
 
@@ -409,6 +421,8 @@ class QueueManager:
             else:
                 last.pop(delivery.index, None)
         await self.store.append_status(qf.queue_id, records, queues=(ACTIVE,))
+        bounced = self._bounced.setdefault(qf.queue_id, {})
+        bounced.update((r.recipient, r) for r in records if r.status == "bounced")
         limit = self.settings.delay_logging_resolution_limit
         for (delivery, outcome), record in zip(results, records, strict=True):
             setattr(self.counters, record.status, getattr(self.counters, record.status) + 1)
@@ -438,10 +452,24 @@ class QueueManager:
         activated: float,
     ) -> None:
         now = self.clock()
-        if last and (qf.forced_expire or now - qf.envelope.arrival_time >= self._lifetime(qf)):
+        expiring = qf.forced_expire or now - qf.envelope.arrival_time >= self._lifetime(qf)
+        if last and expiring:
             await self._expire(qf, last, now)
             last = {}
-        if not last:
+        # Bounced now or before a crash, and not reported yet.
+        owed = dict(qf.unnotified_bounces())
+        owed.update(self._bounced.pop(qf.queue_id, {}))
+        keep = False
+        try:
+            await self.bouncer.bounce(qf, sorted(owed.items()), now)
+            if last and not expiring:
+                await self.bouncer.warn(qf, sorted(last.items()), now)
+        except BounceFailure as exc:
+            # Postfix's qmgr keeps the message when bounce(8) fails; the
+            # report is owed until the next attempt.
+            log.warning("%s: %s", qf.queue_id, exc, extra=QMGR)
+            keep = True
+        if not last and not keep:
             if await self.store.remove(qf.queue_id, queues=(ACTIVE,)):
                 self.counters.removed += 1
             return
@@ -460,6 +488,8 @@ class QueueManager:
             for i, r in sorted(last.items())
         ]
         await self.store.append_status(qf.queue_id, records, queues=(ACTIVE,))
+        bounced = self._bounced.setdefault(qf.queue_id, {})
+        bounced.update((r.recipient, r) for r in records if isinstance(r, RecipientStatus))
         self.counters.expired += 1
         log.info(
             "%s: from=<%s>, status=%s, returned to sender",

@@ -23,6 +23,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from mailhost.bounce.notify import BounceSettings
 from mailhost.config import Config
 from mailhost.config.mastercf import read_master_cf
 from mailhost.log import logger
@@ -56,6 +57,7 @@ def build_manager(cfg: Config, registry: TableRegistry) -> QueueManager:
         Router.from_config(cfg, registry, resolver),
         Transports(transports),
         QmgrSettings.from_config(cfg),
+        bounce=BounceSettings.from_config(cfg),
     )
 
 

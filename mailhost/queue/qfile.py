@@ -32,6 +32,15 @@ Layout, version 1 (``LF`` = one ``\\n`` byte; numbers in decimal)::
   readers ignore it (it was never acknowledged), and the next appender first
   truncates the file to the end of the last complete record.
 
+Status record kinds (the JSON ``kind``): ``rcpt`` (one recipient's result),
+``schedule`` (next attempt), ``expire`` (queue lifetime or ``postsuper -e``),
+and ``notice`` (added later, carrying its own ``version``): a notification
+(non-delivery or delay) was queued for the listed recipients, so it is not
+sent again after a restart.  Files without ``notice`` records read exactly
+as before; a reader that predates the kind rejects such a file as corrupt
+rather than misreading it, and a ``notice`` of a newer version than this
+reader knows is rejected the same way.
+
 The envelope's ``size`` is the message size exactly as Postfix counts it for
 ``mailq``, ``postqueue -j`` and ``from=<>, size=N`` (spec 7.2, 8): the bytes of
 the content records in a Postfix queue file — each line, read in pieces of
@@ -173,7 +182,34 @@ class Expire:
     kind: str = field(default="expire", init=False)
 
 
-StatusRecord = RecipientStatus | Schedule | Expire
+#: The notification kinds of a :class:`Notice` (bounce(8)'s services).
+NOTICE_KINDS = frozenset({"failure", "delay"})
+#: The version of the ``notice`` record this code writes and reads.
+NOTICE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Notice:
+    """bounce(8) queued notification ``notice_id`` (a failure report or a
+    delay warning) about ``recipients`` (indexes into the envelope); "" when
+    none was needed (NOTIFY=NEVER, null sender).  Recorded after the
+    notification is durably queued and before the message leaves the queue."""
+
+    notice: str
+    recipients: tuple[int, ...]
+    notice_id: str
+    time: float
+    version: int = NOTICE_VERSION
+    kind: str = field(default="notice", init=False)
+
+    def __post_init__(self) -> None:
+        if self.notice not in NOTICE_KINDS:
+            raise ValueError(f"unknown notice kind {self.notice!r}")
+        if self.version != NOTICE_VERSION:
+            raise ValueError(f"unsupported notice record version {self.version}")
+
+
+StatusRecord = RecipientStatus | Schedule | Expire | Notice
 
 
 # -- the parsed file ------------------------------------------------------------------
@@ -220,6 +256,25 @@ class QueueFile:
                 zip(self.envelope.recipients, self.recipient_results(), strict=True)
             )
             if result is None or result.status not in DONE_STATUSES
+        ]
+
+    def notified(self, notice: str) -> set[int]:
+        """Recipients a ``notice`` (failure or delay) was already queued for."""
+        return {
+            index
+            for record in self.records
+            if isinstance(record, Notice) and record.notice == notice
+            for index in record.recipients
+        }
+
+    def unnotified_bounces(self) -> list[tuple[int, RecipientStatus]]:
+        """Bounced recipients whose non-delivery notification is still owed
+        (recorded bounced, no failure notice covers them yet)."""
+        done = self.notified("failure")
+        return [
+            (index, result)
+            for index, result in enumerate(self.recipient_results())
+            if result is not None and result.status == "bounced" and index not in done
         ]
 
     @property
@@ -414,6 +469,13 @@ def _status_from(obj: dict[str, Any], nrcpt: int) -> StatusRecord:
         record = Schedule(**obj)
     elif kind == "expire":
         record = Expire(**obj)
+    elif kind == "notice":
+        record = Notice(
+            notice=obj.pop("notice"),
+            recipients=tuple(int(i) for i in obj.pop("recipients")),
+            **obj,
+        )
+        _need(all(0 <= i < nrcpt for i in record.recipients), "notice for an unknown recipient")
     else:
         raise CorruptQueueFile(f"unknown status record kind {kind!r}")
     return record

@@ -1,0 +1,91 @@
+"""End to end: ``mailhost serve`` (SMTP on loopback, the queue manager)
+takes a message for a recipient that transport_maps sends to ``error:``; the
+report comes back into the sender's Maildir, with Postfix's maillog lines."""
+
+from __future__ import annotations
+
+import email.policy
+import smtplib
+import time
+from email.parser import BytesParser
+from pathlib import Path
+
+import trustme
+
+from tests.smtpd.conftest import ServerProcess, free_port
+
+MAIN_CF = """\
+myhostname = mx.example.com
+mydomain = example.com
+mydestination =
+alias_maps =
+local_recipient_maps =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_error_sleep_time = 0
+virtual_mailbox_domains = example.com
+virtual_mailbox_base = {base}
+virtual_mailbox_maps = inline:{{alice@example.com=example.com/alice/, gone@example.com=example.com/gone/}}
+virtual_uid_maps = static:5000
+virtual_gid_maps = static:5000
+transport_maps = inline:{{ {{gone@example.com=error:5.1.1 User unknown}} }}
+queue_directory = {queue}
+"""
+
+
+def new_messages(maildir: Path, timeout: float = 10.0) -> list[Path]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (maildir / "new").is_dir() and (found := sorted((maildir / "new").iterdir())):
+            return found
+        time.sleep(0.02)
+    return []
+
+
+def test_permanent_failure_report_reaches_the_senders_maildir(tmp_path: Path) -> None:
+    base = tmp_path / "vmail"
+    (tmp_path / "main.cf").write_text(MAIN_CF.format(base=base, queue=tmp_path / "queue"))
+    port = free_port()
+    (tmp_path / "master.cf").write_text(
+        f"127.0.0.1:{port} inet n - n - - smtpd\nqmgr unix n - n 300 1 qmgr\n"
+    )
+    server = ServerProcess(tmp_path, {"mx": port}, trustme.CA(), tmp_path / "maillog")
+    server.queue_kind = "cli"
+    server.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            client.ehlo("client.test")
+            client.mail("alice@example.com")
+            assert client.rcpt("gone@example.com")[0] == 250
+            code, reply = client.data(
+                b"Subject: will bounce\r\nMessage-ID: <e2e@client.test>\r\n\r\nhello\r\n"
+            )
+            assert code == 250
+            qid = reply.decode().rsplit(" ", 1)[1]
+        log = server.wait_log(f"{qid}: sender non-delivery notification: ")
+        notice = log.split(f"{qid}: sender non-delivery notification: ", 1)[1].split()[0]
+        log = server.wait_log(f"{notice}: removed")
+        (message,) = new_messages(base / "example.com" / "alice")
+    finally:
+        assert server.stop() == 0
+    assert f"{qid}: to=<gone@example.com>, relay=none, " in log
+    assert "dsn=5.1.1, status=bounced (User unknown)" in log
+    assert f"{notice}: from=<>, size=" in log
+    assert f"{qid}: removed" in log
+    assert f"{notice}: to=<alice@example.com>, relay=virtual, " in log
+    raw = message.read_bytes()
+    assert raw.startswith(b"Return-Path: <>\nX-Original-To: alice@example.com\n")
+    msg = BytesParser(policy=email.policy.default).parsebytes(raw)
+    assert msg["Subject"] == "Undelivered Mail Returned to Sender"
+    assert msg.get_content_type() == "multipart/report"
+    text, status, original = msg.iter_parts()
+    assert text.get_content().endswith("\n<gone@example.com>: User unknown\n")
+    per_message, recipient = status.get_payload()
+    assert per_message["X-Postfix-Queue-ID"] == qid
+    assert recipient["Final-Recipient"] == "rfc822; gone@example.com"
+    assert recipient["Status"] == "5.1.1"
+    (returned,) = original.get_payload()
+    assert returned["Return-Path"] == "<alice@example.com>"
+    assert returned["Message-ID"] == "<e2e@client.test>"
+    assert returned["Received"].startswith("from client.test (localhost [127.0.0.1])")

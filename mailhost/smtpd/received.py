@@ -34,7 +34,7 @@ def mail_date(when: float | None = None) -> str:
     sign = "-" if offset < 0 else "+"
     hours, minutes = divmod(abs(offset) // 60, 60)
     return (
-        f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+        f"{_DAYS[t.tm_wday]}, {t.tm_mday:2d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
         f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} {sign}{hours:02d}{minutes:02d} "
         f"({t.tm_zone})"
     )

@@ -180,8 +180,16 @@ def test_received_header_matches_postfix(utc: object) -> None:
 
 def test_mail_date_shape() -> None:
     assert re.fullmatch(
-        r"[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4} \(.+\)", mail_date()
+        r"[A-Z][a-z]{2}, [ \d]\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4} \(.+\)", mail_date()
     )
+
+
+def test_mail_date_pads_the_day_with_a_space_matches_postfix() -> None:
+    """Postfix's mail_date() formats the day with strftime's %e: a Received:
+    header recorded from Postfix 3.7.11 on 1 December (tests/bounce/postfix_bounce.json)
+    reads ``Tue,  1 Dec``."""
+    first = time.mktime((2026, 12, 1, 12, 0, 0, 0, 0, -1))
+    assert mail_date(first).startswith("Tue,  1 Dec 2026 12:00:00 ")
 
 
 def test_rfc_address() -> None:

@@ -152,3 +152,10 @@ def decide(limits: QuotaLimits, usage: Usage, size: int, policy: QuotaPolicy) ->
     return QuotaDecision(
         None, crossed(limits.bytes, usage.bytes, usage.bytes + size, policy.warn_percents)
     )
+
+
+def percent_used(limits: QuotaLimits, usage: Usage) -> float | None:
+    """Byte usage as a percentage of the byte limit (None: no byte limit)."""
+    if not limits.bytes:
+        return None
+    return round(usage.bytes * 100 / limits.bytes, 1)

@@ -107,9 +107,7 @@ class RcptQuotaCheck:
             )
         return MailboxQuota(record.final, where.path, configured, state)
 
-    async def check(
-        self, address: str, size: int = 0, trace: Trace | None = None
-    ) -> Reply | None:
+    async def check(self, address: str, size: int = 0, trace: Trace | None = None) -> Reply | None:
         """None to accept ``address`` (canonical, internal form, already
         accepted by the resolver), else the refusal for a declared ``size``."""
         shown = external_form(address)

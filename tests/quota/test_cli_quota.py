@@ -110,3 +110,24 @@ def test_errors_are_one_line(site: Path, mailhost_cli: Any) -> None:
     bad = mailhost_cli("quota", "show", "-c", str(site), "<<bad")
     assert bad.exit_code == 64
     assert bad.stderr.startswith("mailhost: fatal: bad address")
+
+
+def test_trace_shows_usage_and_the_quota_verdict(site: Path, mailhost_cli: Any) -> None:
+    result = mailhost_cli("trace", "-c", str(site), "bob@example.com", "--size", "6000")
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "RCPT reply: 554 5.2.2 <bob@example.com>: Recipient address rejected: "
+        "Quota exceeded (mailbox for user is full)"
+    ) in result.stdout
+    assert "quota=10000 bytes used=5000 bytes, 3 messages (50.0%)" in result.stdout
+    roomy = mailhost_cli("trace", "-c", str(site), "bob@example.com", "--size", "5000", "--json")
+    data = json.loads(roomy.stdout)
+    assert data["rcpt_reply"] == "250 2.1.5 Ok"
+    (bob,) = data["recipients"]
+    assert bob["quota_usage"] == {
+        "bytes": 5000,
+        "messages": 3,
+        "limit_bytes": 10000,
+        "limit_messages": 0,
+        "percent": 50.0,
+    }

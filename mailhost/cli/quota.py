@@ -9,7 +9,8 @@ not to be trusted); ``recalc`` rewrites it from the files, like ``doveadm
 quota recalc``, under the lock deliveries take, handing the new file to the
 owner from ``virtual_uid_maps``/``virtual_gid_maps`` when run as root.
 ``recalc --all`` takes the list of mailboxes from the provisioning database
-(``mailhost_database_url``) and shows a progress bar on stderr.
+(``mailhost_database_url``), shows a progress bar on stderr and stores the
+recounted usage in the database's ``mailhost_quota_usage`` cache.
 """
 
 from __future__ import annotations
@@ -211,24 +212,42 @@ def recalc(
         return
     addresses = _all_addresses(config_dir, database_url)
 
-    async def many(tool: QuotaTool) -> tuple[int, list[str]]:
-        done, problems = 0, []
+    async def many(tool: QuotaTool) -> tuple[dict[str, QuotaState], list[str]]:
+        done: dict[str, QuotaState] = {}
+        problems: list[str] = []
         with click.progressbar(
             addresses, label="recalculating", file=sys.stderr, show_pos=True
         ) as bar:
             for each in bar:
                 try:
                     box = await tool.mailbox(each)
-                    await recalc_quota(box.maildir, box.configured, uid=box.uid, gid=box.gid)
+                    state = await recalc_quota(
+                        box.maildir, box.configured, uid=box.uid, gid=box.gid
+                    )
                 except (MailhostError, OSError) as exc:
                     problems.append(f"{each}: {exc}" if each not in str(exc) else str(exc))
                     continue
-                done += 1
+                done[each] = state
         return done, problems
 
     done, problems = asyncio.run(_with_tool(cfg, many))
     for problem in problems:
         click.echo(f"{PROGRAM}: warning: {problem}", err=True)
-    click.echo(f"{done} mailbox(es) recalculated, {len(problems)} skipped")
+    _store_usage(config_dir, database_url, done)
+    click.echo(f"{len(done)} mailbox(es) recalculated, {len(problems)} skipped")
     if problems and not done:
         sys.exit(EX_NOUSER)
+
+
+def _store_usage(
+    config_dir: Path | None, database_url: str | None, done: dict[str, QuotaState]
+) -> None:
+    """Refresh the database's usage cache (``mailhost_quota_usage``, shown by
+    ``mailhost mailbox show``) with the recounted numbers."""
+    from mailhost.db.models import QuotaUsage  # noqa: PLC0415
+
+    with provisioning(config_dir, database_url) as session:
+        for username, state in done.items():
+            session.merge(
+                QuotaUsage(username=username, bytes=state.usage.bytes, messages=state.usage.count)
+            )

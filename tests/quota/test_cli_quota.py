@@ -96,6 +96,11 @@ def test_recalc_all_uses_the_database(site: Path, mailhost_cli: Any) -> None:
     assert result.stdout.splitlines()[-1] == "2 mailbox(es) recalculated, 1 skipped"
     bob = site / "vmail" / "example.com" / "bob"
     assert (bob / FILENAME).read_bytes() == b"10000S\n5000 3\n"
+    # The database's usage cache now shows the recount.
+    shown = json.loads(
+        mailhost_cli("mailbox", "show", "-c", str(site), "bob@example.com", "--json").stdout
+    )
+    assert (shown["used_bytes"], shown["used_messages"]) == (5000, 3)
 
 
 def test_errors_are_one_line(site: Path, mailhost_cli: Any) -> None:

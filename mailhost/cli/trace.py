@@ -118,7 +118,7 @@ async def _trace(
         report["rcpt_reply"] = str(sender_reply or verdict.reply)
         quota = RcptQuotaCheck.from_config(config, registry, resolver)
         if quota is not None and verdict.accepted and sender_reply is None:
-            refused = await quota.check(verdict.address, size, trace)
+            refused = await quota.check(address, size, trace)
             if refused is not None:
                 report["rcpt_reply"] = str(refused)
         if verdict.classification is not None:

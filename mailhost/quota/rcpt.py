@@ -107,10 +107,16 @@ class RcptQuotaCheck:
             )
         return MailboxQuota(record.final, where.path, configured, state)
 
-    async def check(self, address: str, size: int = 0, trace: Trace | None = None) -> Reply | None:
-        """None to accept ``address`` (canonical, internal form, already
-        accepted by the resolver), else the refusal for a declared ``size``."""
-        shown = external_form(address)
+    async def check(
+        self, recipient: str, size: int = 0, trace: Trace | None = None
+    ) -> Reply | None:
+        """None to accept ``recipient`` (internal form as given at RCPT TO,
+        already accepted by the resolver), else the refusal for a declared
+        ``size``; the reply names the address as the client wrote it."""
+        if recipient.lower() == "postmaster":
+            return None  # smtpd accepts the bare postmaster unconditionally
+        shown = external_form(recipient)
+        address = self.resolver.canonical(recipient)
         try:
             finals = await self.resolver.expand(address, resolve=True, trace=trace)
         except AliasExpansionError:

@@ -127,7 +127,7 @@ class ResolverPolicy:
             return verdict.reply
         if self.quota is not None:
             # Per-mailbox quota, judged on the final mailboxes (mailhost.quota.rcpt).
-            return await self.quota.check(verdict.address, size)
+            return await self.quota.check(recipient, size)
         return None
 
     async def expand(self, recipient: str) -> Sequence[str]:

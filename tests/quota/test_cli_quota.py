@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,11 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "sqlite"
 @pytest.fixture
 def site(tmp_path: Path, mailhost_cli: Any) -> Path:
     db = tmp_path / "mailhost.sqlite"
-    for name in ("virtual_mailbox_maps.cf", "virtual_mailbox_limit_maps.cf"):
+    for name in (
+        "virtual_mailbox_maps.cf",
+        "virtual_mailbox_limit_maps.cf",
+        "mailhost_quota_domain_maps.cf",
+    ):
         text = (EXAMPLES / name).read_text()
         (tmp_path / name).write_text(text.replace("/var/lib/mailhost/mailhost.sqlite", str(db)))
     (tmp_path / "main.cf").write_text(
@@ -27,6 +32,7 @@ def site(tmp_path: Path, mailhost_cli: Any) -> Path:
         f"virtual_mailbox_base = {tmp_path}/vmail\n"
         f"virtual_mailbox_maps = sqlite:{tmp_path}/virtual_mailbox_maps.cf\n"
         f"virtual_mailbox_limit_maps = sqlite:{tmp_path}/virtual_mailbox_limit_maps.cf\n"
+        f"mailhost_quota_domain_maps = sqlite:{tmp_path}/mailhost_quota_domain_maps.cf\n"
         "virtual_uid_maps = static:5000\nvirtual_gid_maps = static:5000\n"
     )
 
@@ -136,3 +142,19 @@ def test_trace_shows_usage_and_the_quota_verdict(site: Path, mailhost_cli: Any) 
         "limit_messages": 0,
         "percent": 50.0,
     }
+
+
+def test_domain_maxquota_caps_through_the_example_query(site: Path, mailhost_cli: Any) -> None:
+    def ok(*args: str, input: str | None = None) -> None:
+        result = mailhost_cli(*args, "-c", str(site), input=input)
+        assert result.exit_code == 0, result.stderr
+
+    ok("domain", "add", "capped.example", "--max-quota", "2M")
+    ok("mailbox", "add", "x@capped.example", "--quota", "2M", "--password-stdin", input="pw\n")
+    show = ["quota", "show", "-c", str(site), "--json", "x@capped.example"]
+    assert json.loads(mailhost_cli(*show).stdout)["limit_bytes"] == 2 * 1048576
+    # The domain's maximum is lowered later (PostfixAdmin allows it): the cap wins.
+    db = site / "mailhost.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE domain SET maxquota = 1 WHERE domain = 'capped.example'")
+    assert json.loads(mailhost_cli(*show).stdout)["limit_bytes"] == 1048576

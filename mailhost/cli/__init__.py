@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "alias-domain": "mailhost.cli.alias_domain:alias_domain",
     "trace": "mailhost.cli.trace:trace",
     "status": "mailhost.cli.status:status",
+    "quota": "mailhost.cli.quota:quota",
 }
 
 

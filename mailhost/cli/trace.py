@@ -4,8 +4,9 @@ Runs the server's own resolver and sender restrictions (never a
 re-implementation) with a trace attached and prints: the address class and
 why, every table consulted in order with the exact key and its outcome, the
 SMTP reply to RCPT TO, the recipients after virtual alias expansion, and for
-each final mailbox its path under ``virtual_mailbox_base`` and its quota limit
-from ``virtual_mailbox_limit_maps``.
+each final mailbox its path under ``virtual_mailbox_base``, its quota limit
+from ``virtual_mailbox_limit_maps`` and its usage from ``maildirsize`` (the
+RCPT reply includes the quota check, with ``--size`` as the client's SIZE=).
 ``--json`` prints the same as one JSON object.
 """
 
@@ -23,6 +24,8 @@ from mailhost.cli.common import command_errors, config_dir_option
 from mailhost.config import Config, load_config
 from mailhost.errors import TableTempFail, UsageError
 from mailhost.fsutil import UnsafePathError, safe_join
+from mailhost.quota.policy import QuotaValueError, percent_used
+from mailhost.quota.rcpt import RcptQuotaCheck
 from mailhost.resolve.aliases import AliasExpansionError
 from mailhost.resolve.keys import find
 from mailhost.resolve.resolver import Recipient, Resolver, ResolverSettings
@@ -37,7 +40,7 @@ from mailhost.tables.registry import TableRegistry
 
 async def _mailbox_facts(
     config: Config, registry: TableRegistry, resolver: Resolver, recipient: Recipient,
-    trace: Trace,
+    trace: Trace, quota: RcptQuotaCheck | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     facts: dict[str, Any] = {
         "original": recipient.original,
@@ -68,11 +71,26 @@ async def _mailbox_facts(
             facts["quota_limit"] = (
                 "no entry" if limit is None else "unlimited" if limit == "0" else f"{limit} bytes"
             )
+    if quota is not None:
+        try:
+            seen = await quota.mailbox(recipient, trace)
+        except (TableTempFail, QuotaValueError) as exc:
+            facts["quota_usage"] = f"unknown: {exc}"
+        else:
+            if seen is not None:
+                state = seen.state
+                facts["quota_usage"] = {
+                    "bytes": state.usage.bytes,
+                    "messages": state.usage.count,
+                    "limit_bytes": state.limits.bytes,
+                    "limit_messages": state.limits.count,
+                    "percent": percent_used(state.limits, state.usage),
+                }
     return facts
 
 
 async def _trace(
-    config: Config, address: str, client: Client, sender: str
+    config: Config, address: str, client: Client, sender: str, size: int = 0
 ) -> tuple[dict[str, Any], Trace]:
     registry = TableRegistry.from_config(config)
     trace = Trace()
@@ -98,6 +116,11 @@ async def _trace(
             report["sender_reply"] = str(sender_reply)
         verdict = await resolver.check_rcpt(address, client, trace)
         report["rcpt_reply"] = str(sender_reply or verdict.reply)
+        quota = RcptQuotaCheck.from_config(config, registry, resolver)
+        if quota is not None and verdict.accepted and sender_reply is None:
+            refused = await quota.check(address, size, trace)
+            if refused is not None:
+                report["rcpt_reply"] = str(refused)
         if verdict.classification is not None:
             report["class"] = verdict.classification.address_class.value
             report["class_reason"] = verdict.classification.reason
@@ -111,7 +134,8 @@ async def _trace(
                 report["expansion_problem"] = f"temporary failure: {exc}"
             else:
                 report["recipients"] = [
-                    await _mailbox_facts(config, registry, resolver, r, trace) for r in finals
+                    await _mailbox_facts(config, registry, resolver, r, trace, quota)
+                    for r in finals
                 ]
     finally:
         await registry.close()
@@ -142,6 +166,12 @@ def _print_human(report: dict[str, Any], trace: Trace) -> None:
             line += f" {r.get('format', '')} {r.get('path')}"
         if "quota_limit" in r:
             line += f" quota={r['quota_limit']}"
+        used = r.get("quota_usage")
+        if isinstance(used, dict):
+            pct = "" if used["percent"] is None else f" ({used['percent']}%)"
+            line += f" used={used['bytes']} bytes, {used['messages']} messages{pct}"
+        elif used is not None:
+            line += f" used={used}"
         click.echo(line)
 
 
@@ -152,6 +182,8 @@ def _print_human(report: dict[str, Any], trace: Trace) -> None:
               help="Client IP address the restrictions see.")  # fmt: skip
 @click.option("--sasl-user", default=None, help="Treat the client as authenticated as USER.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+@click.option("--size", type=click.IntRange(min=0), default=0,
+              help="Declared message size (MAIL FROM SIZE=) for the quota check.")  # fmt: skip
 @click.argument("address")
 @command_errors("trace")
 def trace(
@@ -160,6 +192,7 @@ def trace(
     client_ip: str,
     sasl_user: str | None,
     as_json: bool,
+    size: int,
     address: str,
 ) -> None:
     """Explain how the server resolves ADDRESS: class, lookups, reply, final mailboxes."""
@@ -168,7 +201,9 @@ def trace(
         internal = parse_path(address if address.startswith("<") else f"<{address}>")
     except AddressError as exc:
         raise UsageError(f"bad address {address!r}: {exc}") from None
-    report, steps = asyncio.run(_trace(config, internal, Client(client_ip, sasl_user), sender))
+    report, steps = asyncio.run(
+        _trace(config, internal, Client(client_ip, sasl_user), sender, size)
+    )
     if as_json:
         report["steps"] = [vars(e) for e in steps.events]
         click.echo(json.dumps(report, indent=2))

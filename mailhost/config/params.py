@@ -314,6 +314,13 @@ PARAMETERS: tuple[Param, ...] = (
     Param("mailhost_sql_pool_size", "4", INT),
     # The per-mailbox quota map of the widely used VDA patch (bytes, 0 = unlimited).
     Param("virtual_mailbox_limit_maps", ""),
+    # Per-mailbox quota enforcement (mailhost/quota, docs/quota.md).
+    Param("mailhost_quota_domain_maps", ""),
+    Param("mailhost_quota_overquota_bounce", "yes", BOOL),
+    Param("mailhost_quota_grace", "0"),
+    Param("mailhost_quota_warning_thresholds", ""),
+    Param("mailhost_quota_status_overquota", "554 5.2.2 Quota exceeded (mailbox for user is full)"),
+    Param("mailhost_quota_status_toolarge", ""),
     Param("line_length_limit", "2048", INT),
     Param("smtpd_client_connection_limit_exceptions", "", STR),
     Param("smtpd_client_event_limit_exceptions", "${smtpd_client_connection_limit_exceptions:$mynetworks}", STR),

@@ -19,6 +19,14 @@ sequence of spec 3.3):
   refused — deferred and logged as an error (a documented deviation from
   Postfix, :mod:`mailhost.delivery.paths`).
 
+With ``virtual_mailbox_limit_maps`` set, Maildir deliveries are subject to
+the per-mailbox quota (:mod:`mailhost.quota`, spec 6): the limit from that
+map (lowered by ``mailhost_quota_domain_maps``), usage kept in Maildir++
+``maildirsize`` as Dovecot keeps it; a message that does not fit bounces
+``5.2.2`` (or defers ``4.2.2``, ``mailhost_quota_overquota_bounce = no``) and
+crossing a ``mailhost_quota_warning_thresholds`` percentage puts a warning
+into the mailbox.  A quota map outage defers 4.3.5 like the other maps.
+
 A relative or empty ``virtual_mailbox_base`` is fatal for virtual(8) (the
 agent exits and the mail stays queued): logged ``fatal: do not specify
 relative pathname: ...`` and the recipient deferred.
@@ -43,6 +51,10 @@ from mailhost.errors import ConfigError, TableTempFail
 from mailhost.log import logger
 from mailhost.qmgr.transport import CRASHED, Delivery, Job, Outcome
 from mailhost.queue.qfile import Recipient
+from mailhost.quota.enforce import QuotaTarget, deliver_with_quota
+from mailhost.quota.maildirsize import QuotaLimits
+from mailhost.quota.policy import QuotaValueError
+from mailhost.quota.settings import QuotaConfig
 from mailhost.resolve.keys import SearchPolicy, find
 from mailhost.tables.base import fold_key
 from mailhost.tables.maps import Maps
@@ -76,6 +88,10 @@ class VirtualSettings:
     locks: tuple[str, ...] = ("fcntl", "dotlock")
     strict_ownership: bool = True
     original_recipient: bool = True
+    #: Per-mailbox quota (None: virtual_mailbox_limit_maps is empty).
+    quota: QuotaConfig | None = None
+    #: Host name in quota warnings.
+    myhostname: str | None = None
 
     @classmethod
     def from_config(
@@ -95,6 +111,8 @@ class VirtualSettings:
             locks=_locks(cfg.get("virtual_mailbox_lock")),
             strict_ownership=cfg.get_bool("strict_mailbox_ownership"),
             original_recipient=cfg.get_bool("enable_original_recipient"),
+            quota=QuotaConfig.from_config(cfg, registry),
+            myhostname=cfg.get("myhostname"),
         )
 
 
@@ -201,8 +219,18 @@ class VirtualTransport:
             # Deliver as the current user: no ownership to hand over.
             owner_uid = owner_gid = None
         original = rcpt.original if s.original_recipient else ""
+        limits: QuotaLimits | None = None
+        if s.quota is not None and where.maildir:
+            try:
+                limits = await s.quota.limits_for(address, s.search)
+            except TableTempFail as exc:
+                log.warning("quota lookup %s: %s", address, exc)
+                return CONFIG_ERROR
+            except QuotaValueError as exc:
+                log.warning("recipient %s: %s", address, exc)
+                return CONFIG_ERROR
         async with self._mailbox_lock(where.path):
-            return await self._write(job, rcpt, where, original, owner_uid, owner_gid)
+            return await self._write(job, rcpt, where, original, owner_uid, owner_gid, limits)
 
     async def _write(
         self,
@@ -212,8 +240,20 @@ class VirtualTransport:
         original: str,
         owner_uid: int | None,
         owner_gid: int | None,
+        limits: QuotaLimits | None = None,
     ) -> DeliveryStatus:
         s = self.settings
+        if where.maildir and s.quota is not None:
+            target = MaildirTarget(where.path, rcpt.address, original, owner_uid, owner_gid)
+            (quota_result,) = await deliver_with_quota(
+                job.message,
+                job.envelope.sender,
+                [QuotaTarget(target, limits)],
+                s.quota.policy,
+                file_size_limit=s.mailbox_limit,
+                hostname=s.myhostname,
+            )
+            return quota_result.status
         if where.maildir:
             result = await deliver_maildir(
                 job.message,

@@ -33,7 +33,14 @@ from mailhost.delivery.maildir import (
 from mailhost.delivery.status import DeliveryError
 from mailhost.log import logger
 from mailhost.offload import run_blocking
-from mailhost.quota.maildirsize import QuotaLimits, QuotaState, Usage, append_delta, read_quota
+from mailhost.quota.maildirsize import (
+    QuotaLimits,
+    QuotaState,
+    Usage,
+    append_delta,
+    read_quota,
+    recalculate,
+)
 from mailhost.quota.policy import QuotaPolicy, decide
 from mailhost.quota.warning import warning_message
 
@@ -45,7 +52,8 @@ class QuotaTarget:
     """A maildir delivery with the limits that apply to it."""
 
     target: MaildirTarget
-    limits: QuotaLimits
+    #: None: no configured limit, an existing ``maildirsize`` header applies.
+    limits: QuotaLimits | None
 
 
 @dataclass(frozen=True)
@@ -71,7 +79,7 @@ def maildir_lock(maildir: Path) -> Iterator[None]:
 class QuotaGuard:
     """Guard for :func:`deliver_maildirs_sync` enforcing per-maildir limits."""
 
-    limits: Mapping[Path, QuotaLimits]
+    limits: Mapping[Path, QuotaLimits | None]
     policy: QuotaPolicy
     forced: bool = True
     enforce: bool = True
@@ -81,7 +89,7 @@ class QuotaGuard:
     def __call__(self, target: MaildirTarget, staged: StagedMessage) -> Iterator[object]:
         maildir = target.maildir
         ensure_maildir(maildir, target.uid, target.gid)
-        limits = self.limits.get(maildir, QuotaLimits())
+        limits = self.limits.get(maildir)
         with maildir_lock(maildir):
             state = read_quota(maildir, limits, forced=self.forced, uid=target.uid, gid=target.gid)
             decision = decide(state.limits, state.usage, staged.size, self.policy)
@@ -203,13 +211,35 @@ async def current_quota(
     forced: bool = True,
     uid: int | None = None,
     gid: int | None = None,
+    persist: bool = True,
 ) -> QuotaState:
-    """Usage and limits of a mailbox now (for RCPT-time checks and tools)."""
+    """Usage and limits of a mailbox now (for RCPT-time checks and tools);
+    ``persist=False`` never writes (see :func:`read_quota`)."""
 
     def read() -> QuotaState:
         if not maildir.is_dir():
             return QuotaState(limits or QuotaLimits(), Usage())
         with maildir_lock(maildir):
-            return read_quota(maildir, limits, forced=forced, uid=uid, gid=gid)
+            return read_quota(maildir, limits, forced=forced, uid=uid, gid=gid, persist=persist)
 
     return await run_blocking(read)
+
+
+async def recalc_quota(
+    maildir: Path,
+    limits: QuotaLimits | None,
+    *,
+    uid: int | None = None,
+    gid: int | None = None,
+) -> QuotaState:
+    """Rewrite ``maildirsize`` from the files, under the mailbox lock (so no
+    delivery of ours is between its check and its delta meanwhile)."""
+
+    def recalc() -> QuotaState:
+        if not maildir.is_dir():
+            return QuotaState(limits or QuotaLimits(), Usage())
+        with maildir_lock(maildir):
+            return recalculate(maildir, limits, uid=uid, gid=gid)
+
+    async with LOCKS.hold([maildir]):
+        return await run_blocking(recalc)

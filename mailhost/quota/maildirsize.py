@@ -280,6 +280,7 @@ def read_quota(
     uid: int | None = None,
     gid: int | None = None,
     now: float | None = None,
+    persist: bool = True,
 ) -> QuotaState:
     """The usage Dovecot would see for ``maildir``, recalculating (and
     rewriting ``maildirsize``) when the rules of spec 6.2 say so.
@@ -287,6 +288,8 @@ def read_quota(
     ``configured`` are the limits from the quota table; ``forced`` is
     Dovecot's ``*`` rule (configured limits replace the header), otherwise
     (``?`` rule, or ``configured=None``) an existing header wins.
+    ``persist=False`` sums the files when needed but writes nothing (a
+    look from smtpd or a tool, which must not create files it would own).
     """
     now = time.time() if now is None else now
     path = maildir / FILENAME
@@ -312,10 +315,36 @@ def read_quota(
     else:
         limits = configured or QuotaLimits()
     usage, stamps = scan_usage(maildir)
-    if maildir.is_dir():
+    if persist and maildir.is_dir():
         write_recalculated(maildir, limits, usage, stamps, uid=uid, gid=gid)
     log.debug("%s: maildirsize recalculated (%s): %s", maildir, reason, usage)
     return QuotaState(limits, usage, reason)
+
+
+def recalculate(
+    maildir: Path,
+    configured: QuotaLimits | None,
+    *,
+    uid: int | None = None,
+    gid: int | None = None,
+) -> QuotaState:
+    """Sum the mailbox from its files and rewrite ``maildirsize`` whatever its
+    state (``doveadm quota recalc``).  Limits as in :func:`read_quota` with
+    the forcing rule.  Raises OSError when the file cannot be replaced."""
+    limits = configured
+    if limits is None:
+        try:
+            parsed = parse_maildirsize((maildir / FILENAME).read_bytes()[:READ_LIMIT])
+        except FileNotFoundError:
+            parsed = None
+        limits = parsed.limits if parsed is not None else QuotaLimits()
+    for _ in range(_SCAN_ATTEMPTS):
+        usage, stamps = scan_usage(maildir)
+        if not write_recalculated(maildir, limits, usage, stamps, uid=uid, gid=gid):
+            raise OSError(errno.EBUSY, "maildirsize is being recalculated by another process")
+        if (maildir / FILENAME).exists():
+            return QuotaState(limits, usage, "requested")
+    return QuotaState(limits, usage, "requested")
 
 
 def append_delta(maildir: Path, size: int, count: int) -> bool:

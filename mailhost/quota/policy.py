@@ -127,14 +127,11 @@ def fits(limits: QuotaLimits, usage: Usage, size: int, policy: QuotaPolicy) -> b
     if not limits.bytes or usage.bytes + size <= limits.bytes:
         return True
     # Over the limit: only Dovecot's grace for the last message can help, and
-    # only while the mailbox is still under its limit.
+    # only while the mailbox is still under its limit.  Like Dovecot, even a
+    # message larger than the whole limit fits within the grace (recorded with
+    # quota-status: limit 2000, usage 0, SIZE=2200 accepted, 2201 refused).
     grace = policy.grace(limits.bytes)
-    return (
-        grace > 0
-        and size <= limits.bytes
-        and usage.bytes < limits.bytes
-        and usage.bytes + size <= limits.bytes + grace
-    )
+    return grace > 0 and usage.bytes < limits.bytes and usage.bytes + size <= limits.bytes + grace
 
 
 def crossed(limit: int, before: int, after: int, percents: tuple[int, ...]) -> tuple[int, ...]:
@@ -152,3 +149,10 @@ def decide(limits: QuotaLimits, usage: Usage, size: int, policy: QuotaPolicy) ->
     return QuotaDecision(
         None, crossed(limits.bytes, usage.bytes, usage.bytes + size, policy.warn_percents)
     )
+
+
+def percent_used(limits: QuotaLimits, usage: Usage) -> float | None:
+    """Byte usage as a percentage of the byte limit (None: no byte limit)."""
+    if not limits.bytes:
+        return None
+    return round(usage.bytes * 100 / limits.bytes, 1)

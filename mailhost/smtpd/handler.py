@@ -158,7 +158,9 @@ class SmtpdHandler:
             txn.sender, session.client_address, session.sasl_username
         )
         if reply is None:
-            reply = await self.recipients.check_recipient(recipient, txn.sender, session.info())
+            reply = await self.recipients.check_recipient(
+                recipient, txn.sender, session.info(), txn.declared_size
+            )
         if reply is not None and reply.is_error:
             self.log_reject(session, "RCPT", reply, recipient)
             return reply, True

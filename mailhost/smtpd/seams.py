@@ -95,9 +95,10 @@ class CleanupRewrite(Protocol):
 
 class RecipientPolicy(Protocol):
     async def check_recipient(
-        self, recipient: str, sender: str, client: ClientInfo
+        self, recipient: str, sender: str, client: ClientInfo, size: int = 0
     ) -> Reply | None:
-        """None to accept ``recipient``, else the reject/defer reply (spec 3.5)."""
+        """None to accept ``recipient``, else the reject/defer reply (spec 3.5);
+        ``size`` is the client's MAIL FROM ``SIZE=`` (0: none), for the quota."""
         ...
 
     async def expand(self, recipient: str) -> Sequence[str]:

@@ -29,6 +29,7 @@ from mailhost.errors import TableTempFail
 from mailhost.log import logger
 from mailhost.queue.qfile import Client, Envelope, Recipient
 from mailhost.queue.store import QueueStore, Transaction
+from mailhost.quota.rcpt import RcptQuotaCheck
 from mailhost.resolve.aliases import AliasExpansionError
 from mailhost.resolve.keys import find
 from mailhost.resolve.resolver import Resolver, ResolverSettings
@@ -124,16 +125,22 @@ class ResolverPolicy:
     """The resolver behind :class:`~mailhost.smtpd.seams.RecipientPolicy`:
     ``check_rcpt`` at RCPT TO (spec 3.5), ``expand`` after DATA (spec 3.4)."""
 
-    def __init__(self, resolver: Resolver) -> None:
+    def __init__(self, resolver: Resolver, quota: RcptQuotaCheck | None = None) -> None:
         self.resolver = resolver
+        self.quota = quota
 
     async def check_recipient(
-        self, recipient: str, sender: str, client: ClientInfo
+        self, recipient: str, sender: str, client: ClientInfo, size: int = 0
     ) -> Reply | None:
         verdict = await self.resolver.check_rcpt(
             recipient, RestrictionClient(client.address, client.sasl_username)
         )
-        return None if verdict.accepted else verdict.reply
+        if not verdict.accepted:
+            return verdict.reply
+        if self.quota is not None:
+            # Per-mailbox quota, judged on the final mailboxes (mailhost.quota.rcpt).
+            return await self.quota.check(recipient, size)
+        return None
 
     async def expand(self, recipient: str) -> Sequence[str]:
         try:
@@ -155,7 +162,8 @@ def address_search(cfg: Config, registry: TableRegistry) -> AddressSearch:
 
 
 def resolver_policy(cfg: Config, registry: TableRegistry) -> ResolverPolicy:
-    return ResolverPolicy(Resolver(ResolverSettings.from_config(cfg, registry)))
+    resolver = Resolver(ResolverSettings.from_config(cfg, registry))
+    return ResolverPolicy(resolver, RcptQuotaCheck.from_config(cfg, registry, resolver))
 
 
 class CleanupPolicy:

@@ -2,7 +2,9 @@
 Maildir and its Maildir++ quota: messages mailhost delivers are seen over
 IMAP, ``doveadm quota get`` reports the usage mailhost's ``maildirsize``
 records, Dovecot's own recalculation finds the same numbers, and after an
-IMAP expunge mailhost accepts mail again for a mailbox it had found full.
+IMAP expunge mailhost accepts mail again for a mailbox it had found full —
+both at the library level and through mailhost's RCPT TO quota check and
+its virtual(8) transport.
 
 Dovecot is started by the test on a free loopback port with a throwaway
 configuration (static passdb/userdb, ``quota = maildir``, a forcing
@@ -27,10 +29,17 @@ from pathlib import Path
 
 import pytest
 
+from mailhost.config import load_config
 from mailhost.delivery.maildir import MaildirTarget, parse_filename
+from mailhost.qmgr.transport import Delivery, Job
+from mailhost.qmgr.virtual import VirtualSettings, VirtualTransport
+from mailhost.queue.qfile import Envelope, Recipient
 from mailhost.quota.enforce import QuotaTarget, current_quota, deliver_with_quota
 from mailhost.quota.maildirsize import FILENAME, QuotaLimits, Usage, parse_maildirsize
 from mailhost.quota.policy import QuotaPolicy
+from mailhost.quota.rcpt import RcptQuotaCheck
+from mailhost.resolve.resolver import Resolver, ResolverSettings
+from mailhost.tables.registry import TableRegistry
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 DOVECOT = shutil.which("dovecot") or ("/usr/sbin/dovecot" if IN_CI else None)
@@ -282,3 +291,85 @@ async def test_dovecot_sees_mailhost_deliveries_and_quota(dovecot: Dovecot):
     finally:
         client.logout()
     assert quota_get(dovecot)["MESSAGE"][0] == str(full.count)
+
+
+def mailhost_site(server: Dovecot, directory: Path) -> Path:
+    """A mailhost configuration delivering into the Dovecot user's Maildir."""
+    directory.mkdir()
+    (directory / "main.cf").write_text(
+        "myhostname = mx.example.com\nmydestination =\nalias_maps =\n"
+        "virtual_mailbox_domains = example.com\n"
+        f"virtual_mailbox_base = {server.root}/home\n"
+        f"virtual_mailbox_maps = inline:{{{USER}={USER}/Maildir/}}\n"
+        f"virtual_alias_maps = inline:{{info@example.com={USER}}}\n"
+        f"virtual_uid_maps = static:{server.uid}\nvirtual_gid_maps = static:{server.gid}\n"
+        "virtual_minimum_uid = 1\n"
+        f"virtual_mailbox_limit_maps = inline:{{{USER}={LIMIT}}}\n"
+    )
+    return directory
+
+
+async def test_rcpt_check_and_virtual_delivery_agree_with_dovecot(
+    dovecot: Dovecot, tmp_path: Path
+) -> None:
+    """Through mailhost's own RCPT check and virtual(8) transport: fill the
+    mailbox until delivery bounces 5.2.2 and RCPT refuses (also via an
+    alias); doveadm agrees on the usage; after Dovecot expunges, RCPT accepts
+    and delivery succeeds again."""
+    client = dovecot.imap()
+    try:  # start from an empty INBOX whatever ran before
+        client.select("INBOX")
+        client.store("1:*", "+FLAGS", "\\Deleted")
+        client.expunge()
+    finally:
+        client.logout()
+    cfg = load_config(mailhost_site(dovecot, tmp_path / "mailhost"))
+    registry = TableRegistry.from_config(cfg)
+    settings = ResolverSettings.from_config(cfg, registry)
+    resolver = Resolver(settings)
+    check = RcptQuotaCheck.from_config(cfg, registry, resolver)
+    assert check is not None
+    virtual = VirtualTransport(VirtualSettings.from_config(cfg, registry, settings.search))
+    rcpt = Recipient(USER, USER)
+
+    async def deliver(n: int) -> str:
+        job = Job(
+            f"Q{n}",
+            Envelope("bob@example.org", (rcpt,), time.time()),
+            message(n),
+            (Delivery(0, rcpt, "example.com"),),
+        )
+        (outcome,) = await virtual.deliver(job)
+        return outcome.status.dsn
+
+    assert await check.check(USER) is None
+    statuses = [await deliver(n) for n in range(40)]
+    assert "5.2.2" in statuses
+    first_bounce = statuses.index("5.2.2")
+    assert set(statuses[:first_bounce]) == {"2.0.0"}
+    full = recorded(dovecot.maildir)
+    assert full.bytes <= LIMIT
+    report = quota_get(dovecot)
+    assert report["MESSAGE"][0] == str(full.count)
+    assert report["STORAGE"][0] == str(-(-full.bytes // 1024))
+    # Room is left, but not for another message of this size.
+    size = len(message(0)) + 200
+    refused = await check.check(USER, size)
+    assert str(refused) == (
+        f"554 5.2.2 <{USER}>: Recipient address rejected: Quota exceeded (mailbox for user is full)"
+    )
+    assert await check.check("info@example.com", size) is not None
+
+    client = dovecot.imap()
+    try:
+        client.select("INBOX")
+        client.store("1:3", "+FLAGS", "\\Deleted")
+        client.expunge()
+    finally:
+        client.logout()
+    assert await check.check(USER, size) is None
+    assert await deliver(100) == "2.0.0"
+    after = recorded(dovecot.maildir)
+    assert after.count == full.count - 3 + 1
+    assert quota_get(dovecot)["MESSAGE"][0] == str(after.count)
+    await registry.close()

@@ -87,7 +87,7 @@ class VirtualPolicy:
         self.mynetworks = NetworkList.parse("mynetworks", cfg.get("mynetworks"))
 
     async def check_recipient(
-        self, recipient: str, sender: str, client: ClientInfo
+        self, recipient: str, sender: str, client: ClientInfo, size: int = 0
     ) -> Reply | None:
         if recipient.lower() == "postmaster":
             return None

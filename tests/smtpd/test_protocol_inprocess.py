@@ -34,7 +34,7 @@ class AcceptAll:
         self.expand_error = expand_error
 
     async def check_recipient(
-        self, recipient: str, sender: str, client: ClientInfo
+        self, recipient: str, sender: str, client: ClientInfo, size: int = 0
     ) -> Reply | None:
         return None
 

@@ -1,0 +1,149 @@
+"""The quota check at RCPT TO, after virtual alias expansion.
+
+Postfix with Dovecot's quota-status policy service asks about the address
+given at RCPT, before cleanup expands aliases; mailhost asks about every
+final mailbox instead (the same expansion cleanup will do after DATA).  The
+recipient is refused only when **every** final recipient is a Maildir
+delivered by the ``virtual`` transport whose mailbox cannot take a message
+of the client's declared ``SIZE=`` (1 byte when none was declared, as
+quota-status tests): a fan-out with some full members is accepted and those
+members are handled at delivery (bounced 5.2.2 or deferred 4.2.2).
+
+The reply is ``mailhost_quota_status_overquota`` (or ``..._toolarge`` when
+the declared size exceeds even the whole limit), worded as Postfix words a
+numeric policy answer.  A table failure on the way is ``451 4.3.0 <ADDR>:
+Temporary lookup failure`` as every other RCPT lookup; an alias expansion
+problem is left to end of DATA, where cleanup reports it.  ``maildirsize`` is
+read off the event loop and never written from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailhost.address import external_form
+from mailhost.config import Config
+from mailhost.delivery.paths import check_mailbox_base, mailbox_path
+from mailhost.delivery.status import DeliveryError
+from mailhost.errors import ConfigError, TableTempFail
+from mailhost.log import logger
+from mailhost.qmgr.transport import Router
+from mailhost.quota.enforce import current_quota
+from mailhost.quota.maildirsize import QuotaLimits, QuotaState
+from mailhost.quota.policy import QuotaValueError, fits
+from mailhost.quota.settings import QuotaConfig
+from mailhost.resolve import replies
+from mailhost.resolve.aliases import AliasExpansionError
+from mailhost.resolve.classify import AddressClass
+from mailhost.resolve.resolver import Recipient, Resolver
+from mailhost.resolve.trace import Trace
+from mailhost.smtpd.replies import Reply
+from mailhost.tables.registry import TableRegistry
+
+log = logger("smtpd")
+
+#: The transport whose deliveries mailhost's quota governs.
+VIRTUAL = "virtual"
+
+
+@dataclass(frozen=True)
+class MailboxQuota:
+    """One final mailbox's quota as seen now."""
+
+    address: str
+    maildir: Path
+    configured: QuotaLimits | None
+    state: QuotaState
+
+
+class RcptQuotaCheck:
+    """Judge a recipient accepted by the resolver against its mailboxes' quota."""
+
+    def __init__(
+        self, resolver: Resolver, router: Router, quota: QuotaConfig, mailbox_base: str
+    ) -> None:
+        self.resolver = resolver
+        self.router = router
+        self.quota = quota
+        self.mailbox_base = mailbox_base
+
+    @classmethod
+    def from_config(
+        cls, cfg: Config, registry: TableRegistry, resolver: Resolver
+    ) -> RcptQuotaCheck | None:
+        """None when quota is off (``virtual_mailbox_limit_maps`` empty)."""
+        quota = QuotaConfig.from_config(cfg, registry)
+        if quota is None:
+            return None
+        router = Router.from_config(cfg, registry, resolver)
+        return cls(resolver, router, quota, cfg.get("virtual_mailbox_base"))
+
+    async def mailbox(self, record: Recipient, trace: Trace | None = None) -> MailboxQuota | None:
+        """The quota of a final recipient delivered into a Maildir by the
+        virtual transport; None for anything else.  Raises TableTempFail,
+        QuotaValueError."""
+        if record.address_class is not AddressClass.VIRTUAL_MAILBOX or record.mailbox is None:
+            return None
+        if not record.mailbox.endswith("/"):
+            return None  # mbox: no Maildir++ quota
+        route = await self.router.route(record.final)
+        if route.transport != VIRTUAL:
+            return None  # another agent (LMTP to Dovecot ...) enforces its own
+        try:
+            check_mailbox_base(self.mailbox_base)
+            where = mailbox_path(self.mailbox_base, record.mailbox, record.final)
+        except (DeliveryError, ConfigError):
+            return None  # virtual(8) will defer it; nothing to judge here
+        configured = await self.quota.limits_for(record.final, self.resolver.settings.search)
+        state = await current_quota(where.path, configured, persist=False)
+        if trace is not None:
+            trace.add(
+                "decision",
+                "quota",
+                record.final,
+                outcome=f"{state.usage.bytes} bytes, {state.usage.count} messages, "
+                f"limit {state.limits.bytes or 'none'}",
+            )
+        return MailboxQuota(record.final, where.path, configured, state)
+
+    async def check(
+        self, recipient: str, size: int = 0, trace: Trace | None = None
+    ) -> Reply | None:
+        """None to accept ``recipient`` (internal form as given at RCPT TO,
+        already accepted by the resolver), else the refusal for a declared
+        ``size``; the reply names the address as the client wrote it."""
+        if recipient.lower() == "postmaster":
+            return None  # smtpd accepts the bare postmaster unconditionally
+        shown = external_form(recipient)
+        address = self.resolver.canonical(recipient)
+        try:
+            finals = await self.resolver.expand(address, resolve=True, trace=trace)
+        except AliasExpansionError:
+            return None  # cleanup answers at end of DATA
+        except TableTempFail:
+            return replies.temporary_lookup_failure(shown)
+        wanted = max(1, size)
+        policy = self.quota.policy
+        too_large = True
+        for record in finals:
+            try:
+                mailbox = await self.mailbox(record, trace)
+            except TableTempFail:
+                return replies.temporary_lookup_failure(shown)
+            except QuotaValueError as exc:
+                log.warning("recipient %s: %s", record.final, exc)
+                return None  # delivery defers it with a configuration error
+            if mailbox is None:
+                return None
+            limits, usage = mailbox.state.limits, mailbox.state.usage
+            if fits(limits, usage, wanted, policy):
+                return None
+            too_large = too_large and bool(limits.bytes) and wanted > limits.bytes
+        if not finals:
+            return None
+        template = self.quota.toolarge if too_large and self.quota.toolarge else None
+        reply = (template or self.quota.overquota).reply(shown)
+        if trace is not None:
+            trace.add("decision", "quota", address, outcome=str(reply))
+        return reply

@@ -24,6 +24,11 @@ COMMANDS: dict[str, str] = {
     "alias": "mailhost.cli.alias:alias",
     "alias-domain": "mailhost.cli.alias_domain:alias_domain",
     "trace": "mailhost.cli.trace:trace",
+    "mailq": "mailhost.cli.postqueue:mailq",
+    "postqueue": "mailhost.cli.postqueue:postqueue",
+    "qshape": "mailhost.cli.qshape:qshape",
+    "postsuper": "mailhost.cli.postsuper:postsuper",
+    "postcat": "mailhost.cli.postcat:postcat",
 }
 
 

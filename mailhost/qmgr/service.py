@@ -28,6 +28,7 @@ from mailhost.config.mastercf import read_master_cf
 from mailhost.log import logger
 from mailhost.qmgr.manager import QmgrSettings, QueueManager
 from mailhost.qmgr.transport import Router, Transport, Transports, builtin_transports
+from mailhost.qmgr.trigger import FLUSH, Request, TriggerServer
 from mailhost.qmgr.virtual import VirtualSettings, VirtualTransport
 from mailhost.resolve.resolver import Resolver, ResolverSettings
 from mailhost.smtpd.seams import QueueSink, QueueTransaction, Submission
@@ -98,6 +99,7 @@ class QueueManagerService:
         self.master_cf = master_cf
         self.manager: QueueManager | None = None
         self.registry: TableRegistry | None = None
+        self.trigger: TriggerServer | None = None
 
     def wrap(self, wiring: Wiring) -> Wiring:
         """``wiring`` with the queue manager started after its start-up hook
@@ -128,8 +130,20 @@ class QueueManagerService:
         manager = build_manager(cfg, registry)
         await manager.start()
         self.registry, self.manager = registry, manager
+        # postqueue -f / -i reach the manager through public/qmgr.
+        self.trigger = TriggerServer(manager.store.root, self.flush)
+        await self.trigger.start()
+
+    async def flush(self, request: Request) -> int:
+        if self.manager is None:
+            return 0
+        queue_id = None if request.kind == FLUSH else request.queue_id
+        return len(await self.manager.flush(queue_id))
 
     async def stop(self) -> None:
+        if self.trigger is not None:
+            await self.trigger.close()
+            self.trigger = None
         if self.manager is not None:
             await self.manager.stop()
             self.manager = None

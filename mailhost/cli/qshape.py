@@ -26,7 +26,8 @@ from mailhost.cli.common import command_errors, config_dir_option
 from mailhost.cli.queuedir import open_queue, read_queues
 from mailhost.queue.ids import is_queue_id
 from mailhost.queue.qfile import CorruptQueueFile, QueueFile
-from mailhost.queue.shape import ShapeMessage, ShapeOptions, qshape as render_qshape
+from mailhost.queue.shape import ShapeMessage, ShapeOptions
+from mailhost.queue.shape import qshape as render_qshape
 from mailhost.queue.store import ACTIVE, INCOMING, QUEUE_NAMES, QueueEntry, QueueStore
 
 DEFAULT_QUEUES = (INCOMING, ACTIVE)

@@ -69,7 +69,9 @@ def write_record(store: QueueStore, record: dict[str, Any]) -> Path:
     return path
 
 
-def build_queue(root: Path, records: Iterable[dict[str, Any]], *, long_ids: bool = False) -> QueueStore:
+def build_queue(
+    root: Path, records: Iterable[dict[str, Any]], *, long_ids: bool = False
+) -> QueueStore:
     store = QueueStore(root, long_ids=long_ids)
     store.create_directories()
     for record in records:

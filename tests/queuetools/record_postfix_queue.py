@@ -23,11 +23,11 @@ import json
 import os
 import shutil
 import smtplib
-import socketserver
-import threading
 import socket
+import socketserver
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -112,7 +112,9 @@ def run(directory: Path, *args: str, stdin: str | None = None) -> dict[str, Any]
 def send(port: int, sender: str, recipients: list[str], body_lines: int) -> str:
     with smtplib.SMTP("127.0.0.1", port, timeout=20) as smtp:
         smtp.ehlo("client.example.org")
-        body = "".join(f"line {i} of the body, padded to be a little longer\r\n" for i in range(body_lines))
+        body = "".join(
+            f"line {i} of the body, padded to be a little longer\r\n" for i in range(body_lines)
+        )
         message = f"Subject: queue test\r\nMessage-ID: <{time.time_ns()}@client.example.org>\r\n\r\n{body}"
         code, _ = smtp.docmd("MAIL", f"FROM:<{sender}>")
         assert code == 250, code
@@ -180,7 +182,7 @@ def hang_listener() -> socket.socket:
     return sock
 
 
-def main() -> None:  # noqa: PLR0915 - a linear script
+def main() -> None:
     directory = Path(tempfile.mkdtemp(prefix="pfx-queue-"))
     directory.chmod(0o755)
     for sub in ("queue", "data"):
@@ -192,7 +194,10 @@ def main() -> None:  # noqa: PLR0915 - a linear script
     closed, closed2, smtpd = free_port(), free_port(), free_port()
     (directory / "main.cf").write_text(
         MAIN_CF.format(
-            dir=directory, closed=closed, closed2=closed2, hang=hang.getsockname()[1],
+            dir=directory,
+            closed=closed,
+            closed2=closed2,
+            hang=hang.getsockname()[1],
             talker=talker.server_address[1],
         )
     )
@@ -250,10 +255,19 @@ def main() -> None:  # noqa: PLR0915 - a linear script
         out["mailq"] = run(directory, "postqueue", "-p")
         out["json"] = run(directory, "postqueue", "-j")
         qshape_args = [
-            [], ["deferred"], ["-s", "deferred"], ["hold", "deferred", "active", "incoming"],
-            ["-p", "deferred"], ["-p", "-m", "2", "deferred"], ["-l", "-b", "5", "-t", "10", "deferred"],
-            ["-b", "4", "-t", "60", "deferred"], ["-w", "100", "-s", "deferred"],
-            ["-w", "40", "deferred"], ["-b", "1", "deferred"], ["hold"], ["maildrop"],
+            [],
+            ["deferred"],
+            ["-s", "deferred"],
+            ["hold", "deferred", "active", "incoming"],
+            ["-p", "deferred"],
+            ["-p", "-m", "2", "deferred"],
+            ["-l", "-b", "5", "-t", "10", "deferred"],
+            ["-b", "4", "-t", "60", "deferred"],
+            ["-w", "100", "-s", "deferred"],
+            ["-w", "40", "deferred"],
+            ["-b", "1", "deferred"],
+            ["hold"],
+            ["maildrop"],
         ]
         out["qshape"] = [run(directory, "qshape", "-c", str(directory), *a) for a in qshape_args]
         out["qshape_time"] = [before, time.time()]

@@ -132,7 +132,7 @@ def domain_of(address: str) -> str:
 
 def parents_of(domain: str) -> list[str]:
     """``-p``: ``a.b.example.com`` → ``.b.example.com``, ``.example.com``."""
-    out = []
+    out: list[str] = []
     pattern = re.compile(r"^\.?[^.]+\.(.*\.)")
     while True:
         match = pattern.match(domain)

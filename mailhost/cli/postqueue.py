@@ -6,7 +6,10 @@
   no showq service), in Postfix's scan order: maildrop, active, incoming,
   deferred, hold;
 * ``postqueue -f``: ask the queue manager of the running server to deliver
-  all queued mail now; ``postqueue -i QID``: one deferred message.  They go
+  all queued mail now; ``postqueue -i QID``: one deferred message;
+  ``postqueue -s SITE``: the deferred mail for a destination listed in
+  ``fast_flush_domains`` (default ``$relay_domains``; Postfix refuses other
+  destinations, with the same words).  They go
   through the trigger socket ``public/qmgr`` (:mod:`mailhost.qmgr.trigger`);
   with no server running: ``postqueue: fatal: Cannot flush mail queue - mail
   system is down``, exit 69.
@@ -16,6 +19,7 @@ Usage errors print Postfix's usage line and exit 69, as postqueue does.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -26,10 +30,20 @@ from mailhost.cli.common import command_errors, config_dir_option, fatal
 from mailhost.cli.queuedir import QueuedFile, maillog_only, open_queue, read_queues
 from mailhost.config import Config
 from mailhost.errors import EX_UNAVAILABLE
-from mailhost.qmgr.trigger import FLUSH, FLUSH_ID, MailSystemDown, Request, send_request
+from mailhost.qmgr.trigger import (
+    FLUSH,
+    FLUSH_ID,
+    FLUSH_SITE,
+    MailSystemDown,
+    Request,
+    send_request,
+    valid_site,
+)
 from mailhost.queue.ids import is_queue_id
 from mailhost.queue.listing import Listed, json_text, listed, mailq_text
 from mailhost.queue.store import MAILDROP, SCAN_ORDER, QueueStore
+from mailhost.tables.matchlist import DomainList
+from mailhost.tables.registry import TableRegistry
 
 USAGE = (
     "usage: postqueue -f | postqueue -i queueid | postqueue -j | postqueue -p | postqueue -s site"
@@ -61,6 +75,20 @@ def _fatal(config: Config, message: str, status: int = EX_UNAVAILABLE) -> None:
     fatal("postqueue", message, status)
 
 
+async def fast_flush(config: Config, site: str) -> bool:
+    """True when ``fast_flush_domains`` lists ``site`` (postconf(5))."""
+    registry = TableRegistry.from_config(config)
+    try:
+        domains = DomainList.parse(
+            config.get("fast_flush_domains"), registry,
+            match_subdomains="fast_flush_domains"
+            in config.get_list("parent_domain_matches_subdomains"),
+        )  # fmt: skip
+        return await domains.match(site)
+    finally:
+        await registry.close()
+
+
 def flush(config: Config, store: QueueStore, request: Request) -> None:
     """``-f`` / ``-i``: hand the request to the running queue manager."""
     try:
@@ -90,6 +118,7 @@ def mailq(config_dir: Path | None, verbose: int) -> None:
 @click.option("-j", "as_json", is_flag=True, help="List the queue as JSON lines.")
 @click.option("-f", "flush_all", is_flag=True, help="Deliver all queued mail now.")
 @click.option("-i", "queue_id", metavar="QUEUEID", help="Deliver one deferred message now.")
+@click.option("-s", "site", metavar="SITE", help="Deliver deferred mail for SITE now.")
 @click.option("-v", "verbose", count=True, hidden=True)
 @command_errors("postqueue")
 def postqueue(
@@ -98,10 +127,11 @@ def postqueue(
     as_json: bool,
     flush_all: bool,
     queue_id: str | None,
+    site: str | None,
     verbose: int,
 ) -> None:
-    """Postfix's postqueue: list (-p, -j) or flush (-f, -i) the queue."""
-    modes = sum([listing_, as_json, flush_all, queue_id is not None])
+    """Postfix's postqueue: list (-p, -j) or flush (-f, -i, -s) the queue."""
+    modes = sum([listing_, as_json, flush_all, queue_id is not None, site is not None])
     if modes != 1:
         fatal("postqueue", USAGE, EX_UNAVAILABLE)
     config, store = open_queue(config_dir)
@@ -109,6 +139,12 @@ def postqueue(
         print_queue(config, store, as_json=as_json)
     elif flush_all:
         flush(config, store, Request(FLUSH))
+    elif site is not None:
+        if not valid_site(site):
+            _fatal(config, f'Cannot flush mail queue - invalid destination: "{site}"')
+        if not asyncio.run(fast_flush(config, site)):
+            _fatal(config, f'Flush service is not configured for destination "{site}"')
+        flush(config, store, Request(FLUSH_SITE, site))
     else:
         assert queue_id is not None
         if not is_queue_id(queue_id):

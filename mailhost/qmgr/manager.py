@@ -36,7 +36,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from mailhost.address import external_form
@@ -229,17 +229,18 @@ class QueueManager:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def flush(self, queue_id: str | None = None) -> list[QueueEntry]:
+    async def flush(self, queue_ids: Collection[str] | None = None) -> list[QueueEntry]:
         """``postqueue -f``: start every file in ``incoming`` and ``deferred``
-        now, whatever its next attempt time; ``postqueue -i QID``: only that
-        deferred file (mailhost.qmgr.trigger).  Returns the entries started."""
+        now, whatever its next attempt time; ``postqueue -i QID`` / ``-s
+        SITE``: only those deferred files (mailhost.qmgr.trigger).  Returns
+        the entries started."""
         if self._stopping:
             return []
-        queues = (DEFERRED,) if queue_id is not None else (INCOMING, DEFERRED)
+        queues = (DEFERRED,) if queue_ids is not None else (INCOMING, DEFERRED)
         due = [
             e
             for e in await self.store.list(queues)
-            if e.queue_id not in self._busy and queue_id in (None, e.queue_id)
+            if e.queue_id not in self._busy and (queue_ids is None or e.queue_id in queue_ids)
         ]
         self._start(due)
         return due

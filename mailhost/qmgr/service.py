@@ -28,7 +28,7 @@ from mailhost.config.mastercf import read_master_cf
 from mailhost.log import logger
 from mailhost.qmgr.manager import QmgrSettings, QueueManager
 from mailhost.qmgr.transport import Router, Transport, Transports, builtin_transports
-from mailhost.qmgr.trigger import FLUSH, Request, TriggerServer
+from mailhost.qmgr.trigger import FLUSH, FLUSH_ID, Request, TriggerServer, site_queue_ids
 from mailhost.qmgr.virtual import VirtualSettings, VirtualTransport
 from mailhost.resolve.resolver import Resolver, ResolverSettings
 from mailhost.smtpd.seams import QueueSink, QueueTransaction, Submission
@@ -137,8 +137,12 @@ class QueueManagerService:
     async def flush(self, request: Request) -> int:
         if self.manager is None:
             return 0
-        queue_id = None if request.kind == FLUSH else request.queue_id
-        return len(await self.manager.flush(queue_id))
+        if request.kind == FLUSH:
+            return len(await self.manager.flush())
+        if request.kind == FLUSH_ID:
+            return len(await self.manager.flush([request.argument]))
+        ids = await site_queue_ids(self.manager.store, request.argument)
+        return len(await self.manager.flush(ids))
 
     async def stop(self) -> None:
         if self.trigger is not None:

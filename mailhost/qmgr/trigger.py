@@ -15,7 +15,9 @@ Requests (one line, ``\\n``-terminated, at most :data:`MAX_REQUEST` bytes):
 
 * ``flush`` — deliver everything in ``incoming`` and ``deferred`` now,
   whatever the next attempt time (postqueue -f);
-* ``flush-id QID`` — the same for one deferred message (postqueue -i).
+* ``flush-id QID`` — the same for one deferred message (postqueue -i);
+* ``flush-site SITE`` — the deferred messages with a recipient in domain
+  SITE (postqueue -s; the command has checked ``fast_flush_domains``).
 
 Answers: ``ok N`` (N messages started) or ``error TEXT``.
 """
@@ -24,7 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import os
+import re
 import socket
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -32,6 +36,8 @@ from pathlib import Path
 
 from mailhost.log import logger
 from mailhost.queue.ids import is_queue_id
+from mailhost.queue.qfile import CorruptQueueFile
+from mailhost.queue.store import DEFERRED, QueueStore
 
 log = logger("qmgr")
 
@@ -44,6 +50,32 @@ CLIENT_TIMEOUT = 30.0
 
 FLUSH = "flush"
 FLUSH_ID = "flush-id"
+FLUSH_SITE = "flush-site"
+
+# A destination as postqueue -s takes it (Postfix valid_hostname or an
+# address literal in brackets).
+_HOSTNAME = re.compile(
+    r"(?=.{1,255}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+    r"(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?"
+)
+
+
+def valid_site(site: str) -> bool:
+    """A host name, or an RFC 5321 address literal (``[192.0.2.1]``,
+    ``[IPv6:2001:db8::1]``)."""
+    if site.startswith("[") and site.endswith("]"):
+        literal = site[1:-1]
+        if literal[:5].lower() == "ipv6:":
+            literal = literal[5:]
+            try:
+                return isinstance(ipaddress.ip_address(literal), ipaddress.IPv6Address)
+            except ValueError:
+                return False
+        try:
+            return isinstance(ipaddress.ip_address(literal), ipaddress.IPv4Address)
+        except ValueError:
+            return False
+    return _HOSTNAME.fullmatch(site) is not None and not site.replace(".", "").isdigit()
 
 
 class RequestError(ValueError):
@@ -62,10 +94,11 @@ class MailSystemDown(Exception):
 @dataclass(frozen=True)
 class Request:
     kind: str
-    queue_id: str = ""
+    #: the queue id (flush-id) or the site (flush-site).
+    argument: str = ""
 
     def encode(self) -> bytes:
-        text = self.kind if self.kind == FLUSH else f"{self.kind} {self.queue_id}"
+        text = self.kind if self.kind == FLUSH else f"{self.kind} {self.argument}"
         return text.encode("ascii") + b"\n"
 
 
@@ -82,6 +115,8 @@ def parse_request(line: bytes) -> Request:
         return Request(FLUSH)
     if len(words) == 2 and words[0] == FLUSH_ID and is_queue_id(words[1]):
         return Request(FLUSH_ID, words[1])
+    if len(words) == 2 and words[0] == FLUSH_SITE and valid_site(words[1]):
+        return Request(FLUSH_SITE, words[1])
     raise RequestError(f"invalid request: {text[:60]!r}")
 
 
@@ -185,3 +220,18 @@ def send_request(
                 break
             answer += chunk
     return answer.decode("ascii", "replace").strip()
+
+
+async def site_queue_ids(store: QueueStore, site: str) -> set[str]:
+    """Deferred messages with a pending recipient in domain ``site`` (what
+    Postfix's flush(8) keeps a per-destination list of)."""
+    wanted = site.lower()
+    found = set()
+    for entry in await store.list((DEFERRED,)):
+        try:
+            qf = await store.read_entry(entry, content=False)
+        except (CorruptQueueFile, FileNotFoundError):
+            continue
+        if any(r.address.rpartition("@")[2].lower() == wanted for _, r, _ in qf.pending()):
+            found.add(entry.queue_id)
+    return found

@@ -18,12 +18,15 @@ from hypothesis import strategies as st
 from mailhost.qmgr.trigger import (
     FLUSH,
     FLUSH_ID,
+    FLUSH_SITE,
     Request,
     RequestError,
     TriggerServer,
     parse_request,
     send_request,
+    site_queue_ids,
     trigger_path,
+    valid_site,
 )
 from mailhost.queue.qfile import Schedule
 from tests.qmgr.helpers import Site
@@ -50,7 +53,7 @@ async def test_flush_delivers_deferred_mail_now(tmp_path: Path) -> None:
     assert await manager.run_once(deferred=True) == []
 
     async def handler(request: Request) -> int:
-        started = await manager.flush(None if request.kind == FLUSH else request.queue_id)
+        started = await manager.flush(None if request.kind == FLUSH else [request.argument])
         return len(started)
 
     server = TriggerServer(site.queue_dir, handler)
@@ -79,7 +82,7 @@ def postqueue(config_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_postqueue_flush_reaches_a_running_server(tmp_path: Path) -> None:
-    site = Site(tmp_path)
+    site = Site(tmp_path, extra="fast_flush_domains = example.com\n")
     qid = asyncio.run(site.enqueue(DEFERS))
     port = free_port()
     (tmp_path / "master.cf").write_text(
@@ -96,6 +99,9 @@ def test_postqueue_flush_reaches_a_running_server(tmp_path: Path) -> None:
         done = postqueue(tmp_path, "-i", qid)
         assert done.returncode == 0
         server.wait_log(f"{qid}: to=<{DEFERS}>", count=3)
+        done = postqueue(tmp_path, "-s", "example.com")
+        assert (done.returncode, done.stderr) == (0, "")
+        server.wait_log(f"{qid}: to=<{DEFERS}>", count=4)
     finally:
         assert server.stop() == 0
     # A clean stop removes the socket: Postfix's words for "no qmgr".
@@ -148,3 +154,51 @@ def test_flush_id_requests_round_trip(queue_id: str) -> None:
 def test_bad_requests_are_refused(line: bytes) -> None:
     with pytest.raises(RequestError):
         parse_request(line)
+
+
+async def test_flush_site_delivers_that_destination_only(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    here = await site.enqueue(DEFERS)
+    # No smtp transport runs in-process: mail for elsewhere defers too.
+    elsewhere = await site.enqueue("x@elsewhere.test")
+    manager = site.manager()
+    await manager.run_once()
+    assert {site.queue_of(here), site.queue_of(elsewhere)} == {"deferred"}
+    ids = await site_queue_ids(site.store(), "EXAMPLE.com")
+    assert ids == {here}
+    await manager.flush(ids)
+    await manager.drain()
+    assert (attempts(site, here), attempts(site, elsewhere)) == (2, 1)
+
+
+def test_postqueue_site_checks_match_postfix(tmp_path: Path) -> None:
+    Site(tmp_path).store()
+    for case in REC["postqueue_misc"]:
+        if case["argv"][1] == "-s":
+            done = postqueue(tmp_path, *case["argv"][1:])
+            assert (done.returncode, done.stderr) == (case["rc"], case["stderr"])
+
+
+def test_postqueue_site_listed_in_fast_flush_domains_needs_the_server(tmp_path: Path) -> None:
+    Site(tmp_path, extra="fast_flush_domains = remote.example\n").store()
+    done = postqueue(tmp_path, "-s", "remote.example")
+    assert (done.returncode, done.stderr.splitlines()[-1]) == (
+        69, "postqueue: fatal: Cannot flush mail queue - mail system is down"
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("site", "valid"),
+    [("example.com", True), ("[192.0.2.1]", True), ("[IPv6:2001:db8::1]", True),
+     ("bad site!", False), ("[300.1.1.1]", False), ("1.2.3.4", False), ("", False),
+     ("a..b", False), ("-a.example", False)],
+)  # fmt: skip
+def test_valid_site(site: str, valid: bool) -> None:
+    assert valid_site(site) is valid
+
+
+@given(st.text(max_size=40))
+def test_valid_site_requests_round_trip(text: str) -> None:
+    if valid_site(text):
+        request = Request(FLUSH_SITE, text)
+        assert parse_request(request.encode()) == request

@@ -108,7 +108,7 @@ def flush(config: Config, store: QueueStore, request: Request) -> None:
 @command_errors("mailq")
 def mailq(config_dir: Path | None, verbose: int) -> None:
     """List the mail queue (postqueue -p)."""
-    config, store = open_queue(config_dir)
+    config, store = open_queue(config_dir, missing_status=EX_UNAVAILABLE)
     print_queue(config, store, as_json=False)
 
 
@@ -134,7 +134,7 @@ def postqueue(
     modes = sum([listing_, as_json, flush_all, queue_id is not None, site is not None])
     if modes != 1:
         fatal("postqueue", USAGE, EX_UNAVAILABLE)
-    config, store = open_queue(config_dir)
+    config, store = open_queue(config_dir, missing_status=EX_UNAVAILABLE)
     if listing_ or as_json:
         print_queue(config, store, as_json=as_json)
     elif flush_all:

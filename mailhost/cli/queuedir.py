@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailhost.config import Config, load_config
+from mailhost.errors import MailhostError
 from mailhost.log import logger, postfix_text
 from mailhost.queue.qfile import CorruptQueueFile, QueueFile
 from mailhost.queue.store import QueueEntry, QueueStore
@@ -35,15 +36,24 @@ class QueuedFile:
     mtime: float
 
 
-def open_queue(config_dir: Path | None) -> tuple[Config, QueueStore]:
+class NoQueueDirectory(MailhostError):
+    """queue_directory does not exist (Postfix commands: ``fatal: chdir DIR: ...``)."""
+
+
+def open_queue(config_dir: Path | None, *, missing_status: int = 1) -> tuple[Config, QueueStore]:
     """The configuration and its queue (as mailhost.smtpd.wiring.queue_store
-    builds it, without importing the server)."""
+    builds it, without importing the server).  A missing queue_directory is
+    an error with ``missing_status`` (postqueue: 69)."""
     config = load_config(config_dir)
     store = QueueStore(
         config.get("queue_directory"),
         long_ids=config.get_bool("enable_long_queue_ids"),
         line_length_limit=config.get_int("line_length_limit"),
     )
+    if not store.root.is_dir():
+        error = NoQueueDirectory(f"chdir {store.root}: No such file or directory")
+        error.exit_status = missing_status
+        raise error
     return config, store
 
 

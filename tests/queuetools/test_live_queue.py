@@ -113,3 +113,13 @@ def test_mailq_command_lists_the_recorded_queue(tmp_path: Path, mailhost_cli: An
     assert sorted(as_json.splitlines()) == sorted(
         line for line in REC["json"]["stdout"].splitlines() if '"maildrop"' not in line
     )
+
+
+def test_missing_queue_directory_is_one_fatal_line(tmp_path: Path, mailhost_cli: Any) -> None:
+    (tmp_path / "main.cf").write_text(f"queue_directory = {tmp_path}/nowhere\n")
+    for command, status in (("mailq", 69), ("qshape", 1), ("postsuper", 1)):
+        args = ["-d", "ALL"] if command == "postsuper" else []
+        result = mailhost_cli(command, "-c", str(tmp_path), *args)
+        assert (result.exit_code, result.stderr) == (
+            status, f"{command}: fatal: chdir {tmp_path}/nowhere: No such file or directory\n"
+        )  # fmt: skip

@@ -96,14 +96,11 @@ def _last_attempt(qf: QueueFile, queue_name: str) -> list[RecipientStatus]:
     end with a ``Schedule`` record."""
     records = list(qf.records)
     ends = [i for i, r in enumerate(records) if isinstance(r, Schedule)]
-    if queue_name == ACTIVE:
-        start = ends[-1] + 1 if ends else 0
-        window = records[start:]
-    else:
-        start = ends[-2] + 1 if len(ends) >= 2 else 0
-        window = records[start:]
+    # Active: after the last Schedule; elsewhere: after the one before it.
+    skip = 1 if queue_name == ACTIVE else 2
+    start = ends[-skip] + 1 if len(ends) >= skip else 0
     latest: dict[int, RecipientStatus] = {}
-    for record in window:
+    for record in records[start:]:
         if isinstance(record, RecipientStatus):
             latest.pop(record.recipient, None)
             latest[record.recipient] = record  # re-insert: order of the latest result

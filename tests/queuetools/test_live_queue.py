@@ -103,6 +103,7 @@ def test_mailq_command_lists_the_recorded_queue(tmp_path: Path, mailhost_cli: An
     (tmp_path / "main.cf").write_text(f"queue_directory = {tmp_path}/queue\n")
     env = {"TZ": "UTC"}
     result = mailhost_cli("mailq", "-c", str(tmp_path), env=env)
+    assert (result.exit_code, result.stderr) == (0, "")
     postfix = REC["mailq"]["stdout"]
     expected_blocks = [b for b in blocks(postfix) if not b.startswith("BAD8C212866 ")]
     # Postfix lists a queue in its directory order; so does mailhost.

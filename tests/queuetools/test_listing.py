@@ -5,9 +5,10 @@ it activates a message), recipients with a reason first."""
 from __future__ import annotations
 
 import io
+import time
 
 from mailhost.queue import qfile
-from mailhost.queue.listing import ListedRecipient, listed
+from mailhost.queue.listing import Listed, ListedRecipient, listed, mailq_text
 from mailhost.queue.qfile import Envelope, Recipient, RecipientStatus, Schedule
 
 
@@ -45,3 +46,21 @@ def test_done_recipients_are_not_listed() -> None:
     )
     assert listed("hold", qf).recipients == (ListedRecipient("a@x.example", "busy"),)
     assert listed("hold", qf).sender == "s@x.example"
+
+
+def item(size: int, reason: str = "") -> Listed:
+    return Listed("deferred", "ABCDEF12", 0, size, False, "s@x.example",
+                  (ListedRecipient("a@x.example", reason),))  # fmt: skip
+
+
+def test_spec_7_5_footer_and_reason_cases() -> None:
+    one = mailq_text([item(517)], localtime=time.gmtime)
+    assert one.endswith("\n\n-- 0 Kbytes in 1 Request.\n")
+    assert mailq_text([item(2048), item(1024)]).endswith("\n\n-- 3 Kbytes in 2 Requests.\n")
+    reason = "r" * 56
+    assert f"\n{' ' * 20}({reason})\n" in mailq_text([item(100, reason)])
+    long_reason = "r" * 90
+    assert f"\n({long_reason})\n" in mailq_text([item(100, long_reason)])
+    assert mailq_text([item(100)], localtime=time.gmtime).splitlines()[1] == (
+        "ABCDEF12        100 Thu Jan  1 00:00:00  s@x.example"
+    )

@@ -65,6 +65,9 @@ DEFAULT_QUEUES = (MAILDROP, INCOMING, ACTIVE, DEFERRED, HOLD)
 HOLD_QUEUES = (INCOMING, ACTIVE, DEFERRED)
 RELEASE_QUEUES = (HOLD,)
 MESSAGE_QUEUES = (INCOMING, ACTIVE, DEFERRED, HOLD)
+#: Where -r puts a message: Postfix uses maildrop (pickup and cleanup run it
+#: again); mailhost has no pickup service, the queue manager takes incoming.
+REQUEUE_TO = INCOMING
 USAGE = (
     "usage: postsuper [-c config_dir] [-d queue_id (delete)] [-e queue_id (expire)]"
     " [-f queue_id (expire and/or un-hold)] [-h queue_id (hold)] [-H queue_id (un-hold)]"
@@ -96,7 +99,7 @@ async def _release(store: QueueStore, queue_id: str, queues: Sequence[str]) -> b
 
 
 async def _requeue(store: QueueStore, queue_id: str, queues: Sequence[str]) -> bool:
-    return await _move(store, queue_id, INCOMING, [q for q in queues if q in MESSAGE_QUEUES])
+    return await _move(store, queue_id, REQUEUE_TO, [q for q in queues if q in MESSAGE_QUEUES])
 
 
 async def _expire(store: QueueStore, queue_id: str, queues: Sequence[str]) -> bool:

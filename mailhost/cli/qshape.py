@@ -24,6 +24,7 @@ import click
 
 from mailhost.cli.common import command_errors, config_dir_option
 from mailhost.cli.queuedir import open_queue, read_queues
+from mailhost.errors import UsageError
 from mailhost.queue.ids import is_queue_id
 from mailhost.queue.qfile import CorruptQueueFile, QueueFile
 from mailhost.queue.shape import ShapeMessage, ShapeOptions
@@ -31,6 +32,10 @@ from mailhost.queue.shape import qshape as render_qshape
 from mailhost.queue.store import ACTIVE, INCOMING, QUEUE_NAMES, QueueEntry, QueueStore
 
 DEFAULT_QUEUES = (INCOMING, ACTIVE)
+# Not qshape's (it has no limits): a line is built per bucket and padded to
+# the width, so absurd values would only exhaust memory.
+MAX_BUCKETS = 1000
+MAX_WIDTH = 10000
 
 
 def shape_message(qf: QueueFile) -> ShapeMessage | None:
@@ -101,6 +106,14 @@ def qshape(
 ) -> None:
     """Print the queue's domain and age distribution, as Postfix's qshape."""
     now = time.time()
+    for flag, value, limit in (
+        ("-b", bucket_count, MAX_BUCKETS),
+        ("-w", width, MAX_WIDTH),
+        ("-t", bucket_time, math.inf),
+        ("-m", min_subdomains, math.inf),
+    ):
+        if value is not None and not (math.isfinite(value) and value <= limit):
+            raise UsageError(f"{flag} {value}: must be a number up to {limit}")
     options = ShapeOptions.from_args(
         senders=senders,
         parents=parents,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mailhost.qmgr.transport import Job, Outcome, Transport
-from mailhost.queue.store import HOLD
+from mailhost.queue.store import HOLD, QueueStore
 from tests.qmgr.helpers import Site, captured_log
 from tests.queuetools.builder import build_queue, json_records, recorded
 
@@ -124,3 +124,14 @@ def test_missing_queue_directory_is_one_fatal_line(tmp_path: Path, mailhost_cli:
         assert (result.exit_code, result.stderr) == (
             status, f"{command}: fatal: chdir {tmp_path}/nowhere: No such file or directory\n"
         )  # fmt: skip
+
+
+def test_qshape_refuses_absurd_sizes(tmp_path: Path, mailhost_cli: Any) -> None:
+    (tmp_path / "main.cf").write_text(f"queue_directory = {tmp_path}/queue\n")
+    QueueStore(tmp_path / "queue").create_directories()
+    for args in (["-b", "1e12"], ["-b", "inf"], ["-w", "1e9"], ["-t", "nan"]):
+        result = mailhost_cli("qshape", "-c", str(tmp_path), *args)
+        assert result.exit_code == 64, args
+        assert result.stderr.startswith(f"qshape: fatal: {args[0]} "), args
+    ok = mailhost_cli("qshape", "-c", str(tmp_path), "-b", "0", "-t", "-3")  # ignored, as qshape
+    assert ok.stdout == REC["empty"]["qshape"]["stdout"]

@@ -26,6 +26,11 @@ COMMANDS: dict[str, str] = {
     "trace": "mailhost.cli.trace:trace",
     "status": "mailhost.cli.status:status",
     "quota": "mailhost.cli.quota:quota",
+    "mailq": "mailhost.cli.postqueue:mailq",
+    "postqueue": "mailhost.cli.postqueue:postqueue",
+    "qshape": "mailhost.cli.qshape:qshape",
+    "postsuper": "mailhost.cli.postsuper:postsuper",
+    "postcat": "mailhost.cli.postcat:postcat",
 }
 
 

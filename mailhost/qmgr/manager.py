@@ -42,7 +42,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from mailhost.address import external_form
@@ -231,11 +231,30 @@ class QueueManager:
             for entry in await self.store.list((DEFERRED,)):
                 if entry.queue_id not in self._busy and await self._is_due(entry, now):
                     due.append(entry)
-        for entry in due:
+        self._start(due)
+        return due
+
+    def _start(self, entries: Sequence[QueueEntry]) -> None:
+        for entry in entries:
             self._busy.add(entry.queue_id)
             task = asyncio.create_task(self._guarded(entry), name=f"qmgr {entry.queue_id}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def flush(self, queue_ids: Collection[str] | None = None) -> list[QueueEntry]:
+        """``postqueue -f``: start every file in ``incoming`` and ``deferred``
+        now, whatever its next attempt time; ``postqueue -i QID`` / ``-s
+        SITE``: only those deferred files (mailhost.qmgr.trigger).  Returns
+        the entries started."""
+        if self._stopping:
+            return []
+        queues = (DEFERRED,) if queue_ids is not None else (INCOMING, DEFERRED)
+        due = [
+            e
+            for e in await self.store.list(queues)
+            if e.queue_id not in self._busy and (queue_ids is None or e.queue_id in queue_ids)
+        ]
+        self._start(due)
         return due
 
     async def run_once(self, *, deferred: bool | None = None) -> list[QueueEntry]:
@@ -257,6 +276,9 @@ class QueueManager:
             async with self._limit:
                 if not self._stopping:
                     await self.process(entry)
+        except QueueFileNotFound as exc:
+            # postsuper -d/-h/-r took the file away while it was processed.
+            log.warning("%s", exc, extra=QMGR)
         except Exception:
             # Our own bug or an I/O error on the queue: the file stays where
             # it is (active is recovered at the next start); never lost.

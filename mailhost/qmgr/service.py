@@ -29,6 +29,7 @@ from mailhost.config.mastercf import read_master_cf
 from mailhost.log import logger
 from mailhost.qmgr.manager import QmgrSettings, QueueManager
 from mailhost.qmgr.transport import Router, Transport, Transports, builtin_transports
+from mailhost.qmgr.trigger import FLUSH, FLUSH_ID, Request, TriggerServer, site_queue_ids
 from mailhost.qmgr.virtual import VirtualSettings, VirtualTransport
 from mailhost.resolve.resolver import Resolver, ResolverSettings
 from mailhost.smtpd.seams import QueueSink, QueueTransaction, Submission
@@ -100,6 +101,7 @@ class QueueManagerService:
         self.master_cf = master_cf
         self.manager: QueueManager | None = None
         self.registry: TableRegistry | None = None
+        self.trigger: TriggerServer | None = None
 
     def wrap(self, wiring: Wiring) -> Wiring:
         """``wiring`` with the queue manager started after its start-up hook
@@ -130,8 +132,24 @@ class QueueManagerService:
         manager = build_manager(cfg, registry)
         await manager.start()
         self.registry, self.manager = registry, manager
+        # postqueue -f / -i reach the manager through public/qmgr.
+        self.trigger = TriggerServer(manager.store.root, self.flush)
+        await self.trigger.start()
+
+    async def flush(self, request: Request) -> int:
+        if self.manager is None:
+            return 0
+        if request.kind == FLUSH:
+            return len(await self.manager.flush())
+        if request.kind == FLUSH_ID:
+            return len(await self.manager.flush([request.argument]))
+        ids = await site_queue_ids(self.manager.store, request.argument)
+        return len(await self.manager.flush(ids))
 
     async def stop(self) -> None:
+        if self.trigger is not None:
+            await self.trigger.close()
+            self.trigger = None
         if self.manager is not None:
             await self.manager.stop()
             self.manager = None

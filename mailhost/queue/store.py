@@ -33,6 +33,7 @@ All blocking work runs on the offload pool.
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import os
 import stat
@@ -384,6 +385,9 @@ class QueueStore:
     @staticmethod
     def _append(path: Path, records: Sequence[StatusRecord]) -> None:
         with path.open("r+b") as f:
+            # One appender at a time: the queue manager and postsuper -e may
+            # append to the same file (the lock goes with the close).
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
             parsed = qfile.read(f, content=False)
             # Drop a torn append left by a crash, so new records follow the
             # last complete one.

@@ -1,0 +1,146 @@
+"""What the queue commands (``mailq``/``postqueue``, ``qshape``, ``postsuper``,
+``postcat``) share: the queue of a configuration, read straight from
+``queue_directory`` as Postfix's showq and qshape do, and their maillog lines.
+
+Reading is safe against a running server: a file that disappears between the
+directory scan and the read (delivered, deleted) is skipped, as is one that
+does not verify (being written, or corrupt: the queue manager moves those to
+``corrupt``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import logging.handlers
+import os
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailhost.config import Config, load_config
+from mailhost.errors import MailhostError
+from mailhost.log import logger, postfix_text
+from mailhost.queue.qfile import CorruptQueueFile, QueueFile
+from mailhost.queue.store import QueueEntry, QueueStore
+
+
+@dataclass(frozen=True)
+class QueuedFile:
+    entry: QueueEntry
+    qfile: QueueFile
+    #: the file's size and modification time (maildrop entries are listed by them).
+    file_size: int
+    mtime: float
+
+
+class NoQueueDirectory(MailhostError):
+    """queue_directory does not exist (Postfix commands: ``fatal: chdir DIR: ...``)."""
+
+
+def open_queue(config_dir: Path | None, *, missing_status: int = 1) -> tuple[Config, QueueStore]:
+    """The configuration and its queue (as mailhost.smtpd.wiring.queue_store
+    builds it, without importing the server).  A missing queue_directory is
+    an error with ``missing_status`` (postqueue: 69)."""
+    config = load_config(config_dir)
+    store = QueueStore(
+        config.get("queue_directory"),
+        long_ids=config.get_bool("enable_long_queue_ids"),
+        line_length_limit=config.get_int("line_length_limit"),
+    )
+    if not store.root.is_dir():
+        error = NoQueueDirectory(f"chdir {store.root}: No such file or directory")
+        error.exit_status = missing_status
+        raise error
+    return config, store
+
+
+async def _read_all(store: QueueStore, queues: tuple[str, ...]) -> list[QueuedFile]:
+    out: list[QueuedFile] = []
+    for entry in await store.list(queues):
+        try:
+            qf = await store.read_entry(entry, content=False)
+            st = entry.path.stat()
+        except (CorruptQueueFile, FileNotFoundError):
+            continue
+        out.append(QueuedFile(entry, qf, st.st_size, st.st_mtime))
+    return out
+
+
+def read_queues(store: QueueStore, queues: Iterable[str]) -> list[QueuedFile]:
+    """Every readable queue file of ``queues``, in scan order."""
+    return asyncio.run(_read_all(store, tuple(queues)))
+
+
+# -- maillog lines of a command ---------------------------------------------------------
+
+
+class MaillogFormatter(logging.Formatter):
+    """``Mmm dd hh:mm:ss host mailhost/PROGRAM[PID]: text`` for ``maillog_file``
+    (the layout Postfix's postlog writes there)."""
+
+    def __init__(self, program: str, host: str) -> None:
+        super().__init__()
+        self.program = program
+        self.host = host
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%b %d %H:%M:%S", time.localtime(record.created))
+        return f"{stamp} {self.host} mailhost/{self.program}[{os.getpid()}]: {postfix_text(record)}"
+
+
+class SyslogFormatter(logging.Formatter):
+    """``mailhost/PROGRAM[PID]: text`` for syslog (which adds date and host)."""
+
+    def __init__(self, program: str) -> None:
+        super().__init__()
+        self.program = program
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"mailhost/{self.program}[{os.getpid()}]: {postfix_text(record)}"
+
+
+_FACILITIES = logging.handlers.SysLogHandler.facility_names
+_SYSLOG_SOCKET = "/dev/log"
+
+
+def add_maillog(config: Config, program: str) -> list[logging.Handler]:
+    """Also log the command's lines to the maillog, as Postfix commands do:
+    to ``maillog_file`` when set, else to syslog when ``/dev/log`` exists.
+    Returns the handlers added (to the ``mailhost`` logger)."""
+    handler: logging.Handler
+    path = config.get("maillog_file")
+    if path:
+        host = config.get("myhostname").split(".")[0]
+        handler = logging.FileHandler(path, encoding="utf-8", errors="surrogateescape")
+        handler.setFormatter(MaillogFormatter(program, host))
+    elif os.path.exists(_SYSLOG_SOCKET):
+        facility = _FACILITIES.get(config.get("syslog_facility"), _FACILITIES["mail"])
+        try:
+            handler = logging.handlers.SysLogHandler(
+                _SYSLOG_SOCKET, facility=facility, socktype=socket.SOCK_DGRAM
+            )
+        except OSError:
+            return []
+        handler.setFormatter(SyslogFormatter(program))
+    else:
+        return []
+    logger().addHandler(handler)
+    return [handler]
+
+
+def remove_handlers(handlers: Iterable[logging.Handler]) -> None:
+    for handler in handlers:
+        logger().removeHandler(handler)
+        handler.close()
+
+
+def maillog_only(config: Config, program: str, level: int, text: str) -> None:
+    """One line to the maillog alone (the command prints its own stderr line)."""
+    root = logger()
+    handlers = add_maillog(config, program)
+    for handler in handlers:
+        handler.handle(root.makeRecord(root.name, level, "", 0, "%s", (text,), None))
+    remove_handlers(handlers)

@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "alias": "mailhost.cli.alias:alias",
     "alias-domain": "mailhost.cli.alias_domain:alias_domain",
     "trace": "mailhost.cli.trace:trace",
+    "sendmail": "mailhost.cli.sendmail:sendmail",
 }
 
 

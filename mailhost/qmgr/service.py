@@ -14,7 +14,9 @@ original one, then :func:`build_manager`; its queue sink wakes the manager
 after each commit (the manager also polls ``incoming`` every second, for
 files from other writers); ``stop`` is awaited by
 :func:`mailhost.cli.serve.run_server`.  The manager reads main.cf once at
-start; SIGHUP does not reconfigure it.
+start; SIGHUP does not reconfigure it.  A ``pickup`` line starts
+:class:`~mailhost.qmgr.pickup.Pickup` the same way (maildrop → incoming,
+waking the queue manager after each file).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from mailhost.config import Config
 from mailhost.config.mastercf import read_master_cf
 from mailhost.log import logger
 from mailhost.qmgr.manager import QmgrSettings, QueueManager
+from mailhost.qmgr.pickup import Pickup, build_pickup, pickup_declared
 from mailhost.qmgr.transport import Router, Transport, Transports, builtin_transports
 from mailhost.qmgr.virtual import VirtualSettings, VirtualTransport
 from mailhost.resolve.resolver import Resolver, ResolverSettings
@@ -98,6 +101,8 @@ class QueueManagerService:
         self.master_cf = master_cf
         self.manager: QueueManager | None = None
         self.registry: TableRegistry | None = None
+        self.pickup: Pickup | None = None
+        self.pickup_registry: TableRegistry | None = None
 
     def wrap(self, wiring: Wiring) -> Wiring:
         """``wiring`` with the queue manager started after its start-up hook
@@ -121,6 +126,7 @@ class QueueManagerService:
 
     async def start(self, cfg: Config) -> None:
         master_cf = self.master_cf or cfg.config_dir / "master.cf"
+        await self.start_pickup(cfg, master_cf)
         if not qmgr_declared(master_cf):
             log.info("no qmgr service in %s: mail stays queued", master_cf)
             return
@@ -129,7 +135,24 @@ class QueueManagerService:
         await manager.start()
         self.registry, self.manager = registry, manager
 
+    async def start_pickup(self, cfg: Config, master_cf: Path) -> None:
+        """pickup(8) when master.cf declares it: maildrop → incoming."""
+        if not pickup_declared(master_cf):
+            return
+        self.pickup_registry = TableRegistry.from_config(cfg)
+        self.pickup = build_pickup(cfg, self.pickup_registry, self.wake)
+        await self.pickup.start()
+
+    async def stop_pickup(self) -> None:
+        if self.pickup is not None:
+            await self.pickup.stop()
+            self.pickup = None
+        if self.pickup_registry is not None:
+            await self.pickup_registry.close()
+            self.pickup_registry = None
+
     async def stop(self) -> None:
+        await self.stop_pickup()
         if self.manager is not None:
             await self.manager.stop()
             self.manager = None

@@ -125,6 +125,14 @@ class Envelope:
     dsn_ret: str = ""
     #: other MAIL FROM parameters delivery needs (``BODY``, ``SMTPUTF8``).
     mail_params: tuple[tuple[str, str], ...] = ()
+    #: the sender's full name from ``sendmail -F`` / ``$NAME`` / the password
+    #: file (Postfix's sender_fullname record); cleanup uses it for a missing
+    #: ``From:`` header.  Empty for SMTP mail.
+    full_name: str = ""
+    #: a local submission in ``maildrop`` that pickup has not yet given
+    #: cleanup's treatment (Received: header, missing From:/Date:/Message-Id:,
+    #: Bcc: removal, header address qualification; mailhost.queue.cleanup).
+    local_submission: bool = False
 
     def __post_init__(self) -> None:
         if not self.recipients:
@@ -260,7 +268,7 @@ def postfix_size(lines: Iterable[bytes], line_length_limit: int = LINE_LENGTH_LI
 
 def _envelope_json(queue_id: str, envelope: Envelope, size: int) -> dict[str, Any]:
     client = envelope.client
-    return {
+    obj: dict[str, Any] = {
         "queue_id": queue_id,
         "arrival_time": envelope.arrival_time,
         "size": size,
@@ -280,6 +288,12 @@ def _envelope_json(queue_id: str, envelope: Envelope, size: int) -> dict[str, An
         "dsn_ret": envelope.dsn_ret,
         "mail_params": [list(p) for p in envelope.mail_params],
     }  # fmt: skip
+    # Written only when set, so files without them keep their exact bytes.
+    if envelope.full_name:
+        obj["full_name"] = envelope.full_name
+    if envelope.local_submission:
+        obj["local_submission"] = True
+    return obj
 
 
 def _dump(obj: Any) -> bytes:
@@ -400,6 +414,8 @@ def _envelope_from(obj: dict[str, Any]) -> tuple[str, Envelope, int]:
         dsn_envid=_str(obj, "dsn_envid"),
         dsn_ret=_str(obj, "dsn_ret"),
         mail_params=tuple((str(k), str(v)) for k, v in obj["mail_params"]),
+        full_name=str(obj.get("full_name", "")),
+        local_submission=obj.get("local_submission", False) is True,
     )  # fmt: skip
     return _str(obj, "queue_id"), envelope, int(obj["size"])
 

@@ -180,7 +180,7 @@ def test_received_header_matches_postfix(utc: object) -> None:
 
 def test_mail_date_shape() -> None:
     assert re.fullmatch(
-        r"[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4} \(.+\)", mail_date()
+        r"[A-Z][a-z]{2}, [ \d]\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4} \(.+\)", mail_date()
     )
 
 

@@ -1,0 +1,139 @@
+"""The sendmail cases replayed against Postfix 3.7.11 (record_postfix_sendmail.py)
+and against mailhost (test_sendmail_matches_postfix.py): one main.cf, one
+list of (arguments, environment, standard input)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MYHOSTNAME = "mx.example.com"
+MYDOMAIN = "example.com"
+
+#: What both main.cf files share (the recorder adds the instance's paths).
+MAIN_CF = f"""\
+compatibility_level = 3.6
+myhostname = {MYHOSTNAME}
+mydomain = {MYDOMAIN}
+myorigin = $mydomain
+mydestination =
+"""
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    args: tuple[str, ...]
+    stdin: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+CASES = (
+    Case(
+        "extract_to_cc_bcc_fullname_lone_dot",
+        ("-t", "-F", "John Q. Public"),
+        "To: alice@example.net, bob\nCc: Carol <carol@example.org>\n"
+        "Bcc: dave@example.org\nSubject: t1\n\nhello\n.\nafter dot\n",
+    ),
+    Case(
+        "extract_resent_only",
+        ("-t",),
+        "To: x@example.net\nResent-To: r1@example.net\nResent-Bcc: rb@example.net\n"
+        "Subject: t2\n\nbody\n",
+    ),
+    Case(
+        "extract_plus_command_line",
+        ("-t", "extra@example.net"),
+        "To: Some Body <some@example.net>,\n\tother@example.net\nSubject: t3\n\nbody\n",
+    ),
+    Case(
+        "fullname_plain_sender_phrase",
+        ("-F", "John Public", "-f", "Some One <some@example.net>", "bob"),
+        "Subject: t6\n\nbody\n",
+    ),
+    Case(
+        "dot_i_from_present_null_sender",
+        ("-i", "-F", 'John (X) "Q" Public', "-f", "", "bob"),
+        "From: me@x.example\nSubject: t7\n\nbody\n..dot\n.\nmore\n",
+    ),
+    Case(
+        "oi_lone_dot_kept",
+        ("-oi", "bob"),
+        "Subject: t7b\n\nfirst\n.\nsecond\n",
+    ),
+    Case(
+        "malformed_f_two_addresses",
+        ("-f", "a@b.example, c@d.example", "bob"),
+        "Subject: t8\n\nbody\n",
+    ),
+    Case(
+        "null_sender_angle_env_name",
+        ("-f", "<>", "bob"),
+        "Subject: t9\n\nbody\n",
+        {"NAME": "Env Name"},
+    ),
+    Case(
+        "env_name_fullname",
+        ("bob",),
+        "Subject: t9b\n\nbody\n",
+        {"NAME": "Env Name"},
+    ),
+    Case(
+        "unqualified_sender_dashdash_recipient",
+        ("-f", "x", "--", "-bob"),
+        "Subject: t10\n\nbody\n",
+    ),
+    Case(
+        "fullname_comma",
+        ("-F", "Smith, John", "bob"),
+        "Subject: t11\n\nbody\n",
+    ),
+    Case(
+        "fullname_apostrophe",
+        ("-F", "Pat O'Neil", "bob"),
+        "Subject: t12\n\nbody\n",
+    ),
+    Case(
+        "fullname_backslash_quote",
+        ("-F", 'a\\b"c', "bob"),
+        "Subject: t13\n\nbody\n",
+    ),
+    Case(
+        "header_addresses_qualified",
+        ("bob",),
+        "To: root, Named <user2>, alice@example.net\nCc: carol\nSubject: t14\n\nbody\n",
+    ),
+    Case(
+        "no_headers_at_all",
+        ("bob",),
+        "just a body line\n",
+    ),
+    Case(
+        "date_and_message_id_kept",
+        ("bob",),
+        "Date: Mon, 30 Nov 2026 10:00:00 +0000\nMessage-ID: <kept@x.example>\n"
+        "Subject: t15\n\nbody\n",
+    ),
+    Case(
+        "crlf_input",
+        ("bob",),
+        "Subject: t16\r\n\r\nline one\r\nline two\r\n",
+    ),
+    Case(
+        "no_trailing_newline",
+        ("bob",),
+        "Subject: t17\n\nlast line without newline",
+    ),
+    Case(
+        "body_starts_without_blank_line",
+        ("bob",),
+        "Subject: t18\nnot a header line\nmore\n",
+    ),
+)
+
+#: Cases that are refused before anything is queued.
+ERROR_CASES = (
+    Case("extract_no_recipients", ("-t",), "Subject: e1\n\nbody\n"),
+    Case("no_recipients", (), "Subject: e2\n\nbody\n"),
+    Case("invalid_option", ("-Z", "bob"), "Subject: e3\n\nbody\n"),
+    Case("t_with_bv", ("-t", "-bv"), "To: a@example.net\n\nbody\n"),
+)

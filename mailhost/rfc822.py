@@ -179,3 +179,45 @@ def has_domain(external: str) -> bool:
         elif char == "@" and not in_quote:
             return True
     return False
+
+
+_NO_SPACE_BEFORE = frozenset({",", ";", ">", ".", "@", ":", "]"})
+_NO_SPACE_AFTER = frozenset({"<", "@", ".", "["})
+
+
+def externalize(value: str) -> str:
+    """A header value written back from its tokens, the way Postfix's
+    tok822_externalize() does after cleanup changed an address: one space
+    between words, none around ``@`` and ``.`` or inside ``<...>``, a space
+    before a comment and after a group's colon, and a line break (``\\n``)
+    after each comma, for :func:`fold` to join."""
+    out: list[str] = []
+    previous: Token | None = None
+    for token in tokenize(value):
+        if previous is not None:
+            if previous.kind == ",":
+                out.append("\n")
+            elif token.kind in _NO_SPACE_BEFORE or previous.kind in _NO_SPACE_AFTER:
+                pass
+            else:
+                out.append(" ")
+        out.append(token.text)
+        previous = token
+    return "".join(out)
+
+
+#: Postfix cleanup_fold_header(): lines are joined while shorter than this.
+FOLD_LENGTH = 70
+
+
+def fold(header: str) -> list[str]:
+    """Join the comma-separated lines of a rewritten header while the joined
+    line stays under :data:`FOLD_LENGTH` characters (Postfix
+    cleanup_fold_header); continuation lines start with a TAB."""
+    lines: list[str] = []
+    for part in header.split("\n"):
+        if lines and len(lines[-1]) + 1 + len(part) < FOLD_LENGTH:
+            lines[-1] += " " + part
+        else:
+            lines.append(part)
+    return [lines[0], *("\t" + line for line in lines[1:])]

@@ -84,7 +84,9 @@ class SendmailFatal(Exception):
 
 @dataclass
 class Options:
-    mode: str = "mail"  # mail | mailq | newaliases | flush | smtp | verify | daemon
+    #: mail | mailq | newaliases | flush | flush_id | flush_site | smtp | verify
+    #: | daemon | ignore
+    mode: str = "mail"
     sender: str | None = None
     full_name: str | None = None
     extract: bool = False
@@ -95,33 +97,41 @@ class Options:
     envid: str = ""
     body: str = ""
     verbose: int = 0
+    #: -G: a gateway (relay) submission, cleanup adds no missing headers.
+    gateway: bool = False
     recipients: list[str] = field(default_factory=list)
+    #: the queue command a -q form runs.
+    flush: tuple[str, ...] = ()
+    #: ``sendmail: warning: ...`` lines for stderr.
+    warnings: list[str] = field(default_factory=list)
 
 
 def _mode_of_b(value: str) -> str:
     letter = value[:1]
     modes = {
         "m": "mail", "p": "mailq", "i": "newaliases", "s": "smtp", "v": "verify",
-        "d": "daemon", "l": "daemon", "h": "mail", "H": "mail",
+        "d": "daemon", "l": "daemon", "h": "ignore", "H": "ignore",
     }  # fmt: skip
     if letter not in modes:
-        raise SendmailFatal(f"unsupported: -b{value}", before=())
+        raise SendmailFatal(f"unsupported: -b{letter}")
     return modes[letter]
 
 
-def _notify(value: str) -> tuple[str, ...]:
+def _notify(value: str, warnings: list[str]) -> tuple[str, ...]:
     words = [w.strip().lower() for w in value.split(",") if w.strip()]
-    if (
-        not words
-        or any(w not in _DSN_NOTIFY for w in words)
-        or ("never" in words and len(words) > 1)
-    ):
-        raise SendmailFatal(f"bad -N option value: {value}")
-    return tuple(_DSN_NOTIFY[w] for w in words)
+    for word in words:
+        if word not in _DSN_NOTIFY:
+            warnings.append(f'unknown DSN NOTIFY command value "{word}" in "{value}"')
+            break
+    else:
+        if words and not ("never" in words and len(words) > 1):
+            return tuple(_DSN_NOTIFY[w] for w in words)
+    warnings.append("bad -N option value -- ignored")
+    return ()
 
 
-def _apply(opts: Options, letter: str, value: str | None) -> None:
-    """One option, as Postfix's sendmail interprets it."""
+def _apply(opts: Options, letter: str, value: str) -> None:
+    """One option, as Postfix 3.7.11's sendmail interprets it (recorded)."""
     if letter in ("f", "r"):
         opts.sender = value
     elif letter == "F":
@@ -130,39 +140,63 @@ def _apply(opts: Options, letter: str, value: str | None) -> None:
         opts.extract = True
     elif letter == "i":
         opts.dot_ends_input = False
+    elif letter == "n":
+        raise SendmailFatal("-n option not supported")
     elif letter == "o":
-        assert value is not None
         if value.startswith("i"):
             opts.dot_ends_input = False
-        # -o7 -o8 -om -oA... and the rest: accepted and ignored.
+        # -o7 -o8 -om -oem -odb -oA... -oQ... and the rest: accepted, ignored.
     elif letter == "b":
-        assert value is not None
         opts.mode = _mode_of_b(value)
     elif letter == "I":
         opts.mode = "newaliases"
     elif letter == "C":
-        assert value is not None
         path = Path(value)
         opts.config_dir = path.parent if path.is_file() else path
     elif letter == "N":
-        assert value is not None
-        opts.notify = _notify(value)
+        opts.notify = _notify(value, opts.warnings)
     elif letter == "R":
-        assert value is not None
-        if value.lower() not in ("hdrs", "full"):
-            raise SendmailFatal(f"bad -R option value: {value}")
-        opts.ret = value.upper()
+        if value.lower() in ("hdrs", "full"):
+            opts.ret = value.upper()
+        else:
+            opts.warnings.append("bad -R option value -- ignored")
     elif letter == "V":
-        assert value is not None
         opts.envid = value
     elif letter == "B":
-        assert value is not None
         if value.upper() not in ("7BIT", "8BITMIME"):
-            raise SendmailFatal(f"-B option needs 8BITMIME or 7BIT: {value}")
+            raise SendmailFatal("-B option needs 8BITMIME or 7BIT")
         opts.body = value.upper()
+    elif letter == "X":
+        # -XV asks for VERP, which mailhost does not do: accepted, ignored.
+        if not value.startswith("V"):
+            raise SendmailFatal(f"unsupported: -X{value[:1]}")
+    elif letter == "G":
+        opts.gateway = True
     elif letter == "v":
+        # Postfix mails a delivery report; mailhost only reports the queue id.
         opts.verbose += 1
-    # A G U c m n x h L O p e X: accepted and ignored.
+    # A U c m x h L O p e: accepted and ignored.
+
+
+def _queue_option(opts: Options, rest: str) -> None:
+    """-q (flush), -qI<id>, -qR<site>, -qS (refused), -q<interval> (ignored)."""
+    if rest == "":
+        opts.mode, opts.flush = "flush", ("postqueue", "-f")
+    elif rest[0] == "I":
+        opts.mode, opts.flush = "flush_id", ("postqueue", "-i", rest[1:])
+    elif rest[0] == "R":
+        opts.mode, opts.flush = "flush_site", ("postqueue", "-s", rest[1:])
+    elif rest[0] == "S":
+        raise SendmailFatal("-qS is not implemented")
+    else:
+        opts.mode = "ignore"
+
+
+_FLUSH_NEEDS_NO_RECIPIENT = {
+    "flush": "flush queue mode requires no recipient",
+    "flush_id": "flush queue_id requires no recipient",
+    "flush_site": "flush site requires no recipient",
+}
 
 
 def parse_args(argv: Sequence[str]) -> Options:
@@ -183,11 +217,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         while j < len(arg):
             letter = arg[j]
             if letter == "q":
-                rest = arg[j + 1 :]
-                # -q: flush; -qI<id> / -qR<site> / -qS<sender> / -q<interval>:
-                # Postfix delivers nothing special for these: ignored.
-                if rest == "":
-                    opts.mode = "flush"
+                _queue_option(opts, arg[j + 1 :])
                 break
             if letter in WITH_ARGUMENT:
                 value = arg[j + 1 :]
@@ -200,7 +230,7 @@ def parse_args(argv: Sequence[str]) -> Options:
                 _apply(opts, letter, value)
                 break
             if letter in FLAGS:
-                _apply(opts, letter, None)
+                _apply(opts, letter, "")
                 j += 1
                 continue
             text = f"{PROGRAM}: invalid option -- '{letter}'"
@@ -209,6 +239,8 @@ def parse_args(argv: Sequence[str]) -> Options:
     opts.recipients = args[i:]
     if opts.extract and opts.mode == "verify":
         raise SendmailFatal("-t option cannot be used with -bv")
+    if opts.mode in _FLUSH_NEEDS_NO_RECIPIENT and opts.recipients:
+        raise SendmailFatal(_FLUSH_NEEDS_NO_RECIPIENT[opts.mode])
     return opts
 
 
@@ -306,7 +338,7 @@ def envelope_for(
         dsn_ret=opts.ret,
         mail_params=(("BODY", opts.body),) if opts.body else (),
         full_name=full_name,
-        local_submission=True,
+        submission="gateway" if opts.gateway else "local",
     )
 
 
@@ -329,7 +361,7 @@ def submit(opts: Options, stdin: BinaryIO, stderr: Any) -> int:
     user = current_user()
     cfg = load_config(opts.config_dir)
     lines = read_message(stdin, dot_ends_input=opts.dot_ends_input)
-    warnings: list[str] = []
+    warnings = opts.warnings
     envelope = envelope_for(opts, user, lines, warnings)
     for text in warnings:
         print(f"{PROGRAM}: warning: {text}", file=stderr)
@@ -348,16 +380,16 @@ def submit(opts: Options, stdin: BinaryIO, stderr: Any) -> int:
 # -- modes delegated to other commands ------------------------------------------------
 
 _DELEGATED = {
-    "mailq": ["mailq"],
-    "newaliases": ["newaliases"],
-    "flush": ["postqueue", "-f"],
+    "mailq": ("mailq",),
+    "newaliases": ("newaliases",),
 }
 
 
 def delegate(opts: Options) -> int:
+    """Run the mailhost command a mode stands for (-bp, -I, -q...)."""
     from mailhost.cli import COMMANDS, main  # noqa: PLC0415
 
-    argv = _DELEGATED[opts.mode]
+    argv = list(_DELEGATED.get(opts.mode) or opts.flush)
     if argv[0] not in COMMANDS:
         raise SendmailFatal(
             f"mailhost {argv[0]} is not available in this installation", EX_UNAVAILABLE
@@ -384,7 +416,9 @@ def run(argv: Sequence[str], *, stdin: BinaryIO | None = None, stderr: Any = Non
     stderr = stderr if stderr is not None else sys.stderr
     try:
         opts = parse_args(argv)
-        if opts.mode in _DELEGATED:
+        if opts.mode == "ignore":
+            return 0
+        if opts.mode in _DELEGATED or opts.flush:
             return delegate(opts)
         if opts.mode in _UNSUPPORTED:
             raise SendmailFatal(_UNSUPPORTED[opts.mode], EX_UNAVAILABLE)

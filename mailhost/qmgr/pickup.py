@@ -210,12 +210,12 @@ class Pickup:
         sender = self.settings.qualifier.address(raw_sender)
         txn = await self.store.begin()
         qid = txn.queue_id
-        orig = "" if envelope.local_submission else f" orig_id={entry.queue_id}"
+        orig = "" if envelope.submission else f" orig_id={entry.queue_id}"
         log.info(
             "%s: uid=%d from=<%s>%s", qid, owner, external_form(raw_sender), orig, extra=PICKUP
         )
         try:
-            if envelope.local_submission:
+            if envelope.submission:
                 cleaned = clean_local(
                     qf.lines(),
                     queue_id=qid,
@@ -224,11 +224,12 @@ class Pickup:
                     uid=owner,
                     arrival=envelope.arrival_time,
                     settings=self.settings,
+                    local=envelope.submission == "local",
                 )
             else:
                 lines = qf.lines()
                 cleaned = Cleaned(lines, message_id(lines), None)
-            new = replace(envelope, sender=sender, recipients=recipients, local_submission=False)
+            new = replace(envelope, sender=sender, recipients=recipients, submission="")
         except BaseException:
             await txn.abort()
             raise

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 from mailhost.address import external_form
 from mailhost.config import Config
-from mailhost.rfc822 import has_domain, parse_address_list
+from mailhost.rfc822 import externalize, fold, has_domain, parse_address_list
 from mailhost.smtpd.received import mail_date
 
 #: Headers whose value is an address list (Postfix header_opts HDR_OPT_SENDER
@@ -187,7 +187,11 @@ def qualify_header(header: list[bytes], qualifier: Qualifier) -> list[bytes]:
             changed = True
     if not changed:
         return header
-    return [part.encode("utf-8", "surrogateescape") for part in (text[:colon] + value).split("\n")]
+    # Written back from its tokens and folded, as Postfix does once an
+    # address of the header changed (the field name is kept as written).
+    name = text[: colon - 1].rstrip(" \t")
+    rewritten = fold(f"{name}: {externalize(value)}")
+    return [part.encode("utf-8", "surrogateescape") for part in rewritten]
 
 
 def phrase(name: str) -> str:
@@ -237,10 +241,14 @@ def clean_local(
     uid: int,
     arrival: float,
     settings: CleanupSettings,
+    local: bool = True,
     now: float | None = None,
 ) -> Cleaned:
-    """Apply cleanup's header processing to a local submission (see the
-    module docstring); ``sender`` is the qualified envelope sender."""
+    """Apply cleanup's header processing to a ``sendmail`` submission (see
+    the module docstring); ``sender`` is the qualified envelope sender.
+    ``local=False`` is ``sendmail -G`` (Postfix's remote rewrite context): the
+    Received: header and Bcc: removal only — header addresses stay as they
+    are and no missing header is added (always_add_missing_headers = no)."""
     now = time.time() if now is None else now
     headers, body, had_blank = split_header_section(lines)
     out: list[bytes] = [
@@ -262,21 +270,27 @@ def clean_local(
         present.add(name)
         if name == "message-id" and not message_id:
             message_id = _bracketed(header_value(header).replace("\n", ""))
-        qualified = name in ADDRESS_HEADERS
+        qualified = local and name in ADDRESS_HEADERS
         out.extend(qualify_header(header, settings.qualifier) if qualified else header)
     resent = any(name.startswith("resent-") for name in present)
     prefix = "Resent-" if resent else ""
     added_id: str | None = None
-    if f"{prefix.lower()}message-id" not in present:
-        added_id = message_id_value(queue_id, settings.myhostname, now)
-        out.append(f"{prefix}Message-Id: <{added_id}>".encode())
-        if not resent:
-            message_id = added_id
-    if f"{prefix.lower()}date" not in present:
-        out.append(f"{prefix}Date: {mail_date(arrival)}".encode())
-    if f"{prefix.lower()}from" not in present:
-        value = from_header_value(sender, full_name)
-        out.append(f"{prefix}From: {value}".encode("utf-8", "surrogateescape"))
+    if local:
+        missing = [f"{prefix}{n}" for n in ("Message-Id", "Date", "From")]
+        missing = [n for n in missing if n.lower() not in present]
+    else:
+        missing = []
+    for name in missing:
+        if name.endswith("Message-Id"):
+            added_id = message_id_value(queue_id, settings.myhostname, now)
+            out.append(f"{name}: <{added_id}>".encode())
+            if not resent:
+                message_id = added_id
+        elif name.endswith("Date"):
+            out.append(f"{name}: {mail_date(arrival)}".encode())
+        else:
+            value = from_header_value(sender, full_name)
+            out.append(f"{name}: {value}".encode("utf-8", "surrogateescape"))
     if had_blank or body:
         out.append(b"")
     out.extend(body)

@@ -129,16 +129,20 @@ class Envelope:
     #: file (Postfix's sender_fullname record); cleanup uses it for a missing
     #: ``From:`` header.  Empty for SMTP mail.
     full_name: str = ""
-    #: a local submission in ``maildrop`` that pickup has not yet given
-    #: cleanup's treatment (Received: header, missing From:/Date:/Message-Id:,
-    #: Bcc: removal, header address qualification; mailhost.queue.cleanup).
-    local_submission: bool = False
+    #: a ``sendmail`` submission in ``maildrop`` that pickup has not yet given
+    #: cleanup's treatment (mailhost.queue.cleanup): ``"local"`` (missing
+    #: headers added, header addresses qualified) or ``"gateway"``
+    #: (``sendmail -G``: neither, Postfix's remote rewrite context); ``""``
+    #: for everything else.
+    submission: str = ""
 
     def __post_init__(self) -> None:
         if not self.recipients:
             raise ValueError("an envelope needs at least one recipient")
         if self.dsn_ret not in ("", "FULL", "HDRS"):
             raise ValueError(f"invalid DSN RET value: {self.dsn_ret}")
+        if self.submission not in ("", "local", "gateway"):
+            raise ValueError(f"invalid submission kind: {self.submission}")
 
 
 # -- status records (appended by the queue manager) -----------------------------------
@@ -291,8 +295,8 @@ def _envelope_json(queue_id: str, envelope: Envelope, size: int) -> dict[str, An
     # Written only when set, so files without them keep their exact bytes.
     if envelope.full_name:
         obj["full_name"] = envelope.full_name
-    if envelope.local_submission:
-        obj["local_submission"] = True
+    if envelope.submission:
+        obj["submission"] = envelope.submission
     return obj
 
 
@@ -415,7 +419,7 @@ def _envelope_from(obj: dict[str, Any]) -> tuple[str, Envelope, int]:
         dsn_ret=_str(obj, "dsn_ret"),
         mail_params=tuple((str(k), str(v)) for k, v in obj["mail_params"]),
         full_name=str(obj.get("full_name", "")),
-        local_submission=obj.get("local_submission", False) is True,
+        submission=str(obj.get("submission", "")),
     )  # fmt: skip
     return _str(obj, "queue_id"), envelope, int(obj["size"])
 

@@ -261,9 +261,7 @@ class QueueStore:
                 continue
             break
         queue_id = new_queue_id(os.fstat(fd).st_ino, long_ids=self.long_ids)
-        return Transaction(
-            self, queue_id, temp, os.fdopen(fd, "wb", buffering=1 << 16), queue_name
-        )
+        return Transaction(self, queue_id, temp, os.fdopen(fd, "wb", buffering=1 << 16), queue_name)
 
     async def begin(self, queue_name: str = INCOMING) -> Transaction:
         """Create the queue file for a new message; its id is known now.

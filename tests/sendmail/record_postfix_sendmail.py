@@ -44,12 +44,16 @@ rewrite unix - - n - - trivial-rewrite
 postlog unix-dgram n - n - 1 postlogd
 """
 
-_DATE = re.compile(r"[A-Z][a-z]{2}, [ \d]\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4} \([A-Z]+\)")
+_DATE = re.compile(
+    r"[A-Z][a-z]{2}, [ \d]\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4} \([A-Z]+\)"
+)
 _STAMP = re.compile(r"<\d{14}\.")
 _LOG = re.compile(r"^\w{3} \d\d \d\d:\d\d:\d\d \S+ postfix/(\w+)\[\d+\]: (.*)$")
 
 
-def _run(*args: str, env: dict[str, str] | None = None, stdin: str = "") -> subprocess.CompletedProcess[bytes]:
+def _run(
+    *args: str, env: dict[str, str] | None = None, stdin: str = ""
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(args, input=stdin.encode(), capture_output=True, env=env, check=False)
 
 

@@ -61,7 +61,7 @@ def test_pickup_expands_aliases_and_logs_like_postfix(
 ) -> None:
     config = write_config(
         tmp_path / "etc",
-        "virtual_alias_maps = inline:{ root@example.com=alice@example.net,carol@example.net }\n",
+        "virtual_alias_maps = inline:{ { root@example.com = alice@example.net, carol@example.net } }\n",
     )
     submit(config, ["-f", "user1", "root"], "Subject: s\n\nbody\n", monkeypatch)
     (dropped,) = maildrop(config)

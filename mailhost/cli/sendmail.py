@@ -377,6 +377,14 @@ def submit(opts: Options, stdin: BinaryIO, stderr: Any) -> int:
     return 0
 
 
+def smtp_session(opts: Options) -> int:
+    """-bs: an SMTP dialogue on standard input/output (mailhost.smtpd.standalone)."""
+    from mailhost.config import load_config  # noqa: PLC0415
+    from mailhost.smtpd.standalone import run_standalone  # noqa: PLC0415
+
+    return run_standalone(load_config(opts.config_dir))
+
+
 # -- modes delegated to other commands ------------------------------------------------
 
 _DELEGATED = {
@@ -404,7 +412,6 @@ def delegate(opts: Options) -> int:
 
 
 _UNSUPPORTED = {
-    "smtp": "-bs (SMTP on standard input) is not supported by mailhost sendmail",
     "verify": "-bv (address verification) is not supported by mailhost sendmail",
     "daemon": "-bd/-bl: use mailhost serve to run the mail system",
 }
@@ -420,6 +427,8 @@ def run(argv: Sequence[str], *, stdin: BinaryIO | None = None, stderr: Any = Non
             return 0
         if opts.mode in _DELEGATED or opts.flush:
             return delegate(opts)
+        if opts.mode == "smtp":
+            return smtp_session(opts)
         if opts.mode in _UNSUPPORTED:
             raise SendmailFatal(_UNSUPPORTED[opts.mode], EX_UNAVAILABLE)
         return submit(opts, stdin, stderr)

@@ -114,6 +114,9 @@ class QueueManagerService:
             if original is not None:
                 await original(cfg)
             await self.start(cfg)
+            # After the queue manager's recovery, which removes temporary
+            # names in incoming: pickup's file being written is not one.
+            await self.start_pickup(cfg)
 
         def queue(cfg: Config) -> QueueSink:
             return WakingSink(make_sink(cfg), self.wake)
@@ -126,7 +129,6 @@ class QueueManagerService:
 
     async def start(self, cfg: Config) -> None:
         master_cf = self.master_cf or cfg.config_dir / "master.cf"
-        await self.start_pickup(cfg, master_cf)
         if not qmgr_declared(master_cf):
             log.info("no qmgr service in %s: mail stays queued", master_cf)
             return
@@ -135,9 +137,9 @@ class QueueManagerService:
         await manager.start()
         self.registry, self.manager = registry, manager
 
-    async def start_pickup(self, cfg: Config, master_cf: Path) -> None:
+    async def start_pickup(self, cfg: Config) -> None:
         """pickup(8) when master.cf declares it: maildrop → incoming."""
-        if not pickup_declared(master_cf):
+        if not pickup_declared(self.master_cf or cfg.config_dir / "master.cf"):
             return
         self.pickup_registry = TableRegistry.from_config(cfg)
         self.pickup = build_pickup(cfg, self.pickup_registry, self.wake)

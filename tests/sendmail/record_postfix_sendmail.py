@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.sendmail.scenario import CASES, ERROR_CASES, MAIN_CF, Case
+from tests.sendmail.scenario import BS_CASES, CASES, ERROR_CASES, MAIN_CF, Case
 
 HERE = Path(__file__).parent
 
@@ -42,6 +42,7 @@ pickup unix n - n 60 1 pickup
 cleanup unix n - n - 0 cleanup
 rewrite unix - - n - - trivial-rewrite
 postlog unix-dgram n - n - 1 postlogd
+proxymap unix - - n - - proxymap
 """
 
 _DATE = re.compile(
@@ -57,8 +58,15 @@ def _run(
     return subprocess.run(args, input=stdin.encode(), capture_output=True, env=env, check=False)
 
 
+def _maildrop_id(match: re.Match[str]) -> str:
+    return (
+        "queued as {MAILDROP_QID}" if match.group(0).startswith("queued") else "id {MAILDROP_QID};"
+    )
+
+
 def _normal(text: str, qid: str) -> str:
     text = text.replace(qid, "{QID}")
+    text = re.sub(r"queued as [0-9A-F]+|id [0-9A-F]{10,};", _maildrop_id, text)
     text = _STAMP.sub("<{STAMP}.", text)
     return _DATE.sub("{DATE}", text)
 
@@ -119,8 +127,12 @@ def record_case(case: Case, base: Path, env: dict[str, str]) -> dict[str, object
         "exit": result.returncode,
         "stderr": result.stderr.decode(),
     }
+    if "-bs" in case.args:
+        out["stdout"] = result.stdout.decode()
     if result.returncode != 0:
         return out
+    if "stdout" in out:
+        out["stdout"] = _normal(str(out["stdout"]), "{QID}")
     path = _wait_for_file(base / "queue" / "incoming")
     qid = path.name
     shown = _run("postcat", "-c", str(base / "etc"), "-ehb", str(path)).stdout.decode()
@@ -133,7 +145,7 @@ def record_case(case: Case, base: Path, env: dict[str, str]) -> dict[str, object
             match = _LOG.match(line.rstrip("\n"))
             if match and match.group(1) in ("pickup", "cleanup", "sendmail", "postdrop"):
                 text = match.group(2)
-                if "public/qmgr" in text:
+                if "public/qmgr" in text or match.group(1) == "smtpd":
                     continue
                 lines.append(f"{match.group(1)}: {_normal(text, qid)}")
     out["maillog"] = lines
@@ -158,7 +170,8 @@ def main() -> None:
         raise SystemExit((base / "maillog").read_text())
     try:
         time.sleep(2)
-        recorded = {case.name: record_case(case, base, env) for case in CASES + ERROR_CASES}
+        cases = CASES + ERROR_CASES + BS_CASES
+        recorded = {case.name: record_case(case, base, env) for case in cases}
     finally:
         subprocess.run(["postfix", "-c", str(etc), "stop"], check=False, env=env)
         time.sleep(1)

@@ -213,3 +213,13 @@ ERROR_CASES = (
     Case("q_s_not_implemented", ("-qSx",), ""),
     Case("missing_option_argument_at_end", ("-f",), "Subject: e9\n\nbody\n"),
 )
+
+#: ``sendmail -bs``: an SMTP dialogue on standard input/output.
+BS_CASES = (
+    Case(
+        "bs_session",
+        ("-bs",),
+        "EHLO client.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<bob>\r\n"
+        "RCPT TO:<x@remote.example>\r\nDATA\r\nSubject: bs\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+    ),
+)

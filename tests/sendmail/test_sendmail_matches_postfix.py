@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import pwd
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from tests.sendmail.helpers import (
     submit,
     write_config,
 )
-from tests.sendmail.scenario import CASES, ERROR_CASES, Case
+from tests.sendmail.scenario import BS_CASES, CASES, ERROR_CASES, Case
 
 RECORDED: dict[str, Any] = json.loads((Path(__file__).parent / "postfix_sendmail.json").read_text())
 
@@ -81,3 +83,49 @@ def test_refused_submission_matches_postfix(
     result = submit(config, case.args, case.stdin, monkeypatch, case.env)
     assert (result.status, result.stderr) == (expected["exit"], expected["stderr"])
     assert not list((config / "queue").glob("*/*"))
+
+
+#: EHLO keywords Postfix offers that mailhost's smtpd does not (yet).
+NOT_OFFERED = ("250-ETRN", "250-DSN", "250 CHUNKING", "250-CHUNKING")
+
+
+def _transcript(text: str, maildrop_id: str) -> list[str]:
+    if maildrop_id:
+        text = text.replace(maildrop_id, "{MAILDROP_QID}")
+    lines = text.splitlines()
+    kept = [line for line in lines if line not in NOT_OFFERED]
+    # The last EHLO line is "250 KEYWORD"; with CHUNKING gone it is SMTPUTF8.
+    return [line.replace("250-SMTPUTF8", "250 SMTPUTF8") for line in kept]
+
+
+@pytest.mark.parametrize("case", BS_CASES, ids=[c.name for c in BS_CASES])
+def test_bs_session_matches_postfix(
+    case: Case, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """sendmail -bs: the replies (less the EHLO keywords mailhost does not
+    offer), then pickup's and smtpd's Received: headers and cleanup's."""
+    _skip_unless_recorded_user(case)
+    expected = RECORDED[case.name]
+    config = write_config(tmp_path / "etc")
+    done = subprocess.run(
+        [sys.executable, "-m", "mailhost", "sendmail", "-C", str(config), *case.args],
+        input=case.stdin.encode(),
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    assert (done.returncode, done.stderr.decode()) == (expected["exit"], expected["stderr"])
+    (dropped,) = (config / "queue" / "maildrop").iterdir()
+    assert _transcript(done.stdout.decode(), dropped.name) == _transcript(expected["stdout"], "")
+    caplog.set_level(logging.INFO, logger="mailhost")
+    (queue_id,) = asyncio.run(pick_all(config))
+    qf = asyncio.run(read_incoming(config, queue_id))
+    assert qf.envelope.sender == expected["sender"]
+    assert qf.envelope.full_name == expected["fullname"]
+    assert [[r.original, r.address] for r in qf.envelope.recipients] == expected["recipients"]
+    lines = [line.decode() for line in qf.lines()]
+    blank = lines.index("")
+    headers = [normal(line, queue_id).replace(dropped.name, "{MAILDROP_QID}") for line in lines]
+    assert headers[:blank] == expected["headers"]
+    assert lines[blank + 1 :] == expected["body"]
+    assert log_lines(caplog, queue_id) == expected["maillog"]

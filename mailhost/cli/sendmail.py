@@ -22,6 +22,8 @@ What is Postfix's, recorded from Postfix 3.7.11 (tests/sendmail/postfix_sendmail
   every command-line argument is itself an address list;
 * the full name for a missing ``From:`` is ``-F``, else ``$NAME``, else the
   password file's GECOS field;
+* a message larger than ``message_size_limit`` is refused (``sendmail:
+  fatal: LOGIN(UID): message file too big``);
 * every fatal error, a bad option included, exits 75 (EX_TEMPFAIL) with
   ``sendmail: fatal: ...`` on stderr; a bad option is reported twice first
   (Postfix's sendmail reads its options in two passes).
@@ -60,7 +62,7 @@ import click
 
 from mailhost.errors import EX_TEMPFAIL, EX_UNAVAILABLE, MailhostError
 from mailhost.queue.cleanup import header_name, header_value, split_header_section
-from mailhost.queue.qfile import Envelope, Recipient
+from mailhost.queue.qfile import Envelope, Recipient, postfix_size
 from mailhost.rfc822 import first_address, parse_address_list
 
 PROGRAM = "sendmail"
@@ -361,6 +363,10 @@ def submit(opts: Options, stdin: BinaryIO, stderr: Any) -> int:
     user = current_user()
     cfg = load_config(opts.config_dir)
     lines = read_message(stdin, dot_ends_input=opts.dot_ends_input)
+    limit = cfg.get_int("message_size_limit")
+    if limit and postfix_size(lines, cfg.get_int("line_length_limit")) > limit:
+        # Postfix: postdrop's file size limit is message_size_limit.
+        raise SendmailFatal(f"{user.tag}: message file too big")
     warnings = opts.warnings
     envelope = envelope_for(opts, user, lines, warnings)
     for text in warnings:

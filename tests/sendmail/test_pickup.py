@@ -194,3 +194,19 @@ async def test_running_pickup_is_woken_and_wakes_the_queue_manager(
     finally:
         await pickup.stop()
         await registry.close()
+
+
+def test_message_over_message_size_limit_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Postfix 3.7.11 with message_size_limit = 1000 (observed): 20 lines of
+    100 bytes → ``sendmail: fatal: root(0): message file too big``, exit 75;
+    5 lines are queued."""
+    config = write_config(tmp_path / "etc", "message_size_limit = 1000\n")
+    big = "Subject: big\n\n" + ("x" * 99 + "\n") * 20
+    result = submit(config, ["bob@example.net"], big, monkeypatch)
+    assert result.status == 75
+    assert result.stderr.endswith(": message file too big\n")
+    small = "Subject: big\n\n" + ("x" * 99 + "\n") * 5
+    assert submit(config, ["bob@example.net"], small, monkeypatch).status == 0
+    assert len(maildrop(config)) == 1

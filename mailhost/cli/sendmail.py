@@ -30,20 +30,25 @@ What is Postfix's, recorded from Postfix 3.7.11 (tests/sendmail/postfix_sendmail
 
 Modes: ``-bp`` (and the name ``mailq``) runs ``mailhost mailq``; ``-bi``/``-I``
 (and the name ``newaliases``) runs ``mailhost newaliases``; ``-q`` runs
-``mailhost postqueue -f``; those commands come with mailhost's queue tools and
-local delivery.  ``-bs`` (SMTP on stdin), ``-bv`` (address verification) and
+``mailhost postqueue -f`` (``-qI<id>``: ``-i <id>``, ``-qR<site>``: ``-s
+<site>``); those commands come with mailhost's queue tools and local
+delivery.  ``-bs`` is one SMTP session on standard input/output
+(:mod:`mailhost.smtpd.standalone`).  ``-bv`` (address verification) and
 ``-bd``/``-bl`` (start a daemon: use ``mailhost serve``) are not supported
-and say so.  Accepted and ignored, as in Postfix: ``-Ax -G -U -c -m -n -x
--h N -L label -O opt -p proto -e x -X file -o7 -o8 -om -oX...``,
-``-qINTERVAL``, ``-bh``/``-bH``/``-bm``.  ``-N``, ``-R``, ``-V`` and ``-B``
-are stored as the DSN notify / return / envelope id and BODY parameters.
+and say so.  Accepted and ignored, as in Postfix: ``-Ax -U -c -m -x -h N -L
+label -O opt -p proto -e x -XV -o7 -o8 -om -oX...``, ``-q<interval>``,
+``-bh``/``-bH``/``-bm``; ``-n`` is refused as Postfix refuses it.  ``-N``,
+``-R``, ``-V`` and ``-B`` are stored as the DSN notify / return / envelope id
+and BODY parameters; ``-G`` marks a gateway submission (cleanup adds no
+missing headers).
 
-Permissions: the maildrop directory is mode 0730 like Postfix's (write and
-search, no listing, for its group).  mailhost has no set-gid postdrop
-helper: root can always submit; to let ordinary users submit, give the
-maildrop directory to a group those users are in (``chgrp mail
-/var/spool/mailhost/maildrop``).  The file is owned by the submitting user,
-which pickup logs as ``uid=N`` and writes into the ``Received:`` header.
+Permissions: the maildrop directory is mode 0730 like Postfix's.  mailhost
+has no set-gid postdrop helper: root can always submit; to let ordinary
+users submit, give the directory to a group they are in with mode 0770 (the
+read bit lets the submitter fsync the directory before it exits 0; without
+it the submission fails with exit 75 and leaves nothing).  The file is owned
+by the submitting user, which pickup logs as ``uid=N`` and writes into the
+``Received:`` header (docs/sendmail.md).
 """
 
 from __future__ import annotations

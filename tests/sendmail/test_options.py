@@ -190,3 +190,10 @@ def test_qualifying_unqualified_mailboxes(addresses: list[str]) -> None:
     header = ", ".join(locals_only)
     parsed = parse_address_list(header)
     assert [q.external(b.external) for b in parsed] == [f"{x}@origin.example" for x in locals_only]
+
+
+@given(_address, _name)
+def test_f_option_takes_the_address_of_name_addr(address: str, name: str) -> None:
+    """``-f 'Name <addr>'`` and ``-f addr`` give the address (internal form)."""
+    assert first_address(f"{phrase(name)} <{external_form(address)}>") == (address, 1)
+    assert first_address(external_form(address)) == (address, 1)

@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "qshape": "mailhost.cli.qshape:qshape",
     "postsuper": "mailhost.cli.postsuper:postsuper",
     "postcat": "mailhost.cli.postcat:postcat",
+    "sendmail": "mailhost.cli.sendmail:sendmail",
 }
 
 

@@ -43,10 +43,11 @@ WELL_KNOWN_PORTS: Mapping[str, int] = {
 }
 
 #: Programs ``mailhost serve`` runs itself besides the smtpd listeners: the
-#: queue manager (mailhost.qmgr.service starts it when master.cf declares it)
+#: queue manager and pickup (mailhost.qmgr.service / mailhost.qmgr.pickup start
+#: them when master.cf declares them)
 #: and the delivery agents that queue manager runs in-process.  Their lines are
 #: not "ignored" and get no warning.
-IN_PROCESS = frozenset({"qmgr", "virtual", "error", "discard"})
+IN_PROCESS = frozenset({"qmgr", "virtual", "error", "discard", "pickup"})
 
 _TYPES = {"inet", "unix", "unix-dgram", "fifo", "pass"}
 _YES_NO = {"y", "n", "-"}

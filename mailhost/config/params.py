@@ -323,7 +323,11 @@ PARAMETERS: tuple[Param, ...] = (
     Param("mailhost_quota_status_toolarge", ""),
     Param("line_length_limit", "2048", INT),
     Param("smtpd_client_connection_limit_exceptions", "", STR),
-    Param("smtpd_client_event_limit_exceptions", "${smtpd_client_connection_limit_exceptions:$mynetworks}", STR),
+    Param(
+        "smtpd_client_event_limit_exceptions",
+        "${smtpd_client_connection_limit_exceptions:$mynetworks}",
+        STR,
+    ),
     Param("mailhost_sasl_password_maps", "", STR),
 )
 

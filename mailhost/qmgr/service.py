@@ -14,7 +14,9 @@ original one, then :func:`build_manager`; its queue sink wakes the manager
 after each commit (the manager also polls ``incoming`` every second, for
 files from other writers); ``stop`` is awaited by
 :func:`mailhost.cli.serve.run_server`.  The manager reads main.cf once at
-start; SIGHUP does not reconfigure it.
+start; SIGHUP does not reconfigure it.  A ``pickup`` line starts
+:class:`~mailhost.qmgr.pickup.Pickup` the same way (maildrop → incoming,
+waking the queue manager after each file).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from mailhost.config import Config
 from mailhost.config.mastercf import read_master_cf
 from mailhost.log import logger
 from mailhost.qmgr.manager import QmgrSettings, QueueManager
+from mailhost.qmgr.pickup import Pickup, build_pickup, pickup_declared
 from mailhost.qmgr.transport import Router, Transport, Transports, builtin_transports
 from mailhost.qmgr.trigger import FLUSH, FLUSH_ID, Request, TriggerServer, site_queue_ids
 from mailhost.qmgr.virtual import VirtualSettings, VirtualTransport
@@ -102,6 +105,8 @@ class QueueManagerService:
         self.manager: QueueManager | None = None
         self.registry: TableRegistry | None = None
         self.trigger: TriggerServer | None = None
+        self.pickup: Pickup | None = None
+        self.pickup_registry: TableRegistry | None = None
 
     def wrap(self, wiring: Wiring) -> Wiring:
         """``wiring`` with the queue manager started after its start-up hook
@@ -113,6 +118,9 @@ class QueueManagerService:
             if original is not None:
                 await original(cfg)
             await self.start(cfg)
+            # After the queue manager's recovery, which removes temporary
+            # names in incoming: pickup's file being written is not one.
+            await self.start_pickup(cfg)
 
         def queue(cfg: Config) -> QueueSink:
             return WakingSink(make_sink(cfg), self.wake)
@@ -146,10 +154,27 @@ class QueueManagerService:
         ids = await site_queue_ids(self.manager.store, request.argument)
         return len(await self.manager.flush(ids))
 
+    async def start_pickup(self, cfg: Config) -> None:
+        """pickup(8) when master.cf declares it: maildrop → incoming."""
+        if not pickup_declared(self.master_cf or cfg.config_dir / "master.cf"):
+            return
+        self.pickup_registry = TableRegistry.from_config(cfg)
+        self.pickup = build_pickup(cfg, self.pickup_registry, self.wake)
+        await self.pickup.start()
+
+    async def stop_pickup(self) -> None:
+        if self.pickup is not None:
+            await self.pickup.stop()
+            self.pickup = None
+        if self.pickup_registry is not None:
+            await self.pickup_registry.close()
+            self.pickup_registry = None
+
     async def stop(self) -> None:
         if self.trigger is not None:
             await self.trigger.close()
             self.trigger = None
+        await self.stop_pickup()
         if self.manager is not None:
             await self.manager.stop()
             self.manager = None

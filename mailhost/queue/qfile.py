@@ -134,12 +134,24 @@ class Envelope:
     dsn_ret: str = ""
     #: other MAIL FROM parameters delivery needs (``BODY``, ``SMTPUTF8``).
     mail_params: tuple[tuple[str, str], ...] = ()
+    #: the sender's full name from ``sendmail -F`` / ``$NAME`` / the password
+    #: file (Postfix's sender_fullname record); cleanup uses it for a missing
+    #: ``From:`` header.  Empty for SMTP mail.
+    full_name: str = ""
+    #: a ``sendmail`` submission in ``maildrop`` that pickup has not yet given
+    #: cleanup's treatment (mailhost.queue.cleanup): ``"local"`` (missing
+    #: headers added, header addresses qualified) or ``"gateway"``
+    #: (``sendmail -G``: neither, Postfix's remote rewrite context); ``""``
+    #: for everything else.
+    submission: str = ""
 
     def __post_init__(self) -> None:
         if not self.recipients:
             raise ValueError("an envelope needs at least one recipient")
         if self.dsn_ret not in ("", "FULL", "HDRS"):
             raise ValueError(f"invalid DSN RET value: {self.dsn_ret}")
+        if self.submission not in ("", "local", "gateway"):
+            raise ValueError(f"invalid submission kind: {self.submission}")
 
 
 # -- status records (appended by the queue manager) -----------------------------------
@@ -315,7 +327,7 @@ def postfix_size(lines: Iterable[bytes], line_length_limit: int = LINE_LENGTH_LI
 
 def _envelope_json(queue_id: str, envelope: Envelope, size: int) -> dict[str, Any]:
     client = envelope.client
-    return {
+    obj: dict[str, Any] = {
         "queue_id": queue_id,
         "arrival_time": envelope.arrival_time,
         "size": size,
@@ -335,6 +347,12 @@ def _envelope_json(queue_id: str, envelope: Envelope, size: int) -> dict[str, An
         "dsn_ret": envelope.dsn_ret,
         "mail_params": [list(p) for p in envelope.mail_params],
     }  # fmt: skip
+    # Written only when set, so files without them keep their exact bytes.
+    if envelope.full_name:
+        obj["full_name"] = envelope.full_name
+    if envelope.submission:
+        obj["submission"] = envelope.submission
+    return obj
 
 
 def _dump(obj: Any) -> bytes:
@@ -455,6 +473,8 @@ def _envelope_from(obj: dict[str, Any]) -> tuple[str, Envelope, int]:
         dsn_envid=_str(obj, "dsn_envid"),
         dsn_ret=_str(obj, "dsn_ret"),
         mail_params=tuple((str(k), str(v)) for k, v in obj["mail_params"]),
+        full_name=str(obj.get("full_name", "")),
+        submission=str(obj.get("submission", "")),
     )  # fmt: skip
     return _str(obj, "queue_id"), envelope, int(obj["size"])
 

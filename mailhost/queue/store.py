@@ -133,10 +133,13 @@ class Transaction:
     """One queue file being written; :attr:`queue_id` is known from the start."""
 
     def __init__(
-        self, store: QueueStore, queue_id: str, temp: Path, file: BinaryIO
+        self, store: QueueStore, queue_id: str, temp: Path, file: BinaryIO,
+        queue_name: str = INCOMING,
     ) -> None:  # fmt: skip
         self.store = store
         self.queue_id = queue_id
+        #: incoming (smtpd, pickup) or maildrop (sendmail, a local submission).
+        self.queue_name = queue_name
         self._temp = temp
         self._file: BinaryIO | None = file
         self._linked = False
@@ -145,7 +148,7 @@ class Transaction:
     @property
     def path(self) -> Path:
         """Where the file will be once committed."""
-        return self.store.root / INCOMING / self.queue_id
+        return self.store.root / self.queue_name / self.queue_id
 
     def _write(self, envelope: Envelope, content: Sequence[bytes]) -> int:
         assert self._file is not None
@@ -244,8 +247,8 @@ class QueueStore:
 
     # -- writing --------------------------------------------------------------------
 
-    def _create(self) -> Transaction:
-        incoming = self.root / INCOMING
+    def _create(self, queue_name: str = INCOMING) -> Transaction:
+        incoming = self.root / queue_name
         pid = os.getpid()
         while True:
             usec = time.time_ns() // 1000 % 1_000_000
@@ -259,11 +262,15 @@ class QueueStore:
                 continue
             break
         queue_id = new_queue_id(os.fstat(fd).st_ino, long_ids=self.long_ids)
-        return Transaction(self, queue_id, temp, os.fdopen(fd, "wb", buffering=1 << 16))
+        return Transaction(self, queue_id, temp, os.fdopen(fd, "wb", buffering=1 << 16), queue_name)
 
-    async def begin(self) -> Transaction:
-        """Create the queue file for a new message; its id is known now."""
-        return await run_blocking(self._create)
+    async def begin(self, queue_name: str = INCOMING) -> Transaction:
+        """Create the queue file for a new message; its id is known now.
+        ``queue_name`` is ``incoming``, or ``maildrop`` for a local submission
+        (``mailhost sendmail``; pickup later moves it on)."""
+        if queue_name not in (INCOMING, MAILDROP):
+            raise QueueError(f"cannot write new messages into queue {queue_name}")
+        return await run_blocking(self._create, queue_name)
 
     async def enqueue(self, envelope: Envelope, content: Sequence[bytes]) -> str:
         """Queue a message durably in ``incoming``; return its queue id."""

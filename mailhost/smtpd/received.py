@@ -28,7 +28,9 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 
 
 def mail_date(when: float | None = None) -> str:
-    """``Sat, 28 Nov 2026 17:08:35 +0000 (UTC)`` in local time, C-locale names."""
+    """``Sat, 28 Nov 2026 17:08:35 +0000 (UTC)`` in local time, C-locale names;
+    the day of the month is padded with a space (strftime ``%e``), as Postfix
+    writes ``Tue,  1 Dec 2026`` (recorded, tests/sendmail/postfix_sendmail.json)."""
     t = time.localtime(time.time() if when is None else when)
     offset = t.tm_gmtoff or 0
     sign = "-" if offset < 0 else "+"

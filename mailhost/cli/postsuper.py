@@ -65,8 +65,11 @@ DEFAULT_QUEUES = (MAILDROP, INCOMING, ACTIVE, DEFERRED, HOLD)
 HOLD_QUEUES = (INCOMING, ACTIVE, DEFERRED)
 RELEASE_QUEUES = (HOLD,)
 MESSAGE_QUEUES = (INCOMING, ACTIVE, DEFERRED, HOLD)
-#: Where -r puts a message: Postfix uses maildrop (pickup and cleanup run it
-#: again); mailhost has no pickup service, the queue manager takes incoming.
+#: Where -r puts a message.  Postfix uses maildrop (pickup and cleanup run
+#: it again); mailhost's pickup runs only where master.cf declares it, so -r
+#: hands the message to the queue manager through incoming: delivered
+#: recipients stay done, the rest are routed afresh (virtual aliases are not
+#: expanded a second time).
 REQUEUE_TO = INCOMING
 USAGE = (
     "usage: postsuper [-c config_dir] [-d queue_id (delete)] [-e queue_id (expire)]"

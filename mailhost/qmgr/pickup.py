@@ -57,6 +57,7 @@ from mailhost.queue.qfile import CorruptQueueFile, QueueFile, Recipient
 from mailhost.queue.store import CORRUPT, CORRUPT_MODE, MAILDROP, QueueEntry, QueueStore
 from mailhost.resolve.aliases import AliasExpansionError
 from mailhost.resolve.resolver import Resolver, ResolverSettings
+from mailhost.resolve.rewrite import RewriteError, RewriteSettings, cleanup_rewrite
 from mailhost.smtpd.handler import message_id
 from mailhost.smtpd.wiring import queue_store
 from mailhost.tables.registry import TableRegistry
@@ -87,12 +88,15 @@ class Pickup:
         resolver: Resolver,
         settings: CleanupSettings,
         *,
+        rewrite: RewriteSettings | None = None,
         poll_interval: float = 1.0,
         on_queued: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.resolver = resolver
         self.settings = settings
+        #: cleanup's canonical mapping and masquerading, as at end of DATA.
+        self.rewrite = rewrite
         self.poll_interval = poll_interval
         self.on_queued = on_queued
         self.counters = PickupCounters()
@@ -168,7 +172,12 @@ class Pickup:
             await self._save_corrupt(entry, str(exc))
             return None
         try:
-            recipients = await self._recipients(qf)
+            sender, targets = await self._rewrite_envelope(qf)
+            recipients = await self._recipients(qf, targets)
+        except RewriteError as exc:
+            log.warning("%s: %s", entry.queue_id, exc.log_text, extra=CLEANUP)
+            self.counters.deferred += 1
+            return None
         except AliasExpansionError as exc:
             log.warning("%s: %s", entry.queue_id, exc.log_text, extra=CLEANUP)
             self.counters.deferred += 1
@@ -178,7 +187,11 @@ class Pickup:
             self.counters.deferred += 1
             return None
         try:
-            qid = await self._requeue(entry, qf, owner, recipients)
+            qid = await self._requeue(entry, qf, owner, sender, recipients)
+        except RewriteError as exc:
+            log.warning("%s: %s", entry.queue_id, exc.log_text, extra=CLEANUP)
+            self.counters.deferred += 1
+            return None
         except OSError as exc:
             log.warning("%s: queue file write error: %s", entry.queue_id, exc, extra=CLEANUP)
             self.counters.deferred += 1
@@ -188,14 +201,25 @@ class Pickup:
             self.on_queued()
         return qid
 
-    async def _recipients(self, qf: QueueFile) -> tuple[Recipient, ...]:
-        """Qualified and alias-expanded, one per distinct (original, final)."""
+    async def _rewrite_envelope(self, qf: QueueFile) -> tuple[str, list[str]]:
+        """The sender and one target per envelope recipient: qualified with
+        myorigin, then canonical-mapped and masqueraded (cleanup's order,
+        before virtual alias expansion); raises RewriteError."""
         qualifier = self.settings.qualifier
+        sender = qualifier.address(qf.envelope.sender)
+        targets = [qualifier.address(r.address) for r in qf.envelope.recipients]
+        if self.rewrite is None:
+            return sender, targets
+        done = await cleanup_rewrite(self.rewrite, sender, targets, [])
+        return done.sender, list(done.recipients)
+
+    async def _recipients(self, qf: QueueFile, targets: list[str]) -> tuple[Recipient, ...]:
+        """Alias-expanded, one per distinct (original, final)."""
         seen: set[tuple[str, str]] = set()
         out: list[Recipient] = []
-        for rcpt in qf.envelope.recipients:
+        for rcpt, target in zip(qf.envelope.recipients, targets, strict=True):
             original = rcpt.original or rcpt.address
-            for record in await self.resolver.expand(qualifier.address(rcpt.address)):
+            for record in await self.resolver.expand(target):
                 key = (original.lower(), record.final.lower())
                 if key not in seen:
                     seen.add(key)
@@ -203,11 +227,15 @@ class Pickup:
         return tuple(out)
 
     async def _requeue(
-        self, entry: QueueEntry, qf: QueueFile, owner: int, recipients: tuple[Recipient, ...]
+        self,
+        entry: QueueEntry,
+        qf: QueueFile,
+        owner: int,
+        sender: str,
+        recipients: tuple[Recipient, ...],
     ) -> str:
         envelope = qf.envelope
         raw_sender = envelope.sender
-        sender = self.settings.qualifier.address(raw_sender)
         txn = await self.store.begin()
         qid = txn.queue_id
         orig = "" if envelope.submission else f" orig_id={entry.queue_id}"
@@ -215,9 +243,15 @@ class Pickup:
             "%s: uid=%d from=<%s>%s", qid, owner, external_form(raw_sender), orig, extra=PICKUP
         )
         try:
+            lines = qf.lines()
+            if self.rewrite is not None:
+                # Header addresses as read (local submissions are always
+                # rewritten); the headers cleanup adds below are not.
+                done = await cleanup_rewrite(self.rewrite, sender, [], lines, queue_id=qid)
+                lines = done.lines
             if envelope.submission:
                 cleaned = clean_local(
-                    qf.lines(),
+                    lines,
                     queue_id=qid,
                     sender=sender,
                     full_name=envelope.full_name,
@@ -227,7 +261,6 @@ class Pickup:
                     local=envelope.submission == "local",
                 )
             else:
-                lines = qf.lines()
                 cleaned = Cleaned(lines, message_id(lines), None)
             new = replace(envelope, sender=sender, recipients=recipients, submission="")
         except BaseException:
@@ -277,5 +310,6 @@ def build_pickup(
         queue_store(cfg),
         Resolver(ResolverSettings.from_config(cfg, registry)),
         CleanupSettings.from_config(cfg),
+        rewrite=RewriteSettings.from_config(cfg, registry),
         on_queued=on_queued,
     )

@@ -210,3 +210,26 @@ def test_message_over_message_size_limit_is_refused(
     small = "Subject: big\n\n" + ("x" * 99 + "\n") * 5
     assert submit(config, ["bob@example.net"], small, monkeypatch).status == 0
     assert len(maildrop(config)) == 1
+
+
+def test_pickup_applies_canonical_maps_before_alias_expansion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cleanup(8) rewrites local submissions as it rewrites SMTP mail (the same
+    cleanup_rewrite): sender_canonical_maps on the envelope sender and the
+    From: header, recipient_canonical_maps before virtual alias expansion;
+    the recipient as given stays its original (orig_to)."""
+    config = write_config(
+        tmp_path / "etc",
+        "sender_canonical_maps = inline:{user1@example.com=User.One@example.com}\n"
+        "recipient_canonical_maps = inline:{root@example.com=admin@example.com}\n"
+        "virtual_alias_maps = inline:{admin@example.com=alice@example.net}\n",
+    )
+    submit(config, ["-f", "user1", "root"], "From: user1\nSubject: s\n\nbody\n", monkeypatch)
+    (qid,) = asyncio.run(pick_all(config))
+    qf = asyncio.run(read_incoming(config, qid))
+    assert qf.envelope.sender == "User.One@example.com"
+    assert [(r.original, r.address) for r in qf.envelope.recipients] == [
+        ("root", "alice@example.net")
+    ]
+    assert b"From: User.One@example.com" in qf.lines()

@@ -27,6 +27,7 @@ from mailhost.config import Config
 from mailhost.config.mastercf import read_master_cf
 from mailhost.log import logger
 from mailhost.qmgr.manager import QmgrSettings, QueueManager
+from mailhost.qmgr.smtp import SmtpSettings, SmtpTransport
 from mailhost.qmgr.transport import Router, Transport, Transports, builtin_transports
 from mailhost.qmgr.virtual import VirtualSettings, VirtualTransport
 from mailhost.resolve.resolver import Resolver, ResolverSettings
@@ -51,6 +52,10 @@ def build_manager(cfg: Config, registry: TableRegistry) -> QueueManager:
     transports: dict[str, Transport] = builtin_transports()
     virtual = VirtualTransport(VirtualSettings.from_config(cfg, registry, settings.search))
     transports[virtual.name] = virtual
+    # smtp(8) twice (smtp and relay, as in Postfix's master.cf) and lmtp(8).
+    for name in ("smtp", "relay", "lmtp"):
+        interfaces = settings.classes.interfaces
+        transports[name] = SmtpTransport(SmtpSettings.from_config(cfg, registry, name, interfaces))
     return QueueManager(
         queue_store(cfg),
         Router.from_config(cfg, registry, resolver),

@@ -203,20 +203,23 @@ class MxResolver:
             raise NoRoute(_not_found(name, self.types[0], soft=False))
         return found
 
-    async def hosts(self, nexthop: Nexthop) -> list[MxHost]:
-        """The addresses to try for ``nexthop``, best first."""
+    async def hosts(self, nexthop: Nexthop, *, detect_loops: bool = True) -> list[MxHost]:
+        """The addresses to try for ``nexthop``, best first.  smtp(8) looks
+        for itself only on its default port (``detect_loops``): a server on
+        another port of this host is a different service."""
+        own = self.own if detect_loops else frozenset()
         if not nexthop.mx:
             literal = nexthop.literal
             if literal is not None:
                 hosts = [MxHost(literal, literal)]
             else:
                 hosts = [MxHost(nexthop.host, a) for a in await self.addresses(nexthop.host)]
-            return self._trim(nexthop.host, hosts, mx=False)
+            return self._trim(nexthop.host, hosts, own, mx=False)
         records = await self._query(nexthop.host, "MX")
         if records is None:
             # No MX at all: the domain's own address (RFC 5321 5.1).
             hosts = [MxHost(nexthop.host, a) for a in await self.addresses(nexthop.host)]
-            return self._trim(nexthop.host, hosts, mx=False)
+            return self._trim(nexthop.host, hosts, own, mx=False)
         mxes = sorted(_parse_mx(r) for r in records)
         if any(target == "" for _, target in mxes):
             # RFC 7505 null MX; Postfix dns_lookup.c's text, status 5.1.0.
@@ -234,7 +237,7 @@ class MxResolver:
             log.warning("no MX host for %s has a valid address record", nexthop.host)
             assert last_error is not None
             raise last_error
-        return self._trim(nexthop.host, hosts, mx=True)
+        return self._trim(nexthop.host, hosts, own, mx=True)
 
     def _shuffle(self, mxes: list[tuple[int, str]]) -> list[tuple[int, str]]:
         if not self.randomize:
@@ -246,11 +249,13 @@ class MxResolver:
             out += same
         return out
 
-    def _trim(self, domain: str, hosts: list[MxHost], *, mx: bool) -> list[MxHost]:
+    def _trim(
+        self, domain: str, hosts: list[MxHost], own: frozenset[str], *, mx: bool
+    ) -> list[MxHost]:
         """Drop this host and (for MX) everything not better than it; then
         apply smtp_mx_address_limit (Postfix smtp_truncate_self)."""
         best = hosts[0].preference
-        self_pref = next((h.preference for h in hosts if h.address in self.own), None)
+        self_pref = next((h.preference for h in hosts if h.address in own), None)
         if self_pref is not None:
             hosts = [h for h in hosts if h.preference < self_pref] if mx else []
         if not hosts:

@@ -237,6 +237,7 @@ class ClientSession:
             await session._handshake(tls_name, credentials, use_tls)
         except BaseException:
             session.abort()
+            await session.wait_closed()
             raise
         return session
 
@@ -538,8 +539,12 @@ class ClientSession:
             with contextlib.suppress(SessionError):
                 await self.command("QUIT", self.settings.timeouts.quit, "sending QUIT")
         self.abort()
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Until the transport is gone (a TLS one needs a few loop turns)."""
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(2):
                 await self.writer.wait_closed()
 
     def abort(self) -> None:

@@ -64,6 +64,15 @@ def build_manager(cfg: Config, registry: TableRegistry) -> QueueManager:
     )
 
 
+async def close_transports(manager: QueueManager) -> None:
+    """Let transports that hold connections (smtp, lmtp: cached sessions)
+    close them."""
+    for transport in manager.transports.by_name.values():
+        close = getattr(transport, "close", None)
+        if close is not None:
+            await close()
+
+
 class WakingTransaction:
     """A queue transaction that wakes the queue manager once committed."""
 
@@ -137,6 +146,7 @@ class QueueManagerService:
     async def stop(self) -> None:
         if self.manager is not None:
             await self.manager.stop()
+            await close_transports(self.manager)
             self.manager = None
         if self.registry is not None:
             await self.registry.close()

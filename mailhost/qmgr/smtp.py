@@ -307,7 +307,9 @@ class SmtpTransport:
             if not text.startswith("["):
                 text = f"[{host}]" + (f":{port}" if sep else "")
         hop = parse_nexthop(text, s.default_port)
-        hosts = await self.resolver.hosts(hop)
+        # Loop detection: smtp(8) only, and only on its default port.
+        detect = not s.lmtp and hop.port == s.default_port
+        hosts = await self.resolver.hosts(hop, detect_loops=detect)
         return [(Endpoint(h.name, h.address, hop.port), h.name) for h in hosts]
 
     def _unix_path(self, endpoint: Endpoint) -> Endpoint:
@@ -442,7 +444,7 @@ class SmtpTransport:
 
     async def _release(self, nexthop: str, session: ClientSession) -> None:
         if session.broken:
-            session.abort()
+            await session.quit()  # no QUIT on a broken session: just closes it
         else:
             await self.cache.save(nexthop, session)
 

@@ -16,10 +16,10 @@ import pytest
 
 from tests.smtp.dnsserver import DnsServer, sample_zone
 
-SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+# What the recorder adds to the shared zone (tests/smtp/record_postfix_smtp.py).
+from tests.smtp.record_postfix_smtp import EXTRA_ZONE
 
-#: What the recorder adds to the shared zone (tests/smtp/record_postfix_smtp.py).
-from tests.smtp.record_postfix_smtp import EXTRA_ZONE  # noqa: E402
+SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -45,9 +45,11 @@ class Sinks:
         self.port = port
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self, where: str, *options: str) -> None:
+    def start(self, where: str, *options: str, user: str = "postfix") -> None:
+        """Listen on ``where`` (an address, or ``unix:PATH``); smtp-sink
+        drops root privileges to ``user`` after opening its socket."""
         host = where.rsplit(":", 1)[0] if where.count(":") else where
-        args = [SMTP_SINK, "-u", "postfix", *options]
+        args = [SMTP_SINK, "-u", user, *options]
         if where.startswith("unix:"):
             args += [where, "50"]
         else:

@@ -247,10 +247,13 @@ class ClientSession:
         s = self.settings
         greeting = await self._read(s.timeouts.helo, "receiving the initial server greeting")
         if greeting.code != 220:
+            dsn = greeting.dsn if greeting.code >= 400 else "4.0.0"
+            if dsn.startswith("5") and s.skip_5xx_greeting:
+                # smtp_skip_5xx_greeting: such a server is skipped, not believed.
+                dsn = "4" + dsn[1:]
             raise SessionError(
                 DeliveryStatus(
-                    greeting.dsn if greeting.code >= 400 else "4.0.0",
-                    f"host {self.endpoint.peer} refused to talk to me: {greeting.text}",
+                    dsn, f"host {self.endpoint.peer} refused to talk to me: {greeting.text}"
                 )
             )
         await self._hello()
@@ -327,20 +330,21 @@ class ClientSession:
             )
             raise SessionError(DeliveryStatus("4.7.5", text)) from None
         self.tls = True
-        log.info(
-            "%s TLS connection established to %s: %s with cipher %s",
-            "Verified" if level in ("verify", "secure") else "Anonymous",
-            self.endpoint.label, self._tls_version(), self._tls_cipher(),
-        )  # fmt: skip
+        log.info("%s", self._tls_summary(level))
 
-    def _tls_version(self) -> str:
+    def _tls_summary(self, level: str) -> str:
+        """Postfix's line: ``Untrusted TLS connection established to
+        H[A]:P: TLSv1.3 with cipher NAME (256/256 bits)`` (Verified when the
+        certificate was checked at level verify/secure)."""
         obj = self.writer.get_extra_info("ssl_object")
-        return str(obj.version()) if obj is not None else ""
-
-    def _tls_cipher(self) -> str:
-        obj = self.writer.get_extra_info("ssl_object")
+        version = str(obj.version()) if obj is not None else ""
         cipher = obj.cipher() if obj is not None else None
-        return str(cipher[0]) if cipher else ""
+        name, bits = (str(cipher[0]), int(cipher[2])) if cipher else ("", 0)
+        trust = "Verified" if level in ("verify", "secure") else "Untrusted"
+        return (
+            f"{trust} TLS connection established to {self.endpoint.label}: "
+            f"{version} with cipher {name} ({bits}/{bits} bits)"
+        )
 
     async def _auth(self, credentials: Credentials) -> None:
         offered = self.features.get("AUTH", "").upper().split()

@@ -310,7 +310,11 @@ class SmtpTransport:
         # Loop detection: smtp(8) only, and only on its default port.
         detect = not s.lmtp and hop.port == s.default_port
         hosts = await self.resolver.hosts(hop, detect_loops=detect)
-        return [(Endpoint(h.name, h.address, hop.port), h.name) for h in hosts]
+        # verify: the certificate must name the MX host; secure: the nexthop.
+        secure = s.client.tls_level == "secure"
+        return [
+            (Endpoint(h.name, h.address, hop.port), hop.host if secure else h.name) for h in hosts
+        ]
 
     def _unix_path(self, endpoint: Endpoint) -> Endpoint:
         path = Path(endpoint.address)
@@ -398,12 +402,9 @@ class SmtpTransport:
                     log.info("%s", exc.status.text, extra=self.extra)
                 elif not last:
                     log.info("%s: %s", job.queue_id, exc.status.text, extra=self.extra)
-                # A 5xx greeting is skipped like a 4xx one (smtp_skip_5xx_greeting),
-                # any other 5xx in the handshake bounces.
-                greeting = "refused to talk to me" in exc.status.text
-                final = exc.status.bounced and not (
-                    greeting and self.settings.client.skip_5xx_greeting and not last
-                )
+                # A 5xx in the handshake bounces (a 5xx greeting was made a
+                # 4xx by smtp_skip_5xx_greeting: the next host is tried).
+                final = exc.status.bounced
                 for p in pending:
                     if not p.final:
                         p.status, p.relay, p.final = exc.status, relay, final

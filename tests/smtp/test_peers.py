@@ -205,7 +205,10 @@ async def test_relayhost_starttls_and_auth(
         in log.text()
     )
     assert "dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as SINK1)" in log.text()
-    assert "Anonymous TLS connection established to 127.0.0.1[127.0.0.1]" in log.text()
+    assert (
+        f"Untrusted TLS connection established to 127.0.0.1[127.0.0.1]:{sink.port}: TLSv1.3 with cipher "
+        in log.text()
+    )
     ((sender, rcpts, content, tls),) = handler.received
     assert (sender, rcpts, tls) == ("s@client.test", ["far@remote.example"], True)
     assert content == b"Received: from client.test\r\nSubject: hello\r\n\r\nbody line\r\n"

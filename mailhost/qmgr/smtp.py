@@ -42,6 +42,7 @@ from mailhost.config.lists import split_list
 from mailhost.delivery.connection_cache import ConnectionCache
 from mailhost.delivery.mx import MxResolver, NoRoute, parse_nexthop, parse_port
 from mailhost.delivery.smtp_client import (
+    TLS_LEVELS,
     ClientSession,
     ClientSettings,
     Credentials,
@@ -94,6 +95,8 @@ class SmtpSettings:
     mx_address_limit: int = 5
     randomize: bool = True
     own_addresses: frozenset[str] = field(default_factory=frozenset)
+    #: A configuration error that stops every delivery (deferred 4.3.5).
+    error: str = ""
 
     @classmethod
     def from_config(
@@ -122,6 +125,10 @@ class SmtpSettings:
             if cfg.is_known(f"{p}_sasl_tls_security_options")
             else sasl_opts
         )
+        error = ""
+        if level not in TLS_LEVELS:
+            # smtp(8) exits with a fatal error; the mail stays queued.
+            error, level = f"invalid TLS security level: {p}_tls_security_level = {level}", "none"
         client = ClientSettings(
             lmtp=lmtp,
             helo_name=cfg.get("lmtp_lhlo_name" if lmtp else "smtp_helo_name"),
@@ -148,12 +155,17 @@ class SmtpSettings:
         sasl_maps = Maps.from_value(
             f"{p}_sasl_password_maps", cfg.get(f"{p}_sasl_password_maps"), registry
         )
+        try:
+            default_port = parse_port(cfg.get(f"{p}_tcp_port"))
+        except ConfigError as exc:
+            error, default_port = f"{p}_tcp_port: {exc}", 25
         return cls(
             name=name,
             lmtp=lmtp,
             client=client,
+            error=error,
             relayhost="" if lmtp else cfg.get("relayhost").strip(),
-            default_port=parse_port(cfg.get(f"{p}_tcp_port")),
+            default_port=default_port,
             mx_session_limit=cfg.get_int(f"{p}_mx_session_limit"),
             concurrency_limit=_per_transport_int(cfg, name, "destination_concurrency_limit"),
             recipient_limit=_per_transport_int(cfg, name, "destination_recipient_limit"),
@@ -249,6 +261,9 @@ class SmtpTransport:
         return nexthop or domain
 
     async def deliver(self, job: Job) -> Sequence[Outcome]:
+        if self.settings.error:
+            log.critical("%s", self.settings.error, extra=self.extra)
+            return [Outcome(CONFIG_ERROR, NONE) for _ in job.deliveries]
         groups: dict[str, list[int]] = {}
         for n, delivery in enumerate(job.deliveries):
             groups.setdefault(self.effective_nexthop(delivery), []).append(n)
@@ -341,8 +356,9 @@ class SmtpTransport:
         cached = self.cache.take(nexthop)
         if cached is not None:
             # A stale cached session fails: start over with a fresh one.
+            # (last=True: its soft failures are retried below without a log line.)
             with contextlib.suppress(SessionError):
-                await self._transaction(job, cached, pending, sender, message, last=False)
+                await self._transaction(job, cached, pending, sender, message, last=True)
             await self._release(nexthop, cached)
             if all(p.final for p in pending):
                 return

@@ -54,6 +54,8 @@ CASES = {
     "user@mailsoft.test": "first MX 451 at MAIL, second accepts",
     "user@lost.test": "peer disconnects after RCPT without replying",
     "user@rcpt421.test": "421 and disconnect after RCPT",
+    "user@greet5.test": "first MX greets with 5xx (skipped), second accepts",
+    "user@greet5only.test": "the only MX greets with 5xx",
 }
 
 EXTRA_ZONE = [
@@ -78,6 +80,10 @@ EXTRA_ZONE = [
     ("l.lost.test", "A", "127.0.0.18"),
     ("rcpt421.test", "MX", "10 q.rcpt421.test."),
     ("q.rcpt421.test", "A", "127.0.0.20"),
+    ("greet5.test", "MX", "10 g5.greet5.test."),
+    ("greet5.test", "MX", "20 mx1.mx.test."),
+    ("g5.greet5.test", "A", "127.0.0.21"),
+    ("greet5only.test", "MX", "10 g5.greet5.test."),
 ]
 
 #: smtp-sink peers: address:port → extra options.
@@ -97,6 +103,7 @@ SINKS = {
     "127.0.0.18:25": ["-q", "RCPT"],
     "127.0.0.19:25": ["-r", "MAIL", "-b", "451 4.3.2 Please try again later"],
     "127.0.0.20:25": ["-Q", "RCPT"],
+    "127.0.0.21:25": ["-f", "CONNECT", "-B", "554 5.7.1 You are not welcome here"],
     "127.0.0.6:25": [],
     "127.0.0.9:24": ["-L"],
     "127.0.0.17:24": [

@@ -412,3 +412,15 @@ async def test_lmtp_per_recipient_replies(
     assert "dsn=4.2.2, status=deferred (host 127.0.0.1[127.0.0.1] said: 452 4.2.2" in text
     assert s.queue_of(qid) == "deferred"
     assert handler.received[0][1] == ["a@example.com", "b@example.com", "c@example.com"]
+
+
+async def test_invalid_tls_level_defers_everything(tmp_path: Path, dns_server: DnsServer) -> None:
+    s = site(
+        tmp_path, dns_server, "relayhost = [127.0.0.1]:2\nsmtp_tls_security_level = sometimes\n"
+    )
+    qid = await s.enqueue("far@remote.example")
+    with captured_log() as log:
+        await s.manager().run_once()
+    assert "fatal: invalid TLS security level: smtp_tls_security_level = sometimes" in log.text()
+    assert "dsn=4.3.5, status=deferred (mail system configuration error)" in log.text()
+    assert s.queue_of(qid) == "deferred"

@@ -167,7 +167,12 @@ class MxResolver:
             self.resolver = dns.asyncresolver.Resolver(configure=False)
             self.resolver.nameservers = parse_dns_servers(servers)
         else:
-            self.resolver = dns.asyncresolver.Resolver()
+            try:
+                self.resolver = dns.asyncresolver.Resolver()
+            except dns.resolver.NoResolverConfiguration:
+                # No /etc/resolv.conf: every lookup fails temporarily (4.4.3).
+                log.warning("no DNS resolver configuration: set mailhost_dns_servers")
+                self.resolver = dns.asyncresolver.Resolver(configure=False)
         self.resolver.lifetime = timeout
         self.types = {"ipv4": ("A",), "ipv6": ("AAAA",)}.get(protocols, ("A", "AAAA"))
         self.own = frozenset(str(ipaddress.ip_address(a)) for a in own_addresses)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,15 +222,21 @@ class SmtpTransport:
         resolver: MxResolver | None = None,
     ) -> None:
         self.name = settings.name
-        self.settings = settings
         self.rewrite = rewrite
-        self.resolver = resolver or MxResolver(
-            settings.dns_servers,
-            protocols=settings.inet_protocols,
-            own_addresses=settings.own_addresses,
-            address_limit=settings.mx_address_limit,
-            randomize=settings.randomize,
-        )
+        if resolver is None:
+            try:
+                resolver = MxResolver(
+                    settings.dns_servers,
+                    protocols=settings.inet_protocols,
+                    own_addresses=settings.own_addresses,
+                    address_limit=settings.mx_address_limit,
+                    randomize=settings.randomize,
+                )
+            except ConfigError as exc:
+                settings = dataclasses.replace(settings, error=str(exc))
+                resolver = MxResolver(("127.0.0.1",))
+        self.settings = settings
+        self.resolver = resolver
         self.cache = ConnectionCache(settings.cache_time_limit, settings.reuse_time_limit)
         self._slots: dict[str, tuple[asyncio.Semaphore, int]] = {}
         self.extra = {"daemon": settings.name}

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailhost.delivery.mx import MxResolver, Nexthop, NoRoute, parse_nexthop
+from mailhost.delivery.mx import MxResolver, Nexthop, NoRoute, parse_dns_servers, parse_nexthop
 from mailhost.errors import ConfigError
+from tests.qmgr.helpers import Site, captured_log
 from tests.smtp.dnsserver import DnsServer
 
 
@@ -123,3 +126,24 @@ def test_nexthop_parser_never_crashes(text: str) -> None:
     except ConfigError:
         return
     assert 0 < hop.port < 65536
+
+
+def test_dns_server_list_forms() -> None:
+    servers = parse_dns_servers(["127.0.0.1", "127.0.0.1:5353", "[::1]:53", "::1"])
+    assert [(s.address, s.port) for s in servers] == [
+        ("127.0.0.1", 53),
+        ("127.0.0.1", 5353),
+        ("::1", 53),
+        ("::1", 53),
+    ]
+    with pytest.raises(ConfigError):
+        parse_dns_servers(["dns.example"])
+
+
+async def test_bad_dns_server_defers(tmp_path: Path) -> None:
+    site = Site(tmp_path, extra="mailhost_dns_servers = resolver.example\n")
+    qid = await site.enqueue("far@remote.example")
+    with captured_log() as log:
+        await site.manager().run_once()
+    assert "fatal: mailhost_dns_servers: not an IP address: resolver.example" in log.text()
+    assert site.queue_of(qid) == "deferred"

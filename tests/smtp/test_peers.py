@@ -424,3 +424,24 @@ async def test_invalid_tls_level_defers_everything(tmp_path: Path, dns_server: D
     assert "fatal: invalid TLS security level: smtp_tls_security_level = sometimes" in log.text()
     assert "dsn=4.3.5, status=deferred (mail system configuration error)" in log.text()
     assert s.queue_of(qid) == "deferred"
+
+
+async def test_silent_server_times_out(tmp_path: Path, dns_server: DnsServer) -> None:
+    # A listener that never accepts: the connection completes in its backlog
+    # and no greeting ever comes (smtp_helo_timeout covers the greeting).
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(5)
+        port = listener.getsockname()[1]
+        s = site(tmp_path, dns_server, f"relayhost = [127.0.0.1]:{port}\nsmtp_helo_timeout = 1s\n")
+        qid = await s.enqueue("far@remote.example")
+        with captured_log() as log:
+            await s.manager().run_once()
+    assert f"relay=127.0.0.1[127.0.0.1]:{port}, delay=" in log.text()
+    assert (
+        "dsn=4.4.2, status=deferred (conversation with 127.0.0.1[127.0.0.1] timed out while "
+        "receiving the initial server greeting)"
+    ) in log.text()
+    assert s.queue_of(qid) == "deferred"

@@ -31,6 +31,7 @@ from mailhost.config.mastercf import read_master_cf
 from mailhost.log import logger
 from mailhost.qmgr.manager import QmgrSettings, QueueManager
 from mailhost.qmgr.pickup import Pickup, build_pickup, pickup_declared
+from mailhost.qmgr.smtp import SmtpSettings, SmtpTransport
 from mailhost.qmgr.transport import Router, Transport, Transports, builtin_transports
 from mailhost.qmgr.trigger import FLUSH, FLUSH_ID, Request, TriggerServer, site_queue_ids
 from mailhost.qmgr.virtual import VirtualSettings, VirtualTransport
@@ -56,6 +57,10 @@ def build_manager(cfg: Config, registry: TableRegistry) -> QueueManager:
     transports: dict[str, Transport] = builtin_transports()
     virtual = VirtualTransport(VirtualSettings.from_config(cfg, registry, settings.search))
     transports[virtual.name] = virtual
+    # smtp(8) twice (smtp and relay, as in Postfix's master.cf) and lmtp(8).
+    for name in ("smtp", "relay", "lmtp"):
+        interfaces = settings.classes.interfaces
+        transports[name] = SmtpTransport(SmtpSettings.from_config(cfg, registry, name, interfaces))
     return QueueManager(
         queue_store(cfg),
         Router.from_config(cfg, registry, resolver),
@@ -63,6 +68,15 @@ def build_manager(cfg: Config, registry: TableRegistry) -> QueueManager:
         QmgrSettings.from_config(cfg),
         bounce=BounceSettings.from_config(cfg),
     )
+
+
+async def close_transports(manager: QueueManager) -> None:
+    """Let transports that hold connections (smtp, lmtp: cached sessions)
+    close them."""
+    for transport in manager.transports.by_name.values():
+        close = getattr(transport, "close", None)
+        if close is not None:
+            await close()
 
 
 class WakingTransaction:
@@ -177,6 +191,7 @@ class QueueManagerService:
         await self.stop_pickup()
         if self.manager is not None:
             await self.manager.stop()
+            await close_transports(self.manager)
             self.manager = None
         if self.registry is not None:
             await self.registry.close()

@@ -219,11 +219,11 @@ async def test_transport_crash_defers_never_bounces(tmp_path: Path) -> None:
 
 
 async def test_transport_not_run_by_mailhost_defers(tmp_path: Path) -> None:
-    site = Site(tmp_path)
+    site = Site(tmp_path, extra="transport_maps = inline:{ remote.test=uucp: }\n")
     qid = await site.enqueue("someone@remote.test")
     with captured_log() as log:
         await site.manager().run_once()
-    assert "warning: connect to transport private/smtp: No such file or directory" in log.text()
+    assert "warning: connect to transport private/uucp: No such file or directory" in log.text()
     assert re.search(
         rf"qmgr: {qid}: to=<someone@remote.test>, relay=none, .*dsn=4\.3\.0, "
         r"status=deferred \(mail transport unavailable\)",

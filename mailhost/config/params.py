@@ -185,6 +185,7 @@ PARAMETERS: tuple[Param, ...] = (
     Param("smtp_data_init_timeout", "120s", TIME),
     Param("smtp_data_xfer_timeout", "180s", TIME),
     Param("smtp_generic_maps", "", STR),
+    Param("lmtp_generic_maps", "", STR),
     Param("smtp_helo_timeout", "300s", TIME),
     Param("smtp_host_lookup", "dns", STR),
     Param("smtp_mail_timeout", "300s", TIME),

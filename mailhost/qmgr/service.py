@@ -35,6 +35,7 @@ from mailhost.qmgr.smtp import SmtpSettings, SmtpTransport
 from mailhost.qmgr.transport import Router, Transport, Transports, builtin_transports
 from mailhost.qmgr.trigger import FLUSH, FLUSH_ID, Request, TriggerServer, site_queue_ids
 from mailhost.qmgr.virtual import VirtualSettings, VirtualTransport
+from mailhost.resolve.generic import GenericRewrite, GenericSettings
 from mailhost.resolve.resolver import Resolver, ResolverSettings
 from mailhost.smtpd.seams import QueueSink, QueueTransaction, Submission
 from mailhost.smtpd.server import Wiring
@@ -60,7 +61,13 @@ def build_manager(cfg: Config, registry: TableRegistry) -> QueueManager:
     # smtp(8) twice (smtp and relay, as in Postfix's master.cf) and lmtp(8).
     for name in ("smtp", "relay", "lmtp"):
         interfaces = settings.classes.interfaces
-        transports[name] = SmtpTransport(SmtpSettings.from_config(cfg, registry, name, interfaces))
+        generic = GenericSettings.from_config(
+            cfg, registry, "lmtp_generic_maps" if name == "lmtp" else "smtp_generic_maps"
+        )
+        transports[name] = SmtpTransport(
+            SmtpSettings.from_config(cfg, registry, name, interfaces),
+            rewrite=GenericRewrite(generic) if generic.maps else None,
+        )
     return QueueManager(
         queue_store(cfg),
         Router.from_config(cfg, registry, resolver),

@@ -92,3 +92,23 @@ async def generic_headers(
         return external_form(await generic_address(settings, internal_form(address), queue_id))
 
     return await rewrite_headers(lines, one)
+
+
+class GenericRewrite:
+    """smtp_generic_maps as the smtp transport's outbound rewrite
+    (:class:`mailhost.qmgr.smtp.OutboundRewrite`): envelope addresses and the
+    sender/recipient headers of the copy sent; the queue file is unchanged."""
+
+    def __init__(self, settings: GenericSettings) -> None:
+        self.settings = settings
+
+    async def address(self, address: str, role: str) -> str:
+        del role  # generic(5) maps the sender and the recipients alike
+        return await generic_address(self.settings, address)
+
+    async def message(self, message: bytes) -> bytes:
+        if not self.settings.maps:
+            return message
+        lines = message.split(b"\n")
+        rewritten = await generic_headers(self.settings, lines)
+        return message if rewritten is lines else b"\n".join(rewritten)

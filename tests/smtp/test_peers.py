@@ -22,6 +22,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, AuthResult
 
 from mailhost.qmgr.manager import QueueManager
+from mailhost.queue.qfile import Envelope, Recipient
 from mailhost.qmgr.service import close_transports
 from tests.qmgr.helpers import Site, captured_log
 from tests.smtp.conftest import free_port
@@ -445,3 +446,32 @@ async def test_silent_server_times_out(tmp_path: Path, dns_server: DnsServer) ->
         "receiving the initial server greeting)"
     ) in log.text()
     assert s.queue_of(qid) == "deferred"
+
+
+async def test_smtp_generic_maps_rewrite_the_copy_sent(
+    tmp_path: Path, dns_server: DnsServer, sinks: list[Sink]
+) -> None:
+    """mailhost serve's smtp transport applies smtp_generic_maps (generic(5))
+    to MAIL FROM, RCPT TO and the sender/recipient headers of what it sends;
+    the queue file keeps the internal addresses."""
+    handler = Handler()
+    sink = start(sinks, handler)
+    s = site(
+        tmp_path,
+        dns_server,
+        f"relayhost = [127.0.0.1]:{sink.port}\n"
+        "smtp_generic_maps = inline:{s@client.test=Sender@isp.example,"
+        "r@remote.example=R@remote.example}\n",
+    )
+    envelope = Envelope(
+        "s@client.test", (Recipient("r@remote.example", "r@remote.example"),), s.clock()
+    )
+    content = [b"From: s@client.test", b"To: r@remote.example", b"Subject: g", b"", b"body"]
+    queue_id = await s.store().enqueue(envelope, content)
+    await s.manager().run_once()
+    ((mail_from, rcpt_tos, sent, _),) = handler.received
+    assert mail_from == "Sender@isp.example"
+    assert rcpt_tos == ["R@remote.example"]
+    assert b"From: Sender@isp.example\r\nTo: R@remote.example\r\n" in sent
+    assert b"body" in sent
+    assert s.queue_of(queue_id) is None  # delivered; nothing rewritten in place

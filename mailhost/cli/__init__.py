@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "alias": "mailhost.cli.alias:alias",
     "alias-domain": "mailhost.cli.alias_domain:alias_domain",
     "trace": "mailhost.cli.trace:trace",
+    "postalias": "mailhost.cli.postalias:postalias",
+    "newaliases": "mailhost.cli.postalias:newaliases",
 }
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from mailhost.config import Config
 from mailhost.config.mastercf import read_master_cf
 from mailhost.log import logger
+from mailhost.qmgr.local import LocalSettings, LocalTransport
 from mailhost.qmgr.manager import QmgrSettings, QueueManager
 from mailhost.qmgr.transport import Router, Transport, Transports, builtin_transports
 from mailhost.qmgr.virtual import VirtualSettings, VirtualTransport
@@ -51,6 +52,8 @@ def build_manager(cfg: Config, registry: TableRegistry) -> QueueManager:
     transports: dict[str, Transport] = builtin_transports()
     virtual = VirtualTransport(VirtualSettings.from_config(cfg, registry, settings.search))
     transports[virtual.name] = virtual
+    local = LocalTransport(LocalSettings.from_config(cfg, registry), resolver, queue_store(cfg))
+    transports[local.name] = local
     return QueueManager(
         queue_store(cfg),
         Router.from_config(cfg, registry, resolver),

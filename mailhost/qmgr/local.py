@@ -1,0 +1,470 @@
+"""local(8): the ``local`` transport, final delivery for ``mydestination``
+domains (spec 3.7; Postfix local(8), aliases(5)).
+
+For each queue recipient ``user+ext@domain`` (local part folded to lower
+case; ``user`` is the local part without the recipient_delimiter extension):
+
+1. a message that already carries ``Delivered-To: ADDR`` bounces
+   ``5.4.6 mail forwarding loop for ADDR``;
+2. **aliases**: ``alias_maps`` is searched for ``user+ext``, then ``user``.
+   Each member of the value is delivered in turn: ``:include:/file`` (more
+   members, one list per line), ``/file/name`` (appended in mbox format, or
+   a Maildir when it ends in ``/``), ``|command`` — the last two only when
+   ``allow_mail_to_files`` / ``allow_mail_to_commands`` name the class
+   (``alias`` or ``include``), else ``5.7.1 mail to file/command is
+   restricted`` — and addresses.  An address in a local domain is delivered
+   here, recursively (an alias that lists its own name goes on to the user's
+   mailbox, as in Sendmail; past 100 levels ``5.4.6 alias database loop for
+   NAME``); any other address is forwarded: one new queue file (after
+   virtual alias expansion) per queue recipient, logged ``forwarded as QID``.
+   Files and commands run with the privileges of the alias database's owner,
+   or of ``default_privs`` when root owns it;
+3. **mailbox** of the system user (getpwnam): ``mailbox_command`` when set
+   (as the user; as ``default_privs`` for root), else ``$HOME/$home_mailbox``
+   when set, else ``mail_spool_directory/USER`` — an mbox with
+   ``mailbox_delivery_lock`` locking, created 0600 and owned by the user
+   (``/`` at the end of either name means Maildir).  No such user bounces
+   ``5.1.1 unknown user: "user"``.
+
+Every final delivery is logged as its own line (``to=<final>,
+orig_to=<queue recipient's original>, relay=local``); the same mailbox, file,
+command or forwarded address reached twice for one recipient is delivered
+once.  The queue recipient's recorded result is the first deferral if any
+delivery deferred (the whole recipient is then tried again), else the first
+bounce, else success.
+
+Not implemented: ``.forward`` files, ``owner-NAME`` redirection of errors,
+``luser_relay``, ``mailbox_transport`` / ``fallback_transport``.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mailhost.address import split_address, split_extension
+from mailhost.config import Config
+from mailhost.config.lists import split_list
+from mailhost.delivery.command import CommandTarget, command_environment, run_command
+from mailhost.delivery.filewriter import append_file
+from mailhost.delivery.headers import delivery_headers, is_delivery_loop, loop_text
+from mailhost.delivery.maildir import MaildirTarget, deliver_maildir
+from mailhost.delivery.mbox import MboxTarget, deliver_mbox, from_line, lock_styles
+from mailhost.delivery.status import DeliveryStatus
+from mailhost.errors import ConfigError, TableTempFail
+from mailhost.log import logger
+from mailhost.offload import run_blocking
+from mailhost.qmgr.transport import Delivery, FinalDelivery, Job, Outcome
+from mailhost.queue.qfile import Envelope, Recipient
+from mailhost.queue.store import QueueStore
+from mailhost.resolve.classify import AddressClass
+from mailhost.resolve.resolver import AliasExpansionError, Resolver
+from mailhost.tables.base import fold_key
+from mailhost.tables.maps import Maps, MapsProbe
+from mailhost.tables.registry import TableRegistry
+from mailhost.tables.tok822 import split_addresses
+
+log = logger("local")
+RELAY = "local"
+#: local(8) gives up on nesting deeper than this (alias.c).
+MAX_LEVEL = 100
+ALIAS_LOOKUP_FAILED = DeliveryStatus("4.3.0", "alias database unavailable")
+
+
+@dataclass(frozen=True)
+class Privileges:
+    """Who a file or command delivery runs as."""
+
+    uid: int
+    gid: int
+    user: str
+    home: str
+    shell: str
+
+    @classmethod
+    def of(cls, pw: pwd.struct_passwd) -> Privileges:
+        return cls(pw.pw_uid, pw.pw_gid, pw.pw_name, pw.pw_dir, pw.pw_shell)
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    """Every parameter local(8) reads, once."""
+
+    alias_maps: Maps
+    spool_directory: str = "/var/mail"
+    home_mailbox: str = ""
+    mailbox_command: str = ""
+    allow_files: frozenset[str] = frozenset({"alias", "forward"})
+    allow_commands: frozenset[str] = frozenset({"alias", "forward"})
+    locks: tuple[str, ...] = ("fcntl", "dotlock")
+    mailbox_size_limit: int = 51200000
+    command_time_limit: float = 1000.0
+    default_privs: str = "nobody"
+    delimiters: str = ""
+    owner_request_special: bool = True
+    double_bounce_sender: str = "double-bounce"
+    export_environment: tuple[str, ...] = ("TZ", "MAIL_CONFIG", "LANG")
+    original_recipient: bool = True
+    strict_ownership: bool = True
+
+    @classmethod
+    def from_config(cls, cfg: Config, registry: TableRegistry) -> LocalSettings:
+        try:
+            locks = lock_styles(cfg.get("mailbox_delivery_lock"))
+        except ValueError as exc:
+            raise ConfigError(str(exc).replace("virtual_", "")) from None
+        return cls(
+            alias_maps=Maps.from_value("alias_maps", cfg.get("alias_maps"), registry),
+            spool_directory=cfg.get("mail_spool_directory"),
+            home_mailbox=cfg.get("home_mailbox"),
+            mailbox_command=cfg.get("mailbox_command"),
+            allow_files=frozenset(split_list(cfg.get("allow_mail_to_files"))),
+            allow_commands=frozenset(split_list(cfg.get("allow_mail_to_commands"))),
+            locks=locks,
+            mailbox_size_limit=cfg.get_int("mailbox_size_limit"),
+            command_time_limit=cfg.get_time("command_time_limit"),
+            default_privs=cfg.get("default_privs"),
+            delimiters=cfg.get("recipient_delimiter"),
+            owner_request_special=cfg.get_bool("owner_request_special"),
+            double_bounce_sender=cfg.get("double_bounce_sender"),
+            export_environment=tuple(cfg.get("export_environment").split()),
+            original_recipient=cfg.get_bool("enable_original_recipient"),
+            strict_ownership=cfg.get_bool("strict_mailbox_ownership"),
+        )
+
+
+@dataclass
+class _Attempt:
+    """One queue recipient being delivered: its final results, the
+    duplicate filter and the addresses to forward."""
+
+    job: Job
+    rcpt: Recipient
+    finals: list[FinalDelivery] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    forward: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def original(self) -> str:
+        return self.rcpt.original or self.rcpt.address
+
+    def add(self, address: str, status: DeliveryStatus) -> None:
+        self.finals.append(FinalDelivery(address, status))
+
+    def first_time(self, what: str) -> bool:
+        if what in self.seen:
+            return False
+        self.seen.add(what)
+        return True
+
+    def outcome(self) -> Outcome:
+        statuses = [f.status for f in self.finals]
+        status = next((s for s in statuses if s.deferred), None) or next(
+            (s for s in statuses if s.bounced), statuses[0]
+        )
+        return Outcome(status, RELAY, tuple(self.finals))
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Where a delivery comes from: sender, nesting level, the alias being
+    expanded (exp_from), the class for allow_mail_to_*, and whose
+    privileges files and commands get."""
+
+    sender: str
+    level: int = 0
+    expanded_from: str = ""
+    origin: str = ""
+    privileges: Privileges | None = None
+
+
+class LocalTransport:
+    """The ``local`` transport."""
+
+    name = "local"
+
+    def __init__(
+        self, settings: LocalSettings, resolver: Resolver, store: QueueStore | None = None
+    ) -> None:
+        self.settings = settings
+        self.resolver = resolver
+        self.store = store
+
+    async def deliver(self, job: Job) -> Sequence[Outcome]:
+        outcomes = []
+        for delivery in job.deliveries:
+            outcomes.append(await self.deliver_one(job, delivery))
+        return outcomes
+
+    async def deliver_one(self, job: Job, delivery: Delivery) -> Outcome:
+        attempt = _Attempt(job, delivery.recipient)
+        await self._recipient(attempt, delivery.recipient.address, _Context(job.envelope.sender))
+        await self._flush_forward(attempt)
+        return attempt.outcome()
+
+    # -- one address --------------------------------------------------------------------
+
+    async def _recipient(self, att: _Attempt, address: str, ctx: _Context) -> None:
+        if not att.first_time(f"recipient {ctx.level} {address.lower()}"):
+            return
+        if is_delivery_loop(att.job.message, address):
+            att.add(address, DeliveryStatus("5.4.6", loop_text(address)))
+            return
+        s = self.settings
+        local = fold_key(split_address(address)[0])
+        user, extension = split_extension(
+            local, s.delimiters,
+            owner_request_special=s.owner_request_special,
+            double_bounce_sender=s.double_bounce_sender,
+        )  # fmt: skip
+        names = [local] if extension is None else [local, user]
+        for name in names:
+            if await self._alias(att, address, name, ctx):
+                return
+        await self._mailbox(att, address, user, local, extension or "", ctx)
+
+    async def _alias(self, att: _Attempt, address: str, name: str, ctx: _Context) -> bool:
+        """Expand ``name`` if it is an alias; False when it is not one."""
+        if ctx.expanded_from and ctx.expanded_from == name:
+            return False  # an alias that lists itself: deliver to the user
+        probes: list[MapsProbe] = []
+        try:
+            value = await self.settings.alias_maps.lookup(name, probes=probes)
+        except TableTempFail:
+            att.add(address, ALIAS_LOOKUP_FAILED)
+            return True
+        if value is None:
+            return False
+        if ctx.level >= MAX_LEVEL:
+            log.warning("alias database loop for %s", name)
+            att.add(address, DeliveryStatus("5.4.6", f"alias database loop for {name}"))
+            return True
+        spec = next((p.table for p in reversed(probes) if p.value is not None), "")
+        child = _Context(ctx.sender, ctx.level + 1, name, "alias", self._table_owner(spec))
+        for member in split_addresses(value):
+            await self._token(att, address, member, child)
+        return True
+
+    async def _token(self, att: _Attempt, address: str, member: str, ctx: _Context) -> None:
+        """One alias or include member (local(8) deliver_token)."""
+        if member[:9].lower() == ":include:":
+            await self._include(att, address, member[9:].strip(), ctx)
+        elif member.startswith("/"):
+            await self._file(att, address, member, ctx)
+        elif member.startswith("|"):
+            await self._command(att, address, member[1:].strip(), ctx)
+        else:
+            await self._address(att, member, ctx)
+
+    async def _address(self, att: _Attempt, member: str, ctx: _Context) -> None:
+        target = self.resolver.canonical(member)
+        try:
+            where = await self.resolver.classify(target)
+        except TableTempFail:
+            att.add(target, DeliveryStatus("4.3.0", "address resolver failure"))
+            return
+        if where.address_class is AddressClass.LOCAL:
+            await self._recipient(att, target, ctx)
+        elif att.first_time(f"forward {target.lower()}"):
+            att.forward.append((target, ctx.sender))
+
+    # -- destinations -------------------------------------------------------------------
+
+    async def _include(self, att: _Attempt, address: str, path: str, ctx: _Context) -> None:
+        if not path.startswith("/"):
+            att.add(address, DeliveryStatus("5.3.5", f":include: file {path}: not absolute"))
+            return
+        try:
+            uid, text = await run_blocking(_read_include, path)
+        except OSError as exc:
+            dsn = "5.3.0" if isinstance(exc, FileNotFoundError) else "4.3.0"
+            reason = f"cannot open include file {path}: {exc.strerror}"
+            att.add(address, DeliveryStatus(dsn, reason))
+            return
+        owner = self._privileges_of_owner(uid)
+        child = _Context(ctx.sender, ctx.level + 1, ctx.expanded_from, "include", owner)
+        for line in text.splitlines():
+            if line.strip().startswith("#"):
+                continue
+            for member in split_addresses(line):
+                await self._token(att, address, member, child)
+
+    async def _file(self, att: _Attempt, address: str, path: str, ctx: _Context) -> None:
+        if ctx.origin not in self.settings.allow_files:
+            att.add(address, DeliveryStatus("5.7.1", "mail to file is restricted"))
+            return
+        priv = ctx.privileges
+        if not att.first_time(f"file {priv.uid if priv else -1} {path}"):
+            return
+        status = await append_file(
+            att.job.message, ctx.sender, path, address, self._original(att),
+            uid=priv.uid if priv else None, gid=priv.gid if priv else None,
+            locks=self.settings.locks, file_size_limit=self.settings.mailbox_size_limit,
+        )  # fmt: skip
+        att.add(address, status)
+
+    async def _command(self, att: _Attempt, address: str, command: str, ctx: _Context) -> None:
+        if ctx.origin not in self.settings.allow_commands:
+            att.add(address, DeliveryStatus("5.7.1", "mail to command is restricted"))
+            return
+        priv = ctx.privileges
+        if not att.first_time(f"command {priv.uid if priv else -1} {command}"):
+            return
+        att.add(address, await self._run(att, address, command, ctx.sender, priv))
+
+    async def _run(
+        self, att: _Attempt, address: str, command: str, sender: str, priv: Privileges | None
+    ) -> DeliveryStatus:
+        local, domain = split_address(address)
+        extension = split_extension(fold_key(local), self.settings.delimiters)[1]
+        me = priv or Privileges.of(pwd.getpwuid(os.geteuid()))
+        env = command_environment(
+            home=me.home, user=me.user, shell=me.shell, sender=sender, recipient=address,
+            original_recipient=self._original(att), local=fold_key(local), domain=domain,
+            extension=(extension or "")[1:],
+            export={k: os.environ[k] for k in self.settings.export_environment if k in os.environ},
+            client=_client_environment(att.job.envelope),
+        )  # fmt: skip
+        cwd = me.home if me.home and os.access(me.home, os.X_OK) else "/"
+        stdin = (
+            from_line(sender, time.time())
+            + delivery_headers(sender, address, self._original(att))
+            + att.job.message.replace(b"\r\n", b"\n")
+        )
+        return await run_command(
+            stdin,
+            CommandTarget(
+                command, env, me.uid if priv else None, me.gid if priv else None, cwd,
+                self.settings.command_time_limit,
+            ),
+        )  # fmt: skip
+
+    async def _mailbox(
+        self, att: _Attempt, address: str, user: str, local: str, extension: str, ctx: _Context
+    ) -> None:
+        s = self.settings
+        try:
+            pw = pwd.getpwnam(user)
+        except KeyError:
+            att.add(address, DeliveryStatus("5.1.1", f'unknown user: "{user}"'))
+            return
+        if not att.first_time(f"mailbox {pw.pw_name}"):
+            return
+        owner = Privileges.of(pw)
+        if s.mailbox_command:
+            # local(8): as the recipient, but never as root (default_privs).
+            priv = owner if pw.pw_uid != 0 else self._default_privs()
+            att.add(address, await self._run(att, address, s.mailbox_command, ctx.sender, priv))
+            return
+        if s.home_mailbox:
+            where = Path(pw.pw_dir) / s.home_mailbox
+            maildir = s.home_mailbox.endswith("/")
+        else:
+            where = Path(s.spool_directory) / pw.pw_name
+            maildir = s.spool_directory.endswith("/")
+        uid: int | None = pw.pw_uid
+        gid: int | None = pw.pw_gid
+        if os.geteuid() != 0 or (uid == os.geteuid() and gid == os.getegid()):
+            uid = gid = None
+        original = self._original(att)
+        if maildir:
+            result = await deliver_maildir(
+                att.job.message, ctx.sender, MaildirTarget(where, address, original, uid, gid),
+                file_size_limit=s.mailbox_size_limit,
+            )  # fmt: skip
+            att.add(address, result.status)
+            return
+        status = await deliver_mbox(
+            att.job.message, ctx.sender, MboxTarget(where, address, original, uid, gid),
+            locks=s.locks, file_size_limit=s.mailbox_size_limit,
+            strict_ownership=s.strict_ownership and uid is not None,
+        )  # fmt: skip
+        att.add(address, status)
+
+    # -- forwarding ---------------------------------------------------------------------
+
+    async def _flush_forward(self, att: _Attempt) -> None:
+        """Queue one new message for the non-local members (forward.c)."""
+        if not att.forward:
+            return
+        by_sender: dict[str, list[str]] = {}
+        for target, sender in att.forward:
+            by_sender.setdefault(sender, []).append(target)
+        for sender, targets in by_sender.items():
+            status = await self._forward(att, sender, targets)
+            for target in targets:
+                att.add(target, status)
+
+    async def _forward(self, att: _Attempt, sender: str, targets: list[str]) -> DeliveryStatus:
+        if self.store is None:
+            return DeliveryStatus("4.3.0", "mail forwarding is not available")
+        try:
+            finals = await self.resolver.expand_all(targets)
+        except AliasExpansionError:
+            return DeliveryStatus("4.6.0", "Alias expansion error")
+        except TableTempFail:
+            return DeliveryStatus("4.3.0", "address resolver failure")
+        recipients = tuple(Recipient(r.final, att.original) for r in finals)
+        envelope = Envelope(sender, recipients, time.time(), att.job.envelope.client,
+                            mail_params=att.job.envelope.mail_params)  # fmt: skip
+        header = f"Delivered-To: {att.rcpt.address}\n".encode("utf-8", "surrogateescape")
+        try:
+            queue_id = await self.store.enqueue(envelope, [header + att.job.message])
+        except OSError as exc:
+            return DeliveryStatus("4.3.0", f"cannot forward: {exc.strerror or exc}")
+        return DeliveryStatus("2.0.0", f"forwarded as {queue_id}")
+
+    # -- privileges ---------------------------------------------------------------------
+
+    def _original(self, att: _Attempt) -> str:
+        return att.rcpt.original if self.settings.original_recipient else ""
+
+    def _default_privs(self) -> Privileges | None:
+        try:
+            return Privileges.of(pwd.getpwnam(self.settings.default_privs))
+        except KeyError:
+            log.warning("unknown default_privs user: %s", self.settings.default_privs)
+            return None
+
+    def _privileges_of_owner(self, uid: int) -> Privileges | None:
+        if uid == 0:
+            return self._default_privs()
+        try:
+            return Privileges.of(pwd.getpwuid(uid))
+        except KeyError:
+            return Privileges(uid, uid, str(uid), "/", "/bin/sh")
+
+    def _table_owner(self, spec: str) -> Privileges | None:
+        """The alias database's owner (its index file), default_privs for root
+        or for tables that are not files."""
+        kind, _, name = spec.partition(":")
+        candidates = [name + ".mhdb", name] if kind == "hash" else [name]
+        for path in candidates:
+            try:
+                return self._privileges_of_owner(os.stat(path).st_uid)
+            except (OSError, ValueError):
+                continue
+        return self._default_privs()
+
+
+def _read_include(path: str) -> tuple[int, str]:
+    """The owner and text of an ``:include:`` file."""
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        return os.fstat(f.fileno()).st_uid, f.read()
+
+
+def _client_environment(envelope: Envelope) -> dict[str, str]:
+    client = envelope.client
+    env: dict[str, str] = {}
+    if client is not None:
+        env.update(
+            CLIENT_ADDRESS=client.address, CLIENT_HOSTNAME=client.name,
+            CLIENT_HELO=client.helo, CLIENT_PROTOCOL=client.protocol,
+        )  # fmt: skip
+    if envelope.sasl_method:
+        env.update(SASL_METHOD=envelope.sasl_method, SASL_USERNAME=envelope.sasl_username)
+    return env

@@ -4,7 +4,7 @@
 The command runs under ``/bin/sh -c`` with the privileges chosen by local(8)
 (the recipient for its own mailbox_command, the alias database owner or
 ``default_privs`` for an alias), in the user's home directory when it can
-be entered, with a clean environment: ``PATH``, the names listed in
+be entered, with umask 077 and a clean environment: ``PATH``, the names listed in
 ``export_environment`` that this process has, and HOME, LOGNAME, USER,
 SHELL, SENDER, RECIPIENT, ORIGINAL_RECIPIENT, DOMAIN, LOCAL, EXTENSION
 (without the delimiter), CLIENT_* and SASL_*.  Its standard input is the
@@ -30,6 +30,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mailhost.delivery.status import DeliveryStatus
+from mailhost.log import logger
+
+log = logger("local")
 
 #: Postfix's _PATH_DEFPATH for delivery commands.
 DEFAULT_PATH = "/usr/bin:/bin"
@@ -72,9 +75,10 @@ class CommandTarget:
 
 
 def _printable(output: bytes) -> str:
-    text = output.decode("utf-8", "replace")
-    text = "".join(ch if ch.isprintable() else " " for ch in text)
-    return " ".join(text.split())[:OUTPUT_LIMIT]
+    """Postfix shows the output on one line: each non-printable character
+    (the newlines too) becomes a blank, nothing is trimmed."""
+    text = output[:OUTPUT_LIMIT].decode("utf-8", "replace")
+    return "".join(ch if ch.isprintable() else " " for ch in text)
 
 
 def _with_output(text: str, output: bytes) -> str:
@@ -115,6 +119,7 @@ async def run_command(stdin: bytes, target: CommandTarget) -> DeliveryStatus:
             env=dict(target.env),
             cwd=target.cwd,
             start_new_session=True,
+            umask=0o077,  # local(8) runs commands with umask 077
             user=target.uid if switch else None,
             group=target.gid if switch else None,
             extra_groups=list(target.extra_groups) if switch else None,
@@ -125,6 +130,7 @@ async def run_command(stdin: bytes, target: CommandTarget) -> DeliveryStatus:
         async with asyncio.timeout(target.time_limit):
             output, _ = await proc.communicate(stdin)
     except TimeoutError:
+        log.warning("pipe_command_read: read time limit exceeded")
         _kill_group(proc)
         output = b""
         await proc.wait()

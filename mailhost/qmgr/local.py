@@ -15,8 +15,10 @@ case; ``user`` is the local part without the recipient_delimiter extension):
    restricted`` — and addresses.  An address in a local domain is delivered
    here, recursively (an alias that lists its own name goes on to the user's
    mailbox, as in Sendmail; past 100 levels ``5.4.6 alias database loop for
-   NAME``); any other address is forwarded: one new queue file (after
-   virtual alias expansion) per queue recipient, logged ``forwarded as QID``.
+   NAME``); any other address, and any address from an ``:include:`` file,
+   is forwarded: one new queue file (after virtual alias expansion) per
+   queue recipient and sender, logged ``to=<the alias>, ... (forwarded as
+   QID)``.
    Files and commands run with the privileges of the alias database's owner,
    or of ``default_privs`` when root owns it;
 3. **mailbox** of the system user (getpwnam): ``mailbox_command`` when set
@@ -146,7 +148,8 @@ class _Attempt:
     rcpt: Recipient
     finals: list[FinalDelivery] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
-    forward: list[tuple[str, str]] = field(default_factory=list)
+    #: (target, sender, the address whose expansion named it)
+    forward: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def original(self) -> str:
@@ -239,7 +242,7 @@ class LocalTransport:
             return True
         if value is None:
             return False
-        if ctx.level >= MAX_LEVEL:
+        if ctx.level > MAX_LEVEL:
             log.warning("alias database loop for %s", name)
             att.add(address, DeliveryStatus("5.4.6", f"alias database loop for {name}"))
             return True
@@ -258,19 +261,22 @@ class LocalTransport:
         elif member.startswith("|"):
             await self._command(att, address, member[1:].strip(), ctx)
         else:
-            await self._address(att, member, ctx)
+            await self._address(att, address, member, ctx)
 
-    async def _address(self, att: _Attempt, member: str, ctx: _Context) -> None:
+    async def _address(self, att: _Attempt, address: str, member: str, ctx: _Context) -> None:
+        """An address member: a local one is delivered here, recursively,
+        unless it comes from an :include: file (Postfix 3.7.11 forwards
+        those, observed); any other is forwarded."""
         target = self.resolver.canonical(member)
         try:
             where = await self.resolver.classify(target)
         except TableTempFail:
             att.add(target, DeliveryStatus("4.3.0", "address resolver failure"))
             return
-        if where.address_class is AddressClass.LOCAL:
+        if where.address_class is AddressClass.LOCAL and ctx.origin != "include":
             await self._recipient(att, target, ctx)
         elif att.first_time(f"forward {target.lower()}"):
-            att.forward.append((target, ctx.sender))
+            att.forward.append((target, ctx.sender, address))
 
     # -- destinations -------------------------------------------------------------------
 
@@ -391,13 +397,13 @@ class LocalTransport:
         """Queue one new message for the non-local members (forward.c)."""
         if not att.forward:
             return
-        by_sender: dict[str, list[str]] = {}
-        for target, sender in att.forward:
-            by_sender.setdefault(sender, []).append(target)
-        for sender, targets in by_sender.items():
-            status = await self._forward(att, sender, targets)
-            for target in targets:
-                att.add(target, status)
+        by_sender: dict[str, list[tuple[str, str]]] = {}
+        for target, sender, address in att.forward:
+            by_sender.setdefault(sender, []).append((target, address))
+        for sender, pairs in by_sender.items():
+            status = await self._forward(att, sender, [target for target, _ in pairs])
+            for _, address in pairs:
+                att.add(address, status)
 
     async def _forward(self, att: _Attempt, sender: str, targets: list[str]) -> DeliveryStatus:
         if self.store is None:

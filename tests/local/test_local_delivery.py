@@ -131,9 +131,13 @@ async def test_command_runs_with_local_environment(site_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("status", "expected"),
     [
-        (75, "dsn=4.3.0, status=deferred (temporary failure. Command output: oops)"),
-        (67, "dsn=5.1.1, status=bounced (user unknown. Command output: oops)"),
-        (3, 'dsn=5.3.0, status=bounced (Command died with status 3: "echo oops; exit 3")'),
+        (75, "dsn=4.3.0, status=deferred (temporary failure. Command output: oops )"),
+        (67, "dsn=5.1.1, status=bounced (user unknown. Command output: oops )"),
+        (
+            3,
+            'dsn=5.3.0, status=bounced (Command died with status 3: "echo oops; exit 3".'
+            " Command output: oops )",
+        ),
     ],
 )
 async def test_command_exit_status_maps_per_sysexits(
@@ -143,9 +147,6 @@ async def test_command_exit_status_maps_per_sysexits(
     await site.enqueue("pipe@localhost")
     with captured_log() as log:
         await site.run()
-    if status == 3:
-        expected += ". Command output: oops)"
-        expected = expected.replace('")' + ". Command", '". Command')
     assert expected in log.text()
 
 
@@ -189,7 +190,7 @@ async def test_remote_member_is_forwarded_as_new_queue_file(site_dir: Path) -> N
     with captured_log() as log:
         await site.run()
     found = re.search(
-        rf"{qid}: to=<bob@example.com>, orig_to=<fwd@localhost>, relay=local, .*"
+        rf"{qid}: to=<fwd@localhost>, relay=local, .*"
         r"dsn=2\.0\.0, status=sent \(forwarded as (\w+)\)",
         log.text(),
     )

@@ -1,0 +1,104 @@
+"""local(8) cases replayed through mailhost's queue manager and compared with
+what Postfix 3.7.11 logged and wrote for the same aliases file
+(postfix_local.json, written by record_postfix_local.py): the delivery log
+lines (queue ids and delays normalised), the headers of each mailbox and
+file, and who owns them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailhost.queue.qfile import Envelope, Recipient
+from tests.local.record_postfix_local import ALIASES, CASES, INCLUDE
+from tests.local.site import LocalSite
+from tests.qmgr.helpers import captured_log
+
+RECORDED: dict[str, Any] = json.loads(
+    (Path(__file__).parent / "postfix_local.json").read_text(encoding="utf-8")
+)
+
+EXTRA = """\
+local_recipient_maps =
+command_time_limit = 2s
+relay_transport = discard:relay
+default_transport = discard:default
+"""
+
+
+def _site(directory: Path) -> LocalSite:
+    (directory / "out").mkdir()
+    (directory / "out").chmod(0o777)
+    (directory / "inc").write_text(INCLUDE.format(dir=directory))
+    return LocalSite(directory, ALIASES.format(dir=directory), EXTRA)
+
+
+async def _deliver(site: LocalSite, name: str) -> str:
+    rcpt = CASES[name]
+    envelope = Envelope("sender@client.example", (Recipient(rcpt, rcpt),), 1e10)
+    content = [f"Subject: {name}".encode(), b"", b"From the start", b"body"]
+    return await site.store().enqueue(envelope, content)
+
+
+def _normalize(lines: list[str], qid: str, directory: Path) -> list[str]:
+    ids = {qid: "QID"}
+    for line in lines:
+        found = re.search(rf"{qid}: .*forwarded as (\w+)", line)
+        if found:
+            ids[found.group(1)] = "NEWQID"
+    out = []
+    for line in lines:
+        text = line.split(": ", 1)[1]
+        if not (any(f"{q}: to=" in text for q in ids) or text.startswith("warning:")):
+            continue
+        for q, name in ids.items():
+            text = text.replace(q, name)
+        text = text.replace(str(directory), "DIR")
+        text = re.sub(r"delay=[\d.]+", "delay=D", text)
+        out.append(re.sub(r"delays=[\d./]+", "delays=D", text))
+    return out
+
+
+def _postfix_log(name: str) -> list[str]:
+    lines: list[str] = RECORDED[name]["log"]
+    # Postfix's start-up checks of its own queue directory are not deliveries.
+    return [line for line in lines if "not owned by root" not in line and "writable:" not in line]
+
+
+@pytest.mark.postfix
+@pytest.mark.skipif(os.geteuid() != 0, reason="the recording ran as root (root's mailbox)")
+@pytest.mark.parametrize("name", list(CASES))
+async def test_local_delivery_log_matches_postfix(site_dir: Path, name: str) -> None:
+    site = _site(site_dir)
+    qid = await _deliver(site, name)
+    with captured_log() as log:
+        await site.run()
+    assert _normalize(log.lines, qid, site_dir) == _postfix_log(name)
+
+
+def _headers(path: Path) -> list[str]:
+    head = path.read_text().split("\n\n", 1)[0].splitlines()
+    keep = [h for h in head if h.split(":")[0] in ("Return-Path", "X-Original-To", "Delivered-To")]
+    return [re.sub(r"  .*$", "  DATE", head[0]), *keep]
+
+
+@pytest.mark.postfix
+@pytest.mark.skipif(os.geteuid() != 0, reason="ownership as recorded needs root")
+async def test_local_files_and_owners_match_postfix(site_dir: Path) -> None:
+    site = _site(site_dir)
+    await _deliver(site, "mailbox")
+    await site.run()  # first, so that it is the first message in root's mailbox
+    for name in ("self_and_file", "file", "command"):
+        await _deliver(site, name)
+    await site.run()
+    files = {"root_mailbox": "spool/root", "copy": "out/copy", "file": "out/file", "cmd": "out/cmd"}
+    for key, rel in files.items():
+        assert _headers(site_dir / rel) == RECORDED["files"][key], key
+    for rel, (uid, gid, mode) in RECORDED["owners"].items():
+        st = (site_dir / rel).stat()
+        assert [st.st_uid, st.st_gid, oct(st.st_mode & 0o7777)] == [uid, gid, mode], rel

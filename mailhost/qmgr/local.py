@@ -41,6 +41,7 @@ Not implemented: ``.forward`` files, ``owner-NAME`` redirection of errors,
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pwd
 import time
@@ -148,12 +149,8 @@ class _Attempt:
     rcpt: Recipient
     finals: list[FinalDelivery] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
-    #: (target, sender, the address whose expansion named it)
-    forward: list[tuple[str, str, str]] = field(default_factory=list)
-
-    @property
-    def original(self) -> str:
-        return self.rcpt.original or self.rcpt.address
+    #: (target, sender, original recipient, the address whose expansion named it)
+    forward: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     def add(self, address: str, status: DeliveryStatus) -> None:
         self.finals.append(FinalDelivery(address, status))
@@ -174,15 +171,20 @@ class _Attempt:
 
 @dataclass(frozen=True)
 class _Context:
-    """Where a delivery comes from: sender, nesting level, the alias being
-    expanded (exp_from), the class for allow_mail_to_*, and whose
-    privileges files and commands get."""
+    """Where a delivery comes from: sender, original recipient (X-Original-To;
+    a mailing list with an ``owner-`` alias resets it, RFC 3461), nesting
+    level, the alias being expanded (exp_from) and the address it was
+    expanded for, the class for allow_mail_to_*, whose privileges files and
+    commands get, and whether an ``owner-`` alias took over the sender."""
 
     sender: str
+    original: str
     level: int = 0
     expanded_from: str = ""
+    parent: str = ""
     origin: str = ""
     privileges: Privileges | None = None
+    owner: bool = False
 
 
 class LocalTransport:
@@ -205,7 +207,9 @@ class LocalTransport:
 
     async def deliver_one(self, job: Job, delivery: Delivery) -> Outcome:
         attempt = _Attempt(job, delivery.recipient)
-        await self._recipient(attempt, delivery.recipient.address, _Context(job.envelope.sender))
+        rcpt = delivery.recipient
+        original = rcpt.original if self.settings.original_recipient else ""
+        await self._recipient(attempt, rcpt.address, _Context(job.envelope.sender, original))
         await self._flush_forward(attempt)
         return attempt.outcome()
 
@@ -228,6 +232,12 @@ class LocalTransport:
         for name in names:
             if await self._alias(att, address, name, ctx):
                 return
+        if ctx.owner or ctx.origin == "include":
+            # recipient.c: a local recipient of a list with an owner- alias,
+            # or from an :include: file, gets a queue file of its own.
+            if att.first_time(f"forward {address.lower()}"):
+                att.forward.append((address, ctx.sender, ctx.original, ctx.parent))
+            return
         await self._mailbox(att, address, user, local, extension or "", ctx)
 
     async def _alias(self, att: _Attempt, address: str, name: str, ctx: _Context) -> bool:
@@ -247,7 +257,13 @@ class LocalTransport:
             att.add(address, DeliveryStatus("5.4.6", f"alias database loop for {name}"))
             return True
         spec = next((p.table for p in reversed(probes) if p.value is not None), "")
-        child = _Context(ctx.sender, ctx.level + 1, name, "alias", self._table_owner(spec))
+        child = _Context(
+            ctx.sender, ctx.original, ctx.level + 1, name, address, "alias",
+            self._table_owner(spec),
+        )  # fmt: skip
+        owner = await self._owner_alias(name)
+        if owner is not None:
+            child = dataclasses.replace(child, sender=owner, original="", owner=True)
         for member in split_addresses(value):
             await self._token(att, address, member, child)
         return True
@@ -263,20 +279,30 @@ class LocalTransport:
         else:
             await self._address(att, address, member, ctx)
 
+    async def _owner_alias(self, name: str) -> str | None:
+        """``owner-NAME@$myorigin`` when alias_maps has ``owner-NAME``
+        (owner_request_special); its deliveries then use it as sender."""
+        if not self.settings.owner_request_special or name.startswith("owner-"):
+            return None
+        try:
+            found = await self.settings.alias_maps.lookup(f"owner-{name}")
+        except TableTempFail:
+            return None
+        return self.resolver.canonical(f"owner-{name}") if found is not None else None
+
     async def _address(self, att: _Attempt, address: str, member: str, ctx: _Context) -> None:
-        """An address member: a local one is delivered here, recursively,
-        unless it comes from an :include: file (Postfix 3.7.11 forwards
-        those, observed); any other is forwarded."""
+        """An address member: a local one is delivered here, recursively;
+        any other is forwarded."""
         target = self.resolver.canonical(member)
         try:
             where = await self.resolver.classify(target)
         except TableTempFail:
             att.add(target, DeliveryStatus("4.3.0", "address resolver failure"))
             return
-        if where.address_class is AddressClass.LOCAL and ctx.origin != "include":
+        if where.address_class is AddressClass.LOCAL:
             await self._recipient(att, target, ctx)
         elif att.first_time(f"forward {target.lower()}"):
-            att.forward.append((target, ctx.sender, address))
+            att.forward.append((target, ctx.sender, ctx.original, address))
 
     # -- destinations -------------------------------------------------------------------
 
@@ -291,8 +317,10 @@ class LocalTransport:
             reason = f"cannot open include file {path}: {exc.strerror}"
             att.add(address, DeliveryStatus(dsn, reason))
             return
-        owner = self._privileges_of_owner(uid)
-        child = _Context(ctx.sender, ctx.level + 1, ctx.expanded_from, "include", owner)
+        child = dataclasses.replace(
+            ctx, level=ctx.level + 1, parent=address, origin="include",
+            privileges=self._privileges_of_owner(uid),
+        )  # fmt: skip
         for line in text.splitlines():
             if line.strip().startswith("#"):
                 continue
@@ -307,7 +335,7 @@ class LocalTransport:
         if not att.first_time(f"file {priv.uid if priv else -1} {path}"):
             return
         status = await append_file(
-            att.job.message, ctx.sender, path, address, self._original(att),
+            att.job.message, ctx.sender, path, att.rcpt.address, ctx.original,
             uid=priv.uid if priv else None, gid=priv.gid if priv else None,
             locks=self.settings.locks, file_size_limit=self.settings.mailbox_size_limit,
         )  # fmt: skip
@@ -320,17 +348,18 @@ class LocalTransport:
         priv = ctx.privileges
         if not att.first_time(f"command {priv.uid if priv else -1} {command}"):
             return
-        att.add(address, await self._run(att, address, command, ctx.sender, priv))
+        att.add(address, await self._run(att, address, command, ctx, priv))
 
     async def _run(
-        self, att: _Attempt, address: str, command: str, sender: str, priv: Privileges | None
+        self, att: _Attempt, address: str, command: str, ctx: _Context, priv: Privileges | None
     ) -> DeliveryStatus:
+        sender = ctx.sender
         local, domain = split_address(address)
         extension = split_extension(fold_key(local), self.settings.delimiters)[1]
         me = priv or Privileges.of(pwd.getpwuid(os.geteuid()))
         env = command_environment(
             home=me.home, user=me.user, shell=me.shell, sender=sender, recipient=address,
-            original_recipient=self._original(att), local=fold_key(local), domain=domain,
+            original_recipient=ctx.original, local=fold_key(local), domain=domain,
             extension=(extension or "")[1:],
             export={k: os.environ[k] for k in self.settings.export_environment if k in os.environ},
             client=_client_environment(att.job.envelope),
@@ -338,7 +367,7 @@ class LocalTransport:
         cwd = me.home if me.home and os.access(me.home, os.X_OK) else "/"
         stdin = (
             from_line(sender, time.time())
-            + delivery_headers(sender, address, self._original(att))
+            + delivery_headers(sender, att.rcpt.address, ctx.original)
             + att.job.message.replace(b"\r\n", b"\n")
         )
         return await run_command(
@@ -364,7 +393,7 @@ class LocalTransport:
         if s.mailbox_command:
             # local(8): as the recipient, but never as root (default_privs).
             priv = owner if pw.pw_uid != 0 else self._default_privs()
-            att.add(address, await self._run(att, address, s.mailbox_command, ctx.sender, priv))
+            att.add(address, await self._run(att, address, s.mailbox_command, ctx, priv))
             return
         if s.home_mailbox:
             where = Path(pw.pw_dir) / s.home_mailbox
@@ -376,16 +405,17 @@ class LocalTransport:
         gid: int | None = pw.pw_gid
         if os.geteuid() != 0 or (uid == os.geteuid() and gid == os.getegid()):
             uid = gid = None
-        original = self._original(att)
+        # Delivered-To names the queue recipient, not the expanded address.
+        delivered, original = att.rcpt.address, ctx.original
         if maildir:
             result = await deliver_maildir(
-                att.job.message, ctx.sender, MaildirTarget(where, address, original, uid, gid),
+                att.job.message, ctx.sender, MaildirTarget(where, delivered, original, uid, gid),
                 file_size_limit=s.mailbox_size_limit,
             )  # fmt: skip
             att.add(address, result.status)
             return
         status = await deliver_mbox(
-            att.job.message, ctx.sender, MboxTarget(where, address, original, uid, gid),
+            att.job.message, ctx.sender, MboxTarget(where, delivered, original, uid, gid),
             locks=s.locks, file_size_limit=s.mailbox_size_limit,
             strict_ownership=s.strict_ownership and uid is not None,
         )  # fmt: skip
@@ -397,25 +427,36 @@ class LocalTransport:
         """Queue one new message for the non-local members (forward.c)."""
         if not att.forward:
             return
-        by_sender: dict[str, list[tuple[str, str]]] = {}
-        for target, sender, address in att.forward:
-            by_sender.setdefault(sender, []).append((target, address))
-        for sender, pairs in by_sender.items():
-            status = await self._forward(att, sender, [target for target, _ in pairs])
-            for _, address in pairs:
+        by_sender: dict[str, list[tuple[str, str, str]]] = {}
+        for target, sender, original, address in att.forward:
+            by_sender.setdefault(sender, []).append((target, original, address))
+        for sender, items in by_sender.items():
+            status = await self._forward(att, sender, [(t, o) for t, o, _ in items])
+            for _, _, address in items:
                 att.add(address, status)
 
-    async def _forward(self, att: _Attempt, sender: str, targets: list[str]) -> DeliveryStatus:
+    async def _forward(
+        self, att: _Attempt, sender: str, targets: list[tuple[str, str]]
+    ) -> DeliveryStatus:
+        """One new queue file for ``targets`` (address, original recipient;
+        without one, the address itself is the original, as cleanup records)."""
         if self.store is None:
             return DeliveryStatus("4.3.0", "mail forwarding is not available")
+        seen: set[tuple[str, str]] = set()
+        recipients: list[Recipient] = []
         try:
-            finals = await self.resolver.expand_all(targets)
+            for target, original in targets:
+                for r in await self.resolver.expand(target):
+                    record = Recipient(r.final, original or target)
+                    key = (record.original.lower(), record.address.lower())
+                    if key not in seen:
+                        seen.add(key)
+                        recipients.append(record)
         except AliasExpansionError:
             return DeliveryStatus("4.6.0", "Alias expansion error")
         except TableTempFail:
             return DeliveryStatus("4.3.0", "address resolver failure")
-        recipients = tuple(Recipient(r.final, att.original) for r in finals)
-        envelope = Envelope(sender, recipients, time.time(), att.job.envelope.client,
+        envelope = Envelope(sender, tuple(recipients), time.time(), att.job.envelope.client,
                             mail_params=att.job.envelope.mail_params)  # fmt: skip
         header = f"Delivered-To: {att.rcpt.address}\n".encode("utf-8", "surrogateescape")
         try:
@@ -425,9 +466,6 @@ class LocalTransport:
         return DeliveryStatus("2.0.0", f"forwarded as {queue_id}")
 
     # -- privileges ---------------------------------------------------------------------
-
-    def _original(self, att: _Attempt) -> str:
-        return att.rcpt.original if self.settings.original_recipient else ""
 
     def _default_privs(self) -> Privileges | None:
         try:

@@ -38,6 +38,8 @@ inc: :include:{dir}/inc
 loop1: loop2
 loop2: loop1
 fwd: someone@remote.example
+list: root, {dir}/out/listfile
+owner-list: root
 """
 
 INCLUDE = "root\n{dir}/out/incfile\n|true\n"
@@ -57,6 +59,7 @@ CASES = {
     "alias_loop": "loop1@localhost",
     "unknown_user": "nosuchuser@localhost",
     "forward": "fwd@localhost",
+    "owner_alias": "list@localhost",
 }
 
 MAIN_CF = """\
@@ -128,6 +131,20 @@ def header_block(path: Path, directory: Path) -> list[str]:
     return [first, *keep] if first else keep
 
 
+def mailbox_headers(path: Path) -> list[list[str]]:
+    """The delivery headers of every message in an mbox, with its Subject."""
+    messages = []
+    for chunk in re.split(r"\n(?=From )", path.read_text(errors="replace")):
+        head = chunk.split("\n\n", 1)[0].splitlines()
+        keep = [
+            h
+            for h in head[1:]
+            if h.split(":")[0] in ("Return-Path", "X-Original-To", "Delivered-To", "Subject")
+        ]
+        messages.append([re.sub(r"  .*$", "  DATE", head[0]), *keep])
+    return messages
+
+
 def send(port: int, rcpt: str, subject: str) -> str:
     with smtplib.SMTP("127.0.0.1", port, timeout=20) as smtp:
         smtp.ehlo("client.example.org")
@@ -193,8 +210,10 @@ def main() -> None:
                 "copy": "out/copy",
                 "file": "out/file",
                 "cmd": "out/cmd",
+                "listfile": "out/listfile",
             }.items()
         }
+        recorded["root_mailbox"] = mailbox_headers(directory / "spool" / "root")
         owners = {}
         for rel in ("spool/root", "out/copy", "out/file", "out/cmd"):
             st = (directory / rel).stat()

@@ -97,8 +97,36 @@ async def test_local_files_and_owners_match_postfix(site_dir: Path) -> None:
         await _deliver(site, name)
     await site.run()
     files = {"root_mailbox": "spool/root", "copy": "out/copy", "file": "out/file", "cmd": "out/cmd"}
+    files = {k: v for k, v in files.items() if k in RECORDED["files"]}
     for key, rel in files.items():
         assert _headers(site_dir / rel) == RECORDED["files"][key], key
     for rel, (uid, gid, mode) in RECORDED["owners"].items():
         st = (site_dir / rel).stat()
         assert [st.st_uid, st.st_gid, oct(st.st_mode & 0o7777)] == [uid, gid, mode], rel
+
+
+def _mbox_headers(path: Path) -> list[list[str]]:
+    messages = []
+    for chunk in re.split(r"\n(?=From )", path.read_text()):
+        head = chunk.split("\n\n", 1)[0].splitlines()
+        names = ("Return-Path", "X-Original-To", "Delivered-To", "Subject")
+        keep = [h for h in head[1:] if h.split(":")[0] in names]
+        messages.append([re.sub(r"  .*$", "  DATE", head[0]), *keep])
+    return messages
+
+
+@pytest.mark.postfix
+@pytest.mark.skipif(os.geteuid() != 0, reason="the recording ran as root (root's mailbox)")
+async def test_local_headers_after_expansion_match_postfix(site_dir: Path) -> None:
+    """Every message that reached root's mailbox, case by case, in the order
+    of the recording: Delivered-To names the queue recipient, forwarded
+    copies carry the forwarding recipient's Delivered-To, an owner- alias
+    becomes the sender and drops the original recipient."""
+    site = _site(site_dir)
+    for name in CASES:
+        if name == "command_time_limit":
+            continue
+        await _deliver(site, name)
+        await site.run()
+    assert _mbox_headers(site_dir / "spool" / "root") == RECORDED["root_mailbox"]
+    assert _headers(site_dir / "out" / "listfile")[:3] == RECORDED["files"]["listfile"]

@@ -79,7 +79,7 @@ def test_mail_to_root_lands_in_alias_target_spool(site_dir: Path) -> None:
         assert server.stop() == 0
     assert mbox.startswith(b"From sender@client.test  ")
     assert b"\nX-Original-To: root@localhost\n" in mbox
-    assert f"\nDelivered-To: {TARGET}@mail.example.org\n".encode() in mbox
+    assert b"\nDelivered-To: root@localhost\n" in mbox
     assert b"\nSubject: hello root\n\nhello\n\n" in mbox
     assert (
         f"{qid}: to=<{TARGET}@mail.example.org>, orig_to=<root@localhost>, relay=local, delay="

@@ -6,22 +6,27 @@ case; ``user`` is the local part without the recipient_delimiter extension):
 
 1. a message that already carries ``Delivered-To: ADDR`` bounces
    ``5.4.6 mail forwarding loop for ADDR``;
-2. **aliases**: ``alias_maps`` is searched for ``user+ext``, then ``user``.
-   Each member of the value is delivered in turn: ``:include:/file`` (more
-   members, one list per line), ``/file/name`` (appended in mbox format, or
-   a Maildir when it ends in ``/``), ``|command`` — the last two only when
-   ``allow_mail_to_files`` / ``allow_mail_to_commands`` name the class
-   (``alias`` or ``include``), else ``5.7.1 mail to file/command is
-   restricted`` — and addresses.  An address in a local domain is delivered
-   here, recursively (an alias that lists its own name goes on to the user's
-   mailbox, as in Sendmail; past 100 levels ``5.4.6 alias database loop for
-   NAME``); any other address, and any address from an ``:include:`` file,
-   is forwarded: one new queue file (after virtual alias expansion) per
-   queue recipient and sender, logged ``to=<the alias>, ... (forwarded as
-   QID)``.
-   Files and commands run with the privileges of the alias database's owner,
-   or of ``default_privs`` when root owns it;
-3. **mailbox** of the system user (getpwnam): ``mailbox_command`` when set
+2. **aliases**: ``alias_maps`` is searched for ``user+ext``, then ``user``
+   (an alias that lists its own name goes on to step 3, as in Sendmail; past
+   100 levels ``5.4.6 alias database loop for NAME``).  Members:
+   ``:include:/file`` (more members, one list per line), ``/file/name``
+   (mbox append; Maildir when it ends in ``/``), ``|command`` — these two
+   only when ``allow_mail_to_files`` / ``allow_mail_to_commands`` name the
+   class (``alias``, ``forward``, ``include``), else ``5.7.1 mail to
+   file/command is restricted`` — and addresses: a local one is delivered
+   here, recursively; any other is forwarded (one new queue file per queue
+   recipient and sender, after virtual alias expansion, logged
+   ``to=<the alias>, ... (forwarded as QID)``).  When ``owner-NAME`` exists
+   it becomes the sender of NAME's deliveries, the original recipient is
+   reset, and local members are resubmitted as new queue files, as are
+   local members of ``:include:`` files (recipient.c).  Files and commands
+   run with the privileges of the alias database's owner, of the include
+   file's owner, or of the user for ``.forward`` — never as root
+   (``default_privs`` instead);
+3. **.forward**: the first file of ``forward_path`` that exists
+   (:mod:`mailhost.delivery.dotforward`) is expanded like an alias, class
+   ``forward``; an empty or ignored file falls through to step 4;
+4. **mailbox** of the system user (getpwnam): ``mailbox_command`` when set
    (as the user; as ``default_privs`` for root), else ``$HOME/$home_mailbox``
    when set, else ``mail_spool_directory/USER`` — an mbox with
    ``mailbox_delivery_lock`` locking, created 0600 and owned by the user
@@ -29,14 +34,15 @@ case; ``user`` is the local part without the recipient_delimiter extension):
    ``5.1.1 unknown user: "user"``.
 
 Every final delivery is logged as its own line (``to=<final>,
-orig_to=<queue recipient's original>, relay=local``); the same mailbox, file,
-command or forwarded address reached twice for one recipient is delivered
-once.  The queue recipient's recorded result is the first deferral if any
-delivery deferred (the whole recipient is then tried again), else the first
-bounce, else success.
+orig_to=<queue recipient's original>, relay=local``); ``Delivered-To:``
+names the queue recipient.  The same mailbox, file, command or forwarded
+address reached twice for one recipient is delivered once.  The queue
+recipient's recorded result is the first deferral if any delivery deferred
+(the whole recipient is then tried again), else the first bounce, else
+success.
 
-Not implemented: ``.forward`` files, ``owner-NAME`` redirection of errors,
-``luser_relay``, ``mailbox_transport`` / ``fallback_transport``.
+Not implemented: ``luser_relay``, ``mailbox_transport`` /
+``fallback_transport``, ``local_command_shell``, ``expand_owner_alias``.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ from mailhost.address import split_address, split_extension
 from mailhost.config import Config
 from mailhost.config.lists import split_list
 from mailhost.delivery.command import CommandTarget, command_environment, run_command
+from mailhost.delivery.dotforward import expand_forward_path, find_forward_file
 from mailhost.delivery.filewriter import append_file
 from mailhost.delivery.headers import delivery_headers, is_delivery_loop, loop_text
 from mailhost.delivery.maildir import MaildirTarget, deliver_maildir
@@ -76,6 +83,7 @@ RELAY = "local"
 #: local(8) gives up on nesting deeper than this (alias.c).
 MAX_LEVEL = 100
 ALIAS_LOOKUP_FAILED = DeliveryStatus("4.3.0", "alias database unavailable")
+FORWARD_FILTER = "1234567890!@%-_=+:,./abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,8 @@ class LocalSettings:
     export_environment: tuple[str, ...] = ("TZ", "MAIL_CONFIG", "LANG")
     original_recipient: bool = True
     strict_ownership: bool = True
+    forward_path: str = "$home/.forward${recipient_delimiter}${extension}, $home/.forward"
+    forward_filter: str = FORWARD_FILTER
 
     @classmethod
     def from_config(cls, cfg: Config, registry: TableRegistry) -> LocalSettings:
@@ -137,6 +147,9 @@ class LocalSettings:
             export_environment=tuple(cfg.get("export_environment").split()),
             original_recipient=cfg.get_bool("enable_original_recipient"),
             strict_ownership=cfg.get_bool("strict_mailbox_ownership"),
+            # forward_path is expanded per recipient, not as a main.cf value
+            forward_path=cfg.raw("forward_path"),
+            forward_filter=cfg.get("forward_expansion_filter"),
         )
 
 
@@ -331,7 +344,7 @@ class LocalTransport:
         if ctx.origin not in self.settings.allow_files:
             att.add(address, DeliveryStatus("5.7.1", "mail to file is restricted"))
             return
-        priv = ctx.privileges
+        priv = self._never_root(ctx.privileges)
         if not att.first_time(f"file {priv.uid if priv else -1} {path}"):
             return
         status = await append_file(
@@ -345,7 +358,7 @@ class LocalTransport:
         if ctx.origin not in self.settings.allow_commands:
             att.add(address, DeliveryStatus("5.7.1", "mail to command is restricted"))
             return
-        priv = ctx.privileges
+        priv = self._never_root(ctx.privileges)
         if not att.first_time(f"command {priv.uid if priv else -1} {command}"):
             return
         att.add(address, await self._run(att, address, command, ctx, priv))
@@ -387,6 +400,8 @@ class LocalTransport:
         except KeyError:
             att.add(address, DeliveryStatus("5.1.1", f'unknown user: "{user}"'))
             return
+        if await self._dotforward(att, address, pw, local, extension, ctx):
+            return
         if not att.first_time(f"mailbox {pw.pw_name}"):
             return
         owner = Privileges.of(pw)
@@ -420,6 +435,44 @@ class LocalTransport:
             strict_ownership=s.strict_ownership and uid is not None,
         )  # fmt: skip
         att.add(address, status)
+
+    async def _dotforward(
+        self, att: _Attempt, address: str, pw: pwd.struct_passwd, local: str, extension: str,
+        ctx: _Context,
+    ) -> bool:  # fmt: skip
+        """Expand the user's .forward file (class ``forward``, the user's
+        privileges); False when there is none (or it is empty or ignored),
+        or when this user's file is already being expanded."""
+        s = self.settings
+        if not s.forward_path or not att.first_time(f"dotforward {local}"):
+            return False
+        attributes = {
+            "user": pw.pw_name, "home": pw.pw_dir, "shell": pw.pw_shell, "recipient": address,
+            "extension": extension[1:], "domain": split_address(address)[1], "local": local,
+            "recipient_delimiter": extension[:1],
+        }  # fmt: skip
+        paths = expand_forward_path(s.forward_path, attributes, s.forward_filter)
+        try:
+            found = await run_blocking(find_forward_file, paths, pw.pw_uid, pw.pw_gid)
+        except OSError as exc:
+            att.add(address, DeliveryStatus("4.3.0", f"cannot open forward file: {exc}"))
+            return True
+        if found is None or found.text is None:
+            return False
+        members = [
+            member
+            for line in found.text.splitlines()
+            if not line.lstrip().startswith("#")
+            for member in split_addresses(line)
+        ]
+        if not members:
+            return False
+        child = _Context(
+            ctx.sender, ctx.original, ctx.level + 1, local, address, "forward", Privileges.of(pw)
+        )
+        for member in members:
+            await self._token(att, address, member, child)
+        return True
 
     # -- forwarding ---------------------------------------------------------------------
 
@@ -473,6 +526,11 @@ class LocalTransport:
         except KeyError:
             log.warning("unknown default_privs user: %s", self.settings.default_privs)
             return None
+
+    def _never_root(self, priv: Privileges | None) -> Privileges | None:
+        """local(8) never runs a file or command delivery as root: uid 0
+        becomes default_privs (root's .forward, root-owned include files)."""
+        return self._default_privs() if priv is not None and priv.uid == 0 else priv
 
     def _privileges_of_owner(self, uid: int) -> Privileges | None:
         if uid == 0:

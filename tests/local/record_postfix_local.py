@@ -44,6 +44,10 @@ owner-list: root
 
 INCLUDE = "root\n{dir}/out/incfile\n|true\n"
 
+#: nobody's .forward (forward_path = {dir}/forward/$user)
+FORWARD = 'nobody, {dir}/out/fwdfile\n"|cat > {dir}/out/fwdcmd"\nsomeone@remote.example\n'
+
+
 #: case name → RCPT TO address
 CASES = {
     "mailbox": "root@localhost",
@@ -60,6 +64,7 @@ CASES = {
     "unknown_user": "nosuchuser@localhost",
     "forward": "fwd@localhost",
     "owner_alias": "list@localhost",
+    "dot_forward": "nobody@localhost",
 }
 
 MAIN_CF = """\
@@ -74,6 +79,7 @@ alias_database = hash:{dir}/aliases
 local_recipient_maps =
 mail_spool_directory = {dir}/spool
 command_time_limit = 2s
+forward_path = {dir}/forward/$user
 queue_directory = {dir}/queue
 data_directory = {dir}/data
 maillog_file = {dir}/maillog
@@ -177,6 +183,8 @@ def main() -> None:
     (directory / "out").chmod(0o777)
     (directory / "aliases").write_text(ALIASES.format(dir=directory))
     (directory / "inc").write_text(INCLUDE.format(dir=directory))
+    (directory / "forward").mkdir()
+    (directory / "forward" / "nobody").write_text(FORWARD.format(dir=directory))
     port = free_port()
     (directory / "main.cf").write_text(MAIN_CF.format(dir=directory))
     (directory / "master.cf").write_text(MASTER_CF.format(port=port))
@@ -211,11 +219,17 @@ def main() -> None:
                 "file": "out/file",
                 "cmd": "out/cmd",
                 "listfile": "out/listfile",
+                "fwdfile": "out/fwdfile",
+                "fwdcmd": "out/fwdcmd",
+                "nobody_mailbox": "spool/nobody",
             }.items()
         }
         recorded["root_mailbox"] = mailbox_headers(directory / "spool" / "root")
         owners = {}
-        for rel in ("spool/root", "out/copy", "out/file", "out/cmd"):
+        for rel in (
+            "spool/root", "out/copy", "out/file", "out/cmd", "out/fwdfile", "out/fwdcmd",
+            "spool/nobody",
+        ):  # fmt: skip
             st = (directory / rel).stat()
             owners[rel] = [st.st_uid, st.st_gid, oct(st.st_mode & 0o7777)]
         recorded["owners"] = owners

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from mailhost.queue.qfile import Envelope, Recipient
-from tests.local.record_postfix_local import ALIASES, CASES, INCLUDE
+from tests.local.record_postfix_local import ALIASES, CASES, FORWARD, INCLUDE
 from tests.local.site import LocalSite
 from tests.qmgr.helpers import captured_log
 
@@ -35,7 +35,10 @@ def _site(directory: Path) -> LocalSite:
     (directory / "out").mkdir()
     (directory / "out").chmod(0o777)
     (directory / "inc").write_text(INCLUDE.format(dir=directory))
-    return LocalSite(directory, ALIASES.format(dir=directory), EXTRA)
+    (directory / "forward").mkdir()
+    (directory / "forward" / "nobody").write_text(FORWARD.format(dir=directory))
+    extra = EXTRA + f"forward_path = {directory}/forward/$user\n"
+    return LocalSite(directory, ALIASES.format(dir=directory), extra)
 
 
 async def _deliver(site: LocalSite, name: str) -> str:
@@ -93,7 +96,7 @@ async def test_local_files_and_owners_match_postfix(site_dir: Path) -> None:
     site = _site(site_dir)
     await _deliver(site, "mailbox")
     await site.run()  # first, so that it is the first message in root's mailbox
-    for name in ("self_and_file", "file", "command"):
+    for name in ("self_and_file", "file", "command", "dot_forward"):
         await _deliver(site, name)
     await site.run()
     files = {"root_mailbox": "spool/root", "copy": "out/copy", "file": "out/file", "cmd": "out/cmd"}

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from mailhost.delivery.status import DeliveryStatus
 from mailhost.log import logger
+from mailhost.queue.qfile import Envelope
 
 log = logger("local")
 
@@ -156,14 +157,17 @@ def command_environment(
     export: Mapping[str, str],
     client: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The environment local(8) gives a delivery command."""
+    """The environment local(8) gives a delivery command (HOME and SHELL
+    only when known: not for default_privs)."""
     env = {"PATH": DEFAULT_PATH}
     env.update(export)
+    if home:
+        env["HOME"] = home
+    if shell:
+        env["SHELL"] = shell
     env.update(
-        HOME=home,
         LOGNAME=user,
         USER=user,
-        SHELL=shell,
         SENDER=sender,
         RECIPIENT=recipient,
         ORIGINAL_RECIPIENT=original_recipient or recipient,
@@ -174,3 +178,27 @@ def command_environment(
         env["EXTENSION"] = extension
     env.update(client or {})
     return env
+
+
+def client_environment(envelope: Envelope) -> dict[str, str]:
+    """CLIENT_ADDRESS, CLIENT_HOSTNAME, CLIENT_HELO, CLIENT_PROTOCOL and the
+    SASL_* variables, when the message came with them."""
+    client = envelope.client
+    env: dict[str, str] = {}
+    if client is not None:
+        env.update(
+            CLIENT_ADDRESS=client.address, CLIENT_HOSTNAME=client.name,
+            CLIENT_HELO=client.helo, CLIENT_PROTOCOL=client.protocol,
+        )  # fmt: skip
+    if envelope.sasl_method:
+        env.update(SASL_METHOD=envelope.sasl_method, SASL_USERNAME=envelope.sasl_username)
+    return env
+
+
+def working_directory(home: str, fallback: str) -> str:
+    """local(8) runs a command in the home directory when there is one, else
+    where the daemon is: the queue directory (blocking: offload it)."""
+    for candidate in (home, fallback):
+        if candidate and os.path.isdir(candidate):
+            return candidate
+    return "/"

@@ -58,7 +58,13 @@ from pathlib import Path
 from mailhost.address import split_address, split_extension
 from mailhost.config import Config
 from mailhost.config.lists import split_list
-from mailhost.delivery.command import CommandTarget, command_environment, run_command
+from mailhost.delivery.command import (
+    CommandTarget,
+    client_environment,
+    command_environment,
+    run_command,
+    working_directory,
+)
 from mailhost.delivery.dotforward import expand_forward_path, find_forward_file
 from mailhost.delivery.filewriter import append_file
 from mailhost.delivery.headers import delivery_headers, is_delivery_loop, loop_text
@@ -123,6 +129,7 @@ class LocalSettings:
     strict_ownership: bool = True
     forward_path: str = "$home/.forward${recipient_delimiter}${extension}, $home/.forward"
     forward_filter: str = FORWARD_FILTER
+    queue_directory: str = ""
 
     @classmethod
     def from_config(cls, cfg: Config, registry: TableRegistry) -> LocalSettings:
@@ -134,7 +141,8 @@ class LocalSettings:
             alias_maps=Maps.from_value("alias_maps", cfg.get("alias_maps"), registry),
             spool_directory=cfg.get("mail_spool_directory"),
             home_mailbox=cfg.get("home_mailbox"),
-            mailbox_command=cfg.get("mailbox_command"),
+            # not $name-expanded (postconf(5)): it is shell syntax
+            mailbox_command=cfg.raw("mailbox_command"),
             allow_files=frozenset(split_list(cfg.get("allow_mail_to_files"))),
             allow_commands=frozenset(split_list(cfg.get("allow_mail_to_commands"))),
             locks=locks,
@@ -150,6 +158,7 @@ class LocalSettings:
             # forward_path is expanded per recipient, not as a main.cf value
             forward_path=cfg.raw("forward_path"),
             forward_filter=cfg.get("forward_expansion_filter"),
+            queue_directory=cfg.get("queue_directory"),
         )
 
 
@@ -368,16 +377,18 @@ class LocalTransport:
     ) -> DeliveryStatus:
         sender = ctx.sender
         local, domain = split_address(address)
-        extension = split_extension(fold_key(local), self.settings.delimiters)[1]
+        user, extension = split_extension(fold_key(local), self.settings.delimiters)
         me = priv or Privileges.of(pwd.getpwuid(os.geteuid()))
+        # USER/LOGNAME name the recipient; HOME and SHELL come with the
+        # privileges (none for default_privs), as Postfix 3.7.11 exports them.
         env = command_environment(
-            home=me.home, user=me.user, shell=me.shell, sender=sender, recipient=address,
+            home=me.home, user=user, shell=me.shell, sender=sender, recipient=address,
             original_recipient=ctx.original, local=fold_key(local), domain=domain,
             extension=(extension or "")[1:],
             export={k: os.environ[k] for k in self.settings.export_environment if k in os.environ},
-            client=_client_environment(att.job.envelope),
+            client=client_environment(att.job.envelope),
         )  # fmt: skip
-        cwd = me.home if me.home and os.access(me.home, os.X_OK) else "/"
+        cwd = await run_blocking(working_directory, me.home, self.settings.queue_directory)
         stdin = (
             from_line(sender, time.time())
             + delivery_headers(sender, att.rcpt.address, ctx.original)
@@ -407,7 +418,7 @@ class LocalTransport:
         owner = Privileges.of(pw)
         if s.mailbox_command:
             # local(8): as the recipient, but never as root (default_privs).
-            priv = owner if pw.pw_uid != 0 else self._default_privs()
+            priv = self._never_root(owner)
             att.add(address, await self._run(att, address, s.mailbox_command, ctx, priv))
             return
         if s.home_mailbox:
@@ -521,8 +532,10 @@ class LocalTransport:
     # -- privileges ---------------------------------------------------------------------
 
     def _default_privs(self) -> Privileges | None:
+        """default_privs' ids, without a home directory or shell to export."""
         try:
-            return Privileges.of(pwd.getpwnam(self.settings.default_privs))
+            pw = pwd.getpwnam(self.settings.default_privs)
+            return Privileges(pw.pw_uid, pw.pw_gid, pw.pw_name, "", "")
         except KeyError:
             log.warning("unknown default_privs user: %s", self.settings.default_privs)
             return None
@@ -530,7 +543,12 @@ class LocalTransport:
     def _never_root(self, priv: Privileges | None) -> Privileges | None:
         """local(8) never runs a file or command delivery as root: uid 0
         becomes default_privs (root's .forward, root-owned include files)."""
-        return self._default_privs() if priv is not None and priv.uid == 0 else priv
+        if priv is None or priv.uid != 0:
+            return priv
+        default = self._default_privs()
+        if default is None:
+            return None
+        return dataclasses.replace(priv, uid=default.uid, gid=default.gid)
 
     def _privileges_of_owner(self, uid: int) -> Privileges | None:
         if uid == 0:
@@ -557,16 +575,3 @@ def _read_include(path: str) -> tuple[int, str]:
     """The owner and text of an ``:include:`` file."""
     with open(path, encoding="utf-8", errors="surrogateescape") as f:
         return os.fstat(f.fileno()).st_uid, f.read()
-
-
-def _client_environment(envelope: Envelope) -> dict[str, str]:
-    client = envelope.client
-    env: dict[str, str] = {}
-    if client is not None:
-        env.update(
-            CLIENT_ADDRESS=client.address, CLIENT_HOSTNAME=client.name,
-            CLIENT_HELO=client.helo, CLIENT_PROTOCOL=client.protocol,
-        )  # fmt: skip
-    if envelope.sasl_method:
-        env.update(SASL_METHOD=envelope.sasl_method, SASL_USERNAME=envelope.sasl_username)
-    return env

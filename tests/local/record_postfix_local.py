@@ -40,12 +40,16 @@ loop2: loop1
 fwd: someone@remote.example
 list: root, {dir}/out/listfile
 owner-list: root
+envcmd: "|env > {dir}/out/env"
 """
 
 INCLUDE = "root\n{dir}/out/incfile\n|true\n"
 
 #: nobody's .forward (forward_path = {dir}/forward/$user)
-FORWARD = 'nobody, {dir}/out/fwdfile\n"|cat > {dir}/out/fwdcmd"\nsomeone@remote.example\n'
+FORWARD = (
+    'nobody, {dir}/out/fwdfile\n"|cat > {dir}/out/fwdcmd"\nsomeone@remote.example\n'
+    '"|env > {dir}/out/fwdenv"\n'
+)
 
 
 #: case name → RCPT TO address
@@ -65,6 +69,7 @@ CASES = {
     "forward": "fwd@localhost",
     "owner_alias": "list@localhost",
     "dot_forward": "nobody@localhost",
+    "command_env": "envcmd@localhost",
 }
 
 MAIN_CF = """\
@@ -225,6 +230,13 @@ def main() -> None:
             }.items()
         }
         recorded["root_mailbox"] = mailbox_headers(directory / "spool" / "root")
+        recorded["environments"] = {
+            name: sorted(
+                line.replace(str(directory), "DIR")
+                for line in (directory / "out" / name).read_text().splitlines()
+            )
+            for name in ("env", "fwdenv")
+        }
         owners = {}
         for rel in (
             "spool/root", "out/copy", "out/file", "out/cmd", "out/fwdfile", "out/fwdcmd",

@@ -122,7 +122,11 @@ async def test_command_runs_with_local_environment(site_dir: Path) -> None:
     assert env["EXTENSION"] == "ext"
     assert env["DOMAIN"] == "localhost"
     assert env["PATH"] == "/usr/bin:/bin"
-    assert {"HOME", "LOGNAME", "USER", "SHELL", "ORIGINAL_RECIPIENT"} <= set(env)
+    assert env["USER"] == env["LOGNAME"] == "pipe"
+    assert env["ORIGINAL_RECIPIENT"] == "pipe+ext@localhost"
+    if ME == 0:  # a root-owned alias file: default_privs, no HOME or SHELL
+        assert "HOME" not in env
+        assert "SHELL" not in env
     body = out.read_bytes()
     assert body.startswith(b"From s@client.test  ")
     assert b"Delivered-To: pipe+ext@localhost\n" in body
@@ -257,3 +261,20 @@ async def test_root_owned_alias_file_written_as_default_privs(site_dir: Path) ->
     )
     assert protected.read_text() == ""
     assert os.stat(protected).st_uid == 0
+
+
+async def test_mailbox_command_is_not_main_cf_expanded(site_dir: Path) -> None:
+    out = site_dir / "mc"
+    site = LocalSite(
+        site_dir,
+        extra=f'recipient_delimiter = +\nmailbox_command = echo "$EXTENSION $USER" > {out}\n',
+    )
+    await site.enqueue(f"{ME_NAME}+box@localhost")
+    with captured_log() as log:
+        await site.run()
+    assert "undefined parameter" not in log.text()
+    assert "status=sent (delivered to command: echo" in log.text()
+    # USER names the recipient even though root's command runs as default_privs
+    assert out.read_text() == f"box {ME_NAME}\n"
+    if ME == 0:
+        assert out.stat().st_uid == pwd.getpwnam("nobody").pw_uid

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from mailhost.queue.qfile import Envelope, Recipient
+from mailhost.queue.qfile import Client, Envelope, Recipient
 from tests.local.record_postfix_local import ALIASES, CASES, FORWARD, INCLUDE
 from tests.local.site import LocalSite
 from tests.qmgr.helpers import captured_log
@@ -41,9 +41,12 @@ def _site(directory: Path) -> LocalSite:
     return LocalSite(directory, ALIASES.format(dir=directory), extra)
 
 
+CLIENT = Client("localhost", "127.0.0.1", helo="client.example.org", protocol="ESMTP")
+
+
 async def _deliver(site: LocalSite, name: str) -> str:
     rcpt = CASES[name]
-    envelope = Envelope("sender@client.example", (Recipient(rcpt, rcpt),), 1e10)
+    envelope = Envelope("sender@client.example", (Recipient(rcpt, rcpt),), 1e10, CLIENT)
     content = [f"Subject: {name}".encode(), b"", b"From the start", b"body"]
     return await site.store().enqueue(envelope, content)
 
@@ -133,3 +136,25 @@ async def test_local_headers_after_expansion_match_postfix(site_dir: Path) -> No
         await site.run()
     assert _mbox_headers(site_dir / "spool" / "root") == RECORDED["root_mailbox"]
     assert _headers(site_dir / "out" / "listfile")[:3] == RECORDED["files"]["listfile"]
+
+
+#: Inherited from the daemon's own environment (export_environment), not local(8)'s.
+INHERITED = ("LANG=", "MAIL_CONFIG=", "TZ=")
+
+
+@pytest.mark.postfix
+@pytest.mark.skipif(os.geteuid() != 0, reason="the recording ran as root")
+async def test_command_environment_matches_postfix(site_dir: Path) -> None:
+    """An alias command (root-owned aliases: default_privs, no HOME/SHELL)
+    and a .forward command (the user's HOME and SHELL), both run in the
+    queue directory when the home directory does not exist."""
+    site = _site(site_dir)
+    for name in ("command_env", "dot_forward"):
+        await _deliver(site, name)
+    await site.run()
+    for name, expected in RECORDED["environments"].items():
+        lines = (site_dir / "out" / name).read_text().splitlines()
+        ours = sorted(line.replace(str(site_dir), "DIR") for line in lines)
+        assert [v for v in ours if not v.startswith(INHERITED)] == [
+            v for v in expected if not v.startswith(INHERITED)
+        ], name

@@ -99,7 +99,11 @@ PARAMETERS: tuple[Param, ...] = (
     Param("export_environment", "TZ MAIL_CONFIG LANG", STR),
     Param("fallback_transport", "", STR),
     Param("fast_flush_domains", "$relay_domains", STR),
-    Param("forward_expansion_filter", "1234567890!@%-_=+:,./abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", STR),
+    Param(
+        "forward_expansion_filter",
+        "1234567890!@%-_=+:,./abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        STR,
+    ),
     Param("forward_path", "$home/.forward${recipient_delimiter}${extension}, $home/.forward", STR),
     Param("hash_queue_depth", "1", INT),
     Param("hash_queue_names", "deferred, defer", STR),

@@ -177,6 +177,31 @@ def wait_done(maillog: Path, qid: str) -> None:
         time.sleep(0.1)
 
 
+def record_missing_database() -> list[str]:
+    """alias_maps naming an index that does not exist: what local(8) logs."""
+    directory = Path(tempfile.mkdtemp(prefix="pfx-local-missing-"))
+    directory.chmod(0o755)
+    for sub in ("queue", "data"):
+        (directory / sub).mkdir()
+        shutil.chown(directory / sub, "postfix")
+    (directory / "spool").mkdir()
+    port = free_port()
+    main_cf = MAIN_CF.format(dir=directory).replace(
+        f"alias_maps = hash:{directory}/aliases", f"alias_maps = hash:{directory}/missing"
+    )
+    (directory / "main.cf").write_text(main_cf)
+    (directory / "master.cf").write_text(MASTER_CF.format(port=port))
+    subprocess.run(["postfix", "-c", str(directory), "start"], check=True)
+    try:
+        time.sleep(2)
+        qid = send(port, "root@localhost", "missing")
+        wait_done(directory / "maillog", qid)
+    finally:
+        subprocess.run(["postfix", "-c", str(directory), "stop"], check=False)
+    lines = (directory / "maillog").read_text().splitlines()
+    return [normalize(line, directory, {qid: "QID"}) for line in lines if "postfix/local[" in line]
+
+
 def main() -> None:
     directory = Path(tempfile.mkdtemp(prefix="pfx-local-"))
     directory.chmod(0o755)
@@ -247,6 +272,7 @@ def main() -> None:
         recorded["owners"] = owners
     finally:
         subprocess.run(["postfix", "-c", str(directory), "stop"], check=False)
+    recorded["missing_alias_database"] = record_missing_database()
     (HERE / "postfix_local.json").write_text(json.dumps(recorded, indent=1) + "\n")
 
 

@@ -158,3 +158,19 @@ async def test_command_environment_matches_postfix(site_dir: Path) -> None:
         assert [v for v in ours if not v.startswith(INHERITED)] == [
             v for v in expected if not v.startswith(INHERITED)
         ], name
+
+
+@pytest.mark.postfix
+async def test_missing_alias_database_defers_matches_postfix(site_dir: Path) -> None:
+    """The delivery line is Postfix's; the table warnings are mailhost's own
+    (``is unavailable`` when the table is opened, then the alias_maps lookup
+    error) and its index is ``.mhdb``."""
+    site = LocalSite(site_dir)
+    (site_dir / "aliases.mhdb").unlink()
+    qid = await site.enqueue("root@localhost")
+    with captured_log() as log:
+        await site.run()
+    expected = RECORDED["missing_alias_database"]
+    ours = _normalize(log.lines, qid, site_dir)
+    assert [line for line in ours if line.startswith("QID")] == expected[-1:]
+    assert f"hash:{site_dir}/aliases is unavailable. open database" in log.text()

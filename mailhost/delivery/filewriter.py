@@ -60,9 +60,10 @@ def filesystem_ids(uid: int, gid: int) -> Iterator[None]:
 
 def append_sync(
     message: bytes, sender: str, path: str, recipient: str, original: str,
-    locks: tuple[str, ...], file_size_limit: int,
+    locks: tuple[str, ...], file_size_limit: int, mailbox: bool = False,
 ) -> DeliveryStatus:  # fmt: skip
-    """Append with this thread's privileges; ``delivered to file: PATH``."""
+    """Append with this thread's privileges; ``delivered to file: PATH``
+    (with ``mailbox``, a home-directory mailbox: its own texts and locks)."""
     if path.endswith("/"):
         (result,) = deliver_maildirs_sync(
             message,
@@ -72,11 +73,13 @@ def append_sync(
         )
         status = result.status
     else:
-        kernel_locks = tuple(lock for lock in locks if lock != "dotlock")
+        kernel_locks = locks if mailbox else tuple(lock for lock in locks if lock != "dotlock")
         status = deliver_mbox_sync(
             message, sender, MboxTarget(Path(path), recipient, original),
             locks=kernel_locks, file_size_limit=file_size_limit, strict_ownership=False,
         )  # fmt: skip
+    if mailbox:
+        return status
     if status.delivered:
         return DeliveryStatus(status.dsn, f"delivered to file: {path}")
     # local(8) words a failure for a file destination this way (file.c).
@@ -89,14 +92,15 @@ def append_sync(
 
 def _append_as(
     uid: int | None, gid: int | None, message: bytes, sender: str, path: str,
-    recipient: str, original: str, locks: tuple[str, ...], file_size_limit: int,
+    recipient: str, original: str, locks: tuple[str, ...], file_size_limit: int, mailbox: bool,
 ) -> DeliveryStatus:  # fmt: skip
     me = os.geteuid()
+    args = (message, sender, path, recipient, original, locks, file_size_limit, mailbox)
     if uid is None or gid is None or me != 0 or (uid == me and gid == os.getegid()):
-        return append_sync(message, sender, path, recipient, original, locks, file_size_limit)
+        return append_sync(*args)
     try:
         with filesystem_ids(uid, gid):
-            return append_sync(message, sender, path, recipient, original, locks, file_size_limit)
+            return append_sync(*args)
     except PrivilegeError as exc:
         return DeliveryStatus("4.3.0", f"cannot append message to file {path}: {exc}")
 
@@ -104,8 +108,12 @@ def _append_as(
 async def append_file(
     message: bytes, sender: str, path: str, recipient: str, original: str, *,
     uid: int | None, gid: int | None, locks: tuple[str, ...], file_size_limit: int = 0,
+    mailbox: bool = False,
 ) -> DeliveryStatus:  # fmt: skip
-    """Append ``message`` to ``path`` as ``uid``/``gid`` (None: as ourselves)."""
+    """Append ``message`` to ``path`` as ``uid``/``gid`` (None: as ourselves).
+    ``mailbox``: a mailbox in the user's home directory (home_mailbox), which
+    local(8) also writes with the user's privileges."""
     return await run_blocking(
-        _append_as, uid, gid, message, sender, path, recipient, original, locks, file_size_limit
-    )
+        _append_as, uid, gid, message, sender, path, recipient, original, locks,
+        file_size_limit, mailbox,
+    )  # fmt: skip

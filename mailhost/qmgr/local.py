@@ -70,6 +70,7 @@ from mailhost.delivery.filewriter import append_file
 from mailhost.delivery.headers import delivery_headers, is_delivery_loop, loop_text
 from mailhost.delivery.maildir import MaildirTarget, deliver_maildir
 from mailhost.delivery.mbox import MboxTarget, deliver_mbox, from_line, lock_styles
+from mailhost.delivery.privileges import PrivilegePolicy, Privileges, myself, read_include
 from mailhost.delivery.status import DeliveryStatus
 from mailhost.errors import ConfigError, TableTempFail
 from mailhost.log import logger
@@ -90,21 +91,6 @@ RELAY = "local"
 MAX_LEVEL = 100
 ALIAS_LOOKUP_FAILED = DeliveryStatus("4.3.0", "alias database unavailable")
 FORWARD_FILTER = "1234567890!@%-_=+:,./abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
-@dataclass(frozen=True)
-class Privileges:
-    """Who a file or command delivery runs as."""
-
-    uid: int
-    gid: int
-    user: str
-    home: str
-    shell: str
-
-    @classmethod
-    def of(cls, pw: pwd.struct_passwd) -> Privileges:
-        return cls(pw.pw_uid, pw.pw_gid, pw.pw_name, pw.pw_dir, pw.pw_shell)
 
 
 @dataclass(frozen=True)
@@ -220,6 +206,7 @@ class LocalTransport:
         self.settings = settings
         self.resolver = resolver
         self.store = store
+        self.privileges = PrivilegePolicy(settings.default_privs)
 
     async def deliver(self, job: Job) -> Sequence[Outcome]:
         outcomes = []
@@ -269,6 +256,7 @@ class LocalTransport:
         probes: list[MapsProbe] = []
         try:
             value = await self.settings.alias_maps.lookup(name, probes=probes)
+            owner = None if value is None else await self._owner_alias(name)
         except TableTempFail:
             att.add(address, ALIAS_LOOKUP_FAILED)
             return True
@@ -281,9 +269,8 @@ class LocalTransport:
         spec = next((p.table for p in reversed(probes) if p.value is not None), "")
         child = _Context(
             ctx.sender, ctx.original, ctx.level + 1, name, address, "alias",
-            self._table_owner(spec),
+            self.privileges.table_owner(spec),
         )  # fmt: skip
-        owner = await self._owner_alias(name)
         if owner is not None:
             child = dataclasses.replace(child, sender=owner, original="", owner=True)
         for member in split_addresses(value):
@@ -306,10 +293,7 @@ class LocalTransport:
         (owner_request_special); its deliveries then use it as sender."""
         if not self.settings.owner_request_special or name.startswith("owner-"):
             return None
-        try:
-            found = await self.settings.alias_maps.lookup(f"owner-{name}")
-        except TableTempFail:
-            return None
+        found = await self.settings.alias_maps.lookup(f"owner-{name}")
         return self.resolver.canonical(f"owner-{name}") if found is not None else None
 
     async def _address(self, att: _Attempt, address: str, member: str, ctx: _Context) -> None:
@@ -332,8 +316,9 @@ class LocalTransport:
         if not path.startswith("/"):
             att.add(address, DeliveryStatus("5.3.5", f":include: file {path}: not absolute"))
             return
+        reader = self.privileges.never_root(ctx.privileges)
         try:
-            uid, text = await run_blocking(_read_include, path)
+            uid, text = await run_blocking(read_include, path, reader)
         except OSError as exc:
             dsn = "5.3.0" if isinstance(exc, FileNotFoundError) else "4.3.0"
             reason = f"cannot open include file {path}: {exc.strerror}"
@@ -341,7 +326,7 @@ class LocalTransport:
             return
         child = dataclasses.replace(
             ctx, level=ctx.level + 1, parent=address, origin="include",
-            privileges=self._privileges_of_owner(uid),
+            privileges=self.privileges.of_owner(uid),
         )  # fmt: skip
         for line in text.splitlines():
             if line.strip().startswith("#"):
@@ -353,7 +338,7 @@ class LocalTransport:
         if ctx.origin not in self.settings.allow_files:
             att.add(address, DeliveryStatus("5.7.1", "mail to file is restricted"))
             return
-        priv = self._never_root(ctx.privileges)
+        priv = self.privileges.never_root(ctx.privileges)
         if not att.first_time(f"file {priv.uid if priv else -1} {path}"):
             return
         status = await append_file(
@@ -367,7 +352,7 @@ class LocalTransport:
         if ctx.origin not in self.settings.allow_commands:
             att.add(address, DeliveryStatus("5.7.1", "mail to command is restricted"))
             return
-        priv = self._never_root(ctx.privileges)
+        priv = self.privileges.never_root(ctx.privileges)
         if not att.first_time(f"command {priv.uid if priv else -1} {command}"):
             return
         att.add(address, await self._run(att, address, command, ctx, priv))
@@ -378,7 +363,7 @@ class LocalTransport:
         sender = ctx.sender
         local, domain = split_address(address)
         user, extension = split_extension(fold_key(local), self.settings.delimiters)
-        me = priv or Privileges.of(pwd.getpwuid(os.geteuid()))
+        me = priv or myself()
         # USER/LOGNAME name the recipient; HOME and SHELL come with the
         # privileges (none for default_privs), as Postfix 3.7.11 exports them.
         env = command_environment(
@@ -418,21 +403,28 @@ class LocalTransport:
         owner = Privileges.of(pw)
         if s.mailbox_command:
             # local(8): as the recipient, but never as root (default_privs).
-            priv = self._never_root(owner)
+            priv = self.privileges.never_root(owner)
             att.add(address, await self._run(att, address, s.mailbox_command, ctx, priv))
             return
+        # Delivered-To names the queue recipient, not the expanded address.
+        delivered, original = att.rcpt.address, ctx.original
         if s.home_mailbox:
-            where = Path(pw.pw_dir) / s.home_mailbox
-            maildir = s.home_mailbox.endswith("/")
-        else:
-            where = Path(s.spool_directory) / pw.pw_name
-            maildir = s.spool_directory.endswith("/")
+            # In the user's own directory: written with the user's privileges,
+            # so a symlinked directory cannot make root write elsewhere.
+            path = os.path.join(pw.pw_dir, s.home_mailbox.lstrip("/"))
+            status = await append_file(
+                att.job.message, ctx.sender, path, delivered, original,
+                uid=pw.pw_uid, gid=pw.pw_gid, locks=s.locks,
+                file_size_limit=s.mailbox_size_limit, mailbox=True,
+            )  # fmt: skip
+            att.add(address, status)
+            return
+        where = Path(s.spool_directory) / pw.pw_name
+        maildir = s.spool_directory.endswith("/")
         uid: int | None = pw.pw_uid
         gid: int | None = pw.pw_gid
         if os.geteuid() != 0 or (uid == os.geteuid() and gid == os.getegid()):
             uid = gid = None
-        # Delivered-To names the queue recipient, not the expanded address.
-        delivered, original = att.rcpt.address, ctx.original
         if maildir:
             result = await deliver_maildir(
                 att.job.message, ctx.sender, MaildirTarget(where, delivered, original, uid, gid),
@@ -528,50 +520,3 @@ class LocalTransport:
         except OSError as exc:
             return DeliveryStatus("4.3.0", f"cannot forward: {exc.strerror or exc}")
         return DeliveryStatus("2.0.0", f"forwarded as {queue_id}")
-
-    # -- privileges ---------------------------------------------------------------------
-
-    def _default_privs(self) -> Privileges | None:
-        """default_privs' ids, without a home directory or shell to export."""
-        try:
-            pw = pwd.getpwnam(self.settings.default_privs)
-            return Privileges(pw.pw_uid, pw.pw_gid, pw.pw_name, "", "")
-        except KeyError:
-            log.warning("unknown default_privs user: %s", self.settings.default_privs)
-            return None
-
-    def _never_root(self, priv: Privileges | None) -> Privileges | None:
-        """local(8) never runs a file or command delivery as root: uid 0
-        becomes default_privs (root's .forward, root-owned include files)."""
-        if priv is None or priv.uid != 0:
-            return priv
-        default = self._default_privs()
-        if default is None:
-            return None
-        return dataclasses.replace(priv, uid=default.uid, gid=default.gid)
-
-    def _privileges_of_owner(self, uid: int) -> Privileges | None:
-        if uid == 0:
-            return self._default_privs()
-        try:
-            return Privileges.of(pwd.getpwuid(uid))
-        except KeyError:
-            return Privileges(uid, uid, str(uid), "/", "/bin/sh")
-
-    def _table_owner(self, spec: str) -> Privileges | None:
-        """The alias database's owner (its index file), default_privs for root
-        or for tables that are not files."""
-        kind, _, name = spec.partition(":")
-        candidates = [name + ".mhdb", name] if kind == "hash" else [name]
-        for path in candidates:
-            try:
-                return self._privileges_of_owner(os.stat(path).st_uid)
-            except (OSError, ValueError):
-                continue
-        return self._default_privs()
-
-
-def _read_include(path: str) -> tuple[int, str]:
-    """The owner and text of an ``:include:`` file."""
-    with open(path, encoding="utf-8", errors="surrogateescape") as f:
-        return os.fstat(f.fileno()).st_uid, f.read()

@@ -278,3 +278,39 @@ async def test_mailbox_command_is_not_main_cf_expanded(site_dir: Path) -> None:
     assert out.read_text() == f"box {ME_NAME}\n"
     if ME == 0:
         assert out.stat().st_uid == pwd.getpwnam("nobody").pw_uid
+
+
+@root_only
+async def test_include_file_is_read_with_the_current_privileges(site_dir: Path) -> None:
+    secret = site_dir / "secret"
+    secret.write_text("root\n")
+    secret.chmod(0o600)  # root only: default_privs (nobody) cannot read it
+    site = LocalSite(site_dir, f"list: :include:{secret}\n")
+    await site.enqueue("list@localhost")
+    with captured_log() as log:
+        await site.run()
+    assert f"status=deferred (cannot open include file {secret}: Permission denied)" in log.text()
+    assert site.mailbox("root") == b""
+
+
+@root_only
+async def test_home_mailbox_written_with_the_users_privileges(site_dir: Path) -> None:
+    from mailhost.delivery.filewriter import append_file
+
+    nobody = pwd.getpwnam("nobody")
+    home = site_dir / "home"
+    home.mkdir()
+    home.chmod(0o755)  # not writable by nobody: the kernel refuses, not us
+    status = await append_file(
+        b"Subject: x\n\nbody\n", "s@x", str(home / "Mailbox"), "r@x", "",
+        uid=nobody.pw_uid, gid=nobody.pw_gid, locks=("fcntl",), mailbox=True,
+    )  # fmt: skip
+    assert status.deferred
+    assert "Permission denied" in status.text
+    home.chmod(0o777)
+    status = await append_file(
+        b"Subject: x\n\nbody\n", "s@x", str(home / "Mailbox"), "r@x", "",
+        uid=nobody.pw_uid, gid=nobody.pw_gid, locks=("fcntl", "dotlock"), mailbox=True,
+    )  # fmt: skip
+    assert status.text == "delivered to mailbox"
+    assert (home / "Mailbox").stat().st_uid == nobody.pw_uid

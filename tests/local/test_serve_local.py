@@ -69,6 +69,14 @@ def test_mail_to_root_lands_in_alias_target_spool(site_dir: Path) -> None:
         with smtplib.SMTP("127.0.0.1", port) as client:
             client.ehlo("client.test")
             client.mail("sender@client.test")
+            # local_recipient_maps = proxy:unix:passwd.byname $alias_maps
+            code, text = client.rcpt("nosuchuser@localhost")
+            assert (code, text) == (
+                550,
+                b"5.1.1 <nosuchuser@localhost>: Recipient address rejected: "
+                b"User unknown in local recipient table",
+            )
+            assert client.rcpt("postmaster@localhost")[0] == 250
             assert client.rcpt("root@localhost")[0] == 250
             code, reply = client.data(b"Subject: hello root\r\n\r\nhello\r\n")
             assert code == 250
@@ -77,6 +85,8 @@ def test_mail_to_root_lands_in_alias_target_spool(site_dir: Path) -> None:
         mbox = wait_for(site_dir / "spool" / TARGET)
     finally:
         assert server.stop() == 0
+    # postmaster -> root -> TARGET and root -> TARGET: two copies, as in Postfix
+    assert mbox.count(b"\nSubject: hello root\n") == 2
     assert mbox.startswith(b"From sender@client.test  ")
     assert b"\nX-Original-To: root@localhost\n" in mbox
     assert b"\nDelivered-To: root@localhost\n" in mbox

@@ -70,6 +70,7 @@ from mailhost.delivery.filewriter import append_file
 from mailhost.delivery.headers import delivery_headers, is_delivery_loop, loop_text
 from mailhost.delivery.maildir import MaildirTarget, deliver_maildir
 from mailhost.delivery.mbox import MboxTarget, deliver_mbox, from_line, lock_styles
+from mailhost.delivery.pathlock import PathLocks
 from mailhost.delivery.privileges import PrivilegePolicy, Privileges, myself, read_include
 from mailhost.delivery.status import DeliveryStatus
 from mailhost.errors import ConfigError, TableTempFail
@@ -207,6 +208,7 @@ class LocalTransport:
         self.resolver = resolver
         self.store = store
         self.privileges = PrivilegePolicy(settings.default_privs)
+        self.path_locks = PathLocks()
 
     async def deliver(self, job: Job) -> Sequence[Outcome]:
         outcomes = []
@@ -341,11 +343,12 @@ class LocalTransport:
         priv = self.privileges.never_root(ctx.privileges)
         if not att.first_time(f"file {priv.uid if priv else -1} {path}"):
             return
-        status = await append_file(
-            att.job.message, ctx.sender, path, att.rcpt.address, ctx.original,
-            uid=priv.uid if priv else None, gid=priv.gid if priv else None,
-            locks=self.settings.locks, file_size_limit=self.settings.mailbox_size_limit,
-        )  # fmt: skip
+        async with self.path_locks.hold(path):
+            status = await append_file(
+                att.job.message, ctx.sender, path, att.rcpt.address, ctx.original,
+                uid=priv.uid if priv else None, gid=priv.gid if priv else None,
+                locks=self.settings.locks, file_size_limit=self.settings.mailbox_size_limit,
+            )  # fmt: skip
         att.add(address, status)
 
     async def _command(self, att: _Attempt, address: str, command: str, ctx: _Context) -> None:
@@ -412,11 +415,12 @@ class LocalTransport:
             # In the user's own directory: written with the user's privileges,
             # so a symlinked directory cannot make root write elsewhere.
             path = os.path.join(pw.pw_dir, s.home_mailbox.lstrip("/"))
-            status = await append_file(
-                att.job.message, ctx.sender, path, delivered, original,
-                uid=pw.pw_uid, gid=pw.pw_gid, locks=s.locks,
-                file_size_limit=s.mailbox_size_limit, mailbox=True,
-            )  # fmt: skip
+            async with self.path_locks.hold(path):
+                status = await append_file(
+                    att.job.message, ctx.sender, path, delivered, original,
+                    uid=pw.pw_uid, gid=pw.pw_gid, locks=s.locks,
+                    file_size_limit=s.mailbox_size_limit, mailbox=True,
+                )  # fmt: skip
             att.add(address, status)
             return
         where = Path(s.spool_directory) / pw.pw_name
@@ -432,11 +436,12 @@ class LocalTransport:
             )  # fmt: skip
             att.add(address, result.status)
             return
-        status = await deliver_mbox(
-            att.job.message, ctx.sender, MboxTarget(where, delivered, original, uid, gid),
-            locks=s.locks, file_size_limit=s.mailbox_size_limit,
-            strict_ownership=s.strict_ownership and uid is not None,
-        )  # fmt: skip
+        async with self.path_locks.hold(str(where)):
+            status = await deliver_mbox(
+                att.job.message, ctx.sender, MboxTarget(where, delivered, original, uid, gid),
+                locks=s.locks, file_size_limit=s.mailbox_size_limit,
+                strict_ownership=s.strict_ownership and uid is not None,
+            )  # fmt: skip
         att.add(address, status)
 
     async def _dotforward(

@@ -314,3 +314,18 @@ async def test_home_mailbox_written_with_the_users_privileges(site_dir: Path) ->
     )  # fmt: skip
     assert status.text == "delivered to mailbox"
     assert (home / "Mailbox").stat().st_uid == nobody.pw_uid
+
+
+async def test_concurrent_messages_to_one_mailbox_stay_whole(site_dir: Path) -> None:
+    site = LocalSite(site_dir, extra="mailbox_delivery_lock = fcntl\n")
+    for _ in range(12):
+        await site.enqueue(f"{ME_NAME}@localhost")
+    manager = site.manager()
+    await manager.run_once()
+    mbox = site.mailbox(ME_NAME)
+    assert mbox.count(b"\nFrom s@client.test  ") + mbox.startswith(b"From ") == 12
+    assert mbox.count(b"Subject: hello\n") == 12
+    chunks = mbox.split(b"\n\nFrom s@client.test  ")
+    assert len(chunks) == 12
+    for chunk in chunks:
+        assert chunk.count(b"Subject: hello\n\n>From the start\nbody") == 1

@@ -32,6 +32,8 @@ COMMANDS: dict[str, str] = {
     "postsuper": "mailhost.cli.postsuper:postsuper",
     "postcat": "mailhost.cli.postcat:postcat",
     "sendmail": "mailhost.cli.sendmail:sendmail",
+    "postalias": "mailhost.cli.postalias:postalias",
+    "newaliases": "mailhost.cli.postalias:newaliases",
 }
 
 

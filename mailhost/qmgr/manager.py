@@ -58,6 +58,7 @@ from mailhost.qmgr.transport import (
     CRASHED,
     UNAVAILABLE,
     Delivery,
+    FinalDelivery,
     Job,
     Outcome,
     Route,
@@ -449,18 +450,20 @@ class QueueManager:
         for (delivery, outcome), record in zip(results, records, strict=True):
             setattr(self.counters, record.status, getattr(self.counters, record.status) + 1)
             metrics.delivery(record.status)
-            line = delivery_line(
-                qf.queue_id,
-                delivery.recipient.address,
-                delivery.recipient.original,
-                relay=outcome.relay,
-                delays=delays,
-                dsn=record.dsn,
-                status=record.status,
-                reason=record.reason,
-                resolution_limit=limit,
-            )
-            log.info("%s", line, extra={"daemon": daemon})
+            finals = outcome.finals or (FinalDelivery(delivery.recipient.address, outcome.status),)
+            for final in finals:
+                line = delivery_line(
+                    qf.queue_id,
+                    final.address,
+                    delivery.recipient.original,
+                    relay=outcome.relay,
+                    delays=delays,
+                    dsn=final.status.dsn,
+                    status=status_word(final.status),
+                    reason=final.status.text,
+                    resolution_limit=limit,
+                )
+                log.info("%s", line, extra={"daemon": daemon})
 
     def _lifetime(self, qf: QueueFile) -> float:
         s = self.settings

@@ -29,6 +29,7 @@ from mailhost.bounce.notify import BounceSettings
 from mailhost.config import Config
 from mailhost.config.mastercf import read_master_cf
 from mailhost.log import logger
+from mailhost.qmgr.local import LocalSettings, LocalTransport
 from mailhost.qmgr.manager import QmgrSettings, QueueManager
 from mailhost.qmgr.pickup import Pickup, build_pickup, pickup_declared
 from mailhost.qmgr.smtp import SmtpSettings, SmtpTransport
@@ -68,6 +69,8 @@ def build_manager(cfg: Config, registry: TableRegistry) -> QueueManager:
             SmtpSettings.from_config(cfg, registry, name, interfaces),
             rewrite=GenericRewrite(generic) if generic.maps else None,
         )
+    local = LocalTransport(LocalSettings.from_config(cfg, registry), resolver, queue_store(cfg))
+    transports[local.name] = local
     return QueueManager(
         queue_store(cfg),
         Router.from_config(cfg, registry, resolver),

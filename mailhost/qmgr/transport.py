@@ -79,11 +79,24 @@ class Job:
 
 
 @dataclass(frozen=True)
+class FinalDelivery:
+    """One delivery a transport made on behalf of a queue recipient after
+    expanding it itself (local(8) aliases): logged ``to=<address>`` with the
+    recipient's ``orig_to=``, in place of the recipient's own line."""
+
+    address: str
+    status: DeliveryStatus
+
+
+@dataclass(frozen=True)
 class Outcome:
-    """One recipient's result and the ``relay=`` it is logged with."""
+    """One recipient's result and the ``relay=`` it is logged with;
+    ``finals``, when given, are the lines to log instead of one for the
+    recipient (the result recorded in the queue file stays ``status``)."""
 
     status: DeliveryStatus
     relay: str
+    finals: tuple[FinalDelivery, ...] = ()
 
 
 class Transport(Protocol):
@@ -240,6 +253,7 @@ __all__ = [
     "Delivery",
     "DiscardTransport",
     "ErrorTransport",
+    "FinalDelivery",
     "Job",
     "Outcome",
     "RetryTransport",

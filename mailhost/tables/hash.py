@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
 
@@ -46,6 +47,14 @@ def build_index(source: str, *, fold: bool = True) -> int:
     text = read_source(source)
     index = Path(index_path(source))
     entries = parse_source(text, source, fold=fold, duplicate_prefix=index.name)
+    write_index(source, ((e.key, e.value) for e in entries.values()))
+    return len(entries)
+
+
+def write_index(source: str, items: Iterable[tuple[str, str]]) -> None:
+    """Replace ``source.mhdb`` atomically with ``items`` (key, value), in
+    order; postalias(1) writes its aliases index through this too."""
+    index = Path(index_path(source))
     tmp = temp_name(index)
     try:
         conn = sqlite3.connect(tmp)
@@ -53,10 +62,7 @@ def build_index(source: str, *, fold: bool = True) -> int:
             conn.execute("PRAGMA journal_mode=OFF")
             conn.execute("CREATE TABLE entries (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             conn.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            conn.executemany(
-                "INSERT INTO entries (key, value) VALUES (?, ?)",
-                ((e.key, e.value) for e in entries.values()),
-            )
+            conn.executemany("INSERT INTO entries (key, value) VALUES (?, ?)", items)
             conn.execute("INSERT INTO meta VALUES ('format', 'mailhost-hash-1')")
             conn.commit()
         finally:
@@ -66,7 +72,6 @@ def build_index(source: str, *, fold: bool = True) -> int:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return len(entries)
 
 
 class HashTable(Table):

@@ -22,8 +22,8 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, AuthResult
 
 from mailhost.qmgr.manager import QueueManager
-from mailhost.queue.qfile import Envelope, Recipient
 from mailhost.qmgr.service import close_transports
+from mailhost.queue.qfile import Envelope, Recipient
 from tests.qmgr.helpers import Site, captured_log
 from tests.smtp.conftest import free_port
 from tests.smtp.dnsserver import DnsServer

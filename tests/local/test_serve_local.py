@@ -1,0 +1,100 @@
+"""End to end, the LPI 211.1 exercise with mailhost: an /etc/aliases-style
+file (``root: nobody``), ``mailhost newaliases``, then mail to
+``root@localhost`` over SMTP to a running ``mailhost serve`` lands in the
+mbox of the alias target in ``mail_spool_directory``, owned by that user."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import smtplib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import trustme
+
+from tests.smtpd.conftest import ServerProcess, free_port
+
+MAIN_CF = """\
+myhostname = mail.example.org
+mydomain = example.org
+mydestination = $myhostname, localhost.$mydomain, localhost
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+smtpd_error_sleep_time = 0
+alias_maps = hash:{dir}/aliases
+alias_database = hash:{dir}/aliases
+mail_spool_directory = {dir}/spool
+queue_directory = {dir}/queue
+"""
+
+ALIASES = """\
+# See man 5 aliases for format
+postmaster:    root
+root: {user}
+"""
+
+#: As root the alias target is nobody (a real system user); otherwise ourselves.
+TARGET = "nobody" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+
+
+def wait_for(path: Path, timeout: float = 10.0) -> bytes:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_bytes().endswith(b"\n\n"):
+            return path.read_bytes()
+        time.sleep(0.02)
+    raise AssertionError(f"nothing delivered to {path}")
+
+
+def test_mail_to_root_lands_in_alias_target_spool(site_dir: Path) -> None:
+    (site_dir / "main.cf").write_text(MAIN_CF.format(dir=site_dir))
+    (site_dir / "aliases").write_text(ALIASES.format(user=TARGET))
+    (site_dir / "spool").mkdir()
+    built = subprocess.run(
+        [sys.executable, "-m", "mailhost", "newaliases", "-c", str(site_dir)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert (built.returncode, built.stderr) == (0, "")
+    port = free_port()
+    (site_dir / "master.cf").write_text(
+        f"127.0.0.1:{port} inet n - n - - smtpd\nqmgr unix n - n 300 1 qmgr\n"
+    )
+    server = ServerProcess(site_dir, {"mx": port}, trustme.CA(), site_dir / "maillog")
+    server.queue_kind = "cli"
+    server.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            client.ehlo("client.test")
+            client.mail("sender@client.test")
+            # local_recipient_maps = proxy:unix:passwd.byname $alias_maps
+            code, text = client.rcpt("nosuchuser@localhost")
+            assert (code, text) == (
+                550,
+                b"5.1.1 <nosuchuser@localhost>: Recipient address rejected: "
+                b"User unknown in local recipient table",
+            )
+            assert client.rcpt("postmaster@localhost")[0] == 250
+            assert client.rcpt("root@localhost")[0] == 250
+            code, reply = client.data(b"Subject: hello root\r\n\r\nhello\r\n")
+            assert code == 250
+            qid = reply.decode().rsplit(" ", 1)[1]
+        log = server.wait_log(f"{qid}: removed")
+        mbox = wait_for(site_dir / "spool" / TARGET)
+    finally:
+        assert server.stop() == 0
+    # postmaster -> root -> TARGET and root -> TARGET: two copies, as in Postfix
+    assert mbox.count(b"\nSubject: hello root\n") == 2
+    assert mbox.startswith(b"From sender@client.test  ")
+    assert b"\nX-Original-To: root@localhost\n" in mbox
+    assert b"\nDelivered-To: root@localhost\n" in mbox
+    assert b"\nSubject: hello root\n\nhello\n\n" in mbox
+    assert (
+        f"{qid}: to=<{TARGET}@mail.example.org>, orig_to=<root@localhost>, relay=local, delay="
+    ) in log
+    assert "dsn=2.0.0, status=sent (delivered to mailbox)" in log
+    st = (site_dir / "spool" / TARGET).stat()
+    assert st.st_uid == pwd.getpwnam(TARGET).pw_uid
+    assert oct(st.st_mode & 0o777) == "0o600"

@@ -22,6 +22,7 @@ from mailhost.queue import qfile
 from mailhost.queue.qfile import Envelope, QueueFile, Recipient
 from mailhost.queue.store import QueueStore
 from mailhost.tables.registry import TableRegistry
+from tests import nulldns
 from tests.qmgr.helpers import Clock
 
 HERE = Path(__file__).parent
@@ -47,6 +48,7 @@ queue_run_delay = 1s
 maximal_queue_lifetime = 8s
 bounce_queue_lifetime = 8s
 """
+MAIN_CF += nulldns.main_cf_line()  # no DNS query leaves loopback
 
 VMAILBOX = """\
 s@client.test client.test/s/

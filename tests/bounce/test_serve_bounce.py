@@ -12,6 +12,7 @@ from pathlib import Path
 
 import trustme
 
+from tests import nulldns
 from tests.smtpd.conftest import ServerProcess, free_port
 
 MAIN_CF = """\
@@ -32,6 +33,7 @@ virtual_gid_maps = static:5000
 transport_maps = inline:{{ {{gone@example.com=error:5.1.1 User unknown}} }}
 queue_directory = {queue}
 """
+MAIN_CF += nulldns.main_cf_line()  # no DNS query leaves loopback
 
 
 def new_messages(maildir: Path, timeout: float = 10.0) -> list[Path]:

@@ -17,6 +17,7 @@ from mailhost.queue.qfile import Envelope, Recipient
 from mailhost.queue.store import QueueStore
 from mailhost.tables.aliases import build_alias_index
 from mailhost.tables.registry import TableRegistry
+from tests import nulldns
 
 MAIN_CF = """\
 myhostname = mail.example.org
@@ -35,6 +36,7 @@ virtual_uid_maps = static:{vuid}
 virtual_gid_maps = static:{vgid}
 virtual_minimum_uid = 0
 """
+MAIN_CF += nulldns.main_cf_line()  # no DNS query leaves loopback
 
 CONTENT = [b"Received: from client.test", b"Subject: hello", b"", b"From the start", b"body"]
 ME = os.geteuid()

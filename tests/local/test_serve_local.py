@@ -15,6 +15,7 @@ from pathlib import Path
 
 import trustme
 
+from tests import nulldns
 from tests.smtpd.conftest import ServerProcess, free_port
 
 MAIN_CF = """\
@@ -29,6 +30,7 @@ alias_database = hash:{dir}/aliases
 mail_spool_directory = {dir}/spool
 queue_directory = {dir}/queue
 """
+MAIN_CF += nulldns.main_cf_line()  # no DNS query leaves loopback
 
 ALIASES = """\
 # See man 5 aliases for format

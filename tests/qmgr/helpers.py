@@ -18,6 +18,7 @@ from mailhost.queue import qfile
 from mailhost.queue.qfile import Envelope, QueueFile, Recipient
 from mailhost.queue.store import QueueStore
 from mailhost.tables.registry import TableRegistry
+from tests import nulldns
 
 MAIN_CF = """\
 myhostname = mx.example.com
@@ -39,6 +40,7 @@ queue_run_delay = 50s
 maximal_queue_lifetime = 1h
 bounce_queue_lifetime = 30m
 """
+MAIN_CF += nulldns.main_cf_line()  # no DNS query leaves loopback
 
 CONTENT = [b"Received: from client.test", b"Subject: hello", b"", b"body line"]
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import trustme
 
+from tests import nulldns
 from tests.smtpd.conftest import ServerProcess, free_port
 
 MAIN_CF = """\
@@ -30,6 +31,7 @@ virtual_uid_maps = static:5000
 virtual_gid_maps = static:5000
 queue_directory = {queue}
 """
+MAIN_CF += nulldns.main_cf_line()  # no DNS query leaves loopback
 
 
 def new_messages(maildir: Path, timeout: float = 10.0) -> list[Path]:

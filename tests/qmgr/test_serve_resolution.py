@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from tests import nulldns
 from tests.smtpd.conftest import ServerProcess, free_port
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "sqlite"
@@ -78,6 +79,7 @@ def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
         f"\ndata_directory = {root}\nqueue_directory = {root / 'queue'}\n"
         "inet_interfaces = 127.0.0.1\ninet_protocols = ipv4\nmynetworks = 192.0.2.0/24\n"
         "smtpd_error_sleep_time = 0\nalias_maps =\nlocal_recipient_maps =\n"
+        + nulldns.main_cf_line()
     )
     (root / "main.cf").write_text(main_cf)
     for command in PROVISION:

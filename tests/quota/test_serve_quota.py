@@ -11,6 +11,7 @@ from pathlib import Path
 import trustme
 
 from mailhost.quota.maildirsize import FILENAME, parse_maildirsize, scan_usage
+from tests import nulldns
 from tests.smtpd.conftest import ServerProcess, free_port
 
 MAIN_CF = """\
@@ -32,6 +33,7 @@ virtual_gid_maps = static:5000
 queue_directory = {queue}
 virtual_mailbox_limit_maps = inline:{{bob@example.com=1000, carol@example.com=10000, dave@example.com=700}}, hash:{base}/missing-limits
 """
+MAIN_CF += nulldns.main_cf_line()  # no DNS query leaves loopback
 
 FULL = "Recipient address rejected: Quota exceeded (mailbox for user is full)"
 

@@ -17,6 +17,7 @@ from mailhost.qmgr.pickup import Pickup, build_pickup
 from mailhost.queue.qfile import QueueFile
 from mailhost.queue.store import INCOMING, QueueStore
 from mailhost.tables.registry import TableRegistry
+from tests import nulldns
 from tests.sendmail.scenario import MAIN_CF
 
 _DATE = re.compile(r"[A-Z][a-z]{2}, [ \d]\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4} \(.+?\)")
@@ -30,6 +31,7 @@ def write_config(directory: Path, extra: str = "") -> Path:
         MAIN_CF
         + f"queue_directory = {directory / 'queue'}\n"
         + "mail_name = Postfix\nalias_maps =\nlocal_recipient_maps =\n"
+        + nulldns.main_cf_line()
         + extra
     )
     return directory

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from tests import nulldns
 from tests.qmgr.test_serve import new_messages
 from tests.smtpd.conftest import ServerProcess, free_port
 
@@ -36,6 +37,7 @@ virtual_uid_maps = static:5000
 virtual_gid_maps = static:5000
 queue_directory = {queue}
 """
+MAIN_CF += nulldns.main_cf_line()  # no DNS query leaves loopback
 
 SENDMAIL = Path(sys.executable).with_name("mailhost-sendmail")
 

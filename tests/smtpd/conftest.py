@@ -21,6 +21,7 @@ import pytest
 import trustme
 
 from mailhost.db.passwords import hash_password
+from tests import nulldns
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,6 +45,7 @@ mailhost_sasl_password_maps = texthash:{passwd}
 smtpd_sender_login_maps = inline:{{bob@example.com=bob@example.com, alice@example.com=alice@example.com}}
 queue_directory = {queue}
 """
+BASE_MAIN_CF += nulldns.main_cf_line()  # no DNS query leaves loopback
 
 #: Listener name -> master.cf arguments after "smtpd".
 LISTENERS = {

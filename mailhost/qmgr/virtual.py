@@ -27,6 +27,14 @@ map (lowered by ``mailhost_quota_domain_maps``), usage kept in Maildir++
 crossing a ``mailhost_quota_warning_thresholds`` percentage puts a warning
 into the mailbox.  A quota map outage defers 4.3.5 like the other maps.
 
+With ``mailhost_virtual_shared_copies = yes`` the recipients of one message
+whose mailboxes are Maildirs get one file, written once and hard-linked into
+every ``new/`` on the same filesystem with the same owner
+(:mod:`mailhost.delivery.maildir`); such a shared copy cannot carry
+per-recipient headers, so it has Return-Path only — no X-Original-To or
+Delivered-To — as Dovecot LMTP writes a multi-recipient delivery.  The
+default (``no``) writes one file per recipient with virtual(8)'s headers.
+
 A relative or empty ``virtual_mailbox_base`` is fatal for virtual(8) (the
 agent exits and the mail stays queued): logged ``fatal: do not specify
 relative pathname: ...`` and the recipient deferred.
@@ -43,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailhost.config import Config
-from mailhost.delivery.maildir import MaildirTarget, deliver_maildir
+from mailhost.delivery.maildir import MaildirTarget, deliver_maildir, deliver_maildirs
 from mailhost.delivery.mbox import MboxTarget, deliver_mbox, lock_styles
 from mailhost.delivery.paths import MailboxPath, check_mailbox_base, mailbox_path
 from mailhost.delivery.status import CONFIG_ERROR, DeliveryError, DeliveryStatus
@@ -92,6 +100,8 @@ class VirtualSettings:
     quota: QuotaConfig | None = None
     #: Host name in quota warnings.
     myhostname: str | None = None
+    #: mailhost_virtual_shared_copies: one hard-linked file per message.
+    shared_copies: bool = False
 
     @classmethod
     def from_config(
@@ -113,6 +123,7 @@ class VirtualSettings:
             original_recipient=cfg.get_bool("enable_original_recipient"),
             quota=QuotaConfig.from_config(cfg, registry),
             myhostname=cfg.get("myhostname"),
+            shared_copies=cfg.get_bool("mailhost_virtual_shared_copies"),
         )
 
 
@@ -129,6 +140,24 @@ class _Deferred(Exception):
     def __init__(self, status: DeliveryStatus) -> None:
         super().__init__(status.text)
         self.status = status
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """One recipient, looked up and ready to be written."""
+
+    rcpt: Recipient
+    where: MailboxPath
+    original: str
+    owner_uid: int | None
+    owner_gid: int | None
+    limits: QuotaLimits | None
+
+    @property
+    def target(self) -> MaildirTarget:
+        return MaildirTarget(
+            self.where.path, self.rcpt.address, self.original, self.owner_uid, self.owner_gid
+        )
 
 
 class VirtualTransport:
@@ -164,9 +193,53 @@ class VirtualTransport:
             # virtual(8) exits with this fatal error; qmgr then defers.
             log.critical("%s", exc)
             return [Outcome(CRASHED, "none") for _ in job.deliveries]
+        if self.settings.shared_copies and len(job.deliveries) > 1:
+            statuses = await self._deliver_shared(job)
+            return [Outcome(status, RELAY) for status in statuses]
         return [
             Outcome(await self.deliver_one(job, delivery), RELAY) for delivery in job.deliveries
         ]
+
+    async def _deliver_shared(self, job: Job) -> list[DeliveryStatus]:
+        """mailhost_virtual_shared_copies: the Maildir recipients of ``job``
+        in one call (one staged file, hard-linked), the others one by one."""
+        s = self.settings
+        prepared = [await self._prepare(job, d) for d in job.deliveries]
+        statuses: list[DeliveryStatus | None] = [
+            p if isinstance(p, DeliveryStatus) else None for p in prepared
+        ]
+        shared = [
+            (i, p) for i, p in enumerate(prepared) if isinstance(p, _Prepared) and p.where.maildir
+        ]
+        if shared:
+            async with contextlib.AsyncExitStack() as stack:
+                for path in sorted({p.where.path for _, p in shared}):
+                    await stack.enter_async_context(self._mailbox_lock(path))
+                if s.quota is not None:
+                    results = await deliver_with_quota(
+                        job.message,
+                        job.envelope.sender,
+                        [QuotaTarget(p.target, p.limits) for _, p in shared],
+                        s.quota.policy,
+                        header_mode="shared",
+                        file_size_limit=s.mailbox_limit,
+                        hostname=s.myhostname,
+                    )
+                else:
+                    results = await deliver_maildirs(
+                        job.message,
+                        job.envelope.sender,
+                        [p.target for _, p in shared],
+                        header_mode="shared",
+                        file_size_limit=s.mailbox_limit,
+                    )
+            for (i, _), result in zip(shared, results, strict=True):
+                statuses[i] = result.status
+        for i, p in enumerate(prepared):
+            if isinstance(p, _Prepared) and not p.where.maildir:
+                async with self._mailbox_lock(p.where.path):
+                    statuses[i] = await self._write(job, p)
+        return [status for status in statuses if status is not None]
 
     async def _lookup(self, maps: Maps, address: str) -> str | None:
         try:
@@ -199,6 +272,15 @@ class VirtualTransport:
     async def deliver_one(self, job: Job, delivery: Delivery) -> DeliveryStatus:
         """One recipient's result; a problem is a status, never an exception
         (other than a crash, which the queue manager turns into a deferral)."""
+        prepared = await self._prepare(job, delivery)
+        if isinstance(prepared, DeliveryStatus):
+            return prepared
+        async with self._mailbox_lock(prepared.where.path):
+            return await self._write(job, prepared)
+
+    async def _prepare(self, job: Job, delivery: Delivery) -> DeliveryStatus | _Prepared:
+        """The lookups for one recipient: where and as whom to write, or the
+        status that ends its delivery (bounce or defer)."""
         s = self.settings
         rcpt = delivery.recipient
         address = fold_key(rcpt.address)
@@ -229,44 +311,30 @@ class VirtualTransport:
             except QuotaValueError as exc:
                 log.warning("recipient %s: %s", address, exc)
                 return CONFIG_ERROR
-        async with self._mailbox_lock(where.path):
-            return await self._write(job, rcpt, where, original, owner_uid, owner_gid, limits)
+        return _Prepared(rcpt, where, original, owner_uid, owner_gid, limits)
 
-    async def _write(
-        self,
-        job: Job,
-        rcpt: Recipient,
-        where: MailboxPath,
-        original: str,
-        owner_uid: int | None,
-        owner_gid: int | None,
-        limits: QuotaLimits | None = None,
-    ) -> DeliveryStatus:
+    async def _write(self, job: Job, p: _Prepared) -> DeliveryStatus:
         s = self.settings
-        if where.maildir and s.quota is not None:
-            target = MaildirTarget(where.path, rcpt.address, original, owner_uid, owner_gid)
+        if p.where.maildir and s.quota is not None:
             (quota_result,) = await deliver_with_quota(
                 job.message,
                 job.envelope.sender,
-                [QuotaTarget(target, limits)],
+                [QuotaTarget(p.target, p.limits)],
                 s.quota.policy,
                 file_size_limit=s.mailbox_limit,
                 hostname=s.myhostname,
             )
             return quota_result.status
-        if where.maildir:
+        if p.where.maildir:
             result = await deliver_maildir(
-                job.message,
-                job.envelope.sender,
-                MaildirTarget(where.path, rcpt.address, original, owner_uid, owner_gid),
-                file_size_limit=s.mailbox_limit,
+                job.message, job.envelope.sender, p.target, file_size_limit=s.mailbox_limit
             )
             return result.status
         return await deliver_mbox(
             job.message,
             job.envelope.sender,
-            MboxTarget(where.path, rcpt.address, original, owner_uid, owner_gid),
+            MboxTarget(p.where.path, p.rcpt.address, p.original, p.owner_uid, p.owner_gid),
             locks=s.locks,
             file_size_limit=s.mailbox_limit,
-            strict_ownership=s.strict_ownership and owner_uid is not None,
+            strict_ownership=s.strict_ownership and p.owner_uid is not None,
         )

@@ -86,3 +86,36 @@ async def test_relative_mailbox_base_is_fatal_and_mail_stays_queued(tmp_path: Pa
         r"relay=none, .*dsn=4\.3\.0, status=deferred \(unknown mail transport error\)", log.text()
     )
     assert site.queue_of(qid) == "deferred"
+
+
+async def test_fan_out_default_is_one_file_per_recipient_with_its_headers(
+    tmp_path: Path,
+) -> None:
+    site = Site(tmp_path)
+    await site.enqueue("alice@example.com", "bob@example.com")
+    await site.manager().run_once()
+    (alice,), (bob,) = site.messages("alice"), site.messages("bob")
+    assert alice.stat().st_ino != bob.stat().st_ino
+    assert b"\nDelivered-To: alice@example.com\n" in alice.read_bytes()
+    assert b"\nDelivered-To: bob@example.com\n" in bob.read_bytes()
+
+
+async def test_shared_copies_write_a_fan_out_once_and_hard_link_it(tmp_path: Path) -> None:
+    """mailhost_virtual_shared_copies = yes: one message to several Maildirs
+    of one owner on one filesystem is one file, hard-linked into each new/,
+    with Return-Path only (no per-recipient headers); an mbox recipient of
+    the same message still gets its own copy."""
+    site = Site(tmp_path, extra="mailhost_virtual_shared_copies = yes\n")
+    qid = await site.enqueue("alice@example.com", "bob@example.com", "frank@example.com")
+    with captured_log() as log:
+        await site.manager().run_once()
+    assert log.text().count("status=sent") == 3
+    (alice,), (bob,) = site.messages("alice"), site.messages("bob")
+    assert alice.stat().st_ino == bob.stat().st_ino
+    assert alice.stat().st_nlink == 2
+    assert alice.read_bytes().startswith(b"Return-Path: <s@client.test>\nReceived: ")
+    assert b"Delivered-To:" not in alice.read_bytes()
+    frank = (site.base / "example.com" / "frank").read_bytes()
+    assert frank.startswith(b"From s@client.test ")
+    assert b"\nDelivered-To: frank@example.com\n" in frank
+    assert site.queue_of(qid) is None

@@ -18,15 +18,14 @@ standard :mod:`email` package, in the shape Postfix 3.7's bounce(8) writes
 * part 2, ``Delivery report`` (message/delivery-status): ``Reporting-MTA``,
   ``Original-Envelope-Id`` (with ENVID), ``X-Postfix-Queue-ID``,
   ``X-Postfix-Sender``, ``Arrival-Date``; per recipient ``Final-Recipient``,
-  ``Original-Recipient``, ``Action``, ``Status``, ``Diagnostic-Code:
-  X-Postfix; REASON`` and, in a delay warning, ``Will-Retry-Until``;
+  ``Original-Recipient``, ``Action``, ``Status``, for a reply from an SMTP
+  or LMTP peer ``Remote-MTA: dns; HOST`` and ``Diagnostic-Code: smtp; REPLY``
+  (otherwise ``Diagnostic-Code: X-Postfix; REASON``) and, in a delay
+  warning, ``Will-Retry-Until``;
 * part 3, the original with a ``Return-Path:`` line in front: whole as
   ``Undelivered Message`` (message/rfc822) or its header section as
   ``Undelivered Message Headers`` (text/rfc822-headers).
 
-The transports report a status and a reason text but not the remote server's
-reply type, so the ``Diagnostic-Code`` type is always ``X-Postfix`` (Postfix
-writes ``smtp; 550 ...`` plus ``Remote-MTA`` for an SMTP peer's reply).
 Long fields are folded by the email package (78 columns, one space) where
 Postfix folds at 79 with four spaces; unfolded they are the same.
 Pure: no I/O; the caller supplies the time and the new queue id.
@@ -65,6 +64,9 @@ class RecipientReport:
     orcpt: str
     status: str
     reason: str
+    #: an SMTP/LMTP peer's reply (``dns; host``, ``smtp; 550 ...``), if any.
+    remote_mta: str = ""
+    diagnostic: str = ""
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,8 @@ def _status_part(report: Report, origin: Origin) -> EmailMessage:
                 ("Original-Recipient", original_recipient(r)),
                 ("Action", action),
                 ("Status", r.status),
-                ("Diagnostic-Code", f"X-Postfix; {r.reason}"),
+                ("Remote-MTA", r.remote_mta or None),
+                ("Diagnostic-Code", r.diagnostic or f"X-Postfix; {r.reason}"),
                 ("Will-Retry-Until", until if report.kind == "delay" else None),
             ]
         )

@@ -252,6 +252,8 @@ class Bouncer:
                     orcpt=env.recipients[i].orcpt,
                     status=r.dsn,
                     reason=r.reason,
+                    remote_mta=r.remote_mta,
+                    diagnostic=r.diagnostic,
                 )
                 for i, r in entries
             ),

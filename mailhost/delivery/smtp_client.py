@@ -151,7 +151,10 @@ class TlsFallback(SessionError):
 
 def _said(endpoint: Endpoint, reply: Reply, command: str) -> DeliveryStatus:
     return DeliveryStatus(
-        reply.dsn, f"host {endpoint.peer} said: {reply.text} (in reply to {command} command)"
+        reply.dsn,
+        f"host {endpoint.peer} said: {reply.text} (in reply to {command} command)",
+        remote_mta=f"dns; {endpoint.name}",
+        diagnostic=f"smtp; {reply.text}",
     )
 
 

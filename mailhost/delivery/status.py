@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mailhost.errors import MailhostError
 
@@ -22,6 +22,11 @@ class DeliveryStatus:
 
     dsn: str
     text: str
+    #: RFC 3464 ``Remote-MTA`` and ``Diagnostic-Code`` of a reply from an
+    #: SMTP/LMTP peer (``dns; mx.example.net``, ``smtp; 550 5.1.1 ...``);
+    #: empty when mailhost itself decided.  Not part of equality.
+    remote_mta: str = field(default="", compare=False)
+    diagnostic: str = field(default="", compare=False)
 
     @property
     def delivered(self) -> bool:

@@ -436,7 +436,14 @@ class QueueManager:
         for delivery, outcome in results:
             word = status_word(outcome.status)
             record = RecipientStatus(
-                delivery.index, word, outcome.status.dsn, outcome.status.text, now, outcome.relay
+                delivery.index,
+                word,
+                outcome.status.dsn,
+                outcome.status.text,
+                now,
+                outcome.relay,
+                remote_mta=outcome.status.remote_mta,
+                diagnostic=outcome.status.diagnostic,
             )
             records.append(record)
             if word == "deferred":

@@ -169,6 +169,10 @@ class RecipientStatus:
     reason: str
     time: float
     relay: str = ""
+    #: the peer's RFC 3464 Remote-MTA and Diagnostic-Code (written only
+    #: when set: older files and local results have neither).
+    remote_mta: str = ""
+    diagnostic: str = ""
     kind: str = field(default="rcpt", init=False)
 
     def __post_init__(self) -> None:
@@ -366,7 +370,12 @@ def _crc(data: bytes) -> str:
 
 def encode_status(record: StatusRecord) -> bytes:
     """One ``S`` record, ready to append."""
-    payload = _dump(dataclasses.asdict(record))
+    fields = dataclasses.asdict(record)
+    if isinstance(record, RecipientStatus):
+        for optional in ("remote_mta", "diagnostic"):
+            if not fields[optional]:
+                del fields[optional]
+    payload = _dump(fields)
     return b"S %d %s\n" % (len(payload), _crc(payload).encode()) + payload + b"\n"
 
 

@@ -6,6 +6,7 @@ reuse, the per-destination concurrency limit, LMTP per-recipient replies."""
 from __future__ import annotations
 
 import asyncio
+import email
 import gc
 import ssl
 import threading
@@ -475,3 +476,26 @@ async def test_smtp_generic_maps_rewrite_the_copy_sent(
     assert b"From: Sender@isp.example\r\nTo: R@remote.example\r\n" in sent
     assert b"body" in sent
     assert s.queue_of(queue_id) is None  # delivered; nothing rewritten in place
+
+
+async def test_hard_reply_report_names_the_remote_mta_and_its_reply(
+    tmp_path: Path, dns_server: DnsServer, sinks: list[Sink]
+) -> None:
+    """The non-delivery report for a peer's 5xx carries RFC 3464's
+    ``Remote-MTA: dns; HOST`` and ``Diagnostic-Code: smtp; REPLY`` (Postfix's
+    bounce(8) fields for an SMTP reply) instead of ``X-Postfix; ...``."""
+    handler = Handler(rcpt_replies=["550 5.1.1 <gone@remote.example>: User unknown"])
+    sink = start(sinks, handler)
+    s = site(tmp_path, dns_server, f"relayhost = [127.0.0.1]:{sink.port}\n")
+    await s.enqueue("gone@remote.example", sender="alice@example.com")
+    manager = s.manager()
+    await manager.run_once()
+    await manager.run_once()
+    (report,) = s.messages("alice")
+    status = email.message_from_bytes(report.read_bytes()).get_payload()[1]
+    (_, fields) = status.get_payload()
+    assert fields["Action"] == "failed"
+    assert fields["Status"] == "5.1.1"
+    assert fields["Remote-MTA"] == "dns; 127.0.0.1"
+    assert fields["Diagnostic-Code"] == "smtp; 550 5.1.1 <gone@remote.example>: User unknown"
+    assert list(fields.keys()).index("Remote-MTA") < list(fields.keys()).index("Diagnostic-Code")

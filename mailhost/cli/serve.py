@@ -10,7 +10,6 @@ connections.  Exit status: 0 after a clean stop, 1 for a configuration error
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import logging.handlers
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from mailhost import eventloop
 from mailhost.cli.common import config_dir_option, fatal
 from mailhost.errors import MailhostError
 from mailhost.log import DaemonFormatter, logger
@@ -71,7 +71,7 @@ def run_server(
                 await stop()
 
     try:
-        asyncio.run(main())
+        eventloop.run(main())
     except MailhostError as exc:
         logger().critical("%s", exc)
         return exc.exit_status

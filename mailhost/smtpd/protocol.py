@@ -215,9 +215,12 @@ class SmtpdProtocol(SMTP):
             self.on_close(self)
 
     async def _converse(self, s: Session) -> None:
-        await self.push(replies.greeting(self.settings.banner))
+        # Input already here before the greeting is improper pipelining; what
+        # arrives after it may be the client's prompt answer (a fast event
+        # loop reads it within one iteration), so look before sending.
         await asyncio.sleep(0)
         self._check_pipelining(s, "CONNECT")
+        await self.push(replies.greeting(self.settings.banner))
         while self.transport is not None and not self.transport.is_closing():
             if s.errors >= self.settings.hard_error_limit:
                 self.closing_reason = "too many errors"

@@ -220,11 +220,22 @@ class QueueManager:
                 if entry.queue_id not in self._busy and await self._is_due(entry, now):
                     due.append(entry)
         for entry in due:
-            self._busy.add(entry.queue_id)
-            task = asyncio.create_task(self._guarded(entry), name=f"qmgr {entry.queue_id}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._start(entry)
         return due
+
+    def _start(self, entry: QueueEntry) -> None:
+        self._busy.add(entry.queue_id)
+        task = asyncio.create_task(self._guarded(entry), name=f"qmgr {entry.queue_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def committed(self, queue_id: str) -> None:
+        """A file was just committed to ``incoming`` in this process: start
+        it at once, without rescanning the directory (a scan per commit costs
+        O(backlog) each time).  Files from other writers still come with the
+        poll."""
+        if not self._stopping and queue_id not in self._busy:
+            self._start(QueueEntry(INCOMING, queue_id, self.store.root / INCOMING / queue_id))
 
     async def run_once(self, *, deferred: bool | None = None) -> list[QueueEntry]:
         """One scan and every delivery it started (tests, ``postqueue -f``)."""

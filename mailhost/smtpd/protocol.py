@@ -61,6 +61,17 @@ class _NoHooks:
     the conversation is ours, so it gets none."""
 
 
+_HOOK_NAMES: dict[type, list[str]] = {}
+
+
+def _hook_names(cls: type) -> list[str]:
+    names = _HOOK_NAMES.get(cls)
+    if names is None:
+        names = sorted(name for name in dir(cls) if name.startswith(("smtp_", "auth_")))
+        _HOOK_NAMES[cls] = names
+    return names
+
+
 class SmtpdProtocol(SMTP):
     #: The stream reader's buffer limit; command length is limited separately.
     line_length_limit = 65536
@@ -99,6 +110,13 @@ class SmtpdProtocol(SMTP):
             loop=loop or asyncio.get_running_loop(),
         )
         self.starttls_context = None if wrapped else tls_context
+
+    def __dir__(self) -> list[str]:
+        # aiosmtpd's __init__ builds its command and AUTH tables from
+        # dir(self) / inspect.getmembers(self) on every connection (0.2 ms,
+        # a twelfth of the event loop's time under smtp-source): it only
+        # wants the smtp_*/auth_* names, which are fixed per class.
+        return _hook_names(type(self))
 
     # -- wire --------------------------------------------------------------------
 

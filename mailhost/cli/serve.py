@@ -48,6 +48,14 @@ def setup_daemon_logging(*, stderr: bool = True, syslog: str | None = None) -> N
             root.addHandler(sys_handler)
     root.setLevel(logging.INFO)
     root.propagate = False
+    # The daemon's lines carry neither source positions nor thread/process
+    # names: skip collecting them for every record (the logging HOWTO's
+    # "Optimization" switches; logging was a sixth of the event loop's busy
+    # time under smtp-source, docs/benchmarks.md).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
 
 
 def run_server(

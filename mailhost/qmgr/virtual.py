@@ -146,9 +146,10 @@ class VirtualTransport:
             # virtual(8) exits with this fatal error; qmgr then defers.
             log.critical("%s", exc)
             return [Outcome(CRASHED, "none") for _ in job.deliveries]
-        return [
-            Outcome(await self.deliver_one(job, delivery), RELAY) for delivery in job.deliveries
-        ]
+        # Recipients in parallel, as qmgr runs several virtual(8) processes;
+        # deliveries to one mailbox still take turns (_mailbox_lock).
+        statuses = await asyncio.gather(*(self.deliver_one(job, d) for d in job.deliveries))
+        return [Outcome(status, RELAY) for status in statuses]
 
     async def _lookup(self, maps: Maps, address: str) -> str | None:
         try:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import stat
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -274,6 +275,26 @@ def resolved_base(base: StrPath) -> Path:
     return root
 
 
+def _resolve_below(root: Path, relative: str) -> Path:
+    """``(root / relative).resolve()`` for an already resolved ``root`` and a
+    ``relative`` without ``..``: one lstat per component of ``relative``, not
+    per component of the whole path; a symlink anywhere takes the full
+    resolve."""
+    current = os.fspath(root)
+    parts = [part for part in relative.split("/") if part not in ("", ".")]
+    for i, part in enumerate(parts):
+        step = os.path.join(current, part)
+        try:
+            mode = os.lstat(step).st_mode
+        except OSError:
+            # Nothing more exists: resolve() keeps the rest as written.
+            return Path(os.path.join(current, *parts[i:]))
+        if stat.S_ISLNK(mode):
+            return (root / relative).resolve()
+        current = step
+    return Path(current)
+
+
 def safe_join(base: StrPath, relative: str) -> Path:
     """``base/relative``, refusing absolute paths, ``..`` components, NUL bytes
     and anything that resolves (through symlinks too) outside ``base``."""
@@ -284,7 +305,7 @@ def safe_join(base: StrPath, relative: str) -> Path:
     if ".." in relative.split("/"):
         raise UnsafePathError(f"path with '..' not allowed: {relative}")
     root = resolved_base(base)
-    candidate = (root / relative).resolve()
+    candidate = _resolve_below(root, relative)
     if candidate != root and root not in candidate.parents:
         raise UnsafePathError(f"path resolves outside {root}: {relative}")
     return root / relative

@@ -269,7 +269,10 @@ class QueueManager:
         if entry.queue_name == ACTIVE:
             return entry
         try:
-            return await self.store.move(entry.queue_id, ACTIVE, from_queues=(entry.queue_name,))
+            # Not fsynced: recovery moves active back to incoming in any case.
+            return await self.store.move(
+                entry.queue_id, ACTIVE, from_queues=(entry.queue_name,), durable=False
+            )
         except (QueueFileNotFound, FileNotFoundError):
             return None  # removed meanwhile (postsuper -d)
 
@@ -451,7 +454,10 @@ class QueueManager:
             await self._expire(qf, last, now)
             last = {}
         if not last:
-            if await self.store.remove(qf.queue_id, queues=(ACTIVE,)):
+            # Every result is already durable in the file: a crash that
+            # undoes the unlink leaves nothing to deliver (Postfix does not
+            # fsync it either).
+            if await self.store.remove(qf.queue_id, queues=(ACTIVE,), durable=False):
                 self.counters.removed += 1
             return
         attempts = sum(1 for r in qf.records if isinstance(r, Schedule)) + 1

@@ -169,6 +169,9 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="mailhost_worker_processes for mailhost"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="mhbench-", dir=args.workdir or "/var/tmp"))
@@ -180,7 +183,8 @@ def main() -> int:
         pf.configure()
         servers.append(pf)
     if args.only != "postfix":
-        mh = MailhostServer(work / "mailhost", db)
+        extra = f"mailhost_worker_processes = {args.workers}\n" if args.workers > 1 else ""
+        mh = MailhostServer(work / "mailhost", db, extra=extra)
         mh.configure()
         servers.append(mh)
     cases = [(int(c), 1) for c in args.concurrency.split(",") if c]

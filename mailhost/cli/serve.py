@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from mailhost import eventloop
+from mailhost import eventloop, prefork
 from mailhost.cli.common import config_dir_option, fatal
 from mailhost.errors import MailhostError
 from mailhost.log import DaemonFormatter, logger
@@ -100,6 +100,7 @@ def run_server(
 @click.option("--syslog", "use_syslog", is_flag=True, help="Also log to syslog (/dev/log).")
 def serve(config_dir: Path | None, master_cf: Path | None, use_syslog: bool) -> None:
     """Run the SMTP server in the foreground (listeners from master.cf)."""
+    from mailhost.config import load_config  # noqa: PLC0415
     from mailhost.qmgr.service import QueueManagerService  # noqa: PLC0415
     from mailhost.smtpd.wiring import default_wiring  # noqa: PLC0415 - loads resolver and queue
 
@@ -108,10 +109,22 @@ def serve(config_dir: Path | None, master_cf: Path | None, use_syslog: bool) -> 
         qmgr = QueueManagerService(master_cf)
         wiring = qmgr.wrap(default_wiring())
         if use_syslog:
-            from mailhost.config import load_config  # noqa: PLC0415
-
             facility = load_config(config_dir).get("syslog_facility")
     except MailhostError as exc:
         fatal("mailhost", str(exc), exc.exit_status)
-    status = run_server(config_dir, wiring, master_cf=master_cf, syslog=facility, stop=qmgr.stop)
-    sys.exit(status)
+    try:
+        workers = load_config(config_dir).get_int("mailhost_worker_processes")
+    except MailhostError:
+        workers = 1  # run_server reports the configuration error as usual
+
+    def run_one() -> int:
+        return run_server(config_dir, wiring, master_cf=master_cf, syslog=facility, stop=qmgr.stop)
+
+    if workers <= 1:
+        sys.exit(run_one())
+    setup_daemon_logging(syslog=facility)
+    try:
+        prefork.recover_once(config_dir, master_cf)
+    except (MailhostError, OSError) as exc:
+        fatal("mailhost", str(exc), getattr(exc, "exit_status", 1))
+    sys.exit(prefork.run_workers(workers, run_one))

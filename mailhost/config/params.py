@@ -299,6 +299,8 @@ PARAMETERS: tuple[Param, ...] = (
     Param("mailhost_sql_connect_timeout", "5s", TIME),
     Param("mailhost_sql_query_timeout", "5s", TIME),
     Param("mailhost_sql_pool_size", "4", INT),
+    # mailhost serve: worker processes sharing the listening ports (prefork.py).
+    Param("mailhost_worker_processes", "1", INT),
     # The per-mailbox quota map of the widely used VDA patch (bytes, 0 = unlimited).
     Param("virtual_mailbox_limit_maps", ""),
     Param("line_length_limit", "2048", INT),

@@ -168,9 +168,12 @@ class QueueManager:
 
     # -- running ------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Recover the queue (``active`` back to ``incoming``) and start the loop."""
-        await self.store.recover(reactivate=True)
+    async def start(self, *, recover: bool = True) -> None:
+        """Recover the queue (``active`` back to ``incoming``) and start the
+        loop; ``recover=False`` when another process did the recovery (one of
+        several workers, :mod:`mailhost.prefork`)."""
+        if recover:
+            await self.store.recover(reactivate=True)
         self._loop_task = asyncio.create_task(self.run(), name="qmgr")
 
     def wake(self) -> None:

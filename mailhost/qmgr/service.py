@@ -23,6 +23,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from mailhost import prefork
 from mailhost.config import Config
 from mailhost.config.mastercf import read_master_cf
 from mailhost.log import logger
@@ -126,7 +127,7 @@ class QueueManagerService:
             return
         registry = TableRegistry.from_config(cfg)
         manager = build_manager(cfg, registry)
-        await manager.start()
+        await manager.start(recover=not prefork.in_worker())
         self.registry, self.manager = registry, manager
 
     async def stop(self) -> None:

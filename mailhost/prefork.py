@@ -42,6 +42,8 @@ from mailhost.log import logger
 log = logger("master")
 MASTER = {"daemon": "master"}
 
+#: Forwarded from the parent to every worker.
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 #: prctl(2) option: the signal a process gets when its parent dies.
 PR_SET_PDEATHSIG = 1
 #: True in a forked worker: skip start-up recovery, bind with SO_REUSEPORT.
@@ -85,10 +87,35 @@ def run_workers(count: int, run_one: Callable[[], int]) -> int:
     return the parent's exit status once every worker has ended."""
     global _worker  # noqa: PLW0603 - set once, in the child, before it runs
     children: set[int] = set()
+    #: Workers already told to stop: once is enough (a worker shutting down
+    #: has given up its handler, and a second SIGTERM would kill it mid-way).
+    stopped: set[int] = set()
+    stopping = False
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if signum != signal.SIGHUP:
+            stopping = True
+        for child in list(children):
+            if signum != signal.SIGHUP:
+                if child in stopped:
+                    continue
+                stopped.add(child)
+            try:
+                os.kill(child, signum)
+            except ProcessLookupError:
+                children.discard(child)
+
+    # Before forking: a signal during start-up must not kill the parent
+    # (and with it, through PR_SET_PDEATHSIG, the workers).
+    for signum in SIGNALS:
+        signal.signal(signum, forward)
     for _ in range(count):
         pid = os.fork()
         if pid == 0:
             _worker = True
+            for signum in SIGNALS:
+                signal.signal(signum, signal.SIG_DFL)  # the worker's loop sets its own
             _die_with_parent(os.getppid())
             status = 1
             try:
@@ -98,20 +125,12 @@ def run_workers(count: int, run_one: Callable[[], int]) -> int:
                 sys.stderr.flush()
                 os._exit(status)
         children.add(pid)
+    if stopping:
+        forward(signal.SIGTERM, None)  # asked to stop while forking
     log.info("started %d worker processes: %s", count, " ".join(map(str, sorted(children))),
              extra=MASTER)  # fmt: skip
 
-    def forward(signum: int, _frame: object) -> None:
-        for child in list(children):
-            try:
-                os.kill(child, signum)
-            except ProcessLookupError:
-                children.discard(child)
-
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, forward)
     status = 0
-    stopping = False
     while children:
         try:
             pid, wait_status = os.wait()
@@ -123,7 +142,6 @@ def run_workers(count: int, run_one: Callable[[], int]) -> int:
             status = max(status, code if code > 0 else 1)
         if not stopping and children:
             # One worker ended on its own (a fatal error, a crash): stop all.
-            stopping = True
             if code != 0:
                 log.warning("worker %d exited with status %d: stopping", pid, code,
                             extra=MASTER)  # fmt: skip

@@ -11,8 +11,8 @@ mail stays queued, as it would in Postfix.
 :class:`QueueManagerService` wraps the server's
 :class:`~mailhost.smtpd.server.Wiring`: its ``startup`` hook runs the
 original one, then :func:`build_manager`; its queue sink hands the manager
-each committed queue id to start at once (the manager also polls ``incoming`` every second, for
-files from other writers); ``stop`` is awaited by
+each committed queue id to start at once (the manager also polls
+``incoming`` every second, for files from other writers); ``stop`` is awaited by
 :func:`mailhost.cli.serve.run_server`.  The manager reads main.cf once at
 start; SIGHUP does not reconfigure it.
 """

@@ -172,7 +172,11 @@ class Database:
         os.chmod(path, 0o644)
 
     def map_spec(self, name: str) -> str:
-        return f"{self.kind}:{self.maps / name}"
+        # pgsql through proxymap(8), as Postfix is deployed: one connection
+        # per smtpd/cleanup process and table would exhaust PostgreSQL's
+        # max_connections at -s 100 (mailhost treats proxy: as pass-through).
+        proxy = "proxy:" if self.kind == "pgsql" else ""
+        return f"{proxy}{self.kind}:{self.maps / name}"
 
     def lookup_params(self) -> str:
         return (

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import contextlib
 import datetime as dt
 import resource
@@ -117,6 +118,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=200, help="connections opened at once")
     parser.add_argument("--probes", type=int, default=20)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     # Client and server are separate processes: each needs one descriptor per
     # session (the server inherits this limit).
@@ -143,6 +145,8 @@ def main() -> int:
         r = asyncio.run(drive(server.port, args.sessions, args.batch, args.probes, server.root_pid()))
     finally:
         server.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
     ok = r["banner_max_ms"] < 100
     print(f"Command: `bench/idle_sessions.py --sessions {args.sessions} --probes {args.probes}`\n")
     print(f"Date: {started:%Y-%m-%d %H:%M} UTC.  Machine: {info}.\n")

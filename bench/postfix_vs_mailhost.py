@@ -29,6 +29,7 @@ import argparse
 import datetime as dt
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -169,6 +170,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument(
         "--workers", type=int, default=1, help="mailhost_worker_processes for mailhost"
     )
@@ -217,7 +219,10 @@ def main() -> int:
         print(table(results))
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
-    print(f"(work directory {work})", file=sys.stderr)
+    if args.keep:
+        print(f"(work directory {work})", file=sys.stderr)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import datetime as dt
 import itertools
 import subprocess
@@ -139,6 +140,7 @@ def main() -> int:
     parser.add_argument("--missers", type=int, default=20)
     parser.add_argument("--probes", type=int, default=40)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mhslow-", dir=args.workdir or "/var/tmp"))
     fast_db = Database("pgsql", work / "fast")
@@ -164,6 +166,8 @@ def main() -> int:
             print(f"{label}: {tput:.1f} msg/s quiet {quiet} loaded {loaded}", file=sys.stderr)
     finally:
         fast_db.drop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
     fast, slow = rows["fast"], rows["slow"]
     print(
         f"Command: `bench/slow_db.py --delay {args.delay} --messages {args.messages} "

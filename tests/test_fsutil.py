@@ -237,3 +237,21 @@ def test_safe_join_never_leaves_base(
     root = base.resolve()
     resolved = joined.resolve()
     assert resolved == root or root in resolved.parents
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(["a", "b", "file", "inner", "gone", ".", ""]), min_size=1, max_size=6)
+    .map("/".join)
+    .filter(lambda relative: not relative.startswith("/"))  # safe_join refuses those
+)
+def test_resolve_below_is_resolve(tmp_path_factory: pytest.TempPathFactory, relative: str) -> None:
+    """The shortcut under a resolved base answers exactly what resolve() does:
+    plain directories, a regular file in the middle, missing components, and
+    a symlink inside the base."""
+    base = (tmp_path_factory.getbasetemp() / "resolve_below_base").resolve()
+    if not base.exists():
+        (base / "a" / "b").mkdir(parents=True)
+        (base / "a" / "file").write_text("x")
+        (base / "inner").symlink_to(base / "a")
+    assert fsutil._resolve_below(base, relative) == (base / relative).resolve()

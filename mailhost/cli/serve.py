@@ -10,7 +10,6 @@ connections.  Exit status: 0 after a clean stop, 1 for a configuration error
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import logging.handlers
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import click
 
+from mailhost import eventloop, prefork
 from mailhost.cli.common import config_dir_option, fatal
 from mailhost.config import Config
 from mailhost.errors import MailhostError
@@ -50,6 +50,14 @@ def setup_daemon_logging(*, stderr: bool = True, syslog: str | None = None) -> N
             root.addHandler(sys_handler)
     root.setLevel(logging.INFO)
     root.propagate = False
+    # The daemon's lines carry neither source positions nor thread/process
+    # names: skip collecting them for every record (the logging HOWTO's
+    # "Optimization" switches; logging was a sixth of the event loop's busy
+    # time under smtp-source, docs/benchmarks.md).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
 
 
 def with_metrics(wiring: Wiring) -> Wiring:
@@ -87,7 +95,7 @@ def run_server(
                 await stop()
 
     try:
-        asyncio.run(main())
+        eventloop.run(main())
     except MailhostError as exc:
         logger().critical("%s", exc)
         return exc.exit_status
@@ -108,6 +116,7 @@ def run_server(
 @click.option("--syslog", "use_syslog", is_flag=True, help="Also log to syslog (/dev/log).")
 def serve(config_dir: Path | None, master_cf: Path | None, use_syslog: bool) -> None:
     """Run the SMTP server in the foreground (listeners from master.cf)."""
+    from mailhost.config import load_config  # noqa: PLC0415
     from mailhost.qmgr.service import QueueManagerService  # noqa: PLC0415
     from mailhost.smtpd.wiring import default_wiring  # noqa: PLC0415 - loads resolver and queue
 
@@ -116,10 +125,22 @@ def serve(config_dir: Path | None, master_cf: Path | None, use_syslog: bool) -> 
         qmgr = QueueManagerService(master_cf)
         wiring = with_metrics(qmgr.wrap(default_wiring()))
         if use_syslog:
-            from mailhost.config import load_config  # noqa: PLC0415
-
             facility = load_config(config_dir).get("syslog_facility")
     except MailhostError as exc:
         fatal("mailhost", str(exc), exc.exit_status)
-    status = run_server(config_dir, wiring, master_cf=master_cf, syslog=facility, stop=qmgr.stop)
-    sys.exit(status)
+    try:
+        workers = load_config(config_dir).get_int("mailhost_worker_processes")
+    except MailhostError:
+        workers = 1  # run_server reports the configuration error as usual
+
+    def run_one() -> int:
+        return run_server(config_dir, wiring, master_cf=master_cf, syslog=facility, stop=qmgr.stop)
+
+    if workers <= 1:
+        sys.exit(run_one())
+    setup_daemon_logging(syslog=facility)
+    try:
+        prefork.recover_once(config_dir, master_cf)
+    except (MailhostError, OSError) as exc:
+        fatal("mailhost", str(exc), getattr(exc, "exit_status", 1))
+    sys.exit(prefork.run_workers(workers, run_one))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mailhost.delivery.status import CONFIG_ERROR, DeliveryError
 from mailhost.errors import ConfigError
-from mailhost.fsutil import UnsafePathError, safe_join
+from mailhost.fsutil import UnsafePathError, resolved_base, safe_join
 from mailhost.log import logger
 
 log = logger("delivery")
@@ -72,7 +72,7 @@ def mailbox_path(base: str | Path, result: str, recipient: str = "") -> MailboxP
             base_path,
         )
         raise DeliveryError(CONFIG_ERROR.dsn, CONFIG_ERROR.text) from exc
-    if path == base_path.resolve():
+    if path == resolved_base(base_path):
         log.error("%srefusing mailbox path %r: it is the base itself", who, result)
         raise DeliveryError(CONFIG_ERROR.dsn, CONFIG_ERROR.text)
     return MailboxPath(path, maildir)

@@ -181,9 +181,12 @@ class QueueManager:
 
     # -- running ------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Recover the queue (``active`` back to ``incoming``) and start the loop."""
-        await self.store.recover(reactivate=True)
+    async def start(self, *, recover: bool = True) -> None:
+        """Recover the queue (``active`` back to ``incoming``) and start the
+        loop; ``recover=False`` when another process did the recovery (one of
+        several workers, :mod:`mailhost.prefork`)."""
+        if recover:
+            await self.store.recover(reactivate=True)
         self._loop_task = asyncio.create_task(self.run(), name="qmgr")
 
     def wake(self) -> None:
@@ -258,6 +261,14 @@ class QueueManager:
         self._start(due)
         return due
 
+    def committed(self, queue_id: str) -> None:
+        """A file was just committed to ``incoming`` in this process: start
+        it at once, without rescanning the directory (a scan per commit costs
+        O(backlog) each time).  Files from other writers still come with the
+        poll."""
+        if not self._stopping and queue_id not in self._busy:
+            self._start([QueueEntry(INCOMING, queue_id, self.store.root / INCOMING / queue_id)])
+
     async def run_once(self, *, deferred: bool | None = None) -> list[QueueEntry]:
         """One scan and every delivery it started (tests, ``postqueue -f``)."""
         started = await self.scan(deferred=deferred)
@@ -294,7 +305,10 @@ class QueueManager:
         if entry.queue_name == ACTIVE:
             return entry
         try:
-            return await self.store.move(entry.queue_id, ACTIVE, from_queues=(entry.queue_name,))
+            # Not fsynced: recovery moves active back to incoming in any case.
+            return await self.store.move(
+                entry.queue_id, ACTIVE, from_queues=(entry.queue_name,), durable=False
+            )
         except (QueueFileNotFound, FileNotFoundError):
             return None  # removed meanwhile (postsuper -d)
 
@@ -502,7 +516,10 @@ class QueueManager:
             log.warning("%s: %s", qf.queue_id, exc, extra=QMGR)
             keep = True
         if not last and not keep:
-            if await self.store.remove(qf.queue_id, queues=(ACTIVE,)):
+            # Every result is already durable in the file: a crash that undoes
+            # the unlink leaves nothing to deliver (Postfix does not fsync it
+            # either).
+            if await self.store.remove(qf.queue_id, queues=(ACTIVE,), durable=False):
                 self.counters.removed += 1
             return
         attempts = sum(1 for r in qf.records if isinstance(r, Schedule)) + 1

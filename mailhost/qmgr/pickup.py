@@ -90,7 +90,7 @@ class Pickup:
         *,
         rewrite: RewriteSettings | None = None,
         poll_interval: float = 1.0,
-        on_queued: Callable[[], None] | None = None,
+        on_queued: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.resolver = resolver
@@ -198,7 +198,7 @@ class Pickup:
             return None
         self.counters.picked_up += 1
         if self.on_queued is not None:
-            self.on_queued()
+            self.on_queued(qid)
         return qid
 
     async def _rewrite_envelope(self, qf: QueueFile) -> tuple[str, list[str]]:
@@ -302,7 +302,7 @@ def pickup_declared(master_cf: Path) -> bool:
 
 
 def build_pickup(
-    cfg: Config, registry: TableRegistry, on_queued: Callable[[], None] | None = None
+    cfg: Config, registry: TableRegistry, on_queued: Callable[[str], None] | None = None
 ) -> Pickup:
     """A pickup for ``cfg``: the production queue, the resolver's alias
     expansion, cleanup's settings from main.cf."""

@@ -10,9 +10,9 @@ mail stays queued, as it would in Postfix.
 
 :class:`QueueManagerService` wraps the server's
 :class:`~mailhost.smtpd.server.Wiring`: its ``startup`` hook runs the
-original one, then :func:`build_manager`; its queue sink wakes the manager
-after each commit (the manager also polls ``incoming`` every second, for
-files from other writers); ``stop`` is awaited by
+original one, then :func:`build_manager`; its queue sink hands the manager
+each committed queue id to start at once (the manager also polls
+``incoming`` every second, for files from other writers); ``stop`` is awaited by
 :func:`mailhost.cli.serve.run_server`.  The manager reads main.cf once at
 start; SIGHUP does not reconfigure it.  A ``pickup`` line starts
 :class:`~mailhost.qmgr.pickup.Pickup` the same way (maildrop → incoming,
@@ -25,6 +25,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from mailhost import prefork
 from mailhost.bounce.notify import BounceSettings
 from mailhost.config import Config
 from mailhost.config.mastercf import read_master_cf
@@ -92,7 +93,7 @@ async def close_transports(manager: QueueManager) -> None:
 class WakingTransaction:
     """A queue transaction that wakes the queue manager once committed."""
 
-    def __init__(self, txn: QueueTransaction, wake: Callable[[], None]) -> None:
+    def __init__(self, txn: QueueTransaction, wake: Callable[[str], None]) -> None:
         self.txn = txn
         self.wake = wake
 
@@ -102,7 +103,7 @@ class WakingTransaction:
 
     async def commit(self, submission: Submission, content: Sequence[bytes]) -> int:
         size = await self.txn.commit(submission, content)
-        self.wake()
+        self.wake(self.txn.queue_id)
         return size
 
     async def abort(self) -> None:
@@ -113,7 +114,7 @@ class WakingSink:
     """smtpd's queue sink, with :class:`WakingTransaction` (Postfix's cleanup
     triggers qmgr through its FIFO after a file is committed)."""
 
-    def __init__(self, sink: QueueSink, wake: Callable[[], None]) -> None:
+    def __init__(self, sink: QueueSink, wake: Callable[[str], None]) -> None:
         self.sink = sink
         self.wake = wake
 
@@ -151,9 +152,9 @@ class QueueManagerService:
 
         return dataclasses.replace(wiring, startup=startup, queue=queue)
 
-    def wake(self) -> None:
+    def wake(self, queue_id: str) -> None:
         if self.manager is not None:
-            self.manager.wake()
+            self.manager.committed(queue_id)
 
     async def start(self, cfg: Config) -> None:
         master_cf = self.master_cf or cfg.config_dir / "master.cf"
@@ -162,7 +163,7 @@ class QueueManagerService:
             return
         registry = TableRegistry.from_config(cfg)
         manager = build_manager(cfg, registry)
-        await manager.start()
+        await manager.start(recover=not prefork.in_worker())
         self.registry, self.manager = registry, manager
         # postqueue -f / -i reach the manager through public/qmgr.
         self.trigger = TriggerServer(manager.store.root, self.flush)

@@ -196,9 +196,10 @@ class VirtualTransport:
         if self.settings.shared_copies and len(job.deliveries) > 1:
             statuses = await self._deliver_shared(job)
             return [Outcome(status, RELAY) for status in statuses]
-        return [
-            Outcome(await self.deliver_one(job, delivery), RELAY) for delivery in job.deliveries
-        ]
+        # Recipients in parallel, as qmgr runs several virtual(8) processes;
+        # deliveries to one mailbox still take turns (_mailbox_lock).
+        statuses = await asyncio.gather(*(self.deliver_one(job, d) for d in job.deliveries))
+        return [Outcome(status, RELAY) for status in statuses]
 
     async def _deliver_shared(self, job: Job) -> list[DeliveryStatus]:
         """mailhost_virtual_shared_copies: the Maildir recipients of ``job``

@@ -336,31 +336,66 @@ class QueueStore:
         os.rename(entry.path, target)
         return QueueEntry(to_queue, entry.queue_id, target)
 
-    async def move(
-        self, queue_id: str, to_queue: str, *, from_queues: Iterable[str] = SCAN_ORDER
-    ) -> QueueEntry:
-        """Move a queue file to ``to_queue`` durably; return its new place."""
-        _check_queue(to_queue)
-        entry = await self.locate(queue_id, from_queues)
+    def _locate_rename(
+        self, queue_id: str, queues: Sequence[str], to_queue: str
+    ) -> tuple[QueueEntry, QueueEntry | None]:
+        # One trip to the offload pool for finding and renaming (each trip
+        # costs the event loop more than the two system calls).
+        entry = self._locate(queue_id, queues)
         if entry.queue_name == to_queue:
+            return entry, None
+        return entry, self._rename(entry, to_queue)
+
+    async def move(
+        self,
+        queue_id: str,
+        to_queue: str,
+        *,
+        from_queues: Iterable[str] = SCAN_ORDER,
+        durable: bool = True,
+    ) -> QueueEntry:
+        """Move a queue file to ``to_queue`` durably; return its new place.
+
+        ``durable=False`` skips the directory fsyncs, for a move whose loss
+        in a crash changes nothing: the queue manager's ``incoming`` →
+        ``active`` (start-up recovery moves ``active`` back to ``incoming``
+        anyway, and rename(2) leaves one of the two names, never neither;
+        Postfix's qmgr does not fsync it either)."""
+        _check_queue(to_queue)
+        entry, moved = await run_blocking(
+            self._locate_rename, queue_id, tuple(from_queues), to_queue
+        )
+        if moved is None:
             return entry
-        moved = await run_blocking(self._rename, entry, to_queue)
-        # New name first: a crash between the two fsyncs may leave the old
-        # name as well, never neither.
-        await self.syncer.sync_dir(moved.path.parent)
-        await self.syncer.sync_dir(entry.path.parent)
+        if durable:
+            # New name first: a crash between the two fsyncs may leave the old
+            # name as well, never neither.
+            await self.syncer.sync_dir(moved.path.parent)
+            await self.syncer.sync_dir(entry.path.parent)
         self.counters.moved += 1
         return moved
 
-    async def remove(self, queue_id: str, *, queues: Iterable[str] = SCAN_ORDER) -> bool:
+    def _locate_unlink(self, queue_id: str, queues: Sequence[str]) -> QueueEntry:
+        entry = self._locate(queue_id, queues)
+        entry.path.unlink()
+        return entry
+
+    async def remove(
+        self, queue_id: str, *, queues: Iterable[str] = SCAN_ORDER, durable: bool = True
+    ) -> bool:
         """Delete a queue file (``postsuper -d``, or the queue manager when the
-        last recipient is done); False when there is no such file."""
+        last recipient is done); False when there is no such file.
+
+        ``durable=False`` skips the directory fsync, for a file whose every
+        recipient is already durably recorded as done: should a crash bring
+        the name back, the queue manager finds nothing pending and removes it
+        again (Postfix does not fsync this unlink either)."""
         try:
-            entry = await self.locate(queue_id, queues)
-            await run_blocking(entry.path.unlink)
+            entry = await run_blocking(self._locate_unlink, queue_id, tuple(queues))
         except (QueueFileNotFound, FileNotFoundError):
             return False
-        await self.syncer.sync_dir(entry.path.parent)
+        if durable:
+            await self.syncer.sync_dir(entry.path.parent)
         self.counters.removed += 1
         log.info("%s: removed", queue_id, extra={"daemon": "qmgr"})
         return True
@@ -404,13 +439,17 @@ class QueueStore:
             f.flush()
             os.fsync(f.fileno())
 
+    def _locate_append(
+        self, queue_id: str, queues: Sequence[str], records: Sequence[StatusRecord]
+    ) -> None:
+        self._append(self._locate(queue_id, queues).path, records)
+
     async def append_status(
         self, queue_id: str, records: Sequence[StatusRecord], *, queues: Iterable[str] = SCAN_ORDER
     ) -> None:
         """Durably record delivery results / scheduling for a queue file (one
         append + fsync; the caller owns the file, as qmgr owns ``active``)."""
-        entry = await self.locate(queue_id, queues)
-        await run_blocking(self._append, entry.path, records)
+        await run_blocking(self._locate_append, queue_id, tuple(queues), records)
         self.counters.status_appends += 1
 
     async def expire(self, queue_id: str) -> bool:

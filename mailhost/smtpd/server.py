@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mailhost import prefork
 from mailhost.config import Config, load_config
 from mailhost.config.mastercf import Listener, read_master_cf, smtpd_listeners
 from mailhost.errors import ConfigError, MailhostError
@@ -266,6 +267,8 @@ class MailServer:
                 port=port,
                 ssl=context,
                 reuse_address=True,
+                # Several workers share the port; the kernel spreads connections.
+                reuse_port=prefork.in_worker() or None,
                 start_serving=True,
             )
         except OSError as exc:

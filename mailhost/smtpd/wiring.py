@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from mailhost import prefork
 from mailhost.config import Config
 from mailhost.errors import TableTempFail
 from mailhost.log import logger
@@ -111,7 +112,10 @@ def store_sink(cfg: Config) -> StoreSink:
 
 
 async def recover_queue(cfg: Config) -> None:
-    """Queue recovery before the first connection (see QueueStore.recover)."""
+    """Queue recovery before the first connection (see QueueStore.recover);
+    with several workers the parent has done it (mailhost.prefork)."""
+    if prefork.in_worker():
+        return
     report = await queue_store(cfg).recover(reactivate=False)
     if report.removed or report.corrupt:
         log.info(

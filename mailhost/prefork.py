@@ -1,0 +1,149 @@
+"""Several ``mailhost serve`` worker processes on the same listening ports.
+
+With ``mailhost_worker_processes = N`` (N > 1) ``mailhost serve`` does the
+queue's start-up recovery once, then forks N workers.  Each worker is a whole
+server (smtpd listeners and, when master.cf has a qmgr line, a queue manager),
+binding the master.cf addresses with ``SO_REUSEPORT`` so that the kernel
+spreads new connections over them, as Postfix's master(8) spreads them over
+its smtpd processes.  One process runs Python on one core at a time; N of
+them use every core (and, on a shared machine, get N shares of it).
+
+Why the queue is safe for several workers:
+
+* every queue file is written under a name no other process uses (the
+  temporary name carries the pid, the queue id the inode) and committed with
+  link(2), so workers never write the same file;
+* the queue manager takes a file by renaming it to ``active``: rename(2) of
+  one name succeeds in one process only, the others find it gone and leave it
+  (``QueueManager._activate``); a worker delivers only what it activated;
+* start-up recovery — removing unfinished temporary files in ``incoming`` and
+  moving ``active`` back to ``incoming`` — runs once, in the parent, before
+  any worker exists (a worker doing it would take another's files);
+* Maildir delivery is multi-process safe by design (unique names, link into
+  ``new``); mbox delivery locks with fcntl and dot-lock files.
+
+The parent forwards SIGTERM, SIGINT and SIGHUP to the workers and exits once
+all of them have; a worker that dies makes the parent stop the others (the
+service is not silently running at reduced capacity).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from mailhost.log import logger
+
+log = logger("master")
+MASTER = {"daemon": "master"}
+
+#: Forwarded from the parent to every worker.
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+#: prctl(2) option: the signal a process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
+#: True in a forked worker: skip start-up recovery, bind with SO_REUSEPORT.
+_worker = False
+
+
+def in_worker() -> bool:
+    """Whether this process is one of several workers."""
+    return _worker
+
+
+def recover_once(config_dir: Path | None, master_cf: Path | None) -> None:
+    """The start-up recovery every worker would otherwise do, done here once."""
+    from mailhost.config import load_config  # noqa: PLC0415
+    from mailhost.offload import DEFAULT_POOL  # noqa: PLC0415
+    from mailhost.qmgr.service import qmgr_declared  # noqa: PLC0415
+    from mailhost.smtpd.wiring import queue_store  # noqa: PLC0415
+
+    cfg = load_config(config_dir)
+    reactivate = qmgr_declared(master_cf or cfg.config_dir / "master.cf")
+    asyncio.run(queue_store(cfg).recover(reactivate=reactivate))
+    # The workers must not inherit an executor whose threads they lack.
+    DEFAULT_POOL.shutdown()
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker whose parent was killed (kill -9) dies the same way, so a
+    crash of ``mailhost serve`` is a crash of all of it (Linux prctl
+    PR_SET_PDEATHSIG; elsewhere the worker runs until it is stopped)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:
+        os._exit(1)  # the parent died before prctl took effect
+
+
+def run_workers(count: int, run_one: Callable[[], int]) -> int:
+    """Fork ``count`` workers, each running ``run_one()`` (its exit status);
+    return the parent's exit status once every worker has ended."""
+    global _worker  # noqa: PLW0603 - set once, in the child, before it runs
+    children: set[int] = set()
+    #: Workers already told to stop: once is enough (a worker shutting down
+    #: has given up its handler, and a second SIGTERM would kill it mid-way).
+    stopped: set[int] = set()
+    stopping = False
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if signum != signal.SIGHUP:
+            stopping = True
+        for child in list(children):
+            if signum != signal.SIGHUP:
+                if child in stopped:
+                    continue
+                stopped.add(child)
+            try:
+                os.kill(child, signum)
+            except ProcessLookupError:
+                children.discard(child)
+
+    # Before forking: a signal during start-up must not kill the parent
+    # (and with it, through PR_SET_PDEATHSIG, the workers).
+    for signum in SIGNALS:
+        signal.signal(signum, forward)
+    for _ in range(count):
+        pid = os.fork()
+        if pid == 0:
+            _worker = True
+            for signum in SIGNALS:
+                signal.signal(signum, signal.SIG_DFL)  # the worker's loop sets its own
+            _die_with_parent(os.getppid())
+            status = 1
+            try:
+                status = run_one()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(status)
+        children.add(pid)
+    if stopping:
+        forward(signal.SIGTERM, None)  # asked to stop while forking
+    log.info("started %d worker processes: %s", count, " ".join(map(str, sorted(children))),
+             extra=MASTER)  # fmt: skip
+
+    status = 0
+    while children:
+        try:
+            pid, wait_status = os.wait()
+        except ChildProcessError:
+            break
+        children.discard(pid)
+        code = os.waitstatus_to_exitcode(wait_status)
+        if code != 0:
+            status = max(status, code if code > 0 else 1)
+        if not stopping and children:
+            # One worker ended on its own (a fatal error, a crash): stop all.
+            if code != 0:
+                log.warning("worker %d exited with status %d: stopping", pid, code,
+                            extra=MASTER)  # fmt: skip
+            forward(signal.SIGTERM, None)
+    return status

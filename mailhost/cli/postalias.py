@@ -24,11 +24,11 @@ from pathlib import Path
 import click
 
 from mailhost.cli.common import command_errors, config_dir_option
+from mailhost.cli.postmap import dump_tables, query_tables
 from mailhost.config import Config, load_config
 from mailhost.config.lists import split_list
 from mailhost.errors import TableOpenError, UsageError
 from mailhost.tables.aliases import build_alias_index
-from mailhost.tables.base import Table
 from mailhost.tables.registry import TableRegistry, split_spec
 
 INDEXED_TYPES = {"hash"}
@@ -55,38 +55,6 @@ def build_alias_database(cfg: Config) -> int:
     default_type = cfg.get("default_database_type")
     for item in split_list(cfg.get("alias_database")):
         build_alias_table(_spec(item, default_type), cfg)
-    return 0
-
-
-async def _query(
-    registry: TableRegistry, specs: list[str], keys: list[str], fold: bool, from_stdin: bool
-) -> int:
-    tables: list[Table] = [registry.open(spec, fold=fold, cached=False) for spec in specs]
-    found_any = False
-    try:
-        for key in keys:
-            for table in tables:
-                value = await table.lookup(key)
-                if value is not None:
-                    found_any = True
-                    click.echo(f"{key}:\t{value}" if from_stdin else value)
-                    break
-    finally:
-        await registry.close()
-    return 0 if found_any else 1
-
-
-async def _dump(registry: TableRegistry, specs: list[str], fold: bool) -> int:
-    try:
-        for spec in specs:
-            table = registry.open(spec, fold=fold, cached=False)
-            items = getattr(table, "items", None)
-            if items is None:
-                raise TableOpenError(f"table {table.spec}: sequential access is not supported")
-            for key, value in items():
-                click.echo(f"{key}:\t{value}")
-    finally:
-        await registry.close()
     return 0
 
 
@@ -120,11 +88,13 @@ def postalias(
     if query is not None or dump:
         registry = TableRegistry.from_config(cfg, strict=True)
         if dump:
-            sys.exit(asyncio.run(_dump(registry, specs, fold)))
+            sys.exit(asyncio.run(dump_tables(registry, specs, fold, separator=":\t")))
         assert query is not None
         from_stdin = query == "-"
         keys = [line.rstrip("\r\n") for line in sys.stdin] if from_stdin else [query]
-        sys.exit(asyncio.run(_query(registry, specs, keys, fold, from_stdin)))
+        sys.exit(
+            asyncio.run(query_tables(registry, specs, keys, fold, from_stdin, separator=":\t"))
+        )
     for spec in specs:
         build_alias_table(spec, cfg, fold=fold)
 

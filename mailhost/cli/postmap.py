@@ -34,8 +34,17 @@ def _spec(arg: str, default_type: str) -> str:
     return arg if ":" in arg else f"{default_type}:{arg}"
 
 
-async def _query(registry: TableRegistry, specs: list[str], keys: list[str], fold: bool,
-                 from_stdin: bool) -> int:  # fmt: skip
+async def query_tables(
+    registry: TableRegistry,
+    specs: list[str],
+    keys: list[str],
+    fold: bool,
+    from_stdin: bool,
+    separator: str = "\t",
+) -> int:
+    """``-q``: each key's value from the first table that has it (with
+    ``-q -`` as ``key<separator>value``); exit 0 when any was found, else 1.
+    postalias(1) shares this with ``separator=":\t"``."""
     tables: list[Table] = [registry.open(spec, fold=fold, cached=False) for spec in specs]
     found_any = False
     try:
@@ -44,14 +53,17 @@ async def _query(registry: TableRegistry, specs: list[str], keys: list[str], fol
                 value = await table.lookup(key)
                 if value is not None:
                     found_any = True
-                    click.echo(f"{key}\t{value}" if from_stdin else value)
+                    click.echo(f"{key}{separator}{value}" if from_stdin else value)
                     break
     finally:
         await registry.close()
     return 0 if found_any else 1
 
 
-async def _dump(registry: TableRegistry, specs: list[str], fold: bool) -> int:
+async def dump_tables(
+    registry: TableRegistry, specs: list[str], fold: bool, separator: str = "\t"
+) -> int:
+    """``-s``: every ``key<separator>value`` of the tables."""
     try:
         for spec in specs:
             table = registry.open(spec, fold=fold, cached=False)
@@ -59,7 +71,7 @@ async def _dump(registry: TableRegistry, specs: list[str], fold: bool) -> int:
             if items is None:
                 raise TableOpenError(f"table {table.spec}: sequential access is not supported")
             for key, value in items():
-                click.echo(f"{key}\t{value}")
+                click.echo(f"{key}{separator}{value}")
     finally:
         await registry.close()
     return 0
@@ -94,9 +106,9 @@ def postmap(
     if query is not None:
         from_stdin = query == "-"
         keys = [line.rstrip("\r\n") for line in sys.stdin] if from_stdin else [query]
-        sys.exit(asyncio.run(_query(registry, specs, keys, fold, from_stdin)))
+        sys.exit(asyncio.run(query_tables(registry, specs, keys, fold, from_stdin)))
     if dump:
-        sys.exit(asyncio.run(_dump(registry, specs, fold)))
+        sys.exit(asyncio.run(dump_tables(registry, specs, fold)))
     for spec in specs:
         kind, name = split_spec(spec)
         if kind not in INDEXED_TYPES:

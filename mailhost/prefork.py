@@ -48,11 +48,22 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1
 #: True in a forked worker: skip start-up recovery, bind with SO_REUSEPORT.
 _worker = False
+#: The worker's number (0 .. N-1) in a forked worker.
+_worker_index = 0
 
 
 def in_worker() -> bool:
     """Whether this process is one of several workers."""
     return _worker
+
+
+def is_first_worker() -> bool:
+    """True without workers and in worker 0: the one process that runs what
+    a host has once — pickup (two would pick the same maildrop file), the
+    ``public/qmgr`` trigger socket of ``postqueue -f``, the ``/metrics``
+    listener.  The queue is shared, so worker 0's queue manager flushing
+    deferred mail flushes everybody's."""
+    return not _worker or _worker_index == 0
 
 
 def recover_once(config_dir: Path | None, master_cf: Path | None) -> None:
@@ -85,7 +96,7 @@ def _die_with_parent(parent: int) -> None:
 def run_workers(count: int, run_one: Callable[[], int]) -> int:
     """Fork ``count`` workers, each running ``run_one()`` (its exit status);
     return the parent's exit status once every worker has ended."""
-    global _worker  # noqa: PLW0603 - set once, in the child, before it runs
+    global _worker, _worker_index
     children: set[int] = set()
     #: Workers already told to stop: once is enough (a worker shutting down
     #: has given up its handler, and a second SIGTERM would kill it mid-way).
@@ -110,10 +121,10 @@ def run_workers(count: int, run_one: Callable[[], int]) -> int:
     # (and with it, through PR_SET_PDEATHSIG, the workers).
     for signum in SIGNALS:
         signal.signal(signum, forward)
-    for _ in range(count):
+    for index in range(count):
         pid = os.fork()
         if pid == 0:
-            _worker = True
+            _worker, _worker_index = True, index
             for signum in SIGNALS:
                 signal.signal(signum, signal.SIG_DFL)  # the worker's loop sets its own
             _die_with_parent(os.getppid())

@@ -67,7 +67,10 @@ def with_metrics(wiring: Wiring) -> Wiring:
     async def startup(cfg: Config) -> None:
         from mailhost.observe.exporter import serve_metrics  # noqa: PLC0415 - prometheus_client on demand
 
-        serve_metrics(cfg.get("mailhost_metrics_listen"), Path(cfg.get("queue_directory")))
+        if prefork.is_first_worker():
+            # One listener per host; with several workers its counters are
+            # worker 0's (the queue sizes are the whole queue's).
+            serve_metrics(cfg.get("mailhost_metrics_listen"), Path(cfg.get("queue_directory")))
         if original is not None:
             await original(cfg)
 

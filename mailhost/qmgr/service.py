@@ -165,9 +165,11 @@ class QueueManagerService:
         manager = build_manager(cfg, registry)
         await manager.start(recover=not prefork.in_worker())
         self.registry, self.manager = registry, manager
-        # postqueue -f / -i reach the manager through public/qmgr.
-        self.trigger = TriggerServer(manager.store.root, self.flush)
-        await self.trigger.start()
+        # postqueue -f / -i reach the manager through public/qmgr (one
+        # socket per host: with several workers, worker 0's).
+        if prefork.is_first_worker():
+            self.trigger = TriggerServer(manager.store.root, self.flush)
+            await self.trigger.start()
 
     async def flush(self, request: Request) -> int:
         if self.manager is None:
@@ -180,7 +182,10 @@ class QueueManagerService:
         return len(await self.manager.flush(ids))
 
     async def start_pickup(self, cfg: Config) -> None:
-        """pickup(8) when master.cf declares it: maildrop → incoming."""
+        """pickup(8) when master.cf declares it: maildrop → incoming (one
+        pickup per host: with several workers, worker 0's)."""
+        if not prefork.is_first_worker():
+            return
         if not pickup_declared(self.master_cf or cfg.config_dir / "master.cf"):
             return
         self.pickup_registry = TableRegistry.from_config(cfg)

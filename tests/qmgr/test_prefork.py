@@ -5,9 +5,12 @@ stops them all."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import smtplib
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -119,3 +122,45 @@ def test_kill_9_of_the_parent_loses_no_acknowledged_message(tmp_path: Path) -> N
     finally:
         server.stop()
     assert bodies >= set(acknowledged)
+
+
+def test_pickup_and_the_flush_trigger_run_in_worker_zero_only(tmp_path: Path) -> None:
+    """With two workers, the services a host has once are worker 0's: one
+    pickup (two would pick the same maildrop file and deliver it twice) and
+    one ``public/qmgr`` socket that ``postqueue -f`` reaches; both workers
+    still serve SMTP."""
+    base = tmp_path / "vmail"
+    (tmp_path / "main.cf").write_text(
+        MAIN_CF.format(base=base, queue=tmp_path / "queue") + "mailhost_worker_processes = 2\n"
+    )
+    port = free_port()
+    (tmp_path / "master.cf").write_text(
+        f"127.0.0.1:{port} inet n - n - - smtpd\n"
+        "qmgr unix n - n 300 1 qmgr\npickup unix n - n 60 1 pickup\n"
+    )
+    server = ServerProcess(tmp_path, {"mx": port}, trustme.CA(), tmp_path / "maillog")
+    server.queue_kind = "cli"
+    server.start()
+    env = {**os.environ, "MAILHOST_CONFIG": str(tmp_path)}
+    try:
+        server.wait_log("daemon started", count=2)
+        for i in range(10):
+            subprocess.run(
+                [sys.executable, "-m", "mailhost", "sendmail", "alice@example.com"],
+                input=f"Subject: {i}\n\nlocal {i}\n".encode(),
+                env=env, check=True, capture_output=True, timeout=30,
+            )  # fmt: skip
+        server.wait_log("status=sent", count=10, timeout=30)
+        flushed = subprocess.run(
+            [sys.executable, "-m", "mailhost", "postqueue", "-f", "-c", str(tmp_path)],
+            env=env, capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert (flushed.returncode, flushed.stderr) == (0, "")
+        log = server.log()
+    finally:
+        assert server.stop() == 0
+    assert "fatal" not in log
+    new = base / "example.com" / "alice" / "new"
+    bodies = sorted(p.read_bytes().split(b"\n\n", 1)[1] for p in new.iterdir())
+    assert bodies == sorted(f"local {i}\n".encode() for i in range(10))
+    assert len(set(re.findall(r"mailhost/pickup\[(\d+)\]", log))) == 1

@@ -43,16 +43,15 @@ relative pathname: ...`` and the recipient deferred.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from mailhost.config import Config
 from mailhost.delivery.maildir import MaildirTarget, deliver_maildir, deliver_maildirs
 from mailhost.delivery.mbox import MboxTarget, deliver_mbox, lock_styles
+from mailhost.delivery.pathlock import PathLocks
 from mailhost.delivery.paths import MailboxPath, check_mailbox_base, mailbox_path
 from mailhost.delivery.status import CONFIG_ERROR, DeliveryError, DeliveryStatus
 from mailhost.errors import ConfigError, TableTempFail
@@ -170,21 +169,7 @@ class VirtualTransport:
         # One delivery per mailbox at a time within this process: fcntl locks
         # belong to the process, so they cannot keep two of our own threads
         # apart on an mbox, and creating one maildir from two threads races.
-        self._mailbox_locks: dict[Path, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def _mailbox_lock(self, path: Path) -> AsyncIterator[None]:
-        lock, users = self._mailbox_locks.get(path, (asyncio.Lock(), 0))
-        self._mailbox_locks[path] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._mailbox_locks[path]
-            if users <= 1:
-                del self._mailbox_locks[path]
-            else:
-                self._mailbox_locks[path] = (lock, users - 1)
+        self._mailbox_locks = PathLocks()
 
     async def deliver(self, job: Job) -> Sequence[Outcome]:
         try:
@@ -197,7 +182,7 @@ class VirtualTransport:
             statuses = await self._deliver_shared(job)
             return [Outcome(status, RELAY) for status in statuses]
         # Recipients in parallel, as qmgr runs several virtual(8) processes;
-        # deliveries to one mailbox still take turns (_mailbox_lock).
+        # deliveries to one mailbox still take turns (_mailbox_locks).
         statuses = await asyncio.gather(*(self.deliver_one(job, d) for d in job.deliveries))
         return [Outcome(status, RELAY) for status in statuses]
 
@@ -213,9 +198,7 @@ class VirtualTransport:
             (i, p) for i, p in enumerate(prepared) if isinstance(p, _Prepared) and p.where.maildir
         ]
         if shared:
-            async with contextlib.AsyncExitStack() as stack:
-                for path in sorted({p.where.path for _, p in shared}):
-                    await stack.enter_async_context(self._mailbox_lock(path))
+            async with self._mailbox_locks.hold(*(p.where.path for _, p in shared)):
                 if s.quota is not None:
                     results = await deliver_with_quota(
                         job.message,
@@ -238,7 +221,7 @@ class VirtualTransport:
                 statuses[i] = result.status
         for i, p in enumerate(prepared):
             if isinstance(p, _Prepared) and not p.where.maildir:
-                async with self._mailbox_lock(p.where.path):
+                async with self._mailbox_locks.hold(p.where.path):
                     statuses[i] = await self._write(job, p)
         return [status for status in statuses if status is not None]
 
@@ -276,7 +259,7 @@ class VirtualTransport:
         prepared = await self._prepare(job, delivery)
         if isinstance(prepared, DeliveryStatus):
             return prepared
-        async with self._mailbox_lock(prepared.where.path):
+        async with self._mailbox_locks.hold(prepared.where.path):
             return await self._write(job, prepared)
 
     async def _prepare(self, job: Job, delivery: Delivery) -> DeliveryStatus | _Prepared:

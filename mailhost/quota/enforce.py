@@ -14,11 +14,10 @@ asyncio lock per maildir keeps waiting deliveries from occupying threads.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import os
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from mailhost.delivery.maildir import (
     deliver_maildirs_sync,
     ensure_maildir,
 )
+from mailhost.delivery.pathlock import PathLocks
 from mailhost.delivery.status import DeliveryError
 from mailhost.log import logger
 from mailhost.offload import run_blocking
@@ -110,41 +110,10 @@ class QuotaGuard:
         )
 
 
-class MailboxLocks:
-    """asyncio locks per maildir path, dropped when nobody holds them."""
-
-    def __init__(self) -> None:
-        self._locks: dict[Path, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, paths: Iterable[Path]) -> AsyncIterator[None]:
-        # Sorted acquisition: two batches sharing mailboxes cannot deadlock.
-        ordered = sorted(set(paths))
-        for path in ordered:
-            lock, users = self._locks.get(path, (asyncio.Lock(), 0))
-            self._locks[path] = (lock, users + 1)
-        acquired: list[asyncio.Lock] = []
-        try:
-            for path in ordered:
-                lock = self._locks[path][0]
-                await lock.acquire()
-                acquired.append(lock)
-            yield
-        finally:
-            for lock in acquired:
-                lock.release()
-            for path in ordered:
-                lock, users = self._locks[path]
-                if users <= 1:
-                    del self._locks[path]
-                else:
-                    self._locks[path] = (lock, users - 1)
-
-    def __len__(self) -> int:
-        return len(self._locks)
+#: The quota code's name for the per-path locks (mailhost.delivery.pathlock).
+MailboxLocks = PathLocks
 
 
-#: Process-wide mailbox locks.
 LOCKS = MailboxLocks()
 
 
@@ -164,7 +133,7 @@ async def deliver_with_quota(
     Warnings crossed by this delivery are delivered to their mailboxes."""
     guard = QuotaGuard({t.target.maildir: t.limits for t in targets}, policy, forced=forced)
     plain = [t.target for t in targets]
-    async with locks.hold(t.maildir for t in plain):
+    async with locks.hold(*(t.maildir for t in plain)):
         results = await run_blocking(
             lambda: deliver_maildirs_sync(
                 message,
@@ -195,7 +164,7 @@ async def deliver_warning(
         target.recipient, warning.percent, warning.limits, warning.usage, hostname=hostname
     )
     guard = QuotaGuard({target.maildir: warning.limits}, policy, forced=forced, enforce=False)
-    async with locks.hold([target.maildir]):
+    async with locks.hold(target.maildir):
         (result,) = await run_blocking(
             lambda: deliver_maildirs_sync(text, "", [target], guard=guard)
         )
@@ -241,5 +210,5 @@ async def recalc_quota(
         with maildir_lock(maildir):
             return recalculate(maildir, limits, uid=uid, gid=gid)
 
-    async with LOCKS.hold([maildir]):
+    async with LOCKS.hold(maildir):
         return await run_blocking(recalc)

@@ -150,7 +150,8 @@ def _check_domain(domain: str) -> None:
         raise AddressError(f"bad domain: {domain!r}")
 
 
-def _last_unquoted_at(text: str) -> int:
+def last_unquoted_at(text: str) -> int:
+    """The index of the last ``@`` outside quotes (and not escaped), or -1."""
     position = -1
     in_quote = escape = False
     for i, char in enumerate(text):
@@ -186,7 +187,7 @@ def parse_path(text: str, *, allow_null: bool = False) -> str:
         raise AddressError("null address")
     if any(ord(c) < 0x20 or c == "\x7f" for c in path):
         raise AddressError("control character in address")
-    at = _last_unquoted_at(path)
+    at = last_unquoted_at(path)
     if at < 0:
         _check_local(path)
         return internal_form(path)

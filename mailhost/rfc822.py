@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailhost.address import internal_form
+from mailhost.address import internal_form, last_unquoted_at
 
 _SPECIALS = frozenset('<>,;:@.[]"()\\')
 _BLANK = frozenset(" \t\r\n")
@@ -168,17 +168,7 @@ def first_address(text: str) -> tuple[str, int]:
 
 def has_domain(external: str) -> bool:
     """True when an addr-spec has an unquoted ``@``."""
-    in_quote = escape = False
-    for char in external:
-        if escape:
-            escape = False
-        elif char == "\\":
-            escape = True
-        elif char == '"':
-            in_quote = not in_quote
-        elif char == "@" and not in_quote:
-            return True
-    return False
+    return last_unquoted_at(external) >= 0
 
 
 _NO_SPACE_BEFORE = frozenset({",", ";", ">", ".", "@", ":", "]"})

@@ -223,7 +223,10 @@ class VirtualTransport:
             if isinstance(p, _Prepared) and not p.where.maildir:
                 async with self._mailbox_locks.hold(p.where.path):
                     statuses[i] = await self._write(job, p)
-        return [status for status in statuses if status is not None]
+        done = [status for status in statuses if status is not None]
+        if len(done) != len(statuses):  # every branch above sets one: a bug, so crash (defer)
+            raise RuntimeError(f"{job.queue_id}: a recipient was left without a result")
+        return done
 
     async def _lookup(self, maps: Maps, address: str) -> str | None:
         try:

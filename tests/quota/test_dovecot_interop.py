@@ -40,6 +40,7 @@ from mailhost.quota.policy import QuotaPolicy
 from mailhost.quota.rcpt import RcptQuotaCheck
 from mailhost.resolve.resolver import Resolver, ResolverSettings
 from mailhost.tables.registry import TableRegistry
+from tests import dovecot as dovecot_server
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 DOVECOT = shutil.which("dovecot") or ("/usr/sbin/dovecot" if IN_CI else None)
@@ -163,38 +164,17 @@ def dovecot() -> Iterator[Dovecot]:
     port = free_port()
     conf = root / "dovecot.conf"
     conf.write_text(config(root, port, uid, gid))
-    # The master daemonizes and keeps its inherited descriptors: never give it
-    # a pipe (the test would wait for EOF forever); its log goes to log_path.
-    subprocess.run(
-        [DOVECOT, "-c", str(conf)],
-        check=True,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        timeout=30,
-    )
     server = Dovecot(root, conf, port, uid, gid)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("dovecot did not start:\n" + server.log())
-                time.sleep(0.1)
+
+    def listening() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            return False
+        return True
+
+    with dovecot_server.running(DOVECOT, conf, root, ready=listening, log=server.log):
         yield server
-    finally:
-        subprocess.run(
-            ["doveadm", "-c", str(conf), "stop"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=False,
-            timeout=30,
-        )
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def quota_get(server: Dovecot) -> dict[str, tuple[str, str]]:

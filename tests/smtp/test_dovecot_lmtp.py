@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests import dovecot as dovecot_server
 from tests.qmgr.helpers import Site, captured_log
 
 DOVECOT = shutil.which("dovecot")
@@ -81,24 +80,12 @@ def dovecot_lmtp() -> Iterator[Path]:
     (root / "users").write_text(f"alice@example.com::{uid}:{gid}::{root}/home/alice::\n")
     conf = root / "dovecot.conf"
     conf.write_text(config(root, uid, gid))
-    # The master daemonizes: no pipes (the test would wait for EOF forever).
-    subprocess.run(
-        [DOVECOT, "-c", str(conf)], check=True, timeout=30,
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 15
-        while not (root / "lmtp.sock").exists():
-            if time.monotonic() > deadline:
-                pytest.fail("dovecot did not start:\n" + (root / "dovecot.log").read_text())
-            time.sleep(0.05)
+    with dovecot_server.running(
+        DOVECOT, conf, root,
+        ready=(root / "lmtp.sock").exists,
+        log=(root / "dovecot.log").read_text,
+    ):  # fmt: skip
         yield root
-    finally:
-        subprocess.run(
-            ["doveadm", "-c", str(conf), "stop"], check=False, timeout=30,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        shutil.rmtree(root, ignore_errors=True)
 
 
 async def test_virtual_transport_lmtp_to_dovecot(tmp_path: Path, dovecot_lmtp: Path) -> None:

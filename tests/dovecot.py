@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+
 def _quiet(*args: str, check: bool) -> None:
     null = subprocess.DEVNULL
     subprocess.run(args, check=check, timeout=30, stdin=null, stdout=null, stderr=null)

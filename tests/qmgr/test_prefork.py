@@ -22,18 +22,25 @@ from tests.smtpd.conftest import ServerProcess, free_port
 MESSAGES = 40
 
 
-def test_two_workers_share_port_and_queue(tmp_path: Path) -> None:
+def two_workers(tmp_path: Path, services: str = "") -> tuple[ServerProcess, int, Path]:
+    """``mailhost serve`` with two workers, an smtpd and a qmgr line (plus
+    ``services``), started; the server, its SMTP port and the mailbox base."""
     base = tmp_path / "vmail"
     (tmp_path / "main.cf").write_text(
         MAIN_CF.format(base=base, queue=tmp_path / "queue") + "mailhost_worker_processes = 2\n"
     )
     port = free_port()
     (tmp_path / "master.cf").write_text(
-        f"127.0.0.1:{port} inet n - n - - smtpd\nqmgr unix n - n 300 1 qmgr\n"
+        f"127.0.0.1:{port} inet n - n - - smtpd\nqmgr unix n - n 300 1 qmgr\n" + services
     )
     server = ServerProcess(tmp_path, {"mx": port}, trustme.CA(), tmp_path / "maillog")
     server.queue_kind = "cli"
     server.start()
+    return server, port, base
+
+
+def test_two_workers_share_port_and_queue(tmp_path: Path) -> None:
+    server, port, base = two_workers(tmp_path)
     stopped = False
     try:
         server.wait_log("daemon started", count=2)
@@ -81,17 +88,7 @@ def test_kill_9_of_the_parent_loses_no_acknowledged_message(tmp_path: Path) -> N
     mid-delivery); after a restart every message that got its 250 is
     delivered (at least once: a delivery cut off before its result was
     recorded is repeated, as with Postfix)."""
-    base = tmp_path / "vmail"
-    (tmp_path / "main.cf").write_text(
-        MAIN_CF.format(base=base, queue=tmp_path / "queue") + "mailhost_worker_processes = 2\n"
-    )
-    port = free_port()
-    (tmp_path / "master.cf").write_text(
-        f"127.0.0.1:{port} inet n - n - - smtpd\nqmgr unix n - n 300 1 qmgr\n"
-    )
-    server = ServerProcess(tmp_path, {"mx": port}, trustme.CA(), tmp_path / "maillog")
-    server.queue_kind = "cli"
-    server.start()
+    server, port, base = two_workers(tmp_path)
     server.wait_log("daemon started", count=2)
     acknowledged = []
     for i in range(MESSAGES):
@@ -129,18 +126,7 @@ def test_pickup_and_the_flush_trigger_run_in_worker_zero_only(tmp_path: Path) ->
     pickup (two would pick the same maildrop file and deliver it twice) and
     one ``public/qmgr`` socket that ``postqueue -f`` reaches; both workers
     still serve SMTP."""
-    base = tmp_path / "vmail"
-    (tmp_path / "main.cf").write_text(
-        MAIN_CF.format(base=base, queue=tmp_path / "queue") + "mailhost_worker_processes = 2\n"
-    )
-    port = free_port()
-    (tmp_path / "master.cf").write_text(
-        f"127.0.0.1:{port} inet n - n - - smtpd\n"
-        "qmgr unix n - n 300 1 qmgr\npickup unix n - n 60 1 pickup\n"
-    )
-    server = ServerProcess(tmp_path, {"mx": port}, trustme.CA(), tmp_path / "maillog")
-    server.queue_kind = "cli"
-    server.start()
+    server, _, base = two_workers(tmp_path, "pickup unix n - n 60 1 pickup\n")
     env = {**os.environ, "MAILHOST_CONFIG": str(tmp_path)}
     try:
         server.wait_log("daemon started", count=2)

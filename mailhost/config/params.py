@@ -382,6 +382,7 @@ PARAMETERS: tuple[Param, ...] = (
     Param("mailhost_quota_status_overquota", "554 5.2.2 Quota exceeded (mailbox for user is full)"),
     Param("mailhost_quota_status_toolarge", ""),
     Param("mailhost_virtual_shared_copies", "no", BOOL),
+    Param("mailhost_inline_delivery", "yes", BOOL),
     Param("line_length_limit", "2048", INT),
     Param("smtpd_client_connection_limit_exceptions", "", STR),
     Param(

@@ -189,6 +189,11 @@ class QueueManager:
             await self.store.recover(reactivate=True)
         self._loop_task = asyncio.create_task(self.run(), name="qmgr")
 
+    @property
+    def stopping(self) -> bool:
+        """stop() was called: no new work is taken."""
+        return self._stopping
+
     def wake(self) -> None:
         """Look at the queue now (new mail was committed)."""
         self._wakeup.set()
@@ -399,7 +404,7 @@ class QueueManager:
                 return None
             job = Job(qf.queue_id, qf.envelope, qf.content, tuple(deliveries))
             started = self.clock()
-            outcomes, daemon = await self._run_transport(name, job)
+            outcomes, daemon = await self.run_transport(name, job)
             finished = self.clock()
             delays = Delays(
                 activated - qf.envelope.arrival_time, started - activated, 0, finished - started
@@ -409,7 +414,7 @@ class QueueManager:
             )
         return True
 
-    async def _run_transport(self, name: str, job: Job) -> tuple[list[Outcome], str]:
+    async def run_transport(self, name: str, job: Job) -> tuple[list[Outcome], str]:
         transport = self.transports.get(name)
         count = len(job.deliveries)
         if transport is None:

@@ -30,6 +30,7 @@ from mailhost.bounce.notify import BounceSettings
 from mailhost.config import Config
 from mailhost.config.mastercf import read_master_cf
 from mailhost.log import logger
+from mailhost.qmgr.inline import InlinePlan, plan_inline
 from mailhost.qmgr.local import LocalSettings, LocalTransport
 from mailhost.qmgr.manager import QmgrSettings, QueueManager
 from mailhost.qmgr.pickup import Pickup, build_pickup, pickup_declared
@@ -39,9 +40,9 @@ from mailhost.qmgr.trigger import FLUSH, FLUSH_ID, Request, TriggerServer, site_
 from mailhost.qmgr.virtual import VirtualSettings, VirtualTransport
 from mailhost.resolve.generic import GenericRewrite, GenericSettings
 from mailhost.resolve.resolver import Resolver, ResolverSettings
-from mailhost.smtpd.seams import QueueSink, QueueTransaction, Submission
+from mailhost.smtpd.seams import InlineDelivery, QueueSink, QueueTransaction, Submission
 from mailhost.smtpd.server import Wiring
-from mailhost.smtpd.wiring import queue_store
+from mailhost.smtpd.wiring import envelope_of, queue_store
 from mailhost.tables.registry import TableRegistry
 
 log = logger("qmgr")
@@ -122,6 +123,20 @@ class WakingSink:
         return WakingTransaction(await self.sink.open(), self.wake)
 
 
+class ManagerInline:
+    """smtpd's inline delivery through this process's queue manager
+    (:mod:`mailhost.qmgr.inline`): none while the manager is not running."""
+
+    def __init__(self, service: QueueManagerService) -> None:
+        self.service = service
+
+    async def plan(self, submission: Submission, content: Sequence[bytes]) -> InlinePlan | None:
+        manager = self.service.manager
+        if manager is None:
+            return None
+        return await plan_inline(manager, submission.queue_id, envelope_of(submission), content)
+
+
 class QueueManagerService:
     """Start/stop of the queue manager around ``mailhost serve``."""
 
@@ -150,7 +165,10 @@ class QueueManagerService:
         def queue(cfg: Config) -> QueueSink:
             return WakingSink(make_sink(cfg), self.wake)
 
-        return dataclasses.replace(wiring, startup=startup, queue=queue)
+        def inline(cfg: Config) -> InlineDelivery | None:
+            return ManagerInline(self) if cfg.get_bool("mailhost_inline_delivery") else None
+
+        return dataclasses.replace(wiring, startup=startup, queue=queue, inline=inline)
 
     def wake(self, queue_id: str) -> None:
         if self.manager is not None:

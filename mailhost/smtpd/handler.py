@@ -21,7 +21,7 @@ import errno
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mailhost.address import external_form
 from mailhost.errors import MailhostError
@@ -39,6 +39,8 @@ from mailhost.smtpd.seams import (
     CleanupRewrite,
     ExpansionFailed,
     FinalRecipient,
+    InlineDelivery,
+    InlinePlan,
     QueueSink,
     RecipientPolicy,
     Submission,
@@ -66,6 +68,8 @@ class SmtpdHandler:
     queue_directory: str | None = None
     #: cleanup's address rewriting at end of DATA (None: addresses as received).
     cleanup: CleanupRewrite | None = None
+    #: delivery during DATA for mail that needs no queue (None: always queue).
+    inline: InlineDelivery | None = None
 
     # -- logging -----------------------------------------------------------------
 
@@ -251,20 +255,39 @@ class SmtpdHandler:
             arrival_time=arrival,
             mail_params=txn.mail_params,
         )
+        plan = await self.inline.plan(submission, content) if self.inline else None
+        if plan is not None:
+            return await self._deliver_inline(txn, submission, content, data.lines, plan)
         try:
             size = await txn.queue.commit(submission, content)
         except (OSError, MailhostError) as exc:
-            log.warning("%s: queue file write error: %s", qid, exc)
-            await _quiet_abort(txn)
-            return _queue_error(exc) if isinstance(exc, OSError) else replies.QUEUE_WRITE_ERROR
-        # Postfix writes these two from cleanup(8) and qmgr(8); log analysers
-        # (pflogsumm) key on those daemon names, so the lines carry them.
-        log.info("%s: message-id=<%s>", qid, message_id(data.lines), extra=CLEANUP)
-        log.info(
-            "%s: from=<%s>, size=%d, nrcpt=%d (queue active)",
-            qid, external_form(sender), size, len(finals), extra=QMGR,
-        )  # fmt: skip
+            return await _commit_failed(txn, exc)
+        _log_queued(submission, data.lines, size)
         return replies.queued(qid)
+
+    async def _deliver_inline(
+        self,
+        txn: Transaction,
+        submission: Submission,
+        content: list[bytes],
+        lines: list[bytes],
+        plan: InlinePlan,
+    ) -> Reply:
+        """Deliver now; queue only the recipients that were not delivered."""
+        assert txn.queue is not None
+        _log_queued(submission, lines, plan.size)
+        left = await plan.deliver()
+        if not left:
+            await _quiet_abort(txn)
+            return replies.queued(submission.queue_id)
+        rest = replace(submission, recipients=tuple(submission.recipients[i] for i in left))
+        try:
+            await txn.queue.commit(rest, content)
+        except (OSError, MailhostError) as exc:
+            # The client will send it again; the copies already delivered
+            # will then be delivered twice (nothing is lost).
+            return await _commit_failed(txn, exc)
+        return replies.queued(submission.queue_id)
 
     async def _expand(
         self, recipients: list[str], targets: list[str]
@@ -307,6 +330,24 @@ def message_id(lines: list[bytes]) -> str:
         text = value.decode("utf-8", "replace").strip()
         return text[1:-1] if text.startswith("<") and text.endswith(">") else text
     return ""
+
+
+def _log_queued(submission: Submission, lines: list[bytes], size: int) -> None:
+    """Postfix writes these two from cleanup(8) and qmgr(8); log analysers
+    (pflogsumm) key on those daemon names, so the lines carry them."""
+    qid = submission.queue_id
+    log.info("%s: message-id=<%s>", qid, message_id(lines), extra=CLEANUP)
+    log.info(
+        "%s: from=<%s>, size=%d, nrcpt=%d (queue active)",
+        qid, external_form(submission.sender), size, len(submission.recipients), extra=QMGR,
+    )  # fmt: skip
+
+
+async def _commit_failed(txn: Transaction, exc: OSError | MailhostError) -> Reply:
+    assert txn.queue is not None
+    log.warning("%s: queue file write error: %s", txn.queue.queue_id, exc)
+    await _quiet_abort(txn)
+    return _queue_error(exc) if isinstance(exc, OSError) else replies.QUEUE_WRITE_ERROR
 
 
 def _queue_error(exc: OSError) -> Reply:

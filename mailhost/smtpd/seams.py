@@ -127,6 +127,27 @@ class QueueSink(Protocol):
     async def open(self) -> QueueTransaction: ...
 
 
+class InlinePlan(Protocol):
+    """A message cleared for delivery during DATA (mailhost.qmgr.inline)."""
+
+    @property
+    def size(self) -> int:
+        """The size the queue manager logs (``size=``)."""
+        ...
+
+    async def deliver(self) -> tuple[int, ...]:
+        """Deliver every recipient durably and log the results; the indexes
+        (into the submission's recipients) of those left for the queue."""
+        ...
+
+
+class InlineDelivery(Protocol):
+    async def plan(self, submission: Submission, content: Sequence[bytes]) -> InlinePlan | None:
+        """A plan when every recipient can be delivered now, else None (the
+        message is queued as usual)."""
+        ...
+
+
 class ConnectionGate(Protocol):
     """Per-client connection accounting (smtpd_client_connection_count_limit)."""
 

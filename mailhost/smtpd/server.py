@@ -37,7 +37,13 @@ from mailhost.log import logger
 from mailhost.smtpd.handler import SmtpdHandler
 from mailhost.smtpd.protocol import SmtpdProtocol
 from mailhost.smtpd.sasl import PasswordChecker
-from mailhost.smtpd.seams import AddressSearch, CleanupRewrite, QueueSink, RecipientPolicy
+from mailhost.smtpd.seams import (
+    AddressSearch,
+    CleanupRewrite,
+    InlineDelivery,
+    QueueSink,
+    RecipientPolicy,
+)
 from mailhost.smtpd.sender import SenderPolicy
 from mailhost.smtpd.settings import SmtpdSettings
 from mailhost.tables.maps import Maps
@@ -68,6 +74,8 @@ class Wiring:
     startup: Callable[[Config], Awaitable[None]] | None = None
     #: cleanup's address rewriting at end of DATA (canonical maps, masquerading).
     cleanup: Callable[[Config, TableRegistry], CleanupRewrite] | None = None
+    #: delivery during DATA (mailhost.qmgr.inline), given by the queue manager.
+    inline: Callable[[Config], InlineDelivery | None] | None = None
 
 
 class ConnectionCounter:
@@ -218,6 +226,7 @@ class MailServer:
                 passwords=passwords,
                 queue_directory=cfg.get("queue_directory"),
                 cleanup=self.wiring.cleanup(cfg, registry) if self.wiring.cleanup else None,
+                inline=self.wiring.inline(cfg) if self.wiring.inline else None,
             )
             for address in bind_addresses(listener, cfg):
                 key = (address, listener.port, settings.tls_wrappermode)

@@ -1,0 +1,124 @@
+"""Inline delivery: a message whose recipients all go to the ``virtual``
+transport is written into its mailboxes during DATA, and ``250`` follows
+once every copy is durable — no queue file, no queue manager round trip.
+
+This is mailhost's short path (``mailhost_inline_delivery = yes``, the
+default); Postfix always writes a queue file first and delivers it later.
+What stays the same:
+
+* the answer: ``250 2.0.0 Ok: queued as QID`` is sent only after each
+  Maildir file is fsynced and linked into ``new/`` and ``new/`` is fsynced
+  (:mod:`mailhost.delivery.maildir`), the same durability a queue file has;
+* the maillog: ``cleanup``'s ``message-id=``, ``qmgr``'s ``from=... (queue
+  active)``, one ``virtual`` ``to=<...>, relay=virtual, ... status=sent``
+  line per recipient and ``qmgr``'s ``removed``, as Postfix logs them;
+* everything that is not a plain success goes through the queue: a message
+  with any recipient routed elsewhere (``transport_maps``, a non-virtual
+  address class, a routing table outage) is queued whole; a recipient whose
+  inline delivery bounces or defers is queued (with the others already
+  delivered left out), and the queue manager tries it again, logs the
+  result and sends the bounce, exactly as for mail that never took this
+  path.  The failed inline attempt itself is neither logged nor recorded.
+
+Crash safety: before the ``250`` nothing was acknowledged, so a crash at
+any point loses nothing; copies already in a mailbox when the server died
+are delivered again when the client retries (at-least-once, as in Postfix
+when it dies between delivery and recording the result).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mailhost.errors import TableTempFail
+from mailhost.log import logger
+from mailhost.observe import metrics
+from mailhost.qmgr.delays import Delays, delivery_line
+from mailhost.qmgr.manager import QMGR, QueueManager
+from mailhost.qmgr.transport import Delivery, Job
+from mailhost.queue import qfile
+from mailhost.queue.qfile import Envelope
+
+log = logger("qmgr")
+
+#: Transports whose deliveries may run inline: the final delivery into a
+#: mailbox on this host, with no further hop.
+INLINE_TRANSPORTS = frozenset({"virtual"})
+
+
+@dataclass
+class InlinePlan:
+    """One message cleared for inline delivery: every recipient routed to
+    an inline transport."""
+
+    manager: QueueManager
+    queue_id: str
+    envelope: Envelope
+    message: bytes
+    #: the size Postfix logs (``size=``), as the queue file would record it.
+    size: int
+    deliveries: tuple[Delivery, ...]
+    transport: str
+
+    async def deliver(self) -> tuple[int, ...]:
+        """Deliver every recipient; the envelope indexes of those that were
+        not delivered (empty: all done), for the queue."""
+        manager = self.manager
+        job = Job(self.queue_id, self.envelope, self.message, self.deliveries)
+        started = manager.clock()
+        outcomes, daemon = await manager.run_transport(self.transport, job)
+        finished = manager.clock()
+        delays = Delays(started - self.envelope.arrival_time, 0.0, 0.0, finished - started)
+        limit = manager.settings.delay_logging_resolution_limit
+        left: list[int] = []
+        for delivery, outcome in zip(self.deliveries, outcomes, strict=True):
+            if not outcome.status.delivered:
+                left.append(delivery.index)
+                continue
+            manager.counters.sent += 1
+            metrics.delivery("sent")
+            line = delivery_line(
+                self.queue_id,
+                delivery.recipient.address,
+                delivery.recipient.original,
+                relay=outcome.relay,
+                delays=delays,
+                dsn=outcome.status.dsn,
+                status="sent",
+                reason=outcome.status.text,
+                resolution_limit=limit,
+            )
+            log.info("%s", line, extra={"daemon": daemon})
+        if not left:
+            manager.counters.removed += 1
+            log.info("%s: removed", self.queue_id, extra=QMGR)
+        return tuple(left)
+
+
+async def plan_inline(
+    manager: QueueManager, queue_id: str, envelope: Envelope, lines: Sequence[bytes]
+) -> InlinePlan | None:
+    """An :class:`InlinePlan` when every recipient of ``envelope`` routes to
+    one inline transport that this queue manager runs; None otherwise (the
+    message goes through the queue as usual)."""
+    if manager.stopping:
+        return None
+    transport: str | None = None
+    deliveries: list[Delivery] = []
+    for index, rcpt in enumerate(envelope.recipients):
+        try:
+            route = await manager.router.route(rcpt.address)
+        except TableTempFail:
+            return None  # the queue manager will log and defer it
+        if route.transport not in INLINE_TRANSPORTS or route.transport != (
+            transport or route.transport
+        ):
+            return None
+        transport = route.transport
+        deliveries.append(Delivery(index, rcpt, route.nexthop))
+    if transport is None or manager.transports.get(transport) is None:
+        return None
+    message = b"".join([line + b"\n" for line in lines])
+    size = qfile.postfix_size(lines, manager.store.line_length_limit)
+    return InlinePlan(manager, queue_id, envelope, message, size, tuple(deliveries), transport)

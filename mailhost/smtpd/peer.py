@@ -5,17 +5,32 @@ forward to the same address (forward-confirmed reverse DNS); otherwise the
 client is ``unknown`` (logged ``unknown[1.2.3.4]``).  Lookups run through the
 event loop's resolver (off the loop) and are bounded in time, so a slow DNS
 server delays one greeting, never the server.
+
+A definite answer (a confirmed name, or ``unknown`` because the address has
+no name or the name does not lead back to it) is remembered for
+``NAME_TTL`` seconds, as a caching resolver would: a busy client reconnecting
+costs one lookup per interval instead of two per connection.  A timeout or a
+temporary resolver failure is not remembered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
+import time
 
 LOOKUP_TIMEOUT = 10.0
+#: How long a client's name is reused, in seconds.
+NAME_TTL = 60.0
+#: Addresses remembered at most (the table is emptied when full).
+NAME_CACHE_SIZE = 10_000
+
+_names: dict[str, tuple[float, str]] = {}
 
 
+@functools.lru_cache(maxsize=4096)
 def normal_address(address: str) -> str:
     """IPv4-mapped IPv6 (``::ffff:1.2.3.4``) is logged as IPv4, like Postfix."""
     try:
@@ -29,14 +44,31 @@ def normal_address(address: str) -> str:
 
 async def client_name(address: str) -> str:
     """Forward-confirmed name of ``address``, or ``unknown``."""
+    now = time.monotonic()
+    cached = _names.get(address)
+    if cached is not None and cached[0] > now:
+        return cached[1]
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(LOOKUP_TIMEOUT):
             name, _ = await loop.getnameinfo((address, 0), socket.NI_NAMEREQD)
             infos = await loop.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
-    except (OSError, TimeoutError, UnicodeError):
+    except TimeoutError:
         return "unknown"
+    except socket.gaierror as exc:
+        if exc.errno == socket.EAI_AGAIN:  # a temporary failure: ask again next time
+            return "unknown"
+        return _remember(address, "unknown", now)
+    except (OSError, UnicodeError):
+        return _remember(address, "unknown", now)
     for info in infos:
         if normal_address(str(info[4][0])) == address:
-            return name.lower().rstrip(".")
-    return "unknown"
+            return _remember(address, name.lower().rstrip("."), now)
+    return _remember(address, "unknown", now)
+
+
+def _remember(address: str, name: str, now: float) -> str:
+    if len(_names) >= NAME_CACHE_SIZE:
+        _names.clear()
+    _names[address] = (now + NAME_TTL, name)
+    return name

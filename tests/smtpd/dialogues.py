@@ -8,7 +8,9 @@ replies are replaced by ``QID`` before comparing.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import socket
 import time
 
@@ -287,14 +289,32 @@ class Reader:
         return out
 
 
-def run_dialogue(port: int, steps: list[Step]) -> list[list[str]]:
+def run_dialogue(port: int, steps: list[Step], server_pid: int | None = None) -> list[list[str]]:
     """For each step, the normalized replies read after sending it; at the end,
-    anything else the server still sends (an extra step, normally empty)."""
+    anything else the server still sends (an extra step, normally empty).
+
+    A first step with data is sent before the greeting.  Whether it arrives
+    before the server greets is a race between client and server (Postfix's
+    recording won it: its smtpd greets only after its DNS lookups); with
+    ``server_pid`` the server is stopped (SIGSTOP) while the client connects
+    and sends, so the data is there before it can greet."""
     out: list[list[str]] = []
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+    early = bool(steps and steps[0][0]) and server_pid is not None
+    if early:
+        assert server_pid is not None
+        os.kill(server_pid, signal.SIGSTOP)
+    try:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        if early:
+            sock.sendall(steps[0][0])
+    finally:
+        if early:
+            assert server_pid is not None
+            os.kill(server_pid, signal.SIGCONT)
+    with sock:
         reader = Reader(sock)
-        for data, count in steps:
-            if data:
+        for n, (data, count) in enumerate(steps):
+            if data and not (early and n == 0):
                 try:
                     sock.sendall(data)
                 except OSError:

@@ -20,6 +20,8 @@ RECORDED = json.loads((Path(__file__).parent / "postfix_dialogues.json").read_te
 def test_dialogue_matches_postfix(server: ServerProcess, name: str) -> None:
     listener, steps = CASES[name]
     server.mark()
-    assert run_dialogue(server.ports[listener], steps) == RECORDED[name]["replies"]
+    assert server.proc is not None
+    replies = run_dialogue(server.ports[listener], steps, server_pid=server.proc.pid)
+    assert replies == RECORDED[name]["replies"]
     text = server.wait_log("disconnect from")
     assert smtpd_log_lines(text, "mailhost/smtpd") == RECORDED[name]["log"]

@@ -26,6 +26,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiosmtpd import smtp as aiosmtpd_smtp
 from aiosmtpd.smtp import SMTP, TLSSetupException
 
 from mailhost.errors import MailhostError
@@ -53,24 +54,19 @@ KNOWN = frozenset(
 #: RFC 2920 §3.1: commands that end a pipelined group; input already waiting
 #: after one of them is logged once per session, as Postfix does.
 GROUP_END = frozenset({"EHLO", "HELO", "DATA", "VRFY", "QUIT", "NOOP", "STARTTLS", "AUTH"})
+#: Replies are drained (the session waits for the client to read them) only
+#: past this many unsent bytes; below it drain() would return at once.
+_WRITE_BUFFER_DRAIN = 16384
 #: aiosmtpd texts that reach the wire from code we reuse (its STARTTLS switch).
 _AIOSMTPD_TEXTS = {"220 Ready to start TLS": str(replies.STARTTLS_READY)}
 
 
 class _NoHooks:
-    """aiosmtpd looks for ``handle_*``/``auth_*`` hooks on its handler; all of
-    the conversation is ours, so it gets none."""
+    """aiosmtpd's handler object; all of the conversation is ours, so it has
+    no ``handle_*``/``auth_*`` hooks."""
 
 
-_HOOK_NAMES: dict[type, list[str]] = {}
-
-
-def _hook_names(cls: type) -> list[str]:
-    names = _HOOK_NAMES.get(cls)
-    if names is None:
-        names = sorted(name for name in dir(cls) if name.startswith(("smtp_", "auth_")))
-        _HOOK_NAMES[cls] = names
-    return names
+_NO_HOOKS = _NoHooks()
 
 
 class SmtpdProtocol(SMTP):
@@ -100,24 +96,71 @@ class SmtpdProtocol(SMTP):
         self.idle = False
         self.pipelining_logged = False
         self._counted = False
-        super().__init__(
-            _NoHooks(),
-            data_size_limit=None,
-            enable_SMTPUTF8=True,
-            hostname=self.settings.myhostname,
-            tls_context=None if wrapped else tls_context,
-            timeout=self.settings.timeout,
-            auth_require_tls=False,
-            loop=loop or asyncio.get_running_loop(),
-        )
+        self._init_aiosmtpd(loop or asyncio.get_running_loop(), None if wrapped else tls_context)
         self.starttls_context = None if wrapped else tls_context
+        self._idle_deadline = 0.0
+        self._idle_armed = False
 
-    def __dir__(self) -> list[str]:
-        # aiosmtpd's __init__ builds its command and AUTH tables from
-        # dir(self) / inspect.getmembers(self) on every connection (0.2 ms,
-        # a twelfth of the event loop's time under smtp-source): it only
-        # wants the smtp_*/auth_* names, which are fixed per class.
-        return _hook_names(type(self))
+    def _init_aiosmtpd(self, loop: asyncio.AbstractEventLoop, tls_context: Any) -> None:
+        """The state aiosmtpd's ``SMTP.__init__`` sets up, without its
+        per-connection tables: that constructor scans the instance and the
+        handler with ``inspect.getmembers`` to build command, hook and AUTH
+        tables (a twentieth of the event loop's time under smtp-source), and
+        the conversation here uses none of them — every command and AUTH
+        mechanism is ours.  The transport code we keep from aiosmtpd
+        (connection_made/lost, the STARTTLS switch) reads only the
+        attributes set here; tests/smtpd/test_protocol_state.py checks that
+        the names match a real ``SMTP()``'s."""
+        self.__ident__ = aiosmtpd_smtp.__ident__
+        self.loop = loop
+        asyncio.StreamReaderProtocol.__init__(
+            self,
+            asyncio.StreamReader(loop=loop, limit=self.line_length_limit),
+            client_connected_cb=self._cb_client_connected,
+            loop=loop,
+        )
+        self.event_handler = _NO_HOOKS
+        self.data_size_limit = None
+        self.enable_SMTPUTF8 = True
+        self._decode_data = False
+        self.hostname = self.settings.myhostname
+        self.tls_context = tls_context
+        self.require_starttls = False
+        self._timeout_duration = self.settings.timeout
+        self._timeout_handle = None
+        self._tls_handshake_okay = True
+        self._tls_protocol = None
+        self._original_transport = None
+        self.session = None
+        self.envelope = None
+        self.transport = None
+        self._handler_coroutine = None
+        self._auth_require_tls = False
+        self._proxy_timeout = None
+        self._authenticator = None
+        self._auth_callback = aiosmtpd_smtp.login_always_fail
+        self._auth_required = False
+        self._auth_methods = {}
+        self._handle_hooks = {}
+        self._ehlo_hook_ver = None
+        self._smtp_methods = {}
+        self._enforce_call_limit = False
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        # aiosmtpd cancels and re-creates a timer for every line read; here
+        # each line only moves the deadline, and the one timer re-arms itself
+        # when it fires before it (smtpd_timeout is unchanged).
+        self._idle_deadline = self.loop.time() + (duration or self._timeout_duration)
+        if not self._idle_armed:
+            self._idle_armed = True
+            self._timeout_handle = self.loop.call_at(self._idle_deadline, self._idle_check)
+
+    def _idle_check(self) -> None:
+        if self.loop.time() < self._idle_deadline:
+            self._timeout_handle = self.loop.call_at(self._idle_deadline, self._idle_check)
+            return
+        self._idle_armed = False
+        self._timeout_cb()
 
     # -- wire --------------------------------------------------------------------
 
@@ -125,7 +168,15 @@ class SmtpdProtocol(SMTP):
         text = status.decode("utf-8", "replace") if isinstance(status, bytes) else str(status)
         text = _AIOSMTPD_TEXTS.get(text, text)
         self._writer.write(text.encode("utf-8", "surrogateescape") + b"\r\n")
-        await self._writer.drain()
+        transport = self.transport
+        # drain() only waits when the transport is closing or its buffer is
+        # over the high-water mark; skip the coroutine when neither is so.
+        if (
+            transport is None
+            or transport.is_closing()
+            or transport.get_write_buffer_size() > _WRITE_BUFFER_DRAIN  # type: ignore[attr-defined]
+        ):
+            await self._writer.drain()
 
     async def reply(self, reply: Reply | str, *, error: bool | None = None) -> None:
         """Send a reply; 4xx/5xx count as errors and are delayed past the soft limit."""

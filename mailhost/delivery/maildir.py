@@ -211,17 +211,25 @@ def stage(
     ``file_size_limit`` is virtual_mailbox_limit, which virtual(8) applies as a
     per-file size limit (RLIMIT_FSIZE, spec 4.3): exceeding it is EFBIG, 5.2.2.
     """
-    try:
-        ensure_maildir(maildir, uid, gid)
-    except OSError as exc:
-        raise _create_error(maildir, exc, uid, gid) from exc
     size, vsz = len(content), vsize(content)
+    created = False
     for _ in range(_NAME_RETRIES):
         tmp = maildir / "tmp" / sized_name(names.next(), size, vsz)
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         except FileExistsError:
             continue  # never overwrite: pick another name (spec 5.4)
+        except FileNotFoundError as exc:
+            # A missing maildir is made on the first delivery (virtual(8)
+            # does the same); existing ones cost no stat() per delivery.
+            if created:
+                raise _create_error(tmp, exc, uid, gid) from exc
+            try:
+                ensure_maildir(maildir, uid, gid)
+            except OSError as exc2:
+                raise _create_error(maildir, exc2, uid, gid) from exc2
+            created = True
+            continue
         except OSError as exc:
             raise _create_error(tmp, exc, uid, gid) from exc
         break
@@ -269,11 +277,15 @@ def publish(
     Same filesystem and owner → hard link; otherwise a fresh copy is staged in
     that maildir and renamed into place.  The staged file itself stays.
     """
-    ensure_maildir(maildir, uid, gid)
     new = maildir / "new"
+    # Staged in this maildir's own tmp/ (the usual case): same filesystem,
+    # and only new/ needs to exist.
+    here = staged.path.parent.parent == maildir
+    if not here or not new.is_dir():
+        ensure_maildir(maildir, uid, gid)
     source = staged
     own_copy = False
-    if os.stat(new).st_dev != staged.dev or (uid, gid) != (staged.uid, staged.gid):
+    if (uid, gid) != (staged.uid, staged.gid) or (not here and os.stat(new).st_dev != staged.dev):
         source = stage(maildir, staged.content, uid=uid, gid=gid, names=names)
         own_copy = True
     try:

@@ -49,7 +49,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mailhost.config import Config
-from mailhost.delivery.maildir import MaildirTarget, deliver_maildir, deliver_maildirs
+from mailhost.delivery.maildir import (
+    HeaderMode,
+    MaildirTarget,
+    deliver_maildir,
+    deliver_maildirs,
+)
 from mailhost.delivery.mbox import MboxTarget, deliver_mbox, lock_styles
 from mailhost.delivery.pathlock import PathLocks
 from mailhost.delivery.paths import MailboxPath, check_mailbox_base, mailbox_path
@@ -178,19 +183,19 @@ class VirtualTransport:
             # virtual(8) exits with this fatal error; qmgr then defers.
             log.critical("%s", exc)
             return [Outcome(CRASHED, "none") for _ in job.deliveries]
-        if self.settings.shared_copies and len(job.deliveries) > 1:
-            statuses = await self._deliver_shared(job)
+        if len(job.deliveries) > 1:
+            statuses = await self._deliver_batch(job)
             return [Outcome(status, RELAY) for status in statuses]
-        # Recipients in parallel, as qmgr runs several virtual(8) processes;
-        # deliveries to one mailbox still take turns (_mailbox_locks).
-        statuses = await asyncio.gather(*(self.deliver_one(job, d) for d in job.deliveries))
-        return [Outcome(status, RELAY) for status in statuses]
+        return [Outcome(await self.deliver_one(job, job.deliveries[0]), RELAY)]
 
-    async def _deliver_shared(self, job: Job) -> list[DeliveryStatus]:
-        """mailhost_virtual_shared_copies: the Maildir recipients of ``job``
-        in one call (one staged file, hard-linked), the others one by one."""
+    async def _deliver_batch(self, job: Job) -> list[DeliveryStatus]:
+        """Several recipients: the Maildir ones in one call on the offload
+        pool (one trip for the whole fan-out, each copy with its own
+        headers; with mailhost_virtual_shared_copies one staged file,
+        hard-linked), the others one by one."""
         s = self.settings
-        prepared = [await self._prepare(job, d) for d in job.deliveries]
+        header_mode: HeaderMode = "shared" if s.shared_copies else "postfix"
+        prepared = await asyncio.gather(*(self._prepare(job, d) for d in job.deliveries))
         statuses: list[DeliveryStatus | None] = [
             p if isinstance(p, DeliveryStatus) else None for p in prepared
         ]
@@ -205,7 +210,7 @@ class VirtualTransport:
                         job.envelope.sender,
                         [QuotaTarget(p.target, p.limits) for _, p in shared],
                         s.quota.policy,
-                        header_mode="shared",
+                        header_mode=header_mode,
                         file_size_limit=s.mailbox_limit,
                         hostname=s.myhostname,
                     )
@@ -214,7 +219,7 @@ class VirtualTransport:
                         job.message,
                         job.envelope.sender,
                         [p.target for _, p in shared],
-                        header_mode="shared",
+                        header_mode=header_mode,
                         file_size_limit=s.mailbox_limit,
                     )
             for (i, _), result in zip(shared, results, strict=True):

@@ -23,7 +23,7 @@ from mailhost import eventloop, prefork
 from mailhost.cli.common import config_dir_option, fatal
 from mailhost.config import Config
 from mailhost.errors import MailhostError
-from mailhost.log import DaemonFormatter, logger
+from mailhost.log import DaemonFormatter, MaillogHandler, logger
 from mailhost.smtpd.server import MailServer, Wiring
 
 _FACILITIES = logging.handlers.SysLogHandler.facility_names
@@ -35,7 +35,7 @@ def setup_daemon_logging(*, stderr: bool = True, syslog: str | None = None) -> N
     for old in list(root.handlers):
         root.removeHandler(old)
     if stderr:
-        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+        handler: logging.Handler = MaillogHandler(sys.stderr)
         handler.setFormatter(DaemonFormatter("smtpd"))
         root.addHandler(handler)
     if syslog is not None:

@@ -49,7 +49,7 @@ from mailhost.delivery.status import (
     write_error_dsn,
 )
 from mailhost.fsutil import fsync_dir
-from mailhost.log import logger
+from mailhost.log import current_pid, logger
 from mailhost.offload import run_blocking
 
 log = logger("delivery.maildir")
@@ -83,7 +83,7 @@ class UniqueNames:
         with self._lock:
             n = next(self._count)
         sec, usec = divmod(ns // 1000, 1_000_000)
-        return f"{sec}.M{usec}P{os.getpid()}Q{n}R{secrets.token_hex(8)}.{self.host}"
+        return f"{sec}.M{usec}P{current_pid()}Q{n}R{secrets.token_hex(8)}.{self.host}"
 
 
 #: The process-wide name source.

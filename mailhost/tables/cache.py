@@ -52,6 +52,18 @@ class CachedTable(Table):
     def fixed(self) -> bool:  # type: ignore[override]
         return self.inner.fixed
 
+    def peek(self, key: str) -> tuple[str | None] | None:
+        """The fresh cached answer as ``(value,)`` (``(None,)``: cached as
+        not found); None when the table must be asked.  No coroutine: the
+        event loop's hot path for repeated recipients.  An empty-string
+        value is left to :meth:`lookup`, which warns about it each time."""
+        entry = self._entries.get(key)
+        if entry is None or entry[0] <= time.monotonic() or entry[1] == "":
+            return None
+        self.stats.hits += 1
+        metrics.cache(hit=True)
+        return (entry[1],)
+
     async def _lookup(self, key: str) -> str | None:
         now = time.monotonic()
         entry = self._entries.get(key)

@@ -18,6 +18,7 @@ from mailhost.errors import TableEmptyResult, TableTempFail
 from mailhost.log import logger
 from mailhost.observe import metrics
 from mailhost.tables.base import Table
+from mailhost.tables.cache import CachedTable
 from mailhost.tables.registry import TableRegistry
 
 log = logger("tables")
@@ -68,7 +69,8 @@ class Maps:
                 continue
             started = time.perf_counter()
             try:
-                value = await table.lookup(key)
+                cached = table.peek(key) if isinstance(table, CachedTable) else None
+                value = cached[0] if cached is not None else await table.lookup(key)
             except TableTempFail as exc:
                 metrics.lookup(self.parameter, table.spec, started, "error")
                 log.warning('%s: %s lookup error for "%s"', self.parameter, table.spec, key)

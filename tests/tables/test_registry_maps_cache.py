@@ -121,6 +121,23 @@ async def test_cache_expires_after_ttl() -> None:
     assert inner.calls == 2
 
 
+async def test_maps_answer_fresh_cache_hits_without_asking_the_table() -> None:
+    inner = CountingTable({"a": "1"})
+    cached = CachedTable(inner, ttl=0.05, negative_ttl=0.05)
+    maps = Maps("virtual_alias_maps", [cached])
+    assert cached.peek("a") is None  # nothing cached yet
+    assert [await maps.lookup("a"), await maps.lookup("a")] == ["1", "1"]
+    assert [await maps.lookup("zz"), await maps.lookup("zz")] == [None, None]
+    assert inner.calls == 2
+    assert cached.peek("a") == ("1",)
+    assert cached.peek("zz") == (None,)
+    assert (cached.stats.hits, cached.stats.misses) == (4, 2)
+    await asyncio.sleep(0.08)
+    assert cached.peek("a") is None  # expired: the table is asked again
+    assert await maps.lookup("a") == "1"
+    assert inner.calls == 3
+
+
 def test_registry_caches_only_cacheable_tables() -> None:
     registry = TableRegistry(cache_ttl=10)
     assert not isinstance(registry.open("inline:{a=1}"), CachedTable)

@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 import threading
-from typing import TextIO
+from typing import Any, TextIO
 
 LOGGER_NAME = "mailhost"
 
@@ -32,7 +32,52 @@ _PREFIX = {
 
 def logger(component: str | None = None) -> logging.Logger:
     """The logger for a component (``tables.sql``, ``smtpd``, ...)."""
-    return logging.getLogger(LOGGER_NAME if not component else f"{LOGGER_NAME}.{component}")
+    name = LOGGER_NAME if not component else f"{LOGGER_NAME}.{component}"
+    manager = logging.Logger.manager
+    existing = manager.loggerDict.get(name)
+    if isinstance(existing, logging.Logger):
+        return existing
+    saved = manager.loggerClass
+    manager.loggerClass = MaillogLogger
+    try:
+        return logging.getLogger(name)
+    finally:
+        manager.loggerClass = saved
+
+
+class MaillogLogger(logging.Logger):
+    """A mailhost logger whose informational lines skip the logging
+    machinery (record, filters, handler lock) when the daemon's
+    :class:`MaillogHandler` is the only place they can go — the server's
+    hot path logs seven lines per message.  With any other handler or filter
+    present (syslog, a test's capture) every line takes the usual way."""
+
+    def info(self, msg: object, *args: object, **kwargs: Any) -> None:
+        handler = _DIRECT[0]
+        if (
+            handler is not None
+            and not self.handlers
+            and not self.filters
+            and kwargs.keys() <= {"extra"}
+            and self.isEnabledFor(logging.INFO)
+        ):
+            root = _DIRECT_ROOT[0]
+            if (
+                root is not None
+                and not root.propagate
+                and len(root.handlers) == 1
+                and root.handlers[0] is handler
+                and not handler.filters
+            ):
+                extra = kwargs.get("extra")
+                try:
+                    text = str(msg) % args if args else str(msg)
+                except (TypeError, ValueError):
+                    pass  # let the logging module report the bad format
+                else:
+                    handler.line(extra.get("daemon") if extra else None, text)
+                    return
+        super().info(msg, *args, **kwargs)
 
 
 def postfix_text(record: logging.LogRecord) -> str:
@@ -69,8 +114,10 @@ class DaemonFormatter(logging.Formatter):
         self.daemon = daemon
 
     def format(self, record: logging.LogRecord) -> str:
-        daemon = getattr(record, "daemon", None) or self.daemon
-        return f"mailhost/{daemon}[{_PID[0]}]: {postfix_text(record)}"
+        return self.line(getattr(record, "daemon", None), postfix_text(record))
+
+    def line(self, daemon: str | None, text: str) -> str:
+        return f"mailhost/{daemon or self.daemon}[{_PID[0]}]: {text}"
 
 
 class MaillogHandler(logging.Handler):
@@ -95,6 +142,22 @@ class MaillogHandler(logging.Handler):
         except Exception:
             self.handleError(record)
             return
+        self._add(line)
+
+    def line(self, daemon: str | None, text: str) -> None:
+        """An informational line straight from :class:`MaillogLogger`."""
+        formatter = self.formatter
+        if isinstance(formatter, DaemonFormatter):
+            self._add(formatter.line(daemon, text) + "\n")
+        else:
+            self._add(f"{text}\n")
+
+    def direct(self) -> None:
+        """Let mailhost's loggers hand informational lines straight to this
+        handler while it is the only handler of the ``mailhost`` logger."""
+        _DIRECT[0], _DIRECT_ROOT[0] = self, logger()
+
+    def _add(self, line: str) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -118,6 +181,10 @@ class MaillogHandler(logging.Handler):
                 self.stream.flush()
             except (OSError, ValueError):
                 pass  # stderr closed: nowhere to log that
+
+
+_DIRECT: list[MaillogHandler | None] = [None]
+_DIRECT_ROOT: list[logging.Logger | None] = [None]
 
 
 def setup_command_logging(program: str, *, verbose: bool = False) -> None:

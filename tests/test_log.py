@@ -8,8 +8,10 @@ import io
 import logging
 import os
 import threading
+from unittest import mock
 
-from mailhost.log import DaemonFormatter, MaillogHandler, current_pid
+from mailhost.log import DaemonFormatter, MaillogHandler, current_pid, logger
+from tests.qmgr.helpers import captured_log
 
 
 class CountingStream(io.StringIO):
@@ -85,3 +87,35 @@ def test_current_pid_follows_a_fork() -> None:
         os._exit(0)
     os.waitpid(child, 0)
     assert os.read(read, 10) == b"True"
+
+
+async def test_direct_lines_equal_the_logging_modules_and_yield_to_other_handlers() -> None:
+    root = logger()
+    saved = (root.handlers[:], root.level, root.propagate)
+    stream = CountingStream()
+    handler = MaillogHandler(stream)
+    handler.setFormatter(DaemonFormatter("smtpd"))
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
+    handler.direct()
+    component = logger("test.direct")
+    try:
+        with mock.patch.object(component, "makeRecord", side_effect=AssertionError("no record")):
+            component.info("%s: client=%s", "4ABC", "localhost[127.0.0.1]")
+            component.info("4ABC: removed", extra={"daemon": "qmgr"})
+        component.warning("slow path %d", 1)
+        await asyncio.sleep(0)
+        pid = os.getpid()
+        assert stream.getvalue() == (
+            f"mailhost/smtpd[{pid}]: 4ABC: client=localhost[127.0.0.1]\n"
+            f"mailhost/qmgr[{pid}]: 4ABC: removed\n"
+            f"mailhost/smtpd[{pid}]: warning: slow path 1\n"
+        )
+        with captured_log() as capture:  # a second handler: every line the usual way
+            component.info("%s: seen by both", "4ABC")
+            await asyncio.sleep(0)
+        assert capture.lines == ["-: 4ABC: seen by both"]
+        assert stream.getvalue().endswith(f"smtpd[{pid}]: 4ABC: seen by both\n")
+    finally:
+        root.handlers[:], root.level, root.propagate = saved

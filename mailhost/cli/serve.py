@@ -35,9 +35,10 @@ def setup_daemon_logging(*, stderr: bool = True, syslog: str | None = None) -> N
     for old in list(root.handlers):
         root.removeHandler(old)
     if stderr:
-        handler: logging.Handler = MaillogHandler(sys.stderr)
+        handler = MaillogHandler(sys.stderr)
         handler.setFormatter(DaemonFormatter("smtpd"))
         root.addHandler(handler)
+        handler.direct()
     if syslog is not None:
         facility = _FACILITIES.get(syslog, logging.handlers.SysLogHandler.LOG_MAIL)
         try:

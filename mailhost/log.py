@@ -183,6 +183,13 @@ class MaillogHandler(logging.Handler):
                 pass  # stderr closed: nowhere to log that
 
 
+def flush_logs() -> None:
+    """Write out what mailhost's handlers still buffer (before a worker's
+    os._exit, which skips logging.shutdown)."""
+    for handler in logger().handlers:
+        handler.flush()
+
+
 _DIRECT: list[MaillogHandler | None] = [None]
 _DIRECT_ROOT: list[logging.Logger | None] = [None]
 

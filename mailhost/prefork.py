@@ -37,7 +37,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from mailhost.log import logger
+from mailhost.log import flush_logs, logger
 
 log = logger("master")
 MASTER = {"daemon": "master"}
@@ -132,6 +132,7 @@ def run_workers(count: int, run_one: Callable[[], int]) -> int:
             try:
                 status = run_one()
             finally:
+                flush_logs()
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(status)

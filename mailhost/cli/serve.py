@@ -23,7 +23,7 @@ from mailhost import eventloop, prefork
 from mailhost.cli.common import config_dir_option, fatal
 from mailhost.config import Config
 from mailhost.errors import MailhostError
-from mailhost.log import DaemonFormatter, MaillogHandler, logger
+from mailhost.log import DaemonFormatter, MaillogHandler, flush_logs, logger
 from mailhost.smtpd.server import MailServer, Wiring
 
 _FACILITIES = logging.handlers.SysLogHandler.facility_names
@@ -106,6 +106,8 @@ def run_server(
     except OSError as exc:
         logger().critical("%s", exc)
         return 1
+    finally:
+        flush_logs()  # the lines of the loop's last pass
     return 0
 
 

@@ -24,10 +24,15 @@ Facts used here, all Postfix 3.7:
 
 from __future__ import annotations
 
+import re
+
 import idna
 
 #: Characters that make a local part need quoting (RFC 822 specials and space).
 _SPECIALS = frozenset('()<>@,;:\\"[] ')
+#: Any character that makes a local part need quotes: a special, DEL or a
+#: control character.
+_UNQUOTABLE = re.compile("[" + re.escape("".join(sorted(_SPECIALS))) + "\x00-\x1f\x7f]")
 #: Characters not allowed unquoted in a domain name or literal of an SMTP path.
 _DOMAIN_BAD = frozenset(' ()<>@,;:\\"')
 
@@ -61,7 +66,7 @@ def is_dot_string(local: str) -> bool:
     """True when ``local`` can be written without quotes (quote_822_local)."""
     if not local or local.startswith(".") or local.endswith(".") or ".." in local:
         return False
-    return not any(c in _SPECIALS or c == "\x7f" or (ord(c) < 0x20) for c in local)
+    return _UNQUOTABLE.search(local) is None
 
 
 def quote_local(local: str) -> str:

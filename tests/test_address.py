@@ -200,3 +200,17 @@ def test_parse_path_never_crashes(text: str) -> None:
         parse_path(text, allow_null=True)
     except AddressError:
         pass
+
+
+@given(st.text(max_size=16))
+def test_is_dot_string_is_quote_822_locals_rule(local: str) -> None:
+    # Postfix quote_822_local: no leading, trailing or doubled dot, and no
+    # RFC 822 special, space, DEL or control character.
+    expected = (
+        bool(local)
+        and not local.startswith(".")
+        and not local.endswith(".")
+        and ".." not in local
+        and not any(c in '()<>@,;:\\"[] ' or c == "\x7f" or ord(c) < 0x20 for c in local)
+    )
+    assert is_dot_string(local) == expected

@@ -175,6 +175,9 @@ class VirtualTransport:
         # belong to the process, so they cannot keep two of our own threads
         # apart on an mbox, and creating one maildir from two threads races.
         self._mailbox_locks = PathLocks()
+        # Our effective ids do not change while we run (filesystem-id
+        # switches are per thread and leave them alone).
+        self._ids = (os.geteuid(), os.getegid())
 
     async def deliver(self, job: Job) -> Sequence[Outcome]:
         try:
@@ -289,7 +292,8 @@ class VirtualTransport:
             return exc.status
         owner_uid: int | None = uid
         owner_gid: int | None = gid
-        if os.geteuid() != 0 or (uid == os.geteuid() and gid == os.getegid()):
+        euid, egid = self._ids
+        if euid != 0 or (uid == euid and gid == egid):
             # Deliver as the current user: no ownership to hand over.
             owner_uid = owner_gid = None
         original = rcpt.original if s.original_recipient else ""

@@ -18,6 +18,7 @@ addresses by :func:`map_address` (Postfix mail_addr_map(3)).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from mailhost.address import (
@@ -88,12 +89,39 @@ async def _find_form(
     return None
 
 
+#: Remembered searches per Maps at most (the memo is emptied when full).
+MEMO_SIZE = 10_000
+
+
 async def find(
     maps: Maps, address: str, policy: SearchPolicy, trace: Trace | None = None
 ) -> Hit | None:
-    """Search ``maps`` for ``address`` (internal form); raises TableTempFail."""
+    """Search ``maps`` for ``address`` (internal form); raises TableTempFail.
+
+    A message looks the same address up in the same maps several times (at
+    RCPT, at alias expansion, at delivery); when every table of ``maps``
+    answers from memory anyway (``Maps.memo_ttl``), the whole search result
+    is reused for that long, sparing the key sequence's probes.  A failed
+    search is never remembered; a traced one is always done in full."""
     if not maps:
         return None
+    if trace is not None or maps.memo_ttl <= 0:
+        return await _search(maps, address, policy, trace)
+    key = (address, id(policy))
+    now = time.monotonic()
+    entry = maps.memo.get(key)
+    if entry is not None and entry[0] > now and entry[1] is policy:
+        return entry[2]  # type: ignore[return-value]
+    hit = await _search(maps, address, policy, None)
+    if len(maps.memo) >= MEMO_SIZE:
+        maps.memo.clear()
+    maps.memo[key] = (now + maps.memo_ttl, policy, hit)
+    return hit
+
+
+async def _search(
+    maps: Maps, address: str, policy: SearchPolicy, trace: Trace | None
+) -> Hit | None:
     local, domain = split_address(address)
     if domain:
         domain = normalize_domain(domain)

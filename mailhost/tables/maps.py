@@ -19,7 +19,9 @@ from mailhost.log import logger
 from mailhost.observe import metrics
 from mailhost.tables.base import Table
 from mailhost.tables.cache import CachedTable
+from mailhost.tables.inline import InlineTable
 from mailhost.tables.registry import TableRegistry
+from mailhost.tables.static import StaticTable
 
 log = logger("tables")
 
@@ -36,12 +38,34 @@ class MapsProbe:
     skipped: bool = False
 
 
+#: The longest an address search result is reused (seconds).
+MEMO_TTL = 1.0
+
+
+def _memo_ttl(tables: Sequence[Table]) -> float:
+    """Searches may be remembered when every table answers from memory
+    anyway: literal tables (inline:, static:) and cached ones, for no longer
+    than their cache keeps an answer (and at most MEMO_TTL)."""
+    ttl = MEMO_TTL
+    for table in tables:
+        if isinstance(table, CachedTable):
+            ttl = min(ttl, table.ttl, table.negative_ttl)
+        elif not isinstance(table, (InlineTable, StaticTable)):
+            return 0.0
+    return max(ttl, 0.0)
+
+
 class Maps:
     """The tables of one ``*_maps`` parameter, in order."""
 
     def __init__(self, parameter: str, tables: Sequence[Table]) -> None:
         self.parameter = parameter
         self.tables = tuple(tables)
+        #: How long a whole address search may be remembered (0: never);
+        #: see :func:`mailhost.resolve.keys.find`.
+        self.memo_ttl = _memo_ttl(self.tables)
+        #: (address, id(policy)) → (expiry, policy, result), for find().
+        self.memo: dict[tuple[str, int], tuple[float, object, object]] = {}
 
     @classmethod
     def from_value(cls, parameter: str, value: str, registry: TableRegistry) -> Maps:

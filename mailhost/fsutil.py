@@ -275,12 +275,12 @@ def resolved_base(base: StrPath) -> Path:
     return root
 
 
-def _resolve_below(root: Path, relative: str) -> Path:
-    """``(root / relative).resolve()`` for an already resolved ``root`` and a
+def _resolve_below(root: str, relative: str) -> str:
+    """``realpath(root/relative)`` for an already resolved ``root`` and a
     ``relative`` without ``..``: one lstat per component of ``relative``, not
     per component of the whole path; a symlink anywhere takes the full
-    resolve."""
-    current = os.fspath(root)
+    resolve.  Strings, not Paths: this runs for every delivery."""
+    current = root
     parts = [part for part in relative.split("/") if part not in ("", ".")]
     for i, part in enumerate(parts):
         step = os.path.join(current, part)
@@ -288,11 +288,11 @@ def _resolve_below(root: Path, relative: str) -> Path:
             mode = os.lstat(step).st_mode
         except OSError:
             # Nothing more exists: resolve() keeps the rest as written.
-            return Path(os.path.join(current, *parts[i:]))
+            return os.path.join(current, *parts[i:])
         if stat.S_ISLNK(mode):
-            return (root / relative).resolve()
+            return os.path.realpath(os.path.join(root, relative))
         current = step
-    return Path(current)
+    return current
 
 
 def safe_join(base: StrPath, relative: str) -> Path:
@@ -305,7 +305,8 @@ def safe_join(base: StrPath, relative: str) -> Path:
     if ".." in relative.split("/"):
         raise UnsafePathError(f"path with '..' not allowed: {relative}")
     root = resolved_base(base)
-    candidate = _resolve_below(root, relative)
-    if candidate != root and root not in candidate.parents:
+    top = os.fspath(root)
+    candidate = _resolve_below(top, relative)
+    if candidate != top and not candidate.startswith(top.rstrip("/") + "/"):
         raise UnsafePathError(f"path resolves outside {root}: {relative}")
     return root / relative

@@ -254,4 +254,6 @@ def test_resolve_below_is_resolve(tmp_path_factory: pytest.TempPathFactory, rela
         (base / "a" / "b").mkdir(parents=True)
         (base / "a" / "file").write_text("x")
         (base / "inner").symlink_to(base / "a")
-    assert fsutil._resolve_below(base, relative) == (base / relative).resolve()
+    assert fsutil._resolve_below(os.fspath(base), relative) == os.fspath(
+        (base / relative).resolve()
+    )

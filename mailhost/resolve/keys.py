@@ -189,8 +189,9 @@ class _ListScanner:
         for text in self.routes or self.words:
             # A source route inside a route-addr is dropped (RFC 5322 obs-route).
             mailbox = text.split(":", 1)[1] if text.startswith("@") and ":" in text else text
-            if mailbox:
-                self.addresses.append(internal_form(mailbox))
+            address = internal_form(mailbox) if mailbox else ""
+            if address:  # a lone quote leaves nothing (never an empty address)
+                self.addresses.append(address)
         self.words.clear()
         self.routes.clear()
 

@@ -355,3 +355,8 @@ def test_display_names_and_comments_are_dropped(addresses: list[str]) -> None:
 def test_address_list_parser_never_crashes(value: str) -> None:
     for address in parse_address_list(value):
         assert address
+
+
+def test_a_lone_quote_in_a_table_value_is_no_address() -> None:
+    # Found by the property test above: '"' once gave [""].
+    assert parse_address_list('"') == []

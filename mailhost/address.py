@@ -35,6 +35,10 @@ _SPECIALS = frozenset('()<>@,;:\\"[] ')
 _UNQUOTABLE = re.compile("[" + re.escape("".join(sorted(_SPECIALS))) + "\x00-\x1f\x7f]")
 #: Characters not allowed unquoted in a domain name or literal of an SMTP path.
 _DOMAIN_BAD = frozenset(' ()<>@,;:\\"')
+_LOCAL_BAD = re.compile("[" + re.escape("".join(sorted(_SPECIALS))) + "]")
+_DOMAIN_BAD_RE = re.compile("[" + re.escape("".join(sorted(_DOMAIN_BAD))) + "]")
+#: C0 controls and DEL.
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 class AddressError(ValueError):
@@ -90,6 +94,8 @@ def external_form(address: str) -> str:
 def internal_form(address: str) -> str:
     """``"a b"@example.com`` → ``a b@example.com``: quotes and backslash escapes
     removed before the last unquoted ``@``, the domain left as written."""
+    if '"' not in address and "\\" not in address:
+        return address  # nothing to remove (the common case)
     out: list[str] = []
     at_pos = -1
     in_quote = False
@@ -140,7 +146,7 @@ def _check_local(local: str) -> None:
             raise AddressError("unterminated quoted local part")
         _check_quoted(local)
         return
-    if any(c in _SPECIALS for c in local):
+    if _LOCAL_BAD.search(local) is not None:
         raise AddressError(f"bad character in local part: {local!r}")
 
 
@@ -151,12 +157,14 @@ def _check_domain(domain: str) -> None:
         if not domain.endswith("]") or " " in domain:
             raise AddressError(f"bad address literal: {domain!r}")
         return
-    if any(c in _DOMAIN_BAD for c in domain) or ".." in domain or domain.startswith("."):
+    if _DOMAIN_BAD_RE.search(domain) is not None or ".." in domain or domain.startswith("."):
         raise AddressError(f"bad domain: {domain!r}")
 
 
 def last_unquoted_at(text: str) -> int:
     """The index of the last ``@`` outside quotes (and not escaped), or -1."""
+    if '"' not in text and "\\" not in text:
+        return text.rfind("@")
     position = -1
     in_quote = escape = False
     for i, char in enumerate(text):
@@ -190,7 +198,7 @@ def parse_path(text: str, *, allow_null: bool = False) -> str:
         if allow_null:
             return ""
         raise AddressError("null address")
-    if any(ord(c) < 0x20 or c == "\x7f" for c in path):
+    if _CONTROL.search(path) is not None:
         raise AddressError("control character in address")
     at = last_unquoted_at(path)
     if at < 0:

@@ -17,6 +17,7 @@ from mailhost.address import (
     internal_form,
     is_dot_string,
     is_fqdn,
+    last_unquoted_at,
     normalize_domain,
     parse_path,
     quote_local,
@@ -214,3 +215,28 @@ def test_is_dot_string_is_quote_822_locals_rule(local: str) -> None:
         and not any(c in '()<>@,;:\\"[] ' or c == "\x7f" or ord(c) < 0x20 for c in local)
     )
     assert is_dot_string(local) == expected
+
+
+def _last_unquoted_at_by_scanning(text: str) -> int:
+    position = -1
+    in_quote = escape = False
+    for i, char in enumerate(text):
+        if escape:
+            escape = False
+        elif char == "\\":
+            escape = True
+        elif char == '"':
+            in_quote = not in_quote
+        elif char == "@" and not in_quote:
+            position = i
+    return position
+
+
+@given(st.text(alphabet='ab@."\\ x', max_size=20))
+def test_last_unquoted_at_shortcut_equals_the_scan(text: str) -> None:
+    assert last_unquoted_at(text) == _last_unquoted_at_by_scanning(text)
+
+
+@given(st.text(alphabet="ab@.+-x", max_size=20))
+def test_internal_form_without_quotes_or_escapes_is_the_address(text: str) -> None:
+    assert internal_form(text) == text

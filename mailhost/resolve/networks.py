@@ -11,6 +11,7 @@ supported (Postfix would need DNS); they are logged and never match.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,19 @@ def _elements(
     return result
 
 
+@functools.lru_cache(maxsize=4096)
+def client_ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The client address as an IP (IPv4-mapped IPv6 as IPv4), None when it
+    is not one; parsed once per address, not once per list checked."""
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
 class NetworkList:
     def __init__(self, parameter: str, elements: list[NetElement]) -> None:
         self.parameter = parameter
@@ -82,12 +96,9 @@ class NetworkList:
 
     async def match(self, address: str) -> bool:
         """True when the client IP is in the list; raises TableTempFail."""
-        try:
-            ip = ipaddress.ip_address(address.strip("[]"))
-        except ValueError:
+        ip = client_ip(address)
+        if ip is None:
             return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
         for element in self.elements:
             if element.table is not None:
                 hit = await element.table.lookup(str(ip)) is not None

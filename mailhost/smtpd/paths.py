@@ -41,6 +41,9 @@ def _split_path(rest: str) -> tuple[str, str]:
     if not rest.startswith("<"):
         token, _, tail = rest.partition(" ")
         return token, tail
+    if '"' not in rest and "\\" not in rest:
+        end = rest.find(">")  # no quotes, no escapes: the first '>' closes it
+        return (rest, "") if end < 0 else (rest[: end + 1], rest[end + 1 :])
     in_quote = escape = False
     for i, char in enumerate(rest):
         if escape:

@@ -11,9 +11,7 @@ The virtual, local and quota code all take their mailbox turns here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-from collections.abc import AsyncIterator
 
 from mailhost.fsutil import StrPath
 
@@ -24,30 +22,53 @@ class PathLocks:
     def __init__(self) -> None:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
-    @contextlib.asynccontextmanager
-    async def hold(self, *paths: StrPath) -> AsyncIterator[None]:
-        """Hold the lock of every path; taken in sorted order, so two
-        holders of overlapping sets cannot deadlock."""
-        ordered = sorted({os.fspath(p) for p in paths})
-        for path in ordered:
-            lock, users = self._locks.get(path, (asyncio.Lock(), 0))
-            self._locks[path] = (lock, users + 1)
-        acquired: list[asyncio.Lock] = []
-        try:
-            for path in ordered:
-                lock = self._locks[path][0]
-                await lock.acquire()
-                acquired.append(lock)
-            yield
-        finally:
-            for lock in acquired:
-                lock.release()
-            for path in ordered:
-                lock, users = self._locks[path]
-                if users <= 1:
-                    del self._locks[path]
-                else:
-                    self._locks[path] = (lock, users - 1)
+    def hold(self, *paths: StrPath) -> _Held:
+        """Hold the lock of every path (``async with``); taken in sorted
+        order, so two holders of overlapping sets cannot deadlock."""
+        if len(paths) == 1:
+            return _Held(self, [os.fspath(paths[0])])
+        return _Held(self, sorted({os.fspath(p) for p in paths}))
 
     def __len__(self) -> int:
         return len(self._locks)
+
+
+class _Held:
+    """One :meth:`PathLocks.hold`: a plain class, not a generator-based
+    context manager (this runs for every delivery)."""
+
+    __slots__ = ("_acquired", "_locks", "_paths")
+
+    def __init__(self, locks: PathLocks, paths: list[str]) -> None:
+        self._locks = locks
+        self._paths = paths
+        self._acquired: list[asyncio.Lock] = []
+
+    async def __aenter__(self) -> None:
+        table = self._locks._locks
+        for path in self._paths:
+            entry = table.get(path)
+            table[path] = (asyncio.Lock(), 1) if entry is None else (entry[0], entry[1] + 1)
+        try:
+            for path in self._paths:
+                lock = table[path][0]
+                await lock.acquire()
+                self._acquired.append(lock)
+        except BaseException:
+            self._release()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        for lock in self._acquired:
+            lock.release()
+        self._acquired = []
+        table = self._locks._locks
+        for path in self._paths:
+            lock, users = table[path]
+            if users <= 1:
+                del table[path]
+            else:
+                table[path] = (lock, users - 1)

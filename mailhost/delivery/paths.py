@@ -11,6 +11,7 @@ otherwise an mbox file (virtual(8)).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ class MailboxPath:
         return "maildir" if self.maildir else "mailbox"
 
 
+@functools.lru_cache(maxsize=64)
 def check_mailbox_base(value: str) -> Path:
     """``virtual_mailbox_base`` must be an absolute path; virtual(8) dies with
     this exact text otherwise (an empty value included) and mail stays queued."""

@@ -102,3 +102,9 @@ class CachedTable(Table):
 
     async def close(self) -> None:
         await self.inner.close()
+
+
+def cached_answer(table: Table, key: str) -> tuple[str | None] | None:
+    """``table``'s fresh cached answer for ``key`` as ``(value,)`` when it is
+    a :class:`CachedTable` that has one, else None (ask ``table.lookup``)."""
+    return table.peek(key) if isinstance(table, CachedTable) else None

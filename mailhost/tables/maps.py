@@ -18,7 +18,7 @@ from mailhost.errors import TableEmptyResult, TableTempFail
 from mailhost.log import logger
 from mailhost.observe import metrics
 from mailhost.tables.base import Table
-from mailhost.tables.cache import CachedTable
+from mailhost.tables.cache import CachedTable, cached_answer
 from mailhost.tables.inline import InlineTable
 from mailhost.tables.registry import TableRegistry
 from mailhost.tables.static import StaticTable
@@ -93,7 +93,7 @@ class Maps:
                 continue
             started = time.perf_counter()
             try:
-                cached = table.peek(key) if isinstance(table, CachedTable) else None
+                cached = cached_answer(table, key)
                 value = cached[0] if cached is not None else await table.lookup(key)
             except TableTempFail as exc:
                 metrics.lookup(self.parameter, table.spec, started, "error")

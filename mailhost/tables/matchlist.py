@@ -22,6 +22,7 @@ from pathlib import Path
 
 from mailhost.config.lists import split_list
 from mailhost.tables.base import Table, fold_key
+from mailhost.tables.cache import cached_answer
 from mailhost.tables.registry import TableRegistry
 
 
@@ -58,7 +59,9 @@ class DomainList:
         name = fold_key(name)
         for element in self.elements:
             if element.table is not None:
-                hit = await element.table.lookup(name) is not None
+                cached = cached_answer(element.table, name)
+                value = cached[0] if cached is not None else await element.table.lookup(name)
+                hit = value is not None
                 if not hit and self.match_subdomains:
                     labels = name.split(".")
                     for i in range(1, len(labels)):

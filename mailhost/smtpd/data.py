@@ -64,11 +64,11 @@ async def read_data(
     # "." CRLF ends DATA only after a CRLF: "<LF>.<CRLF>" is text (Postfix 3.7.11
     # with smtpd_forbid_bare_newline = normalize, recorded).
     after_crlf = True
+    source = _Pieces(reader, on_line)
     while True:
-        chunk, complete = await read_piece(reader)
-        if on_line is not None:
-            on_line()
+        chunk, complete = await source.next()
         if at_start and complete and chunk == _END and after_crlf:
+            source.give_back()  # what follows the terminator is the next command's
             return result
         if at_start and chunk.startswith(b"."):
             chunk = chunk[1:]
@@ -105,6 +105,49 @@ async def read_data(
         pieces.clear()
         line_len = 0
         prev_cr = False
+
+
+class _Pieces:
+    """Pieces of DATA input as :func:`read_piece` returns them; the complete
+    lines already in the reader's buffer are taken at once (a message is
+    mostly buffered): one await per read, not per line."""
+
+    def __init__(self, reader: asyncio.StreamReader, on_line: Callable[[], None] | None) -> None:
+        self.reader = reader
+        self.on_line = on_line
+        self.ready: list[bytes] = []
+
+    async def next(self) -> tuple[bytes, bool]:
+        if self.ready:
+            return self.ready.pop(), True
+        chunk, complete = await read_piece(self.reader)
+        if self.on_line is not None:
+            self.on_line()
+        if complete:
+            self.ready = _buffered_lines(self.reader)
+        return chunk, complete
+
+    def give_back(self) -> None:
+        """Return the lines taken but not used to the reader."""
+        if self.ready:
+            buffer: bytearray = self.reader._buffer  # type: ignore[attr-defined]
+            buffer[0:0] = b"".join(reversed(self.ready))
+            self.ready = []
+
+
+def _buffered_lines(reader: asyncio.StreamReader) -> list[bytes]:
+    """Every complete line in ``reader``'s buffer, each with its LF, last
+    line first (so the next one is ``pop()``); they leave the buffer."""
+    buffer: bytearray = reader._buffer  # type: ignore[attr-defined]
+    end = buffer.rfind(b"\n")
+    if end < 0:
+        return []
+    data = bytes(buffer[: end + 1])
+    del buffer[: end + 1]
+    reader._maybe_resume_transport()  # type: ignore[attr-defined]
+    lines = [line + b"\n" for line in data.split(b"\n")[:-1]]
+    lines.reverse()
+    return lines
 
 
 def _overflow(result: DataResult, pieces: list[bytes]) -> None:

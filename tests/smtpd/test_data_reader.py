@@ -88,3 +88,32 @@ def test_size_limit_reads_everything_keeps_nothing(lines: list[bytes], limit: in
     assert rest == b"NOOP\r\n"
     assert result.too_big == (total > limit)
     assert result.lines == ([] if total > limit else lines)
+
+
+@given(lines_strategy, st.integers(min_value=1, max_value=7), st.binary(max_size=30))
+@settings(max_examples=100, deadline=None)
+def test_input_arriving_in_pieces_reads_the_same(
+    lines: list[bytes], parts: int, after: bytes
+) -> None:
+    """Lines taken from the buffer in bulk, a read at a time, whatever the
+    packet boundaries; what follows the terminator stays for the next command."""
+    data = stuffed(lines) + b".\r\n" + after
+    step = max(1, len(data) // parts)
+
+    async def run() -> tuple[object, bytes]:
+        reader = asyncio.StreamReader(limit=64)
+
+        async def arrive() -> None:
+            for start in range(0, len(data), step):
+                reader.feed_data(data[start : start + step])
+                await asyncio.sleep(0)
+            reader.feed_eof()
+
+        feeding = asyncio.create_task(arrive())
+        result = await read_data(reader, 0)
+        await feeding
+        return result, await reader.read()
+
+    result, rest = asyncio.run(run())
+    assert result.lines == lines  # type: ignore[attr-defined]
+    assert rest == after

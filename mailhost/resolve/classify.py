@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -21,6 +22,8 @@ from typing import Protocol
 from mailhost.errors import TableTempFail
 from mailhost.log import logger
 from mailhost.resolve.trace import Trace
+from mailhost.tables.maps import memo_ttl
+from mailhost.tables.matchlist import DomainList
 
 log = logger("trivial-rewrite")
 
@@ -139,10 +142,65 @@ async def _warn_both(domain: str, first: str, second: DomainMatcher, second_name
         log.warning("do not list domain %s in BOTH %s and %s", domain, first, second_name)
 
 
+#: Classifications reused, per domain: (domain, id(classes)) → (expiry,
+#: classes, result); see :func:`classify`.
+_memo: dict[tuple[str, int], tuple[float, DomainClasses, Classification]] = {}
+#: id(classes) → (classes, how long its classifications may be reused).
+_memo_ttls: dict[int, tuple[DomainClasses, float]] = {}
+MEMO_SIZE = 10_000
+
+
+def _classes_memo_ttl(classes: DomainClasses) -> float:
+    known = _memo_ttls.get(id(classes))
+    if known is not None and known[0] is classes:
+        return known[1]
+    tables = []
+    ttl = 1.0
+    for matcher in (
+        classes.mydestination,
+        classes.virtual_alias_domains,
+        classes.virtual_mailbox_domains,
+        classes.relay_domains,
+    ):
+        if isinstance(matcher, DomainList):
+            tables += [e.table for e in matcher.elements if e.table is not None]
+        elif not isinstance(matcher, NoDomains):
+            ttl = 0.0  # a matcher we cannot see into
+    ttl = min(ttl, memo_ttl(tables))
+    if len(_memo_ttls) > 64:
+        _memo_ttls.clear()
+    _memo_ttls[id(classes)] = (classes, ttl)
+    return ttl
+
+
 async def classify(
     domain: str, classes: DomainClasses, trace: Trace | None = None
 ) -> Classification:
-    """The class of a (normalized) recipient domain; raises TableTempFail."""
+    """The class of a (normalized) recipient domain; raises TableTempFail.
+
+    A message's recipients are classified at RCPT, at alias expansion and
+    when routed; when every domain list answers from memory anyway (names,
+    inline:/static:, cached SQL: see ``Maps.memo_ttl``) the class of a domain
+    is reused for that long (at most a second).  Failures are never
+    remembered and traced classifications are always done in full."""
+    if trace is not None:
+        return await _classify(domain, classes, trace)
+    ttl = _classes_memo_ttl(classes)
+    if ttl <= 0:
+        return await _classify(domain, classes, None)
+    key = (domain, id(classes))
+    now = time.monotonic()
+    entry = _memo.get(key)
+    if entry is not None and entry[0] > now and entry[1] is classes:
+        return entry[2]
+    result = await _classify(domain, classes, None)
+    if len(_memo) >= MEMO_SIZE:
+        _memo.clear()
+    _memo[key] = (now + ttl, classes, result)
+    return result
+
+
+async def _classify(domain: str, classes: DomainClasses, trace: Trace | None) -> Classification:
     transports = classes.transports
     if await is_local_domain(domain, classes, trace):
         await _warn_both(

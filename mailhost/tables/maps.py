@@ -42,7 +42,7 @@ class MapsProbe:
 MEMO_TTL = 1.0
 
 
-def _memo_ttl(tables: Sequence[Table]) -> float:
+def memo_ttl(tables: Sequence[Table]) -> float:
     """Searches may be remembered when every table answers from memory
     anyway: literal tables (inline:, static:) and cached ones, for no longer
     than their cache keeps an answer (and at most MEMO_TTL)."""
@@ -63,7 +63,7 @@ class Maps:
         self.tables = tuple(tables)
         #: How long a whole address search may be remembered (0: never);
         #: see :func:`mailhost.resolve.keys.find`.
-        self.memo_ttl = _memo_ttl(self.tables)
+        self.memo_ttl = memo_ttl(self.tables)
         #: (address, id(policy)) → (expiry, policy, result), for find().
         self.memo: dict[tuple[str, int], tuple[float, object, object]] = {}
 

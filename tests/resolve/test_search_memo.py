@@ -11,11 +11,13 @@ import pytest
 
 from mailhost.config import Config
 from mailhost.errors import TableTempFail
+from mailhost.resolve.classify import AddressClass, DomainClasses, NoDomains, classify
 from mailhost.resolve.keys import find
 from mailhost.resolve.resolver import ResolverSettings
 from mailhost.resolve.trace import Trace
 from mailhost.tables.cache import CachedTable
 from mailhost.tables.maps import MEMO_TTL, Maps
+from mailhost.tables.matchlist import DomainList, Element
 from mailhost.tables.registry import TableRegistry, open_table
 from tests.tables.test_registry_maps_cache import CountingTable
 
@@ -68,3 +70,23 @@ async def test_failures_and_traced_searches_are_not_remembered() -> None:
     trace = Trace()
     assert await find(maps, "a@example.com", search, trace) == hit
     assert [e.kind for e in trace.events] == ["lookup"]  # done again, probe by probe
+
+
+async def test_a_domain_class_is_reused_while_the_domain_lists_allow() -> None:
+    inner = CountingTable({"example.com": "1"})
+    lists = DomainList([Element(False, table=CachedTable(inner, ttl=0.1, negative_ttl=0.1))])
+    classes = DomainClasses(
+        NoDomains(), NoDomains(), lists, NoDomains(), frozenset(), "example.com",
+        {c: f"{c.value}:" for c in AddressClass},
+    )  # fmt: skip
+    first = await classify("example.com", classes)
+    assert first.address_class is AddressClass.VIRTUAL_MAILBOX
+    calls = inner.calls
+    assert await classify("example.com", classes) == first
+    assert inner.calls == calls
+    trace = Trace()
+    assert await classify("example.com", classes, trace) == first
+    assert trace.events  # a traced classification is done in full
+    await asyncio.sleep(0.15)
+    await classify("example.com", classes)
+    assert inner.calls > calls

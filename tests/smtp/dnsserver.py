@@ -12,6 +12,7 @@ subprocesses can all use it.
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import struct
 import threading
@@ -103,11 +104,24 @@ class DnsServer:
     async def _start(self) -> None:
         # One port for both protocols: bind UDP first (port 0 = ephemeral),
         # then TCP on the same number.
-        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        udp.bind((self.host, self.port))
-        self.port = udp.getsockname()[1]
+        # An ephemeral UDP port's number may be taken for TCP: try another.
+        wanted = self.port
+        for _ in range(20):
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            udp.bind((self.host, wanted))
+            port = udp.getsockname()[1]
+            try:
+                server = await asyncio.start_server(self._tcp, self.host, port)
+            except OSError as exc:
+                udp.close()
+                if wanted != 0 or exc.errno != errno.EADDRINUSE:
+                    raise
+                continue
+            break
+        else:
+            raise OSError(errno.EADDRINUSE, "no port free for both UDP and TCP")
+        self.port = port
         transport, _ = await self._loop.create_datagram_endpoint(lambda: _Udp(self.zone), sock=udp)
-        server = await asyncio.start_server(self._tcp, self.host, self.port)
         self._closers += [transport, server]
 
     def start(self) -> DnsServer:

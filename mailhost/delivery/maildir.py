@@ -29,8 +29,8 @@ import contextlib
 import errno
 import itertools
 import os
+import random
 import re
-import secrets
 import socket
 import threading
 import time
@@ -83,7 +83,10 @@ class UniqueNames:
         with self._lock:
             n = next(self._count)
         sec, usec = divmod(ns // 1000, 1_000_000)
-        return f"{sec}.M{usec}P{current_pid()}Q{n}R{secrets.token_hex(8)}.{self.host}"
+        # random's generator is reseeded in a forked child; no system call
+        # per name as os.urandom would make.
+        rand = random.getrandbits(64)
+        return f"{sec}.M{usec}P{current_pid()}Q{n}R{rand:016x}.{self.host}"
 
 
 #: The process-wide name source.
@@ -136,10 +139,14 @@ def info_suffix(flags: str) -> str:
 # -- directories ---------------------------------------------------------------
 
 
+#: Our effective uid; mailhost never changes it while running.
+_EUID = os.geteuid()
+
+
 def _chown(path: Path | int, uid: int | None, gid: int | None) -> None:
     # Postfix writes with the recipient's effective ids; one Python process
     # cannot switch ids per thread, so as root we hand created files over.
-    if uid is None or os.geteuid() != 0:
+    if uid is None or _EUID != 0:
         return
     if isinstance(path, int):
         os.fchown(path, uid, gid if gid is not None else -1)
@@ -289,8 +296,14 @@ def publish(
         source = stage(maildir, staged.content, uid=uid, gid=gid, names=names)
         own_copy = True
     try:
-        for _ in range(_NAME_RETRIES):
-            target = new / sized_name(names.next(), source.size, source.vsize)
+        # The name it has in tmp/ first (the usual Maildir rename), then
+        # fresh ones should that be taken.
+        candidates = itertools.chain(
+            [source.path.name],
+            (sized_name(names.next(), source.size, source.vsize) for _ in range(_NAME_RETRIES)),
+        )
+        for name in candidates:
+            target = new / name
             try:
                 os.link(source.path, target)
             except FileExistsError:

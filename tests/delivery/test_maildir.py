@@ -156,7 +156,30 @@ def test_existing_tmp_name_is_never_overwritten(tmp_path):
     assert res.status.delivered
     assert taken.read_bytes() == b"someone else's"
     assert res.path is not None
-    assert res.path.name.startswith("3.free.h")
+    # new/ gets the name the file had in tmp/ (the usual Maildir rename).
+    assert res.path.name.startswith("2.free.h")
+
+
+def test_a_taken_name_in_new_gets_a_fresh_one(tmp_path):
+    class Fixed(UniqueNames):
+        def __init__(self):
+            super().__init__("h")
+            self.seq = iter(["1.same.h", "2.fresh.h"])
+
+        def next(self):
+            return next(self.seq)
+
+    box = tmp_path / "m"
+    md.ensure_maildir(box)
+    content = md.prepared_content(MSG, "", MaildirTarget(box, "a@b.c"), mode="postfix", batch=1)
+    taken = box / "new" / sized_name("1.same.h", len(content), vsize(content))
+    taken.write_bytes(b"someone else's")
+    (res,) = deliver_maildirs_sync(MSG, "", [MaildirTarget(box, "a@b.c")], names=Fixed())
+    assert res.status.delivered
+    assert taken.read_bytes() == b"someone else's"
+    assert res.path is not None
+    assert res.path.name.startswith("2.fresh.h")
+    assert list((box / "tmp").iterdir()) == []
 
 
 async def test_many_mailboxes_one_file_hard_linked(tmp_path):

@@ -17,6 +17,7 @@ quoting and case folding).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from mailhost.tables.base import fold_key
@@ -73,13 +74,17 @@ def delivery_headers(
     return "".join(line + "\n" for line in lines).encode("utf-8", "surrogateescape")
 
 
+#: A header field name: printable ASCII other than space (RFC 5322 2.2).
+_FIELD_NAME = re.compile(rb"[\x21-\x7e]+")
+
+
 def _header_name(line: bytes) -> bytes | None:
     """The name of a header line (Postfix ``is_header``), or None."""
     colon = line.find(b":")
     if colon <= 0:
         return None
     name = line[:colon].rstrip(b" \t")
-    if not name or any(b <= 32 or b >= 127 for b in name):
+    if _FIELD_NAME.fullmatch(name) is None:
         return None
     return name
 
@@ -112,10 +117,12 @@ def delivered_to_addresses(message: bytes) -> set[str]:
     return found
 
 
-def is_delivery_loop(message: bytes, recipient: str) -> bool:
-    """True when ``message`` already went through ``recipient``'s mailbox."""
+def is_delivery_loop(message: bytes, recipient: str, delivered: set[str] | None = None) -> bool:
+    """True when ``message`` already went through ``recipient``'s mailbox;
+    ``delivered`` is :func:`delivered_to_addresses` of the message when the
+    caller checks several recipients of it."""
     key = _fold(quote_822_local(recipient).encode("utf-8", "surrogateescape"))
-    return key in delivered_to_addresses(message)
+    return key in (delivered if delivered is not None else delivered_to_addresses(message))
 
 
 def loop_text(recipient: str) -> str:

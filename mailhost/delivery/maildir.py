@@ -40,7 +40,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from mailhost.delivery.headers import delivery_headers, is_delivery_loop, loop_text
+from mailhost.delivery.headers import (
+    delivered_to_addresses,
+    delivery_headers,
+    is_delivery_loop,
+    loop_text,
+)
 from mailhost.delivery.status import (
     DeliveryError,
     DeliveryStatus,
@@ -386,8 +391,10 @@ def deliver_maildirs_sync(
     """Deliver ``message`` to every target; one result per target, in order."""
     results: dict[int, MaildirResult] = {}
     groups: dict[tuple[bytes, int | None, int | None], list[int]] = {}
+    message = message.replace(b"\r\n", b"\n")  # once, not per copy
+    delivered = delivered_to_addresses(message)  # once for every target
     for i, target in enumerate(targets):
-        if is_delivery_loop(message, target.recipient):
+        if is_delivery_loop(message, target.recipient, delivered):
             results[i] = MaildirResult(target, DeliveryStatus("5.4.6", loop_text(target.recipient)))
             continue
         content = prepared_content(message, sender, target, mode=header_mode, batch=len(targets))

@@ -62,6 +62,8 @@ log = logger("delivery.maildir")
 _SUBDIRS = ("tmp", "new", "cur")
 _FLAG_LETTERS = frozenset("DFPRST")
 _NAME_RETRIES = 10
+#: Files written and fsynced together at most (each is open until synced).
+_GROUP_COMMIT_FILES = 64
 
 
 # -- names -------------------------------------------------------------------
@@ -200,6 +202,8 @@ class StagedMessage:
     uid: int | None
     gid: int | None
     content: bytes = field(repr=False)
+    #: still open and not yet fsynced (``stage(sync=False)``; see :func:`sync_staged`).
+    fd: int | None = field(default=None, repr=False)
 
 
 def _write_all(fd: int, content: bytes) -> None:
@@ -217,8 +221,10 @@ def stage(
     gid: int | None = None,
     file_size_limit: int = 0,
     names: UniqueNames = NAMES,
+    sync: bool = True,
 ) -> StagedMessage:
-    """Write ``content`` to ``maildir/tmp/<unique>`` (O_EXCL, 0600) and fsync it.
+    """Write ``content`` to ``maildir/tmp/<unique>`` (O_EXCL, 0600) and fsync it
+    (with ``sync=False`` the file stays open for :func:`sync_staged`).
 
     ``file_size_limit`` is virtual_mailbox_limit, which virtual(8) applies as a
     per-file size limit (RLIMIT_FSIZE, spec 4.3): exceeding it is EFBIG, 5.2.2.
@@ -247,22 +253,46 @@ def stage(
         break
     else:
         raise DeliveryError("4.2.0", f"create maildir file {tmp}: {os.strerror(errno.EEXIST)}")
+    keep = False
     try:
         try:
             _chown(fd, uid, gid)
             if file_size_limit and size > file_size_limit:
                 raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
             _write_all(fd, content)
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
             dev = os.fstat(fd).st_dev
+            keep = not sync
+        finally:
+            if not keep:
+                os.close(fd)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _write_error(exc) from exc
+    return StagedMessage(tmp, size, vsz, dev, uid, gid, content, fd if keep else None)
+
+
+def sync_staged(staged: StagedMessage) -> None:
+    """fsync and close a file staged with ``sync=False``; on failure it is
+    removed and DeliveryError raised."""
+    fd, staged.fd = staged.fd, None
+    if fd is None:
+        return
+    try:
+        try:
+            os.fsync(fd)
         finally:
             os.close(fd)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise DeliveryError(
-            write_error_dsn(exc), f"maildir delivery failed: error writing message: {strerror(exc)}"
-        ) from exc
-    return StagedMessage(tmp, size, vsz, dev, uid, gid, content)
+        staged.path.unlink(missing_ok=True)
+        raise _write_error(exc) from exc
+
+
+def _write_error(exc: OSError) -> DeliveryError:
+    return DeliveryError(
+        write_error_dsn(exc), f"maildir delivery failed: error writing message: {strerror(exc)}"
+    )
 
 
 def _create_error(path: Path, exc: OSError, uid: int | None, gid: int | None) -> DeliveryError:
@@ -283,8 +313,10 @@ def publish(
     uid: int | None = None,
     gid: int | None = None,
     names: UniqueNames = NAMES,
+    dir_syncs: set[Path] | None = None,
 ) -> Path:
-    """Make ``staged`` appear in ``maildir/new`` and fsync ``new/``.
+    """Make ``staged`` appear in ``maildir/new`` and fsync ``new/`` (or, with
+    ``dir_syncs``, add ``new/`` to the directories the caller fsyncs).
 
     Same filesystem and owner → hard link; otherwise a fresh copy is staged in
     that maildir and renamed into place.  The staged file itself stays.
@@ -316,11 +348,12 @@ def publish(
             break
         else:
             raise OSError(errno.EEXIST, os.strerror(errno.EEXIST), str(new))
-        fsync_dir(new)
+        if dir_syncs is None:
+            fsync_dir(new)
+        else:
+            dir_syncs.add(new)
     except OSError as exc:
-        raise DeliveryError(
-            write_error_dsn(exc), f"maildir delivery failed: error writing message: {strerror(exc)}"
-        ) from exc
+        raise _write_error(exc) from exc
     finally:
         if own_copy:
             source.path.unlink(missing_ok=True)
@@ -329,6 +362,9 @@ def publish(
 
 def discard(staged: StagedMessage) -> None:
     """Remove the tmp name once every copy is linked (or on failure)."""
+    if staged.fd is not None:
+        os.close(staged.fd)
+        staged.fd = None
     with contextlib.suppress(FileNotFoundError):
         staged.path.unlink()
 
@@ -399,37 +435,95 @@ def deliver_maildirs_sync(
             continue
         content = prepared_content(message, sender, target, mode=header_mode, batch=len(targets))
         groups.setdefault((content, target.uid, target.gid), []).append(i)
-    for (content, uid, gid), members in groups.items():
-        staged: StagedMessage | None = None
-        try:
+    items = list(groups.items())
+    for start in range(0, len(items), _GROUP_COMMIT_FILES):
+        _commit_copies(
+            items[start : start + _GROUP_COMMIT_FILES], targets, results,
+            file_size_limit=file_size_limit, guard=guard, names=names,
+        )  # fmt: skip
+    return [results[i] for i in range(len(targets))]
+
+
+def _commit_copies(
+    groups: Sequence[tuple[tuple[bytes, int | None, int | None], list[int]]],
+    targets: Sequence[MaildirTarget],
+    results: dict[int, MaildirResult],
+    *,
+    file_size_limit: int,
+    guard: Guard | None,
+    names: UniqueNames,
+) -> None:
+    """Write ``groups`` (content and owner → the targets sharing one file)
+    into their maildirs, filling ``results``."""
+    # Group commit within the message: every file is written first, then
+    # every file fsynced, then linked into its new/, then each new/ fsynced
+    # once — the file system's journal commits the many copies of a fan-out
+    # together instead of two commits per copy.  No copy is reported
+    # delivered before its file and its new/ are both durable, and no name
+    # appears in new/ before its file is.
+    staged_groups: list[tuple[StagedMessage, list[int]]] = []
+    try:
+        for (content, uid, gid), members in groups:
+            left = list(members)
+            while left:
+                target = targets[left[0]]
+                try:
+                    staged = stage(
+                        target.maildir, content, uid=uid, gid=gid,
+                        file_size_limit=file_size_limit, names=names, sync=False,
+                    )  # fmt: skip
+                except (DeliveryError, OSError) as exc:
+                    results[left.pop(0)] = _failed(target, exc)
+                    continue
+                staged_groups.append((staged, left))
+                break
+        synced: list[tuple[StagedMessage, list[int]]] = []
+        for staged, members in staged_groups:
+            try:
+                sync_staged(staged)
+            except DeliveryError as exc:
+                results.update((i, MaildirResult(targets[i], exc.status)) for i in members)
+                continue
+            synced.append((staged, members))
+        linked: dict[int, Path] = {}
+        dirs: set[Path] = set()
+        for staged, members in synced:
             for i in members:
                 target = targets[i]
                 try:
-                    if staged is None:
-                        staged = stage(
-                            target.maildir,
-                            content,
-                            uid=uid,
-                            gid=gid,
-                            file_size_limit=file_size_limit,
-                            names=names,
-                        )
                     with guard(target, staged) if guard else contextlib.nullcontext():
-                        path = publish(staged, target.maildir, uid=uid, gid=gid, names=names)
-                    results[i] = MaildirResult(target, DELIVERED, path)
-                except DeliveryError as exc:
-                    results[i] = MaildirResult(target, exc.status)
-                except OSError as exc:
-                    status = DeliveryStatus(
-                        create_error_dsn(exc),
-                        f"maildir delivery failed: create maildir file {target.maildir}: "
-                        f"{strerror(exc)}",
-                    )
-                    results[i] = MaildirResult(target, status)
-        finally:
-            if staged is not None:
-                discard(staged)
-    return [results[i] for i in range(len(targets))]
+                        linked[i] = publish(
+                            staged, target.maildir, uid=staged.uid, gid=staged.gid,
+                            names=names, dir_syncs=dirs,
+                        )  # fmt: skip
+                except (DeliveryError, OSError) as exc:
+                    results[i] = _failed(target, exc)
+        failed_dirs: dict[Path, OSError] = {}
+        for directory in sorted(dirs):
+            try:
+                fsync_dir(directory)
+            except OSError as exc:
+                failed_dirs[directory] = exc
+        for i, path in linked.items():
+            problem = failed_dirs.get(path.parent)
+            results[i] = (
+                MaildirResult(targets[i], DELIVERED, path)
+                if problem is None
+                else MaildirResult(targets[i], _write_error(problem).status)
+            )
+    finally:
+        for staged, _ in staged_groups:
+            discard(staged)
+
+
+def _failed(target: MaildirTarget, exc: DeliveryError | OSError) -> MaildirResult:
+    if isinstance(exc, DeliveryError):
+        return MaildirResult(target, exc.status)
+    status = DeliveryStatus(
+        create_error_dsn(exc),
+        f"maildir delivery failed: create maildir file {target.maildir}: {strerror(exc)}",
+    )
+    return MaildirResult(target, status)
 
 
 async def deliver_maildirs(

@@ -287,3 +287,25 @@ def test_message_survives_a_kill_after_success(tmp_path):
     assert path.read_bytes().endswith(MSG * 2000)
     assert parse_filename(path.name).size == path.stat().st_size
     assert files(box, "tmp") == []
+
+
+def test_a_large_fan_out_is_committed_in_rounds_without_leaking_files(tmp_path):
+    targets = [MaildirTarget(tmp_path / f"u{i}", f"u{i}@example.com") for i in range(150)]
+    before = len(os.listdir("/proc/self/fd"))
+    results = deliver_maildirs_sync(MSG, "s@x.test", targets)
+    assert all(r.status.delivered for r in results)
+    assert len(os.listdir("/proc/self/fd")) == before
+    for i, result in enumerate(results):
+        assert result.path is not None
+        assert result.path.parent == tmp_path / f"u{i}" / "new"
+        assert f"Delivered-To: u{i}@example.com\n".encode() in result.path.read_bytes()
+        assert list((tmp_path / f"u{i}" / "tmp").iterdir()) == []
+
+
+def test_one_broken_maildir_in_a_fan_out_fails_alone(tmp_path):
+    (tmp_path / "broken").write_text("a file where a maildir should be")
+    names = ["a", "broken", "b"]
+    targets = [MaildirTarget(tmp_path / n, f"{n}@example.com") for n in names]
+    results = deliver_maildirs_sync(MSG, "s@x.test", targets)
+    assert [r.status.delivered for r in results] == [True, False, True]
+    assert results[1].status.dsn.startswith("4.")

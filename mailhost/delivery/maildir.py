@@ -55,7 +55,6 @@ from mailhost.delivery.status import (
 )
 from mailhost.fsutil import fsync_dir
 from mailhost.log import current_pid, logger
-from mailhost.offload import run_blocking
 
 log = logger("delivery.maildir")
 
@@ -414,6 +413,50 @@ def prepared_content(
     return head + message.replace(b"\r\n", b"\n")
 
 
+@dataclass
+class CopyGroup:
+    """Targets that share one staged file: same content and owner."""
+
+    content: bytes
+    uid: int | None
+    gid: int | None
+    file_size_limit: int
+    names: UniqueNames
+    #: indexes into the targets being delivered.
+    members: list[int]
+
+
+def plan_copies(
+    message: bytes,
+    sender: str,
+    targets: Sequence[MaildirTarget],
+    *,
+    header_mode: HeaderMode = "postfix",
+    file_size_limit: int = 0,
+    names: UniqueNames = NAMES,
+    offset: int = 0,
+) -> tuple[list[CopyGroup], dict[int, MaildirResult]]:
+    """The files to write for ``targets`` (indexes from ``offset``), and the
+    results already known (Delivered-To loops)."""
+    done: dict[int, MaildirResult] = {}
+    groups: dict[tuple[bytes, int | None, int | None], CopyGroup] = {}
+    message = message.replace(b"\r\n", b"\n")  # once, not per copy
+    delivered = delivered_to_addresses(message)  # once for every target
+    for i, target in enumerate(targets, offset):
+        if is_delivery_loop(message, target.recipient, delivered):
+            done[i] = MaildirResult(target, DeliveryStatus("5.4.6", loop_text(target.recipient)))
+            continue
+        content = prepared_content(message, sender, target, mode=header_mode, batch=len(targets))
+        key = (content, target.uid, target.gid)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = CopyGroup(
+                content, target.uid, target.gid, file_size_limit, names, []
+            )
+        group.members.append(i)
+    return list(groups.values()), done
+
+
 def deliver_maildirs_sync(
     message: bytes,
     sender: str,
@@ -425,69 +468,67 @@ def deliver_maildirs_sync(
     names: UniqueNames = NAMES,
 ) -> list[MaildirResult]:
     """Deliver ``message`` to every target; one result per target, in order."""
-    results: dict[int, MaildirResult] = {}
-    groups: dict[tuple[bytes, int | None, int | None], list[int]] = {}
-    message = message.replace(b"\r\n", b"\n")  # once, not per copy
-    delivered = delivered_to_addresses(message)  # once for every target
-    for i, target in enumerate(targets):
-        if is_delivery_loop(message, target.recipient, delivered):
-            results[i] = MaildirResult(target, DeliveryStatus("5.4.6", loop_text(target.recipient)))
-            continue
-        content = prepared_content(message, sender, target, mode=header_mode, batch=len(targets))
-        groups.setdefault((content, target.uid, target.gid), []).append(i)
-    items = list(groups.items())
-    for start in range(0, len(items), _GROUP_COMMIT_FILES):
-        _commit_copies(
-            items[start : start + _GROUP_COMMIT_FILES], targets, results,
-            file_size_limit=file_size_limit, guard=guard, names=names,
-        )  # fmt: skip
+    groups, results = plan_copies(
+        message, sender, targets,
+        header_mode=header_mode, file_size_limit=file_size_limit, names=names,
+    )  # fmt: skip
+    commit_copies(groups, targets, results, guard=guard)
     return [results[i] for i in range(len(targets))]
 
 
-def _commit_copies(
-    groups: Sequence[tuple[tuple[bytes, int | None, int | None], list[int]]],
+def commit_copies(
+    groups: Sequence[CopyGroup],
     targets: Sequence[MaildirTarget],
     results: dict[int, MaildirResult],
     *,
-    file_size_limit: int,
-    guard: Guard | None,
-    names: UniqueNames,
+    guard: Guard | None = None,
 ) -> None:
-    """Write ``groups`` (content and owner → the targets sharing one file)
-    into their maildirs, filling ``results``."""
-    # Group commit within the message: every file is written first, then
-    # every file fsynced, then linked into its new/, then each new/ fsynced
-    # once — the file system's journal commits the many copies of a fan-out
-    # together instead of two commits per copy.  No copy is reported
-    # delivered before its file and its new/ are both durable, and no name
-    # appears in new/ before its file is.
-    staged_groups: list[tuple[StagedMessage, list[int]]] = []
+    """Write every group's file into its targets' maildirs, filling
+    ``results`` (keyed by index into ``targets``).
+
+    Group commit: every file is written first, then every file fsynced,
+    then linked into its new/, then each new/ fsynced once — the file
+    system's journal commits many copies together instead of two commits per
+    copy.  No copy is reported delivered before its file and its new/ are
+    both durable, and no name appears in new/ before its file is durable.
+    At most _GROUP_COMMIT_FILES files are open at a time."""
+    for start in range(0, len(groups), _GROUP_COMMIT_FILES):
+        _commit_round(groups[start : start + _GROUP_COMMIT_FILES], targets, results, guard)
+
+
+def _commit_round(
+    groups: Sequence[CopyGroup],
+    targets: Sequence[MaildirTarget],
+    results: dict[int, MaildirResult],
+    guard: Guard | None,
+) -> None:
+    staged_groups: list[tuple[StagedMessage, list[int], UniqueNames]] = []
     try:
-        for (content, uid, gid), members in groups:
-            left = list(members)
+        for group in groups:
+            left = list(group.members)
             while left:
                 target = targets[left[0]]
                 try:
                     staged = stage(
-                        target.maildir, content, uid=uid, gid=gid,
-                        file_size_limit=file_size_limit, names=names, sync=False,
+                        target.maildir, group.content, uid=group.uid, gid=group.gid,
+                        file_size_limit=group.file_size_limit, names=group.names, sync=False,
                     )  # fmt: skip
                 except (DeliveryError, OSError) as exc:
                     results[left.pop(0)] = _failed(target, exc)
                     continue
-                staged_groups.append((staged, left))
+                staged_groups.append((staged, left, group.names))
                 break
-        synced: list[tuple[StagedMessage, list[int]]] = []
-        for staged, members in staged_groups:
+        synced: list[tuple[StagedMessage, list[int], UniqueNames]] = []
+        for staged, members, names in staged_groups:
             try:
                 sync_staged(staged)
             except DeliveryError as exc:
                 results.update((i, MaildirResult(targets[i], exc.status)) for i in members)
                 continue
-            synced.append((staged, members))
+            synced.append((staged, members, names))
         linked: dict[int, Path] = {}
         dirs: set[Path] = set()
-        for staged, members in synced:
+        for staged, members, names in synced:
             for i in members:
                 target = targets[i]
                 try:
@@ -512,7 +553,7 @@ def _commit_copies(
                 else MaildirResult(targets[i], _write_error(problem).status)
             )
     finally:
-        for staged, _ in staged_groups:
+        for staged, _, _ in staged_groups:
             discard(staged)
 
 
@@ -524,40 +565,3 @@ def _failed(target: MaildirTarget, exc: DeliveryError | OSError) -> MaildirResul
         f"maildir delivery failed: create maildir file {target.maildir}: {strerror(exc)}",
     )
     return MaildirResult(target, status)
-
-
-async def deliver_maildirs(
-    message: bytes,
-    sender: str,
-    targets: Sequence[MaildirTarget],
-    *,
-    header_mode: HeaderMode = "postfix",
-    file_size_limit: int = 0,
-    guard: Guard | None = None,
-) -> list[MaildirResult]:
-    """:func:`deliver_maildirs_sync` off the event loop."""
-    return await run_blocking(
-        lambda: deliver_maildirs_sync(
-            message,
-            sender,
-            targets,
-            header_mode=header_mode,
-            file_size_limit=file_size_limit,
-            guard=guard,
-        )
-    )
-
-
-async def deliver_maildir(
-    message: bytes,
-    sender: str,
-    target: MaildirTarget,
-    *,
-    file_size_limit: int = 0,
-    guard: Guard | None = None,
-) -> MaildirResult:
-    """One recipient, headers exactly as virtual(8) writes them."""
-    (result,) = await deliver_maildirs(
-        message, sender, [target], file_size_limit=file_size_limit, guard=guard
-    )
-    return result

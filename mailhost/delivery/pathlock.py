@@ -25,8 +25,8 @@ class PathLocks:
     def hold(self, *paths: StrPath) -> _Held:
         """Hold the lock of every path (``async with``); taken in sorted
         order, so two holders of overlapping sets cannot deadlock."""
-        if len(paths) == 1:
-            return _Held(self, [os.fspath(paths[0])])
+        if len(paths) <= 1:
+            return _Held(self, [os.fspath(p) for p in paths])
         return _Held(self, sorted({os.fspath(p) for p in paths}))
 
     def __len__(self) -> int:

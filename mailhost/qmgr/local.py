@@ -67,8 +67,9 @@ from mailhost.delivery.command import (
 )
 from mailhost.delivery.dotforward import expand_forward_path, find_forward_file
 from mailhost.delivery.filewriter import append_file
+from mailhost.delivery.groupcommit import deliver_maildir
 from mailhost.delivery.headers import delivery_headers, is_delivery_loop, loop_text
-from mailhost.delivery.maildir import MaildirTarget, deliver_maildir
+from mailhost.delivery.maildir import MaildirTarget
 from mailhost.delivery.mbox import MboxTarget, deliver_mbox, from_line, lock_styles
 from mailhost.delivery.pathlock import PathLocks
 from mailhost.delivery.privileges import PrivilegePolicy, Privileges, myself, read_include

@@ -49,12 +49,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mailhost.config import Config
-from mailhost.delivery.maildir import (
-    HeaderMode,
-    MaildirTarget,
-    deliver_maildir,
-    deliver_maildirs,
-)
+from mailhost.delivery.groupcommit import deliver_maildir, deliver_maildirs
+from mailhost.delivery.maildir import HeaderMode, MaildirTarget
 from mailhost.delivery.mbox import MboxTarget, deliver_mbox, lock_styles
 from mailhost.delivery.pathlock import PathLocks
 from mailhost.delivery.paths import MailboxPath, check_mailbox_base, mailbox_path
@@ -171,9 +167,11 @@ class VirtualTransport:
 
     def __init__(self, settings: VirtualSettings) -> None:
         self.settings = settings
-        # One delivery per mailbox at a time within this process: fcntl locks
-        # belong to the process, so they cannot keep two of our own threads
-        # apart on an mbox, and creating one maildir from two threads races.
+        # One delivery per mbox file (and per quota'd Maildir) at a time
+        # within this process: fcntl locks belong to the process, so they
+        # cannot keep two of our own threads apart on an mbox, and quota
+        # accounting reads and updates maildirsize.  Plain Maildir deliveries
+        # run concurrently (unique names; directories created race-free).
         self._mailbox_locks = PathLocks()
         # Our effective ids do not change while we run (filesystem-id
         # switches are per thread and leave them alone).
@@ -206,7 +204,10 @@ class VirtualTransport:
             (i, p) for i, p in enumerate(prepared) if isinstance(p, _Prepared) and p.where.maildir
         ]
         if shared:
-            async with self._mailbox_locks.hold(*(p.where.path for _, p in shared)):
+            # Maildir deliveries need no mailbox turn (unique names, and the
+            # group commit joins concurrent ones); quota accounting does.
+            locked = [p.where.path for _, p in shared] if s.quota is not None else []
+            async with self._mailbox_locks.hold(*locked):
                 if s.quota is not None:
                     results = await deliver_with_quota(
                         job.message,
@@ -270,6 +271,8 @@ class VirtualTransport:
         prepared = await self._prepare(job, delivery)
         if isinstance(prepared, DeliveryStatus):
             return prepared
+        if prepared.where.maildir and self.settings.quota is None:
+            return await self._write(job, prepared)  # no turn needed (see _deliver_batch)
         async with self._mailbox_locks.hold(prepared.where.path):
             return await self._write(job, prepared)
 

@@ -12,11 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailhost.delivery import maildir as md
+from mailhost.delivery.groupcommit import deliver_maildir, deliver_maildirs
 from mailhost.delivery.maildir import (
     MaildirTarget,
     UniqueNames,
-    deliver_maildir,
-    deliver_maildirs,
     deliver_maildirs_sync,
     escape_hostname,
     info_suffix,

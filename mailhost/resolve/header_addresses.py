@@ -328,13 +328,34 @@ def split_headers(lines: list[str]) -> tuple[list[Header | str], int]:
     return out, index
 
 
+async def _rewrite_header(
+    item: Header, sender: bool, rewrite: HeaderAddressRewrite
+) -> list[str] | None:
+    async def one(address: str) -> str:
+        return await rewrite(address, sender)
+
+    value = await rewrite_value(item.value, one)
+    # The name stays as written ("to:" stays "to:", recorded).
+    return None if value is None else format_header(item.name, value)
+
+
 #: Rewrites one address of a header: (address, is_sender_header) → address.
 HeaderAddressRewrite = Callable[[str, bool], Awaitable[str]]
 
 
-async def rewrite_headers(lines: list[bytes], rewrite: HeaderAddressRewrite) -> list[bytes]:
+#: Header lines → their rewritten lines (None: unchanged), for a rewrite
+#: that depends on nothing but the lines (see :func:`rewrite_headers`).
+HeaderMemo = dict[tuple[str, ...], list[str] | None]
+HEADER_MEMO_SIZE = 4096
+
+
+async def rewrite_headers(
+    lines: list[bytes], rewrite: HeaderAddressRewrite, memo: HeaderMemo | None = None
+) -> list[bytes]:
     """The message with the addresses of its sender and recipient headers
-    rewritten; everything else (body, MIME part headers, other headers) as is."""
+    rewritten; everything else (body, MIME part headers, other headers) as is.
+    ``memo``, when given, remembers each address header's result: only for a
+    ``rewrite`` that is a pure function of the address (no table behind it)."""
     # Only the header section is decoded: a large body is never copied.
     try:
         section = lines.index(b"")
@@ -352,15 +373,17 @@ async def rewrite_headers(lines: list[bytes], rewrite: HeaderAddressRewrite) -> 
         canonical = SENDER_HEADERS.get(lower) or RECIPIENT_HEADERS.get(lower)
         new_lines = item.lines
         if canonical is not None:
-            sender = lower in SENDER_HEADERS
-
-            async def one(address: str, sender: bool = sender) -> str:
-                return await rewrite(address, sender)
-
-            value = await rewrite_value(item.value, one)
-            if value is not None:
-                # The name stays as written ("to:" stays "to:", recorded).
-                new_lines = format_header(item.name, value)
+            key = tuple(item.lines)
+            if memo is not None and key in memo:
+                done = memo[key]
+            else:
+                done = await _rewrite_header(item, lower in SENDER_HEADERS, rewrite)
+                if memo is not None:
+                    if len(memo) >= HEADER_MEMO_SIZE:
+                        memo.clear()
+                    memo[key] = done
+            if done is not None:
+                new_lines = done
                 changed = True
         out.extend(line.encode("utf-8", "surrogateescape") for line in new_lines)
     if not changed:

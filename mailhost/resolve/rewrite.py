@@ -50,7 +50,7 @@ from mailhost.config.lists import split_list
 from mailhost.errors import TableTempFail
 from mailhost.log import logger
 from mailhost.resolve import replies
-from mailhost.resolve.header_addresses import rewrite_headers
+from mailhost.resolve.header_addresses import HeaderMemo, rewrite_headers
 from mailhost.resolve.keys import SearchPolicy, map_address
 from mailhost.resolve.networks import NetworkList
 from mailhost.smtpd.replies import Reply
@@ -315,6 +315,10 @@ def masquerade(address: str, settings: RewriteSettings) -> str:
 # all steps
 
 
+#: (id(settings), remote) → (header memo, settings): see Rewriter.header_memo.
+_HEADER_MEMOS: dict[tuple[int, bool], tuple[HeaderMemo, RewriteSettings]] = {}
+
+
 class Rewriter:
     """The rewriting of one message (its queue id goes into every warning)."""
 
@@ -368,7 +372,23 @@ class Rewriter:
         (Postfix 2.2+, recorded from 3.7.11)."""
         if self.remote and not self.settings.remote_header_rewrite_domain:
             return lines
-        return await rewrite_headers(lines, self.header_address)
+        return await rewrite_headers(lines, self.header_address, self.header_memo)
+
+    @property
+    def header_memo(self) -> HeaderMemo | None:
+        """Where header results may be remembered: only when no canonical
+        map and no masquerading can change an address, so that the result
+        depends on the header lines and the (fixed) settings alone."""
+        s = self.settings
+        if s.canonical or s.sender_canonical or s.recipient_canonical or s.masquerade_domains:
+            return None
+        key = (id(s), self.remote)
+        entry = _HEADER_MEMOS.get(key)
+        if entry is None or entry[1] is not s:
+            if len(_HEADER_MEMOS) > 16:  # settings of earlier reloads
+                _HEADER_MEMOS.clear()
+            entry = _HEADER_MEMOS[key] = ({}, s)
+        return entry[0]
 
 
 def _undecodable(text: str) -> bool:

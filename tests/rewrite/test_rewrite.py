@@ -20,6 +20,7 @@ from mailhost.resolve.header_addresses import (
 from mailhost.resolve.rewrite import (
     HeaderClients,
     RewriteError,
+    Rewriter,
     RewriteSettings,
     canonicalize,
     cleanup_rewrite,
@@ -263,3 +264,19 @@ async def test_undecodable_header_address_left_alone(tmp_path: Path) -> None:
     lines = [b"From: \xff\xfe@example.com", b"To: a@example.com", b"", b"x"]
     done = await cleanup_rewrite(s, "", [], lines)
     assert done.lines[:2] == [b"From: \xff\xfe@example.com", b"To: b@example.com"]
+
+
+async def test_header_results_are_remembered_only_without_maps(tmp_path: Path) -> None:
+    lines = [b"From: alice", b"To: bob@host.example.com", b"", b"x"]
+    plain = await settings_for(tmp_path)
+    first = await cleanup_rewrite(plain, "alice", [], lines)
+    again = await cleanup_rewrite(plain, "alice", [], lines)
+    assert first.lines == again.lines == [b"From: alice@example.com", *lines[1:]]
+    memo = Rewriter(plain).header_memo
+    assert memo is not None
+    assert memo[("From: alice",)] == ["From: alice@example.com"]
+    assert memo[("To: bob@host.example.com",)] is None  # unchanged
+    mapped = await settings_for(tmp_path, "canonical_maps = inline:{alice=al@example.net}\n")
+    assert Rewriter(mapped).header_memo is None
+    done = await cleanup_rewrite(mapped, "alice", [], lines)
+    assert done.lines[0] == b"From: al@example.net"

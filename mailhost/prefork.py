@@ -38,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mailhost.log import flush_logs, logger
+from mailhost.queue import ids as queue_ids
 
 log = logger("master")
 MASTER = {"daemon": "master"}
@@ -93,6 +94,14 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)  # the parent died before prctl took effect
 
 
+def _worker_setup(index: int, count: int) -> None:
+    """In a new worker: its queue id stamps, default signals, parent watch."""
+    queue_ids.CLOCK.set_worker(index, count)
+    for signum in SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)  # the worker's loop sets its own
+    _die_with_parent(os.getppid())
+
+
 def run_workers(count: int, run_one: Callable[[], int]) -> int:
     """Fork ``count`` workers, each running ``run_one()`` (its exit status);
     return the parent's exit status once every worker has ended."""
@@ -125,9 +134,7 @@ def run_workers(count: int, run_one: Callable[[], int]) -> int:
         pid = os.fork()
         if pid == 0:
             _worker, _worker_index = True, index
-            for signum in SIGNALS:
-                signal.signal(signum, signal.SIG_DFL)  # the worker's loop sets its own
-            _die_with_parent(os.getppid())
+            _worker_setup(index, count)
             status = 1
             try:
                 status = run_one()

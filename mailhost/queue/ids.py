@@ -84,10 +84,61 @@ def long_queue_id(seconds: int, usec: int, inode: int) -> str:
     )
 
 
+class QueueIdClock:
+    """The microsecond stamps of one process's queue ids.
+
+    Postfix's ids are unique among the queue files that exist at one time
+    (the inode), not over time.  A message delivered during DATA
+    (mailhost.qmgr.inline) frees its file's inode at once, and the next
+    message usually gets the same one, so two messages a second or more
+    apart could get the same id if their microseconds coincide.  So this
+    process's stamps only go forward, and one that would repeat an id issued
+    in the last ``REMEMBER`` ids is moved on by a microsecond.  With several
+    worker processes (mailhost.prefork) each takes the stamps of its own
+    residue modulo the worker count, so workers never issue the same id.
+    Ids still repeat over longer times, as Postfix's short ids do
+    (``enable_long_queue_ids = yes`` gives non-repeating ones)."""
+
+    REMEMBER = 65536
+
+    def __init__(self) -> None:
+        self.index, self.count = 0, 1
+        self._last = 0
+        self._recent: dict[str, None] = {}
+
+    def set_worker(self, index: int, count: int) -> None:
+        self.index, self.count = index, max(1, count)
+        self._last = 0
+        self._recent.clear()
+
+    def issue(self, inode: int, long_ids: bool) -> str:
+        stamp = max(time.time_ns() // 1000, self._last + 1)
+        stamp += (self.index - stamp) % self.count
+        while True:
+            seconds, usec = divmod(stamp, 1_000_000)
+            queue_id = (
+                long_queue_id(seconds, usec, inode) if long_ids else short_queue_id(usec, inode)
+            )
+            if queue_id not in self._recent:
+                break
+            stamp += self.count
+        self._last = stamp
+        self._recent[queue_id] = None
+        if len(self._recent) > self.REMEMBER:
+            del self._recent[next(iter(self._recent))]  # the oldest
+        return queue_id
+
+
+#: This process's queue id stamps.
+CLOCK = QueueIdClock()
+
+
 def new_queue_id(inode: int, *, long_ids: bool = False, now: float | None = None) -> str:
-    """The id for a queue file with ``inode`` created now."""
-    stamp = time.time_ns() // 1000 if now is None else round(now * 1_000_000)
-    seconds, usec = divmod(stamp, 1_000_000)
+    """The id for a queue file with ``inode`` created now (``now``: at that
+    time exactly, without :data:`CLOCK`'s bookkeeping)."""
+    if now is None:
+        return CLOCK.issue(inode, long_ids)
+    seconds, usec = divmod(round(now * 1_000_000), 1_000_000)
     if long_ids:
         return long_queue_id(seconds, usec, inode)
     return short_queue_id(usec, inode)

@@ -137,48 +137,38 @@ async def test_two_deliveries_same_instant_get_different_names(tmp_path, monkeyp
     assert len(files(tmp_path / "m")) == 2
 
 
-def test_existing_tmp_name_is_never_overwritten(tmp_path):
-    class Fixed(UniqueNames):
-        def __init__(self):
-            super().__init__("h")
-            self.seq = iter(["1.taken.h", "1.taken.h", "2.free.h", "3.free.h"])
+class FixedNames(UniqueNames):
+    def __init__(self, *names: str) -> None:
+        super().__init__("h")
+        self.seq = iter(names)
 
-        def next(self):
-            return next(self.seq)
+    def next(self) -> str:
+        return next(self.seq)
 
+
+@pytest.mark.parametrize(
+    ("taken_in", "names", "delivered_as"),
+    [
+        # A taken tmp/ name is never overwritten; new/ then gets the name
+        # the file has in tmp/ (the usual Maildir rename).
+        ("tmp", ("1.taken.h", "1.taken.h", "2.free.h", "3.free.h"), "2.free.h"),
+        # A taken new/ name gets a fresh one.
+        ("new", ("1.same.h", "2.fresh.h"), "2.fresh.h"),
+    ],
+)
+def test_existing_names_are_never_overwritten(tmp_path, taken_in, names, delivered_as):
     box = tmp_path / "m"
     md.ensure_maildir(box)
     content = md.prepared_content(MSG, "", MaildirTarget(box, "a@b.c"), mode="postfix", batch=1)
-    taken = box / "tmp" / sized_name("1.taken.h", len(content), vsize(content))
+    taken = box / taken_in / sized_name(names[0], len(content), vsize(content))
     taken.write_bytes(b"someone else's")
-    (res,) = deliver_maildirs_sync(MSG, "", [MaildirTarget(box, "a@b.c")], names=Fixed())
+    target = MaildirTarget(box, "a@b.c")
+    (res,) = deliver_maildirs_sync(MSG, "", [target], names=FixedNames(*names))
     assert res.status.delivered
     assert taken.read_bytes() == b"someone else's"
     assert res.path is not None
-    # new/ gets the name the file had in tmp/ (the usual Maildir rename).
-    assert res.path.name.startswith("2.free.h")
-
-
-def test_a_taken_name_in_new_gets_a_fresh_one(tmp_path):
-    class Fixed(UniqueNames):
-        def __init__(self):
-            super().__init__("h")
-            self.seq = iter(["1.same.h", "2.fresh.h"])
-
-        def next(self):
-            return next(self.seq)
-
-    box = tmp_path / "m"
-    md.ensure_maildir(box)
-    content = md.prepared_content(MSG, "", MaildirTarget(box, "a@b.c"), mode="postfix", batch=1)
-    taken = box / "new" / sized_name("1.same.h", len(content), vsize(content))
-    taken.write_bytes(b"someone else's")
-    (res,) = deliver_maildirs_sync(MSG, "", [MaildirTarget(box, "a@b.c")], names=Fixed())
-    assert res.status.delivered
-    assert taken.read_bytes() == b"someone else's"
-    assert res.path is not None
-    assert res.path.name.startswith("2.fresh.h")
-    assert list((box / "tmp").iterdir()) == []
+    assert res.path.name.startswith(delivered_as)
+    assert list((box / "tmp").iterdir()) == ([taken] if taken_in == "tmp" else [])
 
 
 async def test_many_mailboxes_one_file_hard_linked(tmp_path):

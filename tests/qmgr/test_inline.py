@@ -8,14 +8,12 @@ import smtplib
 import time
 from pathlib import Path
 
-import trustme
-
 from mailhost.qmgr.inline import plan_inline
 from mailhost.qmgr.service import QueueManagerService
 from mailhost.queue.qfile import Envelope, Recipient
 from mailhost.smtpd.wiring import default_wiring
 from tests.qmgr.helpers import CONTENT, Site, captured_log
-from tests.smtpd.conftest import ServerProcess, free_port
+from tests.smtpd.conftest import serve_with_qmgr
 
 
 def envelope(*recipients: str) -> Envelope:
@@ -80,13 +78,7 @@ def test_mailhost_inline_delivery_no_turns_it_off(tmp_path: Path) -> None:
 
 def test_over_smtp_copies_are_on_disk_at_250_and_failures_are_queued(tmp_path: Path) -> None:
     site = Site(tmp_path, extra="smtpd_error_sleep_time = 0\nmynetworks = 192.0.2.0/24\n")
-    port = free_port()
-    (tmp_path / "master.cf").write_text(
-        f"127.0.0.1:{port} inet n - n - - smtpd\nqmgr unix n - n 300 1 qmgr\n"
-    )
-    server = ServerProcess(tmp_path, {"mx": port}, trustme.CA(), tmp_path / "maillog")
-    server.queue_kind = "cli"
-    server.start()
+    server, port = serve_with_qmgr(tmp_path)
     try:
         with smtplib.SMTP("127.0.0.1", port) as client:
             client.ehlo("client.test")

@@ -8,10 +8,8 @@ import smtplib
 import time
 from pathlib import Path
 
-import trustme
-
 from tests import nulldns
-from tests.smtpd.conftest import ServerProcess, free_port
+from tests.smtpd.conftest import serve_with_qmgr
 
 MAIN_CF = """\
 myhostname = mx.example.com
@@ -46,13 +44,7 @@ def new_messages(maildir: Path, timeout: float = 10.0) -> list[Path]:
 def test_smtp_in_maildir_out_with_postfix_headers(tmp_path: Path) -> None:
     base = tmp_path / "vmail"
     (tmp_path / "main.cf").write_text(MAIN_CF.format(base=base, queue=tmp_path / "queue"))
-    port = free_port()
-    (tmp_path / "master.cf").write_text(
-        f"127.0.0.1:{port} inet n - n - - smtpd\nqmgr unix n - n 300 1 qmgr\n"
-    )
-    server = ServerProcess(tmp_path, {"mx": port}, trustme.CA(), tmp_path / "maillog")
-    server.queue_kind = "cli"
-    server.start()
+    server, port = serve_with_qmgr(tmp_path)
     try:
         with smtplib.SMTP("127.0.0.1", port) as client:
             client.ehlo("client.test")

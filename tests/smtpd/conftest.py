@@ -156,6 +156,19 @@ class ServerProcess:
             time.sleep(0.02)
 
 
+def serve_with_qmgr(directory: Path) -> tuple[ServerProcess, int]:
+    """``mailhost serve`` itself on ``directory``'s main.cf, with an smtpd
+    on a free loopback port and a qmgr line in master.cf; started."""
+    port = free_port()
+    (directory / "master.cf").write_text(
+        f"127.0.0.1:{port} inet n - n - - smtpd\nqmgr unix n - n 300 1 qmgr\n"
+    )
+    server = ServerProcess(directory, {"mx": port}, trustme.CA(), directory / "maillog")
+    server.queue_kind = "cli"
+    server.start()
+    return server, port
+
+
 def write_config(directory: Path, ca: trustme.CA, ports: dict[str, int], extra: str = "") -> None:
     cert = ca.issue_cert("mx.example.com", "localhost", "127.0.0.1")
     cert.private_key_and_cert_chain_pem.write_to_path(str(directory / "cert.pem"))

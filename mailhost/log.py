@@ -13,6 +13,7 @@ embedding programs can capture it with standard logging handlers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -69,15 +70,21 @@ class MaillogLogger(logging.Logger):
                 and root.handlers[0] is handler
                 and not handler.filters
             ):
-                extra = kwargs.get("extra")
-                try:
-                    text = str(msg) % args if args else str(msg)
-                except (TypeError, ValueError):
-                    pass  # let the logging module report the bad format
-                else:
+                text = _formatted(msg, args)
+                if text is not None:
+                    extra = kwargs.get("extra")
                     handler.line(extra.get("daemon") if extra else None, text)
                     return
+        # Also for a bad format: the logging module reports it.
         super().info(msg, *args, **kwargs)
+
+
+def _formatted(msg: object, args: tuple[object, ...]) -> str | None:
+    """``msg % args`` as LogRecord.getMessage() makes it; None when it fails."""
+    try:
+        return str(msg) % args if args else str(msg)
+    except (TypeError, ValueError):
+        return None
 
 
 def postfix_text(record: logging.LogRecord) -> str:
@@ -176,11 +183,10 @@ class MaillogHandler(logging.Handler):
     def _write(self, lines: list[str]) -> None:
         with self._write_lock:
             pending, self._pending = self._pending, []
-            try:
+            # A closed stderr (OSError, ValueError) leaves nowhere to say so.
+            with contextlib.suppress(OSError, ValueError):
                 self.stream.write("".join(pending + lines))
                 self.stream.flush()
-            except (OSError, ValueError):
-                pass  # stderr closed: nowhere to log that
 
 
 def flush_logs() -> None:

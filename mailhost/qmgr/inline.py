@@ -33,8 +33,7 @@ from dataclasses import dataclass
 
 from mailhost.errors import TableTempFail
 from mailhost.log import logger
-from mailhost.observe import metrics
-from mailhost.qmgr.delays import Delays, delivery_line
+from mailhost.qmgr.delays import Delays
 from mailhost.qmgr.manager import QMGR, QueueManager
 from mailhost.qmgr.transport import Delivery, Job
 from mailhost.queue import qfile
@@ -70,26 +69,12 @@ class InlinePlan:
         outcomes, daemon = await manager.run_transport(self.transport, job)
         finished = manager.clock()
         delays = Delays(started - self.envelope.arrival_time, 0.0, 0.0, finished - started)
-        limit = manager.settings.delay_logging_resolution_limit
         left: list[int] = []
         for delivery, outcome in zip(self.deliveries, outcomes, strict=True):
-            if not outcome.status.delivered:
+            if outcome.status.delivered:
+                manager.log_outcome(self.queue_id, delivery, outcome, delays, daemon)
+            else:
                 left.append(delivery.index)
-                continue
-            manager.counters.sent += 1
-            metrics.delivery("sent")
-            line = delivery_line(
-                self.queue_id,
-                delivery.recipient.address,
-                delivery.recipient.original,
-                relay=outcome.relay,
-                delays=delays,
-                dsn=outcome.status.dsn,
-                status="sent",
-                reason=outcome.status.text,
-                resolution_limit=limit,
-            )
-            log.info("%s", line, extra={"daemon": daemon})
         if not left:
             manager.counters.removed += 1
             log.info("%s: removed", self.queue_id, extra=QMGR)

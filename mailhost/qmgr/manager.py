@@ -472,24 +472,31 @@ class QueueManager:
         await self.store.append_status(qf.queue_id, records, queues=(ACTIVE,))
         bounced = self._bounced.setdefault(qf.queue_id, {})
         bounced.update((r.recipient, r) for r in records if r.status == "bounced")
+        for delivery, outcome in results:
+            self.log_outcome(qf.queue_id, delivery, outcome, delays, daemon)
+
+    def log_outcome(
+        self, queue_id: str, delivery: Delivery, outcome: Outcome, delays: Delays, daemon: str
+    ) -> None:
+        """Count one recipient's result and log its ``to=<...>`` line(s)."""
+        word = status_word(outcome.status)
+        setattr(self.counters, word, getattr(self.counters, word) + 1)
+        metrics.delivery(word)
         limit = self.settings.delay_logging_resolution_limit
-        for (delivery, outcome), record in zip(results, records, strict=True):
-            setattr(self.counters, record.status, getattr(self.counters, record.status) + 1)
-            metrics.delivery(record.status)
-            finals = outcome.finals or (FinalDelivery(delivery.recipient.address, outcome.status),)
-            for final in finals:
-                line = delivery_line(
-                    qf.queue_id,
-                    final.address,
-                    delivery.recipient.original,
-                    relay=outcome.relay,
-                    delays=delays,
-                    dsn=final.status.dsn,
-                    status=status_word(final.status),
-                    reason=final.status.text,
-                    resolution_limit=limit,
-                )
-                log.info("%s", line, extra={"daemon": daemon})
+        finals = outcome.finals or (FinalDelivery(delivery.recipient.address, outcome.status),)
+        for final in finals:
+            line = delivery_line(
+                queue_id,
+                final.address,
+                delivery.recipient.original,
+                relay=outcome.relay,
+                delays=delays,
+                dsn=final.status.dsn,
+                status=status_word(final.status),
+                reason=final.status.text,
+                resolution_limit=limit,
+            )
+            log.info("%s", line, extra={"daemon": daemon})
 
     def _lifetime(self, qf: QueueFile) -> float:
         s = self.settings

@@ -312,10 +312,10 @@ def publish(
     uid: int | None = None,
     gid: int | None = None,
     names: UniqueNames = NAMES,
-    dir_syncs: set[Path] | None = None,
+    dir_syncs: set[Path],
 ) -> Path:
-    """Make ``staged`` appear in ``maildir/new`` and fsync ``new/`` (or, with
-    ``dir_syncs``, add ``new/`` to the directories the caller fsyncs).
+    """Make ``staged`` appear in ``maildir/new``; ``new/`` is added to
+    ``dir_syncs``, the directories the caller fsyncs before reporting.
 
     Same filesystem and owner → hard link; otherwise a fresh copy is staged in
     that maildir and renamed into place.  The staged file itself stays.
@@ -347,10 +347,7 @@ def publish(
             break
         else:
             raise OSError(errno.EEXIST, os.strerror(errno.EEXIST), str(new))
-        if dir_syncs is None:
-            fsync_dir(new)
-        else:
-            dir_syncs.add(new)
+        dir_syncs.add(new)
     except OSError as exc:
         raise _write_error(exc) from exc
     finally:

@@ -143,7 +143,10 @@ class ServerProcess:
         return self._log_offset
 
     def new_log(self) -> str:
-        return self.log_path.read_bytes()[self._log_offset :].decode(errors="replace")
+        """The complete lines logged since mark() (a write the server is
+        still making may show only in part)."""
+        data = self.log_path.read_bytes()[self._log_offset :]
+        return data[: data.rfind(b"\n") + 1].decode(errors="replace")
 
     def wait_log(self, text: str, count: int = 1, timeout: float = 10.0) -> str:
         deadline = time.monotonic() + timeout

@@ -1,5 +1,7 @@
-"""RFC 822 / RFC 5322 address lists, as found in message headers and in
-``sendmail -f 'Name <addr>'``.
+"""RFC 822 / RFC 5322 message helpers: address lists, as found in message
+headers and in ``sendmail -f 'Name <addr>'``; the date as Postfix writes it
+(:func:`mail_date`, in ``Received:``, ``Date:`` and bounces); the
+``Message-ID`` of a header section (:func:`message_id`, logged by cleanup).
 
 Where this sits in the pipeline: the sendmail command parses its ``-f``
 argument and, with ``-t``, the ``To:``/``Cc:``/``Bcc:`` headers with
@@ -18,6 +20,8 @@ brackets extend to the end of the text, as tok822 does with bad input.
 
 from __future__ import annotations
 
+import re
+import time
 from dataclasses import dataclass
 
 from mailhost.address import internal_form, last_unquoted_at
@@ -211,3 +215,44 @@ def fold(header: str) -> list[str]:
         else:
             lines.append(part)
     return [lines[0], *("\t" + line for line in lines[1:])]
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def mail_date(when: float | None = None) -> str:
+    """``Sat, 28 Nov 2026 17:08:35 +0000 (UTC)`` in local time, C-locale names;
+    the day of the month is padded with a space (strftime ``%e``), as Postfix
+    writes ``Tue,  1 Dec 2026`` (recorded, tests/sendmail/postfix_sendmail.json)."""
+    t = time.localtime(time.time() if when is None else when)
+    offset = t.tm_gmtoff or 0
+    sign = "-" if offset < 0 else "+"
+    hours, minutes = divmod(abs(offset) // 60, 60)
+    return (
+        f"{_DAYS[t.tm_wday]}, {t.tm_mday:2d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} {sign}{hours:02d}{minutes:02d} "
+        f"({t.tm_zone})"
+    )
+
+
+_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*)$", re.IGNORECASE)
+
+
+def message_id(lines: list[bytes]) -> str:
+    """The Message-ID header's value without brackets ("" when absent), from
+    the header section only (up to the first empty line)."""
+    for index, line in enumerate(lines):
+        if not line:
+            break
+        match = _MESSAGE_ID.match(line)
+        if match is None:
+            continue
+        value = match.group(1)
+        for cont in lines[index + 1 :]:
+            if cont[:1] not in (b" ", b"\t"):
+                break
+            value += cont
+        text = value.decode("utf-8", "replace").strip()
+        return text[1:-1] if text.startswith("<") and text.endswith(">") else text
+    return ""

@@ -46,7 +46,7 @@ from email.message import EmailMessage, Message
 
 from mailhost.address import external_form
 from mailhost.bounce.templates import Template
-from mailhost.smtpd.received import mail_date
+from mailhost.rfc822 import mail_date
 
 #: Headers keep their UTF-8 (no encoded words: the report is 8bit, like
 #: Postfix's); LF line ends, as in the queue.

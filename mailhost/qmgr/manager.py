@@ -61,8 +61,6 @@ from mailhost.qmgr.transport import (
     FinalDelivery,
     Job,
     Outcome,
-    Route,
-    Router,
     Transports,
 )
 from mailhost.queue.qfile import (
@@ -82,6 +80,7 @@ from mailhost.queue.store import (
     QueueFileNotFound,
     QueueStore,
 )
+from mailhost.resolve.transport_maps import Route, Router
 
 log = logger("qmgr")
 QMGR = {"daemon": "qmgr"}

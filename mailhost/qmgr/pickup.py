@@ -58,7 +58,7 @@ from mailhost.queue.store import CORRUPT, CORRUPT_MODE, MAILDROP, QueueEntry, Qu
 from mailhost.resolve.aliases import AliasExpansionError
 from mailhost.resolve.resolver import Resolver, ResolverSettings
 from mailhost.resolve.rewrite import RewriteError, RewriteSettings, cleanup_rewrite
-from mailhost.smtpd.handler import message_id
+from mailhost.rfc822 import message_id
 from mailhost.smtpd.wiring import queue_store
 from mailhost.tables.registry import TableRegistry
 

@@ -35,11 +35,12 @@ from mailhost.qmgr.local import LocalSettings, LocalTransport
 from mailhost.qmgr.manager import QmgrSettings, QueueManager
 from mailhost.qmgr.pickup import Pickup, build_pickup, pickup_declared
 from mailhost.qmgr.smtp import SmtpSettings, SmtpTransport
-from mailhost.qmgr.transport import Router, Transport, Transports, builtin_transports
+from mailhost.qmgr.transport import Transport, Transports, builtin_transports
 from mailhost.qmgr.trigger import FLUSH, FLUSH_ID, Request, TriggerServer, site_queue_ids
 from mailhost.qmgr.virtual import VirtualSettings, VirtualTransport
 from mailhost.resolve.generic import GenericRewrite, GenericSettings
 from mailhost.resolve.resolver import Resolver, ResolverSettings
+from mailhost.resolve.transport_maps import Router
 from mailhost.smtpd.seams import InlineDelivery, QueueSink, QueueTransaction, Submission
 from mailhost.smtpd.server import Wiring
 from mailhost.smtpd.wiring import envelope_of, queue_store

@@ -39,8 +39,7 @@ from dataclasses import dataclass
 
 from mailhost.address import external_form
 from mailhost.config import Config
-from mailhost.rfc822 import externalize, fold, has_domain, parse_address_list
-from mailhost.smtpd.received import mail_date
+from mailhost.rfc822 import externalize, fold, has_domain, mail_date, parse_address_list
 
 #: Headers whose value is an address list (Postfix header_opts HDR_OPT_SENDER
 #: / HDR_OPT_RECIP); their unqualified addresses are qualified.

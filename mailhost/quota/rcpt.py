@@ -28,17 +28,17 @@ from mailhost.delivery.paths import check_mailbox_base, mailbox_path
 from mailhost.delivery.status import DeliveryError
 from mailhost.errors import ConfigError, TableTempFail
 from mailhost.log import logger
-from mailhost.qmgr.transport import Router
 from mailhost.quota.enforce import current_quota
 from mailhost.quota.maildirsize import QuotaLimits, QuotaState
 from mailhost.quota.policy import QuotaValueError, fits
 from mailhost.quota.settings import QuotaConfig
+from mailhost.reply import Reply
 from mailhost.resolve import replies
 from mailhost.resolve.aliases import AliasExpansionError
 from mailhost.resolve.classify import AddressClass
 from mailhost.resolve.resolver import Recipient, Resolver
 from mailhost.resolve.trace import Trace
-from mailhost.smtpd.replies import Reply
+from mailhost.resolve.transport_maps import Router
 from mailhost.tables.registry import TableRegistry
 
 log = logger("smtpd")

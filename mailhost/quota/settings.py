@@ -42,8 +42,8 @@ from mailhost.quota.policy import (
     parse_limit_value,
     parse_percents,
 )
+from mailhost.reply import Reply
 from mailhost.resolve.keys import SearchPolicy, find
-from mailhost.smtpd.replies import Reply
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 from mailhost.errors import TableTempFail
 from mailhost.log import logger
+from mailhost.reply import Reply
 from mailhost.resolve import replies
 from mailhost.resolve.keys import SearchPolicy, map_address
 from mailhost.resolve.trace import Trace
-from mailhost.smtpd.replies import Reply
 from mailhost.tables.maps import Maps
 
 log = logger("cleanup")

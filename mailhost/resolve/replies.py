@@ -11,7 +11,7 @@ resolver returns without conversion.
 
 from __future__ import annotations
 
-from mailhost.smtpd.replies import ALIAS_EXPANSION_ERROR, CONFIG_ERROR, QUEUE_WRITE_ERROR, Reply
+from mailhost.reply import ALIAS_EXPANSION_ERROR, CONFIG_ERROR, QUEUE_WRITE_ERROR, Reply
 
 __all__ = [
     "ALIAS_EXPANSION_ERROR",

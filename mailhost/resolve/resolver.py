@@ -24,6 +24,7 @@ from mailhost.address import external_form, join_address, normalize_domain, spli
 from mailhost.config import Config
 from mailhost.config.lists import split_list
 from mailhost.errors import TableTempFail
+from mailhost.reply import Reply
 from mailhost.resolve import replies
 from mailhost.resolve.aliases import AliasExpansionError, ExpansionLimits, expand_aliases
 from mailhost.resolve.classify import (
@@ -41,7 +42,6 @@ from mailhost.resolve.restrictions import (
     evaluate,
 )
 from mailhost.resolve.trace import Trace
-from mailhost.smtpd.replies import Reply
 from mailhost.tables.maps import Maps
 from mailhost.tables.matchlist import DomainList
 from mailhost.tables.registry import TableRegistry

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from mailhost.address import is_fqdn, split_address
 from mailhost.errors import TableEmptyResult, TableTempFail
 from mailhost.log import logger
+from mailhost.reply import Reply
 from mailhost.resolve import replies
 from mailhost.resolve.classify import AUTHORIZED_DESTINATIONS, Classification
 from mailhost.resolve.networks import NetworkList
 from mailhost.resolve.trace import Trace
-from mailhost.smtpd.replies import Reply
 
 log = logger("smtpd")
 

@@ -49,11 +49,11 @@ from mailhost.config import Config
 from mailhost.config.lists import split_list
 from mailhost.errors import TableTempFail
 from mailhost.log import logger
+from mailhost.reply import Reply
 from mailhost.resolve import replies
 from mailhost.resolve.header_addresses import HeaderMemo, rewrite_headers
 from mailhost.resolve.keys import SearchPolicy, map_address
 from mailhost.resolve.networks import NetworkList
-from mailhost.smtpd.replies import Reply
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
 

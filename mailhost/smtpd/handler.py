@@ -18,7 +18,6 @@ rejects in the same transaction are logged with the queue id.
 from __future__ import annotations
 
 import errno
-import re
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -27,12 +26,13 @@ from mailhost.address import external_form
 from mailhost.errors import MailhostError
 from mailhost.log import logger
 from mailhost.observe import metrics
+from mailhost.reply import QUEUE_WRITE_ERROR, Reply
+from mailhost.rfc822 import message_id
 from mailhost.smtpd import replies
 from mailhost.smtpd.data import DataResult
 from mailhost.smtpd.maillog import reject_line
 from mailhost.smtpd.paths import Path, format_param
 from mailhost.smtpd.received import protocol_name, received_header
-from mailhost.smtpd.replies import Reply
 from mailhost.smtpd.sasl import PasswordChecker
 from mailhost.smtpd.seams import (
     CleanupRewrite,
@@ -52,7 +52,6 @@ log = logger("smtpd")
 
 CLEANUP = {"daemon": "cleanup"}
 QMGR = {"daemon": "qmgr"}
-_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*)$", re.IGNORECASE)
 
 
 @dataclass
@@ -314,25 +313,6 @@ class SmtpdHandler:
         return not await self.settings.forbid_bare_newline_exclusions.match(client_address)
 
 
-def message_id(lines: list[bytes]) -> str:
-    """The Message-ID header's value without brackets ("" when absent), from
-    the header section only (up to the first empty line)."""
-    for index, line in enumerate(lines):
-        if not line:
-            break
-        match = _MESSAGE_ID.match(line)
-        if match is None:
-            continue
-        value = match.group(1)
-        for cont in lines[index + 1 :]:
-            if cont[:1] not in (b" ", b"\t"):
-                break
-            value += cont
-        text = value.decode("utf-8", "replace").strip()
-        return text[1:-1] if text.startswith("<") and text.endswith(">") else text
-    return ""
-
-
 def _log_queued(submission: Submission, lines: list[bytes], size: int) -> None:
     """Postfix writes these two from cleanup(8) and qmgr(8); log analysers
     (pflogsumm) key on those daemon names, so the lines carry them."""
@@ -348,13 +328,13 @@ async def _commit_failed(txn: Transaction, exc: OSError | MailhostError) -> Repl
     assert txn.queue is not None
     log.warning("%s: queue file write error: %s", txn.queue.queue_id, exc)
     await _quiet_abort(txn)
-    return _queue_error(exc) if isinstance(exc, OSError) else replies.QUEUE_WRITE_ERROR
+    return _queue_error(exc) if isinstance(exc, OSError) else QUEUE_WRITE_ERROR
 
 
 def _queue_error(exc: OSError) -> Reply:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return replies.NO_DISK_SPACE
-    return replies.QUEUE_WRITE_ERROR
+    return QUEUE_WRITE_ERROR
 
 
 async def _quiet_abort(txn: Transaction) -> None:

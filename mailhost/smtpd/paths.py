@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from mailhost.address import AddressError
 from mailhost.address import parse_path as parse_address
+from mailhost.reply import Reply
 from mailhost.smtpd import replies
-from mailhost.smtpd.replies import Reply
 
 
 class PathError(Exception):

@@ -32,13 +32,13 @@ from aiosmtpd.smtp import SMTP, TLSSetupException
 from mailhost.errors import MailhostError
 from mailhost.log import logger
 from mailhost.observe import metrics
+from mailhost.reply import Reply
 from mailhost.smtpd import replies
 from mailhost.smtpd.data import read_data, read_piece
 from mailhost.smtpd.handler import SmtpdHandler
 from mailhost.smtpd.maillog import disconnect_line, printable, reject_line
 from mailhost.smtpd.paths import PathError, parse_mail, parse_rcpt
 from mailhost.smtpd.peer import client_name, normal_address
-from mailhost.smtpd.replies import Reply
 from mailhost.smtpd.sasl import MECHANISMS, authenticate
 from mailhost.smtpd.seams import ConnectionGate
 from mailhost.smtpd.session import Session

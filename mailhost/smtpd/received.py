@@ -19,27 +19,9 @@ time with the zone name in parentheses (Postfix mail_date()).
 from __future__ import annotations
 
 import ipaddress
-import time
 
 from mailhost.address import external_form
-
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def mail_date(when: float | None = None) -> str:
-    """``Sat, 28 Nov 2026 17:08:35 +0000 (UTC)`` in local time, C-locale names;
-    the day of the month is padded with a space (strftime ``%e``), as Postfix
-    writes ``Tue,  1 Dec 2026`` (recorded, tests/sendmail/postfix_sendmail.json)."""
-    t = time.localtime(time.time() if when is None else when)
-    offset = t.tm_gmtoff or 0
-    sign = "-" if offset < 0 else "+"
-    hours, minutes = divmod(abs(offset) // 60, 60)
-    return (
-        f"{_DAYS[t.tm_wday]}, {t.tm_mday:2d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
-        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} {sign}{hours:02d}{minutes:02d} "
-        f"({t.tm_zone})"
-    )
+from mailhost.rfc822 import mail_date
 
 
 def rfc_address(address: str) -> str:

@@ -11,29 +11,7 @@ syntax, the greeting, 354).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class Reply:
-    """One SMTP reply: code, enhanced status (may be empty) and text."""
-
-    code: int
-    status: str
-    text: str
-
-    def __str__(self) -> str:
-        return (
-            f"{self.code} {self.status} {self.text}" if self.status else f"{self.code} {self.text}"
-        )
-
-    @property
-    def is_error(self) -> bool:
-        return self.code >= 400
-
-    @property
-    def is_permanent(self) -> bool:
-        return self.code >= 500
+from mailhost.reply import Reply
 
 
 def reply(code: int, status: str, text: str) -> Reply:
@@ -60,10 +38,7 @@ NO_VALID_RECIPIENTS = Reply(554, "5.5.1", "Error: no valid recipients")
 DATA_GO_AHEAD = Reply(354, "", "End data with <CR><LF>.<CR><LF>")
 DATA_SYNTAX = Reply(501, "5.5.4", "Syntax: DATA")
 MESSAGE_TOO_BIG = Reply(552, "5.3.4", "Error: message file too big")
-QUEUE_WRITE_ERROR = Reply(451, "4.3.0", "Error: queue file write error")
 NO_DISK_SPACE = Reply(452, "4.3.1", "Insufficient system storage")
-ALIAS_EXPANSION_ERROR = Reply(451, "4.6.0", "Alias expansion error")
-CONFIG_ERROR = Reply(451, "4.3.5", "Server configuration error")
 INTERNAL_ERROR = Reply(451, "4.3.0", "Error: internal error")
 VRFY_DISABLED = Reply(502, "5.5.1", "VRFY command is disabled")
 VRFY_SYNTAX = Reply(501, "5.5.4", "Syntax: VRFY address [SMTPUTF8]")

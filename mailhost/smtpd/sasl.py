@@ -26,8 +26,8 @@ from mailhost.db.passwords import verify_password
 from mailhost.errors import TableTempFail
 from mailhost.log import logger
 from mailhost.offload import BlockingPool
+from mailhost.reply import Reply
 from mailhost.smtpd import replies
-from mailhost.smtpd.replies import Reply
 from mailhost.tables.maps import Maps
 
 log = logger("smtpd")

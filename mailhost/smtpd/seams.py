@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from mailhost.smtpd.replies import Reply
+from mailhost.reply import Reply
 from mailhost.tables.maps import Maps
 
 #: Looks an address up in a ``*_maps`` parameter with Postfix's key sequence

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from mailhost.config.lists import split_list
 from mailhost.errors import TableTempFail
 from mailhost.log import logger
+from mailhost.reply import CONFIG_ERROR, Reply
 from mailhost.resolve.networks import NetworkList
 from mailhost.smtpd import replies
-from mailhost.smtpd.replies import Reply
 from mailhost.smtpd.seams import AddressSearch
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
@@ -103,7 +103,7 @@ class SenderPolicy:
                     return outcome
                 continue
             log.warning('unknown smtpd restriction: "%s"', name)
-            return replies.CONFIG_ERROR
+            return CONFIG_ERROR
         return None
 
     async def _mismatch(self, name: str, sender: str, sasl_username: str | None) -> Reply | None:

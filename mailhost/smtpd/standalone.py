@@ -34,9 +34,9 @@ from mailhost.config import Config
 from mailhost.log import DaemonFormatter, logger
 from mailhost.queue.qfile import Envelope, Recipient
 from mailhost.queue.store import MAILDROP, QueueStore, Transaction
+from mailhost.reply import Reply
 from mailhost.smtpd.handler import SmtpdHandler
 from mailhost.smtpd.protocol import SmtpdProtocol
-from mailhost.smtpd.replies import Reply
 from mailhost.smtpd.seams import ClientInfo, Submission
 from mailhost.smtpd.sender import SenderPolicy
 from mailhost.smtpd.settings import SmtpdSettings

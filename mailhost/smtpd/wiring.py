@@ -31,13 +31,13 @@ from mailhost.log import logger
 from mailhost.queue.qfile import Client, Envelope, Recipient
 from mailhost.queue.store import QueueStore, Transaction
 from mailhost.quota.rcpt import RcptQuotaCheck
+from mailhost.reply import QUEUE_WRITE_ERROR, Reply
 from mailhost.resolve.aliases import AliasExpansionError
 from mailhost.resolve.keys import find
 from mailhost.resolve.resolver import Resolver, ResolverSettings
 from mailhost.resolve.restrictions import Client as RestrictionClient
 from mailhost.resolve.rewrite import RewriteError, RewriteSettings, cleanup_rewrite
 from mailhost.smtpd.received import protocol_name
-from mailhost.smtpd.replies import QUEUE_WRITE_ERROR, Reply
 from mailhost.smtpd.seams import (
     AddressSearch,
     ClientInfo,

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from mailhost.errors import ConfigError
 from mailhost.observe import metrics
 from mailhost.observe.exporter import parse_listen, render, serve_metrics
+from mailhost.reply import QUEUE_WRITE_ERROR
 from mailhost.smtpd import replies
 from mailhost.tables.cache import CachedTable
 from mailhost.tables.maps import Maps
@@ -35,7 +36,7 @@ def samples(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 def test_smtpd_and_qmgr_counters_exposed() -> None:
     metrics.end_of_data(replies.queued("4ABC"))
-    metrics.end_of_data(replies.QUEUE_WRITE_ERROR)
+    metrics.end_of_data(QUEUE_WRITE_ERROR)
     metrics.smtpd_reject("RCPT", "550 5.1.1 <x@y>: Recipient address rejected: User unknown")
     metrics.smtpd_reject("RCPT", "550 5.1.1 <z@y>: Recipient address rejected: User unknown")
     metrics.delivery("sent")

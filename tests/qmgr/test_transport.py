@@ -7,7 +7,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailhost.qmgr.transport import Route, TransportMaps, error_status, parse_route
+from mailhost.qmgr.transport import error_status
+from mailhost.resolve.transport_maps import Route, TransportMaps, parse_route
 from mailhost.tables.maps import Maps
 
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=12)

@@ -19,8 +19,8 @@ from mailhost.config import Config
 from mailhost.errors import TableTempFail
 from mailhost.fsutil import write_durably
 from mailhost.offload import run_blocking
+from mailhost.reply import Reply
 from mailhost.resolve.networks import NetworkList
-from mailhost.smtpd.replies import Reply
 from mailhost.smtpd.seams import ClientInfo, Submission
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry

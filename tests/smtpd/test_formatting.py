@@ -12,10 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailhost.address import external_form
+from mailhost.rfc822 import mail_date
 from mailhost.smtpd import replies
 from mailhost.smtpd.maillog import CommandStats, format_stats, reject_line
 from mailhost.smtpd.paths import PathError, parse_mail, parse_rcpt
-from mailhost.smtpd.received import mail_date, received_header, rfc_address
+from mailhost.smtpd.received import received_header, rfc_address
 
 
 def test_disconnect_statistics_match_spec() -> None:

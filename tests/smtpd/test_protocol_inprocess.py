@@ -15,11 +15,11 @@ import pytest
 
 from mailhost.config import Config
 from mailhost.errors import TableTempFail
+from mailhost.reply import ALIAS_EXPANSION_ERROR, Reply
 from mailhost.resolve.networks import NetworkList
 from mailhost.smtpd import replies
 from mailhost.smtpd.handler import SmtpdHandler
 from mailhost.smtpd.protocol import SmtpdProtocol
-from mailhost.smtpd.replies import Reply
 from mailhost.smtpd.sasl import PasswordChecker
 from mailhost.smtpd.seams import ClientInfo, ExpansionFailed, Submission
 from mailhost.smtpd.sender import SenderPolicy
@@ -176,7 +176,7 @@ async def test_queue_failures(connect, error: OSError, expected: str) -> None:  
 async def test_alias_expansion_failure(connect) -> None:  # type: ignore[no-untyped-def]
     queue = MemoryQueue()
     client = await connect(
-        handler(settings(), queue=queue, policy=AcceptAll(replies.ALIAS_EXPANSION_ERROR))
+        handler(settings(), queue=queue, policy=AcceptAll(ALIAS_EXPANSION_ERROR))
     )
     assert await send_message(client) == "451 4.6.0 Alias expansion error"
     assert queue.transactions[0].aborted

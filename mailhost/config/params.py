@@ -18,6 +18,7 @@ one line in :data:`PARAMETERS`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -39,10 +40,16 @@ STR, BOOL, INT, TIME = Kind.STR, Kind.BOOL, Kind.INT, Kind.TIME
 @dataclass(frozen=True)
 class Param:
     name: str
-    default: str
+    #: The default, or a function computing it from this host (called the
+    #: first time the default is read, never at import).
+    value: str | Callable[[], str]
     kind: Kind = Kind.STR
     #: For TIME parameters: the unit of a bare number (Postfix: the default's unit).
     unit: str = ""
+
+    @property
+    def default(self) -> str:
+        return self.value() if callable(self.value) else self.value
 
     @property
     def time_unit(self) -> str:
@@ -357,9 +364,9 @@ PARAMETERS: tuple[Param, ...] = (
     Param("virtual_transport", "virtual", STR),
     Param("virtual_uid_maps", "", STR),
     # Computed from this host, as Postfix computes them.
-    Param("myhostname", host.default_myhostname()),
-    Param("mydomain", host.default_mydomain()),
-    Param("mynetworks", host.default_mynetworks()),
+    Param("myhostname", host.default_myhostname),
+    Param("mydomain", host.default_mydomain),
+    Param("mynetworks", host.default_mynetworks),
     Param("mail_version", __version__),
     Param("stress", ""),
     # mailhost's own parameters.

@@ -46,12 +46,34 @@ def logger(component: str | None = None) -> logging.Logger:
         manager.loggerClass = saved
 
 
+def daemon_logger(daemon: str) -> logging.Logger:
+    """The logger of one Postfix daemon name: every line it writes is
+    ``mailhost/DAEMON[PID]: ...`` (pflogsumm and other log analysers key on
+    ``cleanup``, ``qmgr``, ``pickup``, ``master``...), whichever module of
+    ours writes it.  Lines of loggers without a daemon carry the process's
+    default (``smtpd`` for ``mailhost serve``)."""
+    log = logger(f"daemon.{daemon}")
+    if isinstance(log, MaillogLogger):
+        log.daemon = daemon
+    return log
+
+
 class MaillogLogger(logging.Logger):
     """A mailhost logger whose informational lines skip the logging
     machinery (record, filters, handler lock) when the daemon's
     :class:`MaillogHandler` is the only place they can go — the server's
     hot path logs seven lines per message.  With any other handler or filter
     present (syslog, a test's capture) every line takes the usual way."""
+
+    #: the daemon name its lines carry (:func:`daemon_logger`); None: the
+    #: formatter's default.
+    daemon: str | None = None
+
+    def makeRecord(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = super().makeRecord(*args, **kwargs)
+        if self.daemon is not None and not hasattr(record, "daemon"):
+            record.daemon = self.daemon
+        return record
 
     def info(self, msg: object, *args: object, **kwargs: Any) -> None:
         handler = _DIRECT[0]
@@ -73,7 +95,7 @@ class MaillogLogger(logging.Logger):
                 text = _formatted(msg, args)
                 if text is not None:
                     extra = kwargs.get("extra")
-                    handler.line(extra.get("daemon") if extra else None, text)
+                    handler.line(extra.get("daemon") if extra else self.daemon, text)
                     return
         # Also for a bad format: the logging module reports it.
         super().info(msg, *args, **kwargs)

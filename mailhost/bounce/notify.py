@@ -48,14 +48,14 @@ from mailhost.bounce.templates import TEMPLATES
 from mailhost.config import Config
 from mailhost.config.lists import split_list
 from mailhost.errors import MailhostError
-from mailhost.log import logger
+from mailhost.log import daemon_logger, logger
 from mailhost.queue.qfile import Envelope, Notice, QueueFile, Recipient, RecipientStatus
 from mailhost.queue.store import ACTIVE, QueueStore
 
 log = logger("bounce")
-BOUNCE = {"daemon": "bounce"}
-CLEANUP = {"daemon": "cleanup"}
-QMGR = {"daemon": "qmgr"}
+bounce_log = daemon_logger("bounce")
+cleanup_log = daemon_logger("cleanup")
+qmgr_log = daemon_logger("qmgr")
 
 
 class BounceFailure(MailhostError):
@@ -188,9 +188,7 @@ class Bouncer:
         sender = qf.envelope.sender
         ids: list[str] = []
         if sender and sender.lower() == s.double_bounce_address.lower():
-            log.warning(
-                "%s: undeliverable postmaster notification discarded", qf.queue_id, extra=BOUNCE
-            )
+            bounce_log.warning("%s: undeliverable postmaster notification discarded", qf.queue_id)
         elif not sender:
             if policy.double_class in s.notify_classes:
                 ids.append(await self._send(policy, qf, entries, now, postmaster=True, full=True))
@@ -209,10 +207,13 @@ class Bouncer:
                         await self._send(policy, qf, entries, now, postmaster=True, full=False)
                     )
                 except BounceFailure as exc:
-                    log.warning(
+                    bounce_log.warning(
                         "%s: postmaster notice failed while %s %s: %s",
-                        qf.queue_id, policy.failed_copy, external_form(sender), exc, extra=BOUNCE,
-                    )  # fmt: skip
+                        qf.queue_id,
+                        policy.failed_copy,
+                        external_form(sender),
+                        exc,
+                    )
         record = Notice(policy.kind, tuple(i for i, _ in entries), ids[0] if ids else "", now)
         await self.store.append_status(qf.queue_id, [record], queues=(ACTIVE,))
 
@@ -303,12 +304,11 @@ class Bouncer:
             raise BounceFailure(f"cannot queue the notification: {exc}") from exc
         self.sent += 1
         new_id = txn.queue_id
-        log.info("%s: message-id=%s", new_id, message["Message-Id"], extra=CLEANUP)
+        cleanup_log.info("%s: message-id=%s", new_id, message["Message-Id"])
         who = "postmaster" if postmaster else "sender"
-        log.info("%s: %s %s notification: %s", qf.queue_id, who, policy.words, new_id, extra=BOUNCE)
-        log.info(
-            "%s: from=<%s>, size=%d, nrcpt=1 (queue active)",
-            new_id, external_form(sender), size, extra=QMGR,
-        )  # fmt: skip
+        bounce_log.info("%s: %s %s notification: %s", qf.queue_id, who, policy.words, new_id)
+        qmgr_log.info(
+            "%s: from=<%s>, size=%d, nrcpt=1 (queue active)", new_id, external_form(sender), size
+        )
         self.wake()
         return new_id

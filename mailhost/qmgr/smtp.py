@@ -55,7 +55,7 @@ from mailhost.delivery.smtp_client import (
 )
 from mailhost.delivery.status import CONFIG_ERROR, DeliveryStatus
 from mailhost.errors import ConfigError, TableTempFail
-from mailhost.log import logger
+from mailhost.log import daemon_logger, logger
 from mailhost.qmgr.transport import Delivery, Job, Outcome
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
@@ -239,7 +239,8 @@ class SmtpTransport:
         self.resolver = resolver
         self.cache = ConnectionCache(settings.cache_time_limit, settings.reuse_time_limit)
         self._slots: dict[str, tuple[asyncio.Semaphore, int]] = {}
-        self.extra = {"daemon": settings.name}
+        #: smtp(8) logs as the master.cf service it runs as (smtp, relay, lmtp).
+        self.log = daemon_logger(settings.name)
 
     @contextlib.asynccontextmanager
     async def _slot(self, nexthop: str) -> AsyncIterator[None]:
@@ -269,7 +270,7 @@ class SmtpTransport:
 
     async def deliver(self, job: Job) -> Sequence[Outcome]:
         if self.settings.error:
-            log.critical("%s", self.settings.error, extra=self.extra)
+            self.log.critical("%s", self.settings.error)
             return [Outcome(CONFIG_ERROR, NONE) for _ in job.deliveries]
         groups: dict[str, list[int]] = {}
         for n, delivery in enumerate(job.deliveries):
@@ -301,12 +302,12 @@ class SmtpTransport:
                 message = await self.rewrite.message(message)
             await self._attempt(job, nexthop, pending, sender, message)
         except TableTempFail as exc:
-            log.warning("%s: table lookup: %s", job.queue_id, exc, extra=self.extra)
+            self.log.warning("%s: table lookup: %s", job.queue_id, exc)
             for p in pending:
                 if not p.final:
                     p.status, p.relay = CONFIG_ERROR, NONE
         except ConfigError as exc:
-            log.warning("%s: %s", job.queue_id, exc, extra=self.extra)
+            self.log.warning("%s: %s", job.queue_id, exc)
             for p in pending:
                 if not p.final:
                     p.status, p.relay = CONFIG_ERROR, NONE
@@ -415,16 +416,16 @@ class SmtpTransport:
                     use_tls=use_tls,
                 )
             except TlsFallback as exc:
-                log.info("%s: %s; trying plaintext", endpoint.label, exc, extra=self.extra)
+                self.log.info("%s: %s; trying plaintext", endpoint.label, exc)
                 use_tls = False
                 continue
             except SessionError as exc:
                 relay = endpoint.label if exc.connected else NONE
                 if not exc.connected:
                     # Postfix logs every failed connection, without a queue id.
-                    log.info("%s", exc.status.text, extra=self.extra)
+                    self.log.info("%s", exc.status.text)
                 elif not last:
-                    log.info("%s: %s", job.queue_id, exc.status.text, extra=self.extra)
+                    self.log.info("%s: %s", job.queue_id, exc.status.text)
                 # A 5xx in the handshake bounces (a 5xx greeting was made a
                 # 4xx by smtp_skip_5xx_greeting: the next host is tried).
                 final = exc.status.bounced
@@ -454,14 +455,14 @@ class SmtpTransport:
             )
         except SessionError as exc:
             if not last and exc.status.deferred:
-                log.info("%s: %s", job.queue_id, exc.status.text, extra=self.extra)
+                self.log.info("%s: %s", job.queue_id, exc.status.text)
             for p in todo:
                 p.status, p.relay = exc.status, relay
                 p.final = not exc.status.deferred
             raise
         soft = [st for st in statuses if st.deferred]
         if soft and not last:
-            log.info("%s: %s", job.queue_id, soft[0].text, extra=self.extra)
+            self.log.info("%s: %s", job.queue_id, soft[0].text)
         for p, status in zip(todo, statuses, strict=True):
             p.status, p.relay = status, relay
             p.final = not status.deferred

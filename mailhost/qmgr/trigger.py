@@ -34,12 +34,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailhost.log import logger
+from mailhost.log import daemon_logger, logger
 from mailhost.queue.ids import is_queue_id
 from mailhost.queue.qfile import CorruptQueueFile
 from mailhost.queue.store import DEFERRED, QueueStore
 
 log = logger("qmgr")
+qmgr_log = daemon_logger("qmgr")
 
 #: Relative to queue_directory, as Postfix's qmgr FIFO.
 TRIGGER_PATH = Path("public") / "qmgr"
@@ -175,7 +176,7 @@ class TriggerServer:
                 try:
                     request = parse_request(line)
                 except RequestError as exc:
-                    log.warning("trigger %s: %s", self.path, exc, extra={"daemon": "qmgr"})
+                    qmgr_log.warning("trigger %s: %s", self.path, exc)
                     writer.write(f"error {exc}\n".encode())
                 else:
                     started = await self.handler(request)

@@ -9,17 +9,17 @@ normal queue file in ``incoming``:
 
 1. the file is read and verified; one that does not verify is moved to
    ``corrupt`` with Postfix's warning and never delivered;
-2. the sender and the recipients are qualified (``user`` →
-   ``user@$myorigin``) and the recipients expanded through virtual_alias_maps
-   as cleanup does for SMTP mail (the original recipient is kept as given, as
-   Postfix's ``original_recipient`` record);
-3. a local submission gets cleanup's header treatment
-   (:func:`mailhost.queue.cleanup.clean_local`: Received: header with the
+2. cleanup (:class:`mailhost.cleanup.service.LocalCleanup`) qualifies the
+   sender and the recipients (``user`` → ``user@$myorigin``), rewrites and
+   expands them through virtual_alias_maps as for SMTP mail (the original
+   recipient is kept as given, as Postfix's ``original_recipient`` record);
+3. cleanup gives a local submission its header treatment
+   (:func:`mailhost.cleanup.headers.clean_local`: Received: header with the
    submitting uid — the maildrop file's owner —, Bcc: removed, missing
    Message-Id:/Date:/From: added); a file requeued by ``postsuper -r``
    already had it and keeps its content;
-4. the new file is committed in ``incoming`` under a new queue id (file and
-   directory fsynced), and only then is the maildrop file removed.
+4. cleanup commits the new file in ``incoming`` under a new queue id (file
+   and directory fsynced), and only then is the maildrop file removed.
 
 Crash safety: before step 4's commit the maildrop file is the only copy;
 after it the incoming file is complete and the maildrop name is removed next.
@@ -41,31 +41,22 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 
 from mailhost.address import external_form
-from mailhost.config import Config
-from mailhost.config.mastercf import read_master_cf
+from mailhost.cleanup.seams import ExpansionFailed
+from mailhost.cleanup.service import LocalCleanup
 from mailhost.errors import MailhostError
-from mailhost.log import logger
+from mailhost.log import daemon_logger, logger
 from mailhost.offload import run_blocking
-from mailhost.queue.cleanup import Cleaned, CleanupSettings, clean_local
 from mailhost.queue.ids import is_queue_id
-from mailhost.queue.qfile import CorruptQueueFile, QueueFile, Recipient
-from mailhost.queue.store import CORRUPT, CORRUPT_MODE, MAILDROP, QueueEntry, QueueStore
-from mailhost.resolve.aliases import AliasExpansionError
-from mailhost.resolve.resolver import Resolver, ResolverSettings
-from mailhost.resolve.rewrite import RewriteError, RewriteSettings, cleanup_rewrite
-from mailhost.rfc822 import message_id
-from mailhost.smtpd.wiring import queue_store
-from mailhost.tables.registry import TableRegistry
+from mailhost.queue.qfile import CorruptQueueFile
+from mailhost.queue.store import CORRUPT, CORRUPT_MODE, MAILDROP, QueueEntry
+from mailhost.resolve.rewrite import RewriteError
 
 log = logger("pickup")
-PICKUP = {"daemon": "pickup"}
-CLEANUP = {"daemon": "cleanup"}
-QMGR = {"daemon": "qmgr"}
+cleanup_log = daemon_logger("cleanup")
+pickup_log = daemon_logger("pickup")
 
 #: A temporary maildrop name older than this belongs to a sendmail that died
 #: while writing (never acknowledged): removed, as ``postsuper -p`` would.
@@ -82,23 +73,11 @@ class PickupCounters:
 class Pickup:
     """Moves maildrop files into incoming (see the module docstring)."""
 
-    def __init__(
-        self,
-        store: QueueStore,
-        resolver: Resolver,
-        settings: CleanupSettings,
-        *,
-        rewrite: RewriteSettings | None = None,
-        poll_interval: float = 1.0,
-        on_queued: Callable[[str], None] | None = None,
-    ) -> None:
-        self.store = store
-        self.resolver = resolver
-        self.settings = settings
-        #: cleanup's canonical mapping and masquerading, as at end of DATA.
-        self.rewrite = rewrite
+    def __init__(self, cleanup: LocalCleanup, *, poll_interval: float = 1.0) -> None:
+        #: cleanup(8) for local submissions; it wakes the queue manager.
+        self.cleanup = cleanup
+        self.store = cleanup.store
         self.poll_interval = poll_interval
-        self.on_queued = on_queued
         self.counters = PickupCounters()
         self._wakeup = asyncio.Event()
         self._stopping = False
@@ -126,7 +105,7 @@ class Pickup:
             try:
                 await self.scan()
             except Exception as exc:
-                log.warning("scanning %s: %s", self.store.root / MAILDROP, exc, extra=PICKUP)
+                pickup_log.warning("scanning %s: %s", self.store.root / MAILDROP, exc)
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_interval):
@@ -152,10 +131,9 @@ class Pickup:
                     continue
                 with contextlib.suppress(FileNotFoundError):
                     if now - dirent.stat(follow_symlinks=False).st_mtime > STALE_TEMP_AGE:
-                        log.warning(
-                            'removing incomplete maildrop file "%s/%s"',
-                            MAILDROP, dirent.name, extra=PICKUP,
-                        )  # fmt: skip
+                        pickup_log.warning(
+                            'removing incomplete maildrop file "%s/%s"', MAILDROP, dirent.name
+                        )
                         os.unlink(dirent.path)
 
     # -- one file -------------------------------------------------------------------
@@ -172,119 +150,59 @@ class Pickup:
             await self._save_corrupt(entry, str(exc))
             return None
         try:
-            sender, targets = await self._rewrite_envelope(qf)
-            recipients = await self._recipients(qf, targets)
+            sender, recipients = await self.cleanup.envelope(qf)
         except RewriteError as exc:
-            log.warning("%s: %s", entry.queue_id, exc.log_text, extra=CLEANUP)
-            self.counters.deferred += 1
+            self._defer(entry, exc.log_text)
             return None
-        except AliasExpansionError as exc:
-            log.warning("%s: %s", entry.queue_id, exc.log_text, extra=CLEANUP)
-            self.counters.deferred += 1
+        except ExpansionFailed as exc:
+            self._defer(entry, exc.detail)
             return None
         except MailhostError as exc:
-            log.warning("%s: %s; will retry", entry.queue_id, exc, extra=CLEANUP)
-            self.counters.deferred += 1
+            self._defer(entry, f"{exc}; will retry")
             return None
+        orig = "" if qf.envelope.submission else f" orig_id={entry.queue_id}"
+
+        def opened(qid: str) -> None:
+            pickup_log.info(
+                "%s: uid=%d from=<%s>%s", qid, owner, external_form(qf.envelope.sender), orig
+            )
+
+        async def committed() -> None:
+            # Committed: the maildrop copy has done its job.
+            await run_blocking(entry.path.unlink, missing_ok=True)
+            await self.store.syncer.sync_dir(entry.path.parent)
+
         try:
-            qid = await self._requeue(entry, qf, owner, sender, recipients)
+            qid = await self.cleanup.submit(
+                qf,
+                owner=owner,
+                sender=sender,
+                recipients=recipients,
+                opened=opened,
+                committed=committed,
+            )
         except RewriteError as exc:
-            log.warning("%s: %s", entry.queue_id, exc.log_text, extra=CLEANUP)
-            self.counters.deferred += 1
+            self._defer(entry, exc.log_text)
             return None
         except OSError as exc:
-            log.warning("%s: queue file write error: %s", entry.queue_id, exc, extra=CLEANUP)
-            self.counters.deferred += 1
+            self._defer(entry, f"queue file write error: {exc}")
             return None
         self.counters.picked_up += 1
-        if self.on_queued is not None:
-            self.on_queued(qid)
         return qid
 
-    async def _rewrite_envelope(self, qf: QueueFile) -> tuple[str, list[str]]:
-        """The sender and one target per envelope recipient: qualified with
-        myorigin, then canonical-mapped and masqueraded (cleanup's order,
-        before virtual alias expansion); raises RewriteError."""
-        qualifier = self.settings.qualifier
-        sender = qualifier.address(qf.envelope.sender)
-        targets = [qualifier.address(r.address) for r in qf.envelope.recipients]
-        if self.rewrite is None:
-            return sender, targets
-        done = await cleanup_rewrite(self.rewrite, sender, targets, [])
-        return done.sender, list(done.recipients)
-
-    async def _recipients(self, qf: QueueFile, targets: list[str]) -> tuple[Recipient, ...]:
-        """Alias-expanded, one per distinct (original, final)."""
-        seen: set[tuple[str, str]] = set()
-        out: list[Recipient] = []
-        for rcpt, target in zip(qf.envelope.recipients, targets, strict=True):
-            original = rcpt.original or rcpt.address
-            for record in await self.resolver.expand(target):
-                key = (original.lower(), record.final.lower())
-                if key not in seen:
-                    seen.add(key)
-                    out.append(replace(rcpt, address=record.final, original=original))
-        return tuple(out)
-
-    async def _requeue(
-        self,
-        entry: QueueEntry,
-        qf: QueueFile,
-        owner: int,
-        sender: str,
-        recipients: tuple[Recipient, ...],
-    ) -> str:
-        envelope = qf.envelope
-        raw_sender = envelope.sender
-        txn = await self.store.begin()
-        qid = txn.queue_id
-        orig = "" if envelope.submission else f" orig_id={entry.queue_id}"
-        log.info(
-            "%s: uid=%d from=<%s>%s", qid, owner, external_form(raw_sender), orig, extra=PICKUP
-        )
-        try:
-            lines = qf.lines()
-            if self.rewrite is not None:
-                # Header addresses as read (local submissions are always
-                # rewritten); the headers cleanup adds below are not.
-                done = await cleanup_rewrite(self.rewrite, sender, [], lines, queue_id=qid)
-                lines = done.lines
-            if envelope.submission:
-                cleaned = clean_local(
-                    lines,
-                    queue_id=qid,
-                    sender=sender,
-                    full_name=envelope.full_name,
-                    uid=owner,
-                    arrival=envelope.arrival_time,
-                    settings=self.settings,
-                    local=envelope.submission == "local",
-                )
-            else:
-                cleaned = Cleaned(lines, message_id(lines), None)
-            new = replace(envelope, sender=sender, recipients=recipients, submission="")
-        except BaseException:
-            await txn.abort()
-            raise
-        size = await txn.commit(new, cleaned.lines)
-        # Committed: the maildrop copy has done its job.
-        await run_blocking(entry.path.unlink, missing_ok=True)
-        await self.store.syncer.sync_dir(entry.path.parent)
-        if cleaned.resent_message_id is not None:
-            log.info("%s: resent-message-id=<%s>", qid, cleaned.resent_message_id, extra=CLEANUP)
-        log.info("%s: message-id=<%s>", qid, cleaned.message_id, extra=CLEANUP)
-        log.info(
-            "%s: from=<%s>, size=%d, nrcpt=%d (queue active)",
-            qid, external_form(sender), size, len(recipients), extra=QMGR,
-        )  # fmt: skip
-        return qid
+    def _defer(self, entry: QueueEntry, reason: str) -> None:
+        """A temporary failure: the maildrop file waits for the next scan."""
+        cleanup_log.warning("%s: %s", entry.queue_id, reason)
+        self.counters.deferred += 1
 
     async def _save_corrupt(self, entry: QueueEntry, reason: str) -> None:
-        log.warning("%s: %s", entry.queue_id, reason, extra=PICKUP)
-        log.warning(
+        pickup_log.warning("%s: %s", entry.queue_id, reason)
+        pickup_log.warning(
             'saving corrupt file "%s" from queue "%s" to queue "%s"',
-            entry.queue_id, MAILDROP, CORRUPT, extra=PICKUP,
-        )  # fmt: skip
+            entry.queue_id,
+            MAILDROP,
+            CORRUPT,
+        )
         target = self.store.path(CORRUPT, entry.queue_id)
         try:
             await run_blocking(os.rename, entry.path, target)
@@ -294,22 +212,3 @@ class Pickup:
         await self.store.syncer.sync_dir(target.parent)
         await self.store.syncer.sync_dir(entry.path.parent)
         self.counters.corrupt += 1
-
-
-def pickup_declared(master_cf: Path) -> bool:
-    """True when master.cf has a service run by the ``pickup`` command."""
-    return any(entry.program == "pickup" for entry in read_master_cf(master_cf))
-
-
-def build_pickup(
-    cfg: Config, registry: TableRegistry, on_queued: Callable[[str], None] | None = None
-) -> Pickup:
-    """A pickup for ``cfg``: the production queue, the resolver's alias
-    expansion, cleanup's settings from main.cf."""
-    return Pickup(
-        queue_store(cfg),
-        Resolver(ResolverSettings.from_config(cfg, registry)),
-        CleanupSettings.from_config(cfg),
-        rewrite=RewriteSettings.from_config(cfg, registry),
-        on_queued=on_queued,
-    )

@@ -18,7 +18,8 @@ Why the queue is safe for several workers:
   (``QueueManager._activate``); a worker delivers only what it activated;
 * start-up recovery — removing unfinished temporary files in ``incoming`` and
   moving ``active`` back to ``incoming`` — runs once, in the parent, before
-  any worker exists (a worker doing it would take another's files);
+  any worker exists (a worker doing it would take another's files;
+  :func:`mailhost.master.recover_once`);
 * Maildir delivery is multi-process safe by design (unique names, link into
   ``new``); mbox delivery locks with fcntl and dot-lock files.
 
@@ -29,56 +30,42 @@ service is not silently running at reduced capacity).
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import os
 import signal
 import sys
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass
 
-from mailhost.log import flush_logs, logger
+from mailhost.log import daemon_logger, flush_logs, logger
 from mailhost.queue import ids as queue_ids
 
 log = logger("master")
-MASTER = {"daemon": "master"}
+master_log = daemon_logger("master")
 
 #: Forwarded from the parent to every worker.
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 #: prctl(2) option: the signal a process gets when its parent dies.
 PR_SET_PDEATHSIG = 1
-#: True in a forked worker: skip start-up recovery, bind with SO_REUSEPORT.
-_worker = False
-#: The worker's number (0 .. N-1) in a forked worker.
-_worker_index = 0
 
 
-def in_worker() -> bool:
-    """Whether this process is one of several workers."""
-    return _worker
+@dataclass(frozen=True)
+class Role:
+    """What this process is: the only one (the default), or worker ``index``
+    of several.  A worker skips start-up recovery (the parent did it) and
+    binds with SO_REUSEPORT."""
 
+    worker: bool = False
+    index: int = 0
 
-def is_first_worker() -> bool:
-    """True without workers and in worker 0: the one process that runs what
-    a host has once — pickup (two would pick the same maildrop file), the
-    ``public/qmgr`` trigger socket of ``postqueue -f``, the ``/metrics``
-    listener.  The queue is shared, so worker 0's queue manager flushing
-    deferred mail flushes everybody's."""
-    return not _worker or _worker_index == 0
-
-
-def recover_once(config_dir: Path | None, master_cf: Path | None) -> None:
-    """The start-up recovery every worker would otherwise do, done here once."""
-    from mailhost.config import load_config  # noqa: PLC0415
-    from mailhost.offload import DEFAULT_POOL  # noqa: PLC0415
-    from mailhost.qmgr.service import qmgr_declared  # noqa: PLC0415
-    from mailhost.smtpd.wiring import queue_store  # noqa: PLC0415
-
-    cfg = load_config(config_dir)
-    reactivate = qmgr_declared(master_cf or cfg.config_dir / "master.cf")
-    asyncio.run(queue_store(cfg).recover(reactivate=reactivate))
-    # The workers must not inherit an executor whose threads they lack.
-    DEFAULT_POOL.shutdown()
+    @property
+    def is_first(self) -> bool:
+        """True without workers and in worker 0: the one process that runs
+        what a host has once — pickup (two would pick the same maildrop
+        file), the ``public/qmgr`` trigger socket of ``postqueue -f``, the
+        ``/metrics`` listener.  The queue is shared, so worker 0's queue
+        manager flushing deferred mail flushes everybody's."""
+        return not self.worker or self.index == 0
 
 
 def _die_with_parent(parent: int) -> None:
@@ -102,10 +89,9 @@ def _worker_setup(index: int, count: int) -> None:
     _die_with_parent(os.getppid())
 
 
-def run_workers(count: int, run_one: Callable[[], int]) -> int:
-    """Fork ``count`` workers, each running ``run_one()`` (its exit status);
-    return the parent's exit status once every worker has ended."""
-    global _worker, _worker_index
+def run_workers(count: int, run_one: Callable[[Role], int]) -> int:
+    """Fork ``count`` workers, each running ``run_one(role)`` (its exit
+    status); return the parent's exit status once every worker has ended."""
     children: set[int] = set()
     #: Workers already told to stop: once is enough (a worker shutting down
     #: has given up its handler, and a second SIGTERM would kill it mid-way).
@@ -133,11 +119,10 @@ def run_workers(count: int, run_one: Callable[[], int]) -> int:
     for index in range(count):
         pid = os.fork()
         if pid == 0:
-            _worker, _worker_index = True, index
             _worker_setup(index, count)
             status = 1
             try:
-                status = run_one()
+                status = run_one(Role(worker=True, index=index))
             finally:
                 flush_logs()
                 sys.stdout.flush()
@@ -146,8 +131,7 @@ def run_workers(count: int, run_one: Callable[[], int]) -> int:
         children.add(pid)
     if stopping:
         forward(signal.SIGTERM, None)  # asked to stop while forking
-    log.info("started %d worker processes: %s", count, " ".join(map(str, sorted(children))),
-             extra=MASTER)  # fmt: skip
+    master_log.info("started %d worker processes: %s", count, " ".join(map(str, sorted(children))))
 
     status = 0
     while children:
@@ -162,7 +146,6 @@ def run_workers(count: int, run_one: Callable[[], int]) -> int:
         if not stopping and children:
             # One worker ended on its own (a fatal error, a crash): stop all.
             if code != 0:
-                log.warning("worker %d exited with status %d: stopping", pid, code,
-                            extra=MASTER)  # fmt: skip
+                master_log.warning("worker %d exited with status %d: stopping", pid, code)
             forward(signal.SIGTERM, None)
     return status

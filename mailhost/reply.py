@@ -42,3 +42,5 @@ QUEUE_WRITE_ERROR = Reply(451, "4.3.0", "Error: queue file write error")
 ALIAS_EXPANSION_ERROR = Reply(451, "4.6.0", "Alias expansion error")
 #: a restriction or parameter that cannot be evaluated.
 CONFIG_ERROR = Reply(451, "4.3.5", "Server configuration error")
+#: the queue file system is (nearly) full (Postfix smtpd_check_queue, cleanup).
+NO_DISK_SPACE = Reply(452, "4.3.1", "Insufficient system storage")

@@ -5,7 +5,7 @@ headers and in ``sendmail -f 'Name <addr>'``; the date as Postfix writes it
 
 Where this sits in the pipeline: the sendmail command parses its ``-f``
 argument and, with ``-t``, the ``To:``/``Cc:``/``Bcc:`` headers with
-:func:`parse_address_list`; cleanup (:mod:`mailhost.queue.cleanup`) uses the
+:func:`parse_address_list`; cleanup (:mod:`mailhost.cleanup.headers`) uses the
 spans it returns to qualify unqualified header addresses in place, so the rest
 of a header keeps its exact bytes (Postfix rewrites the parsed token tree and
 writes it back only when an address changed; where nothing changes the header

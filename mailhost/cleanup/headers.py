@@ -1,7 +1,7 @@
 """cleanup(8)'s treatment of a local submission, between pickup and the queue.
 
 Where this sits in the pipeline: ``mailhost sendmail`` drops the message as
-read into ``maildrop``; pickup (:mod:`mailhost.qmgr.pickup`) hands each file
+read into ``maildrop``; pickup (:mod:`mailhost.pickup`) hands each file
 to :func:`clean_local`, which is the one place where cleanup-style header
 processing of locally submitted mail happens, and writes the result into
 ``incoming`` for the queue manager.  Everything here is pure: lines in, lines

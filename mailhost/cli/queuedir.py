@@ -41,15 +41,11 @@ class NoQueueDirectory(MailhostError):
 
 
 def open_queue(config_dir: Path | None, *, missing_status: int = 1) -> tuple[Config, QueueStore]:
-    """The configuration and its queue (as mailhost.smtpd.wiring.queue_store
-    builds it, without importing the server).  A missing queue_directory is
-    an error with ``missing_status`` (postqueue: 69)."""
+    """The configuration and its queue (:meth:`QueueStore.from_config`,
+    without importing the server).  A missing queue_directory is an error
+    with ``missing_status`` (postqueue: 69)."""
     config = load_config(config_dir)
-    store = QueueStore(
-        config.get("queue_directory"),
-        long_ids=config.get_bool("enable_long_queue_ids"),
-        line_length_limit=config.get_int("line_length_limit"),
-    )
+    store = QueueStore.from_config(config)
     if not store.root.is_dir():
         error = NoQueueDirectory(f"chdir {store.root}: No such file or directory")
         error.exit_status = missing_status

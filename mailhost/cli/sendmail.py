@@ -6,7 +6,7 @@ with the message on standard input.  This command reads it, works out the
 envelope as Postfix's sendmail(1) does, and writes one complete, fsynced queue
 file into ``maildrop`` under ``queue_directory`` — whether or not a server is
 running.  ``mailhost serve`` with a ``pickup`` line in master.cf later moves
-it on (:mod:`mailhost.qmgr.pickup`; cleanup's header work happens there).
+it on (:mod:`mailhost.pickup`; cleanup's header work happens in :mod:`mailhost.cleanup`).
 Exit 0 only once the file and its directory entry are on disk.
 
 What is Postfix's, recorded from Postfix 3.7.11 (tests/sendmail/postfix_sendmail.json):
@@ -65,8 +65,8 @@ from typing import Any, BinaryIO, NoReturn
 
 import click
 
+from mailhost.cleanup.headers import header_name, header_value, split_header_section
 from mailhost.errors import EX_TEMPFAIL, EX_UNAVAILABLE, MailhostError
-from mailhost.queue.cleanup import header_name, header_value, split_header_section
 from mailhost.queue.qfile import Envelope, Recipient, postfix_size
 from mailhost.rfc822 import first_address, parse_address_list
 

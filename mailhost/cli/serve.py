@@ -10,21 +10,23 @@ connections.  Exit status: 0 after a clean stop, 1 for a configuration error
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import logging.handlers
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from mailhost import eventloop, prefork
 from mailhost.cli.common import config_dir_option, fatal
-from mailhost.config import Config
 from mailhost.errors import MailhostError
 from mailhost.log import DaemonFormatter, MaillogHandler, flush_logs, logger
-from mailhost.smtpd.server import MailServer, Wiring
+from mailhost.prefork import Role
+from mailhost.smtpd.server import MailServer
+
+if TYPE_CHECKING:
+    from mailhost.master import Master
 
 _FACILITIES = logging.handlers.SysLogHandler.facility_names
 
@@ -61,42 +63,19 @@ def setup_daemon_logging(*, stderr: bool = True, syslog: str | None = None) -> N
     logging.logMultiprocessing = False
 
 
-def with_metrics(wiring: Wiring) -> Wiring:
-    """``wiring`` that also opens ``/metrics`` on mailhost_metrics_listen at start-up."""
-    original = wiring.startup
-
-    async def startup(cfg: Config) -> None:
-        from mailhost.observe.exporter import serve_metrics  # noqa: PLC0415 - prometheus_client on demand
-
-        if prefork.is_first_worker():
-            # One listener per host; with several workers its counters are
-            # worker 0's (the queue sizes are the whole queue's).
-            serve_metrics(cfg.get("mailhost_metrics_listen"), Path(cfg.get("queue_directory")))
-        if original is not None:
-            await original(cfg)
-
-    return dataclasses.replace(wiring, startup=startup)
-
-
-def run_server(
-    config_dir: Path | None,
-    wiring: Wiring,
-    *,
-    master_cf: Path | None = None,
-    syslog: str | None = None,
-    stop: Callable[[], Awaitable[None]] | None = None,
-) -> int:
-    """Run until SIGTERM; the exit status.  ``stop`` runs after the listeners
-    closed (the queue manager finishing its deliveries)."""
+def run_server(master: Master, *, syslog: str | None = None) -> int:
+    """Run until SIGTERM; the exit status.  The master's pipeline stops
+    after the listeners closed (the queue manager finishing its deliveries)."""
     setup_daemon_logging(syslog=syslog)
-    server = MailServer(config_dir, wiring, master_cf=master_cf)
+    server = MailServer(
+        master.config_dir, master, master_cf=master.master_cf_path, role=master.role
+    )
 
     async def main() -> None:
         try:
             await server.serve_forever()
         finally:
-            if stop is not None:
-                await stop()
+            await master.stop()
 
     try:
         eventloop.run(main())
@@ -123,13 +102,10 @@ def run_server(
 def serve(config_dir: Path | None, master_cf: Path | None, use_syslog: bool) -> None:
     """Run the SMTP server in the foreground (listeners from master.cf)."""
     from mailhost.config import load_config  # noqa: PLC0415
-    from mailhost.qmgr.service import QueueManagerService  # noqa: PLC0415
-    from mailhost.smtpd.wiring import default_wiring  # noqa: PLC0415 - loads resolver and queue
+    from mailhost.master import Master, recover_once  # noqa: PLC0415 - loads the whole pipeline
 
     facility = None
     try:
-        qmgr = QueueManagerService(master_cf)
-        wiring = with_metrics(qmgr.wrap(default_wiring()))
         if use_syslog:
             facility = load_config(config_dir).get("syslog_facility")
     except MailhostError as exc:
@@ -139,14 +115,14 @@ def serve(config_dir: Path | None, master_cf: Path | None, use_syslog: bool) -> 
     except MailhostError:
         workers = 1  # run_server reports the configuration error as usual
 
-    def run_one() -> int:
-        return run_server(config_dir, wiring, master_cf=master_cf, syslog=facility, stop=qmgr.stop)
+    def run_one(role: Role) -> int:
+        return run_server(Master(config_dir, master_cf, role=role), syslog=facility)
 
     if workers <= 1:
-        sys.exit(run_one())
+        sys.exit(run_one(Role()))
     setup_daemon_logging(syslog=facility)
     try:
-        prefork.recover_once(config_dir, master_cf)
+        recover_once(config_dir, master_cf)
     except (MailhostError, OSError) as exc:
         fatal("mailhost", str(exc), getattr(exc, "exit_status", 1))
     sys.exit(prefork.run_workers(workers, run_one))

@@ -31,9 +31,9 @@ from mailhost.resolve.keys import find
 from mailhost.resolve.resolver import Recipient, Resolver, ResolverSettings
 from mailhost.resolve.restrictions import Client
 from mailhost.resolve.trace import Trace
+from mailhost.smtpd.recipients import address_search
 from mailhost.smtpd.sender import SenderPolicy
 from mailhost.smtpd.settings import SmtpdSettings
-from mailhost.smtpd.wiring import address_search
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
 
@@ -107,7 +107,7 @@ async def _trace(
             settings.sender_restrictions,
             settings.sender_login_maps,
             registry,
-            address_search(config, registry),
+            address_search(resolver.settings.search),
             settings.mynetworks,
         )
         # smtpd_delay_reject = yes: sender restrictions are judged at RCPT, first.

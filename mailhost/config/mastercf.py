@@ -43,7 +43,7 @@ WELL_KNOWN_PORTS: Mapping[str, int] = {
 }
 
 #: Programs ``mailhost serve`` runs itself besides the smtpd listeners: the
-#: queue manager and pickup (mailhost.qmgr.service / mailhost.qmgr.pickup start
+#: queue manager and pickup (mailhost.master starts
 #: them when master.cf declares them)
 #: and the delivery agents that queue manager runs in-process.  Their lines are
 #: not "ignored" and get no warning.
@@ -253,3 +253,9 @@ def smtpd_listeners(entries: list[MasterEntry], filename: str = "master.cf") -> 
                 filename, entry.line, entry.service, entry.type, entry.command,
             )  # fmt: skip
     return listeners
+
+
+def declares(path: Path, program: str) -> bool:
+    """True when the master.cf at ``path`` has a service run by ``program``
+    (``qmgr``, ``pickup``): mailhost runs those services in-process."""
+    return any(entry.program == program for entry in read_master_cf(path))

@@ -32,14 +32,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mailhost.errors import TableTempFail
-from mailhost.log import logger
+from mailhost.log import daemon_logger
 from mailhost.qmgr.delays import Delays
-from mailhost.qmgr.manager import QMGR, QueueManager
+from mailhost.qmgr.manager import QueueManager
 from mailhost.qmgr.transport import Delivery, Job
 from mailhost.queue import qfile
 from mailhost.queue.qfile import Envelope
 
-log = logger("qmgr")
+log = daemon_logger("qmgr")
 
 #: Transports whose deliveries may run inline: the final delivery into a
 #: mailbox on this host, with no further hop.
@@ -77,7 +77,7 @@ class InlinePlan:
                 left.append(delivery.index)
         if not left:
             manager.counters.removed += 1
-            log.info("%s: removed", self.queue_id, extra=QMGR)
+            log.info("%s: removed", self.queue_id)
         return tuple(left)
 
 

@@ -139,7 +139,7 @@ class Envelope:
     #: ``From:`` header.  Empty for SMTP mail.
     full_name: str = ""
     #: a ``sendmail`` submission in ``maildrop`` that pickup has not yet given
-    #: cleanup's treatment (mailhost.queue.cleanup): ``"local"`` (missing
+    #: cleanup's treatment (mailhost.cleanup.headers): ``"local"`` (missing
     #: headers added, header addresses qualified) or ``"gateway"``
     #: (``sendmail -G``: neither, Postfix's remote rewrite context); ``""``
     #: for everything else.

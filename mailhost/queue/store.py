@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from mailhost.config import Config
 from mailhost.errors import MailhostError
 from mailhost.fsutil import GroupSync, StrPath, Syncer
 from mailhost.log import logger
@@ -228,6 +229,15 @@ class QueueStore:
         self.syncer: Syncer = syncer if syncer is not None else GroupSync()
         self.line_length_limit = line_length_limit
         self.counters = QueueCounters()
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> QueueStore:
+        """The queue of ``queue_directory``, as main.cf configures it."""
+        return cls(
+            cfg.get("queue_directory"),
+            long_ids=cfg.get_bool("enable_long_queue_ids"),
+            line_length_limit=cfg.get_int("line_length_limit"),
+        )
 
     # -- layout ---------------------------------------------------------------------
 

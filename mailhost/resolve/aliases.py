@@ -103,3 +103,22 @@ async def expand_aliases(
             addresses.extend(results[1:])
         i += 1
     return addresses
+
+
+class DistinctPairs:
+    """The (original, final) recipient pairs a message already has, compared
+    without regard to case: with ``enable_original_recipient = yes`` cleanup
+    keeps one copy per pair (spec 3.4).  Used wherever a message's recipients
+    are expanded (cleanup for SMTP and local mail, the resolver's
+    ``expand_all`` for ``mailhost trace``)."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[str, str]] = set()
+
+    def first(self, original: str, final: str) -> bool:
+        """True the first time this pair is offered."""
+        key = (original.lower(), final.lower())
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True

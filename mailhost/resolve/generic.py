@@ -28,6 +28,7 @@ from mailhost.config.lists import split_list
 from mailhost.log import logger
 from mailhost.resolve.header_addresses import rewrite_headers
 from mailhost.resolve.keys import SearchPolicy, map_address
+from mailhost.resolve.resolver import ResolverSettings
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
 
@@ -43,14 +44,17 @@ class GenericSettings:
 
     @classmethod
     def from_config(
-        cls, cfg: Config, registry: TableRegistry, parameter: str = "smtp_generic_maps"
+        cls,
+        cfg: Config,
+        registry: TableRegistry,
+        parameter: str = "smtp_generic_maps",
+        search: SearchPolicy | None = None,
     ) -> GenericSettings:
-        """``parameter`` is smtp_generic_maps (or lmtp_generic_maps for lmtp)."""
-        from mailhost.resolve.resolver import ResolverSettings  # noqa: PLC0415 - import cycle
-
+        """``parameter`` is smtp_generic_maps (or lmtp_generic_maps for lmtp);
+        ``search`` the resolver's key policy when the caller has it."""
         return cls(
             maps=Maps.from_value(parameter, cfg.get(parameter), registry),
-            search=ResolverSettings.from_config(cfg, registry).search,
+            search=search or ResolverSettings.from_config(cfg, registry).search,
             propagate="generic"
             in [v.lower() for v in split_list(cfg.get("propagate_unmatched_extensions"))],
         )

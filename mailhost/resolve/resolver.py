@@ -26,7 +26,12 @@ from mailhost.config.lists import split_list
 from mailhost.errors import TableTempFail
 from mailhost.reply import Reply
 from mailhost.resolve import replies
-from mailhost.resolve.aliases import AliasExpansionError, ExpansionLimits, expand_aliases
+from mailhost.resolve.aliases import (
+    AliasExpansionError,
+    DistinctPairs,
+    ExpansionLimits,
+    expand_aliases,
+)
 from mailhost.resolve.classify import (
     AddressClass,
     Classification,
@@ -347,13 +352,11 @@ class Resolver:
         """Expand every envelope recipient; one record per distinct
         (original, final) pair (enable_original_recipient = yes).  The first
         failure fails the whole message, as in cleanup."""
-        seen: set[tuple[str, str]] = set()
+        pairs = DistinctPairs()
         out: list[Recipient] = []
         for recipient in recipients:
             for record in await self.expand(recipient, resolve=resolve, trace=trace):
-                key = (record.original.lower(), record.final.lower())
-                if key not in seen:
-                    seen.add(key)
+                if pairs.first(record.original, record.final):
                     out.append(record)
         return out
 

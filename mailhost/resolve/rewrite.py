@@ -54,6 +54,7 @@ from mailhost.resolve import replies
 from mailhost.resolve.header_addresses import HeaderMemo, rewrite_headers
 from mailhost.resolve.keys import SearchPolicy, map_address
 from mailhost.resolve.networks import NetworkList
+from mailhost.resolve.resolver import ResolverSettings, interface_addresses
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
 
@@ -119,8 +120,11 @@ class RewriteSettings:
     remote_header_rewrite_domain: str = ""
 
     @classmethod
-    def from_config(cls, cfg: Config, registry: TableRegistry) -> RewriteSettings:
-        from mailhost.resolve.resolver import ResolverSettings  # noqa: PLC0415 - import cycle
+    def from_config(
+        cls, cfg: Config, registry: TableRegistry, search: SearchPolicy | None = None
+    ) -> RewriteSettings:
+        """``search`` is the resolver's key policy when the caller has it
+        already (read from ``cfg`` otherwise)."""
 
         def canonical(name: str) -> CanonicalMap | None:
             maps = Maps.from_value(f"{name}_maps", cfg.get(f"{name}_maps"), registry)
@@ -129,7 +133,7 @@ class RewriteSettings:
             return CanonicalMap(maps, _classes(cfg.get(f"{name}_classes")))
 
         return cls(
-            search=ResolverSettings.from_config(cfg, registry).search,
+            search=search or ResolverSettings.from_config(cfg, registry).search,
             mydomain=cfg.get("mydomain"),
             append_dot_mydomain=cfg.get_bool("append_dot_mydomain"),
             swap_bangpath=cfg.get_bool("swap_bangpath"),
@@ -174,8 +178,6 @@ class HeaderClients:
 
     @classmethod
     def parse(cls, cfg: Config, registry: TableRegistry) -> HeaderClients:
-        from mailhost.resolve.resolver import interface_addresses  # noqa: PLC0415 - import cycle
-
         name = "local_header_rewrite_clients"
         words = [w for w in split_list(cfg.get(name)) if w.lower() != "check_address_map"]
         lowered = [w.lower() for w in words]

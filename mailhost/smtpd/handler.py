@@ -17,41 +17,27 @@ rejects in the same transaction are logged with the queue id.
 
 from __future__ import annotations
 
-import errno
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from mailhost.address import external_form
-from mailhost.errors import MailhostError
+from mailhost.cleanup.seams import ExpansionFailed, protocol_name
+from mailhost.cleanup.service import Cleanup, Message, queue_error
 from mailhost.log import logger
 from mailhost.observe import metrics
-from mailhost.reply import QUEUE_WRITE_ERROR, Reply
-from mailhost.rfc822 import message_id
+from mailhost.reply import NO_DISK_SPACE, Reply
 from mailhost.smtpd import replies
 from mailhost.smtpd.data import DataResult
 from mailhost.smtpd.maillog import reject_line
 from mailhost.smtpd.paths import Path, format_param
-from mailhost.smtpd.received import protocol_name, received_header
+from mailhost.smtpd.received import received_header
 from mailhost.smtpd.sasl import PasswordChecker
-from mailhost.smtpd.seams import (
-    CleanupRewrite,
-    ExpansionFailed,
-    FinalRecipient,
-    InlineDelivery,
-    InlinePlan,
-    QueueSink,
-    RecipientPolicy,
-    Submission,
-)
+from mailhost.smtpd.seams import RecipientPolicy
 from mailhost.smtpd.sender import SenderPolicy
 from mailhost.smtpd.session import Session, Transaction
 from mailhost.smtpd.settings import SmtpdSettings
 
 log = logger("smtpd")
-
-CLEANUP = {"daemon": "cleanup"}
-QMGR = {"daemon": "qmgr"}
 
 
 @dataclass
@@ -60,14 +46,12 @@ class SmtpdHandler:
 
     settings: SmtpdSettings
     recipients: RecipientPolicy
-    queue: QueueSink
+    #: cleanup(8): the queue file from the first accepted RCPT, and what is
+    #: stored at end of DATA.
+    cleanup: Cleanup
     sender_policy: SenderPolicy
     passwords: PasswordChecker | None
     queue_directory: str | None = None
-    #: cleanup's address rewriting at end of DATA (None: addresses as received).
-    cleanup: CleanupRewrite | None = None
-    #: delivery during DATA for mail that needs no queue (None: always queue).
-    inline: InlineDelivery | None = None
 
     # -- logging -----------------------------------------------------------------
 
@@ -120,7 +104,7 @@ class SmtpdHandler:
             session.transaction = None
             return replies.SIZE_EXCEEDED
         if not await self._enough_space(declared):
-            return replies.NO_DISK_SPACE
+            return NO_DISK_SPACE
         session.transaction = Transaction(
             path.address, tuple(kept), declared_size=declared, smtputf8=smtputf8
         )
@@ -170,10 +154,10 @@ class SmtpdHandler:
             return reply, True
         if txn.queue is None:
             try:
-                txn.queue = await self.queue.open()
+                txn.queue = await self.cleanup.open()
             except OSError as exc:
                 log.warning("queue file open error: %s", exc)
-                return _queue_error(exc), True
+                return queue_error(exc), True
             extra = ""
             if session.sasl_username:
                 extra = (
@@ -218,20 +202,6 @@ class SmtpdHandler:
             log.warning("%s: queue file size limit exceeded", qid)
             await txn.queue.abort()
             return replies.MESSAGE_TOO_BIG
-        sender, lines = txn.sender, data.lines
-        try:
-            targets = txn.recipients
-            if self.cleanup is not None:
-                done = await self.cleanup.rewrite(
-                    qid, sender, txn.recipients, data.lines, session.info()
-                )
-                sender, targets, lines = done.sender, list(done.recipients), done.lines
-            finals = await self._expand(txn.recipients, targets)
-        except ExpansionFailed as exc:
-            if exc.detail:
-                log.warning("%s: %s", qid, exc.detail)
-            await txn.queue.abort()
-            return exc.reply
         header = received_header(
             helo=session.helo,
             client_name=session.client_name,
@@ -244,66 +214,22 @@ class SmtpdHandler:
             queue_id=qid,
             recipients=txn.recipients,
         )
-        content = [line.encode("utf-8", "surrogateescape") for line in header.splitlines()]
-        content.extend(lines)
-        arrival = time.time()
-        submission = Submission(
-            queue_id=qid,
-            sender=sender,
-            recipients=finals,
+        message = Message(
+            sender=txn.sender,
+            recipients=txn.recipients,
             client=session.info(),
-            arrival_time=arrival,
+            lines=data.lines,
+            received=[line.encode("utf-8", "surrogateescape") for line in header.splitlines()],
+            arrival_time=time.time(),
             mail_params=txn.mail_params,
         )
-        plan = await self.inline.plan(submission, content) if self.inline else None
-        if plan is not None:
-            return await self._deliver_inline(txn, submission, content, data.lines, plan)
         try:
-            size = await txn.queue.commit(submission, content)
-        except (OSError, MailhostError) as exc:
-            return await _commit_failed(txn, exc)
-        _log_queued(submission, data.lines, size)
+            await self.cleanup.submit(txn.queue, message)
+        except ExpansionFailed as exc:
+            if exc.detail:
+                log.warning("%s: %s", qid, exc.detail)
+            return exc.reply
         return replies.queued(qid)
-
-    async def _deliver_inline(
-        self,
-        txn: Transaction,
-        submission: Submission,
-        content: list[bytes],
-        lines: list[bytes],
-        plan: InlinePlan,
-    ) -> Reply:
-        """Deliver now; queue only the recipients that were not delivered."""
-        assert txn.queue is not None
-        _log_queued(submission, lines, plan.size)
-        left = await plan.deliver()
-        if not left:
-            await _quiet_abort(txn)
-            return replies.queued(submission.queue_id)
-        rest = replace(submission, recipients=tuple(submission.recipients[i] for i in left))
-        try:
-            await txn.queue.commit(rest, content)
-        except (OSError, MailhostError) as exc:
-            # The client will send it again; the copies already delivered
-            # will then be delivered twice (nothing is lost).
-            return await _commit_failed(txn, exc)
-        return replies.queued(submission.queue_id)
-
-    async def _expand(
-        self, recipients: list[str], targets: list[str]
-    ) -> tuple[FinalRecipient, ...]:
-        """Cleanup's virtual alias expansion of each (rewritten) recipient in
-        ``targets``, de-duplicated on (original, final) (spec 3.4,
-        enable_original_recipient = yes)."""
-        seen: set[tuple[str, str]] = set()
-        out: list[FinalRecipient] = []
-        for original, target in zip(recipients, targets, strict=True):
-            for final in await self.recipients.expand(target):
-                key = (original.lower(), final.lower())
-                if key not in seen:
-                    seen.add(key)
-                    out.append(FinalRecipient(original, final))
-        return tuple(out)
 
     async def bare_lf_rejected(self, client_address: str) -> bool:
         """smtpd_forbid_bare_newline = reject, unless the client is in
@@ -311,36 +237,3 @@ class SmtpdHandler:
         if self.settings.forbid_bare_newline != "reject":
             return False
         return not await self.settings.forbid_bare_newline_exclusions.match(client_address)
-
-
-def _log_queued(submission: Submission, lines: list[bytes], size: int) -> None:
-    """Postfix writes these two from cleanup(8) and qmgr(8); log analysers
-    (pflogsumm) key on those daemon names, so the lines carry them."""
-    qid = submission.queue_id
-    log.info("%s: message-id=<%s>", qid, message_id(lines), extra=CLEANUP)
-    log.info(
-        "%s: from=<%s>, size=%d, nrcpt=%d (queue active)",
-        qid, external_form(submission.sender), size, len(submission.recipients), extra=QMGR,
-    )  # fmt: skip
-
-
-async def _commit_failed(txn: Transaction, exc: OSError | MailhostError) -> Reply:
-    assert txn.queue is not None
-    log.warning("%s: queue file write error: %s", txn.queue.queue_id, exc)
-    await _quiet_abort(txn)
-    return _queue_error(exc) if isinstance(exc, OSError) else QUEUE_WRITE_ERROR
-
-
-def _queue_error(exc: OSError) -> Reply:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return replies.NO_DISK_SPACE
-    return QUEUE_WRITE_ERROR
-
-
-async def _quiet_abort(txn: Transaction) -> None:
-    if txn.queue is None:
-        return
-    try:
-        await txn.queue.abort()
-    except (OSError, MailhostError) as exc:
-        log.warning("%s: cannot remove queue file: %s", txn.queue.queue_id, exc)

@@ -36,13 +36,6 @@ def rfc_address(address: str) -> str:
     return str(ip)
 
 
-def protocol_name(*, esmtp: bool, tls: bool, authenticated: bool) -> str:
-    """``SMTP``, ``ESMTP``, ``ESMTPS``, ``ESMTPA`` or ``ESMTPSA`` (RFC 3848)."""
-    if not esmtp:
-        return "SMTP"
-    return "ESMTP" + ("S" if tls else "") + ("A" if authenticated else "")
-
-
 def received_header(
     *,
     helo: str | None,

@@ -1,19 +1,19 @@
 """The narrow interfaces smtpd needs from the rest of the pipeline.
 
 smtpd decides nothing about recipients and writes no files itself: at RCPT it
-asks the resolver (spec 3.5), after DATA it asks the resolver for the final
-recipients (cleanup's virtual alias expansion, spec 3.4) and hands the message
-to the durable queue.  These Protocols are those seams; :mod:`mailhost.smtpd.wiring`
-connects them to :mod:`mailhost.resolve` and :mod:`mailhost.queue`, and tests
-plug in small implementations of their own.
+asks the resolver (spec 3.5), and from the first accepted recipient on the
+message belongs to cleanup (:mod:`mailhost.cleanup`, whose own seams are in
+:mod:`mailhost.cleanup.seams`).  These Protocols are smtpd's seams;
+:mod:`mailhost.master` connects them to :mod:`mailhost.resolve` and
+:mod:`mailhost.quota`, and tests plug in small implementations of their own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from mailhost.cleanup.seams import ClientInfo
 from mailhost.reply import Reply
 from mailhost.tables.maps import Maps
 
@@ -23,128 +23,12 @@ from mailhost.tables.maps import Maps
 AddressSearch = Callable[[Maps, str], Awaitable[str | None]]
 
 
-@dataclass(frozen=True)
-class ClientInfo:
-    """Who is talking to us, as the restrictions and the queue file see it."""
-
-    name: str
-    address: str
-    port: int
-    helo: str | None
-    protocol: str
-    sasl_method: str | None = None
-    sasl_username: str | None = None
-    tls: bool = False
-
-
-@dataclass(frozen=True)
-class FinalRecipient:
-    """One recipient after alias expansion: the address given at RCPT (``original``)
-    and where it goes (``final``)."""
-
-    original: str
-    final: str
-
-
-@dataclass(frozen=True)
-class Submission:
-    """Everything the queue file records besides the content."""
-
-    queue_id: str
-    sender: str
-    recipients: tuple[FinalRecipient, ...]
-    client: ClientInfo
-    arrival_time: float
-    #: MAIL FROM parameters kept for delivery (``BODY``, ``SMTPUTF8``).
-    mail_params: tuple[tuple[str, str], ...] = field(default_factory=tuple)
-
-
-class ExpansionFailed(Exception):
-    """Alias expansion could not finish; ``reply`` is the end-of-DATA answer
-    (``451 4.6.0 Alias expansion error`` or ``451 4.3.0 Error: queue file write error``)."""
-
-    def __init__(self, reply: Reply, detail: str = "") -> None:
-        super().__init__(detail or str(reply))
-        self.reply = reply
-        self.detail = detail
-
-
-@dataclass(frozen=True)
-class Rewritten:
-    """A message after cleanup's address rewriting (canonical maps, masquerading)."""
-
-    sender: str
-    #: One address per accepted recipient, in order (alias expansion starts here).
-    recipients: tuple[str, ...]
-    lines: list[bytes]
-
-
-class CleanupRewrite(Protocol):
-    async def rewrite(
-        self,
-        queue_id: str,
-        sender: str,
-        recipients: Sequence[str],
-        lines: list[bytes],
-        client: ClientInfo,
-    ) -> Rewritten:
-        """Rewrite envelope and headers once (spec 3.1 step 2); raises
-        :class:`ExpansionFailed` when a table fails."""
-        ...
-
-
 class RecipientPolicy(Protocol):
     async def check_recipient(
         self, recipient: str, sender: str, client: ClientInfo, size: int = 0
     ) -> Reply | None:
         """None to accept ``recipient``, else the reject/defer reply (spec 3.5);
         ``size`` is the client's MAIL FROM ``SIZE=`` (0: none), for the quota."""
-        ...
-
-    async def expand(self, recipient: str) -> Sequence[str]:
-        """Final recipients of one accepted recipient (spec 3.4); raises
-        :class:`ExpansionFailed`."""
-        ...
-
-
-class QueueTransaction(Protocol):
-    """A queue file being written; its id is known before the content is."""
-
-    @property
-    def queue_id(self) -> str: ...
-
-    async def commit(self, submission: Submission, content: Sequence[bytes]) -> int:
-        """Write envelope and content durably (file and directory fsynced) and
-        return the queued size; only then may smtpd answer 250."""
-        ...
-
-    async def abort(self) -> None:
-        """Forget the transaction (nothing was acknowledged)."""
-        ...
-
-
-class QueueSink(Protocol):
-    async def open(self) -> QueueTransaction: ...
-
-
-class InlinePlan(Protocol):
-    """A message cleared for delivery during DATA (mailhost.qmgr.inline)."""
-
-    @property
-    def size(self) -> int:
-        """The size the queue manager logs (``size=``)."""
-        ...
-
-    async def deliver(self) -> tuple[int, ...]:
-        """Deliver every recipient durably and log the results; the indexes
-        (into the submission's recipients) of those left for the queue."""
-        ...
-
-
-class InlineDelivery(Protocol):
-    async def plan(self, submission: Submission, content: Sequence[bytes]) -> InlinePlan | None:
-        """A plan when every recipient can be delivered now, else None (the
-        message is queued as usual)."""
         ...
 
 

@@ -28,22 +28,18 @@ import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
-from mailhost import prefork
+from mailhost.cleanup.service import Cleanup
 from mailhost.config import Config, load_config
 from mailhost.config.mastercf import Listener, read_master_cf, smtpd_listeners
 from mailhost.errors import ConfigError, MailhostError
 from mailhost.log import logger
+from mailhost.prefork import Role
 from mailhost.smtpd.handler import SmtpdHandler
 from mailhost.smtpd.protocol import SmtpdProtocol
 from mailhost.smtpd.sasl import PasswordChecker
-from mailhost.smtpd.seams import (
-    AddressSearch,
-    CleanupRewrite,
-    InlineDelivery,
-    QueueSink,
-    RecipientPolicy,
-)
+from mailhost.smtpd.seams import AddressSearch, RecipientPolicy
 from mailhost.smtpd.sender import SenderPolicy
 from mailhost.smtpd.settings import SmtpdSettings
 from mailhost.tables.maps import Maps
@@ -63,19 +59,28 @@ class ListenError(MailhostError):
 
 
 @dataclass(frozen=True)
-class Wiring:
-    """How the server reaches the resolver and the queue (see seams.py)."""
+class ListenerStages:
+    """What one listener's sessions hand their decisions to."""
 
-    recipients: Callable[[Config, TableRegistry], RecipientPolicy]
-    queue: Callable[[Config], QueueSink]
-    #: The key sequence for smtpd_sender_login_maps (the resolver's, spec 3.3).
-    address_search: Callable[[Config, TableRegistry], AddressSearch]
-    #: Run once before the first listener opens (queue recovery).
-    startup: Callable[[Config], Awaitable[None]] | None = None
-    #: cleanup's address rewriting at end of DATA (canonical maps, masquerading).
-    cleanup: Callable[[Config, TableRegistry], CleanupRewrite] | None = None
-    #: delivery during DATA (mailhost.qmgr.inline), given by the queue manager.
-    inline: Callable[[Config], InlineDelivery | None] | None = None
+    #: the RCPT TO verdict (the resolver and the quota, spec 3.5).
+    recipients: RecipientPolicy
+    #: cleanup(8): the queue file and what is stored at end of DATA.
+    cleanup: Cleanup
+    #: the key sequence for smtpd_sender_login_maps (the resolver's, spec 3.3).
+    address_search: AddressSearch
+
+
+class Pipeline(Protocol):
+    """The rest of the pipeline as the server sees it
+    (:class:`mailhost.master.Master`)."""
+
+    def listener(self, cfg: Config, registry: TableRegistry) -> ListenerStages:
+        """The stages of one listener of a new configuration generation."""
+        ...
+
+    async def startup(self, cfg: Config) -> None:
+        """Run once before the first listener opens (queue recovery, qmgr)."""
+        ...
 
 
 class ConnectionCounter:
@@ -165,8 +170,9 @@ class Generation:
 @dataclass
 class MailServer:
     config_dir: Path | None
-    wiring: Wiring
+    pipeline: Pipeline
     master_cf: Path | None = None
+    role: Role = field(default_factory=Role)
     servers: dict[tuple[str, int, bool], list[asyncio.Server]] = field(default_factory=dict)
     protocols: set[SmtpdProtocol] = field(default_factory=set)
     generation: Generation | None = None
@@ -212,21 +218,20 @@ class MailServer:
                             "mailhost_sasl_password_maps", settings.sasl_password_maps, registry
                         )
                     )
+            stages = self.pipeline.listener(cfg, registry)
             handler = SmtpdHandler(
                 settings=settings,
-                recipients=self.wiring.recipients(cfg, registry),
-                queue=self.wiring.queue(cfg),
+                recipients=stages.recipients,
+                cleanup=stages.cleanup,
                 sender_policy=SenderPolicy.build(
                     settings.sender_restrictions,
                     settings.sender_login_maps,
                     registry,
-                    self.wiring.address_search(cfg, registry),
+                    stages.address_search,
                     settings.mynetworks,
                 ),
                 passwords=passwords,
                 queue_directory=cfg.get("queue_directory"),
-                cleanup=self.wiring.cleanup(cfg, registry) if self.wiring.cleanup else None,
-                inline=self.wiring.inline(cfg) if self.wiring.inline else None,
             )
             for address in bind_addresses(listener, cfg):
                 key = (address, listener.port, settings.tls_wrappermode)
@@ -277,7 +282,7 @@ class MailServer:
                 ssl=context,
                 reuse_address=True,
                 # Several workers share the port; the kernel spreads connections.
-                reuse_port=prefork.in_worker() or None,
+                reuse_port=self.role.worker or None,
                 start_serving=True,
             )
         except OSError as exc:
@@ -292,8 +297,7 @@ class MailServer:
     async def start(self) -> None:
         base, listeners = self.load()
         self.generation = self.build(base, listeners)
-        if self.wiring.startup is not None:
-            await self.wiring.startup(base)
+        await self.pipeline.startup(base)
         names = {}
         for listener, cfg in listeners:
             for address in bind_addresses(listener, cfg):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from mailhost.cleanup.seams import ClientInfo, QueueTransaction
 from mailhost.smtpd.maillog import CommandStats, client_name
-from mailhost.smtpd.seams import ClientInfo, QueueTransaction
 
 
 @dataclass

@@ -30,17 +30,20 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from mailhost.cleanup.production import StoreSink
+from mailhost.cleanup.seams import ClientInfo, Submission
+from mailhost.cleanup.service import Cleanup
 from mailhost.config import Config
 from mailhost.log import DaemonFormatter, logger
 from mailhost.queue.qfile import Envelope, Recipient
-from mailhost.queue.store import MAILDROP, QueueStore, Transaction
+from mailhost.queue.store import MAILDROP, QueueStore
 from mailhost.reply import Reply
+from mailhost.resolve.resolver import ResolverSettings
 from mailhost.smtpd.handler import SmtpdHandler
 from mailhost.smtpd.protocol import SmtpdProtocol
-from mailhost.smtpd.seams import ClientInfo, Submission
+from mailhost.smtpd.recipients import address_search
 from mailhost.smtpd.sender import SenderPolicy
 from mailhost.smtpd.settings import SmtpdSettings
-from mailhost.smtpd.wiring import address_search
 from mailhost.tables.registry import TableRegistry
 
 #: Stand-alone smtpd has neither TLS nor SASL (Postfix smtpd -S).
@@ -62,34 +65,15 @@ class AnyRecipient:
         return [recipient]
 
 
-class MaildropTransaction:
-    def __init__(self, txn: Transaction) -> None:
-        self.txn = txn
-
-    @property
-    def queue_id(self) -> str:
-        return self.txn.queue_id
-
-    async def commit(self, submission: Submission, content: Sequence[bytes]) -> int:
-        envelope = Envelope(
-            sender=submission.sender,
-            recipients=tuple(Recipient(r.final, r.original) for r in submission.recipients),
-            arrival_time=submission.arrival_time,
-            mail_params=submission.mail_params,
-            submission="local",
-        )
-        return await self.txn.commit(envelope, content)
-
-    async def abort(self) -> None:
-        await self.txn.abort()
-
-
-class MaildropSink:
-    def __init__(self, store: QueueStore) -> None:
-        self.store = store
-
-    async def open(self) -> MaildropTransaction:
-        return MaildropTransaction(await self.store.begin(MAILDROP))
+def maildrop_envelope(submission: Submission) -> Envelope:
+    """A local submission's envelope: pickup and cleanup do the rest."""
+    return Envelope(
+        sender=submission.sender,
+        recipients=tuple(Recipient(r.final, r.original) for r in submission.recipients),
+        arrival_time=submission.arrival_time,
+        mail_params=submission.mail_params,
+        submission="local",
+    )
 
 
 class StandaloneProtocol(SmtpdProtocol):
@@ -155,12 +139,12 @@ async def _session(cfg: Config, inner: socket.socket) -> None:
         handler = SmtpdHandler(
             settings=settings,
             recipients=AnyRecipient(),
-            queue=MaildropSink(store),
+            cleanup=Cleanup(StoreSink(store, MAILDROP, maildrop_envelope), AnyRecipient()),
             sender_policy=SenderPolicy.build(
                 settings.sender_restrictions,
                 settings.sender_login_maps,
                 registry,
-                address_search(cfg, registry),
+                address_search(ResolverSettings.from_config(cfg, registry).search),
                 settings.mynetworks,
             ),
             passwords=None,

@@ -8,10 +8,10 @@ import smtplib
 import time
 from pathlib import Path
 
+from mailhost.master import Master
 from mailhost.qmgr.inline import plan_inline
-from mailhost.qmgr.service import QueueManagerService
 from mailhost.queue.qfile import Envelope, Recipient
-from mailhost.smtpd.wiring import default_wiring
+from mailhost.tables.registry import TableRegistry
 from tests.qmgr.helpers import CONTENT, Site, captured_log
 from tests.smtpd.conftest import serve_with_qmgr
 
@@ -70,10 +70,10 @@ async def test_a_stopping_manager_plans_nothing(tmp_path: Path) -> None:
 
 
 def test_mailhost_inline_delivery_no_turns_it_off(tmp_path: Path) -> None:
-    wiring = QueueManagerService().wrap(default_wiring())
-    assert wiring.inline is not None
-    assert wiring.inline(Site(tmp_path).config()) is not None
-    assert wiring.inline(Site(tmp_path, extra="mailhost_inline_delivery = no\n").config()) is None
+    master, registry = Master(tmp_path), TableRegistry()
+    assert master.listener(Site(tmp_path).config(), registry).cleanup.inline is not None
+    off = Site(tmp_path, extra="mailhost_inline_delivery = no\n").config()
+    assert master.listener(off, registry).cleanup.inline is None
 
 
 def test_over_smtp_copies_are_on_disk_at_250_and_failures_are_queued(tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ import pytest
 
 from mailhost.cli import sendmail
 from mailhost.config import load_config
-from mailhost.qmgr.pickup import Pickup, build_pickup
+from mailhost.master import build_pickup
+from mailhost.pickup import Pickup
 from mailhost.queue.qfile import QueueFile
 from mailhost.queue.store import INCOMING, QueueStore
 from mailhost.tables.registry import TableRegistry

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailhost.address import external_form
+from mailhost.cleanup.headers import Qualifier, phrase
 from mailhost.cli.sendmail import (
     SendmailFatal,
     command_line_recipients,
@@ -18,7 +19,6 @@ from mailhost.cli.sendmail import (
     parse_args,
     read_message,
 )
-from mailhost.queue.cleanup import Qualifier, phrase
 from mailhost.rfc822 import externalize, first_address, fold, parse_address_list
 
 

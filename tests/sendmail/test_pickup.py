@@ -182,7 +182,7 @@ async def test_running_pickup_is_woken_and_wakes_the_queue_manager(
     config = write_config(tmp_path / "etc")
     pickup, registry = await pickup_for(config)
     woken = asyncio.Event()
-    pickup.on_queued = lambda queue_id: woken.set()
+    pickup.cleanup.trigger = lambda queue_id: woken.set()
     pickup.poll_interval = 3600
     await pickup.start()
     try:

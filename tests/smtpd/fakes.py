@@ -15,13 +15,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from mailhost.cleanup.seams import ClientInfo, Submission
 from mailhost.config import Config
 from mailhost.errors import TableTempFail
 from mailhost.fsutil import write_durably
 from mailhost.offload import run_blocking
 from mailhost.reply import Reply
 from mailhost.resolve.networks import NetworkList
-from mailhost.smtpd.seams import ClientInfo, Submission
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from mailhost.cleanup.seams import ClientInfo, ExpansionFailed, Submission
+from mailhost.cleanup.service import Cleanup
 from mailhost.config import Config
 from mailhost.errors import TableTempFail
 from mailhost.reply import ALIAS_EXPANSION_ERROR, Reply
@@ -21,7 +23,6 @@ from mailhost.smtpd import replies
 from mailhost.smtpd.handler import SmtpdHandler
 from mailhost.smtpd.protocol import SmtpdProtocol
 from mailhost.smtpd.sasl import PasswordChecker
-from mailhost.smtpd.seams import ClientInfo, ExpansionFailed, Submission
 from mailhost.smtpd.sender import SenderPolicy
 from mailhost.smtpd.server import tls_context
 from mailhost.smtpd.settings import SmtpdSettings
@@ -138,10 +139,11 @@ def handler(
     s: SmtpdSettings, *, queue: MemoryQueue | None = None, policy: AcceptAll | None = None,
     passwords: PasswordChecker | None = None, restrictions: tuple[str, ...] = (),
 ) -> SmtpdHandler:  # fmt: skip
+    policy = policy or AcceptAll()
     return SmtpdHandler(
         settings=s,
-        recipients=policy or AcceptAll(),
-        queue=queue or MemoryQueue(),
+        recipients=policy,
+        cleanup=Cleanup(queue or MemoryQueue(), policy),
         sender_policy=SenderPolicy(
             restrictions or s.sender_restrictions, None, no_search, NetworkList("mynetworks", [])
         ),

@@ -1,5 +1,5 @@
 """``mailhost serve`` start-up errors: one fatal line and exit status 1, never a
-traceback (run_server is what the command runs once wiring is chosen)."""
+traceback (run_server is what the command runs once the master is built)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 
 from mailhost.cli.serve import run_server
-from mailhost.smtpd.server import Wiring
-from mailhost.smtpd.wiring import address_search
+from mailhost.master import Master, StageOverrides
 from tests.smtpd.fakes import FileQueue, VirtualPolicy
 
-WIRING = Wiring(recipients=VirtualPolicy, queue=FileQueue, address_search=address_search)
+STAGES = StageOverrides(recipients=VirtualPolicy, queue=FileQueue)
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +51,7 @@ def test_startup_errors_are_one_fatal_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], master: str, message: str
 ) -> None:
     configure(tmp_path, master)
-    assert run_server(tmp_path, WIRING) == 1
+    assert run_server(Master(tmp_path, stages=STAGES)) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err
     fatal = [line for line in err.splitlines() if ": fatal: " in line]
@@ -67,7 +66,7 @@ def test_port_in_use_is_fatal(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
         configure(tmp_path, f"127.0.0.1:{port} inet n - n - - smtpd\n")
-        assert run_server(tmp_path, WIRING) == 1
+        assert run_server(Master(tmp_path, stages=STAGES)) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert err.splitlines()[-1].endswith(

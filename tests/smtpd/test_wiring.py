@@ -1,4 +1,4 @@
-"""smtpd on the production queue (mailhost.queue through mailhost.smtpd.wiring):
+"""smtpd on the production queue (mailhost.queue through mailhost.master):
 the envelope and content a queue file carries, and kill -9 durability."""
 
 from __future__ import annotations

@@ -1,0 +1,231 @@
+"""master(8): the one place where ``mailhost serve`` is put together.
+
+Postfix's master(8) reads master.cf and runs each service; here one process
+(or each of ``mailhost_worker_processes`` workers, :mod:`mailhost.prefork`)
+plays master and every service it runs in-process.  :class:`Master` builds
+the pipeline in its order and starts and stops it:
+
+    Config → table registry → resolver settings (once per listener
+    configuration) → queue store → cleanup (+ the queue manager's inline
+    delivery) → queue manager → pickup → smtpd listeners
+
+* at start (:meth:`Master.startup`, before the first listener opens): the
+  queue's recovery (in the parent when there are workers), ``/metrics`` (in
+  the first process only), the queue manager when master.cf declares
+  ``qmgr``, pickup when it declares ``pickup`` (first process only: two
+  pickups would take the same maildrop file);
+* for each configuration generation (start, and every SIGHUP) the smtpd
+  server (:class:`~mailhost.smtpd.server.MailServer`) asks
+  :meth:`Master.listener` for one listener's stages: the recipient check,
+  cleanup, the sender-login address search;
+* at stop (:meth:`Master.stop`, after the listeners closed): pickup, then
+  the queue manager (deliveries in flight finish and record their result).
+
+Nothing here wraps anything: what is built, and in which order, is read
+from top to bottom.  Tests replace the recipient check and the queue with
+their own (:class:`StageOverrides`), never by patching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from mailhost.cleanup.headers import CleanupSettings
+from mailhost.cleanup.production import (
+    ResolverExpansion,
+    RewritePolicy,
+    StoreSink,
+    envelope_of,
+)
+from mailhost.cleanup.seams import (
+    InlinePlan,
+    QueueSink,
+    RecipientExpansion,
+    Submission,
+)
+from mailhost.cleanup.service import Cleanup, LocalCleanup
+from mailhost.config import Config, load_config
+from mailhost.config.mastercf import declares
+from mailhost.log import logger
+from mailhost.offload import DEFAULT_POOL
+from mailhost.pickup import Pickup
+from mailhost.prefork import Role
+from mailhost.qmgr.inline import plan_inline
+from mailhost.qmgr.service import QueueManagerService
+from mailhost.queue.store import QueueStore
+from mailhost.quota.rcpt import RcptQuotaCheck
+from mailhost.resolve.resolver import Resolver, ResolverSettings
+from mailhost.resolve.rewrite import RewriteSettings
+from mailhost.smtpd.recipients import ResolverPolicy, address_search
+from mailhost.smtpd.seams import RecipientPolicy
+from mailhost.smtpd.server import ListenerStages
+from mailhost.tables.registry import TableRegistry
+
+log = logger("smtpd")
+
+
+class RecipientStage(RecipientPolicy, RecipientExpansion, Protocol):
+    """A test's recipient check that also expands (identity, usually)."""
+
+
+@dataclass(frozen=True)
+class StageOverrides:
+    """Test seams: a recipient check (also used for expansion) and a queue
+    of the test's own instead of the resolver and the queue store.  A queue
+    that is not the store gets no start-up recovery."""
+
+    recipients: Callable[[Config, TableRegistry], RecipientStage] | None = None
+    queue: Callable[[Config], QueueSink] | None = None
+
+
+class ManagerInline:
+    """Inline delivery through this process's queue manager
+    (:mod:`mailhost.qmgr.inline`): none while the manager is not running."""
+
+    def __init__(self, qmgr: QueueManagerService) -> None:
+        self.qmgr = qmgr
+
+    async def plan(self, submission: Submission, content: Sequence[bytes]) -> InlinePlan | None:
+        manager = self.qmgr.manager
+        if manager is None:
+            return None
+        return await plan_inline(manager, submission.queue_id, envelope_of(submission), content)
+
+
+class Master:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        config_dir: Path | None,
+        master_cf: Path | None = None,
+        *,
+        role: Role | None = None,
+        stages: StageOverrides | None = None,
+    ) -> None:
+        self.config_dir = config_dir
+        self.master_cf_path = master_cf
+        self.role = role if role is not None else Role()
+        self.stages = stages if stages is not None else StageOverrides()
+        self.qmgr = QueueManagerService(self.role)
+        self.pickup: Pickup | None = None
+        self.pickup_registry: TableRegistry | None = None
+
+    def master_cf(self, cfg: Config) -> Path:
+        return self.master_cf_path or cfg.config_dir / "master.cf"
+
+    # -- one listener of one configuration generation ---------------------------------
+
+    def listener(self, cfg: Config, registry: TableRegistry) -> ListenerStages:
+        """The stages behind one smtpd listener (its Config has the master.cf
+        line's ``-o`` overrides); the resolver's settings are read once."""
+        settings = ResolverSettings.from_config(cfg, registry)
+        if self.stages.recipients is not None:
+            policy = self.stages.recipients(cfg, registry)
+            recipients: RecipientPolicy = policy
+            expansion: RecipientExpansion = policy
+        else:
+            resolver = Resolver(settings)
+            recipients = ResolverPolicy(
+                resolver, RcptQuotaCheck.from_config(cfg, registry, resolver)
+            )
+            expansion = ResolverExpansion(resolver)
+        queue = (
+            self.stages.queue(cfg)
+            if self.stages.queue is not None
+            else StoreSink(QueueStore.from_config(cfg))
+        )
+        production = self.stages == StageOverrides()
+        cleanup = Cleanup(
+            queue,
+            expansion,
+            rewrite=RewritePolicy(RewriteSettings.from_config(cfg, registry, settings.search))
+            if production
+            else None,
+            inline=ManagerInline(self.qmgr)
+            if production and cfg.get_bool("mailhost_inline_delivery")
+            else None,
+            trigger=self.qmgr.wake,
+        )
+        return ListenerStages(recipients, cleanup, address_search(settings.search))
+
+    # -- start and stop -------------------------------------------------------------
+
+    async def startup(self, cfg: Config) -> None:
+        """Run once before the first listener opens."""
+        if self.role.is_first:
+            from mailhost.observe.exporter import serve_metrics  # noqa: PLC0415 - prometheus_client on demand
+
+            # One listener per host; with several workers its counters are
+            # worker 0's (the queue sizes are the whole queue's).
+            serve_metrics(cfg.get("mailhost_metrics_listen"), Path(cfg.get("queue_directory")))
+        if self.stages.queue is None:
+            await self.recover(cfg)
+        await self.qmgr.start(cfg, self.master_cf(cfg))
+        # After the queue manager's recovery, which removes temporary
+        # names in incoming: pickup's file being written is not one.
+        await self.start_pickup(cfg)
+
+    async def recover(self, cfg: Config) -> None:
+        """Queue recovery before the first connection (QueueStore.recover);
+        with several workers the parent has done it (:func:`recover_once`)."""
+        if self.role.worker:
+            return
+        report = await QueueStore.from_config(cfg).recover(reactivate=False)
+        if report.removed or report.corrupt:
+            log.info(
+                "queue recovery: %d incomplete file(s) removed, %d moved to corrupt",
+                len(report.removed),
+                len(report.corrupt),
+            )
+
+    async def start_pickup(self, cfg: Config) -> None:
+        """pickup(8) when master.cf declares it: maildrop → incoming (one
+        pickup per host: with several workers, worker 0's)."""
+        if not self.role.is_first or not declares(self.master_cf(cfg), "pickup"):
+            return
+        self.pickup_registry = TableRegistry.from_config(cfg)
+        self.pickup = build_pickup(cfg, self.pickup_registry, self.qmgr.wake)
+        await self.pickup.start()
+
+    async def stop(self) -> None:
+        """After the listeners closed: pickup, then the queue manager."""
+        await self.qmgr.close_trigger()
+        if self.pickup is not None:
+            await self.pickup.stop()
+            self.pickup = None
+        if self.pickup_registry is not None:
+            await self.pickup_registry.close()
+            self.pickup_registry = None
+        await self.qmgr.stop()
+
+
+def build_pickup(
+    cfg: Config, registry: TableRegistry, trigger: Callable[[str], None] | None = None
+) -> Pickup:
+    """A pickup for ``cfg``: the production queue, the resolver's alias
+    expansion, cleanup's settings from main.cf."""
+    settings = ResolverSettings.from_config(cfg, registry)
+    return Pickup(
+        LocalCleanup(
+            QueueStore.from_config(cfg),
+            ResolverExpansion(Resolver(settings)),
+            CleanupSettings.from_config(cfg),
+            rewrite=RewriteSettings.from_config(cfg, registry, settings.search),
+            trigger=trigger,
+        )
+    )
+
+
+def recover_once(config_dir: Path | None, master_cf: Path | None) -> None:
+    """The start-up recovery every worker would otherwise do, done once in
+    the parent before it forks."""
+    cfg = load_config(config_dir)
+    reactivate = declares(master_cf or cfg.config_dir / "master.cf", "qmgr")
+    asyncio.run(QueueStore.from_config(cfg).recover(reactivate=reactivate))
+    # The workers must not inherit an executor whose threads they lack.
+    DEFAULT_POOL.shutdown()

@@ -1,9 +1,10 @@
 """The exception tree of mailhost.
 
-Every error knows the edge it surfaces at: an SMTP reply (code, enhanced status,
-text safe to show a client) for the server, an exit status (sysexits(3)) for the
-command line.  Detail meant for the administrator goes to the log, never to an
-SMTP client.
+Every error knows the exit status (sysexits(3)) it gives on the command line.
+An SMTP client never sees an exception: the stage that catches one answers
+with a :class:`mailhost.reply.Reply` of its own (the resolver's, cleanup's,
+smtpd's ``451 4.3.0 Error: internal error``), and detail meant for the
+administrator goes to the log.
 """
 
 from __future__ import annotations
@@ -24,18 +25,12 @@ class MailhostError(Exception):
     """Base of every error mailhost raises on purpose."""
 
     exit_status: int = 1
-    smtp_code: int = 451
-    smtp_status: str = "4.3.0"
-    smtp_text: str = "Error: internal error"
 
 
 class ConfigError(MailhostError):
     """main.cf, master.cf or a query file is malformed (Postfix: "fatal: ...")."""
 
     exit_status = 1  # postconf/postmap exit 1 on a fatal configuration error
-    smtp_code = 451
-    smtp_status = "4.3.5"
-    smtp_text = "Server configuration error"
 
 
 class UsageError(MailhostError):
@@ -62,15 +57,9 @@ class TableTempFail(TableError):
     """
 
     exit_status = EX_TEMPFAIL
-    smtp_code = 451
-    smtp_status = "4.3.0"
-    smtp_text = "Temporary lookup failure"
 
 
 class TableEmptyResult(TableTempFail):
     """A table returned an empty string: Postfix treats it as a configuration
     error ("should return NO RESULT in case of NOT FOUND"), smtpd answers 4.3.5.
     """
-
-    smtp_status = "4.3.5"
-    smtp_text = "Server configuration error"

@@ -48,9 +48,6 @@ class DeliveryError(MailhostError):
     def __init__(self, dsn: str, text: str) -> None:
         super().__init__(text)
         self.status = DeliveryStatus(dsn, text)
-        self.smtp_status = dsn
-        self.smtp_code = 550 if dsn.startswith("5.") else 451
-        self.smtp_text = text
 
     @property
     def dsn(self) -> str:

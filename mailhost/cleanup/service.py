@@ -46,7 +46,7 @@ from mailhost.cleanup.seams import (
 )
 from mailhost.errors import MailhostError
 from mailhost.log import daemon_logger, logger
-from mailhost.queue.qfile import QueueFile, Recipient
+from mailhost.queue.qfile import QueueFile, Recipient, SubmissionKind
 from mailhost.queue.store import QueueStore
 from mailhost.reply import NO_DISK_SPACE, QUEUE_WRITE_ERROR, Reply
 from mailhost.resolve.rewrite import RewriteSettings, cleanup_rewrite
@@ -244,11 +244,13 @@ class LocalCleanup:
                     uid=owner,
                     arrival=envelope.arrival_time,
                     settings=self.settings,
-                    local=envelope.submission == "local",
+                    local=envelope.submission is SubmissionKind.LOCAL,
                 )
             else:
                 cleaned = Cleaned(lines, message_id(lines), None)
-            new = replace(envelope, sender=sender, recipients=recipients, submission="")
+            new = replace(
+                envelope, sender=sender, recipients=recipients, submission=SubmissionKind.NONE
+            )
         except BaseException:
             await txn.abort()
             raise

@@ -67,7 +67,7 @@ import click
 
 from mailhost.cleanup.headers import header_name, header_value, split_header_section
 from mailhost.errors import EX_TEMPFAIL, EX_UNAVAILABLE, MailhostError
-from mailhost.queue.qfile import Envelope, Recipient, postfix_size
+from mailhost.queue.qfile import Envelope, Recipient, SubmissionKind, postfix_size
 from mailhost.rfc822 import first_address, parse_address_list
 
 PROGRAM = "sendmail"
@@ -345,7 +345,7 @@ def envelope_for(
         dsn_ret=opts.ret,
         mail_params=(("BODY", opts.body),) if opts.body else (),
         full_name=full_name,
-        submission="gateway" if opts.gateway else "local",
+        submission=SubmissionKind.GATEWAY if opts.gateway else SubmissionKind.LOCAL,
     )
 
 

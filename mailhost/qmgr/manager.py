@@ -69,6 +69,7 @@ from mailhost.queue.qfile import (
     QueueFile,
     RecipientStatus,
     Schedule,
+    Status,
     StatusRecord,
 )
 from mailhost.queue.store import (
@@ -128,13 +129,13 @@ class QmgrSettings:
         return min(high, math.ldexp(low, exponent))
 
 
-def status_word(status: DeliveryStatus) -> str:
+def status_word(status: DeliveryStatus) -> Status:
     """Postfix's ``status=`` for a DSN: 2.x.x sent, 4.x.x deferred, else bounced."""
     if status.delivered:
-        return "sent"
+        return Status.SENT
     if status.deferred:
-        return "deferred"
-    return "bounced"
+        return Status.DEFERRED
+    return Status.BOUNCED
 
 
 @dataclass
@@ -348,7 +349,7 @@ class QueueManager:
                 extra=QMGR,
             )  # fmt: skip
         last: dict[int, RecipientStatus] = {
-            i: r for i, _, r in pending if r is not None and r.status == "deferred"
+            i: r for i, _, r in pending if r is not None and r.status is Status.DEFERRED
         }
         if pending and qf.forced_expire:
             # postsuper -e: no delivery; qmgr defers what is left with this
@@ -464,13 +465,13 @@ class QueueManager:
                 diagnostic=outcome.status.diagnostic,
             )
             records.append(record)
-            if word == "deferred":
+            if word is Status.DEFERRED:
                 last[delivery.index] = record
             else:
                 last.pop(delivery.index, None)
         await self.store.append_status(qf.queue_id, records, queues=(ACTIVE,))
         bounced = self._bounced.setdefault(qf.queue_id, {})
-        bounced.update((r.recipient, r) for r in records if r.status == "bounced")
+        bounced.update((r.recipient, r) for r in records if r.status is Status.BOUNCED)
         for delivery, outcome in results:
             self.log_outcome(qf.queue_id, delivery, outcome, delays, daemon)
 
@@ -544,7 +545,7 @@ class QueueManager:
         """maximal_queue_lifetime / bounce_queue_lifetime ran out, or postsuper -e."""
         records: list[StatusRecord] = [Expire(now, forced=qf.forced_expire)]
         records += [
-            RecipientStatus(i, "bounced", r.dsn, r.reason, now, r.relay)
+            RecipientStatus(i, Status.BOUNCED, r.dsn, r.reason, now, r.relay)
             for i, r in sorted(last.items())
         ]
         await self.store.append_status(qf.queue_id, records, queues=(ACTIVE,))

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from mailhost.address import external_form
-from mailhost.queue.qfile import QueueFile, RecipientStatus, Schedule
+from mailhost.queue.qfile import QueueFile, RecipientStatus, Schedule, Status
 from mailhost.queue.store import ACTIVE, HOLD
 
 #: showq's var_empty_addr (main.cf ``empty_address_recipient``).
@@ -104,7 +104,7 @@ def _last_attempt(qf: QueueFile, queue_name: str) -> list[RecipientStatus]:
         if isinstance(record, RecipientStatus):
             latest.pop(record.recipient, None)
             latest[record.recipient] = record  # re-insert: order of the latest result
-    return [r for r in latest.values() if r.status == "deferred"]
+    return [r for r in latest.values() if r.status is Status.DEFERRED]
 
 
 def listed(
@@ -133,8 +133,12 @@ def listed(
     )
 
 
+#: mailq's mark after the queue id: active ``*``, on hold ``!``.
+_QUEUE_MARK: dict[str, str] = {ACTIVE: "*", HOLD: "!"}
+
+
 def _id_status(item: Listed) -> str:
-    suffix = {ACTIVE: "*", HOLD: "!"}.get(item.queue_name, "")
+    suffix = _QUEUE_MARK.get(item.queue_name, "")
     return item.queue_id + suffix + ("#" if item.forced_expire else "")
 
 

@@ -61,6 +61,7 @@ import json
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, BinaryIO
 
 from mailhost.errors import MailhostError
@@ -69,9 +70,39 @@ MAGIC = b"MAILHOST-QUEUE-FILE"
 VERSION = 1
 #: Postfix's line_length_limit default, used for the size computation.
 LINE_LENGTH_LIMIT = 2048
-#: Postfix logs and lists these per-recipient results (``status=``).
-DONE_STATUSES = frozenset({"sent", "bounced"})
-STATUSES = frozenset({"sent", "deferred", "bounced"})
+
+
+class Status(StrEnum):
+    """A recipient's delivery result: Postfix's ``status=`` word, as logged,
+    listed by mailq and recorded in the queue file."""
+
+    SENT = "sent"
+    DEFERRED = "deferred"
+    BOUNCED = "bounced"
+
+
+class SubmissionKind(StrEnum):
+    """What cleanup still has to do to a file in ``maildrop`` (Postfix's
+    rewrite context): a ``sendmail`` submission gets the local treatment
+    (missing headers added, header addresses qualified), ``sendmail -G`` the
+    gateway one (neither); everything else has had cleanup already."""
+
+    NONE = ""
+    LOCAL = "local"
+    GATEWAY = "gateway"
+
+
+def submission_kind(value: str) -> SubmissionKind:
+    """The kind named ``value``; ValueError for anything else."""
+    try:
+        return SubmissionKind(value)
+    except ValueError:
+        raise ValueError(f"invalid submission kind: {value}") from None
+
+
+#: Results after which a recipient needs nothing more (not deferred).
+DONE_STATUSES = frozenset({Status.SENT, Status.BOUNCED})
+STATUSES = frozenset(Status)
 _DSN_NOTIFY = frozenset({"NEVER", "SUCCESS", "FAILURE", "DELAY"})
 # The longest header/record line we accept before deciding a file is garbage.
 _MAX_RECORD_HEADER = 200
@@ -139,19 +170,15 @@ class Envelope:
     #: ``From:`` header.  Empty for SMTP mail.
     full_name: str = ""
     #: a ``sendmail`` submission in ``maildrop`` that pickup has not yet given
-    #: cleanup's treatment (mailhost.cleanup.headers): ``"local"`` (missing
-    #: headers added, header addresses qualified) or ``"gateway"``
-    #: (``sendmail -G``: neither, Postfix's remote rewrite context); ``""``
-    #: for everything else.
-    submission: str = ""
+    #: cleanup's treatment (mailhost.cleanup.headers), see SubmissionKind.
+    submission: SubmissionKind = SubmissionKind.NONE
 
     def __post_init__(self) -> None:
         if not self.recipients:
             raise ValueError("an envelope needs at least one recipient")
         if self.dsn_ret not in ("", "FULL", "HDRS"):
             raise ValueError(f"invalid DSN RET value: {self.dsn_ret}")
-        if self.submission not in ("", "local", "gateway"):
-            raise ValueError(f"invalid submission kind: {self.submission}")
+        object.__setattr__(self, "submission", submission_kind(self.submission))
 
 
 # -- status records (appended by the queue manager) -----------------------------------
@@ -164,7 +191,7 @@ class RecipientStatus:
     the reason text logged in parentheses and ``relay=``."""
 
     recipient: int
-    status: str
+    status: Status
     dsn: str
     reason: str
     time: float
@@ -178,6 +205,7 @@ class RecipientStatus:
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"unknown recipient status {self.status!r}")
+        object.__setattr__(self, "status", Status(self.status))
 
 
 @dataclass(frozen=True)
@@ -290,7 +318,7 @@ class QueueFile:
         return [
             (index, result)
             for index, result in enumerate(self.recipient_results())
-            if result is not None and result.status == "bounced" and index not in done
+            if result is not None and result.status is Status.BOUNCED and index not in done
         ]
 
     @property
@@ -483,7 +511,7 @@ def _envelope_from(obj: dict[str, Any]) -> tuple[str, Envelope, int]:
         dsn_ret=_str(obj, "dsn_ret"),
         mail_params=tuple((str(k), str(v)) for k, v in obj["mail_params"]),
         full_name=str(obj.get("full_name", "")),
-        submission=str(obj.get("submission", "")),
+        submission=submission_kind(str(obj.get("submission", ""))),
     )  # fmt: skip
     return _str(obj, "queue_id"), envelope, int(obj["size"])
 

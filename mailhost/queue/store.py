@@ -43,6 +43,7 @@ import stat
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
 
@@ -57,13 +58,25 @@ from mailhost.queue.qfile import CorruptQueueFile, Envelope, QueueFile, StatusRe
 
 log = logger("queue")
 
-INCOMING = "incoming"
-ACTIVE = "active"
-DEFERRED = "deferred"
-HOLD = "hold"
-CORRUPT = "corrupt"
-MAILDROP = "maildrop"
-QUEUE_NAMES = (INCOMING, ACTIVE, DEFERRED, HOLD, CORRUPT, MAILDROP)
+
+class QueueName(StrEnum):
+    """The queue directories below ``queue_directory`` (Postfix's names)."""
+
+    INCOMING = "incoming"
+    ACTIVE = "active"
+    DEFERRED = "deferred"
+    HOLD = "hold"
+    CORRUPT = "corrupt"
+    MAILDROP = "maildrop"
+
+
+INCOMING = QueueName.INCOMING
+ACTIVE = QueueName.ACTIVE
+DEFERRED = QueueName.DEFERRED
+HOLD = QueueName.HOLD
+CORRUPT = QueueName.CORRUPT
+MAILDROP = QueueName.MAILDROP
+QUEUE_NAMES = tuple(QueueName)
 #: The order ``mailq``/``postqueue -p`` scans the queues in (spec 7.2).
 SCAN_ORDER = (MAILDROP, ACTIVE, INCOMING, DEFERRED, HOLD)
 #: Queues a message can be held from / requeued from (postsuper(1)).

@@ -35,7 +35,7 @@ from mailhost.cleanup.seams import ClientInfo, Submission
 from mailhost.cleanup.service import Cleanup
 from mailhost.config import Config
 from mailhost.log import DaemonFormatter, logger
-from mailhost.queue.qfile import Envelope, Recipient
+from mailhost.queue.qfile import Envelope, Recipient, SubmissionKind
 from mailhost.queue.store import MAILDROP, QueueStore
 from mailhost.reply import Reply
 from mailhost.resolve.resolver import ResolverSettings
@@ -72,7 +72,7 @@ def maildrop_envelope(submission: Submission) -> Envelope:
         recipients=tuple(Recipient(r.final, r.original) for r in submission.recipients),
         arrival_time=submission.arrival_time,
         mail_params=submission.mail_params,
-        submission="local",
+        submission=SubmissionKind.LOCAL,
     )
 
 

@@ -9,11 +9,11 @@ Postfix's smtpd(8) has its own: ``250 OK`` instead of enhanced status codes,
 (and a truncated read) for a long one, ``500 Error: command "X" not
 recognized``, a close after a fixed number of unknown commands, its own
 greeting and STARTTLS texts, DATA ended on what its reader thinks is a line
-(smuggling), the whole DATA in memory, and ``500`` plus the exception text
-for an internal error.  It has no public way to reach the connection's input
-(improper pipelining, after-DATA input), its idle timer or its STARTTLS
-transport switch.  Subclassing it meant copying its private attributes and
-overriding private methods, which its next release may change silently.
+(smuggling), and ``500`` plus the exception text for an internal error.
+It has no public way to reach the connection's input (improper pipelining,
+after-DATA input), its idle timer or its STARTTLS transport switch.
+Subclassing it meant copying its private attributes and overriding private
+methods, which its next release may change silently.
 aiosmtpd stays the project's SMTP framework where its own conversation is
 what we want: the test suite's SMTP and LMTP peers (``aiosmtpd.controller``,
 ``aiosmtpd.lmtp``), and the LMTP server planned next.

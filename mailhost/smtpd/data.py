@@ -15,15 +15,17 @@ Size (spec 9, message too large): the whole DATA is always read; the running
 count is the sum of (line length after dot-unstuffing + 2); past
 ``message_size_limit`` the text is dropped and the result says ``too_big``.
 Lines of any length are accepted (Postfix splits long lines into several
-queue records, it never refuses them); the stream reader's buffer limit only
-bounds how much is read at a time.
+queue records, it never refuses them); the input buffer's limit
+(:class:`~mailhost.smtpd.stream.LineReader`) only bounds how much is read at a
+time.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from mailhost.smtpd.stream import LineReader
 
 _END = b".\r\n"
 
@@ -38,17 +40,8 @@ class DataResult:
     bare_lf: bool = False
 
 
-async def read_piece(reader: asyncio.StreamReader) -> tuple[bytes, bool]:
-    """The next piece of input: a whole line with its LF (True), or, for a line
-    longer than the reader's buffer limit, the part read so far (False)."""
-    try:
-        return await reader.readuntil(b"\n"), True
-    except asyncio.LimitOverrunError as exc:
-        return await reader.readexactly(max(exc.consumed, 1)), False
-
-
 async def read_data(
-    reader: asyncio.StreamReader,
+    reader: LineReader,
     limit: int,
     *,
     on_line: Callable[[], None] | None = None,
@@ -108,11 +101,11 @@ async def read_data(
 
 
 class _Pieces:
-    """Pieces of DATA input as :func:`read_piece` returns them; the complete
-    lines already in the reader's buffer are taken at once (a message is
-    mostly buffered): one await per read, not per line."""
+    """Pieces of DATA input as :meth:`LineReader.read_piece` returns them; the
+    complete lines already in the reader's buffer are taken at once (a message
+    is mostly buffered): one await per read, not per line."""
 
-    def __init__(self, reader: asyncio.StreamReader, on_line: Callable[[], None] | None) -> None:
+    def __init__(self, reader: LineReader, on_line: Callable[[], None] | None) -> None:
         self.reader = reader
         self.on_line = on_line
         self.ready: list[bytes] = []
@@ -120,7 +113,7 @@ class _Pieces:
     async def next(self) -> tuple[bytes, bool]:
         if self.ready:
             return self.ready.pop(), True
-        chunk, complete = await read_piece(self.reader)
+        chunk, complete = await self.reader.read_piece()
         if self.on_line is not None:
             self.on_line()
         if complete:
@@ -130,21 +123,16 @@ class _Pieces:
     def give_back(self) -> None:
         """Return the lines taken but not used to the reader."""
         if self.ready:
-            buffer: bytearray = self.reader._buffer  # type: ignore[attr-defined]
-            buffer[0:0] = b"".join(reversed(self.ready))
+            self.reader.unread(b"".join(reversed(self.ready)))
             self.ready = []
 
 
-def _buffered_lines(reader: asyncio.StreamReader) -> list[bytes]:
+def _buffered_lines(reader: LineReader) -> list[bytes]:
     """Every complete line in ``reader``'s buffer, each with its LF, last
     line first (so the next one is ``pop()``); they leave the buffer."""
-    buffer: bytearray = reader._buffer  # type: ignore[attr-defined]
-    end = buffer.rfind(b"\n")
-    if end < 0:
+    data = reader.take_lines()
+    if not data:
         return []
-    data = bytes(buffer[: end + 1])
-    del buffer[: end + 1]
-    reader._maybe_resume_transport()  # type: ignore[attr-defined]
     lines = [line + b"\n" for line in data.split(b"\n")[:-1]]
     lines.reverse()
     return lines

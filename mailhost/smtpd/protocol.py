@@ -1,11 +1,24 @@
-"""The SMTP conversation: aiosmtpd's connection and TLS machinery with
-Postfix's command loop, replies and logging.
+"""The SMTP conversation: Postfix's command loop, replies and logging on
+asyncio's Protocol/Transport API (:mod:`mailhost.smtpd.stream`).
 
-aiosmtpd's own loop answers in its own words (``250 OK``, ``500 Command line
-too long``, no enhanced status codes), ends DATA on what its reader thinks is
-a line, and answers an exception with ``500`` plus the exception text.  This
-subclass keeps aiosmtpd's transport handling (connection_made/lost, the
-STARTTLS transport switch, the idle timer) and replaces the conversation:
+Why aiosmtpd's ``SMTP`` class is not the base: its public API is the handler
+hooks (``handle_MAIL``, ``handle_DATA``...) around a command loop that is
+private (``_handle_client``), and that loop answers in its own words where
+Postfix's smtpd(8) has its own: ``250 OK`` instead of enhanced status codes,
+``500 Error: bad syntax`` for an empty line, ``500 Command line too long``
+(and a truncated read) for a long one, ``500 Error: command "X" not
+recognized``, a close after a fixed number of unknown commands, its own
+greeting and STARTTLS texts, DATA ended on what its reader thinks is a line
+(smuggling), and ``500`` plus the exception text for an internal error.
+It has no public way to reach the connection's input (improper pipelining,
+after-DATA input), its idle timer or its STARTTLS transport switch.
+Subclassing it meant copying its private attributes and overriding private
+methods, which its next release may change silently.
+aiosmtpd stays the project's SMTP framework where its own conversation is
+what we want: the test suite's SMTP and LMTP peers (``aiosmtpd.controller``,
+``aiosmtpd.lmtp``), and the LMTP server planned next.
+
+This module is the conversation:
 
 * every reply comes from :mod:`mailhost.smtpd.replies` (spec section 9);
 * command lines: at most ``line_length_limit`` bytes are kept (Postfix's
@@ -16,25 +29,28 @@ STARTTLS transport switch, the idle timer) and replaces the conversation:
   smtpd_hard_error_limit (``421 4.7.0 HOST Error: too many errors``);
 * an unexpected exception answers ``451 4.3.0 Error: internal error`` and is
   logged, never shown to the client;
+* smtpd_timeout: ``421 4.4.2 HOST Error: timeout exceeded``, then close;
 * maillog lines: connect, improper pipelining, lost connection/timeout/too many
-  errors ``after CMD``, and the disconnect statistics.
+  errors ``after CMD``, SSL_accept errors, and the disconnect statistics.
+
+The session runs as one task per connection; the client closing (EOF or a
+lost connection) cancels it, and its clean-up (aborting an open queue file,
+the ``after CMD`` and disconnect lines) runs shielded from that cancel.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
-
-from aiosmtpd import smtp as aiosmtpd_smtp
-from aiosmtpd.smtp import SMTP, TLSSetupException
 
 from mailhost.errors import MailhostError
 from mailhost.log import logger
 from mailhost.observe import metrics
 from mailhost.reply import Reply
 from mailhost.smtpd import replies
-from mailhost.smtpd.data import read_data, read_piece
+from mailhost.smtpd.data import read_data
 from mailhost.smtpd.handler import SmtpdHandler
 from mailhost.smtpd.maillog import disconnect_line, printable, reject_line
 from mailhost.smtpd.paths import PathError, parse_mail, parse_rcpt
@@ -42,6 +58,7 @@ from mailhost.smtpd.peer import client_name, normal_address
 from mailhost.smtpd.sasl import MECHANISMS, authenticate
 from mailhost.smtpd.seams import ConnectionGate
 from mailhost.smtpd.session import Session
+from mailhost.smtpd.stream import LineProtocol, TlsSetupError
 
 log = logger("smtpd")
 
@@ -56,38 +73,28 @@ KNOWN = frozenset(
 GROUP_END = frozenset({"EHLO", "HELO", "DATA", "VRFY", "QUIT", "NOOP", "STARTTLS", "AUTH"})
 #: Replies are drained (the session waits for the client to read them) only
 #: past this many unsent bytes; below it drain() would return at once.
-_WRITE_BUFFER_DRAIN = 16384
-#: aiosmtpd texts that reach the wire from code we reuse (its STARTTLS switch).
-_AIOSMTPD_TEXTS = {"220 Ready to start TLS": str(replies.STARTTLS_READY)}
+WRITE_BUFFER_DRAIN = 16384
 
 
-class _NoHooks:
-    """aiosmtpd's handler object; all of the conversation is ours, so it has
-    no ``handle_*``/``auth_*`` hooks."""
-
-
-_NO_HOOKS = _NoHooks()
-
-
-class SmtpdProtocol(SMTP):
-    #: The stream reader's buffer limit; command length is limited separately.
-    line_length_limit = 65536
+class SmtpdProtocol(LineProtocol):
+    """One SMTP session per connection (asyncio protocol factory product)."""
 
     def __init__(
         self,
         handler: SmtpdHandler,
         *,
         service: str,
-        tls_context: Any = None,
+        tls_context: ssl.SSLContext | None = None,
         wrapped: bool = False,
         gate: ConnectionGate | None = None,
         on_close: Callable[[SmtpdProtocol], None] | None = None,
-        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
+        super().__init__(asyncio.get_running_loop(), handler.settings.timeout)
         self.mh = handler
         self.settings = handler.settings
         self.service = service
         self.wrapped = wrapped
+        self.over_tls = wrapped
         self.gate = gate
         self.on_close = on_close
         self.state: Session | None = None
@@ -95,88 +102,50 @@ class SmtpdProtocol(SMTP):
         self.shutting_down = False
         self.idle = False
         self.pipelining_logged = False
-        self._counted = False
-        self._init_aiosmtpd(loop or asyncio.get_running_loop(), None if wrapped else tls_context)
+        self.counted = False
         self.starttls_context = None if wrapped else tls_context
-        self._idle_deadline = 0.0
-        self._idle_armed = False
+        #: The transport's ``peername``: (address, port[, flow, scope]), or
+        #: an empty value for a socket without an address.
+        self.peer: Any = None
+        self.task: asyncio.Task[None] | None = None
+        #: A STARTTLS handshake is under way: its own outcome ends it.
+        self.handshaking = False
 
-    def _init_aiosmtpd(self, loop: asyncio.AbstractEventLoop, tls_context: Any) -> None:
-        """The state aiosmtpd's ``SMTP.__init__`` sets up, without its
-        per-connection tables: that constructor scans the instance and the
-        handler with ``inspect.getmembers`` to build command, hook and AUTH
-        tables (a twentieth of the event loop's time under smtp-source), and
-        the conversation here uses none of them — every command and AUTH
-        mechanism is ours.  The transport code we keep from aiosmtpd
-        (connection_made/lost, the STARTTLS switch) reads only the
-        attributes set here; tests/smtpd/test_protocol_state.py checks that
-        the names match a real ``SMTP()``'s."""
-        self.__ident__ = aiosmtpd_smtp.__ident__
-        self.loop = loop
-        asyncio.StreamReaderProtocol.__init__(
-            self,
-            asyncio.StreamReader(loop=loop, limit=self.line_length_limit),
-            client_connected_cb=self._cb_client_connected,
-            loop=loop,
-        )
-        self.event_handler = _NO_HOOKS
-        self.data_size_limit = None
-        self.enable_SMTPUTF8 = True
-        self._decode_data = False
-        self.hostname = self.settings.myhostname
-        self.tls_context = tls_context
-        self.require_starttls = False
-        self._timeout_duration = self.settings.timeout
-        self._timeout_handle = None
-        self._tls_handshake_okay = True
-        self._tls_protocol = None
-        self._original_transport = None
-        self.session = None
-        self.envelope = None
-        self.transport = None
-        self._handler_coroutine = None
-        self._auth_require_tls = False
-        self._proxy_timeout = None
-        self._authenticator = None
-        self._auth_callback = aiosmtpd_smtp.login_always_fail
-        self._auth_required = False
-        self._auth_methods = {}
-        self._handle_hooks = {}
-        self._ehlo_hook_ver = None
-        self._smtp_methods = {}
-        self._enforce_call_limit = False
+    # -- the connection --------------------------------------------------------------
 
-    def _reset_timeout(self, duration: float | None = None) -> None:
-        # aiosmtpd cancels and re-creates a timer for every line read; here
-        # each line only moves the deadline, and the one timer re-arms itself
-        # when it fires before it (smtpd_timeout is unchanged).
-        self._idle_deadline = self.loop.time() + (duration or self._timeout_duration)
-        if not self._idle_armed:
-            self._idle_armed = True
-            self._timeout_handle = self.loop.call_at(self._idle_deadline, self._idle_check)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.peer = transport.get_extra_info("peername")
+        self.touch()
+        super().connection_made(transport)
+        self.task = self.loop.create_task(self.run_session())
 
-    def _idle_check(self) -> None:
-        if self.loop.time() < self._idle_deadline:
-            self._timeout_handle = self.loop.call_at(self._idle_deadline, self._idle_check)
-            return
-        self._idle_armed = False
-        self._timeout_cb()
+    def eof_received(self) -> bool:
+        self.end_session()
+        return super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.end_session()
+
+    def end_session(self) -> None:
+        """The client went away: the session stops where it waits."""
+        if self.task is not None and not self.handshaking:
+            self.task.cancel()
 
     # -- wire --------------------------------------------------------------------
 
-    async def push(self, status: Any) -> None:
-        text = status.decode("utf-8", "replace") if isinstance(status, bytes) else str(status)
-        text = _AIOSMTPD_TEXTS.get(text, text)
-        self._writer.write(text.encode("utf-8", "surrogateescape") + b"\r\n")
+    async def push(self, status: Reply | str) -> None:
+        """Send one reply (no error accounting)."""
+        self.write(str(status).encode("utf-8", "surrogateescape") + b"\r\n")
         transport = self.transport
         # drain() only waits when the transport is closing or its buffer is
         # over the high-water mark; skip the coroutine when neither is so.
         if (
             transport is None
             or transport.is_closing()
-            or transport.get_write_buffer_size() > _WRITE_BUFFER_DRAIN  # type: ignore[attr-defined]
+            or transport.get_write_buffer_size() > WRITE_BUFFER_DRAIN
         ):
-            await self._writer.drain()
+            await self.drain()
 
     async def reply(self, reply: Reply | str, *, error: bool | None = None) -> None:
         """Send a reply; 4xx/5xx count as errors and are delayed past the soft limit."""
@@ -189,28 +158,21 @@ class SmtpdProtocol(SMTP):
                 s.errors += 1
         await self.push(text)
 
-    async def handle_exception(self, error: Exception) -> str:
-        log.error("internal error: %s: %s", type(error).__name__, error)
-        return str(replies.INTERNAL_ERROR)
-
-    def _timeout_cb(self) -> None:
+    def timed_out(self) -> None:
         """smtpd_timeout: tell the client, then close (Postfix: ``timeout after CMD``)."""
         self.closing_reason = "timeout"
         if self.transport is not None and not self.transport.is_closing():
             reply = replies.timeout_exceeded(self.settings.myhostname)
-            self._writer.write(f"{reply}\r\n".encode())
+            self.write(f"{reply}\r\n".encode())
             self.transport.close()
 
-    def touch(self) -> None:
-        self._reset_timeout()
-
-    async def _read_line(self) -> tuple[bytes, bool, bool]:
+    async def read_line(self) -> tuple[bytes, bool, bool]:
         """(line without terminator, ended in bare LF, was too long)."""
         limit = self.settings.line_length_limit
         kept: list[bytes] = []
         size = 0
         while True:
-            piece, complete = await read_piece(self._reader)
+            piece, complete = await self.reader.read_piece()
             self.touch()
             if size < limit:
                 kept.append(piece)
@@ -225,9 +187,8 @@ class SmtpdProtocol(SMTP):
 
     # -- the session ---------------------------------------------------------------
 
-    async def _handle_client(self) -> None:
-        assert self.session is not None
-        peer = self.session.peer
+    async def run_session(self) -> None:
+        peer = self.peer
         address = normal_address(str(peer[0])) if peer else "unknown"
         port = int(peer[1]) if peer else 0
         name = await client_name(address)
@@ -247,13 +208,13 @@ class SmtpdProtocol(SMTP):
                     await self.push(replies.too_many_connections(self.settings.myhostname, address))
                     return
                 admitted = True
-            await self._converse(s)
+            await self.converse(s)
         except asyncio.CancelledError:
             if self.closing_reason is None:
                 self.closing_reason = "lost connection"
         except (ConnectionError, asyncio.IncompleteReadError):
             self.closing_reason = self.closing_reason or "lost connection"
-        except TLSSetupException as exc:
+        except TlsSetupError as exc:
             cause = exc.__cause__
             if cause is None or isinstance(cause, (ConnectionError, EOFError)) or not str(cause):
                 log.info("SSL_accept error from %s: lost connection", s.client)
@@ -262,11 +223,11 @@ class SmtpdProtocol(SMTP):
                 log.info("SSL_accept error from %s: -1", s.client)
             self.closing_reason = "lost connection"
         finally:
-            # aiosmtpd cancels this task when the peer closes; the clean-up
+            # The client closing cancels this task (end_session); the clean-up
             # (aborting an open queue file, the disconnect line) must still run.
-            await asyncio.shield(self._finish(s, admitted))
+            await asyncio.shield(self.finish(s, admitted))
 
-    async def _finish(self, s: Session, admitted: bool) -> None:
+    async def finish(self, s: Session, admitted: bool) -> None:
         if self.closing_reason is not None:
             log.info("%s after %s from %s", self.closing_reason, s.last_command, s.client)
         txn = s.transaction
@@ -284,12 +245,12 @@ class SmtpdProtocol(SMTP):
         if self.on_close is not None:
             self.on_close(self)
 
-    async def _converse(self, s: Session) -> None:
+    async def converse(self, s: Session) -> None:
         # Input already here before the greeting is improper pipelining; what
         # arrives after it may be the client's prompt answer (a fast event
         # loop reads it within one iteration), so look before sending.
         await asyncio.sleep(0)
-        self._check_pipelining(s, "CONNECT")
+        self.check_pipelining(s, "CONNECT")
         await self.push(replies.greeting(self.settings.banner))
         while self.transport is not None and not self.transport.is_closing():
             if s.errors >= self.settings.hard_error_limit:
@@ -300,7 +261,7 @@ class SmtpdProtocol(SMTP):
                 return
             self.idle = True
             try:
-                line, bare, too_long = await self._read_line()
+                line, bare, too_long = await self.read_line()
             finally:
                 self.idle = False
             if bare and await self.mh.bare_lf_rejected(s.client_address):
@@ -322,15 +283,15 @@ class SmtpdProtocol(SMTP):
                     "%s: request longer than %d: %s...",
                     s.client, self.settings.line_length_limit, line[:30].decode("latin-1"),
                 )  # fmt: skip
-            if not await self._one_command(s, line):
+            if not await self.one_command(s, line):
                 return
 
-    def _check_pipelining(self, s: Session, after: str) -> None:
+    def check_pipelining(self, s: Session, after: str) -> None:
         """Log input that arrived before the reply it should have waited for."""
         if self.pipelining_logged:
             return
-        pending = bytes(self._reader._buffer)  # type: ignore[attr-defined]  # peek, not consume
-        if pending:
+        if self.reader.buffer:
+            pending = self.reader.pending()  # a peek: the input stays for the next read
             self.pipelining_logged = True
             log.info(
                 "improper command pipelining after %s from %s: %s",
@@ -339,7 +300,7 @@ class SmtpdProtocol(SMTP):
                 printable(pending),
             )
 
-    async def _one_command(self, s: Session, line: bytes) -> bool:
+    async def one_command(self, s: Session, line: bytes) -> bool:
         """Run one command line; False ends the session."""
         words = line.split()
         if not words:
@@ -357,7 +318,7 @@ class SmtpdProtocol(SMTP):
         name = verb if verb in KNOWN else "UNKNOWN"
         s.last_command = name
         if verb in GROUP_END:
-            self._check_pipelining(s, verb)
+            self.check_pipelining(s, verb)
         method: Callable[[Session, str], Awaitable[bool | None]] | None = getattr(
             self, f"cmd_{verb.lower()}", None
         ) if name != "UNKNOWN" else None  # fmt: skip
@@ -370,12 +331,12 @@ class SmtpdProtocol(SMTP):
             await self.reply(replies.MUST_STARTTLS)
             return True
         errors_before = s.errors
-        self._counted = False
+        self.counted = False
         try:
             keep_going = await method(s, arg)
         except (asyncio.CancelledError, ConnectionError, asyncio.IncompleteReadError):
             raise
-        except TLSSetupException:
+        except TlsSetupError:
             s.stats.count(name.lower(), False)
             raise
         except Exception as exc:
@@ -385,16 +346,16 @@ class SmtpdProtocol(SMTP):
             await self.reply(replies.INTERNAL_ERROR)
             s.stats.count(name.lower(), False)
             return True
-        if not self._counted:
+        if not self.counted:
             s.stats.count(name.lower(), s.errors == errors_before)
-        self._counted = False
+        self.counted = False
         return keep_going is not False
 
     def count_as(self, s: Session, command: str, ok: bool) -> None:
         """Record the statistics of this command explicitly (RCPT's 452 within the
         overshoot limit is a success even though it is a 4xx)."""
         s.stats.count(command, ok)
-        self._counted = True
+        self.counted = True
 
     # -- commands ------------------------------------------------------------------
 
@@ -402,7 +363,7 @@ class SmtpdProtocol(SMTP):
         if not arg:
             await self.reply(replies.HELO_SYNTAX)
             return
-        await self._reset_transaction(s)
+        await self.reset_transaction(s)
         s.helo, s.esmtp = arg.split(maxsplit=1)[0], False
         await self.reply(Reply(250, "", self.settings.myhostname))
 
@@ -410,7 +371,7 @@ class SmtpdProtocol(SMTP):
         if not arg:
             await self.reply(replies.EHLO_SYNTAX)
             return
-        await self._reset_transaction(s)
+        await self.reset_transaction(s)
         s.helo, s.esmtp = arg.split(maxsplit=1)[0], True
         lines = [self.settings.myhostname, *self.ehlo_keywords(s)]
         text = "\r\n".join(f"250-{line}" for line in lines[:-1]) + f"\r\n250 {lines[-1]}"
@@ -448,16 +409,16 @@ class SmtpdProtocol(SMTP):
         if arg:
             await self.reply(Reply(501, "5.5.4", "Syntax: RSET"))
             return
-        await self._reset_transaction(s)
+        await self.reset_transaction(s)
         await self.reply(replies.OK)
 
     async def cmd_quit(self, s: Session, arg: str) -> bool:
         await self.reply(replies.BYE)
         s.stats.count("quit", True)
-        self._counted = True
+        self.counted = True
         return False
 
-    async def _reset_transaction(self, s: Session) -> None:
+    async def reset_transaction(self, s: Session) -> None:
         s.declared_size = 0
         txn, s.transaction = s.transaction, None
         if txn is not None and txn.queue is not None:
@@ -519,7 +480,7 @@ class SmtpdProtocol(SMTP):
             await self.reply(replies.DATA_SYNTAX)
             return
         await self.reply(replies.DATA_GO_AHEAD)
-        data = await read_data(self._reader, self.settings.message_size_limit, on_line=self.touch)
+        data = await read_data(self.reader, self.settings.message_size_limit, on_line=self.touch)
         # From here the transaction belongs to the queue write, which finishes
         # even if the client goes away meanwhile (the session's clean-up must
         # not abort it underneath): like Postfix, a message whose "." was
@@ -545,8 +506,13 @@ class SmtpdProtocol(SMTP):
                 replies.TLS_NOT_AVAILABLE if self.settings.offers_tls else replies.NOT_IMPLEMENTED
             )
             return
-        await self._reset_transaction(s)
-        await self.smtp_STARTTLS("")  # aiosmtpd's transport switch; its 220 is mapped to ours
+        await self.reset_transaction(s)
+        await self.push(replies.STARTTLS_READY)  # not reply(): no error delay before it
+        self.handshaking = True
+        try:
+            await self.start_tls(self.starttls_context)
+        finally:
+            self.handshaking = False
         s.tls = True
         s.reset_helo()
 
@@ -568,7 +534,7 @@ class SmtpdProtocol(SMTP):
         outcome = await authenticate(
             parts[0].upper(),
             parts[1] if len(parts) == 2 else None,
-            self._challenge,
+            self.challenge,
             self.mh.passwords,
             s.client,
         )
@@ -576,9 +542,9 @@ class SmtpdProtocol(SMTP):
             s.sasl_method, s.sasl_username = parts[0].upper(), outcome.username
         await self.reply(outcome.reply)
 
-    async def _challenge(self, challenge: str) -> str:
+    async def challenge(self, challenge: str) -> str:
         await self.push(f"334 {challenge}")
-        line, _, _ = await self._read_line()
+        line, _, _ = await self.read_line()
         return line.decode("ascii", "replace").strip()
 
     # -- shutdown --------------------------------------------------------------------

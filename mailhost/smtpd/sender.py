@@ -98,7 +98,7 @@ class SenderPolicy:
                     return None
                 continue
             if lowered in _MISMATCH:
-                outcome = await self._mismatch(lowered, sender, sasl_username)
+                outcome = await self.mismatch(lowered, sender, sasl_username)
                 if outcome is not None:
                     return outcome
                 continue
@@ -106,7 +106,7 @@ class SenderPolicy:
             return CONFIG_ERROR
         return None
 
-    async def _mismatch(self, name: str, sender: str, sasl_username: str | None) -> Reply | None:
+    async def mismatch(self, name: str, sender: str, sasl_username: str | None) -> Reply | None:
         check_auth, check_unauth, known_only = _MISMATCH[name]
         if not sender:
             return None

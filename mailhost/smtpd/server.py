@@ -240,7 +240,7 @@ class MailServer:
 
     # -- listening -----------------------------------------------------------------
 
-    def _factory(self, key: tuple[str, int, bool], service: str) -> Callable[[], SmtpdProtocol]:
+    def factory(self, key: tuple[str, int, bool], service: str) -> Callable[[], SmtpdProtocol]:
         def make() -> SmtpdProtocol:
             generation = self.generation
             assert generation is not None
@@ -269,14 +269,14 @@ class MailServer:
 
         return make
 
-    async def _listen(self, key: tuple[str, int, bool], service: str) -> None:
+    async def listen(self, key: tuple[str, int, bool], service: str) -> None:
         address, port, wrapped = key
         assert self.generation is not None
         context = self.generation.handlers[key][1] if wrapped else None
         loop = asyncio.get_running_loop()
         try:
             server = await loop.create_server(
-                self._factory(key, service),
+                self.factory(key, service),
                 host=address,
                 port=port,
                 ssl=context,
@@ -305,7 +305,7 @@ class MailServer:
                     listener.service
                 )
         for key, service in names.items():
-            await self._listen(key, service)
+            await self.listen(key, service)
         master_log.info("daemon started -- configuration %s", base.config_dir, extra=MASTER)
 
     async def reload(self) -> None:
@@ -333,7 +333,7 @@ class MailServer:
         for key, service in names.items():
             if key not in self.servers:
                 try:
-                    await self._listen(key, service)
+                    await self.listen(key, service)
                 except ListenError as exc:
                     master_log.error("%s", exc, extra=MASTER)
         if old is not None:

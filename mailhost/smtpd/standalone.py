@@ -81,14 +81,14 @@ class StandaloneProtocol(SmtpdProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        if self.session is not None:
-            self.session.peer = ("127.0.0.1", 0)  # type: ignore[assignment]
+        self.peer = ("127.0.0.1", 0)
 
     def eof_received(self) -> bool:
-        """The end of standard input.  aiosmtpd drops the session at once;
-        here the commands read before it are answered first (``printf ... |
-        sendmail -bs``), then the session ends as a lost connection would."""
-        self._reader.feed_eof()
+        """The end of standard input.  A network client's EOF ends its session
+        at once; here the commands read before it are answered first
+        (``printf ... | sendmail -bs``), then the session ends as a lost
+        connection would."""
+        self.reader.feed_eof()
         return True
 
 

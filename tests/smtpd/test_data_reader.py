@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailhost.smtpd.data import read_data
+from mailhost.smtpd.stream import LineReader
 
 # Message lines: any bytes except CR and LF (a line may start with dots).
 lines_strategy = st.lists(
@@ -23,12 +24,11 @@ def stuffed(lines: list[bytes]) -> bytes:
 
 
 async def feed(data: bytes, limit: int = 0, buffer: int = 64) -> tuple[object, bytes]:
-    reader = asyncio.StreamReader(limit=buffer)
+    reader = LineReader(limit=buffer)
     reader.feed_data(data)
     reader.feed_eof()
     result = await read_data(reader, limit)
-    rest = await reader.read()
-    return result, rest
+    return result, reader.pending()
 
 
 @given(lines_strategy, st.binary(max_size=50))
@@ -101,7 +101,7 @@ def test_input_arriving_in_pieces_reads_the_same(
     step = max(1, len(data) // parts)
 
     async def run() -> tuple[object, bytes]:
-        reader = asyncio.StreamReader(limit=64)
+        reader = LineReader(limit=64)
 
         async def arrive() -> None:
             for start in range(0, len(data), step):
@@ -112,7 +112,7 @@ def test_input_arriving_in_pieces_reads_the_same(
         feeding = asyncio.create_task(arrive())
         result = await read_data(reader, 0)
         await feeding
-        return result, await reader.read()
+        return result, reader.pending()
 
     result, rest = asyncio.run(run())
     assert result.lines == lines  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ from pathlib import Path
 import trustme
 
 from tests import nulldns
-from tests.smtpd.conftest import ServerProcess, free_port
+from tests.support.server import ServerProcess, free_port
 
 MAIN_CF = """\
 myhostname = mx.example.com

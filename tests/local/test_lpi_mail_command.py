@@ -14,7 +14,7 @@ import trustme
 
 from tests.local.test_serve_local import ALIASES, MAIN_CF, TARGET, wait_for
 from tests.sendmail.test_serve_sendmail import SENDMAIL, mail_env, mail_program, run_mail
-from tests.smtpd.conftest import ServerProcess, free_port
+from tests.support.server import ServerProcess, free_port
 
 
 def test_mail_s_subj_root_at_localhost_reaches_the_root_alias_target(site_dir) -> None:  # type: ignore[no-untyped-def]

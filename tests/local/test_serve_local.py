@@ -16,7 +16,7 @@ from pathlib import Path
 import trustme
 
 from tests import nulldns
-from tests.smtpd.conftest import ServerProcess, free_port
+from tests.support.server import ServerProcess, free_port
 
 MAIN_CF = """\
 myhostname = mail.example.org

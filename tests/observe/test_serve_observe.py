@@ -16,7 +16,7 @@ import trustme
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.qmgr.test_serve import MAIN_CF, new_messages
-from tests.smtpd.conftest import ROOT, ServerProcess, free_port
+from tests.support.server import ROOT, ServerProcess, free_port
 
 
 def mailhost(directory: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

@@ -13,7 +13,7 @@ from mailhost.qmgr.service import QueueManagerService
 from mailhost.queue.qfile import Envelope, Recipient
 from mailhost.smtpd.wiring import default_wiring
 from tests.qmgr.helpers import CONTENT, Site, captured_log
-from tests.smtpd.conftest import serve_with_qmgr
+from tests.support.server import serve_with_qmgr
 
 
 def envelope(*recipients: str) -> Envelope:

@@ -17,7 +17,7 @@ from pathlib import Path
 import trustme
 
 from tests.qmgr.test_serve import MAIN_CF
-from tests.smtpd.conftest import ServerProcess, free_port
+from tests.support.server import ServerProcess, free_port
 
 MESSAGES = 40
 

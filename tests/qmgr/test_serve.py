@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from tests import nulldns
-from tests.smtpd.conftest import serve_with_qmgr
+from tests.support.server import serve_with_qmgr
 
 MAIN_CF = """\
 myhostname = mx.example.com

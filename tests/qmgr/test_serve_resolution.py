@@ -19,7 +19,7 @@ import pytest
 import trustme
 
 from tests import nulldns
-from tests.smtpd.conftest import ServerProcess, free_port
+from tests.support.server import ServerProcess, free_port
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "sqlite"
 

@@ -12,7 +12,7 @@ import trustme
 
 from mailhost.quota.maildirsize import FILENAME, parse_maildirsize, scan_usage
 from tests import nulldns
-from tests.smtpd.conftest import ServerProcess, free_port
+from tests.support.server import ServerProcess, free_port
 
 MAIN_CF = """\
 myhostname = mx.example.com

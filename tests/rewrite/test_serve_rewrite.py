@@ -14,7 +14,7 @@ from pathlib import Path
 import trustme
 
 from tests.qmgr.test_serve import MAIN_CF, new_messages
-from tests.smtpd.conftest import ServerProcess, free_port
+from tests.support.server import ServerProcess, free_port
 
 REWRITE_CF = """\
 sender_canonical_maps = inline:{{sender@client.test=Sender.Name@example.com}}

@@ -18,7 +18,7 @@ import trustme
 
 from tests import nulldns
 from tests.qmgr.test_serve import new_messages
-from tests.smtpd.conftest import ServerProcess, free_port
+from tests.support.server import ServerProcess, free_port
 
 MAIN_CF = """\
 myhostname = mx.example.com

@@ -17,7 +17,7 @@ import trustme
 
 from tests.smtp.conftest import Sinks, free_port
 from tests.smtp.dnsserver import DnsServer
-from tests.smtpd.conftest import ROOT, ServerProcess
+from tests.support.server import ROOT, ServerProcess
 
 QUICKSTART = ROOT / "examples" / "quickstart"
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import trustme
 
-from tests.smtpd.conftest import LISTENERS, free_port
 from tests.smtpd.dialogues import CASES, run_dialogue, smtpd_log_lines
+from tests.support.server import LISTENERS, free_port
 
 HERE = Path(__file__).parent
 

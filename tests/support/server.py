@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import trustme
 
 from mailhost.db.passwords import hash_password
 from tests.support.maincf import HOST, LOOPBACK, main_cf
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,12 +54,6 @@ PASSWORD = "s3cret pass"
 
 #: The master.cf line of the queue manager, for ``mailhost serve`` tests.
 QMGR_LINE = "qmgr unix n - n 300 1 qmgr\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def base_main_cf(directory: Path) -> str:

@@ -10,30 +10,8 @@ import time
 from email.parser import BytesParser
 from pathlib import Path
 
-import trustme
-
-from tests import nulldns
-from tests.support.server import ServerProcess, free_port
-
-MAIN_CF = """\
-myhostname = mx.example.com
-mydomain = example.com
-mydestination =
-alias_maps =
-local_recipient_maps =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_error_sleep_time = 0
-virtual_mailbox_domains = example.com
-virtual_mailbox_base = {base}
-virtual_mailbox_maps = inline:{{alice@example.com=example.com/alice/, gone@example.com=example.com/gone/}}
-virtual_uid_maps = static:5000
-virtual_gid_maps = static:5000
-transport_maps = inline:{{ {{gone@example.com=error:5.1.1 User unknown}} }}
-queue_directory = {queue}
-"""
-MAIN_CF += nulldns.main_cf_line()  # no DNS query leaves loopback
+from tests.support.maincf import VIRTUAL_HOST, main_cf, virtual_mailboxes
+from tests.support.server import serve_cli
 
 
 def new_messages(maildir: Path, timeout: float = 10.0) -> list[Path]:
@@ -47,14 +25,19 @@ def new_messages(maildir: Path, timeout: float = 10.0) -> list[Path]:
 
 def test_permanent_failure_report_reaches_the_senders_maildir(tmp_path: Path) -> None:
     base = tmp_path / "vmail"
-    (tmp_path / "main.cf").write_text(MAIN_CF.format(base=base, queue=tmp_path / "queue"))
-    port = free_port()
-    (tmp_path / "master.cf").write_text(
-        f"127.0.0.1:{port} inet n - n - - smtpd\nqmgr unix n - n 300 1 qmgr\n"
+    (tmp_path / "main.cf").write_text(
+        main_cf(
+            VIRTUAL_HOST,
+            {"mynetworks": "127.0.0.0/8", "smtpd_error_sleep_time": 0},
+            virtual_mailboxes(
+                base,
+                "inline:{alice@example.com=example.com/alice/, gone@example.com=example.com/gone/}",
+            ),
+            transport_maps="inline:{ {gone@example.com=error:5.1.1 User unknown} }",
+            queue_directory=tmp_path / "queue",
+        )
     )
-    server = ServerProcess(tmp_path, {"mx": port}, trustme.CA(), tmp_path / "maillog")
-    server.queue_kind = "cli"
-    server.start()
+    server, port = serve_cli(tmp_path)
     try:
         with smtplib.SMTP("127.0.0.1", port) as client:
             client.ehlo("client.test")

@@ -13,24 +13,16 @@ import sys
 import time
 from pathlib import Path
 
-import trustme
+from tests.support.maincf import local_host, main_cf
+from tests.support.server import serve_cli
 
-from tests import nulldns
-from tests.support.server import ServerProcess, free_port
 
-MAIN_CF = """\
-myhostname = mail.example.org
-mydomain = example.org
-mydestination = $myhostname, localhost.$mydomain, localhost
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-smtpd_error_sleep_time = 0
-alias_maps = hash:{dir}/aliases
-alias_database = hash:{dir}/aliases
-mail_spool_directory = {dir}/spool
-queue_directory = {dir}/queue
-"""
-MAIN_CF += nulldns.main_cf_line()  # no DNS query leaves loopback
+def site_main_cf(directory: Path) -> str:
+    return main_cf(
+        local_host(directory, "$myhostname, localhost.$mydomain, localhost"),
+        smtpd_error_sleep_time=0,
+    )
+
 
 ALIASES = """\
 # See man 5 aliases for format
@@ -52,7 +44,7 @@ def wait_for(path: Path, timeout: float = 10.0) -> bytes:
 
 
 def test_mail_to_root_lands_in_alias_target_spool(site_dir: Path) -> None:
-    (site_dir / "main.cf").write_text(MAIN_CF.format(dir=site_dir))
+    (site_dir / "main.cf").write_text(site_main_cf(site_dir))
     (site_dir / "aliases").write_text(ALIASES.format(user=TARGET))
     (site_dir / "spool").mkdir()
     built = subprocess.run(
@@ -60,13 +52,7 @@ def test_mail_to_root_lands_in_alias_target_spool(site_dir: Path) -> None:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert (built.returncode, built.stderr) == (0, "")
-    port = free_port()
-    (site_dir / "master.cf").write_text(
-        f"127.0.0.1:{port} inet n - n - - smtpd\nqmgr unix n - n 300 1 qmgr\n"
-    )
-    server = ServerProcess(site_dir, {"mx": port}, trustme.CA(), site_dir / "maillog")
-    server.queue_kind = "cli"
-    server.start()
+    server, port = serve_cli(site_dir)
     try:
         with smtplib.SMTP("127.0.0.1", port) as client:
             client.ehlo("client.test")

@@ -14,10 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-import trustme
-
-from tests.qmgr.test_serve import MAIN_CF
-from tests.support.server import ServerProcess, free_port
+from tests.support.maincf import alice_site
+from tests.support.server import QMGR_LINE, ServerProcess, serve_cli
 
 MESSAGES = 40
 
@@ -25,18 +23,9 @@ MESSAGES = 40
 def two_workers(tmp_path: Path, services: str = "") -> tuple[ServerProcess, int, Path]:
     """``mailhost serve`` with two workers, an smtpd and a qmgr line (plus
     ``services``), started; the server, its SMTP port and the mailbox base."""
-    base = tmp_path / "vmail"
-    (tmp_path / "main.cf").write_text(
-        MAIN_CF.format(base=base, queue=tmp_path / "queue") + "mailhost_worker_processes = 2\n"
-    )
-    port = free_port()
-    (tmp_path / "master.cf").write_text(
-        f"127.0.0.1:{port} inet n - n - - smtpd\nqmgr unix n - n 300 1 qmgr\n" + services
-    )
-    server = ServerProcess(tmp_path, {"mx": port}, trustme.CA(), tmp_path / "maillog")
-    server.queue_kind = "cli"
-    server.start()
-    return server, port, base
+    (tmp_path / "main.cf").write_text(alice_site(tmp_path) + "mailhost_worker_processes = 2\n")
+    server, port = serve_cli(tmp_path, QMGR_LINE + services)
+    return server, port, tmp_path / "vmail"
 
 
 def test_two_workers_share_port_and_queue(tmp_path: Path) -> None:

@@ -8,28 +8,8 @@ import smtplib
 import time
 from pathlib import Path
 
-from tests import nulldns
+from tests.support.maincf import alice_site
 from tests.support.server import serve_with_qmgr
-
-MAIN_CF = """\
-myhostname = mx.example.com
-mydomain = example.com
-mydestination =
-alias_maps =
-local_recipient_maps =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 192.0.2.0/24
-smtpd_error_sleep_time = 0
-virtual_mailbox_domains = example.com
-virtual_mailbox_base = {base}
-virtual_mailbox_maps = inline:{{alice@example.com=example.com/alice/}}
-virtual_alias_maps = inline:{{postmaster@example.com=alice@example.com}}
-virtual_uid_maps = static:5000
-virtual_gid_maps = static:5000
-queue_directory = {queue}
-"""
-MAIN_CF += nulldns.main_cf_line()  # no DNS query leaves loopback
 
 
 def new_messages(maildir: Path, timeout: float = 10.0) -> list[Path]:
@@ -43,7 +23,7 @@ def new_messages(maildir: Path, timeout: float = 10.0) -> list[Path]:
 
 def test_smtp_in_maildir_out_with_postfix_headers(tmp_path: Path) -> None:
     base = tmp_path / "vmail"
-    (tmp_path / "main.cf").write_text(MAIN_CF.format(base=base, queue=tmp_path / "queue"))
+    (tmp_path / "main.cf").write_text(alice_site(tmp_path))
     server, port = serve_with_qmgr(tmp_path)
     try:
         with smtplib.SMTP("127.0.0.1", port) as client:

@@ -11,10 +11,9 @@ from __future__ import annotations
 import smtplib
 from pathlib import Path
 
-import trustme
-
-from tests.qmgr.test_serve import MAIN_CF, new_messages
-from tests.support.server import ServerProcess, free_port
+from tests.qmgr.test_serve import new_messages
+from tests.support.maincf import alice_site
+from tests.support.server import ServerProcess, serve_cli
 
 REWRITE_CF = """\
 sender_canonical_maps = inline:{{sender@client.test=Sender.Name@example.com}}
@@ -25,20 +24,9 @@ masquerade_domains = example.com
 
 
 def start(tmp_path: Path, extra: str) -> tuple[ServerProcess, int]:
-    base = tmp_path / "vmail"
-    (tmp_path / "main.cf").write_text(
-        # The qmgr test's main.cf with its virtual_alias_maps line commented out.
-        MAIN_CF.format(base=base, queue=tmp_path / "queue").replace("virtual_alias_maps", "#")
-        + extra
-    )
-    port = free_port()
-    (tmp_path / "master.cf").write_text(
-        f"127.0.0.1:{port} inet n - n - - smtpd\nqmgr unix n - n 300 1 qmgr\n"
-    )
-    server = ServerProcess(tmp_path, {"mx": port}, trustme.CA(), tmp_path / "maillog")
-    server.queue_kind = "cli"
-    server.start()
-    return server, port
+    # The qmgr test's main.cf without its virtual_alias_maps line.
+    (tmp_path / "main.cf").write_text(alice_site(tmp_path, virtual_alias_maps=None) + extra)
+    return serve_cli(tmp_path)
 
 
 def test_canonical_sender_in_delivered_maildir_file(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ again keeps its place and takes the later value; ``None`` leaves it out.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from tests import nulldns
 
@@ -57,3 +58,34 @@ def main_cf(*groups: Params, nulldns_line: bool = True, **params: object) -> str
     ]
     text = "".join(f"{line}\n" for line in lines)
     return text + nulldns.main_cf_line() if nulldns_line else text
+
+
+def alice_site(directory: Path, *groups: Params, **params: object) -> str:
+    """The site of the ``mailhost serve`` end-to-end tests: alice@example.com's
+    Maildir below ``directory/vmail`` (postmaster@example.com her alias), the
+    queue in ``directory/queue``; then ``groups`` and ``params``."""
+    return main_cf(
+        VIRTUAL_HOST,
+        {"mynetworks": "192.0.2.0/24", "smtpd_error_sleep_time": 0},
+        virtual_mailboxes(directory / "vmail", "inline:{alice@example.com=example.com/alice/}"),
+        {"virtual_alias_maps": "inline:{postmaster@example.com=alice@example.com}"},
+        {"queue_directory": directory / "queue"},
+        *groups,
+        params,
+    )
+
+
+def local_host(directory: Path, mydestination: str = "$myhostname, localhost") -> Params:
+    """local(8) delivery for mail.example.org on loopback: the aliases in
+    ``directory/aliases`` (hash:), mailboxes in ``directory/spool``, the
+    queue in ``directory/queue``."""
+    return {
+        "myhostname": "mail.example.org",
+        "mydomain": "example.org",
+        "mydestination": mydestination,
+        **LOOPBACK,
+        "alias_maps": f"hash:{directory}/aliases",
+        "alias_database": f"hash:{directory}/aliases",
+        "mail_spool_directory": directory / "spool",
+        "queue_directory": directory / "queue",
+    }

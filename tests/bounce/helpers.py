@@ -22,6 +22,8 @@ from mailhost.queue import qfile
 from mailhost.queue.qfile import Envelope, QueueFile, Recipient
 from mailhost.queue.store import QueueStore
 from mailhost.tables.registry import TableRegistry
+from tests.bounce.record_postfix_bounce import LONG_REASON, VMAILBOX
+from tests.bounce.record_postfix_bounce import TRANSPORT as POSTFIX_TRANSPORT
 from tests.qmgr.helpers import Clock
 from tests.support.maincf import VIRTUAL_HOST, main_cf, virtual_mailboxes
 
@@ -36,18 +38,8 @@ TIMERS = {
     "bounce_queue_lifetime": "8s",
 }
 
-VMAILBOX = """\
-s@client.test client.test/s/
-postmaster@client.test client.test/postmaster/
-"""
-
-TRANSPORT = """\
-gone@example.com error:5.1.1 User unknown
-gone2@example.com error:5.2.1 Mailbox disabled for this recipient
-plain@example.com error:no DSN code in this reason
-slow@example.com retry:4.4.1 Host or domain name not found
-long@example.com error:5.7.1 this recipient does not accept mail from the sender because the administrator of this domain has configured a policy that rejects it, please contact them by other means
-"""
+#: The recorder's mailboxes and transport_maps (its long reason filled in).
+TRANSPORT = POSTFIX_TRANSPORT.format(long=LONG_REASON)
 
 PARSE = BytesParser(policy=email.policy.default)
 

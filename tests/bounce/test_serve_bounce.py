@@ -5,49 +5,32 @@ report comes back into the sender's Maildir, with Postfix's maillog lines."""
 from __future__ import annotations
 
 import email.policy
-import smtplib
-import time
 from email.parser import BytesParser
 from pathlib import Path
 
-from tests.support.maincf import VIRTUAL_HOST, main_cf, virtual_mailboxes
-from tests.support.server import serve_cli
-
-
-def new_messages(maildir: Path, timeout: float = 10.0) -> list[Path]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (maildir / "new").is_dir() and (found := sorted((maildir / "new").iterdir())):
-            return found
-        time.sleep(0.02)
-    return []
+from tests.support.maincf import serve_site
+from tests.support.server import new_messages, queued_as, serve_cli, smtp_session
 
 
 def test_permanent_failure_report_reaches_the_senders_maildir(tmp_path: Path) -> None:
     base = tmp_path / "vmail"
     (tmp_path / "main.cf").write_text(
-        main_cf(
-            VIRTUAL_HOST,
-            {"mynetworks": "127.0.0.0/8", "smtpd_error_sleep_time": 0},
-            virtual_mailboxes(
-                base,
-                "inline:{alice@example.com=example.com/alice/, gone@example.com=example.com/gone/}",
-            ),
+        serve_site(
+            tmp_path,
+            "inline:{alice@example.com=example.com/alice/, gone@example.com=example.com/gone/}",
+            mynetworks="127.0.0.0/8",
             transport_maps="inline:{ {gone@example.com=error:5.1.1 User unknown} }",
-            queue_directory=tmp_path / "queue",
         )
     )
     server, port = serve_cli(tmp_path)
     try:
-        with smtplib.SMTP("127.0.0.1", port) as client:
-            client.ehlo("client.test")
-            client.mail("alice@example.com")
+        with smtp_session(port, "alice@example.com") as client:
             assert client.rcpt("gone@example.com")[0] == 250
             code, reply = client.data(
                 b"Subject: will bounce\r\nMessage-ID: <e2e@client.test>\r\n\r\nhello\r\n"
             )
             assert code == 250
-            qid = reply.decode().rsplit(" ", 1)[1]
+            qid = queued_as(reply)
         log = server.wait_log(f"{qid}: sender non-delivery notification: ")
         notice = log.split(f"{qid}: sender non-delivery notification: ", 1)[1].split()[0]
         log = server.wait_log(f"{notice}: removed")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import smtplib
 import subprocess
 import sys
 import urllib.request
@@ -14,9 +13,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.qmgr.test_serve import new_messages
 from tests.support.maincf import alice_site
-from tests.support.server import ROOT, free_port, serve_cli
+from tests.support.server import ROOT, free_port, new_messages, queued_as, serve_cli, smtp_session
 
 
 def mailhost(directory: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -59,14 +57,12 @@ def test_metrics_and_status_of_a_running_server(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
     server, port = serve_cli(tmp_path)
     try:
-        with smtplib.SMTP("127.0.0.1", port) as client:
-            client.ehlo("client.test")
-            client.mail("sender@client.test")
+        with smtp_session(port) as client:
             assert client.rcpt("nobody@example.com")[0] == 550
             assert client.rcpt("alice@example.com")[0] == 250
             code, reply = client.data(b"Subject: metrics\r\n\r\n" + b"x" * 2000 + b"\r\n")
             assert code == 250
-            qid = reply.decode().rsplit(" ", 1)[1]
+            qid = queued_as(reply)
         server.wait_log(f"{qid}: removed")
         assert new_messages(base / "example.com" / "alice")
         got = scrape(metrics_port)

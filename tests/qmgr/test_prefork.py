@@ -8,14 +8,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import smtplib
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from tests.support.maincf import alice_site
-from tests.support.server import QMGR_LINE, ServerProcess, serve_cli
+from tests.support.server import QMGR_LINE, ServerProcess, serve_cli, smtp_session
 
 MESSAGES = 40
 
@@ -35,9 +34,7 @@ def test_two_workers_share_port_and_queue(tmp_path: Path) -> None:
         server.wait_log("daemon started", count=2)
         qids = []
         for i in range(MESSAGES):
-            with smtplib.SMTP("127.0.0.1", port) as client:
-                client.ehlo("client.test")
-                client.mail("sender@client.test")
+            with smtp_session(port) as client:
                 client.rcpt("alice@example.com")
                 code, reply = client.data(f"Subject: {i}\r\n\r\nbody {i}\r\n".encode())
                 assert code == 250
@@ -81,9 +78,7 @@ def test_kill_9_of_the_parent_loses_no_acknowledged_message(tmp_path: Path) -> N
     server.wait_log("daemon started", count=2)
     acknowledged = []
     for i in range(MESSAGES):
-        with smtplib.SMTP("127.0.0.1", port) as client:
-            client.ehlo("client.test")
-            client.mail("sender@client.test")
+        with smtp_session(port) as client:
             client.rcpt("alice@example.com")
             code, _ = client.data(f"Subject: {i}\r\n\r\nbody {i}\r\n".encode())
             assert code == 250

@@ -4,21 +4,10 @@ recipient's Maildir with Postfix's delivery headers, in Postfix's order."""
 
 from __future__ import annotations
 
-import smtplib
-import time
 from pathlib import Path
 
 from tests.support.maincf import alice_site
-from tests.support.server import serve_with_qmgr
-
-
-def new_messages(maildir: Path, timeout: float = 10.0) -> list[Path]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (maildir / "new").is_dir() and (found := sorted((maildir / "new").iterdir())):
-            return found
-        time.sleep(0.02)
-    return []
+from tests.support.server import new_messages, queued_as, serve_with_qmgr, smtp_session
 
 
 def test_smtp_in_maildir_out_with_postfix_headers(tmp_path: Path) -> None:
@@ -26,13 +15,11 @@ def test_smtp_in_maildir_out_with_postfix_headers(tmp_path: Path) -> None:
     (tmp_path / "main.cf").write_text(alice_site(tmp_path))
     server, port = serve_with_qmgr(tmp_path)
     try:
-        with smtplib.SMTP("127.0.0.1", port) as client:
-            client.ehlo("client.test")
-            client.mail("sender@client.test")
+        with smtp_session(port) as client:
             assert client.rcpt("Postmaster@Example.com")[0] == 250
             code, reply = client.data(b"Subject: e2e\r\n\r\nhello over SMTP\r\n")
             assert code == 250
-            qid = reply.decode().rsplit(" ", 1)[1]
+            qid = queued_as(reply)
         log = server.wait_log(f"{qid}: removed")
         (message,) = new_messages(base / "example.com" / "alice")
     finally:

@@ -8,7 +8,6 @@ valid Maildir unique names and Postfix's delivery headers."""
 from __future__ import annotations
 
 import re
-import smtplib
 import sqlite3
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.maincf import LOOPBACK, main_cf
-from tests.support.server import serve_cli
+from tests.support.server import serve_cli, smtp_session
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "sqlite"
 
@@ -99,9 +98,7 @@ def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
 
 
 def send(port: int, recipient: str, subject: str) -> str:
-    with smtplib.SMTP("127.0.0.1", port) as client:
-        client.ehlo("client.test")
-        client.mail("sender@client.test")
+    with smtp_session(port) as client:
         code, reply = client.rcpt(recipient)
         assert code == 250, reply
         code, reply = client.data(f"Subject: {subject}\r\n\r\nbody of {subject}\r\n".encode())

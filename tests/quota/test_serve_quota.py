@@ -5,12 +5,11 @@ limit is bounced with 5.2.2."""
 
 from __future__ import annotations
 
-import smtplib
 from pathlib import Path
 
 from mailhost.quota.maildirsize import FILENAME, parse_maildirsize, scan_usage
-from tests.support.maincf import VIRTUAL_HOST, main_cf, virtual_mailboxes
-from tests.support.server import serve_cli
+from tests.support.maincf import serve_site
+from tests.support.server import queued_as, serve_cli, smtp_session
 
 FULL = "Recipient address rejected: Quota exceeded (mailbox for user is full)"
 
@@ -31,16 +30,11 @@ def test_quota_at_rcpt_and_at_delivery(tmp_path: Path) -> None:
     base = tmp_path / "vmail"
     base.mkdir()
     (tmp_path / "main.cf").write_text(
-        main_cf(
-            VIRTUAL_HOST,
-            {"mynetworks": "192.0.2.0/24", "smtpd_error_sleep_time": 0},
-            virtual_mailboxes(
-                base,
-                "inline:{bob@example.com=example.com/bob/, carol@example.com=example.com/carol/, "
-                "dave@example.com=example.com/dave/, frank@example.com=example.com/frank/}",
-            ),
+        serve_site(
+            tmp_path,
+            "inline:{bob@example.com=example.com/bob/, carol@example.com=example.com/carol/, "
+            "dave@example.com=example.com/dave/, frank@example.com=example.com/frank/}",
             virtual_alias_maps=f"texthash:{base}/virtual",
-            queue_directory=tmp_path / "queue",
             virtual_mailbox_limit_maps=(
                 "inline:{bob@example.com=1000, carol@example.com=10000, dave@example.com=700}, "
                 f"hash:{base}/missing-limits"
@@ -53,9 +47,7 @@ def test_quota_at_rcpt_and_at_delivery(tmp_path: Path) -> None:
     prefill(base / "example.com" / "bob", 1000)
     server, port = serve_cli(tmp_path)
     try:
-        with smtplib.SMTP("127.0.0.1", port) as client:
-            client.ehlo("client.test")
-            client.mail("sender@client.test")
+        with smtp_session(port) as client:
             # Already full: refused, directly and through an alias to it alone.
             assert client.rcpt("bob@example.com") == (
                 554,
@@ -74,7 +66,7 @@ def test_quota_at_rcpt_and_at_delivery(tmp_path: Path) -> None:
             )
             code, reply = client.data(body(300))
             assert code == 250
-            team_qid = reply.decode().rsplit(" ", 1)[1]
+            team_qid = queued_as(reply)
             client.rset()
 
             # SIZE= larger than the room left: refused before any data is sent.
@@ -92,7 +84,7 @@ def test_quota_at_rcpt_and_at_delivery(tmp_path: Path) -> None:
             assert client.rcpt("dave@example.com")[0] == 250
             code, reply = client.data(body(500))
             assert code == 250
-            crossing_qid = reply.decode().rsplit(" ", 1)[1]
+            crossing_qid = queued_as(reply)
         log = server.wait_log(f"{crossing_qid}: removed")
         log = server.wait_log(f"{team_qid}: removed")
     finally:

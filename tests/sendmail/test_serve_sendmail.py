@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests.qmgr.test_serve import new_messages
 from tests.support.maincf import VIRTUAL_HOST, main_cf, virtual_mailboxes
-from tests.support.server import ServerProcess, free_port
+from tests.support.server import ServerProcess, free_port, new_messages
 
 SENDMAIL = Path(sys.executable).with_name("mailhost-sendmail")
 

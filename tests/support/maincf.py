@@ -60,16 +60,28 @@ def main_cf(*groups: Params, nulldns_line: bool = True, **params: object) -> str
     return text + nulldns.main_cf_line() if nulldns_line else text
 
 
-def alice_site(directory: Path, *groups: Params, **params: object) -> str:
-    """The site of the ``mailhost serve`` end-to-end tests: alice@example.com's
-    Maildir below ``directory/vmail`` (postmaster@example.com her alias), the
-    queue in ``directory/queue``; then ``groups`` and ``params``."""
+def serve_site(directory: Path, mailboxes: str, *groups: Params, **params: object) -> str:
+    """The site of the ``mailhost serve`` end-to-end tests: VIRTUAL_HOST,
+    clients from 192.0.2.0/24 trusted, no error sleep, ``mailboxes``
+    (virtual_mailbox_maps) below ``directory/vmail``, the queue in
+    ``directory/queue``; then ``groups`` and ``params``."""
     return main_cf(
         VIRTUAL_HOST,
         {"mynetworks": "192.0.2.0/24", "smtpd_error_sleep_time": 0},
-        virtual_mailboxes(directory / "vmail", "inline:{alice@example.com=example.com/alice/}"),
-        {"virtual_alias_maps": "inline:{postmaster@example.com=alice@example.com}"},
+        virtual_mailboxes(directory / "vmail", mailboxes),
         {"queue_directory": directory / "queue"},
+        *groups,
+        params,
+    )
+
+
+def alice_site(directory: Path, *groups: Params, **params: object) -> str:
+    """serve_site() with alice@example.com's Maildir, postmaster@example.com
+    her alias."""
+    return serve_site(
+        directory,
+        "inline:{alice@example.com=example.com/alice/}",
+        {"virtual_alias_maps": "inline:{postmaster@example.com=alice@example.com}"},
         *groups,
         params,
     )

@@ -178,14 +178,9 @@ class PostfixLab:
 
     def tool(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """A Postfix command (postcat, postmap, ...) on this instance, run in its directory."""
+        where = {"env": self.env, "cwd": self.directory}
         return subprocess.run(
-            args,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=self.env,
-            cwd=self.directory,
-            check=False,
+            args, input=stdin, capture_output=True, text=True, check=False, **where
         )
 
     # SMTP

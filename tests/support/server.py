@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import os
 import signal
+import smtplib
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,3 +190,28 @@ def write_config(directory: Path, ca: trustme.CA, ports: dict[str, int], extra: 
     for name, port in ports.items():
         master.append(f"127.0.0.1:{port} inet n - n - - smtpd\n  {LISTENERS[name]}".rstrip())
     (directory / "master.cf").write_text("\n".join(master) + "\n")
+
+
+@contextmanager
+def smtp_session(port: int, sender: str = "sender@client.test") -> Iterator[smtplib.SMTP]:
+    """An SMTP client of the server on loopback ``port``, after ``EHLO
+    client.test`` and ``MAIL FROM:<sender>``; QUIT at the end."""
+    with smtplib.SMTP("127.0.0.1", port) as client:
+        client.ehlo("client.test")
+        client.mail(sender)
+        yield client
+
+
+def queued_as(reply: bytes) -> str:
+    """The queue id of an end-of-DATA ``250 2.0.0 Ok: queued as ID`` reply."""
+    return reply.decode().rsplit(" ", 1)[1]
+
+
+def new_messages(maildir: Path, timeout: float = 10.0) -> list[Path]:
+    """The messages in ``maildir``/new once there are any (at most ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (maildir / "new").is_dir() and (found := sorted((maildir / "new").iterdir())):
+            return found
+        time.sleep(0.02)
+    return []

@@ -17,14 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.support.postfix_lab import PostfixLab
-from tests.tables.postfix_cases import (
-    SOURCES,
-    SQL_CASES,
-    SQL_LEGACY,
-    SQL_QUERY_FILES,
-    SQL_ROWS,
-    TEXT_CASES,
-)
+from tests.tables import postfix_cases as cases
 
 DBNAME = "mailhost_record"
 CREATE = "CREATE TABLE pfalias (address VARCHAR(255), goto TEXT, extra VARCHAR(255), active INT)"
@@ -40,7 +33,7 @@ def setup_databases(directory: Path) -> dict[str, str]:
     import psycopg
     import pymysql
 
-    rows = SQL_ROWS
+    rows = cases.SQL_ROWS
     with psycopg.connect(
         host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True
     ) as c:
@@ -75,21 +68,21 @@ def main() -> None:
     lab = PostfixLab("pfx-tables-", owned=())
     directory = lab.directory
     (lab.config / "main.cf").write_text("compatibility_level = 3.6\n")
-    for name, text in SOURCES.items():
+    for name, text in cases.SOURCES.items():
         (directory / name).write_text(text)
     built = lab.tool("/usr/sbin/postmap", "virtual")
     assert built.returncode == 0, built.stderr
-    for case_id, table, key in TEXT_CASES:
+    for case_id, table, key in cases.TEXT_CASES:
         expected[case_id] = postmap(lab, table.format(dir=directory), key)
     connections = setup_databases(directory)
     for kind, connection in connections.items():
-        for name, (query, extra) in SQL_QUERY_FILES.items():
+        for name, (query, extra) in cases.SQL_QUERY_FILES.items():
             body = connection + f"query = {query}\n"
             body += "".join(f"{k} = {v}\n" for k, v in extra.items())
             (directory / f"{kind}-{name}.cf").write_text(body)
-        legacy = connection + "".join(f"{k} = {v}\n" for k, v in SQL_LEGACY.items())
+        legacy = connection + "".join(f"{k} = {v}\n" for k, v in cases.SQL_LEGACY.items())
         (directory / f"{kind}-legacy.cf").write_text(legacy)
-        for case_id, name, key in SQL_CASES:
+        for case_id, name, key in cases.SQL_CASES:
             table = f"{kind}:{directory}/{kind}-{name}.cf"
             result = postmap(lab, table, key)
             result[1] = str(result[1]).replace(f"{kind}-{name}.cf", "{file}")

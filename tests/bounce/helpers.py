@@ -22,46 +22,24 @@ from mailhost.queue import qfile
 from mailhost.queue.qfile import Envelope, QueueFile, Recipient
 from mailhost.queue.store import QueueStore
 from mailhost.tables.registry import TableRegistry
-from tests import nulldns
+from tests.bounce.record_postfix_bounce import LONG_REASON, VMAILBOX
+from tests.bounce.record_postfix_bounce import TRANSPORT as POSTFIX_TRANSPORT
 from tests.qmgr.helpers import Clock
+from tests.support.maincf import VIRTUAL_HOST, main_cf, virtual_mailboxes
 
 HERE = Path(__file__).parent
 
-MAIN_CF = """\
-myhostname = mx.example.com
-mydomain = example.com
-mydestination =
-alias_maps =
-local_recipient_maps =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-virtual_mailbox_domains = example.com, client.test
-virtual_mailbox_base = {dir}/vmail
-virtual_mailbox_maps = texthash:{dir}/vmailbox
-virtual_uid_maps = static:5000
-virtual_gid_maps = static:5000
-transport_maps = texthash:{dir}/transport
-queue_directory = {dir}/queue
-minimal_backoff_time = 1s
-maximal_backoff_time = 2s
-queue_run_delay = 1s
-maximal_queue_lifetime = 8s
-bounce_queue_lifetime = 8s
-"""
-MAIN_CF += nulldns.main_cf_line()  # no DNS query leaves loopback
+#: The timers of record_postfix_bounce.py's instance.
+TIMERS = {
+    "minimal_backoff_time": "1s",
+    "maximal_backoff_time": "2s",
+    "queue_run_delay": "1s",
+    "maximal_queue_lifetime": "8s",
+    "bounce_queue_lifetime": "8s",
+}
 
-VMAILBOX = """\
-s@client.test client.test/s/
-postmaster@client.test client.test/postmaster/
-"""
-
-TRANSPORT = """\
-gone@example.com error:5.1.1 User unknown
-gone2@example.com error:5.2.1 Mailbox disabled for this recipient
-plain@example.com error:no DSN code in this reason
-slow@example.com retry:4.4.1 Host or domain name not found
-long@example.com error:5.7.1 this recipient does not accept mail from the sender because the administrator of this domain has configured a policy that rejects it, please contact them by other means
-"""
+#: The recorder's mailboxes and transport_maps (its long reason filled in).
+TRANSPORT = POSTFIX_TRANSPORT.format(long=LONG_REASON)
 
 PARSE = BytesParser(policy=email.policy.default)
 
@@ -104,7 +82,19 @@ class BounceSite:
         (self.directory / "vmail").mkdir(exist_ok=True)
         (self.directory / "vmailbox").write_text(VMAILBOX)
         (self.directory / "transport").write_text(TRANSPORT)
-        (self.directory / "main.cf").write_text(MAIN_CF.format(dir=self.directory) + self.extra)
+        d = self.directory
+        (d / "main.cf").write_text(
+            main_cf(
+                VIRTUAL_HOST,
+                virtual_mailboxes(
+                    d / "vmail", f"texthash:{d}/vmailbox", "example.com, client.test"
+                ),
+                transport_maps=f"texthash:{d}/transport",
+                queue_directory=d / "queue",
+                **TIMERS,
+            )
+            + self.extra
+        )
 
     @property
     def queue_dir(self) -> Path:

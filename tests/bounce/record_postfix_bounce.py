@@ -17,22 +17,17 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import smtplib
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from tests.support.postfix_lab import INSTANCE_CF, PostfixLab, services, wait_for
+
 HERE = Path(__file__).parent
 
-MAIN_CF = """\
-compatibility_level = 3.6
-queue_directory = {dir}/queue
-data_directory = {dir}/data
-maillog_file = {dir}/maillog
-maillog_file_prefixes = {dir}
+#: The instance's settings (the lab adds INSTANCE_CF, its directories).
+SITE_CF = """\
 myhostname = mx.example.com
 mydomain = example.com
 mydestination =
@@ -58,6 +53,9 @@ maximal_queue_lifetime = 8s
 bounce_queue_lifetime = 8s
 """
 
+#: The whole main.cf as recorded (``{dir}`` the instance's directory).
+MAIN_CF = "compatibility_level = 3.6\n" + INSTANCE_CF + SITE_CF
+
 VMAILBOX = """\
 s@client.test client.test/s/
 postmaster@client.test client.test/postmaster/
@@ -79,26 +77,6 @@ LONG_REASON = (
 
 VIRTUAL = """\
 alias@example.com gone@example.com
-"""
-
-SERVICES = """\
-pickup unix n - n 60 1 pickup
-cleanup unix n - n - 0 cleanup
-qmgr unix n - n 300 1 qmgr
-rewrite unix - - n - - trivial-rewrite
-bounce unix - - n - 0 bounce
-defer unix - - n - 0 bounce
-trace unix - - n - 0 bounce
-verify unix - - n - 1 verify
-proxymap unix - - n - - proxymap
-showq unix n - n - - showq
-error unix - - n - - error
-retry unix - - n - - error
-discard unix - - n - - discard
-virtual unix - n n - - virtual
-anvil unix - - n - 1 anvil
-scache unix - - n - 1 scache
-postlog unix-dgram n - n - 1 postlogd
 """
 
 BODY = (
@@ -132,29 +110,14 @@ CASES: dict[str, tuple[str, list[str], int]] = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def send(port: int, name: str, mail: str, rcpts: list[str], extra: int) -> str:
-    smtp = smtplib.SMTP("127.0.0.1", port, timeout=20)
-    smtp.ehlo("client.test")
-    code, msg = smtp.docmd("MAIL", f"FROM:{mail}")
-    assert code == 250, (code, msg)
-    for rcpt in rcpts:
-        code, msg = smtp.docmd("RCPT", f"TO:{rcpt}")
-        assert code == 250, (code, msg)
+def send(lab: PostfixLab, name: str, mail: str, rcpts: list[str], extra: int) -> str:
     body = BODY.format(name=name)
     if extra:
         body += ("x" * 70 + "\r\n") * (extra // 72)
-    smtp.docmd("DATA")
-    smtp.send(body.replace("\r\n.", "\r\n..") + ".\r\n")
-    code, msg = smtp.getreply()
-    smtp.quit()
-    assert code == 250, (code, msg)
-    return re.search(r"queued as (\w+)", msg.decode()).group(1)  # type: ignore[union-attr]
+    reply = lab.send(mail, rcpts, body, helo="client.test")
+    assert reply.code == 250, reply
+    assert reply.queue_id is not None, reply
+    return reply.queue_id
 
 
 def lines_of(maillog: Path, qids: set[str]) -> list[str]:
@@ -167,24 +130,23 @@ def lines_of(maillog: Path, qids: set[str]) -> list[str]:
     return out
 
 
-def follow(maillog: Path, qid: str, timeout: float = 40) -> list[str]:
+def follow(lab: PostfixLab, qid: str, timeout: float = 40) -> list[str]:
     """Lines of qid and of every notification it produced, once all are removed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        text = maillog.read_text()
-        qids = {qid} | set(
-            re.findall(rf"{qid}: \w+ (?:non-delivery|delay) notification: (\w+)", text)
-        )
-        qids |= {
+    qids = {qid}
+
+    def all_removed() -> bool:
+        text = lab.log()
+        qids.update(re.findall(rf"{qid}: \w+ (?:non-delivery|delay) notification: (\w+)", text))
+        qids.update(
             n
             for q in list(qids)
             for n in re.findall(rf"{q}: \w+ non-delivery notification: (\w+)", text)
-        }
-        if all(f"{q}: removed" in text for q in qids):
-            time.sleep(0.5)
-            return lines_of(maillog, qids)
-        assert time.monotonic() < deadline, (qid, text[-3000:])
-        time.sleep(0.1)
+        )
+        return all(f"{q}: removed" in text for q in qids)
+
+    wait_for(all_removed, f"{qid} and its notifications removed", timeout)
+    time.sleep(0.5)
+    return lines_of(lab.maillog, qids)
 
 
 #: instance name → (main.cf additions, cases sent to it)
@@ -200,28 +162,22 @@ RUNS: dict[str, tuple[str, list[str]]] = {
 
 
 def run(extra_cf: str, names: list[str]) -> dict[str, object]:
-    directory = Path(tempfile.mkdtemp(prefix="pfx-bounce-"))
-    directory.chmod(0o755)
-    for sub in ("queue", "data"):
-        (directory / sub).mkdir()
-        shutil.chown(directory / sub, "postfix")
+    lab = PostfixLab("pfx-bounce-")
+    directory = lab.directory
     (directory / "vmail").mkdir()
     (directory / "vmail").chmod(0o777)
-    (directory / "main.cf").write_text(MAIN_CF.format(dir=directory) + extra_cf)
+    lab.write_main_cf("compatibility_level = 3.6\n" + SITE_CF.format(dir=directory) + extra_cf)
     (directory / "vmailbox").write_text(VMAILBOX)
     (directory / "transport").write_text(TRANSPORT.format(long=LONG_REASON))
     (directory / "virtual").write_text(VIRTUAL)
-    port = free_port()
-    (directory / "master.cf").write_text(f"127.0.0.1:{port} inet n - n - - smtpd\n" + SERVICES)
-    subprocess.run(["postfix", "-c", str(directory), "start"], check=True)
+    lab.write_master_cf("", services=services("virtual"))
     cases: dict[str, object] = {}
     seen: set[Path] = set()
-    try:
-        time.sleep(2)
+    with lab.running():
         for name in names:
             mail, rcpts, extra = CASES[name]
-            qid = send(port, name, mail, rcpts, extra)
-            log = follow(directory / "maillog", qid)
+            qid = send(lab, name, mail, rcpts, extra)
+            log = follow(lab, qid)
             messages = []
             for path in sorted((directory / "vmail").glob("*/*/new/*")):
                 if path not in seen:
@@ -233,9 +189,7 @@ def run(extra_cf: str, names: list[str]) -> dict[str, object]:
                         }
                     )
             cases[name] = {"queue_id": qid, "log": log, "messages": messages}
-    finally:
-        subprocess.run(["postfix", "-c", str(directory), "stop"], check=False)
-    print((directory / "maillog").read_text())
+    print(lab.log())
     return cases
 
 

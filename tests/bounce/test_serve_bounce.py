@@ -5,66 +5,32 @@ report comes back into the sender's Maildir, with Postfix's maillog lines."""
 from __future__ import annotations
 
 import email.policy
-import smtplib
-import time
 from email.parser import BytesParser
 from pathlib import Path
 
-import trustme
-
-from tests import nulldns
-from tests.smtpd.conftest import ServerProcess, free_port
-
-MAIN_CF = """\
-myhostname = mx.example.com
-mydomain = example.com
-mydestination =
-alias_maps =
-local_recipient_maps =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_error_sleep_time = 0
-virtual_mailbox_domains = example.com
-virtual_mailbox_base = {base}
-virtual_mailbox_maps = inline:{{alice@example.com=example.com/alice/, gone@example.com=example.com/gone/}}
-virtual_uid_maps = static:5000
-virtual_gid_maps = static:5000
-transport_maps = inline:{{ {{gone@example.com=error:5.1.1 User unknown}} }}
-queue_directory = {queue}
-"""
-MAIN_CF += nulldns.main_cf_line()  # no DNS query leaves loopback
-
-
-def new_messages(maildir: Path, timeout: float = 10.0) -> list[Path]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (maildir / "new").is_dir() and (found := sorted((maildir / "new").iterdir())):
-            return found
-        time.sleep(0.02)
-    return []
+from tests.support.maincf import serve_site
+from tests.support.server import new_messages, queued_as, serve_cli, smtp_session
 
 
 def test_permanent_failure_report_reaches_the_senders_maildir(tmp_path: Path) -> None:
     base = tmp_path / "vmail"
-    (tmp_path / "main.cf").write_text(MAIN_CF.format(base=base, queue=tmp_path / "queue"))
-    port = free_port()
-    (tmp_path / "master.cf").write_text(
-        f"127.0.0.1:{port} inet n - n - - smtpd\nqmgr unix n - n 300 1 qmgr\n"
+    (tmp_path / "main.cf").write_text(
+        serve_site(
+            tmp_path,
+            "inline:{alice@example.com=example.com/alice/, gone@example.com=example.com/gone/}",
+            mynetworks="127.0.0.0/8",
+            transport_maps="inline:{ {gone@example.com=error:5.1.1 User unknown} }",
+        )
     )
-    server = ServerProcess(tmp_path, {"mx": port}, trustme.CA(), tmp_path / "maillog")
-    server.queue_kind = "cli"
-    server.start()
+    server, port = serve_cli(tmp_path)
     try:
-        with smtplib.SMTP("127.0.0.1", port) as client:
-            client.ehlo("client.test")
-            client.mail("alice@example.com")
+        with smtp_session(port, "alice@example.com") as client:
             assert client.rcpt("gone@example.com")[0] == 250
             code, reply = client.data(
                 b"Subject: will bounce\r\nMessage-ID: <e2e@client.test>\r\n\r\nhello\r\n"
             )
             assert code == 250
-            qid = reply.decode().rsplit(" ", 1)[1]
+            qid = queued_as(reply)
         log = server.wait_log(f"{qid}: sender non-delivery notification: ")
         notice = log.split(f"{qid}: sender non-delivery notification: ", 1)[1].split()[0]
         log = server.wait_log(f"{notice}: removed")

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.maincf import main_cf
+
 
 @pytest.fixture
 def config_dir(tmp_path: Path) -> Path:
@@ -16,14 +18,20 @@ def config_dir(tmp_path: Path) -> Path:
         "loop1@example.com loop2@example.com\nloop2@example.com loop1@example.com\n"
     )
     (tmp_path / "main.cf").write_text(
-        "myhostname = mx.example.com\nmydestination = localhost\nalias_maps =\n"
-        "recipient_delimiter = +\n"
-        "virtual_mailbox_domains = example.com\n"
-        f"virtual_alias_maps = texthash:{tmp_path}/virtual\n"
-        "virtual_mailbox_maps = inline:{bob@example.com=example.com/bob/, "
-        "carol@example.com=example.com/carol}\n"
-        f"virtual_mailbox_base = {tmp_path}/vmail\n"
-        "virtual_mailbox_limit_maps = inline:{bob@example.com=1048576, carol@example.com=0}\n"
+        main_cf(
+            myhostname="mx.example.com",
+            mydestination="localhost",
+            alias_maps="",
+            recipient_delimiter="+",
+            virtual_mailbox_domains="example.com",
+            virtual_alias_maps=f"texthash:{tmp_path}/virtual",
+            virtual_mailbox_maps=(
+                "inline:{bob@example.com=example.com/bob/, carol@example.com=example.com/carol}"
+            ),
+            virtual_mailbox_base=tmp_path / "vmail",
+            virtual_mailbox_limit_maps="inline:{bob@example.com=1048576, carol@example.com=0}",
+            nulldns_line=False,
+        )
     )
     return tmp_path
 

@@ -18,8 +18,9 @@ import json
 import os
 import random
 import subprocess
-import tempfile
 from pathlib import Path
+
+from tests.support.postfix_lab import PostfixLab
 
 HERE = Path(__file__).parent
 
@@ -88,18 +89,17 @@ def random_cases(count: int, seed: int = 3711) -> list[str]:
     return cases
 
 
-def postalias(conf: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, MAIL_CONFIG=str(conf))
-    return subprocess.run(
-        ["postalias", *args], capture_output=True, text=True, env=env, input=stdin, check=False
-    )
+def postalias(
+    lab: PostfixLab, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return lab.tool("postalias", *args, stdin=stdin)
 
 
-def record_case(conf: Path, directory: Path, number: int, source: str) -> dict[str, object]:
-    path = directory / f"aliases{number}"
+def record_case(lab: PostfixLab, number: int, source: str) -> dict[str, object]:
+    path = lab.directory / f"aliases{number}"
     path.write_text(source)
-    built = postalias(conf, str(path))
-    dump = postalias(conf, "-s", str(path))
+    built = postalias(lab, str(path))
+    dump = postalias(lab, "-s", str(path))
     entries = []
     for line in dump.stdout.splitlines():
         key, _, value = line.partition(":\t")
@@ -113,22 +113,23 @@ def record_case(conf: Path, directory: Path, number: int, source: str) -> dict[s
     return {"source": source, "entries": sorted(entries), "warnings": warnings}
 
 
-def record_queries(conf: Path, directory: Path) -> dict[str, object]:
+def record_queries(lab: PostfixLab) -> dict[str, object]:
+    directory = lab.directory
     path = directory / "query"
     path.write_text("Root: Alice\npostmaster: root\nlist: x,y\n")
-    postalias(conf, str(path))
+    postalias(lab, str(path))
     answers: dict[str, object] = {}
     for key in ("root", "ROOT", "nope", "@", "YP_LAST_MODIFIED", "list"):
-        done = postalias(conf, "-q", key, str(path))
+        done = postalias(lab, "-q", key, str(path))
         answers[key] = {"stdout": done.stdout, "status": done.returncode}
-    done = postalias(conf, "-q", "-", str(path), stdin="POSTMASTER\nnope\nlist\n")
+    done = postalias(lab, "-q", "-", str(path), stdin="POSTMASTER\nnope\nlist\n")
     answers["-"] = {"stdout": done.stdout, "status": done.returncode}
-    missing = postalias(conf, "-q", "x", str(directory / "missing"))
+    missing = postalias(lab, "-q", "x", str(directory / "missing"))
     answers["missing"] = {
         "stderr": missing.stderr.replace(str(directory), "DIR"),
         "status": missing.returncode,
     }
-    build_missing = postalias(conf, str(directory / "missing"))
+    build_missing = postalias(lab, str(directory / "missing"))
     answers["build_missing"] = {
         "stderr": build_missing.stderr.replace(str(directory), "DIR"),
         "status": build_missing.returncode,
@@ -165,15 +166,15 @@ def record_newaliases(directory: Path) -> dict[str, object]:
 
 
 def main() -> None:
-    directory = Path(tempfile.mkdtemp(prefix="pfx-aliases-"))
-    conf = directory / "conf"
-    conf.mkdir()
-    (conf / "main.cf").write_text("compatibility_level = 3.6\nmyhostname = mail.example.org\n")
+    lab = PostfixLab("pfx-aliases-", config="conf", owned=())
+    (lab.config / "main.cf").write_text(
+        "compatibility_level = 3.6\nmyhostname = mail.example.org\n"
+    )
     cases = CASES + random_cases(400)
     recorded = {
-        "cases": [record_case(conf, directory, n, source) for n, source in enumerate(cases)],
-        "queries": record_queries(conf, directory),
-        "newaliases": record_newaliases(directory),
+        "cases": [record_case(lab, n, source) for n, source in enumerate(cases)],
+        "queries": record_queries(lab),
+        "newaliases": record_newaliases(lab.directory),
     }
     (HERE / "postfix_aliases.json").write_text(
         json.dumps(recorded, indent=1, ensure_ascii=False) + "\n"

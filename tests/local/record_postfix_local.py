@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import smtplib
-import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
+
+from tests.support.postfix_lab import PostfixLab, services, wait_for
 
 HERE = Path(__file__).parent
 
@@ -85,41 +83,10 @@ local_recipient_maps =
 mail_spool_directory = {dir}/spool
 command_time_limit = 2s
 forward_path = {dir}/forward/$user
-queue_directory = {dir}/queue
-data_directory = {dir}/data
-maillog_file = {dir}/maillog
-maillog_file_prefixes = {dir}
 relay_transport = discard:relay
 default_transport = discard:default
 smtpd_error_sleep_time = 0
 """
-
-MASTER_CF = """\
-127.0.0.1:{port} inet n - n - - smtpd
-pickup unix n - n 60 1 pickup
-cleanup unix n - n - 0 cleanup
-qmgr unix n - n 300 1 qmgr
-rewrite unix - - n - - trivial-rewrite
-bounce unix - - n - 0 bounce
-defer unix - - n - 0 bounce
-trace unix - - n - 0 bounce
-verify unix - - n - 1 verify
-proxymap unix - - n - - proxymap
-showq unix n - n - - showq
-error unix - - n - - error
-retry unix - - n - - error
-discard unix - - n - - discard
-local unix - n n - - local
-anvil unix - - n - 1 anvil
-scache unix - - n - 1 scache
-postlog unix-dgram n - n - 1 postlogd
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def normalize(line: str, directory: Path, ids: dict[str, str]) -> str:
@@ -156,79 +123,67 @@ def mailbox_headers(path: Path) -> list[list[str]]:
     return messages
 
 
-def send(port: int, rcpt: str, subject: str) -> str:
-    with smtplib.SMTP("127.0.0.1", port, timeout=20) as smtp:
-        smtp.ehlo("client.example.org")
-        smtp.mail("sender@client.example")
-        smtp.rcpt(rcpt)
-        code, reply = smtp.data(f"Subject: {subject}\r\n\r\nFrom the start\r\nbody\r\n")
-    found = re.search(r"queued as (\w+)", reply.decode())
-    assert found, (code, reply)
-    return found.group(1)
+def send(lab: PostfixLab, rcpt: str, subject: str) -> str:
+    reply = lab.send(
+        "<sender@client.example>",
+        [f"<{rcpt}>"],
+        f"Subject: {subject}\r\n\r\nFrom the start\r\nbody\r\n",
+    )
+    assert reply.queue_id, reply
+    return reply.queue_id
 
 
-def wait_done(maillog: Path, qid: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        text = maillog.read_text()
-        if f"{qid}: removed" in text or re.search(rf"{qid}: to=.*status=deferred", text):
-            return
-        assert time.monotonic() < deadline, qid
-        time.sleep(0.1)
+def wait_done(lab: PostfixLab, qid: str) -> None:
+    wait_for(
+        lambda: (
+            f"{qid}: removed" in (text := lab.log())
+            or re.search(rf"{qid}: to=.*status=deferred", text)
+        ),
+        qid,
+    )
+
+
+def new_lab(prefix: str, main_cf: str) -> PostfixLab:
+    """An instance with main.cf ``main_cf`` (``{dir}`` its directory) and an empty spool."""
+    lab = PostfixLab(prefix)
+    (lab.directory / "spool").mkdir()
+    lab.write_main_cf(main_cf.format(dir=lab.directory))
+    lab.write_master_cf("", services=services("local"))
+    return lab
 
 
 def record_missing_database() -> list[str]:
     """alias_maps naming an index that does not exist: what local(8) logs."""
-    directory = Path(tempfile.mkdtemp(prefix="pfx-local-missing-"))
-    directory.chmod(0o755)
-    for sub in ("queue", "data"):
-        (directory / sub).mkdir()
-        shutil.chown(directory / sub, "postfix")
-    (directory / "spool").mkdir()
-    port = free_port()
-    main_cf = MAIN_CF.format(dir=directory).replace(
-        f"alias_maps = hash:{directory}/aliases", f"alias_maps = hash:{directory}/missing"
+    lab = new_lab(
+        "pfx-local-missing-",
+        MAIN_CF.replace("alias_maps = hash:{dir}/aliases", "alias_maps = hash:{dir}/missing"),
     )
-    (directory / "main.cf").write_text(main_cf)
-    (directory / "master.cf").write_text(MASTER_CF.format(port=port))
-    subprocess.run(["postfix", "-c", str(directory), "start"], check=True)
-    try:
-        time.sleep(2)
-        qid = send(port, "root@localhost", "missing")
-        wait_done(directory / "maillog", qid)
-    finally:
-        subprocess.run(["postfix", "-c", str(directory), "stop"], check=False)
-    lines = (directory / "maillog").read_text().splitlines()
-    return [normalize(line, directory, {qid: "QID"}) for line in lines if "postfix/local[" in line]
+    with lab.running():
+        qid = send(lab, "root@localhost", "missing")
+        wait_done(lab, qid)
+    lines = lab.log().splitlines()
+    return [
+        normalize(line, lab.directory, {qid: "QID"}) for line in lines if "postfix/local[" in line
+    ]
 
 
 def main() -> None:
-    directory = Path(tempfile.mkdtemp(prefix="pfx-local-"))
-    directory.chmod(0o755)
-    for sub in ("queue", "data"):
-        (directory / sub).mkdir()
-        shutil.chown(directory / sub, "postfix")
-    (directory / "spool").mkdir()
+    lab = new_lab("pfx-local-", MAIN_CF)
+    directory = lab.directory
     (directory / "out").mkdir()
     (directory / "out").chmod(0o777)
     (directory / "aliases").write_text(ALIASES.format(dir=directory))
     (directory / "inc").write_text(INCLUDE.format(dir=directory))
     (directory / "forward").mkdir()
     (directory / "forward" / "nobody").write_text(FORWARD.format(dir=directory))
-    port = free_port()
-    (directory / "main.cf").write_text(MAIN_CF.format(dir=directory))
-    (directory / "master.cf").write_text(MASTER_CF.format(port=port))
     subprocess.run(["postalias", "-c", str(directory), str(directory / "aliases")], check=True)
-    subprocess.run(["postfix", "-c", str(directory), "start"], check=True)
-    maillog = directory / "maillog"
     recorded: dict[str, object] = {}
-    try:
-        time.sleep(2)
+    with lab.running():
         for name, rcpt in CASES.items():
-            qid = send(port, rcpt, name)
-            wait_done(maillog, qid)
+            qid = send(lab, rcpt, name)
+            wait_done(lab, qid)
             time.sleep(0.5)
-            lines = maillog.read_text().splitlines()
+            lines = lab.log().splitlines()
             ids = {qid: "QID"}
             for line in lines:
                 fwd = re.search(rf"{qid}: .*forwarded as (\w+)", line)
@@ -240,7 +195,7 @@ def main() -> None:
                 if any(f"{q}: to=" in line for q in ids) or "warning:" in line
             ]
             recorded[name] = {"rcpt": rcpt, "log": mine}
-            (directory / "maillog").write_text("")
+            lab.maillog.write_text("")
         recorded["files"] = {
             name: header_block(directory / rel, directory)
             for name, rel in {
@@ -270,8 +225,6 @@ def main() -> None:
             st = (directory / rel).stat()
             owners[rel] = [st.st_uid, st.st_gid, oct(st.st_mode & 0o7777)]
         recorded["owners"] = owners
-    finally:
-        subprocess.run(["postfix", "-c", str(directory), "stop"], check=False)
     recorded["missing_alias_database"] = record_missing_database()
     (HERE / "postfix_local.json").write_text(json.dumps(recorded, indent=1) + "\n")
 

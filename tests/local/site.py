@@ -17,26 +17,7 @@ from mailhost.queue.qfile import Envelope, Recipient
 from mailhost.queue.store import QueueStore
 from mailhost.tables.aliases import build_alias_index
 from mailhost.tables.registry import TableRegistry
-from tests import nulldns
-
-MAIN_CF = """\
-myhostname = mail.example.org
-mydomain = example.org
-mydestination = $myhostname, localhost
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-alias_maps = hash:{dir}/aliases
-alias_database = hash:{dir}/aliases
-mail_spool_directory = {dir}/spool
-queue_directory = {dir}/queue
-virtual_mailbox_domains = example.com
-virtual_mailbox_base = {dir}/vmail
-virtual_mailbox_maps = inline:{{bob@example.com=example.com/bob/}}
-virtual_uid_maps = static:{vuid}
-virtual_gid_maps = static:{vgid}
-virtual_minimum_uid = 0
-"""
-MAIN_CF += nulldns.main_cf_line()  # no DNS query leaves loopback
+from tests.support.maincf import local_host, main_cf
 
 CONTENT = [b"Received: from client.test", b"Subject: hello", b"", b"From the start", b"body"]
 ME = os.geteuid()
@@ -54,7 +35,16 @@ class LocalSite:
         self.spool.mkdir(exist_ok=True)
         (self.directory / "vmail").mkdir(exist_ok=True)
         (self.directory / "main.cf").write_text(
-            MAIN_CF.format(dir=self.directory, vuid=VUID, vgid=VGID) + self.extra
+            main_cf(
+                local_host(self.directory),
+                virtual_mailbox_domains="example.com",
+                virtual_mailbox_base=self.directory / "vmail",
+                virtual_mailbox_maps="inline:{bob@example.com=example.com/bob/}",
+                virtual_uid_maps=f"static:{VUID}",
+                virtual_gid_maps=f"static:{VGID}",
+                virtual_minimum_uid=0,
+            )
+            + self.extra
         )
         self.write_aliases(self.aliases)
 

@@ -7,35 +7,16 @@ appends it to the alias target's mailbox in ``mail_spool_directory``."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-import trustme
-
-from tests.local.test_serve_local import ALIASES, MAIN_CF, TARGET, wait_for
+from tests.local.test_serve_local import TARGET, configure, wait_for
 from tests.sendmail.test_serve_sendmail import SENDMAIL, mail_env, mail_program, run_mail
-from tests.smtpd.conftest import ServerProcess, free_port
+from tests.support.server import QMGR_LINE, serve_cli
 
 
 def test_mail_s_subj_root_at_localhost_reaches_the_root_alias_target(site_dir) -> None:  # type: ignore[no-untyped-def]
     assert SENDMAIL.exists(), "mailhost-sendmail is installed with the package"
-    (site_dir / "main.cf").write_text(MAIN_CF.format(dir=site_dir))
-    (site_dir / "aliases").write_text(ALIASES.format(user=TARGET))
-    (site_dir / "spool").mkdir()
-    built = subprocess.run(
-        [sys.executable, "-m", "mailhost", "newaliases", "-c", str(site_dir)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    built = configure(site_dir)
     assert (built.returncode, built.stderr) == (0, "")
-    port = free_port()
-    (site_dir / "master.cf").write_text(
-        f"127.0.0.1:{port} inet n - n - - smtpd\n"
-        "qmgr unix n - n 300 1 qmgr\n"
-        "pickup unix n - n 60 1 pickup\n"
-    )
-    server = ServerProcess(site_dir, {"mx": port}, trustme.CA(), site_dir / "maillog")
-    server.queue_kind = "cli"
-    server.start()
+    server, _ = serve_cli(site_dir, QMGR_LINE + "pickup unix n - n 60 1 pickup\n")
     try:
         run_mail(
             mail_program(), mail_env(site_dir, site_dir), "subj", "Ola, eu sou o user1\n",

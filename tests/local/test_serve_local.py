@@ -7,30 +7,13 @@ from __future__ import annotations
 
 import os
 import pwd
-import smtplib
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import trustme
-
-from tests import nulldns
-from tests.smtpd.conftest import ServerProcess, free_port
-
-MAIN_CF = """\
-myhostname = mail.example.org
-mydomain = example.org
-mydestination = $myhostname, localhost.$mydomain, localhost
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-smtpd_error_sleep_time = 0
-alias_maps = hash:{dir}/aliases
-alias_database = hash:{dir}/aliases
-mail_spool_directory = {dir}/spool
-queue_directory = {dir}/queue
-"""
-MAIN_CF += nulldns.main_cf_line()  # no DNS query leaves loopback
+from tests.support.maincf import local_host, main_cf
+from tests.support.server import queued_as, serve_cli, smtp_session
 
 ALIASES = """\
 # See man 5 aliases for format
@@ -40,6 +23,25 @@ root: {user}
 
 #: As root the alias target is nobody (a real system user); otherwise ourselves.
 TARGET = "nobody" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+
+
+def site_main_cf(directory: Path) -> str:
+    return main_cf(
+        local_host(directory, "$myhostname, localhost.$mydomain, localhost"),
+        smtpd_error_sleep_time=0,
+    )
+
+
+def configure(site_dir: Path) -> subprocess.CompletedProcess[str]:
+    """main.cf, the aliases file (root: TARGET) and the spool; then
+    ``mailhost newaliases`` (its result)."""
+    (site_dir / "main.cf").write_text(site_main_cf(site_dir))
+    (site_dir / "aliases").write_text(ALIASES.format(user=TARGET))
+    (site_dir / "spool").mkdir()
+    return subprocess.run(
+        [sys.executable, "-m", "mailhost", "newaliases", "-c", str(site_dir)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
 
 
 def wait_for(path: Path, timeout: float = 10.0) -> bytes:
@@ -52,25 +54,11 @@ def wait_for(path: Path, timeout: float = 10.0) -> bytes:
 
 
 def test_mail_to_root_lands_in_alias_target_spool(site_dir: Path) -> None:
-    (site_dir / "main.cf").write_text(MAIN_CF.format(dir=site_dir))
-    (site_dir / "aliases").write_text(ALIASES.format(user=TARGET))
-    (site_dir / "spool").mkdir()
-    built = subprocess.run(
-        [sys.executable, "-m", "mailhost", "newaliases", "-c", str(site_dir)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    built = configure(site_dir)
     assert (built.returncode, built.stderr) == (0, "")
-    port = free_port()
-    (site_dir / "master.cf").write_text(
-        f"127.0.0.1:{port} inet n - n - - smtpd\nqmgr unix n - n 300 1 qmgr\n"
-    )
-    server = ServerProcess(site_dir, {"mx": port}, trustme.CA(), site_dir / "maillog")
-    server.queue_kind = "cli"
-    server.start()
+    server, port = serve_cli(site_dir)
     try:
-        with smtplib.SMTP("127.0.0.1", port) as client:
-            client.ehlo("client.test")
-            client.mail("sender@client.test")
+        with smtp_session(port) as client:
             # local_recipient_maps = proxy:unix:passwd.byname $alias_maps
             code, text = client.rcpt("nosuchuser@localhost")
             assert (code, text) == (
@@ -82,7 +70,7 @@ def test_mail_to_root_lands_in_alias_target_spool(site_dir: Path) -> None:
             assert client.rcpt("root@localhost")[0] == 250
             code, reply = client.data(b"Subject: hello root\r\n\r\nhello\r\n")
             assert code == 250
-            qid = reply.decode().rsplit(" ", 1)[1]
+            qid = queued_as(reply)
         log = server.wait_log(f"{qid}: removed")
         mbox = wait_for(site_dir / "spool" / TARGET)
     finally:

@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import json
 import os
-import smtplib
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
-import trustme
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.qmgr.test_serve import MAIN_CF, new_messages
-from tests.smtpd.conftest import ROOT, ServerProcess, free_port
+from tests.support.maincf import alice_site
+from tests.support.server import ROOT, free_port, new_messages, queued_as, serve_cli, smtp_session
 
 
 def mailhost(directory: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -44,14 +42,11 @@ def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 
 def test_metrics_and_status_of_a_running_server(tmp_path: Path) -> None:
     base = tmp_path / "vmail"
-    metrics_port, port = free_port(), free_port()
+    metrics_port = free_port()
     (tmp_path / "main.cf").write_text(
-        MAIN_CF.format(base=base, queue=tmp_path / "queue")
+        alice_site(tmp_path)
         + f"mailhost_metrics_listen = 127.0.0.1:{metrics_port}\n"
         + f"mailhost_database_url = sqlite:///{tmp_path}/mailhost.sqlite\n"
-    )
-    (tmp_path / "master.cf").write_text(
-        f"127.0.0.1:{port} inet n - n - - smtpd\nqmgr unix n - n 300 1 qmgr\n"
     )
     for args, stdin in [
         (("db", "upgrade"), ""),
@@ -60,18 +55,14 @@ def test_metrics_and_status_of_a_running_server(tmp_path: Path) -> None:
     ]:
         result = mailhost(tmp_path, *args, stdin=stdin)
         assert result.returncode == 0, result.stderr
-    server = ServerProcess(tmp_path, {"mx": port}, trustme.CA(), tmp_path / "maillog")
-    server.queue_kind = "cli"
-    server.start()
+    server, port = serve_cli(tmp_path)
     try:
-        with smtplib.SMTP("127.0.0.1", port) as client:
-            client.ehlo("client.test")
-            client.mail("sender@client.test")
+        with smtp_session(port) as client:
             assert client.rcpt("nobody@example.com")[0] == 550
             assert client.rcpt("alice@example.com")[0] == 250
             code, reply = client.data(b"Subject: metrics\r\n\r\n" + b"x" * 2000 + b"\r\n")
             assert code == 250
-            qid = reply.decode().rsplit(" ", 1)[1]
+            qid = queued_as(reply)
         server.wait_log(f"{qid}: removed")
         assert new_messages(base / "example.com" / "alice")
         got = scrape(metrics_port)

@@ -9,7 +9,7 @@ from pathlib import Path
 from mailhost.cli.status import probe_target, table_specs
 from mailhost.config import load_config
 from tests.observe.test_serve_observe import mailhost
-from tests.smtpd.conftest import free_port
+from tests.support.server import free_port
 
 
 def test_status_reports_unreachable_tables_and_refused_listeners(tmp_path: Path) -> None:

@@ -18,29 +18,21 @@ from mailhost.queue import qfile
 from mailhost.queue.qfile import Envelope, QueueFile, Recipient
 from mailhost.queue.store import QueueStore
 from mailhost.tables.registry import TableRegistry
-from tests import nulldns
+from tests.support.maincf import VIRTUAL_HOST, main_cf, virtual_mailboxes
 
-MAIN_CF = """\
-myhostname = mx.example.com
-mydomain = example.com
-mydestination =
-alias_maps =
-local_recipient_maps =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-virtual_mailbox_domains = example.com
-virtual_mailbox_base = {base}
-virtual_mailbox_maps = inline:{{bob@example.com=example.com/bob/, alice@example.com=example.com/alice/, frank@example.com=example.com/frank, evil@example.com=../escape/, abs@example.com=/etc/passwd}}
-virtual_uid_maps = static:5000
-virtual_gid_maps = static:5000
-queue_directory = {queue}
-minimal_backoff_time = 100s
-maximal_backoff_time = 350s
-queue_run_delay = 50s
-maximal_queue_lifetime = 1h
-bounce_queue_lifetime = 30m
-"""
-MAIN_CF += nulldns.main_cf_line()  # no DNS query leaves loopback
+#: The mailboxes of the in-process queue manager tests (two misconfigured).
+MAILBOXES = (
+    "inline:{bob@example.com=example.com/bob/, alice@example.com=example.com/alice/, "
+    "frank@example.com=example.com/frank, evil@example.com=../escape/, abs@example.com=/etc/passwd}"
+)
+#: Timers far from what a test's hand-moved clock reaches by accident.
+TIMERS = {
+    "minimal_backoff_time": "100s",
+    "maximal_backoff_time": "350s",
+    "queue_run_delay": "50s",
+    "maximal_queue_lifetime": "1h",
+    "bounce_queue_lifetime": "30m",
+}
 
 CONTENT = [b"Received: from client.test", b"Subject: hello", b"", b"body line"]
 
@@ -96,7 +88,13 @@ class Site:
     def __post_init__(self) -> None:
         self.base.mkdir(exist_ok=True)
         (self.directory / "main.cf").write_text(
-            MAIN_CF.format(base=self.base, queue=self.queue_dir) + self.extra
+            main_cf(
+                VIRTUAL_HOST,
+                virtual_mailboxes(self.base, MAILBOXES),
+                {"queue_directory": self.queue_dir},
+                TIMERS,
+            )
+            + self.extra
         )
 
     @property

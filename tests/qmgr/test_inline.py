@@ -4,7 +4,6 @@ else still goes through the queue."""
 
 from __future__ import annotations
 
-import smtplib
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from mailhost.qmgr.inline import plan_inline
 from mailhost.queue.qfile import Envelope, Recipient
 from mailhost.tables.registry import TableRegistry
 from tests.qmgr.helpers import CONTENT, Site, captured_log
-from tests.smtpd.conftest import serve_with_qmgr
+from tests.support.server import queued_as, serve_with_qmgr, smtp_session
 
 
 def envelope(*recipients: str) -> Envelope:
@@ -80,13 +79,11 @@ def test_over_smtp_copies_are_on_disk_at_250_and_failures_are_queued(tmp_path: P
     site = Site(tmp_path, extra="smtpd_error_sleep_time = 0\nmynetworks = 192.0.2.0/24\n")
     server, port = serve_with_qmgr(tmp_path)
     try:
-        with smtplib.SMTP("127.0.0.1", port) as client:
-            client.ehlo("client.test")
-            client.mail("sender@client.test")
+        with smtp_session(port) as client:
             assert client.rcpt("alice@example.com")[0] == 250
             code, reply = client.data(b"Subject: inline\r\n\r\nfast\r\n")
             assert code == 250
-            first = reply.decode().rsplit(" ", 1)[1]
+            first = queued_as(reply)
             # In alice's Maildir when the 250 arrives: no queue round trip.
             assert len(site.messages("alice")) == 1
             client.mail("sender@client.test")
@@ -94,7 +91,7 @@ def test_over_smtp_copies_are_on_disk_at_250_and_failures_are_queued(tmp_path: P
             assert client.rcpt("evil@example.com")[0] == 250  # its path leaves the base
             code, reply = client.data(b"Subject: partly\r\n\r\nhalf\r\n")
             assert code == 250
-            second = reply.decode().rsplit(" ", 1)[1]
+            second = queued_as(reply)
         log = server.wait_log(f"{second}: to=<evil@example.com>")
         assert len(site.messages("alice")) == 2
         queued = site.read(second)  # deferred by the queue manager

@@ -8,16 +8,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import smtplib
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import trustme
-
-from tests.qmgr.test_serve import MAIN_CF
-from tests.smtpd.conftest import ServerProcess, free_port
+from tests.support.maincf import alice_site
+from tests.support.server import QMGR_LINE, ServerProcess, serve_cli, smtp_session
 
 MESSAGES = 40
 
@@ -25,18 +22,9 @@ MESSAGES = 40
 def two_workers(tmp_path: Path, services: str = "") -> tuple[ServerProcess, int, Path]:
     """``mailhost serve`` with two workers, an smtpd and a qmgr line (plus
     ``services``), started; the server, its SMTP port and the mailbox base."""
-    base = tmp_path / "vmail"
-    (tmp_path / "main.cf").write_text(
-        MAIN_CF.format(base=base, queue=tmp_path / "queue") + "mailhost_worker_processes = 2\n"
-    )
-    port = free_port()
-    (tmp_path / "master.cf").write_text(
-        f"127.0.0.1:{port} inet n - n - - smtpd\nqmgr unix n - n 300 1 qmgr\n" + services
-    )
-    server = ServerProcess(tmp_path, {"mx": port}, trustme.CA(), tmp_path / "maillog")
-    server.queue_kind = "cli"
-    server.start()
-    return server, port, base
+    (tmp_path / "main.cf").write_text(alice_site(tmp_path) + "mailhost_worker_processes = 2\n")
+    server, port = serve_cli(tmp_path, QMGR_LINE + services)
+    return server, port, tmp_path / "vmail"
 
 
 def test_two_workers_share_port_and_queue(tmp_path: Path) -> None:
@@ -46,9 +34,7 @@ def test_two_workers_share_port_and_queue(tmp_path: Path) -> None:
         server.wait_log("daemon started", count=2)
         qids = []
         for i in range(MESSAGES):
-            with smtplib.SMTP("127.0.0.1", port) as client:
-                client.ehlo("client.test")
-                client.mail("sender@client.test")
+            with smtp_session(port) as client:
                 client.rcpt("alice@example.com")
                 code, reply = client.data(f"Subject: {i}\r\n\r\nbody {i}\r\n".encode())
                 assert code == 250
@@ -92,9 +78,7 @@ def test_kill_9_of_the_parent_loses_no_acknowledged_message(tmp_path: Path) -> N
     server.wait_log("daemon started", count=2)
     acknowledged = []
     for i in range(MESSAGES):
-        with smtplib.SMTP("127.0.0.1", port) as client:
-            client.ehlo("client.test")
-            client.mail("sender@client.test")
+        with smtp_session(port) as client:
             client.rcpt("alice@example.com")
             code, _ = client.data(f"Subject: {i}\r\n\r\nbody {i}\r\n".encode())
             assert code == 250

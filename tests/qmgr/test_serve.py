@@ -4,55 +4,22 @@ recipient's Maildir with Postfix's delivery headers, in Postfix's order."""
 
 from __future__ import annotations
 
-import smtplib
-import time
 from pathlib import Path
 
-from tests import nulldns
-from tests.smtpd.conftest import serve_with_qmgr
-
-MAIN_CF = """\
-myhostname = mx.example.com
-mydomain = example.com
-mydestination =
-alias_maps =
-local_recipient_maps =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 192.0.2.0/24
-smtpd_error_sleep_time = 0
-virtual_mailbox_domains = example.com
-virtual_mailbox_base = {base}
-virtual_mailbox_maps = inline:{{alice@example.com=example.com/alice/}}
-virtual_alias_maps = inline:{{postmaster@example.com=alice@example.com}}
-virtual_uid_maps = static:5000
-virtual_gid_maps = static:5000
-queue_directory = {queue}
-"""
-MAIN_CF += nulldns.main_cf_line()  # no DNS query leaves loopback
-
-
-def new_messages(maildir: Path, timeout: float = 10.0) -> list[Path]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (maildir / "new").is_dir() and (found := sorted((maildir / "new").iterdir())):
-            return found
-        time.sleep(0.02)
-    return []
+from tests.support.maincf import alice_site
+from tests.support.server import new_messages, queued_as, serve_with_qmgr, smtp_session
 
 
 def test_smtp_in_maildir_out_with_postfix_headers(tmp_path: Path) -> None:
     base = tmp_path / "vmail"
-    (tmp_path / "main.cf").write_text(MAIN_CF.format(base=base, queue=tmp_path / "queue"))
+    (tmp_path / "main.cf").write_text(alice_site(tmp_path))
     server, port = serve_with_qmgr(tmp_path)
     try:
-        with smtplib.SMTP("127.0.0.1", port) as client:
-            client.ehlo("client.test")
-            client.mail("sender@client.test")
+        with smtp_session(port) as client:
             assert client.rcpt("Postmaster@Example.com")[0] == 250
             code, reply = client.data(b"Subject: e2e\r\n\r\nhello over SMTP\r\n")
             assert code == 250
-            qid = reply.decode().rsplit(" ", 1)[1]
+            qid = queued_as(reply)
         log = server.wait_log(f"{qid}: removed")
         (message,) = new_messages(base / "example.com" / "alice")
     finally:

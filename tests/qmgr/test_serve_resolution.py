@@ -8,7 +8,6 @@ valid Maildir unique names and Postfix's delivery headers."""
 from __future__ import annotations
 
 import re
-import smtplib
 import sqlite3
 import subprocess
 import sys
@@ -16,10 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-import trustme
 
-from tests import nulldns
-from tests.smtpd.conftest import ServerProcess, free_port
+from tests.support.maincf import LOOPBACK, main_cf
+from tests.support.server import serve_cli, smtp_session
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "sqlite"
 
@@ -73,27 +71,26 @@ def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
             continue
         text = re.sub(r"(?m)^dbpath = .*$", f"dbpath = {database}", source.read_text())
         (root / source.name).write_text(text)
-    main_cf = EXAMPLES.joinpath("main.cf").read_text()
-    main_cf = re.sub(r"(?m)^virtual_mailbox_base = .*$", f"virtual_mailbox_base = {base}", main_cf)
-    main_cf += (
-        f"\ndata_directory = {root}\nqueue_directory = {root / 'queue'}\n"
-        "inet_interfaces = 127.0.0.1\ninet_protocols = ipv4\nmynetworks = 192.0.2.0/24\n"
-        "smtpd_error_sleep_time = 0\nalias_maps =\nlocal_recipient_maps =\n"
-        + nulldns.main_cf_line()
+    example = EXAMPLES.joinpath("main.cf").read_text()
+    example = re.sub(r"(?m)^virtual_mailbox_base = .*$", f"virtual_mailbox_base = {base}", example)
+    (root / "main.cf").write_text(
+        example
+        + "\n"
+        + main_cf(
+            {"data_directory": root, "queue_directory": root / "queue"},
+            LOOPBACK,
+            mynetworks="192.0.2.0/24",
+            smtpd_error_sleep_time=0,
+            alias_maps="",
+            local_recipient_maps="",
+        )
     )
-    (root / "main.cf").write_text(main_cf)
     for command in PROVISION:
         mailhost(root, *command)
     # frank's mailbox is an mbox file: PostfixAdmin admins edit the column.
     with sqlite3.connect(database) as db:
         db.execute("UPDATE mailbox SET maildir = 'example.com/frank' WHERE local_part = 'frank'")
-    port = free_port()
-    (root / "master.cf").write_text(
-        f"127.0.0.1:{port} inet n - n - - smtpd\nqmgr unix n - n 300 1 qmgr\n"
-    )
-    server = ServerProcess(root, {"mx": port}, trustme.CA(), root / "maillog")
-    server.queue_kind = "cli"
-    server.start()
+    server, port = serve_cli(root)
     try:
         yield server, port, base
     finally:
@@ -101,9 +98,7 @@ def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
 
 
 def send(port: int, recipient: str, subject: str) -> str:
-    with smtplib.SMTP("127.0.0.1", port) as client:
-        client.ehlo("client.test")
-        client.mail("sender@client.test")
+    with smtp_session(port) as client:
         code, reply = client.rcpt(recipient)
         assert code == 250, reply
         code, reply = client.data(f"Subject: {subject}\r\n\r\nbody of {subject}\r\n".encode())

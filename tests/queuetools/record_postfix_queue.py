@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import smtplib
 import socket
 import socketserver
 import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from tests.support.postfix_lab import PostfixLab, free_port, services, wait_for
 
 HERE = Path(__file__).parent
 
@@ -39,10 +38,6 @@ AGES = [2, 7, 15, 30, 60, 120, 240, 480, 960, 2000, 5000]
 
 MAIN_CF = """\
 compatibility_level = 3.6
-queue_directory = {dir}/queue
-data_directory = {dir}/data
-maillog_file = {dir}/maillog
-maillog_file_prefixes = {dir}
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 myhostname = mx.example.net
@@ -63,26 +58,8 @@ LONG_REASON = (
     "longer than seventy-six characters"
 )
 
-MASTER_CF = """\
-127.0.0.1:{smtpd} inet n - n - - smtpd
-cleanup unix n - n - 0 cleanup
-qmgr unix n - n 300 1 qmgr
-rewrite unix - - n - - trivial-rewrite
-bounce unix - - n - 0 bounce
-defer unix - - n - 0 bounce
-trace unix - - n - 0 bounce
-verify unix - - n - 1 verify
-flush unix n - n 1000? 0 flush
-proxymap unix - - n - - proxymap
-smtp unix - - n - - smtp
-showq unix n - n - - showq
-error unix - - n - - error
-retry unix - - n - - error
-discard unix - - n - - discard
-anvil unix - - n - 1 anvil
-scache unix - - n - 1 scache
-postlog unix-dgram n - n - 1 postlogd
-"""
+#: No pickup: ``sendmail`` mail stays in maildrop.
+SERVICES = services("flush", "smtp", without="pickup")
 
 # (sender, recipients, body lines): the deferred mix.
 MESSAGES: list[tuple[str, list[str], int]] = [
@@ -97,33 +74,22 @@ MESSAGES: list[tuple[str, list[str], int]] = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def run(directory: Path, *args: str, stdin: str | None = None) -> dict[str, Any]:
     env = dict(os.environ, MAIL_CONFIG=str(directory), TZ="UTC", LC_ALL="C")
     proc = subprocess.run(args, input=stdin, capture_output=True, text=True, env=env, check=False)
     return {"argv": list(args), "stdout": proc.stdout, "stderr": proc.stderr, "rc": proc.returncode}
 
 
-def send(port: int, sender: str, recipients: list[str], body_lines: int) -> str:
-    with smtplib.SMTP("127.0.0.1", port, timeout=20) as smtp:
-        smtp.ehlo("client.example.org")
-        body = "".join(
-            f"line {i} of the body, padded to be a little longer\r\n" for i in range(body_lines)
-        )
-        message = f"Subject: queue test\r\nMessage-ID: <{time.time_ns()}@client.example.org>\r\n\r\n{body}"
-        code, _ = smtp.docmd("MAIL", f"FROM:<{sender}>")
-        assert code == 250, code
-        for rcpt in recipients:
-            code, text = smtp.docmd("RCPT", f"TO:<{rcpt}>")
-            assert code == 250, (code, text)
-        code, text = smtp.data(message.encode())
-        assert code == 250, (code, text)
-        return text.decode().rsplit(" ", 1)[1]
+def send(lab: PostfixLab, sender: str, recipients: list[str], body_lines: int) -> str:
+    body = "".join(
+        f"line {i} of the body, padded to be a little longer\r\n" for i in range(body_lines)
+    )
+    message = (
+        f"Subject: queue test\r\nMessage-ID: <{time.time_ns()}@client.example.org>\r\n\r\n{body}"
+    )
+    reply = lab.send(f"<{sender}>", [f"<{rcpt}>" for rcpt in recipients], message)
+    assert reply.code == 250, reply
+    return reply.text.rsplit(" ", 1)[1]
 
 
 def queue_files(directory: Path) -> dict[str, Path]:
@@ -132,13 +98,6 @@ def queue_files(directory: Path) -> dict[str, Path]:
         if path.is_file() and path.parent.name != "pid" and "defer" not in path.parts[-3:-1]:
             found[path.name] = path
     return found
-
-
-def wait_for(predicate: Any, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
 
 
 def shift_arrival(path: Path, minutes: int) -> None:
@@ -183,16 +142,13 @@ def hang_listener() -> socket.socket:
 
 
 def main() -> None:
-    directory = Path(tempfile.mkdtemp(prefix="pfx-queue-"))
-    directory.chmod(0o755)
-    for sub in ("queue", "data"):
-        (directory / sub).mkdir()
-        shutil.chown(directory / sub, "postfix")
+    lab = PostfixLab("pfx-queue-")
+    directory = lab.directory
     hang = hang_listener()
     talker = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Talker)
     threading.Thread(target=talker.serve_forever, daemon=True).start()
-    closed, closed2, smtpd = free_port(), free_port(), free_port()
-    (directory / "main.cf").write_text(
+    closed, closed2 = free_port(), free_port()
+    lab.write_main_cf(
         MAIN_CF.format(
             dir=directory,
             closed=closed,
@@ -201,11 +157,11 @@ def main() -> None:
             talker=talker.server_address[1],
         )
     )
-    (directory / "master.cf").write_text(MASTER_CF.format(smtpd=smtpd))
+    lab.write_master_cf("", services=SERVICES)
     out: dict[str, Any] = {"closed_port": closed, "long_reason": LONG_REASON}
 
     def postfix(action: str) -> None:
-        subprocess.run(["postfix", "-c", str(directory), action], check=True)
+        lab.postfix(action)
         time.sleep(1.5)
 
     postfix("start")
@@ -216,10 +172,15 @@ def main() -> None:
             "qshape": run(directory, "qshape", "-c", str(directory)),
             "hold_all": run(directory, "postsuper", "-h", "ALL"),
         }
-        ids = [send(smtpd, s, r, n) for s, r, n in MESSAGES]
+        ids = [send(lab, s, r, n) for s, r, n in MESSAGES]
         out["ids"] = ids
         deferred = directory / "queue" / "deferred"
-        wait_for(lambda: len(list(deferred.rglob("*/*"))) == len(ids), "all deferred")
+        wait_for(
+            lambda: len(list(deferred.rglob("*/*"))) == len(ids),
+            "all deferred",
+            timeout=60,
+            interval=0.2,
+        )
         # hold two, force-expire two (one of them held)
         out["postsuper_setup"] = [
             run(directory, "postsuper", "-h", ids[1]),
@@ -241,7 +202,7 @@ def main() -> None:
             "flush": run(directory, "postqueue", "-f"),
         }
         postfix("start")
-        active_id = send(smtpd, "sender@example.com", ["a@remote.example", "b@hang.example"], 2)
+        active_id = send(lab, "sender@example.com", ["a@remote.example", "b@hang.example"], 2)
         out["active_id"] = active_id
 
         def active_with_reason() -> bool:
@@ -249,7 +210,7 @@ def main() -> None:
                 (directory / "queue" / "defer").rglob(active_id)
             )
 
-        wait_for(active_with_reason, "active message with a defer log")
+        wait_for(active_with_reason, "active message with a defer log", timeout=60, interval=0.2)
         time.sleep(1)
         before = time.time()
         out["mailq"] = run(directory, "postqueue", "-p")
@@ -289,8 +250,8 @@ def main() -> None:
         with (directory / "main.cf").open("a") as main_cf:
             main_cf.write("enable_long_queue_ids = yes\n")
         postfix("reload")
-        long_id = send(smtpd, "alice@example.com", ["l@remote.example"], 1)
-        wait_for(lambda: any(deferred.rglob(long_id)), "long id deferred")
+        long_id = send(lab, "alice@example.com", ["l@remote.example"], 1)
+        wait_for(lambda: any(deferred.rglob(long_id)), "long id deferred", timeout=60, interval=0.2)
         out["long_id"] = long_id
         out["long_mailq"] = run(directory, "postqueue", "-p")
         out["long_json"] = run(directory, "postqueue", "-j")
@@ -314,10 +275,10 @@ def main() -> None:
             run(directory, "postsuper", "-d", "ALL"),
         ]
     finally:
-        subprocess.run(["postfix", "-c", str(directory), "stop"], check=False)
+        lab.stop()
         hang.close()
         talker.shutdown()
-    out["maillog"] = (directory / "maillog").read_text()
+    out["maillog"] = lab.log()
     (HERE / "postfix_queue.json").write_text(json.dumps(out, indent=1) + "\n")
     print(directory)
 

@@ -31,7 +31,7 @@ from mailhost.qmgr.trigger import (
 from mailhost.queue.qfile import Schedule
 from tests.qmgr.helpers import Site
 from tests.queuetools.builder import recorded
-from tests.smtpd.conftest import ServerProcess, free_port
+from tests.support.server import ServerProcess, free_port
 
 REC = recorded()
 # A mailbox path outside virtual_mailbox_base: every attempt defers (4.3.5).

@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import smtplib
 import subprocess
-import tempfile
-import time
 from pathlib import Path
 
 from tests.quota.test_dovecot_interop import config as dovecot_config
-from tests.resolve.record_postfix_rcpt import INSTANCE_CF, SERVICES, free_port
+from tests.resolve.record_postfix_rcpt import TEST_INSTANCE_CF
+from tests.support.postfix_lab import PostfixLab, free_port
 
 HERE = Path(__file__).parent
 LIMIT = 2000
@@ -86,11 +84,11 @@ def prepare_mailboxes(home: Path) -> None:
 
 
 def main() -> None:
-    root = Path(tempfile.mkdtemp(prefix="pfx-quota-"))
-    root.chmod(0o755)
+    lab = PostfixLab("pfx-quota-", config="postfix")
+    root = lab.directory
     (root / "home").mkdir(mode=0o755)
     prepare_mailboxes(root / "home")
-    policy_port, imap_port, smtp_port = free_port(), free_port(), free_port()
+    policy_port, imap_port = free_port(), free_port()
     conf = root / "dovecot.conf"
     conf.write_text(
         dovecot_config(root, imap_port, UID, GID).replace(
@@ -98,18 +96,11 @@ def main() -> None:
         )
         + QUOTA_STATUS.format(port=policy_port)
     )
-    pfx = root / "postfix"
-    pfx.mkdir(mode=0o755)
-    for sub in ("queue", "data"):
-        (pfx / sub).mkdir()
-        shutil.chown(pfx / sub, "postfix")
-    (pfx / "main.cf").write_text(MAIN_CF.format(policy=policy_port) + INSTANCE_CF.format(dir=pfx))
-    (pfx / "master.cf").write_text(f"127.0.0.1:{smtp_port} inet n - n - - smtpd\n" + SERVICES)
+    lab.write_main_cf(MAIN_CF.format(policy=policy_port) + TEST_INSTANCE_CF)
+    smtp_port = lab.write_master_cf("")[0]
     subprocess.run(["dovecot", "-c", str(conf)], check=True, stdin=subprocess.DEVNULL)
     try:
-        subprocess.run(["postfix", "-c", str(pfx), "start"], check=True)
-        try:
-            time.sleep(2)
+        with lab.running():
             answers = {}
             for name, (size, rcpt) in CASES.items():
                 with smtplib.SMTP("127.0.0.1", smtp_port, timeout=20) as smtp:
@@ -118,15 +109,13 @@ def main() -> None:
                     smtp.docmd("MAIL", f"FROM:<sender@example.org>{param}")
                     code, message = smtp.docmd("RCPT", f"TO:<{rcpt}>")
                     answers[name] = f"{code} {message.decode()}"
-        finally:
-            subprocess.run(["postfix", "-c", str(pfx), "stop"], check=False)
     finally:
         subprocess.run(["doveadm", "-c", str(conf), "stop"], check=False)
     recorded = {"limit": LIMIT, "mailboxes": MAILBOXES, "cases": CASES, "replies": answers}
     (HERE / "postfix_quota_status.json").write_text(json.dumps(recorded, indent=1) + "\n")
     print(json.dumps(answers, indent=1))
     print((root / "dovecot.log").read_text(errors="replace")[-3000:])
-    print((pfx / "maillog").read_text(errors="replace")[-3000:])
+    print(lab.log()[-3000:])
 
 
 if __name__ == "__main__":

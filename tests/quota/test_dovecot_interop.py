@@ -41,6 +41,7 @@ from mailhost.quota.rcpt import RcptQuotaCheck
 from mailhost.resolve.resolver import Resolver, ResolverSettings
 from mailhost.tables.registry import TableRegistry
 from tests import dovecot as dovecot_server
+from tests.support.maincf import main_cf
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 DOVECOT = shutil.which("dovecot") or ("/usr/sbin/dovecot" if IN_CI else None)
@@ -277,14 +278,18 @@ def mailhost_site(server: Dovecot, directory: Path) -> Path:
     """A mailhost configuration delivering into the Dovecot user's Maildir."""
     directory.mkdir()
     (directory / "main.cf").write_text(
-        "myhostname = mx.example.com\nmydestination =\nalias_maps =\n"
-        "virtual_mailbox_domains = example.com\n"
-        f"virtual_mailbox_base = {server.root}/home\n"
-        f"virtual_mailbox_maps = inline:{{{USER}={USER}/Maildir/}}\n"
-        f"virtual_alias_maps = inline:{{info@example.com={USER}}}\n"
-        f"virtual_uid_maps = static:{server.uid}\nvirtual_gid_maps = static:{server.gid}\n"
-        "virtual_minimum_uid = 1\n"
-        f"virtual_mailbox_limit_maps = inline:{{{USER}={LIMIT}}}\n"
+        main_cf(
+            {"myhostname": "mx.example.com", "mydestination": "", "alias_maps": ""},
+            virtual_mailbox_domains="example.com",
+            virtual_mailbox_base=f"{server.root}/home",
+            virtual_mailbox_maps=f"inline:{{{USER}={USER}/Maildir/}}",
+            virtual_alias_maps=f"inline:{{info@example.com={USER}}}",
+            virtual_uid_maps=f"static:{server.uid}",
+            virtual_gid_maps=f"static:{server.gid}",
+            virtual_minimum_uid=1,
+            virtual_mailbox_limit_maps=f"inline:{{{USER}={LIMIT}}}",
+            nulldns_line=False,
+        )
     )
     return directory
 

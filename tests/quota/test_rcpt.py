@@ -17,18 +17,28 @@ from mailhost.quota.rcpt import RcptQuotaCheck
 from mailhost.quota.settings import QuotaConfig, parse_refusal
 from mailhost.resolve.resolver import Resolver, ResolverSettings
 from mailhost.tables.registry import TableRegistry
+from tests.support.maincf import main_cf
 
-MAIN_CF = """\
-myhostname = mx.example.com
-mydestination =
-alias_maps =
-virtual_mailbox_domains = example.com, lmtp.example
-virtual_mailbox_base = {base}
-virtual_mailbox_maps = inline:{{bob@example.com=example.com/bob/, carol@example.com=example.com/carol/, frank@example.com=example.com/frank, lena@lmtp.example=lmtp/lena/}}
-virtual_alias_maps = texthash:{dir}/virtual
-transport_maps = inline:{{lmtp.example=lmtp:unix:private/dovecot-lmtp}}
-virtual_mailbox_limit_maps = inline:{{bob@example.com=1000, carol@example.com=100000, frank@example.com=1, lena@lmtp.example=1}}
-"""
+
+def site_main_cf(directory: Path) -> str:
+    return main_cf(
+        myhostname="mx.example.com",
+        mydestination="",
+        alias_maps="",
+        virtual_mailbox_domains="example.com, lmtp.example",
+        virtual_mailbox_base=directory / "vmail",
+        virtual_mailbox_maps=(
+            "inline:{bob@example.com=example.com/bob/, carol@example.com=example.com/carol/, "
+            "frank@example.com=example.com/frank, lena@lmtp.example=lmtp/lena/}"
+        ),
+        virtual_alias_maps=f"texthash:{directory}/virtual",
+        transport_maps="inline:{lmtp.example=lmtp:unix:private/dovecot-lmtp}",
+        virtual_mailbox_limit_maps=(
+            "inline:{bob@example.com=1000, carol@example.com=100000, frank@example.com=1, "
+            "lena@lmtp.example=1}"
+        ),
+        nulldns_line=False,
+    )
 
 
 def full(maildir: Path, limit: int, used: int) -> None:
@@ -45,7 +55,7 @@ def site(tmp_path: Path) -> Path:
         "far@example.com bob@example.com, someone@elsewhere.test\n"
     )
     base = tmp_path / "vmail"
-    (tmp_path / "main.cf").write_text(MAIN_CF.format(base=base, dir=tmp_path))
+    (tmp_path / "main.cf").write_text(site_main_cf(tmp_path))
     full(base / "example.com" / "bob", 1000, 1000)
     full(base / "example.com" / "carol", 100000, 90000)
     full(base / "lmtp" / "lena", 1, 1)

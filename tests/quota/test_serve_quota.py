@@ -5,35 +5,11 @@ limit is bounced with 5.2.2."""
 
 from __future__ import annotations
 
-import smtplib
 from pathlib import Path
 
-import trustme
-
 from mailhost.quota.maildirsize import FILENAME, parse_maildirsize, scan_usage
-from tests import nulldns
-from tests.smtpd.conftest import ServerProcess, free_port
-
-MAIN_CF = """\
-myhostname = mx.example.com
-mydomain = example.com
-mydestination =
-alias_maps =
-local_recipient_maps =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 192.0.2.0/24
-smtpd_error_sleep_time = 0
-virtual_mailbox_domains = example.com
-virtual_mailbox_base = {base}
-virtual_mailbox_maps = inline:{{bob@example.com=example.com/bob/, carol@example.com=example.com/carol/, dave@example.com=example.com/dave/, frank@example.com=example.com/frank/}}
-virtual_alias_maps = texthash:{base}/virtual
-virtual_uid_maps = static:5000
-virtual_gid_maps = static:5000
-queue_directory = {queue}
-virtual_mailbox_limit_maps = inline:{{bob@example.com=1000, carol@example.com=10000, dave@example.com=700}}, hash:{base}/missing-limits
-"""
-MAIN_CF += nulldns.main_cf_line()  # no DNS query leaves loopback
+from tests.support.maincf import serve_site
+from tests.support.server import queued_as, serve_cli, smtp_session
 
 FULL = "Recipient address rejected: Quota exceeded (mailbox for user is full)"
 
@@ -53,22 +29,25 @@ def body(size: int) -> bytes:
 def test_quota_at_rcpt_and_at_delivery(tmp_path: Path) -> None:
     base = tmp_path / "vmail"
     base.mkdir()
-    (tmp_path / "main.cf").write_text(MAIN_CF.format(base=base, queue=tmp_path / "queue"))
-    port = free_port()
-    (tmp_path / "master.cf").write_text(
-        f"127.0.0.1:{port} inet n - n - - smtpd\nqmgr unix n - n 300 1 qmgr\n"
+    (tmp_path / "main.cf").write_text(
+        serve_site(
+            tmp_path,
+            "inline:{bob@example.com=example.com/bob/, carol@example.com=example.com/carol/, "
+            "dave@example.com=example.com/dave/, frank@example.com=example.com/frank/}",
+            virtual_alias_maps=f"texthash:{base}/virtual",
+            virtual_mailbox_limit_maps=(
+                "inline:{bob@example.com=1000, carol@example.com=10000, dave@example.com=700}, "
+                f"hash:{base}/missing-limits"
+            ),
+        )
     )
     (base / "virtual").write_text(
         "info@example.com bob@example.com\nteam@example.com bob@example.com, carol@example.com\n"
     )
     prefill(base / "example.com" / "bob", 1000)
-    server = ServerProcess(tmp_path, {"mx": port}, trustme.CA(), tmp_path / "maillog")
-    server.queue_kind = "cli"
-    server.start()
+    server, port = serve_cli(tmp_path)
     try:
-        with smtplib.SMTP("127.0.0.1", port) as client:
-            client.ehlo("client.test")
-            client.mail("sender@client.test")
+        with smtp_session(port) as client:
             # Already full: refused, directly and through an alias to it alone.
             assert client.rcpt("bob@example.com") == (
                 554,
@@ -87,7 +66,7 @@ def test_quota_at_rcpt_and_at_delivery(tmp_path: Path) -> None:
             )
             code, reply = client.data(body(300))
             assert code == 250
-            team_qid = reply.decode().rsplit(" ", 1)[1]
+            team_qid = queued_as(reply)
             client.rset()
 
             # SIZE= larger than the room left: refused before any data is sent.
@@ -105,7 +84,7 @@ def test_quota_at_rcpt_and_at_delivery(tmp_path: Path) -> None:
             assert client.rcpt("dave@example.com")[0] == 250
             code, reply = client.data(body(500))
             assert code == 250
-            crossing_qid = reply.decode().rsplit(" ", 1)[1]
+            crossing_qid = queued_as(reply)
         log = server.wait_log(f"{crossing_qid}: removed")
         log = server.wait_log(f"{team_qid}: removed")
     finally:

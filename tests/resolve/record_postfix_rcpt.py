@@ -16,12 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import smtplib
-import socket
-import subprocess
-import tempfile
-import time
 from pathlib import Path
 
 from tests.resolve.scenario import (
@@ -32,14 +27,12 @@ from tests.resolve.scenario import (
     overrides,
     write_files,
 )
+from tests.support.postfix_lab import PostfixLab, Reply
 
 HERE = Path(__file__).parent
 
-INSTANCE_CF = """\
-queue_directory = {dir}/queue
-data_directory = {dir}/data
-maillog_file = {dir}/maillog
-maillog_file_prefixes = {dir}
+#: What a test instance adds to scenario.MAIN_CF (record_postfix_quota_status.py too).
+TEST_INSTANCE_CF = """\
 smtpd_error_sleep_time = 0
 smtpd_authorized_xclient_hosts = 127.0.0.0/8
 smtpd_sasl_auth_enable = yes
@@ -49,34 +42,9 @@ relay_transport = discard:relay
 default_transport = discard:default
 """
 
-SERVICES = """\
-pickup unix n - n 60 1 pickup
-cleanup unix n - n - 0 cleanup
-qmgr unix n - n 300 1 qmgr
-rewrite unix - - n - - trivial-rewrite
-bounce unix - - n - 0 bounce
-defer unix - - n - 0 bounce
-trace unix - - n - 0 bounce
-verify unix - - n - 1 verify
-proxymap unix - - n - - proxymap
-showq unix n - n - - showq
-error unix - - n - - error
-retry unix - - n - - error
-discard unix - - n - - discard
-anvil unix - - n - 1 anvil
-scache unix - - n - 1 scache
-postlog unix-dgram n - n - 1 postlogd
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def reply_text(code: int, message: bytes) -> str:
-    return f"{code} {message.decode()}"
+    return str(Reply(code, message.decode()))
 
 
 def connect(port: int, client: str) -> smtplib.SMTP:
@@ -104,7 +72,7 @@ def record_rcpt(ports: dict[str, int]) -> dict[str, str]:
     return answers
 
 
-def record_expansion(port: int, maillog: Path) -> dict[str, dict[str, object]]:
+def record_expansion(lab: PostfixLab, port: int) -> dict[str, dict[str, object]]:
     answers: dict[str, dict[str, object]] = {}
     for name, rcpts in EXPANSION_CASES.items():
         smtp = connect(port, "stranger")
@@ -118,11 +86,7 @@ def record_expansion(port: int, maillog: Path) -> dict[str, dict[str, object]]:
         match = re.search(r"queued as (\w+)", end)
         if match:
             qid = match.group(1)
-            deadline = time.monotonic() + 20
-            while f"{qid}: removed" not in maillog.read_text():
-                assert time.monotonic() < deadline, name
-                time.sleep(0.05)
-            for line in maillog.read_text().splitlines():
+            for line in lab.wait_log(f"{qid}: removed", timeout=20).splitlines():
                 found = re.search(rf"{qid}: to=<([^>]*)>, (?:orig_to=<([^>]*)>, )?relay=", line)
                 if found:
                     final, orig = found.group(1), found.group(2) or found.group(1)
@@ -132,31 +96,21 @@ def record_expansion(port: int, maillog: Path) -> dict[str, dict[str, object]]:
 
 
 def main() -> None:
-    directory = Path(tempfile.mkdtemp(prefix="pfx-resolve-"))
-    directory.chmod(0o755)
-    for sub in ("queue", "data"):
-        (directory / sub).mkdir()
-        shutil.chown(directory / sub, "postfix")
-    write_files(directory)
-    with (directory / "main.cf").open("a") as main_cf:
-        main_cf.write(INSTANCE_CF.format(dir=directory))
-    ports = {name: free_port() for name in LISTENERS}
-    lines = []
-    for name, port in ports.items():
-        opts = " ".join(f"-o {{ {k} = {v} }}" for k, v in overrides(name, directory).items())
-        lines.append(f"127.0.0.1:{port} inet n - n - - smtpd {opts}")
-    (directory / "master.cf").write_text("\n".join(lines) + "\n" + SERVICES)
-    subprocess.run(["postfix", "-c", str(directory), "start"], check=True)
-    try:
-        time.sleep(2)
+    lab = PostfixLab("pfx-resolve-")
+    write_files(lab.directory)
+    lab.write_main_cf((lab.directory / "main.cf").read_text() + TEST_INSTANCE_CF)
+    opts = [
+        " ".join(f"-o {{ {k} = {v} }}" for k, v in overrides(name, lab.directory).items())
+        for name in LISTENERS
+    ]
+    ports = dict(zip(LISTENERS, lab.write_master_cf(*opts), strict=True))
+    with lab.running():
         recorded = {
             "rcpt": record_rcpt(ports),
-            "expansion": record_expansion(ports["default"], directory / "maillog"),
+            "expansion": record_expansion(lab, ports["default"]),
         }
-    finally:
-        subprocess.run(["postfix", "-c", str(directory), "stop"], check=False)
     (HERE / "postfix_rcpt.json").write_text(json.dumps(recorded, indent=1) + "\n")
-    print((directory / "maillog").read_text())
+    print(lab.log())
 
 
 if __name__ == "__main__":

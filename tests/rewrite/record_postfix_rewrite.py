@@ -20,22 +20,16 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import smtplib
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
-from tests.resolve.record_postfix_rcpt import SERVICES, free_port
 from tests.rewrite.scenario import GENERIC, MAIN_CF, MESSAGES, TABLES
+from tests.support.postfix_lab import PostfixLab, free_port, services, wait_for
 
 HERE = Path(__file__).parent
 
-INSTANCE_CF = """\
-queue_directory = {dir}/queue
-data_directory = {dir}/data
-maillog_file = {dir}/maillog
-maillog_file_prefixes = {dir}
+TEST_INSTANCE_CF = """\
 smtpd_error_sleep_time = 0
 smtpd_end_of_data_restrictions = check_client_access static:HOLD
 smtp_generic_maps = texthash:{dir}/generic
@@ -45,8 +39,6 @@ relay_transport = smtp:[127.0.0.1]:{sink}
 local_transport = smtp:[127.0.0.1]:{sink}
 smtp_tls_security_level = none
 """
-
-SMTP_SERVICE = "smtp unix - - n - - smtp\n"
 
 
 def postcat(directory: Path, qid: str) -> dict[str, object]:
@@ -105,78 +97,65 @@ def sink_file(path: Path) -> dict[str, object]:
     }
 
 
-def send(ports: tuple[int, int], name: str, case: dict[str, object]) -> str:
-    smtp = smtplib.SMTP("127.0.0.1", ports[1] if case.get("remote") else ports[0], timeout=20)
-    smtp.ehlo("client.example.org")
-    smtp.docmd("MAIL", f"FROM:<{case['sender']}>")
-    for rcpt in case["recipients"]:  # type: ignore[attr-defined]
-        code, message = smtp.docmd("RCPT", f"TO:<{rcpt}>")
-        assert code == 250, (name, rcpt, code, message)
-    smtp.docmd("DATA")
+def send(lab: PostfixLab, ports: list[int], name: str, case: dict[str, object]) -> str:
     headers = "\r\n".join(case["headers"])  # type: ignore[arg-type]
-    smtp.send(f"{headers}\r\nX-Case: {name}\r\n\r\nbody\r\n.\r\n")
-    code, message = smtp.getreply()
-    smtp.quit()
-    return f"{code} {message.decode()}"
+    reply = lab.send(
+        f"<{case['sender']}>",
+        [f"<{rcpt}>" for rcpt in case["recipients"]],  # type: ignore[attr-defined]
+        f"{headers}\r\nX-Case: {name}\r\n\r\nbody\r\n",
+        port=ports[1] if case.get("remote") else ports[0],
+    )
+    return str(reply)
 
 
 def main() -> None:
-    directory = Path(tempfile.mkdtemp(prefix="pfx-rewrite-"))
-    directory.chmod(0o755)
-    for sub in ("queue", "data"):
-        (directory / sub).mkdir()
-        shutil.chown(directory / sub, "postfix")
+    lab = PostfixLab("pfx-rewrite-")
+    directory = lab.directory
     sinkdir = directory / "sink"
     sinkdir.mkdir()
     shutil.chown(sinkdir, "postfix")
     for name, lines in TABLES.items():
         (directory / name).write_text("".join(f"{line}\n" for line in lines))
     (directory / "generic").write_text("".join(f"{line}\n" for line in GENERIC))
-    port, remote, sink = free_port(), free_port(), free_port()
-    (directory / "main.cf").write_text(
-        MAIN_CF.format(dir=directory) + INSTANCE_CF.format(dir=directory, sink=sink)
+    sink = free_port()
+    lab.write_main_cf(
+        MAIN_CF.format(dir=directory) + TEST_INSTANCE_CF.format(dir=directory, sink=sink)
     )
-    (directory / "master.cf").write_text(
-        f"127.0.0.1:{port} inet n - n - - smtpd\n"
-        f"127.0.0.1:{remote} inet n - n - - smtpd -o local_header_rewrite_clients=\n"
-        + SERVICES
-        + SMTP_SERVICE
-    )
+    ports = lab.write_master_cf("", "-o local_header_rewrite_clients=", services=services("smtp"))
     sink_proc = subprocess.Popen(
         ["smtp-sink", "-u", "postfix", "-d", f"{sinkdir}/%M.", f"127.0.0.1:{sink}", "10"]
     )
-    subprocess.run(["postfix", "-c", str(directory), "start"], check=True)
     recorded: dict[str, dict[str, object]] = {}
     try:
-        time.sleep(2)
-        qids: dict[str, str] = {}
-        for name, case in MESSAGES.items():
-            reply = send((port, remote), name, case)
-            recorded[name] = {"end_of_data": reply}
-            match = re.search(r"queued as (\w+)", reply)
-            if match:
-                qids[name] = match.group(1)
-        time.sleep(1)
-        for name, qid in qids.items():
-            recorded[name]["queued"] = postcat(directory, qid)
-        subprocess.run(["postsuper", "-c", str(directory), "-H", "ALL"], check=True)
-        subprocess.run(["postqueue", "-c", str(directory), "-f"], check=True)
-        deadline = time.monotonic() + 30
-        while len(list(sinkdir.iterdir())) < len(qids) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(1)
-        for path in sinkdir.iterdir():
-            sent = sink_file(path)
-            case_line = [h for h in sent["headers"] if h.startswith("X-Case: ")]  # type: ignore[attr-defined]
-            name = case_line[0][len("X-Case: ") :]
-            recorded[name].setdefault("sent", []).append(sent)  # type: ignore[attr-defined]
-        warnings = [
-            line.split(": ", 1)[1]
-            for line in (directory / "maillog").read_text().splitlines()
-            if "warning:" in line and "cleanup" in line
-        ]
+        with lab.running():
+            qids: dict[str, str] = {}
+            for name, case in MESSAGES.items():
+                reply = send(lab, ports, name, case)
+                recorded[name] = {"end_of_data": reply}
+                match = re.search(r"queued as (\w+)", reply)
+                if match:
+                    qids[name] = match.group(1)
+            time.sleep(1)
+            for name, qid in qids.items():
+                recorded[name]["queued"] = postcat(directory, qid)
+            subprocess.run(["postsuper", "-c", str(directory), "-H", "ALL"], check=True)
+            subprocess.run(["postqueue", "-c", str(directory), "-f"], check=True)
+            try:
+                wait_for(lambda: len(list(sinkdir.iterdir())) >= len(qids), "sent", interval=0.2)
+            except AssertionError:
+                pass  # what did arrive is recorded
+            time.sleep(1)
+            for path in sinkdir.iterdir():
+                sent = sink_file(path)
+                case_line = [h for h in sent["headers"] if h.startswith("X-Case: ")]  # type: ignore[attr-defined]
+                name = case_line[0][len("X-Case: ") :]
+                recorded[name].setdefault("sent", []).append(sent)  # type: ignore[attr-defined]
+            warnings = [
+                line.split(": ", 1)[1]
+                for line in lab.log().splitlines()
+                if "warning:" in line and "cleanup" in line
+            ]
     finally:
-        subprocess.run(["postfix", "-c", str(directory), "stop"], check=False)
         sink_proc.terminate()
         sink_proc.wait()
     qid_names = {qid: name for name, qid in qids.items()}
@@ -187,7 +166,7 @@ def main() -> None:
                 found.group(2)
             )
     (HERE / "postfix_rewrite.json").write_text(json.dumps(recorded, indent=1) + "\n")
-    print((directory / "maillog").read_text())
+    print(lab.log())
 
 
 if __name__ == "__main__":

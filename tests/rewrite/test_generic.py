@@ -17,14 +17,11 @@ from mailhost.resolve.generic import (
     generic_headers,
 )
 from mailhost.tables.registry import TableRegistry
+from tests.support.maincf import HOST, main_cf
 
-BASE_CF = """\
-myhostname = mx.example.com
-mydomain = example.com
-myorigin = example.com
-mydestination =
-recipient_delimiter = +
-"""
+BASE_CF = main_cf(
+    HOST, myorigin="example.com", mydestination="", recipient_delimiter="+", nulldns_line=False
+)
 
 
 def settings_for(tmp_path: Path, extra: str) -> GenericSettings:

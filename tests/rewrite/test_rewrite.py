@@ -28,16 +28,17 @@ from mailhost.resolve.rewrite import (
     masquerade,
 )
 from mailhost.tables.registry import TableRegistry
+from tests.support.maincf import HOST, main_cf
 
-BASE_CF = """\
-myhostname = mx.example.com
-mydomain = example.com
-myorigin = example.com
-mydestination =
-inet_interfaces = 127.0.0.1
-virtual_mailbox_domains = example.com
-recipient_delimiter = +
-"""
+BASE_CF = main_cf(
+    HOST,
+    myorigin="example.com",
+    mydestination="",
+    inet_interfaces="127.0.0.1",
+    virtual_mailbox_domains="example.com",
+    recipient_delimiter="+",
+    nulldns_line=False,
+)
 
 
 async def settings_for(tmp_path: Path, extra: str = "") -> RewriteSettings:

@@ -8,13 +8,10 @@ the RCPT address stays ``orig_to``; a table failure during rewriting answers
 
 from __future__ import annotations
 
-import smtplib
 from pathlib import Path
 
-import trustme
-
-from tests.qmgr.test_serve import MAIN_CF, new_messages
-from tests.smtpd.conftest import ServerProcess, free_port
+from tests.support.maincf import alice_site
+from tests.support.server import ServerProcess, new_messages, queued_as, serve_cli, smtp_session
 
 REWRITE_CF = """\
 sender_canonical_maps = inline:{{sender@client.test=Sender.Name@example.com}}
@@ -25,35 +22,22 @@ masquerade_domains = example.com
 
 
 def start(tmp_path: Path, extra: str) -> tuple[ServerProcess, int]:
-    base = tmp_path / "vmail"
-    (tmp_path / "main.cf").write_text(
-        # The qmgr test's main.cf with its virtual_alias_maps line commented out.
-        MAIN_CF.format(base=base, queue=tmp_path / "queue").replace("virtual_alias_maps", "#")
-        + extra
-    )
-    port = free_port()
-    (tmp_path / "master.cf").write_text(
-        f"127.0.0.1:{port} inet n - n - - smtpd\nqmgr unix n - n 300 1 qmgr\n"
-    )
-    server = ServerProcess(tmp_path, {"mx": port}, trustme.CA(), tmp_path / "maillog")
-    server.queue_kind = "cli"
-    server.start()
-    return server, port
+    # The qmgr test's main.cf without its virtual_alias_maps line.
+    (tmp_path / "main.cf").write_text(alice_site(tmp_path, virtual_alias_maps=None) + extra)
+    return serve_cli(tmp_path)
 
 
 def test_canonical_sender_in_delivered_maildir_file(tmp_path: Path) -> None:
     server, port = start(tmp_path, REWRITE_CF)
     try:
-        with smtplib.SMTP("127.0.0.1", port) as client:
-            client.ehlo("client.test")
-            client.mail("sender@client.test")
+        with smtp_session(port) as client:
             assert client.rcpt("info@example.com")[0] == 250
             code, reply = client.data(
                 b"From: Sender <sender@client.test>\r\nTo: info@example.com\r\n"
                 b"Cc: Bob <bob@host.example.com>\r\nSubject: rewrite\r\n\r\nbody\r\n"
             )
             assert code == 250, reply
-            qid = reply.decode().rsplit(" ", 1)[1]
+            qid = queued_as(reply)
         log = server.wait_log(f"{qid}: removed")
         (message,) = new_messages(tmp_path / "vmail" / "example.com" / "alice")
     finally:
@@ -75,9 +59,7 @@ def test_table_failure_while_rewriting_answers_451_and_queues_nothing(tmp_path: 
     # A table that cannot be opened fails every lookup temporarily (house rule 2).
     server, port = start(tmp_path, f"sender_canonical_maps = hash:{tmp_path}/missing\n")
     try:
-        with smtplib.SMTP("127.0.0.1", port) as client:
-            client.ehlo("client.test")
-            client.mail("sender@client.test")
+        with smtp_session(port) as client:
             assert client.rcpt("alice@example.com")[0] == 250
             code, reply = client.data(b"Subject: x\r\n\r\nbody\r\n")
         log = server.wait_log("message not accepted, try again later")

@@ -18,8 +18,8 @@ from mailhost.pickup import Pickup
 from mailhost.queue.qfile import QueueFile
 from mailhost.queue.store import INCOMING, QueueStore
 from mailhost.tables.registry import TableRegistry
-from tests import nulldns
 from tests.sendmail.scenario import MAIN_CF
+from tests.support.maincf import main_cf
 
 _DATE = re.compile(r"[A-Z][a-z]{2}, [ \d]\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4} \(.+?\)")
 _STAMP = re.compile(r"<\d{14}\.")
@@ -30,9 +30,12 @@ def write_config(directory: Path, extra: str = "") -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "main.cf").write_text(
         MAIN_CF
-        + f"queue_directory = {directory / 'queue'}\n"
-        + "mail_name = Postfix\nalias_maps =\nlocal_recipient_maps =\n"
-        + nulldns.main_cf_line()
+        + main_cf(
+            queue_directory=directory / "queue",
+            mail_name="Postfix",
+            alias_maps="",
+            local_recipient_maps="",
+        )
         + extra
     )
     return directory

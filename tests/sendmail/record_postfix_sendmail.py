@@ -15,35 +15,25 @@ dates and Message-Id time stamps are replaced by ``{QID}``, ``{DATE}`` and
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 from tests.sendmail.scenario import BS_CASES, CASES, ERROR_CASES, MAIN_CF, Case
+from tests.support.postfix_lab import PostfixLab, services
 
 HERE = Path(__file__).parent
 
-INSTANCE_CF = """\
-queue_directory = {dir}/queue
-data_directory = {dir}/data
-maillog_file = {dir}/maillog
-maillog_file_prefixes = {dir}
+TEST_INSTANCE_CF = """\
 inet_interfaces = loopback-only
 master_service_disable = inet
 local_transport = error:local disabled
 """
 
-MASTER_CF = """\
-pickup unix n - n 60 1 pickup
-cleanup unix n - n - 0 cleanup
-rewrite unix - - n - - trivial-rewrite
-postlog unix-dgram n - n - 1 postlogd
-proxymap unix - - n - - proxymap
-"""
+#: No qmgr: every message stays in ``incoming``.
+SERVICES = services(base=("pickup", "cleanup", "rewrite", "postlog", "proxymap"))
 
 _DATE = re.compile(
     r"[A-Z][a-z]{2}, [ \d]\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4} \([A-Z]+\)"
@@ -154,27 +144,21 @@ def record_case(case: Case, base: Path, env: dict[str, str]) -> dict[str, object
 
 
 def main() -> None:
-    base = Path(tempfile.mkdtemp(prefix="pf-sendmail-"))
-    os.chmod(base, 0o755)
-    etc = base / "etc"
-    etc.mkdir()
-    (base / "data").mkdir()
-    (base / "queue").mkdir()
-    shutil.chown(base / "data", "postfix")
-    (etc / "main.cf").write_text(MAIN_CF + INSTANCE_CF.format(dir=base))
-    (etc / "master.cf").write_text(MASTER_CF)
-    env = {"PATH": "/usr/sbin:/usr/bin:/bin", "MAIL_CONFIG": str(etc), "LOGNAME": "root"}
-    subprocess.run(["postfix", "-c", str(etc), "check"], check=False, env=env)
-    started = subprocess.run(["postfix", "-c", str(etc), "start"], check=False, env=env)
-    if started.returncode != 0:
-        raise SystemExit((base / "maillog").read_text())
+    lab = PostfixLab("pf-sendmail-", config="etc", owned=("data",))
+    base = lab.directory
+    lab.write_main_cf(MAIN_CF + TEST_INSTANCE_CF)
+    lab.write_master_cf(services=SERVICES)
+    env = {"PATH": "/usr/sbin:/usr/bin:/bin", "MAIL_CONFIG": str(lab.config), "LOGNAME": "root"}
+    lab.env = env
+    lab.postfix("check", check=False)
+    if lab.postfix("start", check=False) != 0:
+        raise SystemExit(lab.log())
     try:
         time.sleep(2)
         cases = CASES + ERROR_CASES + BS_CASES
         recorded = {case.name: record_case(case, base, env) for case in cases}
     finally:
-        subprocess.run(["postfix", "-c", str(etc), "stop"], check=False, env=env)
-        time.sleep(1)
+        lab.stop(settle=1)
         shutil.rmtree(base, ignore_errors=True)
     target = HERE / "postfix_sendmail.json"
     target.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")

@@ -16,28 +16,8 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests import nulldns
-from tests.qmgr.test_serve import new_messages
-from tests.smtpd.conftest import ServerProcess, free_port
-
-MAIN_CF = """\
-myhostname = mx.example.com
-mydomain = example.com
-myorigin = $mydomain
-mydestination =
-alias_maps =
-local_recipient_maps =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-virtual_mailbox_domains = example.com
-virtual_mailbox_base = {base}
-virtual_mailbox_maps = inline:{{alice@example.com=example.com/alice/}}
-virtual_alias_maps = inline:{{root@example.com=alice@example.com}}
-virtual_uid_maps = static:5000
-virtual_gid_maps = static:5000
-queue_directory = {queue}
-"""
-MAIN_CF += nulldns.main_cf_line()  # no DNS query leaves loopback
+from tests.support.maincf import VIRTUAL_HOST, main_cf, virtual_mailboxes
+from tests.support.server import ServerProcess, free_port, new_messages
 
 SENDMAIL = Path(sys.executable).with_name("mailhost-sendmail")
 
@@ -77,7 +57,15 @@ def test_mail_to_root_waits_in_maildrop_then_is_delivered(tmp_path: Path) -> Non
     program = mail_program()
     base = tmp_path / "vmail"
     queue = tmp_path / "queue"
-    (tmp_path / "main.cf").write_text(MAIN_CF.format(base=base, queue=queue))
+    (tmp_path / "main.cf").write_text(
+        main_cf(
+            VIRTUAL_HOST,
+            {"myorigin": "$mydomain"},
+            virtual_mailboxes(base, "inline:{alice@example.com=example.com/alice/}"),
+            virtual_alias_maps="inline:{root@example.com=alice@example.com}",
+            queue_directory=queue,
+        )
+    )
     port = free_port()
     (tmp_path / "master.cf").write_text(
         f"127.0.0.1:{port} inet n - n - - smtpd\n"

@@ -15,15 +15,16 @@ recipient, with queue ids, pids and timings replaced by placeholders.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import smtplib
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.support.postfix_lab import PostfixLab
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -117,16 +118,12 @@ SINKS = {
 
 MAIN_CF = """\
 compatibility_level = 3.6
-queue_directory = {d}/spool
-data_directory = {d}/data
 mail_owner = postfix
 myhostname = mx.example.com
 mydomain = example.com
 mydestination =
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
-maillog_file = {d}/maillog
-maillog_file_prefixes = /tmp
 mynetworks = 127.0.0.0/8
 transport_maps = texthash:{d}/etc/transport
 smtp_connect_timeout = 3s
@@ -171,30 +168,27 @@ def normalize(line: str) -> str:
 def inside() -> None:
     sys.path.insert(0, str(ROOT))
     from tests.smtp.dnsserver import DnsServer, sample_zone
+    from tests.support.postfix_lab import PostfixLab
 
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    d = Path(tempfile.mkdtemp(prefix="pfrec-"))
+    lab = PostfixLab("pfrec-", config="etc", owned=("data",))
+    d = lab.directory
     resolv = d / "resolv.conf"
     resolv.write_text("nameserver 127.0.0.1\noptions attempts:1 timeout:2\n")
     subprocess.run(["mount", "--bind", str(resolv), "/etc/resolv.conf"], check=True)
-    (d / "etc").mkdir()
-    (d / "etc" / "main.cf").write_text(MAIN_CF.format(d=d))
-    (d / "etc" / "master.cf").write_text(master_cf())
-    (d / "etc" / "transport").write_text(TRANSPORT.format(d=d))
-    d.chmod(0o755)
-    (d / "spool").mkdir()
-    (d / "data").mkdir()
-    shutil.chown(d / "data", "postfix")
+    lab.write_main_cf(MAIN_CF.format(d=d))
+    (lab.config / "master.cf").write_text(master_cf())
+    (lab.config / "transport").write_text(TRANSPORT.format(d=d))
     dns = DnsServer(sample_zone(EXTRA_ZONE), port=53).start()
     sinks: list[subprocess.Popen[bytes]] = []
     try:
-        run(d, sinks)
+        run(lab, sinks)
     finally:
         for s in sinks:
             s.terminate()
             s.wait()
         dns.stop()
-    log = (d / "maillog").read_text()
+    log = lab.log()
     recorded: dict[str, dict[str, object]] = {}
     all_lines = log.splitlines()
     for rcpt, what in CASES.items():
@@ -227,25 +221,21 @@ def case_lines(lines: list[str], rcpt: str) -> list[str]:
     return out
 
 
-def run(d: Path, sinks: list[subprocess.Popen[bytes]]) -> None:
+def run(lab: PostfixLab, sinks: list[subprocess.Popen[bytes]]) -> None:
     for where, opts in SINKS.items():
         sinks.append(subprocess.Popen(["smtp-sink", "-u", "postfix", *opts, where, "50"]))
     sinks.append(
-        subprocess.Popen(["smtp-sink", "-u", "postfix", "-L", f"unix:{d}/lmtp.sock", "50"])
+        subprocess.Popen(
+            ["smtp-sink", "-u", "postfix", "-L", f"unix:{lab.directory}/lmtp.sock", "50"]
+        )
     )
-    env = dict(os.environ, MAIL_CONFIG=str(d / "etc"))
-    subprocess.run(["postfix", "-c", str(d / "etc"), "start"], check=True, env=env)
-    try:
-        time.sleep(2)
+    with lab.running(after_stop=1):
         with smtplib.SMTP("127.0.0.1", 10025) as client:
             for rcpt in CASES:
                 client.sendmail(
                     "sender@example.com", [rcpt], f"Subject: {rcpt}\r\n\r\nbody\r\n".encode()
                 )
         time.sleep(15)
-    finally:
-        subprocess.run(["postfix", "-c", str(d / "etc"), "stop"], check=False, env=env)
-        time.sleep(1)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ envelope sender kept (no SRS) and orig_to logged."""
 from __future__ import annotations
 
 import re
-import smtplib
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import trustme
 
 from tests.smtp.conftest import Sinks, free_port
 from tests.smtp.dnsserver import DnsServer
-from tests.smtpd.conftest import ROOT, ServerProcess
+from tests.support.server import ROOT, ServerProcess, queued_as, smtp_session
 
 QUICKSTART = ROOT / "examples" / "quickstart"
 
@@ -66,13 +65,11 @@ def test_alias_forward_delivered_to_smtp_sink(tmp_path: Path, dns_server: DnsSer
         server.queue_kind = "cli"
         server.start()
         try:
-            with smtplib.SMTP("127.0.0.1", port) as client:
-                client.ehlo("client.test")
-                client.mail("sender@client.test")
+            with smtp_session(port) as client:
                 assert client.rcpt("fwd@example.com")[0] == 250
                 code, reply = client.data(b"Subject: forwarded\r\n\r\n.leading dot\r\nbody\r\n")
                 assert code == 250
-                qid = reply.decode().rsplit(" ", 1)[1]
+                qid = queued_as(reply)
             log = server_log(server, f"{qid}: removed")
         finally:
             assert server.stop() == 0

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.smtpd.conftest import ServerProcess
 from tests.smtpd.dialogues import CASES, run_dialogue, smtpd_log_lines
+from tests.support.server import ServerProcess
 
 RECORDED = json.loads((Path(__file__).parent / "postfix_dialogues.json").read_text())
 

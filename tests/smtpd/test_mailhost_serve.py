@@ -11,7 +11,7 @@ import pytest
 import trustme
 
 from mailhost.queue import qfile
-from tests.smtpd.conftest import ServerProcess, free_port, write_config
+from tests.support.server import ServerProcess, free_port, write_config
 
 ALIASES = """\
 sales@example.com    bob@example.com, alice@example.com

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.smtpd.conftest import ServerProcess
+from tests.support.server import ServerProcess
 
 
 @pytest.mark.skipif(shutil.which("pflogsumm") is None, reason="pflogsumm is not installed")

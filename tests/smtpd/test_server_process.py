@@ -16,9 +16,9 @@ import pytest
 import trustme
 
 from mailhost.queue import qfile
-from tests.smtpd.conftest import ServerProcess, free_port, write_config
 from tests.smtpd.dialogues import Reader
 from tests.smtpd.fakes import read_queue
+from tests.support.server import ServerProcess, free_port, write_config
 
 
 def start_server(

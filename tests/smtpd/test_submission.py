@@ -9,8 +9,8 @@ import ssl
 
 import pytest
 
-from tests.smtpd.conftest import PASSWORD, ServerProcess
 from tests.smtpd.fakes import read_queue
+from tests.support.server import PASSWORD, ServerProcess
 
 
 @pytest.fixture(scope="module")

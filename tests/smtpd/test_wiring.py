@@ -11,7 +11,7 @@ from pathlib import Path
 import trustme
 
 from mailhost.queue import qfile
-from tests.smtpd.conftest import ServerProcess, free_port, write_config
+from tests.support.server import ServerProcess, free_port, write_config
 
 
 def start(directory: Path) -> ServerProcess:

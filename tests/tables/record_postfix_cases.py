@@ -11,35 +11,21 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.tables.postfix_cases import (
-    SOURCES,
-    SQL_CASES,
-    SQL_LEGACY,
-    SQL_QUERY_FILES,
-    SQL_ROWS,
-    TEXT_CASES,
-)
+from tests.support.postfix_lab import PostfixLab
+from tests.tables import postfix_cases as cases
 
 DBNAME = "mailhost_record"
 CREATE = "CREATE TABLE pfalias (address VARCHAR(255), goto TEXT, extra VARCHAR(255), active INT)"
 
 
-def postmap(table: str, key: str, directory: Path) -> list[object]:
-    proc = subprocess.run(
-        ["/usr/sbin/postmap", "-q", key, table],
-        capture_output=True,
-        text=True,
-        cwd=directory,
-        check=False,
-    )
-    err = proc.stderr.replace(str(directory), "{dir}")
+def postmap(lab: PostfixLab, table: str, key: str) -> list[object]:
+    proc = lab.tool("/usr/sbin/postmap", "-q", key, table)
+    err = proc.stderr.replace(str(lab.directory), "{dir}")
     return [proc.stdout, err, proc.returncode]
 
 
@@ -47,7 +33,7 @@ def setup_databases(directory: Path) -> dict[str, str]:
     import psycopg
     import pymysql
 
-    rows = SQL_ROWS
+    rows = cases.SQL_ROWS
     with psycopg.connect(
         host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True
     ) as c:
@@ -77,28 +63,30 @@ def setup_databases(directory: Path) -> dict[str, str]:
 
 def main() -> None:
     expected: dict[str, object] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(tmp)
-        for name, text in SOURCES.items():
-            (directory / name).write_text(text)
-        subprocess.run(
-            ["/usr/sbin/postmap", "virtual"], cwd=directory, check=True, capture_output=True
-        )
-        for case_id, table, key in TEXT_CASES:
-            expected[case_id] = postmap(table.format(dir=directory), key, directory)
-        connections = setup_databases(directory)
-        for kind, connection in connections.items():
-            for name, (query, extra) in SQL_QUERY_FILES.items():
-                body = connection + f"query = {query}\n"
-                body += "".join(f"{k} = {v}\n" for k, v in extra.items())
-                (directory / f"{kind}-{name}.cf").write_text(body)
-            legacy = connection + "".join(f"{k} = {v}\n" for k, v in SQL_LEGACY.items())
-            (directory / f"{kind}-legacy.cf").write_text(legacy)
-            for case_id, name, key in SQL_CASES:
-                table = f"{kind}:{directory}/{kind}-{name}.cf"
-                result = postmap(table, key, directory)
-                result[1] = str(result[1]).replace(f"{kind}-{name}.cf", "{file}")
-                expected[f"{kind}-{case_id}"] = result
+    # The tables and postmap's main.cf (compatibility_level as Debian's) in one
+    # directory, postmap run in it (relative table names are the files there).
+    lab = PostfixLab("pfx-tables-", owned=())
+    directory = lab.directory
+    (lab.config / "main.cf").write_text("compatibility_level = 3.6\n")
+    for name, text in cases.SOURCES.items():
+        (directory / name).write_text(text)
+    built = lab.tool("/usr/sbin/postmap", "virtual")
+    assert built.returncode == 0, built.stderr
+    for case_id, table, key in cases.TEXT_CASES:
+        expected[case_id] = postmap(lab, table.format(dir=directory), key)
+    connections = setup_databases(directory)
+    for kind, connection in connections.items():
+        for name, (query, extra) in cases.SQL_QUERY_FILES.items():
+            body = connection + f"query = {query}\n"
+            body += "".join(f"{k} = {v}\n" for k, v in extra.items())
+            (directory / f"{kind}-{name}.cf").write_text(body)
+        legacy = connection + "".join(f"{k} = {v}\n" for k, v in cases.SQL_LEGACY.items())
+        (directory / f"{kind}-legacy.cf").write_text(legacy)
+        for case_id, name, key in cases.SQL_CASES:
+            table = f"{kind}:{directory}/{kind}-{name}.cf"
+            result = postmap(lab, table, key)
+            result[1] = str(result[1]).replace(f"{kind}-{name}.cf", "{file}")
+            expected[f"{kind}-{case_id}"] = result
     json.dump(expected, sys.stdout, indent=1, ensure_ascii=False, sort_keys=True)
     sys.stdout.write("\n")
 

@@ -75,7 +75,6 @@ from mailhost.queue.qfile import (
 )
 from mailhost.queue.store import (
     ACTIVE,
-    CORRUPT,
     DEFERRED,
     INCOMING,
     QueueEntry,
@@ -317,15 +316,6 @@ class QueueManager:
         except (QueueFileNotFound, FileNotFoundError):
             return None  # removed meanwhile (postsuper -d)
 
-    async def _save_corrupt(self, entry: QueueEntry, reason: str) -> None:
-        log.warning("%s: %s", entry.queue_id, reason, extra=QMGR)
-        log.warning(
-            'saving corrupt file "%s" from queue "%s" to queue "%s"',
-            entry.queue_id, entry.queue_name, CORRUPT, extra=QMGR,
-        )  # fmt: skip
-        with contextlib.suppress(QueueFileNotFound, FileNotFoundError):
-            await self.store.move(entry.queue_id, CORRUPT, from_queues=(entry.queue_name,))
-
     async def process(self, entry: QueueEntry) -> None:
         """Deliver one queue file's pending recipients and file it accordingly."""
         came_from = entry.queue_name
@@ -339,7 +329,8 @@ class QueueManager:
         except FileNotFoundError:
             return
         except CorruptQueueFile as exc:
-            await self._save_corrupt(active, str(exc))
+            # qmgr(8) only renames a corrupt file (no chmod): mode=None.
+            await self.store.save_corrupt(active, str(exc), log=log, extra=QMGR, mode=None)
             return
         pending = qf.pending()
         if came_from == DEFERRED and pending:

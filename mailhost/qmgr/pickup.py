@@ -54,7 +54,7 @@ from mailhost.offload import run_blocking
 from mailhost.queue.cleanup import Cleaned, CleanupSettings, clean_local
 from mailhost.queue.ids import is_queue_id
 from mailhost.queue.qfile import CorruptQueueFile, QueueFile, Recipient
-from mailhost.queue.store import CORRUPT, CORRUPT_MODE, MAILDROP, QueueEntry, QueueStore
+from mailhost.queue.store import MAILDROP, QueueEntry, QueueStore
 from mailhost.resolve.aliases import AliasExpansionError
 from mailhost.resolve.resolver import Resolver, ResolverSettings
 from mailhost.resolve.rewrite import RewriteError, RewriteSettings, cleanup_rewrite
@@ -280,20 +280,8 @@ class Pickup:
         return qid
 
     async def _save_corrupt(self, entry: QueueEntry, reason: str) -> None:
-        log.warning("%s: %s", entry.queue_id, reason, extra=PICKUP)
-        log.warning(
-            'saving corrupt file "%s" from queue "%s" to queue "%s"',
-            entry.queue_id, MAILDROP, CORRUPT, extra=PICKUP,
-        )  # fmt: skip
-        target = self.store.path(CORRUPT, entry.queue_id)
-        try:
-            await run_blocking(os.rename, entry.path, target)
-            await run_blocking(os.chmod, target, CORRUPT_MODE)
-        except FileNotFoundError:
-            return
-        await self.store.syncer.sync_dir(target.parent)
-        await self.store.syncer.sync_dir(entry.path.parent)
-        self.counters.corrupt += 1
+        if await self.store.save_corrupt(entry, reason, log=log, extra=PICKUP):
+            self.counters.corrupt += 1
 
 
 def pickup_declared(master_cf: Path) -> bool:

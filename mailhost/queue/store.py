@@ -38,10 +38,11 @@ from __future__ import annotations
 
 import fcntl
 import itertools
+import logging
 import os
 import stat
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -124,6 +125,10 @@ class Recovery:
     reactivated: list[str] = field(default_factory=list)
     #: complete queue ids left in incoming for the queue manager.
     incoming: list[str] = field(default_factory=list)
+
+
+#: Files that failed verification, with why (start-up recovery).
+_CorruptFiles = list[tuple[QueueEntry, str]]
 
 
 def _check_queue(name: str) -> str:
@@ -467,21 +472,57 @@ class QueueStore:
         log.info("%s: expired", queue_id)
         return True
 
-    # -- start-up recovery ----------------------------------------------------------
+    # -- corrupt files --------------------------------------------------------------
 
-    def _save_corrupt(self, entry: QueueEntry, reason: str) -> None:
-        log.warning("%s: %s", entry.queue_id, reason)
-        log.warning(
-            'saving corrupt file "%s" from queue "%s" to queue "%s"',
-            entry.queue_id, entry.queue_name, CORRUPT,
-        )  # fmt: skip
+    def _to_corrupt(self, entry: QueueEntry, mode: int | None) -> QueueEntry:
         target = self.path(CORRUPT, entry.queue_id)
         os.rename(entry.path, target)
-        os.chmod(target, CORRUPT_MODE)
-        self.counters.corrupt += 1
+        if mode is not None:
+            os.chmod(target, mode)
+        return QueueEntry(CORRUPT, entry.queue_id, target)
 
-    def _verify(self, entry: QueueEntry) -> bool:
-        """True when the file is complete; torn status appends are cut off."""
+    async def save_corrupt(
+        self,
+        entry: QueueEntry,
+        reason: str,
+        *,
+        log: logging.Logger = log,
+        extra: Mapping[str, object] | None = None,
+        mode: int | None = CORRUPT_MODE,
+        durable: bool = True,
+    ) -> bool:
+        """Move a queue file that does not verify from its queue to
+        ``corrupt``, where nothing delivers it, and log why with ``log`` and
+        ``extra`` — the caller's, so the lines carry its daemon name (pickup,
+        qmgr; start-up recovery the process's own).  False when the file was
+        gone already.
+
+        ``mode`` is what the file is set to (Postfix's
+        MAIL_QUEUE_STAT_CORRUPT, 0400); None leaves it as it is, as qmgr(8)'s
+        qmgr_active_corrupt() only renames.  ``durable=False`` skips the
+        directory fsyncs, for a caller that fsyncs both queues itself."""
+        log.warning("%s: %s", entry.queue_id, reason, extra=extra)
+        log.warning(
+            'saving corrupt file "%s" from queue "%s" to queue "%s"',
+            entry.queue_id, entry.queue_name, CORRUPT, extra=extra,
+        )  # fmt: skip
+        try:
+            saved = await run_blocking(self._to_corrupt, entry, mode)
+        except FileNotFoundError:
+            return False
+        if durable:
+            # New name first, as in move().
+            await self.syncer.sync_dir(saved.path.parent)
+            await self.syncer.sync_dir(entry.path.parent)
+        self.counters.corrupt += 1
+        return True
+
+    # -- start-up recovery ----------------------------------------------------------
+
+    @staticmethod
+    def _verify(entry: QueueEntry) -> str | None:
+        """None when the file is complete (torn status appends are cut
+        off), else why it is corrupt."""
         try:
             with entry.path.open("r+b") as f:
                 parsed = qfile.read(f, content=True)
@@ -491,13 +532,13 @@ class QueueStore:
                     f.truncate(parsed.valid_length)
                     os.fsync(f.fileno())
         except CorruptQueueFile as exc:
-            self._save_corrupt(entry, str(exc))
-            return False
-        return True
+            return str(exc)
+        return None
 
-    def _recover(self, reactivate: bool) -> Recovery:
+    def _recover(self, reactivate: bool) -> tuple[Recovery, _CorruptFiles]:
         self.create_directories()
         report = Recovery()
+        corrupt: _CorruptFiles = []
         if reactivate:
             # qmgr(8) at start-up: whatever was active belongs to nobody now.
             for entry in self._list((ACTIVE,)):
@@ -511,18 +552,22 @@ class QueueStore:
                 os.unlink(dirent.path)
                 report.removed.append(dirent.name)
         for entry in self._list((INCOMING,)):
-            if self._verify(entry):
+            reason = self._verify(entry)
+            if reason is None:
                 report.incoming.append(entry.queue_id)
             else:
                 report.corrupt.append(entry.queue_id)
-        return report
+                corrupt.append((entry, reason))
+        return report, corrupt
 
     async def recover(self, *, reactivate: bool = True) -> Recovery:
         """Start-up recovery: remove temporary files in ``incoming`` (they were
         never acknowledged), move files that do not verify to ``corrupt``, and
         with ``reactivate`` move ``active`` back to ``incoming`` as the queue
         manager does when it starts.  Run it before accepting mail."""
-        report = await run_blocking(self._recover, reactivate)
+        report, corrupt = await run_blocking(self._recover, reactivate)
+        for entry, reason in corrupt:
+            await self.save_corrupt(entry, reason, durable=False)
         for name in (INCOMING, ACTIVE, CORRUPT):
             await self.syncer.sync_dir(self.root / name)
         return report

@@ -25,10 +25,14 @@ crash after it leaves a complete, verified file.  Names that pass for queue ids
 but whose content does not verify are moved to ``corrupt`` on recovery, as
 Postfix's queue manager does, and never delivered.
 
-Moves between queues are renames followed by an fsync of both directories.
-Durability waits go through a :class:`~mailhost.fsutil.Syncer`, so concurrent
-transactions can share directory fsyncs (:class:`~mailhost.fsutil.GroupSync`).
-Writes, reads, scans and fsyncs run on the offload pool; creating a new
+Steps 2–4 are the durability idiom of :mod:`mailhost.fsutil` (the
+transaction is its :class:`~mailhost.fsutil.DurableFile`), run by the store's
+:class:`~mailhost.fsutil.Syncer`: by default the group commit
+(:class:`~mailhost.fsutil.GroupSync`), where the files of concurrent
+transactions are written, fsynced, linked and ``incoming`` fsynced once in
+one trip to the offload pool.  Moves between queues are renames followed by
+an fsync of both directories (the new one first), also through the syncer.
+Reads, scans and renames run on the offload pool; creating a new
 transaction's file and discarding an aborted one (an open, an fstat, a close
 and an unlink, none of which waits for the disk) run on the event loop, where
 they cost less than the trip to the pool.
@@ -36,6 +40,7 @@ they cost less than the trip to the pool.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import itertools
 import logging
@@ -48,7 +53,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mailhost.errors import MailhostError
-from mailhost.fsutil import GroupSync, StrPath, Syncer
+from mailhost.fsutil import DurableFile, GroupSync, StrPath, Syncer
 from mailhost.log import logger
 from mailhost.offload import run_blocking
 from mailhost.queue import qfile
@@ -151,12 +156,21 @@ class Transaction:
         self._temp = temp
         self._file: BinaryIO | None = file
         self._linked = False
+        self._content: tuple[Envelope, Sequence[bytes]] | None = None
+        #: The size Postfix logs, known once written.
+        self.size = 0
         self.committed = False
 
     @property
     def path(self) -> Path:
         """Where the file will be once committed."""
         return self.store.root / self.queue_name / self.queue_id
+
+    # -- the durability idiom's steps (fsutil.DurableFile), run on the pool ------
+
+    def _prepare(self, envelope: Envelope, content: Sequence[bytes]) -> Sequence[DurableFile]:
+        self._content = (envelope, content)
+        return (self,)
 
     def _write(self, envelope: Envelope, content: Sequence[bytes]) -> int:
         assert self._file is not None
@@ -169,12 +183,33 @@ class Transaction:
         os.fchmod(self._file.fileno(), READY_MODE)
         return size
 
-    def _link(self) -> None:
+    def write(self) -> Sequence[int]:
+        """Write the whole file (open since :meth:`QueueStore.begin`) and
+        mark it ready, mode 0700 (Postfix's MAIL_QUEUE_STAT_READY)."""
+        assert self._file is not None
+        assert self._content is not None
+        envelope, content = self._content
+        self._content = None
+        self.size = self._write(envelope, content)
+        return (self._file.fileno(),)
+
+    def place(self, sync_errors: Sequence[OSError | None]) -> Iterable[StrPath]:
+        """Link the fsynced file to its queue id (the commit point)."""
+        if sync_errors[0] is not None:
+            raise sync_errors[0]
         # link() refuses to replace an existing name, so an id collision
         # (impossible while ids carry a live inode, see ids.py) fails loudly.
         os.link(self._temp, self.path)
         self._linked = True
         os.unlink(self._temp)
+        return (self.path.parent,)
+
+    def finish(self, dir_errors: Mapping[str, OSError]) -> None:
+        """Durable once its queue directory is: close the file."""
+        error = dir_errors.get(os.fspath(self.path.parent))
+        if error is not None:
+            raise error
+        self._close()
 
     async def commit(self, envelope: Envelope, content: Sequence[bytes]) -> int:
         """Write envelope and content lines (without line ends, Received:
@@ -183,18 +218,20 @@ class Transaction:
         if self._file is None:
             raise QueueError(f"{self.queue_id}: transaction already finished")
         try:
-            size = await run_blocking(self._write, envelope, content)
-            await self.store.syncer.sync_file(self._file.fileno())
-            await run_blocking(self._link)
-            await self.store.syncer.sync_dir(self.path.parent)
+            # Written, fsynced, linked and its directory fsynced in one trip
+            # of the store's group commit, with those of concurrent messages.
+            await self.store.syncer.commit(
+                lambda: self._prepare(envelope, content), abandon=self._abandon
+            )
+        except asyncio.CancelledError:
+            raise  # the syncer finishes the file, then _abandon removes it
         except BaseException:
             await self.abort()
             raise
-        await run_blocking(self._close)
         self.committed = True
         self.store.counters.enqueued += 1
-        self.store.counters.enqueued_bytes += size
-        return size
+        self.store.counters.enqueued_bytes += self.size
+        return self.size
 
     def _close(self) -> None:
         if self._file is not None:
@@ -207,6 +244,12 @@ class Transaction:
         if self._linked:
             # The client will not get a 250 for this file; do not deliver it.
             self.path.unlink(missing_ok=True)
+
+    def _abandon(self) -> None:
+        """The committing caller was cancelled and will never report the
+        file: once the syncer is done with it, it goes as an aborted one."""
+        self._discard()
+        self.store.counters.aborted += 1
 
     async def abort(self) -> None:
         """Forget the transaction (nothing was acknowledged)."""

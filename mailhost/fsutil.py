@@ -386,8 +386,9 @@ async def _shielded(future: asyncio.Future[None], abandon: Callable[[], None] | 
     except asyncio.CancelledError:
 
         def later(done: asyncio.Future[None]) -> None:
-            if not done.cancelled():
-                done.exception()  # retrieved: the caller is gone
+            if done.cancelled():
+                return  # the trip was lost with the loop: nothing to undo safely
+            done.exception()  # retrieved: the caller is gone
             if abandon is not None:
                 abandon()
 
@@ -508,38 +509,25 @@ class GroupSync(FsyncEach):
         return outcomes, counts
 
     async def _trip(self, batch: list[_Request]) -> None:
-        work = asyncio.ensure_future(run_blocking(self._run_trip, batch))
         try:
-            # shield: the thread runs on whatever happens to this task, and
-            # the callers hear of their files only once it has finished.
-            await asyncio.shield(work)
+            errors, counts = await run_blocking(self._run_trip, batch)
         except asyncio.CancelledError:
-            self._trips -= 1  # the loop is going away: no new trips
-            work.add_done_callback(lambda _: self._settle(batch, work))
-            raise
-        self._trips -= 1
-        if self._waiting and self._trips < self.lanes:
-            self._start()
-        self._settle(batch, work)
-
-    def _settle(
-        self,
-        batch: list[_Request],
-        work: asyncio.Future[tuple[list[Exception | None], CommitCounts]],
-    ) -> None:
-        if work.cancelled():
+            # The loop is going away: nobody may wait forever on a lost trip
+            # (and no abandon runs: the thread may still be at the files).
+            self._trips -= 1
             for request in batch:
                 request.future.cancel()
-            return
-        failure = work.exception()
-        if failure is not None:  # the trip itself failed: every caller hears it
-            outcomes: list[BaseException | None] = [failure] * len(batch)
+            raise
+        except Exception as exc:  # the trip itself failed: every caller hears it
+            outcomes: Sequence[BaseException | None] = [exc] * len(batch)
         else:
-            errors, counts = work.result()
-            outcomes = list(errors)
+            outcomes = errors
             self.trips += 1
             self.file_syncs += counts.file_syncs
             self.dir_syncs += counts.dir_syncs
+        self._trips -= 1
+        if self._waiting and self._trips < self.lanes:
+            self._start()
         for request, error in zip(batch, outcomes, strict=True):
             if request.future.done():
                 continue

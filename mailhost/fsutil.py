@@ -9,10 +9,19 @@ of the directory holding the new name (fsync(2): "Calling fsync() does not
 necessarily ensure that the entry in the directory containing the file has
 also reached disk").  The directory fsync is the expensive, shareable part:
 one fsync of a directory makes every rename done in it *before the fsync
-started* durable.  :class:`GroupSync` exploits that to let concurrent
-transactions share directory fsyncs (group commit); :class:`FsyncEach` is the
-plain one-fsync-per-request form.  Writers ask a :class:`Syncer` and await it,
-so the policy can change without touching them.
+started* durable.
+
+The idiom is written once, :func:`commit_durably`, for any number of files
+at a time: each :class:`DurableFile` writes its file, every file is fsynced,
+each one whose fsync succeeded is put in place, every directory that got a
+new name is fsynced once, and each file learns its outcome.  What differs
+between users is policy, kept in their ``DurableFile``: how the temporary
+name is chosen, link or rename, what a failure means (:func:`write_durably`
+here; a queue file, :class:`mailhost.queue.store.Transaction`; a Maildir
+copy, :mod:`mailhost.delivery.maildir`).
+
+Writers on the event loop reach the idiom through a syncer of
+:mod:`mailhost.groupsync` (the group commit).
 
 ``safe_join`` turns a path from a table or database into a path that is
 guaranteed to stay below a base directory.
@@ -20,12 +29,12 @@ guaranteed to stay below a base directory.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import stat
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -66,10 +75,222 @@ def temp_name(target: Path) -> Path:
     return target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
-def _chunks(data: bytes | Iterable[bytes]) -> Iterable[bytes]:
-    if isinstance(data, bytes | bytearray):
-        return (bytes(data),)
-    return data
+def write_all(fd: int, data: bytes | Iterable[bytes]) -> None:
+    """Write ``data`` (bytes or an iterable of chunks) to ``fd`` completely."""
+    for chunk in (data,) if isinstance(data, bytes | bytearray) else data:
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(fd, view) :]
+
+
+# -- the idiom ----------------------------------------------------------------------
+
+
+class DurableFile(Protocol):
+    """One file through :func:`commit_durably`.  The three steps are called
+    in this order, on one thread, each at most once; a step that raises ends
+    the file's commit (the exception is its outcome) and must leave nothing
+    behind itself."""
+
+    def write(self) -> Sequence[int]:
+        """Write the file under its temporary name; return the open
+        descriptors to fsync (usually one, none for a commit that only
+        fsyncs a directory).  They stay open: closing them is this file's."""
+        ...
+
+    def place(self, sync_errors: Sequence[OSError | None]) -> Iterable[StrPath]:
+        """The fsyncs are done (``sync_errors``, one per descriptor: None or
+        why it failed): put the file in place, by link or rename; return the
+        directories that got a new name."""
+        ...
+
+    def finish(self, dir_errors: Mapping[str, OSError]) -> None:
+        """The directories are fsynced (``dir_errors``: the ones whose fsync
+        failed, by ``os.fspath``): record the outcome, remove the temporary
+        name, raise if the file is not durable."""
+        ...
+
+
+#: Files written and fsynced together at most (each is open until synced).
+ROUND_FILES = 64
+
+
+@dataclass
+class CommitCounts:
+    """What one :func:`commit_durably` cost."""
+
+    file_syncs: int = 0
+    dir_syncs: int = 0
+
+
+class Round:
+    """One pass of the idiom over some files; the steps apart, so a
+    :class:`Syncer` can run the fsyncs in between as it likes."""
+
+    def __init__(self, files: Sequence[DurableFile]) -> None:
+        self.files = files
+        self.errors: list[Exception | None] = [None] * len(files)
+        self.fds: list[Sequence[int]] = [()] * len(files)
+        self.sync_errors: dict[int, OSError] = {}
+        self.dirs: set[str] = set()
+        self.dir_errors: dict[str, OSError] = {}
+
+    def write(self) -> list[int]:
+        for i, file in enumerate(self.files):
+            try:
+                self.fds[i] = file.write()
+            except Exception as exc:  # one file's failure is its own
+                self.errors[i] = exc
+        return [fd for fds in self.fds for fd in fds]
+
+    def place(self) -> list[str]:
+        for i, file in enumerate(self.files):
+            if self.errors[i] is not None:
+                continue
+            try:
+                placed = file.place([self.sync_errors.get(fd) for fd in self.fds[i]])
+                self.dirs.update(os.fspath(d) for d in placed)
+            except Exception as exc:
+                self.errors[i] = exc
+        return sorted(self.dirs)
+
+    def finish(self) -> list[Exception | None]:
+        for i, file in enumerate(self.files):
+            if self.errors[i] is not None:
+                continue
+            try:
+                file.finish(self.dir_errors)
+            except Exception as exc:
+                self.errors[i] = exc
+        return self.errors
+
+
+def commit_durably(
+    files: Sequence[DurableFile],
+    *,
+    fsync_dir_fn: Callable[[StrPath], None] = fsync_dir,
+    counts: CommitCounts | None = None,
+) -> list[Exception | None]:
+    """The idiom for ``files`` at once (blocking): write every file, fsync
+    every one, put each durable one in place, fsync every directory that got
+    a name once, finish each.  No name appears before its file is durable
+    and no file is finished before its directory is; one outcome per file
+    (None or its exception).  At most :data:`ROUND_FILES` files are open at
+    a time; each round fsyncs its own directories."""
+    counts = counts if counts is not None else CommitCounts()
+    outcomes: list[Exception | None] = []
+    for start in range(0, len(files), ROUND_FILES):
+        step = Round(files[start : start + ROUND_FILES])
+        for fd in step.write():
+            counts.file_syncs += 1
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                step.sync_errors[fd] = exc
+        for directory in step.place():
+            counts.dir_syncs += 1
+            try:
+                fsync_dir_fn(directory)
+            except OSError as exc:
+                step.dir_errors[directory] = exc
+        outcomes.extend(step.finish())
+    return outcomes
+
+
+class NewFile:
+    """A :class:`DurableFile` with all its content at hand: written to a
+    :func:`temp_name` beside ``target``, then renamed over it
+    (``replace=True``) or linked to it, never replacing (``replace=False``,
+    raising :class:`FileExistsError`)."""
+
+    def __init__(
+        self, target: StrPath, data: bytes | Iterable[bytes], mode: int, *, replace: bool
+    ) -> None:
+        self.target = Path(target)
+        self.data = data
+        self.mode = mode
+        self.replace = replace
+        self.tmp = temp_name(self.target)
+        self.fd: int | None = None
+
+    def write(self) -> Sequence[int]:
+        fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self.mode)
+        self.fd = fd
+        try:
+            write_all(fd, self.data)
+            # The umask must not weaken or widen the mode the caller asked for.
+            os.fchmod(fd, self.mode)
+        except BaseException:
+            self._discard()
+            raise
+        return (fd,)
+
+    def place(self, sync_errors: Sequence[OSError | None]) -> Iterable[StrPath]:
+        try:
+            if sync_errors[0] is not None:
+                raise sync_errors[0]
+            if self.replace:
+                os.replace(self.tmp, self.target)
+            else:
+                os.link(self.tmp, self.target)
+                os.unlink(self.tmp)
+        except BaseException:
+            self._discard()
+            raise
+        self._close()
+        return (self.target.parent,)
+
+    def finish(self, dir_errors: Mapping[str, OSError]) -> None:
+        error = dir_errors.get(os.fspath(self.target.parent))
+        if error is not None:
+            raise error
+
+    def _close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def _discard(self) -> None:
+        self._close()
+        self.tmp.unlink(missing_ok=True)
+
+
+class _Written(NewFile):
+    """A file already written under ``tmp``: only opened to be fsynced."""
+
+    def __init__(self, tmp: Path, target: Path) -> None:
+        super().__init__(target, b"", 0, replace=True)
+        self.tmp = tmp
+
+    def write(self) -> Sequence[int]:
+        self.fd = os.open(self.tmp, os.O_RDONLY)
+        return (self.fd,)
+
+
+class DirectoryOnly:
+    """A :class:`DurableFile` without a file: the names already changed in
+    ``directory`` (a rename, an unlink) made durable."""
+
+    def __init__(self, directory: StrPath) -> None:
+        self.directory = directory
+
+    def write(self) -> Sequence[int]:
+        return ()
+
+    def place(self, sync_errors: Sequence[OSError | None]) -> Iterable[StrPath]:
+        return (self.directory,)
+
+    def finish(self, dir_errors: Mapping[str, OSError]) -> None:
+        error = dir_errors.get(os.fspath(self.directory))
+        if error is not None:
+            raise error
+
+
+def raise_first(outcomes: Sequence[Exception | None]) -> None:
+    """Raise the first error of :func:`commit_durably`'s outcomes, if any."""
+    for error in outcomes:
+        if error is not None:
+            raise error
 
 
 def write_durably(
@@ -88,33 +309,12 @@ def write_durably(
     "link, never overwrite" rule).  Either way the temporary file is gone
     afterwards, also when writing fails.
     """
-    target = Path(target)
-    tmp = temp_name(target)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for chunk in _chunks(data):
-                f.write(chunk)
-            f.flush()
-            # The umask must not weaken or widen the mode the caller asked for.
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        if replace:
-            os.replace(tmp, target)
-        else:
-            os.link(tmp, target)
-            os.unlink(tmp)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(target.parent)
+    raise_first(commit_durably([NewFile(target, data, mode, replace=replace)]))
 
 
 def commit_file(tmp: Path, target: Path) -> None:
     """fsync an already written file, rename it over ``target``, fsync the dir."""
-    fsync_path(tmp)
-    os.replace(tmp, target)
-    fsync_dir(target.parent)
+    raise_first(commit_durably([_Written(tmp, target)]))
 
 
 # -- async wrappers ---------------------------------------------------------------
@@ -142,109 +342,6 @@ async def fsync_dir_async(directory: StrPath) -> None:
 async def commit_file_async(tmp: Path, target: Path) -> None:
     """:func:`commit_file` off the event loop."""
     await run_blocking(commit_file, tmp, target)
-
-
-# -- sync policies ------------------------------------------------------------------
-
-
-class Syncer(Protocol):
-    """How a writer waits for durability.  ``sync_file`` returns once the data
-    written to ``fd`` is on disk; ``sync_dir`` once every name change made in
-    ``directory`` before the call is on disk."""
-
-    async def sync_file(self, fd: int) -> None: ...
-
-    async def sync_dir(self, directory: StrPath) -> None: ...
-
-
-class FsyncEach:
-    """One fsync per request, each on the offload pool."""
-
-    def __init__(self, fsync_dir_fn: Callable[[StrPath], None] = fsync_dir) -> None:
-        self._fsync_dir = fsync_dir_fn
-        self.file_syncs = 0
-        self.dir_syncs = 0
-
-    async def sync_file(self, fd: int) -> None:
-        self.file_syncs += 1
-        await run_blocking(os.fsync, fd)
-
-    async def sync_dir(self, directory: StrPath) -> None:
-        self.dir_syncs += 1
-        await run_blocking(self._fsync_dir, directory)
-
-
-class _DirQueue:
-    __slots__ = ("busy", "waiting")
-
-    def __init__(self) -> None:
-        self.busy = False
-        self.waiting: list[asyncio.Future[None]] = []
-
-
-class GroupSync(FsyncEach):
-    """Group commit of directory fsyncs.
-
-    A caller's rename happened before it calls ``sync_dir``; it is durable
-    once a directory fsync that *started after the call* has finished.  So a
-    caller arriving while an fsync is in flight joins the next batch, which
-    starts as soon as the running fsync ends and serves everyone who queued up
-    meanwhile: N concurrent commits in one directory cost about two fsyncs,
-    not N.  File fsyncs stay one per file (each file's data is its own).
-    ``requests``/``dir_syncs`` show the saving.
-    """
-
-    def __init__(self, fsync_dir_fn: Callable[[StrPath], None] = fsync_dir) -> None:
-        super().__init__(fsync_dir_fn)
-        self.requests = 0
-        self._dirs: dict[str, _DirQueue] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def sync_dir(self, directory: StrPath) -> None:
-        self.requests += 1
-        key = os.fspath(directory)
-        queue = self._dirs.setdefault(key, _DirQueue())
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        queue.waiting.append(waiter)
-        if not queue.busy:
-            queue.busy = True
-            task = asyncio.create_task(self._drain(key, queue))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        # shield: a cancelled caller must not cancel the fsync others wait for.
-        await asyncio.shield(waiter)
-
-    async def _drain(self, key: str, queue: _DirQueue) -> None:
-        batch: list[asyncio.Future[None]] = []
-        try:
-            while queue.waiting:
-                batch, queue.waiting = queue.waiting, []
-                self.dir_syncs += 1
-                try:
-                    await run_blocking(self._fsync_dir, key)
-                except OSError as exc:
-                    _settle(batch, exc)
-                else:
-                    _settle(batch, None)
-        except BaseException:
-            # The loop is going away: nobody may wait forever on a lost fsync.
-            for waiter in [*batch, *queue.waiting]:
-                waiter.cancel()
-            raise
-        finally:
-            queue.busy = False
-            if not queue.waiting:
-                self._dirs.pop(key, None)
-
-
-def _settle(batch: list[asyncio.Future[None]], exc: OSError | None) -> None:
-    for waiter in batch:
-        if waiter.done():
-            continue
-        if exc is None:
-            waiter.set_result(None)
-        else:
-            waiter.set_exception(exc)
 
 
 # -- paths from untrusted sources ----------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -46,13 +47,17 @@ def logger(component: str | None = None) -> logging.Logger:
         manager.loggerClass = saved
 
 
-def daemon_logger(daemon: str) -> logging.Logger:
+@functools.cache
+def daemon_logger(daemon: str, component: str = "daemon") -> logging.Logger:
     """The logger of one Postfix daemon name: every line it writes is
     ``mailhost/DAEMON[PID]: ...`` (pflogsumm and other log analysers key on
     ``cleanup``, ``qmgr``, ``pickup``, ``master``...), whichever module of
     ours writes it.  Lines of loggers without a daemon carry the process's
-    default (``smtpd`` for ``mailhost serve``)."""
-    log = logger(f"daemon.{daemon}")
+    default (``smtpd`` for ``mailhost serve``).  ``component`` places it in
+    the logger hierarchy (``mailhost.COMPONENT.DAEMON``), so a command that
+    quiets a component (postsuper quiets the queue store's own lines) quiets
+    its daemon lines too."""
+    log = logger(f"{component}.{daemon}")
     if isinstance(log, MaillogLogger):
         log.daemon = daemon
     return log

@@ -51,7 +51,7 @@ from mailhost.log import daemon_logger, logger
 from mailhost.offload import run_blocking
 from mailhost.queue.ids import is_queue_id
 from mailhost.queue.qfile import CorruptQueueFile
-from mailhost.queue.store import CORRUPT, CORRUPT_MODE, MAILDROP, QueueEntry
+from mailhost.queue.store import MAILDROP, QueueEntry
 from mailhost.resolve.rewrite import RewriteError
 
 log = logger("pickup")
@@ -196,19 +196,5 @@ class Pickup:
         self.counters.deferred += 1
 
     async def _save_corrupt(self, entry: QueueEntry, reason: str) -> None:
-        pickup_log.warning("%s: %s", entry.queue_id, reason)
-        pickup_log.warning(
-            'saving corrupt file "%s" from queue "%s" to queue "%s"',
-            entry.queue_id,
-            MAILDROP,
-            CORRUPT,
-        )
-        target = self.store.path(CORRUPT, entry.queue_id)
-        try:
-            await run_blocking(os.rename, entry.path, target)
-            await run_blocking(os.chmod, target, CORRUPT_MODE)
-        except FileNotFoundError:
-            return
-        await self.store.syncer.sync_dir(target.parent)
-        await self.store.syncer.sync_dir(entry.path.parent)
-        self.counters.corrupt += 1
+        if await self.store.save_corrupt(entry, reason, log=pickup_log):
+            self.counters.corrupt += 1

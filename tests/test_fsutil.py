@@ -15,8 +15,6 @@ from hypothesis import strategies as st
 
 from mailhost import fsutil
 from mailhost.fsutil import (
-    FsyncEach,
-    GroupSync,
     UnsafePathError,
     commit_file,
     safe_join,
@@ -24,6 +22,7 @@ from mailhost.fsutil import (
     write_durably,
     write_durably_async,
 )
+from mailhost.groupsync import FsyncEach, GroupSync
 
 
 def _leftovers(directory: Path) -> list[str]:

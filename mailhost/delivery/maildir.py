@@ -34,7 +34,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +53,7 @@ from mailhost.delivery.status import (
     strerror,
     write_error_dsn,
 )
-from mailhost.fsutil import fsync_dir
+from mailhost.fsutil import DurableFile, StrPath, commit_durably, raise_first, write_all
 from mailhost.log import current_pid, logger
 
 log = logger("delivery.maildir")
@@ -61,8 +61,6 @@ log = logger("delivery.maildir")
 _SUBDIRS = ("tmp", "new", "cur")
 _FLAG_LETTERS = frozenset("DFPRST")
 _NAME_RETRIES = 10
-#: Files written and fsynced together at most (each is open until synced).
-_GROUP_COMMIT_FILES = 64
 
 
 # -- names -------------------------------------------------------------------
@@ -201,15 +199,9 @@ class StagedMessage:
     uid: int | None
     gid: int | None
     content: bytes = field(repr=False)
-    #: still open and not yet fsynced (``stage(sync=False)``; see :func:`sync_staged`).
+    #: still open and not yet fsynced (``stage(sync=False)``; the group
+    #: commit fsyncs it, :func:`commit_copies`).
     fd: int | None = field(default=None, repr=False)
-
-
-def _write_all(fd: int, content: bytes) -> None:
-    view = memoryview(content)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
 
 
 def stage(
@@ -223,7 +215,7 @@ def stage(
     sync: bool = True,
 ) -> StagedMessage:
     """Write ``content`` to ``maildir/tmp/<unique>`` (O_EXCL, 0600) and fsync it
-    (with ``sync=False`` the file stays open for :func:`sync_staged`).
+    (with ``sync=False`` the file stays open for the commit to fsync).
 
     ``file_size_limit`` is virtual_mailbox_limit, which virtual(8) applies as a
     per-file size limit (RLIMIT_FSIZE, spec 4.3): exceeding it is EFBIG, 5.2.2.
@@ -258,7 +250,7 @@ def stage(
             _chown(fd, uid, gid)
             if file_size_limit and size > file_size_limit:
                 raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
-            _write_all(fd, content)
+            write_all(fd, content)
             if sync:
                 os.fsync(fd)
             dev = os.fstat(fd).st_dev
@@ -270,22 +262,6 @@ def stage(
         tmp.unlink(missing_ok=True)
         raise _write_error(exc) from exc
     return StagedMessage(tmp, size, vsz, dev, uid, gid, content, fd if keep else None)
-
-
-def sync_staged(staged: StagedMessage) -> None:
-    """fsync and close a file staged with ``sync=False``; on failure it is
-    removed and DeliveryError raised."""
-    fd, staged.fd = staged.fd, None
-    if fd is None:
-        return
-    try:
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        staged.path.unlink(missing_ok=True)
-        raise _write_error(exc) from exc
 
 
 def _write_error(exc: OSError) -> DeliveryError:
@@ -481,77 +457,114 @@ def commit_copies(
     guard: Guard | None = None,
 ) -> None:
     """Write every group's file into its targets' maildirs, filling
-    ``results`` (keyed by index into ``targets``).
-
-    Group commit: every file is written first, then every file fsynced,
-    then linked into its new/, then each new/ fsynced once — the file
-    system's journal commits many copies together instead of two commits per
-    copy.  No copy is reported delivered before its file and its new/ are
-    both durable, and no name appears in new/ before its file is durable.
-    At most _GROUP_COMMIT_FILES files are open at a time."""
-    for start in range(0, len(groups), _GROUP_COMMIT_FILES):
-        _commit_round(groups[start : start + _GROUP_COMMIT_FILES], targets, results, guard)
+    ``results`` (keyed by index into ``targets``): the durability idiom of
+    :func:`mailhost.fsutil.commit_durably` for all of them at once — every
+    file written, then every file fsynced, then linked into its new/, then
+    each new/ fsynced once, so the file system's journal commits many copies
+    together instead of two commits per copy.  No copy is reported delivered
+    before its file and its new/ are both durable, and no name appears in
+    new/ before its file is durable."""
+    raise_first(commit_durably(copy_files(groups, targets, results, guard=guard)))
 
 
-def _commit_round(
+def copy_files(
     groups: Sequence[CopyGroup],
     targets: Sequence[MaildirTarget],
     results: dict[int, MaildirResult],
-    guard: Guard | None,
-) -> None:
-    staged_groups: list[tuple[StagedMessage, list[int], UniqueNames]] = []
-    try:
-        for group in groups:
-            left = list(group.members)
-            while left:
-                target = targets[left[0]]
-                try:
-                    staged = stage(
-                        target.maildir, group.content, uid=group.uid, gid=group.gid,
-                        file_size_limit=group.file_size_limit, names=group.names, sync=False,
-                    )  # fmt: skip
-                except (DeliveryError, OSError) as exc:
-                    results[left.pop(0)] = _failed(target, exc)
-                    continue
-                staged_groups.append((staged, left, group.names))
-                break
-        synced: list[tuple[StagedMessage, list[int], UniqueNames]] = []
-        for staged, members, names in staged_groups:
+    *,
+    guard: Guard | None = None,
+) -> list[DurableFile]:
+    """The :class:`~mailhost.fsutil.DurableFile` of each group, to commit
+    (:func:`commit_copies`, or the group commit with other deliveries')."""
+    return [_CopyFile(group, targets, results, guard) for group in groups]
+
+
+class _CopyFile:
+    """One :class:`CopyGroup` through the idiom: staged once in a member's
+    ``tmp/``, linked into every member's ``new/`` once durable (the guard
+    around each link), each result recorded once that ``new/`` is durable
+    too.  Problems become the members' results, never exceptions."""
+
+    def __init__(
+        self,
+        group: CopyGroup,
+        targets: Sequence[MaildirTarget],
+        results: dict[int, MaildirResult],
+        guard: Guard | None,
+    ) -> None:
+        self.group = group
+        self.targets = targets
+        self.results = results
+        self.guard = guard
+        self.staged: StagedMessage | None = None
+        self.members: list[int] = []
+        self.linked: dict[int, Path] = {}
+
+    def write(self) -> Sequence[int]:
+        group = self.group
+        left = list(group.members)
+        while left:
+            target = self.targets[left[0]]
             try:
-                sync_staged(staged)
-            except DeliveryError as exc:
-                results.update((i, MaildirResult(targets[i], exc.status)) for i in members)
+                staged = stage(
+                    target.maildir, group.content, uid=group.uid, gid=group.gid,
+                    file_size_limit=group.file_size_limit, names=group.names, sync=False,
+                )  # fmt: skip
+            except (DeliveryError, OSError) as exc:
+                # That maildir cannot take it: the next member's may.
+                self.results[left.pop(0)] = _failed(target, exc)
                 continue
-            synced.append((staged, members, names))
-        linked: dict[int, Path] = {}
+            self.staged, self.members = staged, left
+            return () if staged.fd is None else (staged.fd,)
+        return ()
+
+    def place(self, sync_errors: Sequence[OSError | None]) -> Iterable[StrPath]:
+        staged = self.staged
+        if staged is None:
+            return ()
         dirs: set[Path] = set()
-        for staged, members, names in synced:
-            for i in members:
-                target = targets[i]
+        try:
+            fd, staged.fd = staged.fd, None
+            error = sync_errors[0] if sync_errors else None
+            if fd is not None:
                 try:
-                    with guard(target, staged) if guard else contextlib.nullcontext():
-                        linked[i] = publish(
+                    os.close(fd)
+                except OSError as exc:
+                    error = error or exc
+            if error is not None:
+                status = _write_error(error).status
+                self.results.update(
+                    (i, MaildirResult(self.targets[i], status)) for i in self.members
+                )
+                discard(staged)
+                return ()
+            for i in self.members:
+                target = self.targets[i]
+                try:
+                    with self.guard(target, staged) if self.guard else contextlib.nullcontext():
+                        self.linked[i] = publish(
                             staged, target.maildir, uid=staged.uid, gid=staged.gid,
-                            names=names, dir_syncs=dirs,
+                            names=self.group.names, dir_syncs=dirs,
                         )  # fmt: skip
                 except (DeliveryError, OSError) as exc:
-                    results[i] = _failed(target, exc)
-        failed_dirs: dict[Path, OSError] = {}
-        for directory in sorted(dirs):
-            try:
-                fsync_dir(directory)
-            except OSError as exc:
-                failed_dirs[directory] = exc
-        for i, path in linked.items():
-            problem = failed_dirs.get(path.parent)
-            results[i] = (
-                MaildirResult(targets[i], DELIVERED, path)
-                if problem is None
-                else MaildirResult(targets[i], _write_error(problem).status)
-            )
-    finally:
-        for staged, _, _ in staged_groups:
+                    self.results[i] = _failed(target, exc)
+        except BaseException:
             discard(staged)
+            raise
+        return dirs
+
+    def finish(self, dir_errors: Mapping[str, OSError]) -> None:
+        try:
+            for i, path in self.linked.items():
+                problem = dir_errors.get(os.fspath(path.parent))
+                self.results[i] = (
+                    MaildirResult(self.targets[i], DELIVERED, path)
+                    if problem is None
+                    else MaildirResult(self.targets[i], _write_error(problem).status)
+                )
+        finally:
+            if self.staged is not None:
+                discard(self.staged)
 
 
 def _failed(target: MaildirTarget, exc: DeliveryError | OSError) -> MaildirResult:

@@ -50,7 +50,7 @@ from mailhost.bounce.notify import BounceFailure, Bouncer, BounceSettings
 from mailhost.config import Config
 from mailhost.delivery.status import DeliveryStatus
 from mailhost.errors import TableTempFail
-from mailhost.log import logger
+from mailhost.log import daemon_logger, logger
 from mailhost.observe import metrics
 from mailhost.qmgr.delays import RESOLUTION_LIMIT, Delays, delivery_line
 from mailhost.qmgr.transport import (
@@ -74,7 +74,6 @@ from mailhost.queue.qfile import (
 )
 from mailhost.queue.store import (
     ACTIVE,
-    CORRUPT,
     DEFERRED,
     INCOMING,
     QueueEntry,
@@ -84,7 +83,7 @@ from mailhost.queue.store import (
 from mailhost.resolve.transport_maps import Route, Router
 
 log = logger("qmgr")
-QMGR = {"daemon": "qmgr"}
+qmgr_log = daemon_logger("qmgr")
 
 #: The reason for recipients of a force-expired message (in Postfix's qmgr).
 ADMIN_EXPIRED = DeliveryStatus("4.7.0", "message is administratively expired")
@@ -221,7 +220,7 @@ class QueueManager:
             except Exception as exc:
                 # A vanished or unreadable queue directory: say so and retry
                 # at the next poll instead of ending the manager.
-                log.warning("scanning queue %s: %s", self.store.root, exc, extra=QMGR)
+                qmgr_log.warning("scanning queue %s: %s", self.store.root, exc)
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.poll_interval):
@@ -295,11 +294,11 @@ class QueueManager:
                     await self.process(entry)
         except QueueFileNotFound as exc:
             # postsuper -d/-h/-r took the file away while it was processed.
-            log.warning("%s", exc, extra=QMGR)
+            qmgr_log.warning("%s", exc)
         except Exception:
             # Our own bug or an I/O error on the queue: the file stays where
             # it is (active is recovered at the next start); never lost.
-            log.exception("%s: queue manager error", entry.queue_id, extra=QMGR)
+            qmgr_log.exception("%s: queue manager error", entry.queue_id)
         finally:
             self._busy.discard(entry.queue_id)
             self._bounced.pop(entry.queue_id, None)
@@ -317,15 +316,6 @@ class QueueManager:
         except (QueueFileNotFound, FileNotFoundError):
             return None  # removed meanwhile (postsuper -d)
 
-    async def _save_corrupt(self, entry: QueueEntry, reason: str) -> None:
-        log.warning("%s: %s", entry.queue_id, reason, extra=QMGR)
-        log.warning(
-            'saving corrupt file "%s" from queue "%s" to queue "%s"',
-            entry.queue_id, entry.queue_name, CORRUPT, extra=QMGR,
-        )  # fmt: skip
-        with contextlib.suppress(QueueFileNotFound, FileNotFoundError):
-            await self.store.move(entry.queue_id, CORRUPT, from_queues=(entry.queue_name,))
-
     async def process(self, entry: QueueEntry) -> None:
         """Deliver one queue file's pending recipients and file it accordingly."""
         came_from = entry.queue_name
@@ -339,15 +329,18 @@ class QueueManager:
         except FileNotFoundError:
             return
         except CorruptQueueFile as exc:
-            await self._save_corrupt(active, str(exc))
+            # qmgr(8) only renames a corrupt file (no chmod): mode=None.
+            await self.store.save_corrupt(active, str(exc), log=qmgr_log, mode=None)
             return
         pending = qf.pending()
         if came_from == DEFERRED and pending:
-            log.info(
+            qmgr_log.info(
                 "%s: from=<%s>, size=%d, nrcpt=%d (queue active)",
-                qf.queue_id, external_form(qf.envelope.sender), qf.size, len(pending),
-                extra=QMGR,
-            )  # fmt: skip
+                qf.queue_id,
+                external_form(qf.envelope.sender),
+                qf.size,
+                len(pending),
+            )
         last: dict[int, RecipientStatus] = {
             i: r for i, _, r in pending if r is not None and r.status is Status.DEFERRED
         }
@@ -383,7 +376,7 @@ class QueueManager:
             try:
                 route: Route = await self.router.route(rcpt.address)
             except TableTempFail as exc:
-                log.warning("%s: resolving %s: %s", qf.queue_id, rcpt.address, exc, extra=QMGR)
+                qmgr_log.warning("%s: resolving %s: %s", qf.queue_id, rcpt.address, exc)
                 unrouted.append(
                     (Delivery(index, rcpt, ""), Outcome(ADDRESS_RESOLVER_FAILURE, "none"))
                 )
@@ -418,26 +411,26 @@ class QueueManager:
         transport = self.transports.get(name)
         count = len(job.deliveries)
         if transport is None:
-            log.warning(
-                "connect to transport private/%s: No such file or directory", name, extra=QMGR
-            )
+            qmgr_log.warning("connect to transport private/%s: No such file or directory", name)
             return [Outcome(UNAVAILABLE, "none")] * count, "qmgr"
         try:
             outcomes = list(await transport.deliver(job))
         except Exception as exc:
             # A crashing agent: Postfix's qmgr sees the pipe close and defers.
             self.counters.crashed += 1
-            log.warning(
-                "%s: transport %s failed: %s: %s",
-                job.queue_id, name, type(exc).__name__, exc, extra=QMGR,
-            )  # fmt: skip
+            qmgr_log.warning(
+                "%s: transport %s failed: %s: %s", job.queue_id, name, type(exc).__name__, exc
+            )
             return [Outcome(CRASHED, "none")] * count, "qmgr"
         if len(outcomes) != count:
             self.counters.crashed += 1
-            log.warning(
+            qmgr_log.warning(
                 "%s: transport %s answered %d results for %d recipients",
-                job.queue_id, name, len(outcomes), count, extra=QMGR,
-            )  # fmt: skip
+                job.queue_id,
+                name,
+                len(outcomes),
+                count,
+            )
             return [Outcome(CRASHED, "none")] * count, "qmgr"
         return outcomes, name
 
@@ -496,7 +489,7 @@ class QueueManager:
                 reason=final.status.text,
                 resolution_limit=limit,
             )
-            log.info("%s", line, extra={"daemon": daemon})
+            daemon_logger(daemon).info("%s", line)
 
     def _lifetime(self, qf: QueueFile) -> float:
         s = self.settings
@@ -525,7 +518,7 @@ class QueueManager:
         except BounceFailure as exc:
             # Postfix's qmgr keeps the message when bounce(8) fails; the
             # report is owed until the next attempt.
-            log.warning("%s: %s", qf.queue_id, exc, extra=QMGR)
+            qmgr_log.warning("%s: %s", qf.queue_id, exc)
             keep = True
         if not last and not keep:
             # Every result is already durable in the file: a crash that undoes
@@ -552,8 +545,9 @@ class QueueManager:
         bounced = self._bounced.setdefault(qf.queue_id, {})
         bounced.update((r.recipient, r) for r in records if isinstance(r, RecipientStatus))
         self.counters.expired += 1
-        log.info(
+        qmgr_log.info(
             "%s: from=<%s>, status=%s, returned to sender",
-            qf.queue_id, external_form(qf.envelope.sender),
-            "force-expired" if qf.forced_expire else "expired", extra=QMGR,
-        )  # fmt: skip
+            qf.queue_id,
+            external_form(qf.envelope.sender),
+            "force-expired" if qf.forced_expire else "expired",
+        )

@@ -59,7 +59,7 @@ from mailhost.errors import ConfigError, TableTempFail
 from mailhost.log import logger
 from mailhost.qmgr.transport import CRASHED, Delivery, Job, Outcome
 from mailhost.queue.qfile import Recipient
-from mailhost.quota.enforce import QuotaTarget, deliver_with_quota
+from mailhost.quota.enforce import QuotaTarget, deliver_with_quota_locked
 from mailhost.quota.maildirsize import QuotaLimits
 from mailhost.quota.policy import QuotaValueError
 from mailhost.quota.settings import QuotaConfig
@@ -172,6 +172,8 @@ class VirtualTransport:
         # cannot keep two of our own threads apart on an mbox, and quota
         # accounting reads and updates maildirsize.  Plain Maildir deliveries
         # run concurrently (unique names; directories created race-free).
+        # The turn is taken here, once per delivery; the quota code relies
+        # on it (deliver_with_quota_locked) and adds only its flock.
         self._mailbox_locks = PathLocks()
         # Our effective ids do not change while we run (filesystem-id
         # switches are per thread and leave them alone).
@@ -209,7 +211,7 @@ class VirtualTransport:
             locked = [p.where.path for _, p in shared] if s.quota is not None else []
             async with self._mailbox_locks.hold(*locked):
                 if s.quota is not None:
-                    results = await deliver_with_quota(
+                    results = await deliver_with_quota_locked(
                         job.message,
                         job.envelope.sender,
                         [QuotaTarget(p.target, p.limits) for _, p in shared],
@@ -313,9 +315,11 @@ class VirtualTransport:
         return _Prepared(rcpt, where, original, owner_uid, owner_gid, limits)
 
     async def _write(self, job: Job, p: _Prepared) -> DeliveryStatus:
+        """Write one recipient's copy.  Requires the mailbox turn
+        (``self._mailbox_locks``) held for an mbox and a quota'd Maildir."""
         s = self.settings
         if p.where.maildir and s.quota is not None:
-            (quota_result,) = await deliver_with_quota(
+            (quota_result,) = await deliver_with_quota_locked(
                 job.message,
                 job.envelope.sender,
                 [QuotaTarget(p.target, p.limits)],

@@ -25,10 +25,14 @@ crash after it leaves a complete, verified file.  Names that pass for queue ids
 but whose content does not verify are moved to ``corrupt`` on recovery, as
 Postfix's queue manager does, and never delivered.
 
-Moves between queues are renames followed by an fsync of both directories.
-Durability waits go through a :class:`~mailhost.fsutil.Syncer`, so concurrent
-transactions can share directory fsyncs (:class:`~mailhost.fsutil.GroupSync`).
-Writes, reads, scans and fsyncs run on the offload pool; creating a new
+Steps 2–4 are the durability idiom of :mod:`mailhost.fsutil` (the
+transaction is its :class:`~mailhost.fsutil.DurableFile`), run by the store's
+:class:`~mailhost.groupsync.Syncer`: by default the group commit
+(:class:`~mailhost.groupsync.GroupSync`), where the files of concurrent
+transactions are written, fsynced, linked and ``incoming`` fsynced once in
+one trip to the offload pool.  Moves between queues are renames followed by
+an fsync of both directories (the new one first), also through the syncer.
+Reads, scans and renames run on the offload pool; creating a new
 transaction's file and discarding an aborted one (an open, an fstat, a close
 and an unlink, none of which waits for the disk) run on the event loop, where
 they cost less than the trip to the pool.
@@ -36,12 +40,14 @@ they cost less than the trip to the pool.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import itertools
+import logging
 import os
 import stat
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -49,14 +55,18 @@ from typing import BinaryIO
 
 from mailhost.config import Config
 from mailhost.errors import MailhostError
-from mailhost.fsutil import GroupSync, StrPath, Syncer
-from mailhost.log import logger
+from mailhost.fsutil import DurableFile, StrPath
+from mailhost.groupsync import GroupSync, Syncer
+from mailhost.log import daemon_logger, logger
 from mailhost.offload import run_blocking
 from mailhost.queue import qfile
 from mailhost.queue.ids import is_queue_id, new_queue_id
 from mailhost.queue.qfile import CorruptQueueFile, Envelope, QueueFile, StatusRecord
 
 log = logger("queue")
+#: the queue manager's lines about queue files (``removed``), under the
+#: store's logger so that a command can quiet them with the store's.
+qmgr_log = daemon_logger("qmgr", "queue")
 
 
 class QueueName(StrEnum):
@@ -140,6 +150,10 @@ class Recovery:
     incoming: list[str] = field(default_factory=list)
 
 
+#: Files that failed verification, with why (start-up recovery).
+_CorruptFiles = list[tuple[QueueEntry, str]]
+
+
 def _check_queue(name: str) -> str:
     if name not in QUEUE_NAMES:
         raise QueueError(f"unknown queue name: {name}")
@@ -160,12 +174,21 @@ class Transaction:
         self._temp = temp
         self._file: BinaryIO | None = file
         self._linked = False
+        self._content: tuple[Envelope, Sequence[bytes]] | None = None
+        #: The size Postfix logs, known once written.
+        self.size = 0
         self.committed = False
 
     @property
     def path(self) -> Path:
         """Where the file will be once committed."""
         return self.store.root / self.queue_name / self.queue_id
+
+    # -- the durability idiom's steps (fsutil.DurableFile), run on the pool ------
+
+    def _prepare(self, envelope: Envelope, content: Sequence[bytes]) -> Sequence[DurableFile]:
+        self._content = (envelope, content)
+        return (self,)
 
     def _write(self, envelope: Envelope, content: Sequence[bytes]) -> int:
         assert self._file is not None
@@ -178,12 +201,33 @@ class Transaction:
         os.fchmod(self._file.fileno(), READY_MODE)
         return size
 
-    def _link(self) -> None:
+    def write(self) -> Sequence[int]:
+        """Write the whole file (open since :meth:`QueueStore.begin`) and
+        mark it ready, mode 0700 (Postfix's MAIL_QUEUE_STAT_READY)."""
+        assert self._file is not None
+        assert self._content is not None
+        envelope, content = self._content
+        self._content = None
+        self.size = self._write(envelope, content)
+        return (self._file.fileno(),)
+
+    def place(self, sync_errors: Sequence[OSError | None]) -> Iterable[StrPath]:
+        """Link the fsynced file to its queue id (the commit point)."""
+        if sync_errors[0] is not None:
+            raise sync_errors[0]
         # link() refuses to replace an existing name, so an id collision
         # (impossible while ids carry a live inode, see ids.py) fails loudly.
         os.link(self._temp, self.path)
         self._linked = True
         os.unlink(self._temp)
+        return (self.path.parent,)
+
+    def finish(self, dir_errors: Mapping[str, OSError]) -> None:
+        """Durable once its queue directory is: close the file."""
+        error = dir_errors.get(os.fspath(self.path.parent))
+        if error is not None:
+            raise error
+        self._close()
 
     async def commit(self, envelope: Envelope, content: Sequence[bytes]) -> int:
         """Write envelope and content lines (without line ends, Received:
@@ -192,18 +236,20 @@ class Transaction:
         if self._file is None:
             raise QueueError(f"{self.queue_id}: transaction already finished")
         try:
-            size = await run_blocking(self._write, envelope, content)
-            await self.store.syncer.sync_file(self._file.fileno())
-            await run_blocking(self._link)
-            await self.store.syncer.sync_dir(self.path.parent)
+            # Written, fsynced, linked and its directory fsynced in one trip
+            # of the store's group commit, with those of concurrent messages.
+            await self.store.syncer.commit(
+                lambda: self._prepare(envelope, content), abandon=self._abandon
+            )
+        except asyncio.CancelledError:
+            raise  # the syncer finishes the file, then _abandon removes it
         except BaseException:
             await self.abort()
             raise
-        await run_blocking(self._close)
         self.committed = True
         self.store.counters.enqueued += 1
-        self.store.counters.enqueued_bytes += size
-        return size
+        self.store.counters.enqueued_bytes += self.size
+        return self.size
 
     def _close(self) -> None:
         if self._file is not None:
@@ -216,6 +262,12 @@ class Transaction:
         if self._linked:
             # The client will not get a 250 for this file; do not deliver it.
             self.path.unlink(missing_ok=True)
+
+    def _abandon(self) -> None:
+        """The committing caller was cancelled and will never report the
+        file: once the syncer is done with it, it goes as an aborted one."""
+        self._discard()
+        self.store.counters.aborted += 1
 
     async def abort(self) -> None:
         """Forget the transaction (nothing was acknowledged)."""
@@ -426,7 +478,7 @@ class QueueStore:
         if durable:
             await self.syncer.sync_dir(entry.path.parent)
         self.counters.removed += 1
-        log.info("%s: removed", queue_id, extra={"daemon": "qmgr"})
+        qmgr_log.info("%s: removed", queue_id)
         return True
 
     async def _change(
@@ -490,21 +542,56 @@ class QueueStore:
         log.info("%s: expired", queue_id)
         return True
 
-    # -- start-up recovery ----------------------------------------------------------
+    # -- corrupt files --------------------------------------------------------------
 
-    def _save_corrupt(self, entry: QueueEntry, reason: str) -> None:
+    def _to_corrupt(self, entry: QueueEntry, mode: int | None) -> QueueEntry:
+        target = self.path(CORRUPT, entry.queue_id)
+        os.rename(entry.path, target)
+        if mode is not None:
+            os.chmod(target, mode)
+        return QueueEntry(CORRUPT, entry.queue_id, target)
+
+    async def save_corrupt(
+        self,
+        entry: QueueEntry,
+        reason: str,
+        *,
+        log: logging.Logger = log,
+        mode: int | None = CORRUPT_MODE,
+        durable: bool = True,
+    ) -> bool:
+        """Move a queue file that does not verify from its queue to
+        ``corrupt``, where nothing delivers it, and log why with ``log`` —
+        the caller's daemon logger, so the lines carry its daemon name
+        (pickup, qmgr; start-up recovery the process's own).  False when the file was
+        gone already.
+
+        ``mode`` is what the file is set to (Postfix's
+        MAIL_QUEUE_STAT_CORRUPT, 0400); None leaves it as it is, as qmgr(8)'s
+        qmgr_active_corrupt() only renames.  ``durable=False`` skips the
+        directory fsyncs, for a caller that fsyncs both queues itself."""
         log.warning("%s: %s", entry.queue_id, reason)
         log.warning(
             'saving corrupt file "%s" from queue "%s" to queue "%s"',
             entry.queue_id, entry.queue_name, CORRUPT,
         )  # fmt: skip
-        target = self.path(CORRUPT, entry.queue_id)
-        os.rename(entry.path, target)
-        os.chmod(target, CORRUPT_MODE)
+        try:
+            saved = await run_blocking(self._to_corrupt, entry, mode)
+        except FileNotFoundError:
+            return False
+        if durable:
+            # New name first, as in move().
+            await self.syncer.sync_dir(saved.path.parent)
+            await self.syncer.sync_dir(entry.path.parent)
         self.counters.corrupt += 1
+        return True
 
-    def _verify(self, entry: QueueEntry) -> bool:
-        """True when the file is complete; torn status appends are cut off."""
+    # -- start-up recovery ----------------------------------------------------------
+
+    @staticmethod
+    def _verify(entry: QueueEntry) -> str | None:
+        """None when the file is complete (torn status appends are cut
+        off), else why it is corrupt."""
         try:
             with entry.path.open("r+b") as f:
                 parsed = qfile.read(f, content=True)
@@ -514,13 +601,13 @@ class QueueStore:
                     f.truncate(parsed.valid_length)
                     os.fsync(f.fileno())
         except CorruptQueueFile as exc:
-            self._save_corrupt(entry, str(exc))
-            return False
-        return True
+            return str(exc)
+        return None
 
-    def _recover(self, reactivate: bool) -> Recovery:
+    def _recover(self, reactivate: bool) -> tuple[Recovery, _CorruptFiles]:
         self.create_directories()
         report = Recovery()
+        corrupt: _CorruptFiles = []
         if reactivate:
             # qmgr(8) at start-up: whatever was active belongs to nobody now.
             for entry in self._list((ACTIVE,)):
@@ -534,18 +621,22 @@ class QueueStore:
                 os.unlink(dirent.path)
                 report.removed.append(dirent.name)
         for entry in self._list((INCOMING,)):
-            if self._verify(entry):
+            reason = self._verify(entry)
+            if reason is None:
                 report.incoming.append(entry.queue_id)
             else:
                 report.corrupt.append(entry.queue_id)
-        return report
+                corrupt.append((entry, reason))
+        return report, corrupt
 
     async def recover(self, *, reactivate: bool = True) -> Recovery:
         """Start-up recovery: remove temporary files in ``incoming`` (they were
         never acknowledged), move files that do not verify to ``corrupt``, and
         with ``reactivate`` move ``active`` back to ``incoming`` as the queue
         manager does when it starts.  Run it before accepting mail."""
-        report = await run_blocking(self._recover, reactivate)
+        report, corrupt = await run_blocking(self._recover, reactivate)
+        for entry, reason in corrupt:
+            await self.save_corrupt(entry, reason, durable=False)
         for name in (INCOMING, ACTIVE, CORRUPT):
             await self.syncer.sync_dir(self.root / name)
         return report

@@ -130,22 +130,53 @@ async def deliver_with_quota(
     locks: MailboxLocks = LOCKS,
 ) -> list[MaildirResult]:
     """Deliver to maildirs with quota; one result per target, in order.
-    Warnings crossed by this delivery are delivered to their mailboxes."""
+    Warnings crossed by this delivery are delivered to their mailboxes.
+    Takes the mailboxes' turns in ``locks`` for the whole of it; a caller
+    that holds them already calls :func:`deliver_with_quota_locked`."""
+    async with locks.hold(*(t.target.maildir for t in targets)):
+        return await deliver_with_quota_locked(
+            message,
+            sender,
+            targets,
+            policy,
+            forced=forced,
+            header_mode=header_mode,
+            file_size_limit=file_size_limit,
+            hostname=hostname,
+        )
+
+
+async def deliver_with_quota_locked(
+    message: bytes,
+    sender: str,
+    targets: Sequence[QuotaTarget],
+    policy: QuotaPolicy,
+    *,
+    forced: bool = True,
+    header_mode: HeaderMode = "postfix",
+    file_size_limit: int = 0,
+    hostname: str | None = None,
+) -> list[MaildirResult]:
+    """:func:`deliver_with_quota` for a caller that holds the mailbox turn
+    (a :class:`MailboxLocks` hold) of every target maildir and keeps it
+    until this returns — required: the turn is what keeps this process's
+    deliveries from occupying pool threads while they wait for one another's
+    flock, and the warnings go into the same mailboxes under it.  The flock
+    (:func:`maildir_lock`) is still taken around each check and write."""
     guard = QuotaGuard({t.target.maildir: t.limits for t in targets}, policy, forced=forced)
     plain = [t.target for t in targets]
-    async with locks.hold(*(t.maildir for t in plain)):
-        results = await run_blocking(
-            lambda: deliver_maildirs_sync(
-                message,
-                sender,
-                plain,
-                header_mode=header_mode,
-                file_size_limit=file_size_limit,
-                guard=guard,
-            )
+    results = await run_blocking(
+        lambda: deliver_maildirs_sync(
+            message,
+            sender,
+            plain,
+            header_mode=header_mode,
+            file_size_limit=file_size_limit,
+            guard=guard,
         )
+    )
     for warning in guard.warnings:
-        await deliver_warning(warning, policy, forced=forced, hostname=hostname, locks=locks)
+        await _deliver_warning_locked(warning, policy, forced=forced, hostname=hostname)
     return results
 
 
@@ -159,15 +190,24 @@ async def deliver_warning(
 ) -> MaildirResult:
     """Put one warning into the owner's mailbox.  It is counted in the usage
     (as a dovecot-lda delivery would be) but never refused for quota."""
+    async with locks.hold(warning.target.maildir):
+        return await _deliver_warning_locked(warning, policy, forced=forced, hostname=hostname)
+
+
+async def _deliver_warning_locked(
+    warning: QuotaWarning,
+    policy: QuotaPolicy,
+    *,
+    forced: bool,
+    hostname: str | None,
+) -> MaildirResult:
+    """:func:`deliver_warning` under the mailbox turn the caller holds."""
     target = warning.target
     text = warning_message(
         target.recipient, warning.percent, warning.limits, warning.usage, hostname=hostname
     )
     guard = QuotaGuard({target.maildir: warning.limits}, policy, forced=forced, enforce=False)
-    async with locks.hold(target.maildir):
-        (result,) = await run_blocking(
-            lambda: deliver_maildirs_sync(text, "", [target], guard=guard)
-        )
+    (result,) = await run_blocking(lambda: deliver_maildirs_sync(text, "", [target], guard=guard))
     if not result.status.delivered:
         log.warning("%s: quota warning not delivered: %s", target.recipient, result.status.text)
     return result

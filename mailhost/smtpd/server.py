@@ -34,7 +34,7 @@ from mailhost.cleanup.service import Cleanup
 from mailhost.config import Config, load_config
 from mailhost.config.mastercf import Listener, read_master_cf, smtpd_listeners
 from mailhost.errors import ConfigError, MailhostError
-from mailhost.log import logger
+from mailhost.log import daemon_logger, logger
 from mailhost.prefork import Role
 from mailhost.smtpd.handler import SmtpdHandler
 from mailhost.smtpd.protocol import SmtpdProtocol
@@ -46,9 +46,8 @@ from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
 
 log = logger("smtpd")
-master_log = logger("master")
 #: master(8)'s own lines are tagged mailhost/master[PID].
-MASTER = {"daemon": "master"}
+master_log = daemon_logger("master")
 
 #: How long SIGTERM waits for busy sessions before closing them anyway.
 SHUTDOWN_GRACE = 10.0
@@ -290,9 +289,7 @@ class MailServer:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise ListenError(f"bind {address} port {port}: {reason}") from None
         self.servers[key] = [server]
-        master_log.info(
-            "listening on %s port %d (service %s)", address, port, service, extra=MASTER
-        )
+        master_log.info("listening on %s port %d (service %s)", address, port, service)
 
     async def start(self) -> None:
         base, listeners = self.load()
@@ -306,7 +303,7 @@ class MailServer:
                 )
         for key, service in names.items():
             await self.listen(key, service)
-        master_log.info("daemon started -- configuration %s", base.config_dir, extra=MASTER)
+        master_log.info("daemon started -- configuration %s", base.config_dir)
 
     async def reload(self) -> None:
         """SIGHUP: new configuration for new sessions; a broken configuration
@@ -315,9 +312,7 @@ class MailServer:
             base, listeners = self.load()
             generation = self.build(base, listeners)
         except ConfigError as exc:
-            master_log.error(
-                "reload failed, keeping the running configuration: %s", exc, extra=MASTER
-            )
+            master_log.error("reload failed, keeping the running configuration: %s", exc)
             return
         old, self.generation = self.generation, generation
         names = {}
@@ -335,12 +330,12 @@ class MailServer:
                 try:
                     await self.listen(key, service)
                 except ListenError as exc:
-                    master_log.error("%s", exc, extra=MASTER)
+                    master_log.error("%s", exc)
         if old is not None:
             old.retired = True
             if old.sessions == 0:
                 await old.registry.close()
-        master_log.info("reload -- configuration %s", base.config_dir, extra=MASTER)
+        master_log.info("reload -- configuration %s", base.config_dir)
 
     async def shutdown(self, grace: float = SHUTDOWN_GRACE) -> None:
         for servers in self.servers.values():
@@ -371,7 +366,7 @@ class MailServer:
             task.add_done_callback(pending.discard)
 
         def terminate(signum: int) -> None:
-            master_log.info("terminating on signal %d", signum, extra=MASTER)
+            master_log.info("terminating on signal %d", signum)
             self.stopping.set()
 
         loop.add_signal_handler(signal.SIGHUP, lambda: later(self.reload()))

@@ -139,7 +139,22 @@ class BounceSite:
 
     def mailbox(self, name: str) -> list[bytes]:
         new = self.directory / "vmail" / "client.test" / name / "new"
-        return [p.read_bytes() for p in sorted(new.iterdir())] if new.is_dir() else []
+        return (
+            [p.read_bytes() for p in sorted(new.iterdir(), key=delivery_order)]
+            if new.is_dir()
+            else []
+        )
+
+
+def delivery_order(path: Path) -> tuple[int, int, str]:
+    """Maildir names ``SEC.MUSEC...`` in the order they were made: the
+    microseconds are not zero-padded (neither are Postfix's), so a plain
+    sort misorders two copies of one second."""
+    sec, _, rest = path.name.partition(".M")
+    usec = rest.split("P", 1)[0]
+    return (
+        (int(sec), int(usec), path.name) if sec.isdigit() and usec.isdigit() else (0, 0, path.name)
+    )
 
 
 def rcpt(

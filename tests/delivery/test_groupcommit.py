@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mailhost.delivery import groupcommit
 from mailhost.delivery.groupcommit import commit_queue, deliver_maildir, deliver_maildirs
 from mailhost.delivery.maildir import MaildirTarget
+from mailhost.groupsync import GroupSync
 
 MSG = b"Subject: hi\n\nhello\n"
 
@@ -19,13 +19,13 @@ async def test_concurrent_deliveries_share_trips_and_get_their_own_results(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     trips: list[int] = []
-    real = groupcommit._commit_all
+    real = GroupSync._run_trip
 
-    def counting(requests):  # type: ignore[no-untyped-def]
+    def counting(self, requests):  # type: ignore[no-untyped-def]
         trips.append(len(requests))
-        return real(requests)
+        return real(self, requests)
 
-    monkeypatch.setattr(groupcommit, "_commit_all", counting)
+    monkeypatch.setattr(GroupSync, "_run_trip", counting)
     boxes = [tmp_path / f"u{i % 3}" for i in range(30)]
     results = await asyncio.gather(
         *(

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from mailhost.fsutil import FsyncEach, GroupSync, StrPath
+from mailhost.fsutil import StrPath
+from mailhost.groupsync import FsyncEach, GroupSync
 from mailhost.queue import qfile
 from mailhost.queue.ids import is_queue_id, queue_id_inode
 from mailhost.queue.qfile import Envelope, Recipient, RecipientStatus, Schedule

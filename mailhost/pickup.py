@@ -50,8 +50,8 @@ from mailhost.errors import MailhostError
 from mailhost.log import daemon_logger, logger
 from mailhost.offload import run_blocking
 from mailhost.queue.ids import is_queue_id
+from mailhost.queue.layout import MAILDROP, QueueEntry
 from mailhost.queue.qfile import CorruptQueueFile
-from mailhost.queue.store import MAILDROP, QueueEntry
 from mailhost.resolve.rewrite import RewriteError
 
 log = logger("pickup")

@@ -36,6 +36,8 @@ class Reply:
         return self.code >= 500
 
 
+#: a recipient accepted at RCPT TO (smtpd, the resolver's verdict).
+RCPT_OK = Reply(250, "2.1.5", "Ok")
 #: cleanup could not write the queue file, or a table failed at end of DATA.
 QUEUE_WRITE_ERROR = Reply(451, "4.3.0", "Error: queue file write error")
 #: virtual alias expansion failed (a loop, a table outage, too many results).

@@ -49,8 +49,10 @@ from mailhost.config import Config
 from mailhost.config.lists import split_list
 from mailhost.errors import MailhostError
 from mailhost.log import daemon_logger, logger
-from mailhost.queue.qfile import Envelope, Notice, QueueFile, Recipient, RecipientStatus
-from mailhost.queue.store import ACTIVE, QueueStore
+from mailhost.queue.layout import ACTIVE
+from mailhost.queue.qfile import Envelope, QueueFile, Recipient
+from mailhost.queue.status import Notice, RecipientStatus
+from mailhost.queue.store import QueueStore
 
 log = logger("bounce")
 bounce_log = daemon_logger("bounce")

@@ -27,8 +27,10 @@ from mailhost.cleanup.seams import (
 )
 from mailhost.errors import TableTempFail
 from mailhost.log import logger
+from mailhost.queue.layout import INCOMING
 from mailhost.queue.qfile import Client, Envelope, Recipient
-from mailhost.queue.store import INCOMING, QueueStore, Transaction
+from mailhost.queue.store import QueueStore
+from mailhost.queue.transaction import Transaction
 from mailhost.reply import QUEUE_WRITE_ERROR
 from mailhost.resolve.aliases import AliasExpansionError
 from mailhost.resolve.resolver import Resolver

@@ -23,8 +23,9 @@ from mailhost.queue import qfile
 from mailhost.queue.dump import Sections
 from mailhost.queue.dump import postcat as render
 from mailhost.queue.ids import is_queue_id
+from mailhost.queue.layout import CORRUPT, SCAN_ORDER, QueueFileNotFound
 from mailhost.queue.qfile import CorruptQueueFile
-from mailhost.queue.store import CORRUPT, SCAN_ORDER, QueueFileNotFound, QueueStore
+from mailhost.queue.store import QueueStore
 
 QUEUES = (*SCAN_ORDER, CORRUPT)
 

@@ -40,8 +40,9 @@ from mailhost.qmgr.trigger import (
     valid_site,
 )
 from mailhost.queue.ids import is_queue_id
+from mailhost.queue.layout import MAILDROP, SCAN_ORDER
 from mailhost.queue.listing import Listed, json_text, listed, mailq_text
-from mailhost.queue.store import MAILDROP, SCAN_ORDER, QueueStore
+from mailhost.queue.store import QueueStore
 from mailhost.tables.matchlist import DomainList
 from mailhost.tables.registry import TableRegistry
 

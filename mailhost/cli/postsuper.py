@@ -45,8 +45,7 @@ from mailhost.cli.common import command_errors, config_dir_option, fatal
 from mailhost.cli.queuedir import add_maillog, open_queue, remove_handlers
 from mailhost.log import logger, setup_command_logging
 from mailhost.queue.ids import is_queue_id
-from mailhost.queue.qfile import Expire
-from mailhost.queue.store import (
+from mailhost.queue.layout import (
     ACTIVE,
     CORRUPT,
     DEFERRED,
@@ -55,8 +54,9 @@ from mailhost.queue.store import (
     MAILDROP,
     QUEUE_NAMES,
     QueueFileNotFound,
-    QueueStore,
 )
+from mailhost.queue.status import Expire
+from mailhost.queue.store import QueueStore
 
 log = logger("postsuper")
 

@@ -26,10 +26,11 @@ from mailhost.cli.common import command_errors, config_dir_option
 from mailhost.cli.queuedir import open_queue, read_queues
 from mailhost.errors import UsageError
 from mailhost.queue.ids import is_queue_id
+from mailhost.queue.layout import ACTIVE, INCOMING, QUEUE_NAMES, QueueEntry
 from mailhost.queue.qfile import CorruptQueueFile, QueueFile
 from mailhost.queue.shape import ShapeMessage, ShapeOptions
 from mailhost.queue.shape import qshape as render_qshape
-from mailhost.queue.store import ACTIVE, INCOMING, QUEUE_NAMES, QueueEntry, QueueStore
+from mailhost.queue.store import QueueStore
 
 DEFAULT_QUEUES = (INCOMING, ACTIVE)
 # Not qshape's (it has no limits): a line is built per bucket and padded to

@@ -23,8 +23,9 @@ from pathlib import Path
 from mailhost.config import Config, load_config
 from mailhost.errors import MailhostError
 from mailhost.log import logger, postfix_text
+from mailhost.queue.layout import QueueEntry
 from mailhost.queue.qfile import CorruptQueueFile, QueueFile
-from mailhost.queue.store import QueueEntry, QueueStore
+from mailhost.queue.store import QueueStore
 
 
 @dataclass(frozen=True)

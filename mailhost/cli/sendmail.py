@@ -350,7 +350,8 @@ def envelope_for(
 
 
 async def _drop(queue_directory: str, envelope: Envelope, lines: Sequence[bytes]) -> str:
-    from mailhost.queue.store import MAILDROP, QueueStore  # noqa: PLC0415
+    from mailhost.queue.layout import MAILDROP  # noqa: PLC0415
+    from mailhost.queue.store import QueueStore  # noqa: PLC0415
 
     store = QueueStore(queue_directory)
     if not (store.root / MAILDROP).is_dir():

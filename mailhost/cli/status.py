@@ -120,7 +120,7 @@ async def probe_listener(service: str, address: str, port: int) -> ListenerStatu
 
 async def listeners(cfg: Config) -> list[ListenerStatus]:
     from mailhost.config.mastercf import read_master_cf, smtpd_listeners  # noqa: PLC0415
-    from mailhost.smtpd.server import bind_addresses  # noqa: PLC0415 - loads aiosmtpd
+    from mailhost.smtpd.server import bind_addresses  # noqa: PLC0415 - loads the whole server
 
     master = cfg.config_dir / "master.cf"
     probes = []

@@ -28,8 +28,8 @@ from mailhost.quota.policy import QuotaValueError, percent_used
 from mailhost.quota.rcpt import RcptQuotaCheck
 from mailhost.resolve.aliases import AliasExpansionError
 from mailhost.resolve.keys import find
-from mailhost.resolve.resolver import Recipient, Resolver, ResolverSettings
-from mailhost.resolve.restrictions import Client
+from mailhost.resolve.resolver import Resolution, Resolver, ResolverSettings
+from mailhost.resolve.restrictions import RestrictionClient
 from mailhost.resolve.trace import Trace
 from mailhost.smtpd.recipients import address_search
 from mailhost.smtpd.sender import SenderPolicy
@@ -39,7 +39,7 @@ from mailhost.tables.registry import TableRegistry
 
 
 async def _mailbox_facts(
-    config: Config, registry: TableRegistry, resolver: Resolver, recipient: Recipient,
+    config: Config, registry: TableRegistry, resolver: Resolver, recipient: Resolution,
     trace: Trace, quota: RcptQuotaCheck | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     facts: dict[str, Any] = {
@@ -90,7 +90,7 @@ async def _mailbox_facts(
 
 
 async def _trace(
-    config: Config, address: str, client: Client, sender: str, size: int = 0
+    config: Config, address: str, client: RestrictionClient, sender: str, size: int = 0
 ) -> tuple[dict[str, Any], Trace]:
     registry = TableRegistry.from_config(config)
     trace = Trace()
@@ -202,7 +202,7 @@ def trace(
     except AddressError as exc:
         raise UsageError(f"bad address {address!r}: {exc}") from None
     report, steps = asyncio.run(
-        _trace(config, internal, Client(client_ip, sasl_user), sender, size)
+        _trace(config, internal, RestrictionClient(client_ip, sasl_user), sender, size)
     )
     if as_json:
         report["steps"] = [vars(e) for e in steps.events]

@@ -47,7 +47,7 @@ INLINE_TRANSPORTS = frozenset({"virtual"})
 
 
 @dataclass
-class InlinePlan:
+class InlineJob:
     """One message cleared for inline delivery: every recipient routed to
     an inline transport."""
 
@@ -83,8 +83,8 @@ class InlinePlan:
 
 async def plan_inline(
     manager: QueueManager, queue_id: str, envelope: Envelope, lines: Sequence[bytes]
-) -> InlinePlan | None:
-    """An :class:`InlinePlan` when every recipient of ``envelope`` routes to
+) -> InlineJob | None:
+    """An :class:`InlineJob` when every recipient of ``envelope`` routes to
     one inline transport that this queue manager runs; None otherwise (the
     message goes through the queue as usual)."""
     if manager.stopping:
@@ -106,4 +106,4 @@ async def plan_inline(
         return None
     message = b"".join([line + b"\n" for line in lines])
     size = qfile.postfix_size(lines, manager.store.line_length_limit)
-    return InlinePlan(manager, queue_id, envelope, message, size, tuple(deliveries), transport)
+    return InlineJob(manager, queue_id, envelope, message, size, tuple(deliveries), transport)

@@ -63,23 +63,10 @@ from mailhost.qmgr.transport import (
     Outcome,
     Transports,
 )
-from mailhost.queue.qfile import (
-    CorruptQueueFile,
-    Expire,
-    QueueFile,
-    RecipientStatus,
-    Schedule,
-    Status,
-    StatusRecord,
-)
-from mailhost.queue.store import (
-    ACTIVE,
-    DEFERRED,
-    INCOMING,
-    QueueEntry,
-    QueueFileNotFound,
-    QueueStore,
-)
+from mailhost.queue.layout import ACTIVE, DEFERRED, INCOMING, QueueEntry, QueueFileNotFound
+from mailhost.queue.qfile import CorruptQueueFile, QueueFile
+from mailhost.queue.status import Expire, RecipientStatus, Schedule, Status, StatusRecord
+from mailhost.queue.store import QueueStore
 from mailhost.resolve.transport_maps import Route, Router
 
 log = logger("qmgr")

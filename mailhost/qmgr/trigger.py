@@ -36,8 +36,9 @@ from pathlib import Path
 
 from mailhost.log import daemon_logger, logger
 from mailhost.queue.ids import is_queue_id
+from mailhost.queue.layout import DEFERRED
 from mailhost.queue.qfile import CorruptQueueFile
-from mailhost.queue.store import DEFERRED, QueueStore
+from mailhost.queue.store import QueueStore
 
 log = logger("qmgr")
 qmgr_log = daemon_logger("qmgr")

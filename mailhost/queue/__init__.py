@@ -7,17 +7,11 @@ the queue manager, which hands them to the delivery agents.
   file's state (enqueue, move, hold, release, requeue, remove, recovery).
 """
 
-from mailhost.queue.qfile import (
-    Client,
-    CorruptQueueFile,
-    Envelope,
-    Expire,
-    QueueFile,
-    Recipient,
-    RecipientStatus,
-    Schedule,
-)
-from mailhost.queue.store import QueueEntry, QueueError, QueueFileNotFound, QueueStore, Transaction
+from mailhost.queue.layout import QueueEntry, QueueError, QueueFileNotFound
+from mailhost.queue.qfile import Client, CorruptQueueFile, Envelope, QueueFile, Recipient
+from mailhost.queue.status import Expire, RecipientStatus, Schedule
+from mailhost.queue.store import QueueStore
+from mailhost.queue.transaction import Transaction
 
 __all__ = [
     "Client",

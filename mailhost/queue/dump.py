@@ -33,7 +33,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from mailhost.queue.qfile import DONE_STATUSES, QueueFile
+from mailhost.queue.qfile import QueueFile
+from mailhost.queue.status import DONE_STATUSES
 
 # Postfix's DSN encodings (dsn_mask.h): NOTIFY bits and RET values.
 _NOTIFY_BITS = {"NEVER": 1, "SUCCESS": 2, "FAILURE": 4, "DELAY": 8}

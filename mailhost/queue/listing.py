@@ -30,8 +30,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from mailhost.address import external_form
-from mailhost.queue.qfile import QueueFile, RecipientStatus, Schedule, Status
-from mailhost.queue.store import ACTIVE, HOLD
+from mailhost.queue.layout import ACTIVE, HOLD
+from mailhost.queue.qfile import QueueFile
+from mailhost.queue.status import RecipientStatus, Schedule, Status
 
 #: showq's var_empty_addr (main.cf ``empty_address_recipient``).
 EMPTY_ADDRESS = "MAILER-DAEMON"

@@ -60,25 +60,25 @@ import io
 import json
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, BinaryIO
 
 from mailhost.errors import MailhostError
+from mailhost.queue.status import (
+    DONE_STATUSES,
+    Expire,
+    Notice,
+    RecipientStatus,
+    Schedule,
+    Status,
+    StatusRecord,
+)
 
 MAGIC = b"MAILHOST-QUEUE-FILE"
 VERSION = 1
 #: Postfix's line_length_limit default, used for the size computation.
 LINE_LENGTH_LIMIT = 2048
-
-
-class Status(StrEnum):
-    """A recipient's delivery result: Postfix's ``status=`` word, as logged,
-    listed by mailq and recorded in the queue file."""
-
-    SENT = "sent"
-    DEFERRED = "deferred"
-    BOUNCED = "bounced"
 
 
 class SubmissionKind(StrEnum):
@@ -100,9 +100,6 @@ def submission_kind(value: str) -> SubmissionKind:
         raise ValueError(f"invalid submission kind: {value}") from None
 
 
-#: Results after which a recipient needs nothing more (not deferred).
-DONE_STATUSES = frozenset({Status.SENT, Status.BOUNCED})
-STATUSES = frozenset(Status)
 _DSN_NOTIFY = frozenset({"NEVER", "SUCCESS", "FAILURE", "DELAY"})
 # The longest header/record line we accept before deciding a file is garbage.
 _MAX_RECORD_HEADER = 200
@@ -179,81 +176,6 @@ class Envelope:
         if self.dsn_ret not in ("", "FULL", "HDRS"):
             raise ValueError(f"invalid DSN RET value: {self.dsn_ret}")
         object.__setattr__(self, "submission", submission_kind(self.submission))
-
-
-# -- status records (appended by the queue manager) -----------------------------------
-
-
-@dataclass(frozen=True)
-class RecipientStatus:
-    """The result of one delivery attempt for recipient number ``recipient``
-    (index into the envelope): Postfix's ``status=`` word, the DSN status,
-    the reason text logged in parentheses and ``relay=``."""
-
-    recipient: int
-    status: Status
-    dsn: str
-    reason: str
-    time: float
-    relay: str = ""
-    #: the peer's RFC 3464 Remote-MTA and Diagnostic-Code (written only
-    #: when set: older files and local results have neither).
-    remote_mta: str = ""
-    diagnostic: str = ""
-    kind: str = field(default="rcpt", init=False)
-
-    def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            raise ValueError(f"unknown recipient status {self.status!r}")
-        object.__setattr__(self, "status", Status(self.status))
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """When the queue manager will try again, and how many attempts were made."""
-
-    next_attempt: float
-    attempts: int
-    kind: str = field(default="schedule", init=False)
-
-
-@dataclass(frozen=True)
-class Expire:
-    """``postsuper -e``/``-f`` (``forced``) or the queue lifetime ran out."""
-
-    time: float
-    forced: bool
-    kind: str = field(default="expire", init=False)
-
-
-#: The notification kinds of a :class:`Notice` (bounce(8)'s services).
-NOTICE_KINDS = frozenset({"failure", "delay"})
-#: The version of the ``notice`` record this code writes and reads.
-NOTICE_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Notice:
-    """bounce(8) queued notification ``notice_id`` (a failure report or a
-    delay warning) about ``recipients`` (indexes into the envelope); "" when
-    none was needed (NOTIFY=NEVER, null sender).  Recorded after the
-    notification is durably queued and before the message leaves the queue."""
-
-    notice: str
-    recipients: tuple[int, ...]
-    notice_id: str
-    time: float
-    version: int = NOTICE_VERSION
-    kind: str = field(default="notice", init=False)
-
-    def __post_init__(self) -> None:
-        if self.notice not in NOTICE_KINDS:
-            raise ValueError(f"unknown notice kind {self.notice!r}")
-        if self.version != NOTICE_VERSION:
-            raise ValueError(f"unsupported notice record version {self.version}")
-
-
-StatusRecord = RecipientStatus | Schedule | Expire | Notice
 
 
 # -- the parsed file ------------------------------------------------------------------

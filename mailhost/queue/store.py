@@ -40,28 +40,45 @@ they cost less than the trip to the pool.
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import itertools
 import logging
 import os
 import stat
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO
 
 from mailhost.config import Config
-from mailhost.errors import MailhostError
-from mailhost.fsutil import DurableFile, StrPath
+from mailhost.fsutil import StrPath
 from mailhost.groupsync import GroupSync, Syncer
 from mailhost.log import daemon_logger, logger
 from mailhost.offload import run_blocking
 from mailhost.queue import qfile
 from mailhost.queue.ids import is_queue_id, new_queue_id
-from mailhost.queue.qfile import CorruptQueueFile, Envelope, QueueFile, StatusRecord
+from mailhost.queue.layout import (
+    ACTIVE,
+    CORRUPT,
+    CORRUPT_MODE,
+    DEFERRED,
+    HOLD,
+    HOLDABLE,
+    INCOMING,
+    MAILDROP,
+    QUEUE_NAMES,
+    REQUEUEABLE,
+    SCAN_ORDER,
+    WRITING_MODE,
+    QueueCounters,
+    QueueEntry,
+    QueueError,
+    QueueFileNotFound,
+    check_queue,
+)
+from mailhost.queue.qfile import CorruptQueueFile, Envelope, QueueFile
+from mailhost.queue.status import Expire, StatusRecord
+from mailhost.queue.transaction import Transaction
 
 log = logger("queue")
 #: the queue manager's lines about queue files (``removed``), under the
@@ -69,71 +86,11 @@ log = logger("queue")
 qmgr_log = daemon_logger("qmgr", "queue")
 
 
-class QueueName(StrEnum):
-    """The queue directories below ``queue_directory`` (Postfix's names)."""
-
-    INCOMING = "incoming"
-    ACTIVE = "active"
-    DEFERRED = "deferred"
-    HOLD = "hold"
-    CORRUPT = "corrupt"
-    MAILDROP = "maildrop"
-
-
-INCOMING = QueueName.INCOMING
-ACTIVE = QueueName.ACTIVE
-DEFERRED = QueueName.DEFERRED
-HOLD = QueueName.HOLD
-CORRUPT = QueueName.CORRUPT
-MAILDROP = QueueName.MAILDROP
-QUEUE_NAMES = tuple(QueueName)
-#: The order ``mailq``/``postqueue -p`` scans the queues in (spec 7.2).
-SCAN_ORDER = (MAILDROP, ACTIVE, INCOMING, DEFERRED, HOLD)
-#: Queues a message can be held from / requeued from (postsuper(1)).
-HOLDABLE = (INCOMING, ACTIVE, DEFERRED)
-REQUEUEABLE = (INCOMING, ACTIVE, DEFERRED, HOLD)
-
 # Postfix: queue directories are private to the mail system (0700); maildrop
 # is group-writable for postdrop and not readable (0730).
 _DIR_MODE = {MAILDROP: 0o730}
 _DEFAULT_DIR_MODE = 0o700
-# mail_queue.h: a file being written is 0600, a complete one 0700
-# (MAIL_QUEUE_STAT_READY), a corrupt one 0400 (MAIL_QUEUE_STAT_CORRUPT).
-WRITING_MODE = 0o600
-READY_MODE = 0o700
-CORRUPT_MODE = 0o400
-
 _sequence = itertools.count()
-
-
-class QueueError(MailhostError):
-    """A queue operation that cannot be done (unknown queue name, ...)."""
-
-
-class QueueFileNotFound(QueueError):
-    """No queue file with that id in the queues searched."""
-
-
-@dataclass(frozen=True)
-class QueueEntry:
-    """A queue file's place: which queue, which id, which path."""
-
-    queue_name: str
-    queue_id: str
-    path: Path
-
-
-@dataclass
-class QueueCounters:
-    """What the store did since it was created (observability, DESIGN 15)."""
-
-    enqueued: int = 0
-    enqueued_bytes: int = 0
-    aborted: int = 0
-    moved: int = 0
-    removed: int = 0
-    corrupt: int = 0
-    status_appends: int = 0
 
 
 @dataclass
@@ -152,130 +109,6 @@ class Recovery:
 
 #: Files that failed verification, with why (start-up recovery).
 _CorruptFiles = list[tuple[QueueEntry, str]]
-
-
-def _check_queue(name: str) -> str:
-    if name not in QUEUE_NAMES:
-        raise QueueError(f"unknown queue name: {name}")
-    return name
-
-
-class Transaction:
-    """One queue file being written; :attr:`queue_id` is known from the start."""
-
-    def __init__(
-        self, store: QueueStore, queue_id: str, temp: Path, file: BinaryIO,
-        queue_name: str = INCOMING,
-    ) -> None:  # fmt: skip
-        self.store = store
-        self.queue_id = queue_id
-        #: incoming (smtpd, pickup) or maildrop (sendmail, a local submission).
-        self.queue_name = queue_name
-        self._temp = temp
-        self._file: BinaryIO | None = file
-        self._linked = False
-        self._content: tuple[Envelope, Sequence[bytes]] | None = None
-        #: The size Postfix logs, known once written.
-        self.size = 0
-        self.committed = False
-
-    @property
-    def path(self) -> Path:
-        """Where the file will be once committed."""
-        return self.store.root / self.queue_name / self.queue_id
-
-    # -- the durability idiom's steps (fsutil.DurableFile), run on the pool ------
-
-    def _prepare(self, envelope: Envelope, content: Sequence[bytes]) -> Sequence[DurableFile]:
-        self._content = (envelope, content)
-        return (self,)
-
-    def _write(self, envelope: Envelope, content: Sequence[bytes]) -> int:
-        assert self._file is not None
-        size = qfile.postfix_size(content, self.store.line_length_limit)
-        for chunk in qfile.encode(
-            self.queue_id, envelope, content, line_length_limit=self.store.line_length_limit
-        ):
-            self._file.write(chunk)
-        self._file.flush()
-        os.fchmod(self._file.fileno(), READY_MODE)
-        return size
-
-    def write(self) -> Sequence[int]:
-        """Write the whole file (open since :meth:`QueueStore.begin`) and
-        mark it ready, mode 0700 (Postfix's MAIL_QUEUE_STAT_READY)."""
-        assert self._file is not None
-        assert self._content is not None
-        envelope, content = self._content
-        self._content = None
-        self.size = self._write(envelope, content)
-        return (self._file.fileno(),)
-
-    def place(self, sync_errors: Sequence[OSError | None]) -> Iterable[StrPath]:
-        """Link the fsynced file to its queue id (the commit point)."""
-        if sync_errors[0] is not None:
-            raise sync_errors[0]
-        # link() refuses to replace an existing name, so an id collision
-        # (impossible while ids carry a live inode, see ids.py) fails loudly.
-        os.link(self._temp, self.path)
-        self._linked = True
-        os.unlink(self._temp)
-        return (self.path.parent,)
-
-    def finish(self, dir_errors: Mapping[str, OSError]) -> None:
-        """Durable once its queue directory is: close the file."""
-        error = dir_errors.get(os.fspath(self.path.parent))
-        if error is not None:
-            raise error
-        self._close()
-
-    async def commit(self, envelope: Envelope, content: Sequence[bytes]) -> int:
-        """Write envelope and content lines (without line ends, Received:
-        header included), make the file durable under its queue id, return
-        the size Postfix would log.  On any error nothing stays behind."""
-        if self._file is None:
-            raise QueueError(f"{self.queue_id}: transaction already finished")
-        try:
-            # Written, fsynced, linked and its directory fsynced in one trip
-            # of the store's group commit, with those of concurrent messages.
-            await self.store.syncer.commit(
-                lambda: self._prepare(envelope, content), abandon=self._abandon
-            )
-        except asyncio.CancelledError:
-            raise  # the syncer finishes the file, then _abandon removes it
-        except BaseException:
-            await self.abort()
-            raise
-        self.committed = True
-        self.store.counters.enqueued += 1
-        self.store.counters.enqueued_bytes += self.size
-        return self.size
-
-    def _close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-    def _discard(self) -> None:
-        self._close()
-        self._temp.unlink(missing_ok=True)
-        if self._linked:
-            # The client will not get a 250 for this file; do not deliver it.
-            self.path.unlink(missing_ok=True)
-
-    def _abandon(self) -> None:
-        """The committing caller was cancelled and will never report the
-        file: once the syncer is done with it, it goes as an aborted one."""
-        self._discard()
-        self.store.counters.aborted += 1
-
-    async def abort(self) -> None:
-        """Forget the transaction (nothing was acknowledged)."""
-        if self._file is None:
-            return
-        # close() and unlink() of a file nobody fsyncs: no disk wait.
-        self._discard()
-        self.store.counters.aborted += 1
 
 
 class QueueStore:
@@ -322,7 +155,7 @@ class QueueStore:
     def path(self, queue_name: str, queue_id: str) -> Path:
         if not is_queue_id(queue_id):
             raise QueueError(f"invalid mail queue id: {queue_id}")
-        return self.root / _check_queue(queue_name) / queue_id
+        return self.root / check_queue(queue_name) / queue_id
 
     # -- writing --------------------------------------------------------------------
 
@@ -375,7 +208,7 @@ class QueueStore:
     def _list(self, queues: Sequence[str]) -> list[QueueEntry]:
         out: list[QueueEntry] = []
         for name in queues:
-            directory = self.root / _check_queue(name)
+            directory = self.root / check_queue(name)
             try:
                 # Directory order within a queue, as postqueue scans it.
                 entries = list(os.scandir(directory))
@@ -442,7 +275,7 @@ class QueueStore:
         ``active`` (start-up recovery moves ``active`` back to ``incoming``
         anyway, and rename(2) leaves one of the two names, never neither;
         Postfix's qmgr does not fsync it either)."""
-        _check_queue(to_queue)
+        check_queue(to_queue)
         entry, moved = await run_blocking(
             self._locate_rename, queue_id, tuple(from_queues), to_queue
         )
@@ -536,7 +369,7 @@ class QueueStore:
     async def expire(self, queue_id: str) -> bool:
         """``postsuper -e``: mark for expiry at the next delivery attempt."""
         try:
-            await self.append_status(queue_id, [qfile.Expire(time.time(), forced=True)])
+            await self.append_status(queue_id, [Expire(time.time(), forced=True)])
         except (QueueFileNotFound, FileNotFoundError):
             return False
         log.info("%s: expired", queue_id)

@@ -36,7 +36,7 @@ from mailhost.reply import Reply
 from mailhost.resolve import replies
 from mailhost.resolve.aliases import AliasExpansionError
 from mailhost.resolve.classify import AddressClass
-from mailhost.resolve.resolver import Recipient, Resolver
+from mailhost.resolve.resolver import Resolution, Resolver
 from mailhost.resolve.trace import Trace
 from mailhost.resolve.transport_maps import Router
 from mailhost.tables.registry import TableRegistry
@@ -79,7 +79,7 @@ class RcptQuotaCheck:
         router = Router.from_config(cfg, registry, resolver)
         return cls(resolver, router, quota, cfg.get("virtual_mailbox_base"))
 
-    async def mailbox(self, record: Recipient, trace: Trace | None = None) -> MailboxQuota | None:
+    async def mailbox(self, record: Resolution, trace: Trace | None = None) -> MailboxQuota | None:
         """The quota of a final recipient delivered into a Maildir by the
         virtual transport; None for anything else.  Raises TableTempFail,
         QuotaValueError."""

@@ -10,20 +10,20 @@ text), trace (what ``mailhost trace`` prints).
 
 from mailhost.resolve.aliases import AliasExpansionError, ExpansionLimits
 from mailhost.resolve.classify import AddressClass, Classification
-from mailhost.resolve.resolver import RcptVerdict, Recipient, Resolver, ResolverSettings
-from mailhost.resolve.restrictions import Client
+from mailhost.resolve.resolver import RcptVerdict, Resolution, Resolver, ResolverSettings
+from mailhost.resolve.restrictions import RestrictionClient
 from mailhost.resolve.trace import Trace, TraceEvent
 
 __all__ = [
     "AddressClass",
     "AliasExpansionError",
     "Classification",
-    "Client",
     "ExpansionLimits",
     "RcptVerdict",
-    "Recipient",
+    "Resolution",
     "Resolver",
     "ResolverSettings",
+    "RestrictionClient",
     "Trace",
     "TraceEvent",
 ]

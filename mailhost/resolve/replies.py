@@ -4,14 +4,14 @@ smtpd sends these at RCPT TO (spec 3.5, 9) and cleanup's alias expansion ends
 DATA with the last two (spec 3.4).  Texts and codes were recorded from a real
 Postfix 3.7.11 smtpd (tests/resolve/postfix_rcpt.json).  The enhanced status
 follows the class of the configured code: ``*_reject_code = 450`` gives
-``4.1.1``, the default 550 gives ``5.1.1``.  The reply type is smtpd's
-:class:`~mailhost.smtpd.replies.Reply`, shared so that smtpd sends what the
-resolver returns without conversion.
+``4.1.1``, the default 550 gives ``5.1.1``.  The reply type is
+:class:`mailhost.reply.Reply`, shared so that smtpd sends what the resolver
+returns without conversion.
 """
 
 from __future__ import annotations
 
-from mailhost.reply import ALIAS_EXPANSION_ERROR, CONFIG_ERROR, QUEUE_WRITE_ERROR, Reply
+from mailhost.reply import ALIAS_EXPANSION_ERROR, CONFIG_ERROR, QUEUE_WRITE_ERROR, RCPT_OK, Reply
 
 __all__ = [
     "ALIAS_EXPANSION_ERROR",
@@ -26,8 +26,6 @@ __all__ = [
     "try_again_later",
     "user_unknown",
 ]
-
-RCPT_OK = Reply(250, "2.1.5", "Ok")
 
 
 def _status(code: int, detail: str) -> str:

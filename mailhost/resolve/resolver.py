@@ -41,8 +41,8 @@ from mailhost.resolve.classify import (
 from mailhost.resolve.keys import SearchPolicy, find
 from mailhost.resolve.networks import NetworkList
 from mailhost.resolve.restrictions import (
-    Client,
     RcptCheck,
+    RestrictionClient,
     RestrictionSettings,
     evaluate,
 )
@@ -194,7 +194,7 @@ class RcptVerdict:
 
 
 @dataclass(frozen=True)
-class Recipient:
+class Resolution:
     """One final recipient after alias expansion."""
 
     original: str
@@ -272,7 +272,7 @@ class Resolver:
         )
 
     async def check_rcpt(
-        self, recipient: str, client: Client, trace: Trace | None = None
+        self, recipient: str, client: RestrictionClient, trace: Trace | None = None
     ) -> RcptVerdict:
         """Judge one RCPT TO (``recipient`` in internal form, as
         :func:`mailhost.address.parse_path` returns it)."""
@@ -319,7 +319,7 @@ class Resolver:
 
     async def expand(
         self, recipient: str, *, resolve: bool = False, trace: Trace | None = None
-    ) -> list[Recipient]:
+    ) -> list[Resolution]:
         """The final recipients of one accepted recipient, in Postfix's order.
         Raises :class:`AliasExpansionError` (its ``reply`` answers end-of-DATA);
         with ``resolve``, TableTempFail when classifying a final address fails."""
@@ -333,27 +333,29 @@ class Resolver:
             propagate=s.propagate_virtual,
             trace=trace,
         )
-        result: list[Recipient] = []
+        result: list[Resolution] = []
         for final in finals:
             if not resolve:
-                result.append(Recipient(original, final))
+                result.append(Resolution(original, final))
                 continue
             where = await self.classify(final, trace)
             mailbox = None
             if where.address_class is AddressClass.VIRTUAL_MAILBOX:
                 hit = await find(s.virtual_mailbox_maps, final, s.search, trace)
                 mailbox = hit.value if hit is not None else None
-            result.append(Recipient(original, final, where.address_class, where.transport, mailbox))
+            result.append(
+                Resolution(original, final, where.address_class, where.transport, mailbox)
+            )
         return result
 
     async def expand_all(
         self, recipients: Sequence[str], *, resolve: bool = False, trace: Trace | None = None
-    ) -> list[Recipient]:
+    ) -> list[Resolution]:
         """Expand every envelope recipient; one record per distinct
         (original, final) pair (enable_original_recipient = yes).  The first
         failure fails the whole message, as in cleanup."""
         pairs = DistinctPairs()
-        out: list[Recipient] = []
+        out: list[Resolution] = []
         for recipient in recipients:
             for record in await self.expand(recipient, resolve=resolve, trace=trace):
                 if pairs.first(record.original, record.final):
@@ -363,9 +365,9 @@ class Resolver:
 
 __all__ = [
     "AliasExpansionError",
-    "Client",
     "RcptVerdict",
-    "Recipient",
+    "Resolution",
     "Resolver",
     "ResolverSettings",
+    "RestrictionClient",
 ]

@@ -57,7 +57,7 @@ class Result(enum.Enum):
 
 
 @dataclass(frozen=True)
-class Client:
+class RestrictionClient:
     """The SMTP client as restrictions see it."""
 
     address: str
@@ -89,7 +89,7 @@ class RcptCheck:
     original: str
     #: The same in external form, for reply texts.
     shown: str
-    client: Client
+    client: RestrictionClient
     routed: bool
     classify: Callable[[], Awaitable[Classification]]
     unlisted: Callable[[], Awaitable[Reply | None]]

@@ -25,7 +25,7 @@ from mailhost.cleanup.seams import ExpansionFailed, protocol_name
 from mailhost.cleanup.service import Cleanup, Message, queue_error
 from mailhost.log import logger
 from mailhost.observe import metrics
-from mailhost.reply import NO_DISK_SPACE, Reply
+from mailhost.reply import NO_DISK_SPACE, RCPT_OK, Reply
 from mailhost.smtpd import replies
 from mailhost.smtpd.data import DataResult
 from mailhost.smtpd.maillog import reject_line
@@ -34,7 +34,7 @@ from mailhost.smtpd.received import received_header
 from mailhost.smtpd.sasl import PasswordChecker
 from mailhost.smtpd.seams import RecipientPolicy
 from mailhost.smtpd.sender import SenderPolicy
-from mailhost.smtpd.session import Session, Transaction
+from mailhost.smtpd.session import MailTransaction, Session
 from mailhost.smtpd.settings import SmtpdSettings
 
 log = logger("smtpd")
@@ -99,18 +99,18 @@ class SmtpdHandler:
                 return replies.unsupported_option(format_param(name, value))
         limit = self.settings.message_size_limit
         if limit and declared > limit:
-            session.transaction = Transaction(path.address)
+            session.transaction = MailTransaction(path.address)
             self.log_reject(session, "MAIL", replies.SIZE_EXCEEDED)
             session.transaction = None
             return replies.SIZE_EXCEEDED
-        if not await self._enough_space(declared):
+        if not await self.enough_space(declared):
             return NO_DISK_SPACE
-        session.transaction = Transaction(
+        session.transaction = MailTransaction(
             path.address, tuple(kept), declared_size=declared, smtputf8=smtputf8
         )
         return replies.MAIL_OK
 
-    async def _enough_space(self, declared: int) -> bool:
+    async def enough_space(self, declared: int) -> bool:
         """Postfix smtpd_check_queue: refuse when the queue file system has less
         than 1.5 x the declared size plus queue_minfree free."""
         if self.queue_directory is None:
@@ -165,7 +165,7 @@ class SmtpdHandler:
                 )
             log.info("%s: client=%s%s", txn.queue.queue_id, session.client, extra)
         txn.recipients.append(recipient)
-        return replies.RCPT_OK, False
+        return RCPT_OK, False
 
     # -- VRFY ---------------------------------------------------------------------
 
@@ -181,7 +181,7 @@ class SmtpdHandler:
 
     # -- end of DATA ----------------------------------------------------------------
 
-    async def message(self, session: Session, txn: Transaction, data: DataResult) -> Reply:
+    async def message(self, session: Session, txn: MailTransaction, data: DataResult) -> Reply:
         """End of DATA for ``txn`` (already detached from the session)."""
         assert txn.queue is not None
         qid = txn.queue.queue_id

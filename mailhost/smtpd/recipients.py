@@ -12,7 +12,7 @@ from mailhost.quota.rcpt import RcptQuotaCheck
 from mailhost.reply import Reply
 from mailhost.resolve.keys import SearchPolicy, find
 from mailhost.resolve.resolver import Resolver
-from mailhost.resolve.restrictions import Client as RestrictionClient
+from mailhost.resolve.restrictions import RestrictionClient
 from mailhost.smtpd.seams import AddressSearch
 from mailhost.tables.maps import Maps
 

@@ -15,7 +15,7 @@ from mailhost.smtpd.maillog import CommandStats, client_name
 
 
 @dataclass
-class Transaction:
+class MailTransaction:
     """MAIL FROM .. end of DATA."""
 
     sender: str
@@ -46,7 +46,7 @@ class Session:
     tls: bool = False
     sasl_method: str | None = None
     sasl_username: str | None = None
-    transaction: Transaction | None = None
+    transaction: MailTransaction | None = None
     stats: CommandStats = field(default_factory=CommandStats)
     errors: int = 0
     #: The last SIZE= value (Postfix state->msg_size): it survives a rejected

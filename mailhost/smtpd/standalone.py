@@ -35,8 +35,9 @@ from mailhost.cleanup.seams import ClientInfo, Submission
 from mailhost.cleanup.service import Cleanup
 from mailhost.config import Config
 from mailhost.log import DaemonFormatter, logger
+from mailhost.queue.layout import MAILDROP
 from mailhost.queue.qfile import Envelope, Recipient, SubmissionKind
-from mailhost.queue.store import MAILDROP, QueueStore
+from mailhost.queue.store import QueueStore
 from mailhost.reply import Reply
 from mailhost.resolve.resolver import ResolverSettings
 from mailhost.smtpd.handler import SmtpdHandler

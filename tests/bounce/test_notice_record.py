@@ -12,14 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailhost.queue import qfile
-from mailhost.queue.qfile import (
-    CorruptQueueFile,
-    Envelope,
-    Notice,
-    QueueFile,
-    Recipient,
-    RecipientStatus,
-)
+from mailhost.queue.qfile import CorruptQueueFile, Envelope, QueueFile, Recipient
+from mailhost.queue.status import Notice, RecipientStatus
 from tests.queue.strategies import envelopes, status_records
 
 ENVELOPE = Envelope(

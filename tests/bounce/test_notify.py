@@ -8,8 +8,9 @@ import errno
 from collections.abc import Sequence
 from pathlib import Path
 
-from mailhost.queue.qfile import Notice, RecipientStatus, StatusRecord
-from mailhost.queue.store import QueueStore, Transaction
+from mailhost.queue.status import Notice, RecipientStatus, StatusRecord
+from mailhost.queue.store import QueueStore
+from mailhost.queue.transaction import Transaction
 from tests.bounce.helpers import PARSE, BounceSite, rcpt
 from tests.qmgr.helpers import captured_log
 

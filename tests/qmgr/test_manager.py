@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mailhost.qmgr.transport import Job, Outcome, Transport
-from mailhost.queue.qfile import Expire, RecipientStatus, Schedule
+from mailhost.queue.status import Expire, RecipientStatus, Schedule
 from tests.qmgr.helpers import Site, captured_log
 
 DELIVERED_LINE = re.compile(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from mailhost.queue.qfile import Client, Envelope, Expire, Recipient, RecipientStatus, Schedule
+from mailhost.queue.qfile import Client, Envelope, Recipient
+from mailhost.queue.status import Expire, RecipientStatus, Schedule
 
 #: Content lines that look like queue file records, to prove they stay content.
 MARKER_LINES = [

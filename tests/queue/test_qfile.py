@@ -10,16 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailhost.queue import qfile
-from mailhost.queue.qfile import (
-    Client,
-    CorruptQueueFile,
-    Envelope,
-    Expire,
-    Recipient,
-    RecipientStatus,
-    Schedule,
-    postfix_size,
-)
+from mailhost.queue.qfile import Client, CorruptQueueFile, Envelope, Recipient, postfix_size
+from mailhost.queue.status import Expire, RecipientStatus, Schedule
 from tests.queue.strategies import MARKER_LINES, envelopes, lines, status_records
 
 ENVELOPE = Envelope(

@@ -21,14 +21,10 @@ from mailhost.fsutil import StrPath
 from mailhost.groupsync import FsyncEach, GroupSync
 from mailhost.queue import qfile
 from mailhost.queue.ids import is_queue_id, queue_id_inode
-from mailhost.queue.qfile import Envelope, Recipient, RecipientStatus, Schedule
-from mailhost.queue.store import (
-    QUEUE_NAMES,
-    QueueEntry,
-    QueueError,
-    QueueFileNotFound,
-    QueueStore,
-)
+from mailhost.queue.layout import QUEUE_NAMES, QueueEntry, QueueError, QueueFileNotFound
+from mailhost.queue.qfile import Envelope, Recipient
+from mailhost.queue.status import RecipientStatus, Schedule
+from mailhost.queue.store import QueueStore
 from tests.queue.crash_messages import message
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,8 +13,10 @@ from typing import Any
 
 from mailhost.address import internal_form
 from mailhost.queue import qfile
-from mailhost.queue.qfile import Envelope, Expire, Recipient, RecipientStatus, Schedule
-from mailhost.queue.store import ACTIVE, QueueStore
+from mailhost.queue.layout import ACTIVE
+from mailhost.queue.qfile import Envelope, Recipient
+from mailhost.queue.status import Expire, RecipientStatus, Schedule, StatusRecord
+from mailhost.queue.store import QueueStore
 
 HERE = Path(__file__).parent
 
@@ -53,7 +55,7 @@ def write_record(store: QueueStore, record: dict[str, Any]) -> Path:
     )
     lines = content_for_size(int(record["message_size"]))
     data = qfile.to_bytes(record["queue_id"], envelope, lines)
-    records: list[qfile.StatusRecord] = [
+    records: list[StatusRecord] = [
         RecipientStatus(i, "deferred", "4.4.1", r["delay_reason"], arrival + 1, "none")
         for i, r in enumerate(record["recipients"])
         if "delay_reason" in r

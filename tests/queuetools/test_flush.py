@@ -28,7 +28,7 @@ from mailhost.qmgr.trigger import (
     trigger_path,
     valid_site,
 )
-from mailhost.queue.qfile import Schedule
+from mailhost.queue.status import Schedule
 from tests.qmgr.helpers import Site
 from tests.queuetools.builder import recorded
 from tests.support.server import ServerProcess, free_port

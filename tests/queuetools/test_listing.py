@@ -9,14 +9,15 @@ import time
 
 from mailhost.queue import qfile
 from mailhost.queue.listing import Listed, ListedRecipient, listed, mailq_text
-from mailhost.queue.qfile import Envelope, Recipient, RecipientStatus, Schedule
+from mailhost.queue.qfile import Envelope, Recipient
+from mailhost.queue.status import RecipientStatus, Schedule, StatusRecord
 
 
 def deferred(rcpt: int, reason: str) -> RecipientStatus:
     return RecipientStatus(rcpt, "deferred", "4.4.1", reason, 1.0)
 
 
-def queue_file(*records: qfile.StatusRecord) -> qfile.QueueFile:
+def queue_file(*records: StatusRecord) -> qfile.QueueFile:
     envelope = Envelope("s@x.example", (Recipient("a@x.example"), Recipient("b@x.example")), 0.0)
     data = qfile.to_bytes("ABCDEF12", envelope, [b"x"])
     return qfile.read(io.BytesIO(data + b"".join(qfile.encode_status(r) for r in records)))

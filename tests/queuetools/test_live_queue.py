@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from mailhost.qmgr.transport import Job, Outcome, Transport
-from mailhost.queue.store import HOLD, QueueStore
+from mailhost.queue.layout import HOLD
+from mailhost.queue.store import QueueStore
 from tests.qmgr.helpers import Site, captured_log
 from tests.queuetools.builder import build_queue, json_records, recorded
 

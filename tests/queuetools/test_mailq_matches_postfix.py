@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from mailhost.queue import qfile
+from mailhost.queue.layout import MAILDROP
 from mailhost.queue.listing import Listed, json_text, listed, mailq_text
-from mailhost.queue.store import MAILDROP, QueueStore
+from mailhost.queue.store import QueueStore
 from tests.queuetools.builder import build_queue, json_records, recorded
 
 REC = recorded()

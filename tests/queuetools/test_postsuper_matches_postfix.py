@@ -8,7 +8,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mailhost.queue.store import DEFERRED, HOLD, INCOMING, QueueStore
+from mailhost.queue.layout import DEFERRED, HOLD, INCOMING
+from mailhost.queue.store import QueueStore
 from tests.queuetools.builder import build_queue, json_records, recorded
 
 REC = recorded()

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from mailhost.queue import qfile
 from mailhost.queue.dump import Sections, postcat
 from mailhost.queue.listing import json_text, listed, mailq_text
-from mailhost.queue.qfile import RecipientStatus, Schedule
 from mailhost.queue.shape import (
     ShapeMessage,
     ShapeOptions,
@@ -25,6 +24,7 @@ from mailhost.queue.shape import (
     parents_of,
     qshape,
 )
+from mailhost.queue.status import RecipientStatus, Schedule, StatusRecord
 from tests.queue.strategies import envelopes, lines
 
 options = st.builds(
@@ -118,7 +118,7 @@ def test_mailq_and_json_for_any_queue_file(
     envelope: qfile.Envelope, content: list[bytes], queue: str, data: st.DataObject
 ) -> None:
     n = len(envelope.recipients)
-    records: list[qfile.StatusRecord] = [
+    records: list[StatusRecord] = [
         RecipientStatus(i, data.draw(st.sampled_from(["sent", "deferred", "bounced"])),
                         "4.0.0", data.draw(st.text(max_size=90)), 1.0)
         for i in data.draw(st.lists(st.integers(0, n - 1), max_size=6))

@@ -15,7 +15,7 @@ import pytest
 
 from mailhost.address import parse_path
 from mailhost.config import load_config
-from mailhost.resolve import AliasExpansionError, Client, Resolver, ResolverSettings
+from mailhost.resolve import AliasExpansionError, Resolver, ResolverSettings, RestrictionClient
 from mailhost.tables.registry import TableRegistry
 from tests.resolve import scenario
 
@@ -48,7 +48,9 @@ def test_every_case_was_recorded() -> None:
 async def test_rcpt_reply_matches_postfix(resolvers: dict[str, Resolver], name: str) -> None:
     listener, client, arg = scenario.RCPT_CASES[name]
     address, login = scenario.CLIENTS[client]
-    verdict = await resolvers[listener].check_rcpt(parse_path(arg), Client(address, login))
+    verdict = await resolvers[listener].check_rcpt(
+        parse_path(arg), RestrictionClient(address, login)
+    )
     assert str(verdict.reply) == RECORDED["rcpt"][name]
 
 
@@ -58,7 +60,7 @@ async def test_expansion_matches_postfix(resolvers: dict[str, Resolver], name: s
     resolver = resolvers["default"]
     recipients = scenario.EXPANSION_CASES[name]
     for address, rcpt_reply in zip(recipients, recorded["rcpt"], strict=True):
-        verdict = await resolver.check_rcpt(address, Client("203.0.113.9"))
+        verdict = await resolver.check_rcpt(address, RestrictionClient("203.0.113.9"))
         assert str(verdict.reply) == rcpt_reply
     end = recorded["end_of_data"]
     if end.startswith("451"):

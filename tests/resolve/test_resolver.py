@@ -18,10 +18,10 @@ from mailhost.errors import TableTempFail
 from mailhost.resolve import (
     AddressClass,
     AliasExpansionError,
-    Client,
     ExpansionLimits,
     Resolver,
     ResolverSettings,
+    RestrictionClient,
     Trace,
 )
 from mailhost.resolve.classify import DomainClasses
@@ -31,7 +31,7 @@ from mailhost.resolve.restrictions import RestrictionSettings
 from mailhost.tables.base import Table
 from mailhost.tables.maps import Maps
 
-STRANGER = Client("203.0.113.9")
+STRANGER = RestrictionClient("203.0.113.9")
 
 
 class DictTable(Table):
@@ -245,7 +245,7 @@ async def test_classification_failure_is_451() -> None:
 
 async def test_mailbox_table_down_is_451_never_550() -> None:
     resolver = make(mailbox_table=DictTable("down", {}, broken=True))
-    verdict = await resolver.check_rcpt("bob@example.com", Client("192.0.2.7"))
+    verdict = await resolver.check_rcpt("bob@example.com", RestrictionClient("192.0.2.7"))
     assert str(verdict.reply) == "451 4.3.0 <bob@example.com>: Temporary lookup failure"
 
 
@@ -289,7 +289,7 @@ async def test_recipient_list_first_when_relay_before_recipient_is_off() -> None
     ],
 )
 async def test_mynetworks_forms(client: str, accepted: bool) -> None:
-    verdict = await make().check_rcpt("x@elsewhere.example", Client(client))
+    verdict = await make().check_rcpt("x@elsewhere.example", RestrictionClient(client))
     assert verdict.accepted is accepted
 
 

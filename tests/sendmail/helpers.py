@@ -15,8 +15,9 @@ from mailhost.cli import sendmail
 from mailhost.config import load_config
 from mailhost.master import build_pickup
 from mailhost.pickup import Pickup
+from mailhost.queue.layout import INCOMING
 from mailhost.queue.qfile import QueueFile
-from mailhost.queue.store import INCOMING, QueueStore
+from mailhost.queue.store import QueueStore
 from mailhost.tables.registry import TableRegistry
 from tests.sendmail.scenario import MAIN_CF
 from tests.support.maincf import main_cf

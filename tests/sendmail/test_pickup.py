@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from mailhost.queue import qfile
+from mailhost.queue.layout import CORRUPT, INCOMING, MAILDROP
 from mailhost.queue.qfile import Client, Envelope, Recipient
-from mailhost.queue.store import CORRUPT, INCOMING, MAILDROP, QueueStore, file_mode
+from mailhost.queue.store import QueueStore, file_mode
 from tests.sendmail.helpers import pick_all, pickup_for, read_incoming, submit, write_config
 
 

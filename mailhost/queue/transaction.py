@@ -1,0 +1,148 @@
+"""One queue file being written: created at the first accepted RCPT (its
+inode gives the queue id), committed at end of DATA through the store's group
+commit, or aborted (see :mod:`mailhost.queue.store` for the steps)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from mailhost.fsutil import DurableFile, StrPath
+from mailhost.groupsync import Syncer
+from mailhost.log import logger
+from mailhost.queue import qfile
+from mailhost.queue.layout import INCOMING, READY_MODE, QueueCounters, QueueError
+from mailhost.queue.qfile import Envelope
+
+log = logger("queue")
+
+
+class Spool(Protocol):
+    """What a transaction needs of its queue store
+    (:class:`mailhost.queue.store.QueueStore`)."""
+
+    root: Path
+    line_length_limit: int
+    syncer: Syncer
+    counters: QueueCounters
+
+
+class Transaction:
+    """One queue file being written; :attr:`queue_id` is known from the start."""
+
+    def __init__(
+        self, store: Spool, queue_id: str, temp: Path, file: BinaryIO,
+        queue_name: str = INCOMING,
+    ) -> None:  # fmt: skip
+        self.store = store
+        self.queue_id = queue_id
+        #: incoming (smtpd, pickup) or maildrop (sendmail, a local submission).
+        self.queue_name = queue_name
+        self._temp = temp
+        self._file: BinaryIO | None = file
+        self._linked = False
+        self._content: tuple[Envelope, Sequence[bytes]] | None = None
+        #: The size Postfix logs, known once written.
+        self.size = 0
+        self.committed = False
+
+    @property
+    def path(self) -> Path:
+        """Where the file will be once committed."""
+        return self.store.root / self.queue_name / self.queue_id
+
+    # -- the durability idiom's steps (fsutil.DurableFile), run on the pool ------
+
+    def _prepare(self, envelope: Envelope, content: Sequence[bytes]) -> Sequence[DurableFile]:
+        self._content = (envelope, content)
+        return (self,)
+
+    def _write(self, envelope: Envelope, content: Sequence[bytes]) -> int:
+        assert self._file is not None
+        size = qfile.postfix_size(content, self.store.line_length_limit)
+        for chunk in qfile.encode(
+            self.queue_id, envelope, content, line_length_limit=self.store.line_length_limit
+        ):
+            self._file.write(chunk)
+        self._file.flush()
+        os.fchmod(self._file.fileno(), READY_MODE)
+        return size
+
+    def write(self) -> Sequence[int]:
+        """Write the whole file (open since :meth:`QueueStore.begin`) and
+        mark it ready, mode 0700 (Postfix's MAIL_QUEUE_STAT_READY)."""
+        assert self._file is not None
+        assert self._content is not None
+        envelope, content = self._content
+        self._content = None
+        self.size = self._write(envelope, content)
+        return (self._file.fileno(),)
+
+    def place(self, sync_errors: Sequence[OSError | None]) -> Iterable[StrPath]:
+        """Link the fsynced file to its queue id (the commit point)."""
+        if sync_errors[0] is not None:
+            raise sync_errors[0]
+        # link() refuses to replace an existing name, so an id collision
+        # (impossible while ids carry a live inode, see ids.py) fails loudly.
+        os.link(self._temp, self.path)
+        self._linked = True
+        os.unlink(self._temp)
+        return (self.path.parent,)
+
+    def finish(self, dir_errors: Mapping[str, OSError]) -> None:
+        """Durable once its queue directory is: close the file."""
+        error = dir_errors.get(os.fspath(self.path.parent))
+        if error is not None:
+            raise error
+        self._close()
+
+    async def commit(self, envelope: Envelope, content: Sequence[bytes]) -> int:
+        """Write envelope and content lines (without line ends, Received:
+        header included), make the file durable under its queue id, return
+        the size Postfix would log.  On any error nothing stays behind."""
+        if self._file is None:
+            raise QueueError(f"{self.queue_id}: transaction already finished")
+        try:
+            # Written, fsynced, linked and its directory fsynced in one trip
+            # of the store's group commit, with those of concurrent messages.
+            await self.store.syncer.commit(
+                lambda: self._prepare(envelope, content), abandon=self._abandon
+            )
+        except asyncio.CancelledError:
+            raise  # the syncer finishes the file, then _abandon removes it
+        except BaseException:
+            await self.abort()
+            raise
+        self.committed = True
+        self.store.counters.enqueued += 1
+        self.store.counters.enqueued_bytes += self.size
+        return self.size
+
+    def _close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _discard(self) -> None:
+        self._close()
+        self._temp.unlink(missing_ok=True)
+        if self._linked:
+            # The client will not get a 250 for this file; do not deliver it.
+            self.path.unlink(missing_ok=True)
+
+    def _abandon(self) -> None:
+        """The committing caller was cancelled and will never report the
+        file: once the syncer is done with it, it goes as an aborted one."""
+        self._discard()
+        self.store.counters.aborted += 1
+
+    async def abort(self) -> None:
+        """Forget the transaction (nothing was acknowledged)."""
+        if self._file is None:
+            return
+        # close() and unlink() of a file nobody fsyncs: no disk wait.
+        self._discard()
+        self.store.counters.aborted += 1

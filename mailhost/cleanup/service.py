@@ -134,7 +134,9 @@ class Cleanup:
             size = await txn.commit(submission, content)
         except (OSError, MailhostError) as exc:
             raise await _commit_failed(txn, exc) from None
-        log_queued(qid, message.lines, submission.sender, size, len(submission.recipients))
+        log_queued(
+            qid, message_id(message.lines), submission.sender, size, len(submission.recipients)
+        )
         self._wake(qid)
 
     async def _deliver_inline(
@@ -147,7 +149,7 @@ class Cleanup:
     ) -> None:
         """Deliver now; queue only the recipients that were not delivered."""
         qid = submission.queue_id
-        log_queued(qid, lines, submission.sender, plan.size, len(submission.recipients))
+        log_queued(qid, message_id(lines), submission.sender, plan.size, len(submission.recipients))
         left = await plan.deliver()
         if not left:
             await quiet_abort(txn)
@@ -258,23 +260,16 @@ class LocalCleanup:
         await committed()
         if cleaned.resent_message_id is not None:
             cleanup_log.info("%s: resent-message-id=<%s>", qid, cleaned.resent_message_id)
-        cleanup_log.info("%s: message-id=<%s>", qid, cleaned.message_id)
-        qmgr_log.info(
-            "%s: from=<%s>, size=%d, nrcpt=%d (queue active)",
-            qid,
-            external_form(sender),
-            size,
-            len(recipients),
-        )
+        log_queued(qid, cleaned.message_id, sender, size, len(recipients))
         if self.trigger is not None:
             self.trigger(qid)
         return qid
 
 
-def log_queued(queue_id: str, lines: list[bytes], sender: str, size: int, nrcpt: int) -> None:
+def log_queued(queue_id: str, msgid: str, sender: str, size: int, nrcpt: int) -> None:
     """Postfix writes these two from cleanup(8) and qmgr(8); log analysers
     (pflogsumm) key on those daemon names, so the lines carry them."""
-    cleanup_log.info("%s: message-id=<%s>", queue_id, message_id(lines))
+    cleanup_log.info("%s: message-id=<%s>", queue_id, msgid)
     qmgr_log.info(
         "%s: from=<%s>, size=%d, nrcpt=%d (queue active)",
         queue_id,

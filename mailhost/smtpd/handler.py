@@ -4,10 +4,13 @@ The protocol code (protocol.py) parses and sequences commands; for every
 decision that depends on policy it calls this handler, which calls the small
 policy modules: size limits here, sender ownership in sender.py, recipients
 in the resolver (through :class:`~mailhost.smtpd.seams.RecipientPolicy`), and
-the durable queue (:class:`~mailhost.smtpd.seams.QueueSink`).  It also writes
-the maillog lines that belong to those decisions (spec section 8):
-``NOQUEUE: reject: ...``, ``QID: client=...``, ``QID: message-id=<...>``,
-``QID: from=<...>, size=N, nrcpt=N (queue active)``.
+hands the message to cleanup (:class:`mailhost.cleanup.service.Cleanup`):
+the queue file from the first accepted RCPT, what is stored at end of DATA
+(this handler builds the ``Received:`` header and refuses bare LFs and
+oversized messages first).  It writes the maillog lines that belong to its
+decisions (spec section 8): ``NOQUEUE: reject: ...``, ``QID: client=...``;
+cleanup writes ``QID: message-id=<...>`` and ``QID: from=<...>, size=N,
+nrcpt=N (queue active)``.
 
 Order at RCPT follows Postfix 3.7 with smtpd_delay_reject = yes (spec 3.5):
 recipient limit, then sender restrictions, then the resolver; the queue file

@@ -1,6 +1,6 @@
 """The server as a process: connection limit, internal errors, swaks, SIGHUP
 reload without dropping sessions, SIGTERM, a database outage (kill -9 with the
-production queue is in test_wiring.py)."""
+production queue is in test_production_queue.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """``cidr:/file`` — Postfix cidr_table(5): the first network that holds the key.
 
-Used by smtpd restrictions (``check_client_access cidr:/etc/mailhost/clients``)
-to answer for a client address.  Each logical line is a rule:
+A table keyed by an IP address: in Postfix, the client address of
+``check_client_access cidr:/etc/postfix/clients`` and the like, the smtpd
+restriction stages mailhost is growing into.  Each logical line is a rule:
 
 * ``pattern result`` — ``pattern`` is ``address/prefix`` or a bare address,
   IPv4 or IPv6, optionally in ``[...]`` (``[addr]/len`` or ``[addr/len]``);

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 BACKENDS: dict[str, str] = {
     "hash": "mailhost.tables.hash",
     "texthash": "mailhost.tables.texthash",
+    "lmdb": "mailhost.tables.lmdb",
     "inline": "mailhost.tables.inline",
     "static": "mailhost.tables.static",
     "regexp": "mailhost.tables.regexp",

@@ -38,6 +38,7 @@ BACKENDS: dict[str, str] = {
     "pgsql": "mailhost.tables.sql.pgsql",
     "unix": "mailhost.tables.unix",
     "nis": "mailhost.tables.nis",
+    "fail": "mailhost.tables.fail",
 }
 
 #: Wrappers that change how a table is reached, not what it answers.

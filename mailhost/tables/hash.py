@@ -11,21 +11,52 @@ A lookup is a primary-key probe on a B-tree whose pages stay in the page cache,
 a few microseconds in-process — as Postfix itself reads its .db files.  When the
 index is replaced the table notices (at most once a second) and reopens it, the
 way Postfix daemons restart when a table changes.  A source edited after the
-index was built, and not within the last 100 seconds, logs Postfix's warning.
+index was built, and not within the last 100 seconds, logs Postfix's warning
+(``database FILE.mhdb is older than source file FILE``, dict_db.c) — in
+commands such as ``postmap -q``, which, as Postfix's, never rebuild.
+
+**Daemons rebuild the index themselves** (a registry with
+``rebuild_indexes``, see :mod:`mailhost.tables.registry`), so ``mailhost serve
+-c /etc/postfix`` needs no hand-run ``postmap``/``newaliases``: when the index
+is missing, cannot be opened, or is older than its source, the next lookup
+rebuilds it — once, whatever the number of concurrent lookups — and logs one
+warning saying so.
+
+* Tables are opened on the event loop (at start-up and on every reload, while
+  other sessions are served), so opening only looks at the files; the build
+  (read, parse, write, fsync) runs through :func:`mailhost.offload.run_blocking`
+  and the lookup awaits it.  Other lookups keep answering from the old index
+  meanwhile; without one they wait for the build.
+* The build is :func:`write_index`'s: a temporary name, fsync, rename, fsync of
+  the directory.  It is abandoned when the source changed while it was read or
+  the index was replaced meanwhile (a concurrent ``postmap``: theirs stays).
+  The new index carries the source's modification time, so a source edited
+  during a build is still seen as newer, and rebuilt again.
+* A build that fails (unreadable source, unwritable directory) logs a warning
+  naming the files; lookups go on from the old index, or fail temporarily when
+  there is none (mail is deferred).  It is tried again once the source changes.
+* Format: an aliases(5) file must be built as postalias builds it.  The index
+  itself says how it was built (postalias stores ``YP_MASTER_NAME``), the
+  configuration says whether the source is an alias table (``alias_maps``,
+  ``alias_database``).  A missing index follows the configuration; when the
+  two disagree the table cannot know which is meant, so it does not rebuild
+  and warns (Postfix's text plus why).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import ClassVar
 
 from mailhost.errors import TableOpenError, TableTempFail
 from mailhost.fsutil import commit_file, temp_name
 from mailhost.log import logger
+from mailhost.offload import run_blocking
 from mailhost.tables.base import Table
 from mailhost.tables.registry import OpenContext
 from mailhost.tables.source import parse_source, read_source
@@ -36,10 +67,26 @@ INDEX_SUFFIX = ".mhdb"
 #: Postfix warns about a stale index only when the source is this old (seconds).
 STALE_GRACE = 100
 RECHECK_INTERVAL = 1.0
+#: The key postalias stores and postmap (which folds keys) never does.
+ALIAS_MARKER = "YP_MASTER_NAME"
+
+#: A file's identity: (device, inode, size, mtime in ns).
+Identity = tuple[int, int, int, int]
 
 
 def index_path(source: str) -> str:
     return source + INDEX_SUFFIX
+
+
+def identity(st: os.stat_result) -> Identity:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def file_identity(path: str) -> Identity | None:
+    try:
+        return identity(os.stat(path))
+    except OSError:
+        return None
 
 
 def build_index(source: str, *, fold: bool = True) -> int:
@@ -51,9 +98,17 @@ def build_index(source: str, *, fold: bool = True) -> int:
     return len(entries)
 
 
-def write_index(source: str, items: Iterable[tuple[str, str]]) -> None:
+def write_index(
+    source: str,
+    items: Iterable[tuple[str, str]],
+    *,
+    mtime_ns: int | None = None,
+    commit_if: Callable[[], bool] | None = None,
+) -> bool:
     """Replace ``source.mhdb`` atomically with ``items`` (key, value), in
-    order; postalias(1) writes its aliases index through this too."""
+    order; postalias(1) writes its aliases index through this too.
+    ``mtime_ns`` dates the new index; ``commit_if`` is asked just before the
+    rename, and False abandons the build (returns False)."""
     index = Path(index_path(source))
     tmp = temp_name(index)
     try:
@@ -68,28 +123,95 @@ def write_index(source: str, items: Iterable[tuple[str, str]]) -> None:
         finally:
             conn.close()
         os.chmod(tmp, 0o644)
+        if mtime_ns is not None:
+            os.utime(tmp, ns=(time.time_ns(), mtime_ns))
+        if commit_if is not None and not commit_if():
+            tmp.unlink(missing_ok=True)
+            return False
         commit_file(tmp, index)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    return True
+
+
+def rebuild_index(
+    source: str, *, aliases_host: str | None, fold: bool, index_was: Identity | None
+) -> int | None:
+    """The daemon's rebuild (blocking; run it off the event loop): ``source``
+    compiled as postmap would, or as postalias would with ``aliases_host`` as
+    ``$myhostname``.  Returns the number of entries, or None when the build
+    was abandoned because the source changed while it was read or the index
+    is no longer ``index_was`` (someone else rebuilt it)."""
+    before = identity(os.stat(source))
+    text = read_source(source)
+    items: list[tuple[str, str]]
+    if aliases_host is not None:
+        # aliases.py builds on this module's write_index: imported here, not above.
+        from mailhost.tables.aliases import alias_items, parse_aliases  # noqa: PLC0415
+
+        aliases = parse_aliases(text, source, fold=fold, duplicate_prefix=index_path(source))
+        items, count = alias_items(aliases, aliases_host), len(aliases)
+    else:
+        name = Path(index_path(source)).name
+        entries = parse_source(text, source, fold=fold, duplicate_prefix=name)
+        items, count = [(e.key, e.value) for e in entries.values()], len(entries)
+
+    def unchanged() -> bool:
+        return file_identity(source) == before and file_identity(index_path(source)) == index_was
+
+    return count if write_index(source, items, mtime_ns=before[3], commit_if=unchanged) else None
 
 
 class HashTable(Table):
     type_name: ClassVar[str] = "hash"
 
-    def __init__(self, name: str, *, fold: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        fold: bool = True,
+        rebuild: bool = False,
+        aliases: bool = False,
+        myhostname: str = "localhost",
+    ) -> None:
         super().__init__(name, fold=fold)
         self.index = index_path(name)
         self._conn: sqlite3.Connection | None = None
         self._identity: tuple[int, int, int] | None = None
         self._checked = 0.0
-        self._reopen()
+        #: Daemon mode: rebuild a missing or stale index (module docstring).
+        self.rebuild = rebuild
+        self.aliases = aliases
+        self.myhostname = myhostname
+        self._lock = asyncio.Lock()
+        #: Why there is no open index (lookups fail temporarily with it).
+        self._problem = ""
+        #: The source identity whose rebuild failed or was refused.
+        self._given_up: Identity | None = None
+        if not rebuild:
+            self._reopen()
+            return
+        try:
+            self._reopen(warn=False)
+        except TableOpenError as exc:
+            if not os.path.exists(name):
+                raise
+            self._problem = str(exc)  # the first lookup builds the index
+        self._checked = float("-inf")  # the first lookup checks freshness
 
     @classmethod
     def open(cls, name: str, ctx: OpenContext) -> Table:
-        return cls(name, fold=ctx.fold)
+        registry = ctx.registry
+        return cls(
+            name,
+            fold=ctx.fold,
+            rebuild=registry.rebuild_indexes,
+            aliases=name in registry.alias_sources,
+            myhostname=registry.myhostname,
+        )
 
-    def _reopen(self) -> None:
+    def _reopen(self, *, warn: bool = True) -> None:
         try:
             st = os.stat(self.index)
         except FileNotFoundError:
@@ -104,7 +226,8 @@ class HashTable(Table):
         self._conn = conn
         self._identity = (st.st_dev, st.st_ino, st.st_mtime_ns)
         self._checked = time.monotonic()
-        self._warn_if_stale(st.st_mtime)
+        if warn:
+            self._warn_if_stale(st.st_mtime)
 
     def _warn_if_stale(self, index_mtime: float) -> None:
         try:
@@ -127,11 +250,116 @@ class HashTable(Table):
             log.info("table %s has changed -- reopening", self.spec)
             self._reopen()
 
-    async def _lookup(self, key: str) -> str | None:
-        self._maybe_reopen()
-        assert self._conn is not None
+    # -- daemon mode: rebuilding the index -----------------------------------------
+
+    async def _refresh(self) -> None:
+        """Daemon mode's check (at most once a second, or on every lookup
+        while there is no index): reopen a replaced index, rebuild a missing
+        or stale one."""
+        if self._conn is not None and (
+            time.monotonic() - self._checked < RECHECK_INTERVAL or self._lock.locked()
+        ):
+            return  # checked a moment ago, or being rebuilt: the open index answers
+        async with self._lock:
+            if self._conn is not None and time.monotonic() - self._checked < RECHECK_INTERVAL:
+                return  # another lookup has just done it
+            self._checked = time.monotonic()
+            index_st = _stat(self.index)
+            if index_st is not None and _reopen_key(index_st) != self._identity:
+                if self._identity is not None:
+                    log.info("table %s has changed -- reopening", self.spec)
+                try:
+                    self._reopen(warn=False)
+                    self._problem = ""
+                except TableOpenError as exc:
+                    if self._conn is None:
+                        self._problem = str(exc)
+            source_st = _stat(self.name)
+            if source_st is None or identity(source_st) == self._given_up:
+                return
+            if index_st is None:
+                why = "does not exist"
+            elif self._conn is None:
+                why = f"cannot be opened ({self._problem})"
+            elif source_st.st_mtime_ns > index_st.st_mtime_ns:
+                why = ""  # stale: Postfix's words
+            else:
+                return
+            await self._rebuild(why, identity(source_st), index_st)
+
+    def _built_by_postalias(self) -> bool | None:
+        """What the open index says about its format (None: no index)."""
+        if self._conn is None:
+            return None
+        row = self._conn.execute("SELECT 1 FROM entries WHERE key = ?", (ALIAS_MARKER,))
+        return row.fetchone() is not None
+
+    async def _rebuild(
+        self, why: str, source_id: Identity, index_st: os.stat_result | None
+    ) -> None:
+        what = (
+            f"database {self.index} is older than source file {self.name}"
+            if not why
+            else f"database {self.index} {why}"
+        )
+        built_by_postalias = self._built_by_postalias()
+        if built_by_postalias is not None and built_by_postalias != self.aliases:
+            self._given_up = source_id
+            log.warning(
+                "%s; not rebuilt: the index was built by %s but %s is %snamed in "
+                "alias_maps or alias_database -- run postmap or postalias by hand",
+                what,
+                "postalias" if built_by_postalias else "postmap",
+                self.spec,
+                "" if self.aliases else "not ",
+            )
+            return
+        tool = "postalias" if self.aliases else "postmap"
         try:
-            row = self._conn.execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
+            count = await run_blocking(
+                rebuild_index,
+                self.name,
+                aliases_host=self.myhostname if self.aliases else None,
+                fold=self.fold,
+                index_was=None if index_st is None else identity(index_st),
+            )
+        except Exception as exc:  # any failure: keep what we have (DESIGN rule 2)
+            self._given_up = source_id
+            reason = _reason(exc)
+            if self._conn is not None:
+                log.warning("%s; rebuilding it failed, lookups use the old index: %s", what, reason)
+            else:
+                self._problem = f"{what}; building it from {self.name} failed: {reason}"
+                log.warning("%s", self._problem)
+            return
+        if count is None:
+            # The source or the index changed under the build: look again next time.
+            self._checked = float("-inf")
+            return
+        log.warning(
+            "%s; index rebuilt from source file %s as %s would (%d %s)",
+            what,
+            self.name,
+            tool,
+            count,
+            "entry" if count == 1 else "entries",
+        )
+        self._given_up = None
+        self._reopen(warn=False)
+        self._problem = ""
+
+    # -- lookups ----------------------------------------------------------------------
+
+    async def _lookup(self, key: str) -> str | None:
+        if self.rebuild:
+            await self._refresh()
+        else:
+            self._maybe_reopen()
+        conn = self._conn
+        if conn is None:
+            raise TableTempFail(f"table {self.spec}: {self._problem}")
+        try:
+            row = conn.execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
         except sqlite3.Error as exc:
             raise TableTempFail(f"table {self.spec}: query error: {exc}") from exc
         return None if row is None else str(row[0])
@@ -145,6 +373,23 @@ class HashTable(Table):
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _stat(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+def _reopen_key(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_mtime_ns)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror}"
+    return str(exc) or type(exc).__name__
 
 
 TABLE_TYPE = HashTable

@@ -11,6 +11,13 @@ Two opening modes, as in Postfix:
   :class:`~mailhost.errors.TableOpenError` with Postfix's fatal text;
 * lenient (daemons): it becomes an :class:`UnavailableTable` whose every lookup
   fails temporarily, so mail is deferred, never bounced, while it is broken.
+
+A lenient registry made from a main.cf (:meth:`TableRegistry.from_config`, what
+the daemons use) also lets ``hash:`` tables rebuild a missing or stale index
+themselves (:mod:`mailhost.tables.hash`); it knows from ``alias_maps`` and
+``alias_database`` which sources are aliases(5) files, built as postalias
+builds them.  Commands (strict) never rebuild: ``postmap -q`` only warns, as
+Postfix's does.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from mailhost.config.lists import split_list
 from mailhost.errors import TableOpenError
 from mailhost.tables.base import Table, UnavailableTable
 from mailhost.tables.cache import CachedTable, CacheStats
@@ -40,6 +48,7 @@ BACKENDS: dict[str, str] = {
     "pgsql": "mailhost.tables.sql.pgsql",
     "unix": "mailhost.tables.unix",
     "nis": "mailhost.tables.nis",
+    "fail": "mailhost.tables.fail",
 }
 
 #: Wrappers that change how a table is reached, not what it answers.
@@ -79,6 +88,12 @@ class TableRegistry:
     sql_connect_timeout: float = 5.0
     sql_query_timeout: float = 5.0
     sql_pool_size: int = 4
+    #: hash: tables rebuild a missing or stale index (daemons; see the module docstring).
+    rebuild_indexes: bool = False
+    #: Names of the hash: sources in alias_maps / alias_database (postalias format).
+    alias_sources: frozenset[str] = frozenset()
+    #: $myhostname, which postalias stores as YP_MASTER_NAME.
+    myhostname: str = "localhost"
     _tables: dict[tuple[str, bool], Table] = field(default_factory=dict)
     _cached: dict[tuple[str, bool], CachedTable] = field(default_factory=dict)
 
@@ -92,6 +107,9 @@ class TableRegistry:
             sql_connect_timeout=config.get_time("mailhost_sql_connect_timeout"),
             sql_query_timeout=config.get_time("mailhost_sql_query_timeout"),
             sql_pool_size=config.get_int("mailhost_sql_pool_size"),
+            rebuild_indexes=not strict,
+            alias_sources=alias_sources(config),
+            myhostname=config.get("myhostname"),
         )
 
     def open(self, spec: str, *, fold: bool = True, cached: bool = True) -> Table:
@@ -155,6 +173,24 @@ class TableRegistry:
         self._cached = {}
         for table in tables:
             await table.close()
+
+
+def alias_sources(config: Config) -> frozenset[str]:
+    """The ``hash:`` sources local(8) reads as aliases(5) files: those of
+    ``alias_maps`` and ``alias_database`` (untyped names there are
+    ``$default_database_type``, as newaliases reads them)."""
+    default_type = config.get("default_database_type")
+    names: set[str] = set()
+    for item in split_list(config.get("alias_maps")) + split_list(config.get("alias_database")):
+        try:
+            kind, name = split_spec(item if ":" in item else f"{default_type}:{item}")
+            while kind in PASS_THROUGH:
+                kind, name = split_spec(name)
+        except TableOpenError:
+            continue
+        if kind == "hash":
+            names.add(name)
+    return frozenset(names)
 
 
 def open_table(spec: str, *, fold: bool = True, strict: bool = True) -> Table:

@@ -69,7 +69,8 @@ async def dump_tables(
             table = registry.open(spec, fold=fold, cached=False)
             items = getattr(table, "items", None)
             if items is None:
-                raise TableOpenError(f"table {table.spec}: sequential access is not supported")
+                # postmap 3.7.11 -s regexp:FILE (observed): "sequence operation is not supported".
+                raise TableOpenError(f"table {table.spec}: sequence operation is not supported")
             for key, value in items():
                 click.echo(f"{key}{separator}{value}")
     finally:
@@ -111,6 +112,12 @@ def postmap(
         sys.exit(asyncio.run(dump_tables(registry, specs, fold)))
     for spec in specs:
         kind, name = split_spec(spec)
+        if kind == "lmdb":
+            # mailhost reads the indexes Postfix builds; it does not write them.
+            raise TableOpenError(
+                f"lmdb:{name}: mailhost reads lmdb indexes built by Postfix; "
+                f"build this one with Postfix's postmap lmdb:{name}"
+            )
         if kind not in INDEXED_TYPES:
             raise TableOpenError(
                 f"unsupported dictionary type: {kind} does not support bulk-mode creation."

@@ -29,12 +29,15 @@ _STAMP = re.compile(r"<\d{14}\.")
 def write_config(directory: Path, extra: str = "") -> Path:
     """main.cf of the scenario (what Postfix was recorded with) plus the queue."""
     directory.mkdir(parents=True, exist_ok=True)
+    # newaliases (sendmail -bi) rebuilds alias_database: this one, not /etc/aliases.
+    (directory / "aliases").touch()
     (directory / "main.cf").write_text(
         MAIN_CF
         + main_cf(
             queue_directory=directory / "queue",
             mail_name="Postfix",
             alias_maps="",
+            alias_database=f"hash:{directory}/aliases",
             local_recipient_maps="",
         )
         + extra

@@ -33,6 +33,7 @@ BACKENDS: dict[str, str] = {
     "inline": "mailhost.tables.inline",
     "static": "mailhost.tables.static",
     "regexp": "mailhost.tables.regexp",
+    "pcre": "mailhost.tables.pcre",
     "sqlite": "mailhost.tables.sql.sqlite",
     "mysql": "mailhost.tables.sql.mysql",
     "pgsql": "mailhost.tables.sql.pgsql",

@@ -22,7 +22,7 @@ import re
 from typing import ClassVar
 
 from mailhost.config.maincf import logical_lines
-from mailhost.errors import TableOpenError
+from mailhost.errors import TableOpenError, TableTempFail
 from mailhost.log import logger
 from mailhost.tables.base import Table
 from mailhost.tables.patterns import Rule, first_match, split_pattern
@@ -253,7 +253,18 @@ class PcreTable(Table):
         return cls(name, parse_rules(read_source(name), name))
 
     async def _lookup(self, key: str) -> str | None:
-        return self.match(key)
+        # Postfix's dict_utf8 layer (smtputf8_enable = yes): a key must be
+        # UTF-8; so must a result, which byte-wise $n can cut mid-character.
+        if not _is_utf8(key):
+            log.warning('%s: non-UTF-8 key "%s": malformed UTF-8 or invalid codepoint',
+                        self.spec, _printable(key))  # fmt: skip
+            return None
+        value = self.match(key)
+        if value is not None and not _is_utf8(value):
+            log.warning('%s: key "%s": non-UTF-8 value "%s": malformed UTF-8 or invalid '
+                        "codepoint", self.spec, _printable(key), _printable(value))  # fmt: skip
+            raise TableTempFail(f"table {self.spec}: query error")
+        return value
 
     def match(self, key: str) -> str | None:
         found = first_match(self.rules, key.encode("utf-8", "surrogateescape"))
@@ -263,6 +274,21 @@ class PcreTable(Table):
         if m is None or "$" not in rule.result:
             return mac_literal(rule.result)
         return expand(rule.result, m)
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: undecodable bytes of the input
+        return False
+    return True
+
+
+def _printable(text: str) -> str:
+    """Postfix printable(3) for a UTF-8 session: invalid bytes and ASCII
+    control characters become ``?``."""
+    raw = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return "".join("?" if ch == "\ufffd" or ch < " " or ch == "\x7f" else ch for ch in raw)
 
 
 def mac_literal(result: str) -> str:

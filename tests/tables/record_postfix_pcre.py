@@ -102,6 +102,7 @@ SOURCES = {
         "if /^open/\n"
         "/^open$/ unclosed\n"
     ),
+    "utf8.pcre": "/^b(.)/ [$1]\n/^c(.*)$/ [$1]\n",
     "regex.pcre": (
         "/(a/ x\n"
         "/a)/ x\n"
@@ -203,6 +204,9 @@ CASES: list[tuple[str, str, str]] = [
     ("regex-errors", "regex.pcre", "fine"),
     ("regex-errors-no-match", "regex.pcre", "a"),
     ("missing-file", "nonexistent.pcre", "x"),
+    ("utf8-whole-character", "utf8.pcre", "cé"),
+    ("utf8-group-cuts-character", "utf8.pcre", "bé"),
+    ("utf8-invalid-key", "utf8.pcre", "c\udcff"),
 ]
 
 

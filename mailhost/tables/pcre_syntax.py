@@ -41,7 +41,10 @@ class Unsupported(Exception):
         self.construct = construct
 
 
-_SPACE = " \t\n\x0b\x0c\r"  # PCRE2_EXTENDED white space (8-bit, non-UTF)
+_SPACE = " \t\n\x0b\x0c\r"  # the "C" tables' white space
+# PCRE2_EXTENDED also skips NEL, even as the second byte of a UTF-8 character
+# ("Å" is C3 85): pcre2_compile.c, checked with postmap 3.7.11.
+_EXTENDED_SPACE = _SPACE + "\x85"
 _VSPACE = "\n\x0b\x0c\r\x85"  # \v in 8-bit non-UTF mode
 _HSPACE = "\t \xa0"  # \h in 8-bit non-UTF mode
 _POSIX = {
@@ -53,6 +56,8 @@ _NEGATED_POSIX = {"digit": r"\D", "space": r"\S", "word": r"\W"}
 _SIMPLE_ESCAPES = {"a": 7, "e": 0x1B, "f": 0x0C, "n": 0x0A, "r": 0x0D, "t": 0x09}
 #: escapes PCRE2 itself rejects as "unrecognized character follows \"
 _UNKNOWN_ESCAPES = set("ijmqyIJMOTY")
+#: check_posix_syntax() of pcre2_compile.c: "[:" ... ":]" with no "]" between
+_POSIX_SYNTAX = re.compile(r"\[([:.=])(?:\\[\]\\]|(?!\[\1)[^\]])*?\1\]", re.DOTALL)
 _QUANTIFIER = re.compile(r"\{(\d+)(,(\d*))?\}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
 _QUANTIFIER_LIMIT = 65535
@@ -121,7 +126,7 @@ class _Translator:
         while self.i < len(p):
             frame = self.frames[-1]
             ch = p[self.i]
-            if frame.extended and ch in _SPACE:
+            if frame.extended and ch in _EXTENDED_SPACE:
                 self.i += 1
             elif frame.extended and ch == "#":
                 end = p.find("\n", self.i)
@@ -139,7 +144,10 @@ class _Translator:
             elif ch in "*+?{":
                 self._quantifier()
             elif ch == "^":
-                self._emit("^", "assertion", 1)
+                # multi-line: PCRE2's ^ is not true after a newline that ends
+                # the subject, Python's is.
+                circumflex = r"(?:\A|(?<=\n)(?!\Z))" if frame.multiline else "^"
+                self._emit(circumflex, "assertion", 1)
             elif ch == "$":
                 endonly = self.dollar_endonly and not frame.multiline
                 self._emit(r"\Z" if endonly else "$", "assertion", 1)
@@ -239,8 +247,11 @@ class _Translator:
 
     def _class(self) -> None:
         p, start = self.p, self.i
-        if re.match(r"\[([:.=])[^\]]*\1\]", p[start:]):
-            raise Unsupported(p[start : p.index("]", start) + 1] + " (POSIX class outside [])")
+        outside = _POSIX_SYNTAX.match(p, start)
+        if outside and outside.group(1) == ":":
+            raise PcreError(start, "POSIX named classes are supported only within a class")
+        if outside:
+            raise PcreError(start, "POSIX collating elements are not supported")
         i = start + 1
         body: list[str] = []
         if p.startswith("^", i):
@@ -258,7 +269,9 @@ class _Translator:
             if value is not None and p.startswith("-", i_next) and not p.startswith("-]", i_next):
                 _, hi, after = self._class_item(i_next + 1)
                 if hi is None:
-                    raise PcreError(after, "invalid range in character class")
+                    posix = p.startswith("[", i_next + 1)  # PCRE2 stops on its ":"
+                    offset = i_next + 2 if posix else after
+                    raise PcreError(offset, "invalid range in character class")
                 if hi < value:
                     raise PcreError(after - 1, "range out of order in character class")
                 body.append(f"{_byte(value)}-{_byte(hi)}")
@@ -278,8 +291,12 @@ class _Translator:
         p = self.p
         if i >= len(p):
             raise PcreError(len(p), "missing terminating ] for character class")
-        m = re.match(r"\[:(\^?)([A-Za-z]*):\]", p[i:])
+        m = _POSIX_SYNTAX.match(p, i)
+        if m and m.group(1) != ":":
+            raise PcreError(i, "POSIX collating elements are not supported")
         if m:
+            m = re.match(r"\[:(\^?)(.*):\]", m.group(), re.DOTALL)
+            assert m is not None
             negated, name = m.group(1), m.group(2)
             if name not in _POSIX:
                 raise PcreError(i + 2, "unknown POSIX class name")

@@ -53,8 +53,12 @@ SOURCES = {
         "/^[[:digit:]]+z$/ posix-class\n"
         "/^[^]a]+q$/ leading-bracket\n"
         "/^[a\\-z]+-dash$/ escaped-dash\n"
+        "/^[[:alpha]+-unclosed-posix$/ unclosed-posix\n"
+        "/^[:a]+-colon-class$/ colon-class\n"
+        "/^[[:alpha:]-]+-posix-then-dash$/ posix-then-dash\n"
         "/ one  two # comment\n  three/x extended\n"
         "/^sp\\hace$/ horizontal-space\n"
+        "/^Åx$/x x-flag-nel\n"
         "/^\\d\\s\\w\\z/ escapes-z\n"
         "/^dollar$/ a$$b\n"
         "/^u.$/ one-byte\n"
@@ -62,6 +66,7 @@ SOURCES = {
         "/^É$/ non-ascii-caseless\n"
         "/^é$/ non-ascii-exact\n"
         "/^(ml)$/m multiline-$1\n"
+        "/^mlend\\n^$/m multiline-caret-at-end\n"
         "/^(?#comment)look(?=ahead)/ lookahead\n"
         "/(?<=be)hind$/ lookbehind\n"
         "/^grp(?:x|y)+$/ non-capturing\n"
@@ -124,6 +129,12 @@ SOURCES = {
         "/(?#open/ x\n"
         "/^*a/ x\n"
         "/a\\b+/ x\n"
+        "/[[:a-b:]]/ x\n"
+        "/[[.a.]]/ x\n"
+        "/[:alpha:]/ x\n"
+        "/a[=x=]/ x\n"
+        "/[a-[:digit:]]/ x\n"
+        "/[[:alpha:]-z]/ x\n"
         "/^fine$/ fine\n"
     ),
 }
@@ -170,15 +181,21 @@ CASES: list[tuple[str, str, str]] = [
     ("posix-class", "main.pcre", "123z"),
     ("leading-bracket-class", "main.pcre", "b]bq"),
     ("escaped-dash-in-class", "main.pcre", "a-z-dash"),
+    ("unclosed-posix-is-literal", "main.pcre", "[:ah]-unclosed-posix"),
+    ("colon-class", "main.pcre", ":a:-colon-class"),
+    ("posix-then-dash", "main.pcre", "a-b-posix-then-dash"),
     ("x-flag-extended", "main.pcre", "onetwothree"),
     ("x-flag-literal-spaces-miss", "main.pcre", " one  two # comment"),
     ("horizontal-space", "main.pcre", "sp\tace"),
+    ("x-flag-skips-nel-byte-of-utf8", "main.pcre", "Åx"),
     ("escapes-lower-z", "main.pcre", "1 a"),
     ("dollar-dollar", "main.pcre", "dollar"),
     ("utf8-dot-is-one-byte", "main.pcre", "uä"),
     ("non-ascii-caseless-is-ascii-only", "main.pcre", "é"),
     ("non-ascii-exact", "main.pcre", "É"),
     ("m-flag", "main.pcre", "x\nml\ny"),
+    ("m-flag-caret-not-after-final-newline", "main.pcre", "mlend\n"),
+    ("m-flag-caret-after-inner-newline", "main.pcre", "mlend\n\n"),
     ("comment-and-lookahead", "main.pcre", "lookahead"),
     ("lookbehind", "main.pcre", "behind"),
     ("non-capturing-repeat", "main.pcre", "grpxyx"),

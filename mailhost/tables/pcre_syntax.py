@@ -59,7 +59,7 @@ _UNKNOWN_ESCAPES = set("ijmqyIJMOTY")
 #: check_posix_syntax() of pcre2_compile.c: "[:" ... ":]" with no "]" between
 _POSIX_SYNTAX = re.compile(r"\[([:.=])(?:\\[\]\\]|(?!\[\1)[^\]])*?\1\]", re.DOTALL)
 _QUANTIFIER = re.compile(r"\{(\d+)(,(\d*))?\}")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
+_NAME_LIMIT = 32
 _QUANTIFIER_LIMIT = 65535
 
 
@@ -346,29 +346,41 @@ class _Translator:
             if end < 0:
                 raise PcreError(len(p), "missing ) after (?# comment")
             self.i = end + 1
-        elif re.match(r"P?<[A-Za-z_]|'", rest):
+        elif re.match(r"P<|'|<(?![=!*])", rest):
             self._named_group(new)
         elif rest.startswith("P="):
             m = re.match(r"P=([^)]*)\)", rest)
             if not m or m.group(1) not in self.names:
                 raise Unsupported(p[i : i + 3 + (len(m.group()) if m else 0)])
             self._emit(f"(?P={m.group(1)})", "item", 2 + len(m.group()))
+        elif rest.startswith("P") and rest[1:2] != ">":
+            raise PcreError(i + 3, "unrecognized character after (?P")
         else:
             self._options(new)
 
     def _named_group(self, new: _Frame) -> None:
+        """``(?<name>``, ``(?'name'``, ``(?P<name>`` with PCRE2's name errors."""
         p, i = self.p, self.i
-        m = re.match(r"\(\?(?:P?<(\w*)>|'(\w*)')", p[i:])
-        name = (m.group(1) if m.group(1) is not None else m.group(2)) if m else None
-        if not m or name is None or not _NAME.fullmatch(name):
-            raise Unsupported(p[i : i + 8] + "... (group name)")
+        start = i + (4 if p.startswith("(?P", i) else 3)
+        close = "'" if p[start - 1] == "'" else ">"
+        m = re.compile(r"[A-Za-z0-9_]*").match(p, start)
+        assert m is not None
+        name, end = m.group(), m.end()
+        if not name:
+            raise PcreError(start, "subpattern name expected")
+        if name[0].isdigit():
+            raise PcreError(start, "subpattern name must start with a non-digit")
+        if len(name) > _NAME_LIMIT:
+            raise PcreError(end, "subpattern name is too long (maximum 32 code units)")
+        if not p.startswith(close, end):
+            raise PcreError(end, "syntax error in subpattern name (missing terminator?)")
         if name in self.names:
-            raise PcreError(i + len(m.group()), "two named subpatterns have the same name "
+            raise PcreError(end + 1, "two named subpatterns have the same name "
                             "(PCRE2_DUPNAMES not set)")  # fmt: skip
         self.names.add(name)
         self.groups += 1
         new.capture = self.groups
-        self._push(new, f"(?P<{name}>", len(m.group()))
+        self._push(new, f"(?P<{name}>", end + 1 - i)
 
     def _options(self, new: _Frame) -> None:
         """``(?imsxU-imsxU)`` and ``(?imsxU-imsxU:...)``."""

@@ -44,6 +44,7 @@ SOURCES = {
         "/^(?-i)Strict$/ inline-case-sensitive\n"
         "/^a(?-i)b|^alt-c$/ inline-option-alternation\n"
         "/^(?<user>[a-z]+)=(?P=user)$/ named-$1\n"
+        "/^(?'q1'n)(?P<q_2>m)=\\k<q1>\\k'q_2'\\k{q1}$/ named-forms-$1$2\n"
         "/^(q)(\\1)$/ backref-$2\n"
         "/^pos(a++)b$/ possessive\n"
         "/^atom(?>a+)b$/ atomic\n"
@@ -135,6 +136,13 @@ SOURCES = {
         "/a[=x=]/ x\n"
         "/[a-[:digit:]]/ x\n"
         "/[[:alpha:]-z]/ x\n"
+        "/(?<[a)/ x\n"
+        "/(?'1a'b)/ x\n"
+        "/(?P<1a>b)/ x\n"
+        "/(?<ab-c>d)/ x\n"
+        "/(?P<>d)/ x\n"
+        "/(?<aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa>d)/ x\n"
+        "/(?P[a)/ x\n"
         "/^fine$/ fine\n"
     ),
 }
@@ -169,6 +177,7 @@ CASES: list[tuple[str, str, str]] = [
     ("inline-option-second-branch-case", "main.pcre", "ALT-C"),
     ("named-group", "main.pcre", "cd=cd"),
     ("named-group-caseless-backref", "main.pcre", "cd=CD"),
+    ("named-group-forms", "main.pcre", "nm=nmn"),
     ("backreference", "main.pcre", "qQ"),
     ("possessive", "main.pcre", "posaab"),
     ("possessive-no-backtrack", "main.pcre", "posaa"),

@@ -278,6 +278,8 @@ class _Translator:
                 i = after
                 continue
             if value is None and p.startswith("-", i_next) and not p.startswith("-]", i_next):
+                if i_next + 1 >= len(p):
+                    raise PcreError(len(p), "missing terminating ] for character class")
                 raise PcreError(i_next, "invalid range in character class")
             body.append(item)
             i = i_next
@@ -486,16 +488,34 @@ class _Translator:
         if self.last == "lookaround":
             self._quantified_lookaround(low, most, end)
             return
-        j = end + 1
+        j = self._skip_comments(end + 1)  # PCRE2 reads "a*(?#c)?" as "a*?"
         suffix = ""
         if p.startswith("?", j) or p.startswith("+", j):
             suffix = p[j]
             j += 1
+        else:
+            j = end + 1
         if self.frames[-1].ungreedy and suffix != "+":
             suffix = "" if suffix == "?" else "?"
         self.out.append(text + suffix)
         self.last = "quantifier"
         self.i = j
+
+    def _skip_comments(self, j: int) -> int:
+        """The index after any ``(?#...)`` comments (and, in extended mode,
+        white space and ``#`` comments) at ``j``."""
+        p, extended = self.p, self.frames[-1].extended
+        while j < len(p):
+            if p.startswith("(?#", j) and p.find(")", j) > 0:
+                j = p.find(")", j) + 1
+            elif extended and p[j] in _EXTENDED_SPACE:
+                j += 1
+            elif extended and p[j] == "#":
+                end = p.find("\n", j)
+                j = len(p) if end < 0 else end + 1
+            else:
+                break
+        return j
 
     def _quantified_lookaround(self, low: int, most: int | None, end: int) -> None:
         """PCRE2 obeys a repeated assertion once, an optional one maybe, and

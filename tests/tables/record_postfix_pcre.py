@@ -69,6 +69,11 @@ SOURCES = {
         "/^(ml)$/m multiline-$1\n"
         "/^mlend\\n^$/m multiline-caret-at-end\n"
         "/^(?#comment)look(?=ahead)/ lookahead\n"
+        "/^cmt(a*)(?#x)?(a*)b$/ [$1|$2]\n"
+        "/^xsp(a*) ?(a*)b$/x [$1|$2]\n"
+        "/^xlz(a+) (?#c) ? (a*)b$/x [$1|$2]\n"
+        "/^xls(a+ ?)(a*)b$/x [$1|$2]\n"
+        "/^cls(a+(?#c)?)(a*)b$/ [$1|$2]\n"
         "/(?<=be)hind$/ lookbehind\n"
         "/^grp(?:x|y)+$/ non-capturing\n"
         "/^ctl\\cA?$/ control\n"
@@ -143,6 +148,8 @@ SOURCES = {
         "/(?P<>d)/ x\n"
         "/(?<aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa>d)/ x\n"
         "/(?P[a)/ x\n"
+        "/k?(?#c)?+/ x\n"
+        "/[}\\d-/ x\n"
         "/^fine$/ fine\n"
     ),
 }
@@ -206,6 +213,11 @@ CASES: list[tuple[str, str, str]] = [
     ("m-flag-caret-not-after-final-newline", "main.pcre", "mlend\n"),
     ("m-flag-caret-after-inner-newline", "main.pcre", "mlend\n\n"),
     ("comment-and-lookahead", "main.pcre", "lookahead"),
+    ("comment-then-quantifier", "main.pcre", "cmtaab"),
+    ("x-flag-space-then-quantifier", "main.pcre", "xspaab"),
+    ("x-flag-comment-then-quantifier", "main.pcre", "xlzaab"),
+    ("x-flag-space-then-lazy-suffix", "main.pcre", "xlsaab"),
+    ("comment-then-lazy-suffix", "main.pcre", "clsaab"),
     ("lookbehind", "main.pcre", "behind"),
     ("non-capturing-repeat", "main.pcre", "grpxyx"),
     ("control-escape", "main.pcre", "ctl\x01"),

@@ -15,8 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mailhost.errors import TableTempFail
+from mailhost.tables.base import UnavailableTable
+from mailhost.tables.maps import Maps
 from mailhost.tables.pcre import PcreUnsupportedError, parse_rules
-from mailhost.tables.registry import open_table
+from mailhost.tables.registry import TableRegistry, open_table
 from tests.tables.record_postfix_pcre import CASES, SOURCES
 
 EXPECTED: dict[str, list[Any]] = json.loads(
@@ -119,6 +122,24 @@ def test_refusal_is_postmap_fatal(mailhost_cli: Any, tmp_path: Path) -> None:
         f'postmap: fatal: pcre map {path}, line 1: unsupported PCRE construct "\\K": '
         "Python's re cannot match it exactly as PCRE2 does\n"
     )
+
+
+async def test_refused_table_defers_in_daemons(tmp_path: Path) -> None:
+    # House rule 2: a table that cannot be opened fails every lookup
+    # temporarily in a daemon — never "not found", never a 5xx.
+    path = tmp_path / "refused.pcre"
+    path.write_text("/a\\Kb/ x\n", encoding="utf-8")
+    table = TableRegistry(strict=False).open(f"pcre:{path}")
+    assert isinstance(table, UnavailableTable)
+    with pytest.raises(TableTempFail):
+        await table.lookup("ab")
+
+
+async def test_partial_keys_skip_pcre_tables(tmp_path: Path) -> None:
+    (tmp_path / "p").write_text("/^@example/ pcre-hit\n", encoding="utf-8")
+    maps = Maps("virtual_alias_maps", [open_table(f"pcre:{tmp_path}/p")])
+    assert await maps.lookup("@example.com") == "pcre-hit"
+    assert await maps.lookup("@example.com", partial=True) is None
 
 
 def _refusal(line: str) -> str | None:

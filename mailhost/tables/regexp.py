@@ -13,12 +13,12 @@ Warnings match postmap 3.7.11's texts (spec 2.6).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import ClassVar
 
 from mailhost.config.maincf import logical_lines
 from mailhost.log import logger
 from mailhost.tables.base import Table
+from mailhost.tables.patterns import Rule, first_match, split_pattern
 from mailhost.tables.registry import OpenContext
 from mailhost.tables.source import read_source
 
@@ -87,36 +87,6 @@ def translate(pattern: str, extended: bool = True) -> str:
     return "".join(out)
 
 
-@dataclass
-class Rule:
-    kind: str  # "match", "if" or "endif"
-    regex: re.Pattern[str] | None = None
-    negated: bool = False
-    result: str = ""
-    lineno: int = 0
-    endif: int = -1  # for "if": index of its endif
-
-
-def _split_pattern(text: str) -> tuple[str, str, str] | None:
-    """(pattern, flags, rest) of ``/pattern/flags rest``; None when unterminated."""
-    delim = text[0]
-    i = 1
-    while i < len(text):
-        if text[i] == "\\" and i + 1 < len(text):
-            i += 2
-            continue
-        if text[i] == delim:
-            break
-        i += 1
-    else:
-        return None
-    pattern = text[1:i]
-    rest = text[i + 1 :]
-    m = re.match(r"\S*", rest)
-    flags = m.group() if m else ""
-    return pattern, flags, rest[len(flags) :].strip(" \t")
-
-
 def parse_rules(text: str, filename: str) -> list[Rule]:
     where = f"regexp map {filename}"
     rules: list[Rule] = []
@@ -140,7 +110,7 @@ def parse_rules(text: str, filename: str) -> list[Rule]:
         if not body or body[0].isalnum():
             log.warning("%s, line %d: no regexp delimiter: skipping this rule", where, line.lineno)
             continue
-        parts = _split_pattern(body)
+        parts = split_pattern(body)
         if parts is None:
             log.warning("%s, line %d: no closing regexp delimiter \"%s\": skipping this rule",
                         where, line.lineno, body[0])  # fmt: skip
@@ -227,24 +197,11 @@ class RegexpTable(Table):
         return self.match(key)
 
     def match(self, key: str) -> str | None:
-        rules = self.rules
-        i = 0
-        while i < len(rules):
-            rule = rules[i]
-            if rule.kind == "if":
-                assert rule.regex is not None
-                if (rule.regex.search(key) is None) != rule.negated:
-                    i = rule.endif + 1
-                    continue
-            elif rule.kind == "match":
-                assert rule.regex is not None
-                m = rule.regex.search(key)
-                if rule.negated and m is None:
-                    return rule.result
-                if not rule.negated and m is not None:
-                    return substitute(rule.result, m)
-            i += 1
-        return None
+        found = first_match(self.rules, key)
+        if found is None:
+            return None
+        rule, m = found
+        return rule.result if m is None else substitute(rule.result, m)
 
 
 TABLE_TYPE = RegexpTable

@@ -42,6 +42,7 @@ BACKENDS: dict[str, str] = {
     "inline": "mailhost.tables.inline",
     "static": "mailhost.tables.static",
     "regexp": "mailhost.tables.regexp",
+    "pcre": "mailhost.tables.pcre",
     "cidr": "mailhost.tables.cidr",
     "sqlite": "mailhost.tables.sql.sqlite",
     "mysql": "mailhost.tables.sql.mysql",

@@ -19,7 +19,7 @@ main.cf) is scanned into RFC 822 tokens (:mod:`mailhost.tables.tok822`), so
   epoch) and ``YP_MASTER_NAME`` (``$myhostname``) — upper case, so folded
   lookups never find them.
 
-The index is the ``hash:`` one (:func:`mailhost.tables.hash.write_index`,
+The index is the ``hash:`` one (:func:`mailhost.tables.hashindex.write_index`,
 ``FILE.mhdb``), so ``alias_maps = hash:/etc/aliases`` reads it unchanged.
 """
 
@@ -33,7 +33,7 @@ from mailhost.config.maincf import LogicalLine
 from mailhost.log import logger
 from mailhost.tables import tok822
 from mailhost.tables.base import fold_key
-from mailhost.tables.hash import index_path, write_index
+from mailhost.tables.hashindex import index_path, write_index
 from mailhost.tables.source import read_source
 
 log = logger("tables")

@@ -49,44 +49,31 @@ import asyncio
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import ClassVar
 
 from mailhost.errors import TableOpenError, TableTempFail
-from mailhost.fsutil import commit_file, temp_name
 from mailhost.log import logger
 from mailhost.offload import run_blocking
+from mailhost.tables.aliases import alias_items, parse_aliases
 from mailhost.tables.base import Table
+from mailhost.tables.hashindex import (
+    Identity,
+    file_identity,
+    identity,
+    index_path,
+    write_index,
+)
 from mailhost.tables.registry import OpenContext
 from mailhost.tables.source import parse_source, read_source
 
 log = logger("tables")
 
-INDEX_SUFFIX = ".mhdb"
 #: Postfix warns about a stale index only when the source is this old (seconds).
 STALE_GRACE = 100
 RECHECK_INTERVAL = 1.0
 #: The key postalias stores and postmap (which folds keys) never does.
 ALIAS_MARKER = "YP_MASTER_NAME"
-
-#: A file's identity: (device, inode, size, mtime in ns).
-Identity = tuple[int, int, int, int]
-
-
-def index_path(source: str) -> str:
-    return source + INDEX_SUFFIX
-
-
-def identity(st: os.stat_result) -> Identity:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def file_identity(path: str) -> Identity | None:
-    try:
-        return identity(os.stat(path))
-    except OSError:
-        return None
 
 
 def build_index(source: str, *, fold: bool = True) -> int:
@@ -96,43 +83,6 @@ def build_index(source: str, *, fold: bool = True) -> int:
     entries = parse_source(text, source, fold=fold, duplicate_prefix=index.name)
     write_index(source, ((e.key, e.value) for e in entries.values()))
     return len(entries)
-
-
-def write_index(
-    source: str,
-    items: Iterable[tuple[str, str]],
-    *,
-    mtime_ns: int | None = None,
-    commit_if: Callable[[], bool] | None = None,
-) -> bool:
-    """Replace ``source.mhdb`` atomically with ``items`` (key, value), in
-    order; postalias(1) writes its aliases index through this too.
-    ``mtime_ns`` dates the new index; ``commit_if`` is asked just before the
-    rename, and False abandons the build (returns False)."""
-    index = Path(index_path(source))
-    tmp = temp_name(index)
-    try:
-        conn = sqlite3.connect(tmp)
-        try:
-            conn.execute("PRAGMA journal_mode=OFF")
-            conn.execute("CREATE TABLE entries (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            conn.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            conn.executemany("INSERT INTO entries (key, value) VALUES (?, ?)", items)
-            conn.execute("INSERT INTO meta VALUES ('format', 'mailhost-hash-1')")
-            conn.commit()
-        finally:
-            conn.close()
-        os.chmod(tmp, 0o644)
-        if mtime_ns is not None:
-            os.utime(tmp, ns=(time.time_ns(), mtime_ns))
-        if commit_if is not None and not commit_if():
-            tmp.unlink(missing_ok=True)
-            return False
-        commit_file(tmp, index)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return True
 
 
 def rebuild_index(
@@ -147,9 +97,6 @@ def rebuild_index(
     text = read_source(source)
     items: list[tuple[str, str]]
     if aliases_host is not None:
-        # aliases.py builds on this module's write_index: imported here, not above.
-        from mailhost.tables.aliases import alias_items, parse_aliases  # noqa: PLC0415
-
         aliases = parse_aliases(text, source, fold=fold, duplicate_prefix=index_path(source))
         items, count = alias_items(aliases, aliases_host), len(aliases)
     else:

@@ -24,7 +24,8 @@ from mailhost.config import load_config
 from mailhost.errors import TableOpenError, TableTempFail
 from mailhost.tables.aliases import build_alias_index
 from mailhost.tables.base import UnavailableTable
-from mailhost.tables.hash import build_index, file_identity, rebuild_index
+from mailhost.tables.hash import build_index, rebuild_index
+from mailhost.tables.hashindex import file_identity
 from mailhost.tables.registry import TableRegistry
 
 SOURCE = "a@example.com one\nb@example.com two\n"

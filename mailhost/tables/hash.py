@@ -61,6 +61,7 @@ from mailhost.tables.hashindex import (
     Identity,
     file_identity,
     identity,
+    index_is_stale,
     index_path,
     write_index,
 )
@@ -69,8 +70,6 @@ from mailhost.tables.source import parse_source, read_source
 
 log = logger("tables")
 
-#: Postfix warns about a stale index only when the source is this old (seconds).
-STALE_GRACE = 100
 RECHECK_INTERVAL = 1.0
 #: The key postalias stores and postmap (which folds keys) never does.
 ALIAS_MARKER = "YP_MASTER_NAME"
@@ -177,11 +176,7 @@ class HashTable(Table):
             self._warn_if_stale(st.st_mtime)
 
     def _warn_if_stale(self, index_mtime: float) -> None:
-        try:
-            source_mtime = os.stat(self.name).st_mtime
-        except OSError:
-            return
-        if source_mtime > index_mtime and source_mtime < time.time() - STALE_GRACE:
+        if index_is_stale(self.name, index_mtime):
             log.warning("database %s is older than source file %s", self.index, self.name)
 
     def _maybe_reopen(self) -> None:

@@ -69,3 +69,19 @@ def write_index(
         tmp.unlink(missing_ok=True)
         raise
     return True
+
+
+#: Postfix warns about a stale index only when the source is this old (seconds).
+STALE_GRACE = 100
+
+
+def index_is_stale(source: str, index_mtime: float) -> bool:
+    """Postfix's "database INDEX is older than source file SOURCE" test, for
+    any index built from a source (``hash:``, ``lmdb:``): the source changed
+    after the index was built — in whole seconds, as Postfix compares
+    ``time_t`` values — and more than :data:`STALE_GRACE` seconds ago."""
+    try:
+        source_mtime = os.stat(source).st_mtime
+    except OSError:
+        return False
+    return int(source_mtime) > int(index_mtime) and source_mtime < time.time() - STALE_GRACE

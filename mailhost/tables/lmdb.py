@@ -69,13 +69,12 @@ import lmdb
 from mailhost.errors import TableOpenError, TableTempFail
 from mailhost.log import logger
 from mailhost.tables.base import Table
+from mailhost.tables.hashindex import index_is_stale
 from mailhost.tables.registry import OpenContext
 
 log = logger("tables")
 
 INDEX_SUFFIX = ".lmdb"
-#: Postfix warns about a stale index only when the source is this old (seconds).
-STALE_GRACE = 100
 RECHECK_INTERVAL = 1.0
 #: How long a lookup waits for a writer's exclusive lock before failing temporarily.
 LOCK_TIMEOUT = 10.0
@@ -189,12 +188,7 @@ class LmdbTable(Table):
         self._warn_if_stale(mtime)
 
     def _warn_if_stale(self, index_mtime: float) -> None:
-        try:
-            source_mtime = os.stat(self.name).st_mtime
-        except OSError:
-            return
-        # Whole seconds, as Postfix compares time_t values.
-        if int(source_mtime) > int(index_mtime) and source_mtime < time.time() - STALE_GRACE:
+        if index_is_stale(self.name, index_mtime):
             log.warning("database %s is older than source file %s", self.index, self.name)
 
     def _maybe_reopen(self) -> None:

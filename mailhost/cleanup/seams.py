@@ -59,6 +59,45 @@ class Submission:
     mail_params: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
 
+@dataclass
+class MessageActions:
+    """What access(5) actions at SMTP time and header/body checks in cleanup
+    ask of one message, gathered as the message goes through smtpd and
+    cleanup and applied once, at the queue write (Postfix's cleanup flags and
+    extra envelope records).
+
+    The last ``redirect`` and the last ``filter`` win (as in Postfix); ``hold``
+    beats delivery; ``discard`` beats everything (the client still gets 250).
+    Each field keeps the log text of the action that set it.
+    """
+
+    #: ``HOLD``: the reason (for the ``hold:`` log line); the queue file goes
+    #: to the hold queue.
+    hold: str | None = None
+    #: ``DISCARD``: the reason (for the ``discard:`` log line); nothing is queued.
+    discard: str | None = None
+    #: ``REDIRECT addr``: every recipient replaced by this one.
+    redirect: str | None = None
+    #: ``BCC addr``: extra recipients, in order, without duplicates.
+    bcc: list[str] = field(default_factory=list)
+    #: ``FILTER transport:destination``: the content filter for this message.
+    filter: str | None = None
+    #: ``PREPEND header``: header lines put above the message's own headers
+    #: (after smtpd's ``Received:``), in the order they were asked for.
+    prepend: list[str] = field(default_factory=list)
+
+    def merge(self, other: MessageActions) -> None:
+        """Add the actions of a later stage (``other`` wins where one value fits)."""
+        self.hold = other.hold or self.hold
+        self.discard = other.discard or self.discard
+        self.redirect = other.redirect or self.redirect
+        self.filter = other.filter or self.filter
+        for address in other.bcc:
+            if address not in self.bcc:
+                self.bcc.append(address)
+        self.prepend.extend(other.prepend)
+
+
 class ExpansionFailed(Exception):
     """Cleanup could not finish; ``reply`` is the end-of-DATA answer
     (``451 4.6.0 Alias expansion error`` or ``451 4.3.0 Error: queue file write error``)."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from mailhost.address import external_form
 from mailhost.cleanup.expand import expand_unique
@@ -39,6 +39,7 @@ from mailhost.cleanup.seams import (
     FinalRecipient,
     InlineDelivery,
     InlinePlan,
+    MessageActions,
     QueueSink,
     QueueTransaction,
     RecipientExpansion,
@@ -71,6 +72,9 @@ class Message:
     received: list[bytes]
     arrival_time: float
     mail_params: tuple[tuple[str, str], ...] = ()
+    #: What smtpd's access(5) actions asked (HOLD, DISCARD, REDIRECT, BCC,
+    #: FILTER, PREPEND); cleanup's own header/body checks add to it.
+    actions: MessageActions = field(default_factory=MessageActions)
 
 
 class Cleanup:

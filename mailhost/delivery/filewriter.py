@@ -75,8 +75,9 @@ def append_sync(
     else:
         kernel_locks = locks if mailbox else tuple(lock for lock in locks if lock != "dotlock")
         status = deliver_mbox_sync(
-            message, sender, MboxTarget(Path(path), recipient, original),
+            message, sender, MboxTarget(Path(path), recipient, original, root_symlinks=True),
             locks=kernel_locks, file_size_limit=file_size_limit, strict_ownership=False,
+            dsn="5.2.0",
         )  # fmt: skip
     if mailbox:
         return status

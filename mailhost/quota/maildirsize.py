@@ -21,12 +21,21 @@ import contextlib
 import errno
 import os
 import re
+import stat
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailhost.delivery.maildir import parse_filename
-from mailhost.fsutil import fsync_dir
+from mailhost.delivery.dirfd import (
+    BASE_FLAGS,
+    SymlinkRefused,
+    chown_fd,
+    is_symlink_at,
+    open_dir_at,
+    unlink_at,
+)
+from mailhost.delivery.maildir_names import parse_filename
 from mailhost.log import logger
 
 log = logger("quota")
@@ -155,61 +164,146 @@ def recalc_reason(
     return None
 
 
+# -- the maildir, by descriptor -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MaildirRef:
+    """A maildir opened by the caller (:func:`mailhost.delivery.maildir.open_maildir`
+    or :func:`opened_maildir`): every name below it is used relative to
+    ``fd`` and never followed if it is a symbolic link; ``path`` is for
+    messages only."""
+
+    fd: int
+    path: Path
+
+
+Maildir = Path | MaildirRef
+
+
+@contextlib.contextmanager
+def opened_maildir(maildir: Maildir) -> Iterator[MaildirRef]:
+    """``maildir`` as a :class:`MaildirRef`: a path (from a tool or a test,
+    trusted as given) is opened for the block."""
+    if isinstance(maildir, MaildirRef):
+        yield maildir
+        return
+    fd = os.open(maildir, BASE_FLAGS)
+    try:
+        yield MaildirRef(fd, Path(maildir))
+    finally:
+        os.close(fd)
+
+
+def _open_file(ref: MaildirRef, name: str, flags: int) -> int:
+    """Open ``name`` in the maildir without following a link (created 0600)."""
+    try:
+        return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=ref.fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or (exc.errno != errno.ENOENT and is_symlink_at(ref.fd, name)):
+            raise SymlinkRefused(f"{ref.path}/{name}") from exc
+        raise type(exc)(exc.errno, exc.strerror, f"{ref.path}/{name}") from exc
+
+
 # -- scanning ----------------------------------------------------------------------
 
 
-def folders(maildir: Path) -> list[Path]:
-    """INBOX and every Maildir++ ``.Folder``: Dovecot counts each mailbox of
-    the namespace (Trash included), so we do too (spec 6.2, open question 4)."""
-    found = [maildir]
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-        for entry in os.scandir(maildir):
-            if entry.name.startswith(".") and entry.name not in (".", ".."):
-                with contextlib.suppress(OSError):
-                    if entry.is_dir(follow_symlinks=False):
-                        found.append(Path(entry.path))
-    return found
-
-
-def _dir_mtimes(maildir: Path) -> dict[str, int]:
-    stamps = {}
-    for folder in folders(maildir):
-        for sub in ("new", "cur"):
+@contextlib.contextmanager
+def _folders(ref: MaildirRef) -> Iterator[list[tuple[str, int]]]:
+    """INBOX and every Maildir++ ``.Folder`` (name, descriptor): Dovecot
+    counts each mailbox of the namespace (Trash included), so we do too
+    (spec 6.2, open question 4).  A folder that is a symbolic link is not
+    ours to count and is left out."""
+    found: list[tuple[str, int]] = [("", ref.fd)]
+    try:
+        with os.scandir(ref.fd) as entries:
+            names = [
+                e.name
+                for e in entries
+                if e.name.startswith(".") and e.name not in (".", "..")
+                and e.is_dir(follow_symlinks=False)
+            ]  # fmt: skip
+        for name in sorted(names):
             with contextlib.suppress(OSError):
-                stamps[str(folder / sub)] = os.stat(folder / sub).st_mtime_ns
+                found.append((name, open_dir_at(ref.fd, name, f"{ref.path}/{name}")))
+        yield found
+    finally:
+        for _, fd in found[1:]:
+            os.close(fd)
+
+
+def folders(maildir: Maildir) -> list[Path]:
+    """The folders :func:`scan_usage` counts, by name (for tools)."""
+    with opened_maildir(maildir) as ref, _folders(ref) as found:
+        return [ref.path / name if name else ref.path for name, _ in found]
+
+
+def _stamp(fd: int, sub: str) -> int | None:
+    try:
+        st = os.stat(sub, dir_fd=fd, follow_symlinks=False)
+    except OSError:
+        return None
+    return st.st_mtime_ns if stat.S_ISDIR(st.st_mode) else None
+
+
+def _dir_mtimes(ref: MaildirRef, found: list[tuple[str, int]]) -> dict[str, int]:
+    stamps = {}
+    for name, fd in found:
+        for sub in ("new", "cur"):
+            stamp = _stamp(fd, sub)
+            if stamp is not None:
+                stamps[f"{name}/{sub}"] = stamp
     return stamps
 
 
-def _scan_once(maildir: Path) -> Usage:
+def _scan_once(ref: MaildirRef, found: list[tuple[str, int]]) -> Usage:
     size = count = 0
-    for folder in folders(maildir):
+    for name, folder in found:
         for sub in ("new", "cur"):
             try:
-                entries = list(os.scandir(folder / sub))
+                fd = open_dir_at(folder, sub, f"{ref.path}/{name}/{sub}")
             except (FileNotFoundError, NotADirectoryError):
                 continue
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                known = parse_filename(entry.name).size
-                if known is None:
-                    try:  # no usable ,S=: stat() as Dovecot does
-                        known = entry.stat(follow_symlinks=False).st_size
-                    except FileNotFoundError:
-                        continue  # expunged while we looked
-                size += known
-                count += 1
+            try:
+                with os.scandir(fd) as it:
+                    entries = list(it)
+                for entry in entries:
+                    if entry.name.startswith("."):
+                        continue
+                    known = parse_filename(entry.name).size
+                    if known is None:
+                        try:  # no usable ,S=: stat() as Dovecot does
+                            known = entry.stat(follow_symlinks=False).st_size
+                        except FileNotFoundError:
+                            continue  # expunged while we looked
+                    size += known
+                    count += 1
+            finally:
+                os.close(fd)
     return Usage(size, count)
 
 
-def scan_usage(maildir: Path) -> tuple[Usage, dict[str, int]]:
-    """Sum the mailbox from its files; retried while directories change."""
-    for _ in range(_SCAN_ATTEMPTS):
-        before = _dir_mtimes(maildir)
-        usage = _scan_once(maildir)
-        if _dir_mtimes(maildir) == before:
-            return usage, before
+def _scan(ref: MaildirRef) -> tuple[Usage, dict[str, int]]:
+    with _folders(ref) as found:
+        for _ in range(_SCAN_ATTEMPTS):
+            before = _dir_mtimes(ref, found)
+            usage = _scan_once(ref, found)
+            if _dir_mtimes(ref, found) == before:
+                return usage, before
     return usage, {}
+
+
+def scan_usage(maildir: Maildir) -> tuple[Usage, dict[str, int]]:
+    """Sum the mailbox from its files; retried while directories change.
+    A ``new/`` or ``cur/`` that is a symbolic link raises
+    :class:`~mailhost.delivery.dirfd.SymlinkRefused`."""
+    with opened_maildir(maildir) as ref:
+        return _scan(ref)
+
+
+def _stamps_now(ref: MaildirRef) -> dict[str, int]:
+    with _folders(ref) as found:
+        return _dir_mtimes(ref, found)
 
 
 # -- reading and writing -------------------------------------------------------------
@@ -224,13 +318,8 @@ class QuotaState:
     recalculated: str | None = None
 
 
-def _chown(fd: int, uid: int | None, gid: int | None) -> None:
-    if uid is not None and os.geteuid() == 0:
-        os.fchown(fd, uid, gid if gid is not None else -1)
-
-
 def write_recalculated(
-    maildir: Path,
+    maildir: Maildir,
     limits: QuotaLimits,
     usage: Usage,
     stamps: dict[str, int],
@@ -239,41 +328,55 @@ def write_recalculated(
     gid: int | None = None,
 ) -> bool:
     """Replace ``maildirsize`` via ``maildirsize.lock`` (write, fsync, rename,
-    fsync dir).  Returns False when another writer holds the lock; removes the
-    new file again when the folders changed meanwhile (spec 6.2)."""
-    lock = maildir / LOCK_NAME
+    fsync dir), all relative to the maildir's descriptor.  Returns False
+    when another writer holds the lock; removes the new file again when the
+    folders changed meanwhile (spec 6.2)."""
+    with opened_maildir(maildir) as ref:
+        return _write_recalculated(ref, limits, usage, stamps, uid=uid, gid=gid)
+
+
+def _write_recalculated(
+    ref: MaildirRef,
+    limits: QuotaLimits,
+    usage: Usage,
+    stamps: dict[str, int],
+    *,
+    uid: int | None,
+    gid: int | None,
+) -> bool:
     for _ in range(2):
         try:
-            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            fd = _open_file(ref, LOCK_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
             break
         except FileExistsError:
             with contextlib.suppress(FileNotFoundError):
-                if os.stat(lock).st_mtime < time.time() - STALE_LOCK_AGE:
-                    lock.unlink()
+                st = os.stat(LOCK_NAME, dir_fd=ref.fd, follow_symlinks=False)
+                if st.st_mtime < time.time() - STALE_LOCK_AGE:
+                    unlink_at(ref.fd, LOCK_NAME)
                     continue
             return False
     else:
         return False
     try:
         try:
-            _chown(fd, uid, gid)
+            chown_fd(fd, uid, gid)
             os.write(fd, format_file(limits, usage))
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(lock, maildir / FILENAME)
+        os.rename(LOCK_NAME, FILENAME, src_dir_fd=ref.fd, dst_dir_fd=ref.fd)
     except BaseException:
-        lock.unlink(missing_ok=True)
+        unlink_at(ref.fd, LOCK_NAME)
         raise
-    fsync_dir(maildir)
-    if not stamps or _dir_mtimes(maildir) != stamps:
+    os.fsync(ref.fd)
+    if not stamps or _stamps_now(ref) != stamps:
         # A message arrived or left while we summed: the number may be stale.
-        (maildir / FILENAME).unlink(missing_ok=True)
+        unlink_at(ref.fd, FILENAME)
     return True
 
 
 def read_quota(
-    maildir: Path,
+    maildir: Maildir,
     configured: QuotaLimits | None,
     *,
     forced: bool = True,
@@ -290,12 +393,27 @@ def read_quota(
     (``?`` rule, or ``configured=None``) an existing header wins.
     ``persist=False`` sums the files when needed but writes nothing (a
     look from smtpd or a tool, which must not create files it would own).
+    A ``maildirsize`` that is a symbolic link raises
+    :class:`~mailhost.delivery.dirfd.SymlinkRefused` (Dovecot fails the
+    same file with ELOOP or a permission error: "quota calculation error").
     """
+    with opened_maildir(maildir) as ref:
+        return _read_quota(ref, configured, forced, uid, gid, now, persist)
+
+
+def _read_quota(
+    ref: MaildirRef,
+    configured: QuotaLimits | None,
+    forced: bool,
+    uid: int | None,
+    gid: int | None,
+    now: float | None,
+    persist: bool,
+) -> QuotaState:
     now = time.time() if now is None else now
-    path = maildir / FILENAME
     reason: str | None
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = _open_file(ref, FILENAME, os.O_RDONLY)
     except FileNotFoundError:
         parsed, reason = None, "missing"
     else:
@@ -314,15 +432,15 @@ def read_quota(
         limits = parsed.limits
     else:
         limits = configured or QuotaLimits()
-    usage, stamps = scan_usage(maildir)
-    if persist and maildir.is_dir():
-        write_recalculated(maildir, limits, usage, stamps, uid=uid, gid=gid)
-    log.debug("%s: maildirsize recalculated (%s): %s", maildir, reason, usage)
+    usage, stamps = _scan(ref)
+    if persist:
+        _write_recalculated(ref, limits, usage, stamps, uid=uid, gid=gid)
+    log.debug("%s: maildirsize recalculated (%s): %s", ref.path, reason, usage)
     return QuotaState(limits, usage, reason)
 
 
 def recalculate(
-    maildir: Path,
+    maildir: Maildir,
     configured: QuotaLimits | None,
     *,
     uid: int | None = None,
@@ -331,33 +449,48 @@ def recalculate(
     """Sum the mailbox from its files and rewrite ``maildirsize`` whatever its
     state (``doveadm quota recalc``).  Limits as in :func:`read_quota` with
     the forcing rule.  Raises OSError when the file cannot be replaced."""
-    limits = configured
-    if limits is None:
-        try:
-            parsed = parse_maildirsize((maildir / FILENAME).read_bytes()[:READ_LIMIT])
-        except FileNotFoundError:
-            parsed = None
-        limits = parsed.limits if parsed is not None else QuotaLimits()
-    for _ in range(_SCAN_ATTEMPTS):
-        usage, stamps = scan_usage(maildir)
-        if not write_recalculated(maildir, limits, usage, stamps, uid=uid, gid=gid):
-            raise OSError(errno.EBUSY, "maildirsize is being recalculated by another process")
-        if (maildir / FILENAME).exists():
-            return QuotaState(limits, usage, "requested")
-    return QuotaState(limits, usage, "requested")
+    with opened_maildir(maildir) as ref:
+        limits = configured
+        if limits is None:
+            try:
+                fd = _open_file(ref, FILENAME, os.O_RDONLY)
+            except FileNotFoundError:
+                parsed = None
+            else:
+                try:
+                    parsed = parse_maildirsize(os.read(fd, READ_LIMIT))
+                finally:
+                    os.close(fd)
+            limits = parsed.limits if parsed is not None else QuotaLimits()
+        for _ in range(_SCAN_ATTEMPTS):
+            usage, stamps = _scan(ref)
+            if not _write_recalculated(ref, limits, usage, stamps, uid=uid, gid=gid):
+                raise OSError(errno.EBUSY, "maildirsize is being recalculated by another process")
+            if _exists(ref, FILENAME):
+                return QuotaState(limits, usage, "requested")
+        return QuotaState(limits, usage, "requested")
 
 
-def append_delta(maildir: Path, size: int, count: int) -> bool:
-    """Record a change with one O_APPEND write.  A missing file is left
-    missing: the next reader recalculates and counts the change anyway."""
+def _exists(ref: MaildirRef, name: str) -> bool:
     try:
-        fd = os.open(maildir / FILENAME, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
+        os.stat(name, dir_fd=ref.fd, follow_symlinks=False)
     except FileNotFoundError:
         return False
-    try:
-        line = format_delta(size, count)
-        if os.write(fd, line) != len(line):
-            raise OSError(errno.EIO, "short write to maildirsize")
-    finally:
-        os.close(fd)
     return True
+
+
+def append_delta(maildir: Maildir, size: int, count: int) -> bool:
+    """Record a change with one O_APPEND write.  A missing file is left
+    missing: the next reader recalculates and counts the change anyway."""
+    with opened_maildir(maildir) as ref:
+        try:
+            fd = _open_file(ref, FILENAME, os.O_WRONLY | os.O_APPEND)
+        except FileNotFoundError:
+            return False
+        try:
+            line = format_delta(size, count)
+            if os.write(fd, line) != len(line):
+                raise OSError(errno.EIO, "short write to maildirsize")
+        finally:
+            os.close(fd)
+        return True

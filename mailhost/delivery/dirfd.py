@@ -73,13 +73,27 @@ def is_symlink_at(dir_fd: int, name: str) -> bool:
 def open_dir_at(dir_fd: int, name: str, path: str) -> int:
     """Open the directory ``name`` below ``dir_fd`` without following a
     link (``path`` names it in errors)."""
+    for attempt in range(3):
+        try:
+            return os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+        except OSError as exc:
+            # O_DIRECTORY|O_NOFOLLOW on a link fails ENOTDIR (Linux) or ELOOP.
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise type(exc)(exc.errno, exc.strerror, path) from exc
+            kind = _kind_at(dir_fd, name)
+            if kind == stat.S_IFLNK:
+                raise SymlinkRefused(path) from exc
+            if kind != stat.S_IFDIR or attempt == 2:
+                raise type(exc)(exc.errno, exc.strerror, path) from exc
+            # A directory again: the name was swapped meanwhile; look again.
+    raise AssertionError("unreachable")
+
+
+def _kind_at(dir_fd: int, name: str) -> int | None:
     try:
-        return os.open(name, DIR_FLAGS, dir_fd=dir_fd)
-    except OSError as exc:
-        # O_DIRECTORY|O_NOFOLLOW on a link fails ENOTDIR (Linux) or ELOOP.
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and is_symlink_at(dir_fd, name):
-            raise SymlinkRefused(path) from exc
-        raise type(exc)(exc.errno, exc.strerror, path) from exc
+        return stat.S_IFMT(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return None
 
 
 def make_dir_at(

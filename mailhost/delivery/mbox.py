@@ -14,9 +14,10 @@ the link), and the lock file and the mailbox are created, opened and
 removed relative to the directory's descriptor.  The mailbox itself is
 opened as Postfix's safe_open(3) opens it: an existing file must not be a
 symbolic link (``file is a symbolic link``; local(8) follows one owned by
-root, as Postfix does), a directory (``file is a directory``) or have more
-than one hard link (``file has N hard links``), and must still be the file
-that was looked up (``file status changed unexpectedly``); a new one is
+root in a root-owned directory that others cannot write, as Postfix
+does), a directory (``file is a directory``) or have more than one hard
+link (``file has N hard links``), and must still be the file that was
+looked up (``file status changed unexpectedly``); a new one is
 created O_EXCL (``cannot create file exclusively: ...``).  These texts and
 their DSN (virtual: 4.2.0, deferred; local: 5.2.0, bounced) are recorded
 from Postfix 3.7 in tests/delivery/postfix_symlinks.json.
@@ -203,10 +204,25 @@ class _Refused(Exception):
 _APPEND = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
 
 
+def _trusted_link(target: MboxTarget, dir_fd: int, st: os.stat_result) -> bool:
+    """safe_open(3)'s one exception: a link owned by root in a directory
+    owned by root that group and others cannot write (local(8) only)."""
+    if not target.root_symlinks or st.st_uid != 0:
+        return False
+    parent = os.fstat(dir_fd)
+    return parent.st_uid == 0 and not parent.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
 def _open_existing(target: MboxTarget, dir_fd: int, name: str, st: os.stat_result) -> int:
     """safe_open_exist(): the file looked up as ``st`` (lstat), opened."""
-    follow = stat.S_ISLNK(st.st_mode) and st.st_uid == 0 and target.root_symlinks
+    follow = stat.S_ISLNK(st.st_mode) and _trusted_link(target, dir_fd, st)
     if stat.S_ISLNK(st.st_mode) and not follow:
+        # Postfix opens (following) before it looks: a link it cannot
+        # follow fails the open; a stat() tells the same without opening.
+        try:
+            os.stat(name, dir_fd=dir_fd)
+        except OSError as exc:
+            raise _Refused(f"cannot open file: {strerror(exc)}", exc.errno or errno.EPERM) from exc
         raise _Refused("file is a symbolic link")
     try:
         fd = os.open(name, _APPEND | (0 if follow else os.O_NOFOLLOW), dir_fd=dir_fd)

@@ -31,7 +31,7 @@ from mailhost.delivery.maildir import (
     deliver_maildirs_sync,
 )
 from mailhost.delivery.pathlock import PathLocks
-from mailhost.delivery.status import DeliveryError
+from mailhost.delivery.status import DeliveryError, create_error_dsn, strerror
 from mailhost.log import logger
 from mailhost.offload import run_blocking
 from mailhost.quota.maildirsize import (
@@ -110,7 +110,10 @@ class QuotaGuard:
         limits = self.limits.get(target.maildir)
         ref = MaildirRef(home.fd, home.path)
         with maildir_lock(home.fd):
-            state = read_quota(ref, limits, forced=self.forced, uid=target.uid, gid=target.gid)
+            try:
+                state = read_quota(ref, limits, forced=self.forced, uid=target.uid, gid=target.gid)
+            except OSError as exc:
+                raise _quota_file_error(target, exc) from exc
             decision = decide(state.limits, state.usage, staged.size, self.policy)
             if self.enforce and decision.status is not None:
                 log.info(
@@ -122,11 +125,28 @@ class QuotaGuard:
                 )
                 raise DeliveryError(decision.status.dsn, decision.status.text)
             yield decision
-            append_delta(ref, staged.size, 1)
+            try:
+                append_delta(ref, staged.size, 1)
+            except OSError as exc:
+                # The message is in new/ already: delivered.  The next
+                # reader finds the file stale or unreadable and sums again.
+                _quota_file_error(target, exc)
         after = Usage(state.usage.bytes + staged.size, state.usage.count + 1)
         self.warnings.extend(
             QuotaWarning(target, percent, state.limits, after) for percent in decision.warnings
         )
+
+
+def _quota_file_error(target: MaildirTarget, exc: OSError) -> DeliveryError:
+    """``maildirsize`` (or a folder it sums) cannot be used: logged with the
+    file, and the recipient deferred in Postfix's words for a file it
+    cannot create (a symbolic link: "Too many levels of symbolic links")."""
+    where = exc.filename or target.maildir / "maildirsize"
+    log.warning("recipient %s: quota file %s: %s", target.recipient, where, strerror(exc))
+    return DeliveryError(
+        create_error_dsn(exc),
+        f"maildir delivery failed: create maildir file {where}: {strerror(exc)}",
+    )
 
 
 #: The quota code's name for the per-path locks (mailhost.delivery.pathlock).

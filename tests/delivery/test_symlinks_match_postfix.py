@@ -123,3 +123,54 @@ async def test_local_symlink_case_matches_postfix(open_dir: Path, case: str) -> 
     # alias owner's privileges (default_privs here): so does mailhost.
     written = ["outside/file"] if case == "file_in_symlinked_directory" else []
     assert outside(tmp_path) == written
+
+
+@pytest.mark.parametrize("link", ["maildirsize", "new", "domain"])
+async def test_rcpt_quota_with_a_symlink_matches_dovecot_quota_status(
+    tmp_path: Path, link: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Postfix + Dovecot's quota-status answer DEFER_IF_PERMIT "Internal quota
+    # calculation error" for a maildirsize it cannot open (recorded); mailhost
+    # says the same for any link on the way, and logs the file.
+    from mailhost.config import load_config
+    from mailhost.quota.rcpt import RcptQuotaCheck
+    from mailhost.resolve.resolver import Resolver, ResolverSettings
+    from mailhost.tables.registry import TableRegistry
+    from tests.support.maincf import main_cf
+
+    base, elsewhere = tmp_path / "vmail", tmp_path / "outside"
+    (tmp_path / "main.cf").write_text(
+        main_cf(
+            myhostname="mx.example.com",
+            mydestination="",
+            alias_maps="",
+            virtual_mailbox_domains="example.com",
+            virtual_mailbox_base=base,
+            virtual_mailbox_maps="inline:{full@example.com=example.com/full/}",
+            virtual_mailbox_limit_maps="static:2000",
+            nulldns_line=False,
+        )
+    )
+    maildir = base / "example.com" / "full"
+    for sub in ("tmp", "new", "cur"):
+        (maildir / sub).mkdir(parents=True)
+        (elsewhere / sub).mkdir(parents=True, exist_ok=True)
+    (elsewhere / "maildirsize").write_bytes(b"2000S\n0 0\n")
+    if link == "maildirsize":
+        (maildir / "maildirsize").symlink_to(elsewhere / "maildirsize")
+    elif link == "new":
+        (maildir / "new").rmdir()
+        (maildir / "new").symlink_to(elsewhere / "new")
+    else:
+        (base / "example.com").rename(tmp_path / "real-domain")
+        (base / "example.com").symlink_to(tmp_path / "real-domain")
+    cfg = load_config(tmp_path)
+    registry = TableRegistry.from_config(cfg)
+    resolver = Resolver(ResolverSettings.from_config(cfg, registry))
+    check = RcptQuotaCheck.from_config(cfg, registry, resolver)
+    assert check is not None
+    reply = await check.check("full@example.com")
+    recorded = RECORDED["quota_status"]["replies"]["maildirsize_loop"]
+    assert str(reply) == recorded
+    assert any("quota check failed" in r.getMessage() for r in caplog.records)
+    assert (elsewhere / "maildirsize").read_bytes() == b"2000S\n0 0\n"

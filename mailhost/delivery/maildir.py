@@ -35,6 +35,7 @@ import contextlib
 import errno
 import itertools
 import os
+import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -159,6 +160,9 @@ def open_maildir(target: MaildirTarget) -> OpenMaildir:
             os.close(cur_fd)
         tmp_st = os.fstat(tmp_fd)
         new_st = os.fstat(new_fd)
+        for sub, st in (("tmp", tmp_st), ("new", new_st)):
+            if not writable_by(st, uid, gid):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), f"{path}/{sub}")
     except BaseException:
         for one in opened:
             os.close(one)
@@ -168,6 +172,22 @@ def open_maildir(target: MaildirTarget) -> OpenMaildir:
         OpenDir(os.fspath(path / "new"), new_fd, new_st),
         tmp_st.st_dev,
     )  # fmt: skip
+
+
+def writable_by(st: os.stat_result, uid: int | None, gid: int | None) -> bool:
+    """Whether the recipient could add names to the directory ``st``: the
+    check the kernel makes when virtual(8) writes as the recipient
+    (set_eugid: the uid and only the primary gid).  We write as root, so we
+    make it ourselves; None (not root, or our own ids): the kernel's."""
+    if uid is None:
+        return True
+    if st.st_uid == uid:
+        need = stat.S_IWUSR | stat.S_IXUSR
+    elif gid is not None and st.st_gid == gid:
+        need = stat.S_IWGRP | stat.S_IXGRP
+    else:
+        need = stat.S_IWOTH | stat.S_IXOTH
+    return st.st_mode & need == need
 
 
 def ensure_maildir(maildir: Path, uid: int | None = None, gid: int | None = None) -> None:

@@ -90,3 +90,27 @@ def test_delivery_below_a_base_makes_and_fills_the_maildir(tmp_path: Path) -> No
 @given(st.lists(st.sampled_from(["a", "", ".", "b"]), max_size=6))
 def test_split_relative_keeps_only_real_components(parts: list[str]) -> None:
     assert split_relative("/".join(parts)) == [p for p in parts if p not in ("", ".")]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="ownership needs root")
+def test_directories_the_recipient_cannot_write_defer_as_virtual_does(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # virtual(8) writes as the recipient, so the kernel refuses a tmp/ the
+    # recipient cannot write; as root we make the same check ourselves.
+    box = tmp_path / "m"
+    for sub in ("tmp", "new", "cur"):
+        (box / sub).mkdir(parents=True)
+    target = MaildirTarget(box, "a@b.c", uid=65534, gid=65534, base=tmp_path)
+    (result,) = deliver_maildirs_sync(MSG, "", [target])
+    assert result.status.dsn == "4.2.0"
+    assert result.status.text.startswith(f"maildir delivery failed: create maildir file {box}/tmp/")
+    assert result.status.text.endswith(": Permission denied")
+    messages = [r.getMessage() for r in caplog.records]
+    assert "maildir access problem for UID/GID=65534/65534: Permission denied" in messages
+    assert "perhaps you need to create the maildirs in advance" in messages
+    os.chown(box / "tmp", 65534, 65534)
+    os.chown(box / "new", 0, 65534)
+    (box / "new").chmod(0o770)  # the group may write: so may the recipient
+    (result,) = deliver_maildirs_sync(MSG, "", [target])
+    assert result.status.delivered

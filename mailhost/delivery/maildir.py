@@ -18,7 +18,7 @@ anywhere below the base defers the recipient (4.2.0, ``maildir delivery
 failed: create maildir file PATH: Too many levels of symbolic links``, the
 text Postfix 3.7 logs for a link it cannot follow) with a warning naming the
 link; nothing is created where it points.  Postfix itself follows such a
-link (it writes as the recipient); docs/local.md records both.
+link (it writes as the recipient); docs/storage.md records both.
 
 One message for several maildirs is written once: the staged tmp file is
 hard-linked into every ``new/`` on the same filesystem that belongs to the same

@@ -8,8 +8,7 @@ status line is Postfix's, word for word.  Where Postfix followed it — it
 writes as the recipient, so a link only leads where the recipient could
 write — mailhost, which writes as root, defers instead with the text
 Postfix gives for a link it cannot follow, logs a warning naming the link,
-and creates nothing where the link points (docs/local.md, "Symbolic links
-below the base")."""
+and creates nothing where the link points (docs/storage.md)."""
 
 from __future__ import annotations
 

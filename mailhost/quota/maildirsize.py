@@ -21,22 +21,24 @@ import contextlib
 import errno
 import os
 import re
-import stat
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
-from mailhost.delivery.dirfd import (
-    BASE_FLAGS,
-    SymlinkRefused,
-    chown_fd,
-    is_symlink_at,
-    open_dir_at,
-    unlink_at,
-)
-from mailhost.delivery.maildir_names import parse_filename
+from mailhost.delivery.dirfd import chown_fd, unlink_at
 from mailhost.log import logger
+from mailhost.quota.scan import (
+    Maildir,
+    MaildirRef,
+    Usage,
+    folders,
+    open_file,
+    opened_maildir,
+    scan,
+    scan_usage,
+    stamps_now,
+)
+
+__all__ = ["Maildir", "MaildirRef", "Usage", "folders", "opened_maildir", "scan_usage"]
 
 log = logger("quota")
 
@@ -64,15 +66,6 @@ class QuotaLimits:
     @property
     def unlimited(self) -> bool:
         return not self.bytes and not self.count
-
-
-@dataclass(frozen=True)
-class Usage:
-    bytes: int = 0
-    count: int = 0
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(self.bytes + other.bytes, self.count + other.count)
 
 
 @dataclass(frozen=True)
@@ -164,148 +157,6 @@ def recalc_reason(
     return None
 
 
-# -- the maildir, by descriptor -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MaildirRef:
-    """A maildir opened by the caller (:func:`mailhost.delivery.maildir.open_maildir`
-    or :func:`opened_maildir`): every name below it is used relative to
-    ``fd`` and never followed if it is a symbolic link; ``path`` is for
-    messages only."""
-
-    fd: int
-    path: Path
-
-
-Maildir = Path | MaildirRef
-
-
-@contextlib.contextmanager
-def opened_maildir(maildir: Maildir) -> Iterator[MaildirRef]:
-    """``maildir`` as a :class:`MaildirRef`: a path (from a tool or a test,
-    trusted as given) is opened for the block."""
-    if isinstance(maildir, MaildirRef):
-        yield maildir
-        return
-    fd = os.open(maildir, BASE_FLAGS)
-    try:
-        yield MaildirRef(fd, Path(maildir))
-    finally:
-        os.close(fd)
-
-
-def _open_file(ref: MaildirRef, name: str, flags: int) -> int:
-    """Open ``name`` in the maildir without following a link (created 0600)."""
-    try:
-        return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=ref.fd)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP or (exc.errno != errno.ENOENT and is_symlink_at(ref.fd, name)):
-            raise SymlinkRefused(f"{ref.path}/{name}") from exc
-        raise type(exc)(exc.errno, exc.strerror, f"{ref.path}/{name}") from exc
-
-
-# -- scanning ----------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _folders(ref: MaildirRef) -> Iterator[list[tuple[str, int]]]:
-    """INBOX and every Maildir++ ``.Folder`` (name, descriptor): Dovecot
-    counts each mailbox of the namespace (Trash included), so we do too
-    (spec 6.2, open question 4).  A folder that is a symbolic link is not
-    ours to count and is left out."""
-    found: list[tuple[str, int]] = [("", ref.fd)]
-    try:
-        with os.scandir(ref.fd) as entries:
-            names = [
-                e.name
-                for e in entries
-                if e.name.startswith(".") and e.name not in (".", "..")
-                and e.is_dir(follow_symlinks=False)
-            ]  # fmt: skip
-        for name in sorted(names):
-            with contextlib.suppress(OSError):
-                found.append((name, open_dir_at(ref.fd, name, f"{ref.path}/{name}")))
-        yield found
-    finally:
-        for _, fd in found[1:]:
-            os.close(fd)
-
-
-def folders(maildir: Maildir) -> list[Path]:
-    """The folders :func:`scan_usage` counts, by name (for tools)."""
-    with opened_maildir(maildir) as ref, _folders(ref) as found:
-        return [ref.path / name if name else ref.path for name, _ in found]
-
-
-def _stamp(fd: int, sub: str) -> int | None:
-    try:
-        st = os.stat(sub, dir_fd=fd, follow_symlinks=False)
-    except OSError:
-        return None
-    return st.st_mtime_ns if stat.S_ISDIR(st.st_mode) else None
-
-
-def _dir_mtimes(ref: MaildirRef, found: list[tuple[str, int]]) -> dict[str, int]:
-    stamps = {}
-    for name, fd in found:
-        for sub in ("new", "cur"):
-            stamp = _stamp(fd, sub)
-            if stamp is not None:
-                stamps[f"{name}/{sub}"] = stamp
-    return stamps
-
-
-def _scan_once(ref: MaildirRef, found: list[tuple[str, int]]) -> Usage:
-    size = count = 0
-    for name, folder in found:
-        for sub in ("new", "cur"):
-            try:
-                fd = open_dir_at(folder, sub, f"{ref.path}/{name}/{sub}")
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            try:
-                with os.scandir(fd) as it:
-                    entries = list(it)
-                for entry in entries:
-                    if entry.name.startswith("."):
-                        continue
-                    known = parse_filename(entry.name).size
-                    if known is None:
-                        try:  # no usable ,S=: stat() as Dovecot does
-                            known = entry.stat(follow_symlinks=False).st_size
-                        except FileNotFoundError:
-                            continue  # expunged while we looked
-                    size += known
-                    count += 1
-            finally:
-                os.close(fd)
-    return Usage(size, count)
-
-
-def _scan(ref: MaildirRef) -> tuple[Usage, dict[str, int]]:
-    with _folders(ref) as found:
-        for _ in range(_SCAN_ATTEMPTS):
-            before = _dir_mtimes(ref, found)
-            usage = _scan_once(ref, found)
-            if _dir_mtimes(ref, found) == before:
-                return usage, before
-    return usage, {}
-
-
-def scan_usage(maildir: Maildir) -> tuple[Usage, dict[str, int]]:
-    """Sum the mailbox from its files; retried while directories change.
-    A ``new/`` or ``cur/`` that is a symbolic link raises
-    :class:`~mailhost.delivery.dirfd.SymlinkRefused`."""
-    with opened_maildir(maildir) as ref:
-        return _scan(ref)
-
-
-def _stamps_now(ref: MaildirRef) -> dict[str, int]:
-    with _folders(ref) as found:
-        return _dir_mtimes(ref, found)
-
-
 # -- reading and writing -------------------------------------------------------------
 
 
@@ -346,7 +197,7 @@ def _write_recalculated(
 ) -> bool:
     for _ in range(2):
         try:
-            fd = _open_file(ref, LOCK_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            fd = open_file(ref, LOCK_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
             break
         except FileExistsError:
             with contextlib.suppress(FileNotFoundError):
@@ -369,7 +220,7 @@ def _write_recalculated(
         unlink_at(ref.fd, LOCK_NAME)
         raise
     os.fsync(ref.fd)
-    if not stamps or _stamps_now(ref) != stamps:
+    if not stamps or stamps_now(ref) != stamps:
         # A message arrived or left while we summed: the number may be stale.
         unlink_at(ref.fd, FILENAME)
     return True
@@ -413,7 +264,7 @@ def _read_quota(
     now = time.time() if now is None else now
     reason: str | None
     try:
-        fd = _open_file(ref, FILENAME, os.O_RDONLY)
+        fd = open_file(ref, FILENAME, os.O_RDONLY)
     except FileNotFoundError:
         parsed, reason = None, "missing"
     else:
@@ -432,7 +283,7 @@ def _read_quota(
         limits = parsed.limits
     else:
         limits = configured or QuotaLimits()
-    usage, stamps = _scan(ref)
+    usage, stamps = scan(ref)
     if persist:
         _write_recalculated(ref, limits, usage, stamps, uid=uid, gid=gid)
     log.debug("%s: maildirsize recalculated (%s): %s", ref.path, reason, usage)
@@ -453,7 +304,7 @@ def recalculate(
         limits = configured
         if limits is None:
             try:
-                fd = _open_file(ref, FILENAME, os.O_RDONLY)
+                fd = open_file(ref, FILENAME, os.O_RDONLY)
             except FileNotFoundError:
                 parsed = None
             else:
@@ -463,7 +314,7 @@ def recalculate(
                     os.close(fd)
             limits = parsed.limits if parsed is not None else QuotaLimits()
         for _ in range(_SCAN_ATTEMPTS):
-            usage, stamps = _scan(ref)
+            usage, stamps = scan(ref)
             if not _write_recalculated(ref, limits, usage, stamps, uid=uid, gid=gid):
                 raise OSError(errno.EBUSY, "maildirsize is being recalculated by another process")
             if _exists(ref, FILENAME):
@@ -484,7 +335,7 @@ def append_delta(maildir: Maildir, size: int, count: int) -> bool:
     missing: the next reader recalculates and counts the change anyway."""
     with opened_maildir(maildir) as ref:
         try:
-            fd = _open_file(ref, FILENAME, os.O_WRONLY | os.O_APPEND)
+            fd = open_file(ref, FILENAME, os.O_WRONLY | os.O_APPEND)
         except FileNotFoundError:
             return False
         try:

@@ -31,7 +31,7 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from mailhost.fsutil import OpenDir
@@ -170,15 +170,6 @@ def walk(
         os.close(fd)
         raise
     return fd, made
-
-
-@contextlib.contextmanager
-def opened(fd: int) -> Iterator[int]:
-    """Close ``fd`` when the block ends."""
-    try:
-        yield fd
-    finally:
-        os.close(fd)
 
 
 def unlink_at(dir_fd: int, name: str) -> None:

@@ -348,6 +348,10 @@ class SmtpdProtocol(LineProtocol):
         try:
             keep_going = await method(s, arg)
         except (asyncio.CancelledError, ConnectionError, asyncio.IncompleteReadError):
+            # The session ended during the command (timeout, lost
+            # connection): Postfix counts it as tried, "data=0/1" (recorded).
+            if not self.counted:
+                s.stats.count(name.lower(), False)
             raise
         except TlsSetupError:
             s.stats.count(name.lower(), False)

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from tests.smtpd.dialogues import Reader, smtpd_log_lines
+from tests.smtpd.trickle import CASES, LISTENERS, lost_in_data, slow_client
 from tests.support.postfix_lab import PostfixLab, free_port, services
 
 HERE = Path(__file__).parent
@@ -45,91 +46,19 @@ virtual_transport = discard:
 smtpd_error_sleep_time = 0
 """
 
-#: listener name -> its master.cf ``-o`` arguments.
-LISTENERS = {
-    "deadline": "-o smtpd_timeout=3s -o smtpd_per_request_deadline=yes",
-    "per_read": "-o smtpd_timeout=3s -o smtpd_per_request_deadline=no",
-}
-
 KEPT_MASTER = ("process limit", "process count", "STRESS_README")
 
 
-def trickle(sock: socket.socket, data: bytes, seconds: float) -> tuple[bool, float]:
-    """Send ``data`` one byte a second for at most ``seconds``; (answered or closed by
-    the server, seconds until it closed)."""
-    start = time.monotonic()
-    for byte in data:
-        if time.monotonic() - start > seconds:
-            break
-        try:
-            sock.sendall(bytes([byte]))
-        except OSError:
-            return True, time.monotonic() - start
-        sock.settimeout(1.0)
-        try:
-            if sock.recv(65536, socket.MSG_PEEK) == b"":
-                return True, time.monotonic() - start
-        except TimeoutError:
-            continue
-        except OSError:
-            return True, time.monotonic() - start
-        # a reply arrived (the 421): the server is closing
-        return True, time.monotonic() - start
-    return False, time.monotonic() - start
-
-
-def slow_client(port: int, before: list[bytes], slow: bytes, seconds: float) -> dict[str, object]:
-    """Each of ``before`` waits for its reply, except a line after DATA's
-    354 (message content); then ``slow`` is trickled."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        reader = Reader(sock)
-        replies = [reader.replies(1)]
-        in_data = False
-        for line in before:
-            sock.sendall(line)
-            if not in_data:
-                replies.append(reader.replies(1))
-                in_data = replies[-1][:1] == ["354 End data with <CR><LF>.<CR><LF>"]
-        closed, elapsed = trickle(sock, slow, seconds)
-        tail = reader.replies(5, timeout=2)
-    return {
-        "replies": replies,
-        "answered": closed,
-        "seconds": round(elapsed),
-        "after": tail,
-    }
-
-
 def record_deadlines(lab: PostfixLab, ports: dict[str, int]) -> dict[str, object]:
-    envelope = [
-        b"EHLO client.test\r\n",
-        b"MAIL FROM:<a@client.test>\r\n",
-        b"RCPT TO:<bob@example.com>\r\n",
-        b"DATA\r\n",
-        b"Subject: slow\r\n",
-    ]
-    cases = {
-        "data_trickle_deadline": ("deadline", envelope, b"x" * 30, 12.0),
-        "command_trickle_deadline": ("deadline", [], b"EHLO client.test-and-more\r\n", 12.0),
-        "data_trickle_per_read": ("per_read", envelope, b"x" * 7 + b"\r\n.\r\n", 12.0),
-        "command_trickle_per_read": ("per_read", [], b"NOOP nothing\r\n", 20.0),
-    }
     out: dict[str, object] = {}
-    for name, (listener, before, slow, seconds) in cases.items():
+    for name, (listener, before, slow, seconds) in CASES.items():
         offset = lab.log_size()
         result = slow_client(ports[listener], before, slow, seconds)
         text = lab.wait_log("disconnect from", since=offset, timeout=20)
         result["log"] = smtpd_log_lines(text, "postfix/smtpd")
         out[name] = result
     offset = lab.log_size()
-    with socket.create_connection(("127.0.0.1", ports["deadline"]), timeout=10) as sock:
-        reader = Reader(sock)
-        reader.replies(1)
-        for line in envelope[:4]:
-            sock.sendall(line)
-            reader.replies(1)
-        sock.sendall(b"Subject: lost\r\n\r\nbody\r\npartial")
-        time.sleep(0.5)
+    lost_in_data(ports["deadline"])
     text = lab.wait_log("disconnect from", since=offset, timeout=20)
     out["data_lost_connection"] = {"log": smtpd_log_lines(text, "postfix/smtpd")}
     return out

@@ -23,6 +23,14 @@ same lines.  The listeners (:mod:`mailhost.smtpd.acceptor`) ask
 :meth:`Capacity.may_accept` before each ``accept`` and stop reading their
 socket while it says no; every session that ends resumes them.
 
+Stress (STRESS_README): when a service that gets the warning above fills
+its last slot, master(8) starts its next processes with ``-o stress=yes``
+until 1000 seconds have passed without the limit being reached again; the
+stress-dependent defaults then apply (``smtpd_timeout`` 10s,
+``smtpd_hard_error_limit`` 1, ``smtpd_per_request_deadline`` yes, ...).
+Here a session admitted while its service is under stress
+(:attr:`Slot.stressed`) runs with ``stress = yes``.
+
 The open file limit caps all services together: past
 :func:`mailhost.fdlimit.session_budget` sessions the listeners wait the same
 way, and one warning (at most once per 1000 seconds) names the limit.
@@ -57,10 +65,18 @@ class ServiceLimit:
     local_only: bool = False
     sessions: int = 0
     warned_at: float = -WARN_INTERVAL - 1
+    #: Sessions admitted before this time run with stress = yes.
+    stress_until: float = -1.0
 
     @property
     def full(self) -> bool:
         return self.limit > 0 and self.sessions >= self.limit
+
+    @property
+    def adapts(self) -> bool:
+        """master(8) starts this service "-o stress=yes" under load and warns
+        at its limit: not loopback-only, maxproc above 1."""
+        return not self.local_only and self.limit > 1
 
 
 @dataclass
@@ -69,6 +85,8 @@ class Slot:
 
     capacity: Capacity
     service: ServiceLimit
+    #: Admitted while the service is under stress (run with stress = yes).
+    stressed: bool = False
     released: bool = False
 
     def release(self) -> None:
@@ -117,7 +135,10 @@ class Capacity:
     def acquire(self, service: ServiceLimit) -> Slot:
         service.sessions += 1
         self.total += 1
-        return Slot(self, service)
+        now = self.clock()
+        if service.adapts and service.full:
+            service.stress_until = now + WARN_INTERVAL
+        return Slot(self, service, stressed=now < service.stress_until)
 
     def released(self, slot: Slot) -> None:
         slot.service.sessions -= 1
@@ -126,9 +147,7 @@ class Capacity:
             resume()
 
     def warn_process_limit(self, service: ServiceLimit) -> None:
-        # master(8) warns only for the services it would start with
-        # "-o stress=yes": not loopback-only, maxproc above 1.
-        if service.local_only or service.limit <= 1:
+        if not service.adapts:
             return
         now = self.clock()
         if now - service.warned_at < WARN_INTERVAL:

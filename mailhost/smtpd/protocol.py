@@ -61,6 +61,7 @@ from mailhost.smtpd.peer import client_name, normal_address
 from mailhost.smtpd.sasl import MECHANISMS, authenticate
 from mailhost.smtpd.seams import ConnectionGate
 from mailhost.smtpd.session import Session
+from mailhost.smtpd.settings import SmtpdSettings
 from mailhost.smtpd.stream import LineProtocol, TlsSetupError
 
 log = logger("smtpd")
@@ -92,12 +93,14 @@ class SmtpdProtocol(LineProtocol):
         gate: ConnectionGate | None = None,
         on_close: Callable[[SmtpdProtocol], None] | None = None,
         deadlines: DeadlinePolicy | None = None,
+        settings: SmtpdSettings | None = None,
     ) -> None:
         super().__init__(asyncio.get_running_loop(), handler.settings.timeout, deadlines)
         #: The message content read so far, while DATA is being read.
         self.data_progress: DataResult | None = None
         self.mh = handler
-        self.settings = handler.settings
+        #: The handler's, or the same listener's under stress (server.py).
+        self.settings = settings if settings is not None else handler.settings
         self.service = service
         self.wrapped = wrapped
         self.over_tls = wrapped

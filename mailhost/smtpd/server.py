@@ -56,6 +56,7 @@ from mailhost.smtpd.sasl import PasswordChecker
 from mailhost.smtpd.seams import AddressSearch, RecipientPolicy
 from mailhost.smtpd.sender import SenderPolicy
 from mailhost.smtpd.settings import SmtpdSettings
+from mailhost.smtpd.stress import under_stress
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
 
@@ -199,6 +200,10 @@ class Generation:
     limits: dict[tuple[str, int, bool], ServiceLimit] = field(default_factory=dict)
     #: Each listener's smtpd_timeout policy.
     deadlines: dict[tuple[str, int, bool], DeadlinePolicy] = field(default_factory=dict)
+    #: Each listener's settings and deadlines with stress = yes (Capacity).
+    stressed: dict[tuple[str, int, bool], tuple[SmtpdSettings, DeadlinePolicy]] = field(
+        default_factory=dict
+    )
     sessions: int = 0
     retired: bool = False
 
@@ -238,6 +243,7 @@ class MailServer:
         ] = {}
         limits: dict[tuple[str, int, bool], ServiceLimit] = {}
         deadlines: dict[tuple[str, int, bool], DeadlinePolicy] = {}
+        stressed: dict[tuple[str, int, bool], tuple[SmtpdSettings, DeadlinePolicy]] = {}
         workers = base.get_int("mailhost_worker_processes") if self.role.worker else 1
         for listener, cfg in listeners:
             cfg.validate()
@@ -277,6 +283,8 @@ class MailServer:
                 passwords=passwords,
                 queue_directory=cfg.get("queue_directory"),
             )
+            listener_deadlines = DeadlinePolicy.from_config(cfg)
+            stress = under_stress(cfg, settings, listener_deadlines)
             addresses = bind_addresses(listener, cfg)
             limit = self.capacity.service(
                 listener.service,
@@ -288,8 +296,9 @@ class MailServer:
                 key = (address, listener.port, settings.tls_wrappermode)
                 handlers[key] = (handler, context, ConnectionCounter(settings))
                 limits[key] = limit
-                deadlines[key] = DeadlinePolicy.from_config(cfg)
-        return Generation(registry, handlers, limits, deadlines)
+                deadlines[key] = listener_deadlines
+                stressed[key] = stress
+        return Generation(registry, handlers, limits, deadlines, stressed)
 
     # -- listening -----------------------------------------------------------------
 
@@ -299,6 +308,9 @@ class MailServer:
         generation = self.generation
         assert generation is not None
         handler, context, counter = generation.handlers[key]
+        settings, deadlines = None, generation.deadlines.get(key)
+        if slot.stressed and key in generation.stressed:
+            settings, deadlines = generation.stressed[key]
         generation.sessions += 1
         done = False
 
@@ -322,7 +334,8 @@ class MailServer:
             wrapped=key[2],
             gate=counter,
             on_close=closed,
-            deadlines=generation.deadlines.get(key),
+            deadlines=deadlines,
+            settings=settings,
         )
         self.protocols.add(protocol)
         self.quiet.clear()

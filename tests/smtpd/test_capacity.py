@@ -113,7 +113,7 @@ def test_sessions_admitted_at_the_limit_run_under_stress_for_1000_seconds() -> N
     capacity = Capacity(fd_budget=1000, clock=clock)
     service = capacity.service("smtp", 3, "25", local_only=False)
     a, b = capacity.acquire(service), capacity.acquire(service)
-    assert not a.stressed and not b.stressed
+    assert (a.stressed, b.stressed) == (False, False)
     c = capacity.acquire(service)  # fills the last slot: stress begins
     assert c.stressed
     c.release()

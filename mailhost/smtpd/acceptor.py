@@ -97,7 +97,7 @@ class Acceptor:
         self.retry: asyncio.TimerHandle | None = None
         self.warned_at = -WARN_INTERVAL - 1
         self.tasks: set[asyncio.Task[None]] = set()
-        capacity.on_release.append(self.resume)
+        capacity.on_release.append(self.wake)
 
     def start(self) -> None:
         self.resume()
@@ -113,13 +113,19 @@ class Acceptor:
         self.loop.add_reader(self.sock, self.readable)
         self.reading = True
 
+    def wake(self) -> None:
+        """A session ended: listen again if this service has room now (a
+        listener paused by EMFILE retries too: a descriptor was freed)."""
+        if self.capacity.fits(self.service):
+            self.resume()
+
     def close(self) -> None:
         self.closed = True
         self.pause()
         if self.retry is not None:
             self.retry.cancel()
-        if self.resume in self.capacity.on_release:
-            self.capacity.on_release.remove(self.resume)
+        if self.wake in self.capacity.on_release:
+            self.capacity.on_release.remove(self.wake)
         self.sock.close()
 
     def readable(self) -> None:
@@ -185,8 +191,14 @@ async def hand_over(
     loop = asyncio.get_running_loop()
     try:
         await loop.connect_accepted_socket(factory, sock=sock, ssl=context)
-    except (OSError, ssl.SSLError, EOFError, TimeoutError, ValueError):
-        # The client went away or failed its TLS handshake before the session.
+    except Exception as exc:
+        if not isinstance(exc, (OSError, EOFError, TimeoutError)):
+            # not the client going away or failing its TLS handshake: say
+            # what, in one line (never a traceback)
+            master_log.warning(
+                "service %s: cannot start a session: %s: %s",
+                slot.service.name, type(exc).__name__, exc,
+            )  # fmt: skip
         sock.close()
         for protocol in made:
             forget(protocol)

@@ -121,6 +121,10 @@ class Capacity:
             found.limit, found.endpoint, found.local_only = limit, endpoint, local_only
         return found
 
+    def fits(self, service: ServiceLimit) -> bool:
+        """One more session of ``service`` fits (no warning either way)."""
+        return not service.full and self.total < self.fd_budget
+
     def may_accept(self, service: ServiceLimit) -> bool:
         """True when one more session of ``service`` fits; False logs the
         warning that applies (rate-limited)."""

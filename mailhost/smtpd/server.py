@@ -420,6 +420,10 @@ class MailServer:
             master_log.error("reload failed, keeping the running configuration: %s", exc)
             return
         old, self.generation = self.generation, generation
+        for key, acceptors in self.servers.items():
+            if key in generation.limits:  # the service may have a new name or limit
+                for acceptor in acceptors:
+                    acceptor.service = generation.limits[key]
         names = {}
         for listener, cfg in listeners:
             for address in bind_addresses(listener, cfg):

@@ -97,6 +97,7 @@ PARAMETERS: tuple[Param, ...] = (
     Param("default_destination_concurrency_limit", "20", INT),
     Param("default_destination_recipient_limit", "50", INT),
     Param("default_privs", "nobody", STR),
+    Param("default_process_limit", "100", INT),
     Param("default_transport", "smtp", STR),
     Param("defer_code", "450", INT),
     Param("delay_logging_resolution_limit", "2", INT),
@@ -286,6 +287,15 @@ PARAMETERS: tuple[Param, ...] = (
     Param("smtpd_helo_required", "no", BOOL),
     Param("smtpd_helo_restrictions", "", STR),
     Param("smtpd_milters", "", STR),
+    Param("smtpd_min_data_rate", "500", INT),
+    Param(
+        "smtpd_per_request_deadline",
+        "${smtpd_per_record_deadline?{$smtpd_per_record_deadline}:{${stress?{yes}:{no}}}}",
+        BOOL,
+    ),
+    # Postfix 2.9-3.6's name, still read by smtpd_per_request_deadline's
+    # default; postconf 3.7 knows it with an empty default (not listed by -d).
+    Param("smtpd_per_record_deadline", "", STR),
     Param("smtpd_policy_service_timeout", "100s", TIME),
     Param("smtpd_proxy_filter", "", STR),
     Param("smtpd_recipient_limit", "1000", INT),

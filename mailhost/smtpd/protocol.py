@@ -30,6 +30,8 @@ This module is the conversation:
 * an unexpected exception answers ``451 4.3.0 Error: internal error`` and is
   logged, never shown to the client;
 * smtpd_timeout: ``421 4.4.2 HOST Error: timeout exceeded``, then close;
+  per read, or per request with smtpd_per_request_deadline and
+  smtpd_min_data_rate during DATA (:mod:`mailhost.smtpd.deadline`);
 * maillog lines: connect, improper pipelining, lost connection/timeout/too many
   errors ``after CMD``, SSL_accept errors, and the disconnect statistics.
 
@@ -50,7 +52,8 @@ from mailhost.log import logger
 from mailhost.observe import metrics
 from mailhost.reply import Reply
 from mailhost.smtpd import replies
-from mailhost.smtpd.data import read_data
+from mailhost.smtpd.data import DataResult, read_data
+from mailhost.smtpd.deadline import DeadlinePolicy
 from mailhost.smtpd.handler import SmtpdHandler
 from mailhost.smtpd.maillog import disconnect_line, printable, reject_line
 from mailhost.smtpd.paths import PathError, parse_mail, parse_rcpt
@@ -58,6 +61,7 @@ from mailhost.smtpd.peer import client_name, normal_address
 from mailhost.smtpd.sasl import MECHANISMS, authenticate
 from mailhost.smtpd.seams import ConnectionGate
 from mailhost.smtpd.session import Session
+from mailhost.smtpd.settings import SmtpdSettings
 from mailhost.smtpd.stream import LineProtocol, TlsSetupError
 from mailhost.smtpd_check.state import CheckState, Client, PeerStatus, Where
 
@@ -89,10 +93,15 @@ class SmtpdProtocol(LineProtocol):
         wrapped: bool = False,
         gate: ConnectionGate | None = None,
         on_close: Callable[[SmtpdProtocol], None] | None = None,
+        deadlines: DeadlinePolicy | None = None,
+        settings: SmtpdSettings | None = None,
     ) -> None:
-        super().__init__(asyncio.get_running_loop(), handler.settings.timeout)
+        super().__init__(asyncio.get_running_loop(), handler.settings.timeout, deadlines)
+        #: The message content read so far, while DATA is being read.
+        self.data_progress: DataResult | None = None
         self.mh = handler
-        self.settings = handler.settings
+        #: The handler's, or the same listener's under stress (server.py).
+        self.settings = settings if settings is not None else handler.settings
         self.service = service
         self.wrapped = wrapped
         self.over_tls = wrapped
@@ -172,9 +181,9 @@ class SmtpdProtocol(LineProtocol):
         limit = self.settings.line_length_limit
         kept: list[bytes] = []
         size = 0
+        self.touch()  # a request starts: its deadline (mailhost.smtpd.deadline)
         while True:
             piece, complete = await self.reader.read_piece()
-            self.touch()
             if size < limit:
                 kept.append(piece)
             size += len(piece)
@@ -250,7 +259,14 @@ class SmtpdProtocol(LineProtocol):
 
     async def finish(self, s: Session, admitted: bool) -> None:
         if self.closing_reason is not None:
-            log.info("%s after %s from %s", self.closing_reason, s.last_command, s.client)
+            progress = self.data_progress
+            if progress is not None:
+                # Postfix: "timeout after DATA (15 bytes) from ..." (recorded)
+                log.info(
+                    "%s after DATA (%d bytes) from %s", self.closing_reason, progress.size, s.client
+                )
+            else:
+                log.info("%s after %s from %s", self.closing_reason, s.last_command, s.client)
         txn = s.transaction
         s.transaction = None
         if txn is not None and txn.queue is not None:
@@ -372,6 +388,10 @@ class SmtpdProtocol(LineProtocol):
         try:
             keep_going = await method(s, arg)
         except (asyncio.CancelledError, ConnectionError, asyncio.IncompleteReadError):
+            # The session ended during the command (timeout, lost
+            # connection): Postfix counts it as tried, "data=0/1" (recorded).
+            if not self.counted:
+                s.stats.count(name.lower(), False)
             raise
         except TlsSetupError:
             s.stats.count(name.lower(), False)
@@ -531,7 +551,14 @@ class SmtpdProtocol(LineProtocol):
             await self.reply(refused)
             return
         await self.reply(replies.DATA_GO_AHEAD)
-        data = await read_data(self.reader, self.settings.message_size_limit, on_line=self.touch)
+        self.touch()
+        self.in_data = True
+        self.data_progress = DataResult()
+        data = await read_data(
+            self.reader, self.settings.message_size_limit, result=self.data_progress
+        )
+        self.in_data = False
+        self.data_progress = None
         # From here the transaction belongs to the queue write, which finishes
         # even if the client goes away meanwhile (the session's clean-up must
         # not abort it underneath): like Postfix, a message whose "." was

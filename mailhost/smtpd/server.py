@@ -1,5 +1,5 @@
 """``mailhost serve``: the listeners of master.cf, their TLS, the per-client
-connection limit, and reload/shutdown on signals.
+anvil limits (:mod:`mailhost.smtpd.limits`), and reload/shutdown on signals.
 
 One process plays Postfix's master(8) and its smtpd(8) children: every
 ``inet`` ``smtpd`` line of master.cf becomes one or more listening sockets
@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from mailhost.anvil.client import Anvil
 from mailhost.cleanup.service import Cleanup
 from mailhost.config import Config, load_config
 from mailhost.config.mastercf import Listener, read_master_cf, smtpd_listeners
@@ -37,6 +38,7 @@ from mailhost.errors import ConfigError, MailhostError
 from mailhost.log import daemon_logger, logger
 from mailhost.prefork import Role
 from mailhost.smtpd.handler import SmtpdHandler
+from mailhost.smtpd.limits import ClientLimits, LimitSettings, build_anvil
 from mailhost.smtpd.protocol import SmtpdProtocol
 from mailhost.smtpd.sasl import PasswordChecker
 from mailhost.smtpd.seams import AddressSearch, RecipientPolicy
@@ -80,35 +82,6 @@ class Pipeline(Protocol):
     async def startup(self, cfg: Config) -> None:
         """Run once before the first listener opens (queue recovery, qmgr)."""
         ...
-
-
-class ConnectionCounter:
-    """smtpd_client_connection_count_limit per client address and service
-    (Postfix anvil(8)); clients in smtpd_client_event_limit_exceptions are not
-    limited."""
-
-    def __init__(self, settings: SmtpdSettings) -> None:
-        self.settings = settings
-        self.counts: dict[str, int] = {}
-
-    async def admit(self, address: str) -> int | None:
-        count = self.counts.get(address, 0)
-        limit = self.settings.connection_count_limit
-        if (
-            limit > 0
-            and count >= limit
-            and not await self.settings.event_limit_exceptions.match(address)
-        ):
-            return count
-        self.counts[address] = count + 1
-        return None
-
-    def release(self, address: str) -> None:
-        count = self.counts.get(address, 0) - 1
-        if count > 0:
-            self.counts[address] = count
-        else:
-            self.counts.pop(address, None)
 
 
 def tls_context(settings: SmtpdSettings) -> ssl.SSLContext | None:
@@ -159,9 +132,7 @@ class Generation:
     """One configuration load: its tables and the handler of each listener."""
 
     registry: TableRegistry
-    handlers: dict[
-        tuple[str, int, bool], tuple[SmtpdHandler, ssl.SSLContext | None, ConnectionCounter]
-    ]
+    handlers: dict[tuple[str, int, bool], tuple[SmtpdHandler, ssl.SSLContext | None, ClientLimits]]
     sessions: int = 0
     retired: bool = False
 
@@ -178,6 +149,8 @@ class MailServer:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     #: Set whenever no session is open (SIGTERM waits on it).
     quiet: asyncio.Event = field(default_factory=asyncio.Event)
+    #: anvil(8): this process's table, or the anvil process of the workers.
+    anvil: Anvil | None = None
 
     # -- configuration -------------------------------------------------------------
 
@@ -190,9 +163,10 @@ class MailServer:
         return base, [(item, base.with_overrides(item.overrides)) for item in listeners]
 
     def build(self, base: Config, listeners: list[tuple[Listener, Config]]) -> Generation:
+        anvil = self.anvil = build_anvil(self.role.anvil_fd, base, self.anvil)
         registry = TableRegistry.from_config(base)
         handlers: dict[
-            tuple[str, int, bool], tuple[SmtpdHandler, ssl.SSLContext | None, ConnectionCounter]
+            tuple[str, int, bool], tuple[SmtpdHandler, ssl.SSLContext | None, ClientLimits]
         ] = {}
         for listener, cfg in listeners:
             cfg.validate()
@@ -234,7 +208,10 @@ class MailServer:
             )
             for address in bind_addresses(listener, cfg):
                 key = (address, listener.port, settings.tls_wrappermode)
-                handlers[key] = (handler, context, ConnectionCounter(settings))
+                limits = ClientLimits(
+                    LimitSettings.from_config(cfg), anvil, listener.service, settings.myhostname
+                )
+                handlers[key] = (handler, context, limits)
         return Generation(registry, handlers)
 
     # -- listening -----------------------------------------------------------------
@@ -243,7 +220,7 @@ class MailServer:
         def make() -> SmtpdProtocol:
             generation = self.generation
             assert generation is not None
-            handler, context, counter = generation.handlers[key]
+            handler, context, limits = generation.handlers[key]
             generation.sessions += 1
 
             def closed(protocol: SmtpdProtocol) -> None:
@@ -259,7 +236,7 @@ class MailServer:
                 service=service,
                 tls_context=context,
                 wrapped=key[2],
-                gate=counter,
+                limits=limits,
                 on_close=closed,
             )
             self.protocols.add(protocol)
@@ -354,6 +331,8 @@ class MailServer:
         await asyncio.sleep(0)
         if self.generation is not None:
             await self.generation.registry.close()
+        if self.anvil is not None:
+            await self.anvil.close()
 
     async def serve_forever(self) -> None:
         """Run until SIGTERM/SIGINT; SIGHUP reloads."""

@@ -143,9 +143,11 @@ class RemoteAnvil:
         while self.waiting:
             future = self.waiting.popleft()
             if not future.done():
-                future.set_exception(ConnectionResetError(reason))
+                future.set_result(b"")  # no answer: the request limits nothing
 
     async def _ask(self, request: Request, fields: int) -> tuple[int, ...] | None:
+        if self.broken:
+            return None
         try:
             writer = await self._open()
             if writer is None:
@@ -155,6 +157,8 @@ class RemoteAnvil:
             writer.write(request.encode())
             async with asyncio.timeout(REQUEST_TIMEOUT):
                 line = await asyncio.shield(future)
+            if not line:
+                return None
             return parse_reply(line, fields)
         except TimeoutError:
             self._fail(f"no reply within {REQUEST_TIMEOUT:g}s")

@@ -187,20 +187,23 @@ class ClientEvents:
         log.warning("Refusing STARTTLS request from %s for service %s", self.client, limits.service)
         return replies.too_many_tls_sessions_refused(self.client)
 
-    async def wrapped_tls(self) -> bool:
-        """A TLS-wrapped connection (smtpd_tls_wrappermode), before anything
-        else: False when it is refused (closed without a reply).  Postfix
-        looks before its handshake; asyncio has done it by now."""
+    async def tls_wrapper(self, reused: bool) -> tuple[bool, Reply | None]:
+        """A TLS-wrapped connection (smtpd_tls_wrappermode), before it is
+        counted: (admitted, the reply to send before closing).  Postfix
+        refuses a client over the limit before its handshake (closed without
+        a reply); asyncio has done the handshake by now.  Then the new
+        session is counted as after STARTTLS."""
         limits = self.limits
         if limits is None or self.ident is None or limits.settings.new_tls_session_rate <= 0:
-            return True
+            return True, None
         rate = await limits.anvil.event("newtls_report", self.ident)
-        if rate is None or rate <= limits.settings.new_tls_session_rate:
-            return True
-        log.warning(
-            "Refusing TLS service request from %s for service %s", self.client, limits.service
-        )
-        return False
+        if rate is not None and rate > limits.settings.new_tls_session_rate:
+            log.warning(
+                "Refusing TLS service request from %s for service %s", self.client, limits.service
+            )
+            return False, None
+        refused = await self.tls_established(reused)
+        return refused is None, refused
 
     async def tls_established(self, reused: bool) -> Reply | None:
         """After a handshake: a new (not resumed) session is counted; over

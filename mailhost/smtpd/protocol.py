@@ -205,8 +205,12 @@ class SmtpdProtocol(LineProtocol):
         try:
             if self.limits is not None:
                 self.events = await self.limits.session(s.client, address)
-                if self.wrapped and not await self.wrapped_tls_admitted():
-                    return
+                if self.wrapped:
+                    admitted, refusal = await self.events.tls_wrapper(self.tls_resumed())
+                    if refusal is not None:
+                        await self.push(refusal)
+                    if not admitted:
+                        return
                 refused = await self.events.connect()
                 if refused is not None:
                     await self.push(refused)
@@ -590,17 +594,6 @@ class SmtpdProtocol(LineProtocol):
     def tls_resumed(self) -> bool:
         ssl_object = self.transport.get_extra_info("ssl_object") if self.transport else None
         return bool(getattr(ssl_object, "session_reused", False))
-
-    async def wrapped_tls_admitted(self) -> bool:
-        """smtpd_tls_wrappermode: the new TLS session limits, before the
-        connection is counted (False: the session ends)."""
-        if not await self.events.wrapped_tls():
-            return False
-        refused = await self.events.tls_established(self.tls_resumed())
-        if refused is not None:
-            await self.push(refused)
-            return False
-        return True
 
     # -- shutdown --------------------------------------------------------------------
 

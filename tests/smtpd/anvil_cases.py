@@ -9,7 +9,11 @@ the service is the master.cf name (here ``127.0.0.1:PORT``, logged as
 replies to read)`` run in order; a connection opens on its first action and
 stays open until the scenario ends, so one can be held while another one
 connects.  The bytes ``TLS`` make the connection do its TLS handshake (after
-a ``220`` to STARTTLS), then go on over TLS.
+a ``220`` to STARTTLS), then go on over TLS; ``WRAPPED`` (a connection's
+first action, on a ``smtpd_tls_wrappermode`` listener) does the handshake
+and reads the first reply, ``closed`` when either fails (Postfix refuses a
+wrapped client over the new TLS session limit before the handshake,
+mailhost right after it: the client sees no reply either way).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from tests.smtpd.dialogues import EHLO, MAIL, RCPT_BOB, Reader, normalize
 Action = tuple[int, bytes, int]
 
 TLS = b"TLS"
+WRAPPED = b"WRAPPED"
 QUIT = b"QUIT\r\n"
 RSET = b"RSET\r\n"
 NOOP = b"NOOP\r\n"
@@ -105,6 +110,16 @@ SCENARIOS: dict[str, tuple[str, list[Action]]] = {
             (2, b"STARTTLS\r\n", 1),
             (2, NOOP, 1),
             (2, QUIT, 1),
+        ],
+    ),
+    "new_tls_session_rate_limit_wrappermode": (
+        "-o smtpd_tls_wrappermode=yes -o smtpd_client_new_tls_session_rate_limit=1",
+        [
+            (0, WRAPPED, 1),
+            (0, EHLO, 1),
+            (0, QUIT, 1),
+            (1, WRAPPED, 1),
+            (2, WRAPPED, 1),
         ],
     ),
     "event_limit_exceptions_listed": (
@@ -200,6 +215,9 @@ def run_scenario(port: int, actions: list[Action]) -> list[list[str]]:
             if index not in socks:
                 socks[index] = socket.create_connection(("127.0.0.1", port), timeout=10)
                 readers[index] = Reader(socks[index])
+            if data == WRAPPED:
+                out.append(wrapped_greeting(socks, readers, index, count))
+                continue
             if data == TLS:
                 try:
                     wrapped = client_context().wrap_socket(socks[index])
@@ -221,6 +239,19 @@ def run_scenario(port: int, actions: list[Action]) -> list[list[str]]:
         for sock in socks.values():
             sock.close()
     return out
+
+
+def wrapped_greeting(
+    socks: dict[int, socket.socket], readers: dict[int, Reader], index: int, count: int
+) -> list[str]:
+    """The handshake of a wrapper-mode connection and its first replies."""
+    try:
+        socks[index] = client_context().wrap_socket(socks[index])
+    except (OSError, ssl.SSLError):
+        return ["closed"]
+    readers[index] = Reader(socks[index])
+    got = [normalize(r) for r in readers[index].replies(count)]
+    return got or ["closed"]
 
 
 def limit_log_lines(text: str, tag: str) -> list[str]:

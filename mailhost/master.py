@@ -60,9 +60,11 @@ from mailhost.queue.store import QueueStore
 from mailhost.quota.rcpt import RcptQuotaCheck
 from mailhost.resolve.resolver import Resolver, ResolverSettings
 from mailhost.resolve.rewrite import RewriteSettings
-from mailhost.smtpd.recipients import ResolverPolicy, address_search
+from mailhost.smtpd.recipients import ResolverPolicy
 from mailhost.smtpd.seams import RecipientPolicy
 from mailhost.smtpd.server import ListenerStages
+from mailhost.smtpd_check.build import smtpd_checks
+from mailhost.smtpd_check.stages import SmtpdChecks
 from mailhost.tables.registry import TableRegistry
 
 log = logger("smtpd")
@@ -124,6 +126,7 @@ class Master:
         """The stages behind one smtpd listener (its Config has the master.cf
         line's ``-o`` overrides); the resolver's settings are read once."""
         settings = ResolverSettings.from_config(cfg, registry)
+        checks: SmtpdChecks | None = None
         if self.stages.recipients is not None:
             policy = self.stages.recipients(cfg, registry)
             recipients: RecipientPolicy = policy
@@ -134,6 +137,7 @@ class Master:
                 resolver, RcptQuotaCheck.from_config(cfg, registry, resolver)
             )
             expansion = ResolverExpansion(resolver)
+            checks = smtpd_checks(cfg, registry, resolver)
         queue = (
             self.stages.queue(cfg)
             if self.stages.queue is not None
@@ -151,7 +155,7 @@ class Master:
             else None,
             trigger=self.qmgr.wake,
         )
-        return ListenerStages(recipients, cleanup, address_search(settings.search))
+        return ListenerStages(recipients, cleanup, checks)
 
     # -- start and stop -------------------------------------------------------------
 

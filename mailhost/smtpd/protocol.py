@@ -62,6 +62,7 @@ from mailhost.smtpd.peer import client_name, normal_address
 from mailhost.smtpd.sasl import MECHANISMS, authenticate
 from mailhost.smtpd.session import Session
 from mailhost.smtpd.stream import LineProtocol, TlsSetupError
+from mailhost.smtpd_check.state import CheckState, Client, PeerStatus, Where
 
 log = logger("smtpd")
 
@@ -200,6 +201,8 @@ class SmtpdProtocol(LineProtocol):
         name = await client_name(address)
         s = Session(name, address, port, log_port=self.settings.client_port_logging)
         s.tls = self.wrapped
+        if self.mh.checks is not None:
+            s.checks = self.check_state(s)
         self.state = s
         log.info("connect from %s", s.client)
         try:
@@ -234,6 +237,24 @@ class SmtpdProtocol(LineProtocol):
             # (aborting an open queue file, the disconnect line) must still run.
             await asyncio.shield(self.finish(s))
 
+    def check_state(self, s: Session) -> CheckState:
+        """What the restriction stages know of the client at connect."""
+        known = s.client_name != "unknown"
+        sockname = self.transport.get_extra_info("sockname") if self.transport else None
+        return CheckState(
+            Client(
+                name=s.client_name,
+                address=s.client_address,
+                reverse_name=s.client_name,
+                port=s.client_port,
+                name_status=PeerStatus.OK if known else PeerStatus.PERM,
+                reverse_name_status=PeerStatus.OK if known else PeerStatus.PERM,
+                namaddr=s.client,
+            ),
+            server_address=normal_address(str(sockname[0])) if sockname else "",
+            tls=s.tls,
+        )
+
     async def finish(self, s: Session) -> None:
         if self.closing_reason is not None:
             log.info("%s after %s from %s", self.closing_reason, s.last_command, s.client)
@@ -257,7 +278,14 @@ class SmtpdProtocol(LineProtocol):
         # loop reads it within one iteration), so look before sending.
         await asyncio.sleep(0)
         self.check_pipelining(s, "CONNECT")
-        await self.push(replies.greeting(self.settings.banner))
+        denied = await self.mh.connect(s)
+        if denied is not None:
+            # smtpd_client_restrictions with smtpd_delay_reject = no: the
+            # reject replaces the greeting and answers every later command.
+            s.access_denied = denied
+            await self.reply(denied)
+        else:
+            await self.push(replies.greeting(self.settings.banner))
         while self.transport is not None and not self.transport.is_closing():
             if s.errors >= self.settings.hard_error_limit:
                 self.closing_reason = "too many errors"
@@ -299,6 +327,8 @@ class SmtpdProtocol(LineProtocol):
         if self.reader.buffer:
             pending = self.reader.pending()  # a peek: the input stays for the next read
             self.pipelining_logged = True
+            if s.checks is not None:
+                s.checks.improper_pipelining = True
             log.info(
                 "improper command pipelining after %s from %s: %s",
                 after,
@@ -331,6 +361,13 @@ class SmtpdProtocol(LineProtocol):
         if method is None:
             s.stats.count("unknown", False)
             await self.reply(replies.UNKNOWN_COMMAND)
+            return True
+        if s.access_denied is not None and verb != "QUIT":
+            s.stats.count(name.lower(), False)
+            if s.access_denied.code == 421:
+                await self.reply(s.access_denied)
+            else:
+                await self.reply(Reply(503, "5.7.0", f"Error: access denied for {s.client}"))
             return True
         if self.settings.requires_tls and not s.tls and verb not in PRE_TLS:
             s.stats.count(name.lower(), False)
@@ -374,6 +411,10 @@ class SmtpdProtocol(LineProtocol):
         if not arg:
             await self.reply(replies.HELO_SYNTAX)
             return
+        refused = await self.mh.helo(s, arg.split(maxsplit=1)[0], Where.HELO)
+        if refused is not None:
+            await self.reply(refused)
+            return
         await self.reset_transaction(s)
         s.helo, s.esmtp = arg.split(maxsplit=1)[0], False
         await self.reply(Reply(250, "", self.settings.myhostname))
@@ -381,6 +422,10 @@ class SmtpdProtocol(LineProtocol):
     async def cmd_ehlo(self, s: Session, arg: str) -> None:
         if not arg:
             await self.reply(replies.EHLO_SYNTAX)
+            return
+        refused = await self.mh.helo(s, arg.split(maxsplit=1)[0], Where.EHLO)
+        if refused is not None:
+            await self.reply(refused)
             return
         await self.reset_transaction(s)
         s.helo, s.esmtp = arg.split(maxsplit=1)[0], True
@@ -431,6 +476,8 @@ class SmtpdProtocol(LineProtocol):
 
     async def reset_transaction(self, s: Session) -> None:
         s.declared_size = 0
+        if s.checks is not None:
+            s.checks.reset_transaction()
         txn, s.transaction = s.transaction, None
         if txn is not None and txn.queue is not None:
             await txn.queue.abort()
@@ -502,6 +549,10 @@ class SmtpdProtocol(LineProtocol):
             return
         if arg:
             await self.reply(replies.DATA_SYNTAX)
+            return
+        refused = await self.mh.data(s)
+        if refused is not None:
+            await self.reply(refused)
             return
         await self.reply(replies.DATA_GO_AHEAD)
         data = await read_data(self.reader, self.settings.message_size_limit, on_line=self.touch)

@@ -10,17 +10,10 @@ message belongs to cleanup (:mod:`mailhost.cleanup`, whose own seams are in
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from mailhost.cleanup.seams import ClientInfo
 from mailhost.reply import Reply
-from mailhost.tables.maps import Maps
-
-#: Looks an address up in a ``*_maps`` parameter with Postfix's key sequence
-#: (spec 3.3: full address, without extension, local part for local domains,
-#: ``@domain``); the value or None; raises TableTempFail.
-AddressSearch = Callable[[Maps, str], Awaitable[str | None]]
 
 
 class RecipientPolicy(Protocol):

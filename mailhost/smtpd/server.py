@@ -41,9 +41,9 @@ from mailhost.smtpd.handler import SmtpdHandler
 from mailhost.smtpd.limits import ClientLimits, LimitSettings, build_anvil
 from mailhost.smtpd.protocol import SmtpdProtocol
 from mailhost.smtpd.sasl import PasswordChecker
-from mailhost.smtpd.seams import AddressSearch, RecipientPolicy
-from mailhost.smtpd.sender import SenderPolicy
+from mailhost.smtpd.seams import RecipientPolicy
 from mailhost.smtpd.settings import SmtpdSettings
+from mailhost.smtpd_check.stages import SmtpdChecks
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
 
@@ -67,8 +67,8 @@ class ListenerStages:
     recipients: RecipientPolicy
     #: cleanup(8): the queue file and what is stored at end of DATA.
     cleanup: Cleanup
-    #: the key sequence for smtpd_sender_login_maps (the resolver's, spec 3.3).
-    address_search: AddressSearch
+    #: the restriction stages (None: no restrictions, a test's own policy).
+    checks: SmtpdChecks | None = None
 
 
 class Pipeline(Protocol):
@@ -196,13 +196,7 @@ class MailServer:
                 settings=settings,
                 recipients=stages.recipients,
                 cleanup=stages.cleanup,
-                sender_policy=SenderPolicy.build(
-                    settings.sender_restrictions,
-                    settings.sender_login_maps,
-                    registry,
-                    stages.address_search,
-                    settings.mynetworks,
-                ),
+                checks=stages.checks,
                 passwords=passwords,
                 queue_directory=cfg.get("queue_directory"),
             )

@@ -11,7 +11,9 @@ import time
 from dataclasses import dataclass, field
 
 from mailhost.cleanup.seams import ClientInfo, QueueTransaction
+from mailhost.reply import Reply
 from mailhost.smtpd.maillog import CommandStats, client_name
+from mailhost.smtpd_check.state import CheckState
 
 
 @dataclass
@@ -59,6 +61,12 @@ class Session:
     #: The last command word seen, for "lost connection after CMD".
     last_command: str = "CONNECT"
     started: float = field(default_factory=time.time)
+    #: What the restriction stages know of this session (None: no checks,
+    #: as in ``sendmail -bs``).
+    checks: CheckState | None = None
+    #: smtpd_client_restrictions rejected the client at connect
+    #: (smtpd_delay_reject = no): every later command but QUIT is refused.
+    access_denied: Reply | None = None
 
     @property
     def client(self) -> str:

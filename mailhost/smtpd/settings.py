@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailhost.config import Config
-from mailhost.config.lists import split_list
 from mailhost.log import logger
 from mailhost.resolve.networks import NetworkList
 
@@ -60,8 +59,6 @@ class SmtpdSettings:
     sasl_auth_enable: bool
     sasl_password_maps: str
     broken_sasl_auth_clients: bool
-    sender_login_maps: str
-    sender_restrictions: tuple[str, ...]
     recipient_delimiter: str
 
     @classmethod
@@ -117,8 +114,6 @@ class SmtpdSettings:
             sasl_auth_enable=cfg.get_bool("smtpd_sasl_auth_enable"),
             sasl_password_maps=cfg.get("mailhost_sasl_password_maps"),
             broken_sasl_auth_clients=cfg.get_bool("broken_sasl_auth_clients"),
-            sender_login_maps=cfg.get("smtpd_sender_login_maps"),
-            sender_restrictions=tuple(split_list(cfg.get("smtpd_sender_restrictions"))),
             recipient_delimiter=cfg.get("recipient_delimiter"),
         )
 

@@ -32,10 +32,12 @@ from dataclasses import dataclass
 from mailhost.anvil.client import Anvil, LocalAnvil, RemoteAnvil
 from mailhost.anvil.table import anvil_ident
 from mailhost.config import Config
+from mailhost.errors import TableTempFail
 from mailhost.log import logger
 from mailhost.reply import Reply
 from mailhost.resolve.networks import NetworkList
 from mailhost.smtpd import replies
+from mailhost.tables.registry import TableRegistry
 
 log = logger("smtpd")
 
@@ -51,7 +53,7 @@ class LimitSettings:
     exceptions: NetworkList
 
     @classmethod
-    def from_config(cls, cfg: Config) -> LimitSettings:
+    def from_config(cls, cfg: Config, registry: TableRegistry | None = None) -> LimitSettings:
         return cls(
             connection_count=cfg.get_int("smtpd_client_connection_count_limit"),
             connection_rate=cfg.get_int("smtpd_client_connection_rate_limit"),
@@ -62,6 +64,7 @@ class LimitSettings:
             exceptions=NetworkList.parse(
                 "smtpd_client_event_limit_exceptions",
                 cfg.get("smtpd_client_event_limit_exceptions"),
+                registry,
             ),
         )
 
@@ -92,7 +95,15 @@ class ClientLimits:
 
     async def session(self, client: str, address: str) -> ClientEvents:
         """The events of one new session (nothing counted yet)."""
-        if not self.settings.any or await self.settings.exceptions.match(address):
+        if not self.settings.any:
+            return NO_EVENTS
+        try:
+            excepted = await self.settings.exceptions.match(address)
+        except TableTempFail as exc:
+            # Postfix's namadr_list: a lookup error is no match (the client is counted).
+            log.warning("smtpd_client_event_limit_exceptions: %s", exc)
+            excepted = False
+        if excepted:
             return NO_EVENTS
         return ClientEvents(self, client, address, anvil_ident(self.service, address))
 

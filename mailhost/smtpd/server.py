@@ -203,7 +203,10 @@ class MailServer:
             for address in bind_addresses(listener, cfg):
                 key = (address, listener.port, settings.tls_wrappermode)
                 limits = ClientLimits(
-                    LimitSettings.from_config(cfg), anvil, listener.service, settings.myhostname
+                    LimitSettings.from_config(cfg, registry),
+                    anvil,
+                    listener.service,
+                    settings.myhostname,
                 )
                 handlers[key] = (handler, context, limits)
         return Generation(registry, handlers)

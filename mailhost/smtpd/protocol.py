@@ -26,7 +26,10 @@ This module is the conversation:
   invalid UTF-8 gets ``500 5.5.2 Error: bad UTF-8 syntax``;
 * DATA ends only on ``<CRLF>.<CRLF>`` (:mod:`mailhost.smtpd.data`);
 * errors count toward smtpd_soft_error_limit (a delay before each reply) and
-  smtpd_hard_error_limit (``421 4.7.0 HOST Error: too many errors``);
+  smtpd_hard_error_limit (``421 4.7.0 HOST Error: too many errors``), and so
+  does each HELO, EHLO, RSET, NOOP or VRFY past smtpd_junk_command_limit;
+* the anvil(8) limits (:mod:`mailhost.smtpd.limits`) are asked at connect,
+  MAIL, RCPT, VRFY, STARTTLS and AUTH;
 * an unexpected exception answers ``451 4.3.0 Error: internal error`` and is
   logged, never shown to the client;
 * smtpd_timeout: ``421 4.4.2 HOST Error: timeout exceeded``, then close;
@@ -55,11 +58,11 @@ from mailhost.smtpd import replies
 from mailhost.smtpd.data import DataResult, read_data
 from mailhost.smtpd.deadline import DeadlinePolicy
 from mailhost.smtpd.handler import SmtpdHandler
+from mailhost.smtpd.limits import NO_EVENTS, ClientLimits
 from mailhost.smtpd.maillog import disconnect_line, printable, reject_line
 from mailhost.smtpd.paths import PathError, parse_mail, parse_rcpt
 from mailhost.smtpd.peer import client_name, normal_address
 from mailhost.smtpd.sasl import MECHANISMS, authenticate
-from mailhost.smtpd.seams import ConnectionGate
 from mailhost.smtpd.session import Session
 from mailhost.smtpd.settings import SmtpdSettings
 from mailhost.smtpd.stream import LineProtocol, TlsSetupError
@@ -76,6 +79,8 @@ KNOWN = frozenset(
 #: RFC 2920 §3.1: commands that end a pipelined group; input already waiting
 #: after one of them is logged once per session, as Postfix does.
 GROUP_END = frozenset({"EHLO", "HELO", "DATA", "VRFY", "QUIT", "NOOP", "STARTTLS", "AUTH"})
+#: smtpd.c's SMTPD_CMD_FLAG_LIMIT commands (ETRN is not implemented).
+JUNK = frozenset({"HELO", "EHLO", "RSET", "NOOP", "VRFY"})
 #: Replies are drained (the session waits for the client to read them) only
 #: past this many unsent bytes; below it drain() would return at once.
 WRITE_BUFFER_DRAIN = 16384
@@ -91,7 +96,7 @@ class SmtpdProtocol(LineProtocol):
         service: str,
         tls_context: ssl.SSLContext | None = None,
         wrapped: bool = False,
-        gate: ConnectionGate | None = None,
+        limits: ClientLimits | None = None,
         on_close: Callable[[SmtpdProtocol], None] | None = None,
         deadlines: DeadlinePolicy | None = None,
         settings: SmtpdSettings | None = None,
@@ -105,7 +110,8 @@ class SmtpdProtocol(LineProtocol):
         self.service = service
         self.wrapped = wrapped
         self.over_tls = wrapped
-        self.gate = gate
+        self.limits = limits
+        self.events = NO_EVENTS
         self.on_close = on_close
         self.state: Session | None = None
         self.closing_reason: str | None = None
@@ -208,18 +214,19 @@ class SmtpdProtocol(LineProtocol):
             s.checks = self.check_state(s)
         self.state = s
         log.info("connect from %s", s.client)
-        admitted = False
         try:
-            if self.gate is not None:
-                count = await self.gate.admit(address)
-                if count is not None:
-                    log.warning(
-                        "Connection concurrency limit exceeded: %d from %s for service %s",
-                        count + 1, s.client, self.service,
-                    )  # fmt: skip
-                    await self.push(replies.too_many_connections(self.settings.myhostname, address))
+            if self.limits is not None:
+                self.events = await self.limits.session(s.client, address)
+                if self.wrapped:
+                    admitted, refusal = await self.events.tls_wrapper(self.tls_resumed())
+                    if refusal is not None:
+                        await self.push(refusal)
+                    if not admitted:
+                        return
+                refused = await self.events.connect()
+                if refused is not None:
+                    await self.push(refused)
                     return
-                admitted = True
             await self.converse(s)
         except asyncio.CancelledError:
             if self.closing_reason is None:
@@ -237,7 +244,7 @@ class SmtpdProtocol(LineProtocol):
         finally:
             # The client closing cancels this task (end_session); the clean-up
             # (aborting an open queue file, the disconnect line) must still run.
-            await asyncio.shield(self.finish(s, admitted))
+            await asyncio.shield(self.finish(s))
 
     def check_state(self, s: Session) -> CheckState:
         """What the restriction stages know of the client at connect."""
@@ -257,7 +264,7 @@ class SmtpdProtocol(LineProtocol):
             tls=s.tls,
         )
 
-    async def finish(self, s: Session, admitted: bool) -> None:
+    async def finish(self, s: Session) -> None:
         if self.closing_reason is not None:
             progress = self.data_progress
             if progress is not None:
@@ -274,8 +281,7 @@ class SmtpdProtocol(LineProtocol):
                 await txn.queue.abort()
             except (OSError, MailhostError) as exc:
                 log.warning("%s: cannot remove queue file: %s", txn.queue.queue_id, exc)
-        if admitted and self.gate is not None:
-            self.gate.release(s.client_address)
+        self.events.disconnect()
         log.info("%s", disconnect_line(s.client, s.stats))
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
@@ -406,6 +412,11 @@ class SmtpdProtocol(LineProtocol):
         if not self.counted:
             s.stats.count(name.lower(), s.errors == errors_before)
         self.counted = False
+        if name in JUNK:
+            # smtpd.c: "if (state->junk_cmds++ > var_smtpd_junk_cmd_limit)"
+            if s.junk_commands > self.settings.junk_command_limit:
+                s.errors += 1
+            s.junk_commands += 1
         return keep_going is not False
 
     def count_as(self, s: Session, command: str, ok: bool) -> None:
@@ -501,11 +512,16 @@ class SmtpdProtocol(LineProtocol):
         try:
             path = parse_mail(arg)
         except PathError as exc:
+            # anvil counts MAIL after "FROM:" and before the address syntax.
+            if exc.reply is not replies.MAIL_SYNTAX and await self.over_limit(self.events.mail()):
+                return
             if exc.reply is replies.BAD_SENDER:
                 log.warning(
                     "Illegal address syntax from %s in MAIL command: %s", s.client, arg[5:].strip()
                 )
             await self.reply(exc.reply)
+            return
+        if await self.over_limit(self.events.mail()):
             return
         await self.reply(await self.mh.mail(s, path))
 
@@ -516,11 +532,17 @@ class SmtpdProtocol(LineProtocol):
         try:
             path = parse_rcpt(arg)
         except PathError as exc:
+            if exc.reply is not replies.RCPT_SYNTAX and await self.over_limit(
+                self.events.recipient()
+            ):
+                return
             if exc.reply is replies.BAD_RECIPIENT:
                 log.warning(
                     "Illegal address syntax from %s in RCPT command: %s", s.client, arg[3:].strip()
                 )
             await self.reply(exc.reply)
+            return
+        if await self.over_limit(self.events.recipient()):
             return
         reply, failed = await self.mh.rcpt(s, path)
         self.count_as(s, "rcpt", not failed)
@@ -532,6 +554,8 @@ class SmtpdProtocol(LineProtocol):
             return
         if not arg:
             await self.reply(replies.VRFY_SYNTAX)
+            return
+        if await self.over_limit(self.events.recipient()):
             return
         address = arg.split(maxsplit=1)[0]
         if address.startswith("<") and address.endswith(">"):
@@ -569,21 +593,23 @@ class SmtpdProtocol(LineProtocol):
         metrics.end_of_data(reply)
         self.count_as(s, "data", not reply.is_error)
         if not reply.is_error:
-            s.errors = 0  # Postfix forgives a client that delivered mail
+            s.errors = s.junk_commands = 0  # Postfix forgives a client that delivered mail
         await self.reply(reply)
 
-    async def cmd_starttls(self, s: Session, arg: str) -> None:
+    async def cmd_starttls(self, s: Session, arg: str) -> bool | None:
         if arg:
             await self.reply(replies.STARTTLS_SYNTAX)
-            return
+            return None
         if s.tls:
             await self.reply(replies.TLS_ALREADY_ACTIVE)
-            return
+            return None
         if self.starttls_context is None:
             await self.reply(
                 replies.TLS_NOT_AVAILABLE if self.settings.offers_tls else replies.NOT_IMPLEMENTED
             )
-            return
+            return None
+        if await self.over_limit(self.events.starttls()):
+            return None
         await self.reset_transaction(s)
         await self.push(replies.STARTTLS_READY)  # not reply(): no error delay before it
         self.handshaking = True
@@ -593,8 +619,16 @@ class SmtpdProtocol(LineProtocol):
             self.handshaking = False
         s.tls = True
         s.reset_helo()
+        refused = await self.events.tls_established(self.tls_resumed())
+        if refused is not None:
+            self.count_as(s, "starttls", False)
+            await self.push(refused)
+            return False
+        return None
 
     async def cmd_auth(self, s: Session, arg: str) -> None:
+        if await self.over_limit(self.events.auth()):  # smtpd_sasl_auth_cmd_wrapper: first
+            return
         if not self.auth_offered(s):
             await self.reply(replies.AUTH_NOT_ENABLED)
             return
@@ -624,6 +658,20 @@ class SmtpdProtocol(LineProtocol):
         await self.push(f"334 {challenge}")
         line, _, _ = await self.read_line()
         return line.decode("ascii", "replace").strip()
+
+    # -- anvil limits ----------------------------------------------------------------
+
+    async def over_limit(self, check: Awaitable[Reply | None]) -> bool:
+        """Send the refusal of an anvil limit, if any (True: refused)."""
+        refused = await check
+        if refused is None:
+            return False
+        await self.reply(refused)
+        return True
+
+    def tls_resumed(self) -> bool:
+        ssl_object = self.transport.get_extra_info("ssl_object") if self.transport else None
+        return bool(getattr(ssl_object, "session_reused", False))
 
     # -- shutdown --------------------------------------------------------------------
 

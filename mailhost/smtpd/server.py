@@ -1,5 +1,5 @@
 """``mailhost serve``: the listeners of master.cf, their TLS, the per-client
-connection limit, and reload/shutdown on signals.
+anvil limits (:mod:`mailhost.smtpd.limits`), and reload/shutdown on signals.
 
 One process plays Postfix's master(8) and its smtpd(8) children: every
 ``inet`` ``smtpd`` line of master.cf becomes one or more listening sockets
@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Protocol
 
 from mailhost import fdlimit
+from mailhost.anvil.client import Anvil
 from mailhost.cleanup.service import Cleanup
 from mailhost.config import Config, load_config
 from mailhost.config.mastercf import Listener, MasterEntry, read_master_cf, smtpd_listeners
@@ -51,6 +52,7 @@ from mailhost.smtpd.acceptor import Acceptor, hand_over, listening_socket
 from mailhost.smtpd.capacity import Capacity, ServiceLimit, Slot
 from mailhost.smtpd.deadline import DeadlinePolicy
 from mailhost.smtpd.handler import SmtpdHandler
+from mailhost.smtpd.limits import ClientLimits, LimitSettings, build_anvil
 from mailhost.smtpd.protocol import SmtpdProtocol
 from mailhost.smtpd.sasl import PasswordChecker
 from mailhost.smtpd.seams import RecipientPolicy
@@ -95,35 +97,6 @@ class Pipeline(Protocol):
     async def startup(self, cfg: Config) -> None:
         """Run once before the first listener opens (queue recovery, qmgr)."""
         ...
-
-
-class ConnectionCounter:
-    """smtpd_client_connection_count_limit per client address and service
-    (Postfix anvil(8)); clients in smtpd_client_event_limit_exceptions are not
-    limited."""
-
-    def __init__(self, settings: SmtpdSettings) -> None:
-        self.settings = settings
-        self.counts: dict[str, int] = {}
-
-    async def admit(self, address: str) -> int | None:
-        count = self.counts.get(address, 0)
-        limit = self.settings.connection_count_limit
-        if (
-            limit > 0
-            and count >= limit
-            and not await self.settings.event_limit_exceptions.match(address)
-        ):
-            return count
-        self.counts[address] = count + 1
-        return None
-
-    def release(self, address: str) -> None:
-        count = self.counts.get(address, 0) - 1
-        if count > 0:
-            self.counts[address] = count
-        else:
-            self.counts.pop(address, None)
 
 
 def tls_context(settings: SmtpdSettings) -> ssl.SSLContext | None:
@@ -193,9 +166,7 @@ class Generation:
     """One configuration load: its tables and the handler of each listener."""
 
     registry: TableRegistry
-    handlers: dict[
-        tuple[str, int, bool], tuple[SmtpdHandler, ssl.SSLContext | None, ConnectionCounter]
-    ]
+    handlers: dict[tuple[str, int, bool], tuple[SmtpdHandler, ssl.SSLContext | None, ClientLimits]]
     #: Each listener's service and its session cap.
     limits: dict[tuple[str, int, bool], ServiceLimit] = field(default_factory=dict)
     #: Each listener's smtpd_timeout policy.
@@ -224,6 +195,8 @@ class MailServer:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     #: Set whenever no session is open (SIGTERM waits on it).
     quiet: asyncio.Event = field(default_factory=asyncio.Event)
+    #: anvil(8): this process's table, or the anvil process of the workers.
+    anvil: Anvil | None = None
 
     # -- configuration -------------------------------------------------------------
 
@@ -237,9 +210,10 @@ class MailServer:
         return base, [(item, base.with_overrides(item.overrides)) for item in listeners]
 
     def build(self, base: Config, listeners: list[tuple[Listener, Config]]) -> Generation:
+        anvil = self.anvil = build_anvil(self.role.anvil_fd, base, self.anvil)
         registry = TableRegistry.from_config(base)
         handlers: dict[
-            tuple[str, int, bool], tuple[SmtpdHandler, ssl.SSLContext | None, ConnectionCounter]
+            tuple[str, int, bool], tuple[SmtpdHandler, ssl.SSLContext | None, ClientLimits]
         ] = {}
         limits: dict[tuple[str, int, bool], ServiceLimit] = {}
         deadlines: dict[tuple[str, int, bool], DeadlinePolicy] = {}
@@ -288,7 +262,13 @@ class MailServer:
             )
             for address in addresses:
                 key = (address, listener.port, settings.tls_wrappermode)
-                handlers[key] = (handler, context, ConnectionCounter(settings))
+                client_limits = ClientLimits(
+                    LimitSettings.from_config(cfg, registry),
+                    anvil,
+                    listener.service,
+                    settings.myhostname,
+                )
+                handlers[key] = (handler, context, client_limits)
                 limits[key] = limit
                 deadlines[key] = listener_deadlines
                 stressed[key] = stress
@@ -301,7 +281,7 @@ class MailServer:
         configuration; its end releases ``slot`` (once)."""
         generation = self.generation
         assert generation is not None
-        handler, context, counter = generation.handlers[key]
+        handler, context, client_limits = generation.handlers[key]
         settings, deadlines = None, generation.deadlines.get(key)
         if slot.stressed and key in generation.stressed:
             settings, deadlines = generation.stressed[key]
@@ -326,7 +306,7 @@ class MailServer:
             service=service,
             tls_context=context,
             wrapped=key[2],
-            gate=counter,
+            limits=client_limits,
             on_close=closed,
             deadlines=deadlines,
             settings=settings,
@@ -457,6 +437,8 @@ class MailServer:
         await asyncio.sleep(0)
         if self.generation is not None:
             await self.generation.registry.close()
+        if self.anvil is not None:
+            await self.anvil.close()
 
     async def serve_forever(self) -> None:
         """Run until SIGTERM/SIGINT; SIGHUP reloads."""

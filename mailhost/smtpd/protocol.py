@@ -378,16 +378,10 @@ class SmtpdProtocol(LineProtocol):
             s.stats.count("unknown", False)
             await self.reply(replies.UNKNOWN_COMMAND)
             return True
-        if s.access_denied is not None and verb != "QUIT":
+        refused = self.refused_before(s, verb)
+        if refused is not None:
             s.stats.count(name.lower(), False)
-            if s.access_denied.code == 421:
-                await self.reply(s.access_denied)
-            else:
-                await self.reply(Reply(503, "5.7.0", f"Error: access denied for {s.client}"))
-            return True
-        if self.settings.requires_tls and not s.tls and verb not in PRE_TLS:
-            s.stats.count(name.lower(), False)
-            await self.reply(replies.MUST_STARTTLS)
+            await self.reply(refused)
             return True
         errors_before = s.errors
         self.counted = False
@@ -418,6 +412,18 @@ class SmtpdProtocol(LineProtocol):
                 s.errors += 1
             s.junk_commands += 1
         return keep_going is not False
+
+    def refused_before(self, s: Session, verb: str) -> Reply | None:
+        """A command refused whatever it is: after a connect-time client
+        reject (``503 5.7.0 Error: access denied``, or the 421 again), or
+        before STARTTLS at the encrypt level."""
+        if s.access_denied is not None and verb != "QUIT":
+            if s.access_denied.code == 421:
+                return s.access_denied
+            return Reply(503, "5.7.0", f"Error: access denied for {s.client}")
+        if self.settings.requires_tls and not s.tls and verb not in PRE_TLS:
+            return replies.MUST_STARTTLS
+        return None
 
     def count_as(self, s: Session, command: str, ok: bool) -> None:
         """Record the statistics of this command explicitly (RCPT's 452 within the

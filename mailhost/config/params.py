@@ -170,6 +170,7 @@ PARAMETERS: tuple[Param, ...] = (
         "debug_peer_list,fast_flush_domains,mynetworks,permit_mx_backup_networks,qmqpd_authorized_clients,relay_domains,smtpd_access_maps",
         STR,
     ),
+    Param("permit_mx_backup_networks", "", STR),
     Param("propagate_unmatched_extensions", "canonical, virtual", STR),
     Param("proxy_interfaces", "", STR),
     Param("queue_directory", "/var/spool/mailhost", STR),

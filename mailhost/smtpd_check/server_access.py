@@ -1,5 +1,5 @@
 """Access tables keyed on a domain's DNS servers:
-``check_{client,reverse_client,helo,sender,recipient}_{mx,ns,a}_access``
+``check_{client,reverse_client_hostname,helo,sender,recipient}_{mx,ns,a}_access``
 (Postfix's check_server_access()).
 
 For the name being judged (the client's verified or reverse name, the HELO
@@ -181,12 +181,20 @@ def _restriction(subject: str, rdtype: str) -> Restriction:
         forbid_allowlist(call, status, target)
         return status
 
-    check.__name__ = f"check_{subject}_{rdtype.lower()}_access"
     return check
 
 
+#: The restriction names' middle part for each subject.
+_NAMES = {
+    "client": "client",
+    "reverse_client": "reverse_client_hostname",
+    "helo": "helo",
+    "sender": "sender",
+    "recipient": "recipient",
+}
+
 RESTRICTIONS: dict[str, Restriction] = {
-    f"check_{subject}_{rdtype.lower()}_access": _restriction(subject, rdtype)
-    for subject in ("client", "reverse_client", "helo", "sender", "recipient")
+    f"check_{_NAMES[subject]}_{rdtype.lower()}_access": _restriction(subject, rdtype)
+    for subject in _NAMES
     for rdtype in ("MX", "NS", "A")
 }

@@ -36,8 +36,8 @@ from dataclasses import dataclass, replace
 
 from mailhost.log import logger
 from mailhost.smtpd import hostsfile
-from mailhost.smtpd_check.dns_lookup import NO_DATA, DnsLookup, DnsStatus
-from mailhost.smtpd_check.names import valid_hostaddr, valid_hostname
+from mailhost.smtpd_check.dns_lookup import NO_DATA, DnsLookup, DnsStatus, hostname_gripe
+from mailhost.smtpd_check.names import valid_hostaddr
 from mailhost.smtpd_check.state import PeerStatus
 
 log = logger("smtpd")
@@ -148,7 +148,9 @@ async def _lookup(address: str, dns: DnsLookup | None) -> PeerNames:
     if valid_hostaddr(name):
         log.warning("numeric hostname: %s", name)
         return _PERM
-    if not valid_hostname(name):
+    why = hostname_gripe(name)
+    if why is not None:
+        log.warning("%s", why)
         return _PERM
     verified = PeerNames(name, name, PeerStatus.OK, PeerStatus.OK)
     try:

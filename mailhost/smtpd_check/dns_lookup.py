@@ -64,7 +64,7 @@ class DnsResult:
     status: DnsStatus
     #: record texts: ``A`` addresses, ``MX`` ``(preference, host)`` as
     #: ``"10 host"``, ``NS``/``PTR`` host names (no trailing dot), ``TXT``
-    #: the record's strings joined.
+    #: the record's first string.
     records: tuple[str, ...] = ()
     #: Postfix's ``why`` text for a failed lookup.
     why: str = ""
@@ -134,7 +134,9 @@ class DnsLookup:
                     return _malformed(name, rdtype)
                 records.append(target)
             elif rdtype == "TXT":
-                records.append(b"".join(rdata.strings).decode("latin-1"))
+                # As Postfix's dns_get_rr(): the first string, unprintables as spaces.
+                first = rdata.strings[0] if rdata.strings else b""
+                records.append("".join(chr(b) if 32 <= b < 127 else " " for b in first))
             else:
                 records.append(rdata.to_text())
         return DnsResult(DnsStatus.OK, tuple(records))
@@ -191,15 +193,49 @@ def _malformed(name: str, rdtype: str) -> DnsResult:
     return DnsResult(DnsStatus.INVAL, why=why, error=_H_ERRNO[DnsStatus.FAIL])
 
 
+def hostname_gripe(name: str) -> str | None:
+    """What Postfix's valid_hostname() warns about ``name`` (None: valid)."""
+    if not name:
+        return "valid_hostname: empty hostname"
+    label = 0
+    non_numeric = False
+    for i, ch in enumerate(name):
+        last = i == len(name) - 1
+        if (ch.isascii() and ch.isalnum()) or ch == "_":
+            label += 1
+            if label > 63:
+                return f"valid_hostname: hostname label too long: {name:.100}"
+            non_numeric = non_numeric or not ch.isdigit()
+        elif ch == ".":
+            if label == 0 or last:
+                return f"valid_hostname: misplaced delimiter: {name:.100}"
+            label = 0
+        elif ch == "-":
+            non_numeric = True
+            label += 1
+            if label == 1 or last or name[i + 1] == ".":
+                return f"valid_hostname: misplaced hyphen: {name:.100}"
+        else:
+            code = ch.encode("utf-8", "surrogateescape")[0]
+            return f"valid_hostname: invalid character {code}(decimal): {name:.100}"
+    if not non_numeric:
+        return f"valid_hostname: numeric hostname: {name:.100}"
+    if len(name) > 255:
+        return f"valid_hostname: bad length {len(name)} for {name:.100}..."
+    return None
+
+
 def _valid_rr_name(target: str, query: str, rdtype: str) -> bool:
     """valid_rr_name(): a record's host name must be a valid host name; a
     numerical one passes with a warning."""
     if valid_hostaddr(target):
         gripe, result = "numeric domain name", True
-    elif not valid_hostname(target):
-        gripe, result = "malformed domain name", False
     else:
-        return True
+        why = hostname_gripe(target)
+        if why is None:
+            return True
+        log.warning("%s", why)
+        gripe, result = "malformed domain name", False
     log.warning("%s in resource data of %s record for %s: %.100s", gripe, rdtype, query, target)
     return result
 

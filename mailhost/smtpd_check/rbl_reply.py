@@ -218,7 +218,7 @@ async def rbl_reject_reply(
     if not re.match(r"[45]\d\d ", text):
         log.warning("rbl response code configuration error: %s", text)
         return reject(ctx.state, POLICY, 450, "4.7.1", "Service unavailable", soft_bounce=soft)
-    status, words = dsn_split("4.7.1", text[4:])
+    status, words = dsn_split("4.7.1", text[4:].lstrip())
     return reject(
         ctx.state,
         POLICY,

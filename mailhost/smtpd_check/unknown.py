@@ -21,12 +21,29 @@ from mailhost.smtpd_check.actions import lookup_retry
 from mailhost.smtpd_check.call import Call, Restriction
 from mailhost.smtpd_check.context import Destination
 from mailhost.smtpd_check.dns_lookup import DnsStatus, ascii_domain
-from mailhost.smtpd_check.names import invalid_hostaddr
+from mailhost.smtpd_check.names import valid_mailhost_addr
 from mailhost.smtpd_check.reject import POLICY, defer_if_permit_or_reject, reject
 from mailhost.smtpd_check.state import ReplyClass, Status
 
 _HOST_STOP = frozenset[DnsStatus]()
 _MAILHOST_STOP = frozenset({DnsStatus.INVAL, DnsStatus.NULLMX})
+
+
+def _invalid_literal(call: Call, helo: str) -> Status:
+    """reject_invalid_hostaddr() on the HELO name, named as the HELO name
+    whichever stage's list it is in."""
+    inside = helo[1:-1] if len(helo) > 2 and helo.endswith("]") else helo
+    if valid_mailhost_addr(inside):
+        return Status.DUNNO
+    ctx = call.ctx
+    return reject(
+        ctx.state,
+        POLICY,
+        ctx.settings.code("invalid_hostname_reject_code"),
+        "5.5.2",
+        f"<{helo}>: {ReplyClass.HELO} rejected: invalid ip address",
+        soft_bounce=ctx.settings.soft_bounce,
+    )
 
 
 async def reject_unknown_helo_hostname(call: Call) -> Status:
@@ -35,7 +52,7 @@ async def reject_unknown_helo_hostname(call: Call) -> Status:
     if helo is None:
         return Status.DUNNO
     if helo.startswith("["):
-        return invalid_hostaddr(call, helo)
+        return _invalid_literal(call, helo)
     found = await ctx.facts.dns.lookup_types(helo, ("A", "AAAA", "MX"), stop_on=_HOST_STOP)
     if found.status in (DnsStatus.OK, DnsStatus.NULLMX):
         return Status.DUNNO

@@ -24,8 +24,9 @@ RECORDS = (
     ("3.0.0.127.bl.test", "A", "127.0.0.10"),
     ("4.0.0.127.bl.test", "A", "127.0.0.4"),
     ("4.0.0.127.bl.test", "A", "127.0.0.11"),
-    ("4.0.0.127.bl.test", "TXT", '"first reason"'),
-    ("4.0.0.127.bl.test", "TXT", '"second" " reason"'),
+    # Two TXT records (in any order), of which only the first string counts.
+    ("4.0.0.127.bl.test", "TXT", '"same" " first"'),
+    ("4.0.0.127.bl.test", "TXT", '"same" " second"'),
     ("2.2.0.192.rbl2.test", "A", "127.0.0.2"),
     ("2.2.0.192.rbl2.test", "TXT", '"rbl2 says no"'),
     ("3.2.0.192.rbl2.test", "A", "127.0.0.2"),
@@ -99,6 +100,8 @@ compatibility_level = 3.6
 myhostname = mx.example.com
 mydomain = example.com
 mydestination =
+alias_maps =
+alias_database =
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 mynetworks = 127.0.0.1/32

@@ -37,8 +37,6 @@ INSTANCE_CF = """\
 smtpd_authorized_xclient_hosts = 127.0.0.1
 smtpd_error_sleep_time = 0
 max_use = 1
-alias_maps =
-alias_database =
 virtual_transport = discard:virtual
 default_transport = discard:default
 relay_transport = discard:relay
@@ -98,7 +96,11 @@ def run(lab: PostfixLab) -> dict[str, object]:
     ]
     from tests.support.postfix_lab import services
 
-    ports = dict(zip(names, lab.write_master_cf(*opts, services=services()), strict=True))
+    # free_port() may hand out one port twice: write until every listener has its own.
+    listed = lab.write_master_cf(*opts, services=services())
+    while len(set(listed)) != len(listed):
+        listed = lab.write_master_cf(*opts, services=services())
+    ports = dict(zip(names, listed, strict=True))
     cases: dict[str, object] = {}
     peers: dict[str, object] = {}
     with lab.running(settle=2):

@@ -3,6 +3,8 @@
 DNS server of dns_scenario.py, and answers and logs as Postfix 3.7.11 did
 for the same clients (postfix_dns.json, "peers"): clients connect from
 127.0.0.20-25, whose PTR and A records agree, disagree, fail or are missing.
+A third listener rejects a client on a DNS list over SMTP, as the recorded
+``rbl_listed_with_txt`` case.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import smtplib
 from collections.abc import Iterator
 
 import pytest
+import trustme
 
 from tests.smtp.dnsserver import DnsServer
 from tests.smtpd_check import dns_scenario as sc
 from tests.smtpd_check.test_dns_restrictions_match_postfix import RECORDED
-from tests.support.server import QMGR_LINE, ServerProcess, free_port, serve_cli
+from tests.support.server import QMGR_LINE, ServerProcess, free_port
 
 LISTENERS = list(sc.PEER_LISTENERS)
 
@@ -36,12 +39,22 @@ def server(
             + "smtpd_error_sleep_time = 0\n"
             + "".join(f"{k} = {v}\n" for k, v in sc.PEER_LISTENERS[first].items())
         )
-        port = free_port()
+        ports: list[int] = []
+        while len(ports) < 3:  # free_port() may hand out one port twice
+            if (port := free_port()) not in ports:
+                ports.append(port)
         options = " ".join(f"-o {k}={v}" for k, v in sc.PEER_LISTENERS[second].items())
-        listener = f"127.0.0.1:{port} inet n - n - - smtpd {options}\n"
-        process, first_port = serve_cli(directory, listener + QMGR_LINE)
+        (directory / "master.cf").write_text(
+            f"127.0.0.1:{ports[0]} inet n - n - - smtpd\n"
+            f"127.0.0.1:{ports[1]} inet n - n - - smtpd {options}\n"
+            f"127.0.0.1:{ports[2]} inet n - n - - smtpd"
+            " -o { smtpd_recipient_restrictions = reject_rbl_client bl.test }\n" + QMGR_LINE
+        )
+        process = ServerProcess(directory, {}, trustme.CA(), directory / "maillog")
+        process.queue_kind = "cli"
+        process.start()
         try:
-            yield process, {first: first_port, second: port}
+            yield process, {first: ports[0], second: ports[1], "rbl": ports[2]}
         finally:
             process.stop()
 
@@ -76,3 +89,14 @@ def test_client_name_lookup_matches_postfix(
 
 def test_every_peer_was_recorded() -> None:
     assert {f"{x} {a}" for x in LISTENERS for a in sc.PEERS} == set(RECORDED["peers"])
+
+
+def test_dns_list_over_smtp_matches_postfix(server: tuple[ServerProcess, dict[str, int]]) -> None:
+    process, ports = server
+    recorded = RECORDED["cases"]["rbl_listed_with_txt"]
+    process.mark()
+    reply = session(ports["rbl"], "127.0.0.2")
+    text = process.wait_log("[127.0.0.2] ehlo=")
+    lines = [m.group(1) for m in re.finditer(r"smtpd\[\d+\]: (.*)", text)]
+    assert reply == recorded["rcpt"]
+    assert sc.engine_lines(lines) == sc.engine_lines(recorded["log"])

@@ -44,8 +44,8 @@ import time
 from dataclasses import dataclass
 
 from mailhost.address import external_form
+from mailhost.cleanup.local import LocalCleanup
 from mailhost.cleanup.seams import ExpansionFailed
-from mailhost.cleanup.service import LocalCleanup
 from mailhost.errors import MailhostError
 from mailhost.log import daemon_logger, logger
 from mailhost.offload import run_blocking
@@ -183,6 +183,11 @@ class Pickup:
             )
         except RewriteError as exc:
             self._defer(entry, exc.log_text)
+            return None
+        except ExpansionFailed as exc:
+            # A REJECT with a 4.x.x code or a check table failure: the
+            # maildrop file waits for the next scan.
+            self._defer(entry, exc.detail or str(exc.reply))
             return None
         except OSError as exc:
             self._defer(entry, f"queue file write error: {exc}")

@@ -39,6 +39,7 @@ local_recipient_maps =
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 smtpd_error_sleep_time = 0
+local_header_rewrite_clients =
 virtual_mailbox_domains = example.com, client.test
 virtual_mailbox_base = {dir}/vmail
 virtual_mailbox_maps = texthash:{dir}/vmailbox

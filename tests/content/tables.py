@@ -106,10 +106,7 @@ def message(subject: str, body: str = "hello\r\n", extra: str = "") -> str:
     )
 
 
-MULTIPART = (
-    "MIME-Version: 1.0\r\n"
-    'Content-Type: multipart/mixed; boundary="mark-boundary"\r\n'
-)
+MULTIPART = 'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="mark-boundary"\r\n'
 
 PART_BODY = (
     "preamble\r\n"
@@ -135,9 +132,7 @@ LATE_BODY = "".join(f"filler line {n:03d} {'.' * 40}\r\n" for n in range(8)) + "
 SECOND_PART_LATE = (
     "--mark-boundary\r\n"
     "Content-Type: text/plain\r\n"
-    "\r\n"
-    + LATE_BODY
-    + "--mark-boundary\r\n"
+    "\r\n" + LATE_BODY + "--mark-boundary\r\n"
     "Content-Type: text/plain\r\n"
     "\r\n"
     "late line in a new segment\r\n"

@@ -143,9 +143,12 @@ def held(lab: PostfixLab, since: int, qid: str, seen: set[Path]) -> dict[str, ob
     }
 
 
-def record_smtp(lab: PostfixLab, seen: set[Path]) -> dict[str, object]:
+def record_smtp(
+    lab: PostfixLab, seen: set[Path], which: tuple[str, ...] = tuple(tables.CASES)
+) -> dict[str, object]:
     cases: dict[str, object] = {}
-    for name, (text, rcpts) in tables.CASES.items():
+    for name in which:
+        text, rcpts = tables.CASES[name]
         since = lab.log_size()
         code, reply = smtp_send(lab.port, rcpts, text)
         found = re.search(r"smtpd\[\d+\]: (\w+): client=", lab.wait_log("client=", since=since))
@@ -194,21 +197,33 @@ def record_local(lab: PostfixLab, seen: set[Path]) -> dict[str, object]:
     return cases
 
 
-def main() -> None:
+def instance(extra_cf: str = "") -> PostfixLab:
     lab = PostfixLab("pfx-content-")
     directory = lab.directory
     (directory / "vmail").mkdir()
     (directory / "vmail").chmod(0o777)
-    lab.write_main_cf(SITE_CF.format(dir=directory, limit=tables.BODY_CHECKS_SIZE_LIMIT))
+    site = SITE_CF.format(dir=directory, limit=tables.BODY_CHECKS_SIZE_LIMIT)
+    lab.write_main_cf(site + extra_cf)
     (directory / "vmailbox").write_text(VMAILBOX)
     (directory / "header_checks").write_text(tables.HEADER_CHECKS)
     (directory / "mime_header_checks").write_text(tables.MIME_HEADER_CHECKS)
     (directory / "nested_header_checks").write_text(tables.NESTED_HEADER_CHECKS)
     (directory / "body_checks").write_text(tables.BODY_CHECKS)
     lab.write_master_cf("", services=services("virtual"))
+    return lab
+
+
+def main() -> None:
+    lab = instance()
     seen: set[Path] = set()
     with lab.running():
         recorded = {"smtp": record_smtp(lab, seen), "local": record_local(lab, seen)}
+    print(lab.log())
+    # main.cf content_filter, and a FILTER action overriding it.
+    lab = instance(f"content_filter = {tables.CONTENT_FILTER}\n")
+    seen = set()
+    with lab.running():
+        recorded["content_filter"] = record_smtp(lab, seen, tables.CONTENT_FILTER_CASES)
     print(lab.log())
     (HERE / "postfix_content.json").write_text(json.dumps(recorded, indent=1) + "\n")
 

@@ -228,3 +228,8 @@ LOCAL_CASES: dict[str, tuple[str, tuple[str, ...]]] = {
     "local_reject": (message("reject text"), ("alice@example.com",)),
     "local_body_discard": (message("body", body="discard body now\r\n"), ("alice@example.com",)),
 }
+
+#: main.cf content_filter of the second instance, and the cases sent to it
+#: (a plain message, and one whose FILTER action overrides content_filter).
+CONTENT_FILTER = "discard:by content_filter"
+CONTENT_FILTER_CASES = ("header_dunno", "header_filter", "header_redirect")

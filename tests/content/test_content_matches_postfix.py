@@ -46,10 +46,8 @@ class Site:
         self.seen: set[Path] = set()
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    directory = tmp_path_factory.mktemp("content")
-    write_site(directory)
+def start_site(directory: Path, **extra: object) -> tuple[ServerProcess, int]:
+    write_site(directory, **extra)
     port = free_port()
     (directory / "master.cf").write_text(
         f"127.0.0.1:{port} inet n - n - - smtpd\n"
@@ -59,6 +57,24 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     server = ServerProcess(directory, {"mx": port}, trustme.CA(), directory / "maillog")
     server.queue_kind = "cli"
     server.start()
+    return server, port
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    directory = tmp_path_factory.mktemp("content")
+    server, port = start_site(directory)
+    try:
+        yield Site(directory, server, port)
+    finally:
+        assert server.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def filtered_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """The same site with main.cf content_filter set."""
+    directory = tmp_path_factory.mktemp("content-filter")
+    server, port = start_site(directory, content_filter=tables.CONTENT_FILTER)
     try:
         yield Site(directory, server, port)
     finally:
@@ -119,7 +135,15 @@ def held(site: Site, qid: str, case: dict[str, Any], pqid: str) -> None:
 
 @pytest.mark.parametrize("name", list(tables.CASES))
 def test_smtp_case_matches_postfix(site: Site, name: str) -> None:
-    case = recorded()["smtp"][name]
+    smtp_case(site, name, recorded()["smtp"][name])
+
+
+@pytest.mark.parametrize("name", tables.CONTENT_FILTER_CASES)
+def test_content_filter_case_matches_postfix(filtered_site: Site, name: str) -> None:
+    smtp_case(filtered_site, name, recorded()["content_filter"][name])
+
+
+def smtp_case(site: Site, name: str, case: dict[str, Any]) -> None:
     text_in, rcpts = tables.CASES[name]
     site.server.mark()
     reply = send(site.port, rcpts, text_in)

@@ -120,6 +120,8 @@ class _Run:
     #: checks are still applied (REJECT, DISCARD, REDIRECT and PASS stop them).
     filtering: bool = True
     in_body: bool = False
+    #: the parameter of the tables being searched (for a failure's warning).
+    searching: str = ""
 
     def log_action(self, action: str, where: str, content: bytes, text: str) -> None:
         ctx = self.context
@@ -355,7 +357,7 @@ class ContentChecks:
             log.warning(
                 "%s: %s map lookup problem -- message not accepted, try again later",
                 queue_id,
-                "header_checks" if not run.in_body else "body_checks",
+                run.searching,
             )
             run.result.reject = QUEUE_WRITE_ERROR
         if pending:
@@ -384,6 +386,7 @@ class ContentChecks:
             and (self.body_checks_size_limit == 0 or event.offset < self.body_checks_size_limit)
         ):
             key = data.decode("utf-8", "surrogateescape")
+            run.searching = self.body_checks.parameter
             value = await self.body_checks.lookup(key)
             if value is not None:
                 action = act(run, "body", data, value, "body_checks")
@@ -406,6 +409,7 @@ class ContentChecks:
         maps = self._header_maps(header.kind)
         if run.filtering and maps:
             key = header.text.decode("utf-8", "surrogateescape")
+            run.searching = maps.parameter
             value = await maps.lookup(key)
             if value is not None:
                 action = act(run, "header", header.text, value, maps.parameter)

@@ -131,7 +131,11 @@ class LocalCleanup:
             inspected = await self._inspect(qid, lines, sender, recipients)
             if inspected is not None:
                 lines = inspected.lines
-                bcc = [Recipient(address, original=address) for address in inspected.actions.bcc]
+                # Postfix adds a BCC recipient as with NOTIFY=NEVER.
+                bcc = [
+                    Recipient(address, original=address, notify=("NEVER",))
+                    for address in inspected.actions.bcc
+                ]
                 recipients += await self._expand((r, r.address, r.address) for r in bcc)
             if self.rewrite is not None:
                 # Header addresses as read (local submissions are always

@@ -36,7 +36,7 @@ def message(actions: MessageActions, subject: str = "hello") -> Message:
         sender="s@client.test",
         recipients=["alice@example.com", "bob@example.com"],
         client=CLIENT,
-        lines=[f"Subject: {subject}".encode(), b"", b"body"],
+        lines=[*f"Subject: {subject}".encode().split(b"\r\n"), b"", b"body"],
         received=[b"Received: from client.test (localhost [127.0.0.1])"],
         arrival_time=0.0,
         actions=actions,
@@ -116,3 +116,18 @@ def test_a_check_reject_removes_the_queue_file(tmp_path: Path) -> None:
         run(tmp_path, MessageActions(), checks(tmp_path, rules), subject="no")
     assert str(caught.value.reply) == "550 5.7.1 not this"
     assert not [p for p in (tmp_path / "queue").glob("*/*") if p.is_file()]
+
+
+def test_a_failing_check_table_defers_naming_its_parameter(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = TableRegistry()
+    broken = Maps("mime_header_checks", [registry.open(f"regexp:{tmp_path}/missing")])
+    fine = Maps("header_checks", [])
+    checks = ContentChecks(fine, broken, fine, Maps("body_checks", []))
+    with pytest.raises(ExpansionFailed) as caught:
+        run(tmp_path, MessageActions(), checks, subject="x\r\nContent-Type: text/plain")
+    assert str(caught.value.reply) == "451 4.3.0 Error: queue file write error"
+    assert "mime_header_checks map lookup problem -- message not accepted, try again later" in (
+        caplog.text
+    )

@@ -9,7 +9,7 @@ normal queue file in ``incoming``:
 
 1. the file is read and verified; one that does not verify is moved to
    ``corrupt`` with Postfix's warning and never delivered;
-2. cleanup (:class:`mailhost.cleanup.service.LocalCleanup`) qualifies the
+2. cleanup (:class:`mailhost.cleanup.local.LocalCleanup`) qualifies the
    sender and the recipients (``user`` → ``user@$myorigin``), rewrites and
    expands them through virtual_alias_maps as for SMTP mail (the original
    recipient is kept as given, as Postfix's ``original_recipient`` record);

@@ -2,7 +2,7 @@
 nested_header_checks and body_checks (Postfix header_checks(5)).
 
 Where this sits: :class:`mailhost.cleanup.service.Cleanup` (SMTP mail) and
-:class:`~mailhost.cleanup.service.LocalCleanup` (pickup) call
+:class:`~mailhost.cleanup.local.LocalCleanup` (pickup) call
 :meth:`ContentChecks.inspect` on the message content before the queue
 write.  The message goes line by line through Postfix's MIME structure
 (:mod:`mailhost.cleanup.mime`); each logical header is looked up, as one

@@ -1,14 +1,14 @@
-"""cleanup(8) for both of its callers: smtpd at end of DATA, pickup for each
-maildrop file.
+"""cleanup(8) for SMTP mail, called by smtpd at end of DATA (mail from
+maildrop goes through :mod:`mailhost.cleanup.local`).
 
 One :class:`Cleanup` per configuration generation owns, in Postfix's order:
 
-1. canonical rewriting and masquerading of envelope and headers
+1. content inspection and the actions it and smtpd's access maps asked for
+   (below);
+2. canonical rewriting and masquerading of envelope and headers
    (:class:`~mailhost.cleanup.seams.CleanupRewrite`);
-2. virtual alias expansion, one copy per distinct (original, final)
+3. virtual alias expansion, one copy per distinct (original, final)
    (:func:`mailhost.cleanup.expand.expand_unique`);
-3. for local submissions, the headers cleanup adds
-   (:func:`mailhost.cleanup.headers.clean_local`);
 4. the durable queue write — or, for SMTP mail whose recipients all go to
    the virtual transport, the hand-off to inline delivery
    (:class:`~mailhost.cleanup.seams.InlineDelivery`), with only what was not
@@ -212,15 +212,10 @@ class Cleanup:
             self.trigger(queue_id)
 
 
-def log_queued(queue_id: str, msgid: str, sender: str, size: int, nrcpt: int) -> None:
-    """Postfix writes these two from cleanup(8) and qmgr(8); log analysers
-    (pflogsumm) key on those daemon names, so the lines carry them."""
-    cleanup_log.info("%s: message-id=<%s>", queue_id, msgid)
-    log_active(queue_id, sender, size, nrcpt)
-
-
 def log_active(queue_id: str, sender: str, size: int, nrcpt: int) -> None:
-    """qmgr's line for a message it takes on."""
+    """qmgr's line for a message it takes on.  Postfix writes it from
+    qmgr(8) (and ``message-id=`` from cleanup(8)); log analysers (pflogsumm)
+    key on those daemon names, so the lines carry them."""
     qmgr_log.info(
         "%s: from=<%s>, size=%d, nrcpt=%d (queue active)",
         queue_id,

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from mailhost.cleanup.mime import Body, Header, HeaderEnd, HeaderKind, MimeState, is_header
 from mailhost.cleanup.seams import MessageActions
 from mailhost.config import Config
+from mailhost.config.lists import split_list
 from mailhost.errors import TableTempFail
 from mailhost.log import daemon_logger
 from mailhost.reply import QUEUE_WRITE_ERROR, Reply
@@ -310,8 +311,13 @@ class ContentChecks:
 
     @classmethod
     def from_config(cls, cfg: Config, registry: TableRegistry) -> ContentChecks:
+        """The tables of main.cf (and a listener's ``-o`` overrides); none
+        with ``receive_override_options = no_header_body_checks`` (what a
+        content filter's reinjection listener sets)."""
+        off = "no_header_body_checks" in split_list(cfg.get("receive_override_options"))
+
         def maps(name: str) -> Maps:
-            return Maps.from_value(name, cfg.get(name), registry)
+            return Maps(name, []) if off else Maps.from_value(name, cfg.get(name), registry)
 
         return cls(
             maps("header_checks"),

@@ -1,6 +1,6 @@
 """End to end, the way Postfix's FILTER_README sets up an after-queue
 content filter: ``mailhost serve`` with main.cf ``content_filter =
-smtp:[127.0.0.1]:PORT``; a filter on loopback (aiosmtpd) receives each
+scan:[127.0.0.1]:PORT`` and master.cf ``scan unix - - n - 10 smtp``; a filter on loopback (aiosmtpd) receives each
 message with its envelope and sends it back to a second listener that has
 ``-o content_filter=``; from there it is delivered into the Maildir.  A
 FILTER action of header_checks overrides content_filter for one message."""
@@ -24,10 +24,10 @@ class Reinjecting:
 
     def __init__(self, port: int) -> None:
         self.port = port
-        self.seen: list[tuple[str, list[str]]] = []
+        self.seen: list[tuple[str, str, list[str]]] = []
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.seen.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        self.seen.append((session.host_name, envelope.mail_from, list(envelope.rcpt_tos)))
         content = b"X-Filtered: yes\r\n" + envelope.original_content
         with smtplib.SMTP("127.0.0.1", self.port, timeout=20) as client:
             client.sendmail(envelope.mail_from, envelope.rcpt_tos, content)
@@ -45,7 +45,7 @@ def test_content_filter_round_trip(tmp_path: Path) -> None:
             tmp_path,
             "inline:{alice@example.com=example.com/alice/, bob@example.com=example.com/bob/}",
             mynetworks="127.0.0.0/8",
-            content_filter=f"smtp:[127.0.0.1]:{filter_port}",
+            content_filter=f"scan:[127.0.0.1]:{filter_port}",
             header_checks=f"regexp:{tmp_path}/header_checks",
         )
     )
@@ -54,6 +54,8 @@ def test_content_filter_round_trip(tmp_path: Path) -> None:
         f"127.0.0.1:{reinject} inet n - n - - smtpd -o content_filter=\n"
         "  -o receive_override_options=no_header_body_checks\n"
         "qmgr unix n - n 300 1 qmgr\n"
+        "scan unix - - n - 10 smtp\n"
+        "  -o smtp_helo_name=filter.example.com\n"
     )
     handler = Reinjecting(reinject)
     controller = Controller(handler, hostname="127.0.0.1", port=filter_port)
@@ -80,7 +82,10 @@ def test_content_filter_round_trip(tmp_path: Path) -> None:
         assert server.stop() == 0
         controller.stop()
     log = server.log()
-    assert handler.seen == [("s@client.test", ["alice@example.com", "bob@example.com"])]
+    # The scan transport's own -o override (its HELO name) was used.
+    assert handler.seen == [
+        ("filter.example.com", "s@client.test", ["alice@example.com", "bob@example.com"])
+    ]
     for copy in (alice, bob):
         text = copy.read_text()
         assert "\nX-Filtered: yes\n" in text

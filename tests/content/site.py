@@ -13,8 +13,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import trustme
+
 from tests.content import tables
 from tests.support.maincf import serve_site
+from tests.support.net import free_port
 from tests.support.server import ROOT, ServerProcess
 
 HERE = Path(__file__).parent
@@ -73,6 +76,7 @@ def send(port: int, rcpts: tuple[str, ...], text: str) -> str:
 
 _LOG = re.compile(r"mailhost/(\w+)\[\d+\]: (.*)$")
 _DELAYS = re.compile(r"delay=[\d.]+, delays=[\d./]+")
+_DATE = re.compile(r"[A-Z][a-z]{2}, [ \d]\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4} \(\w+\)")
 
 
 def lines_of(text: str, qids: set[str]) -> list[str]:
@@ -95,8 +99,11 @@ def warnings_of(text: str) -> list[str]:
 
 
 def normal(lines: list[str], qid: str) -> list[str]:
-    """Queue ids and timings out of log lines."""
-    return [_DELAYS.sub("delay=D, delays=D", line.replace(qid, "QID")) for line in lines]
+    """Queue ids, timings and dates out of log lines."""
+    return [
+        _DATE.sub("DATE", _DELAYS.sub("delay=D, delays=D", line.replace(qid, "QID")))
+        for line in lines
+    ]
 
 
 _VARIABLE = ("Return-Path:", "Received:", "Date:", "X-Original-To:", "Delivered-To:")
@@ -139,4 +146,17 @@ def maildir_messages(directory: Path, seen: set[Path]) -> list[dict[str, str]]:
     return out
 
 
-__all__ = ["ServerProcess"]
+def start_site(directory: Path, **extra: object) -> tuple[ServerProcess, int]:
+    """``mailhost serve`` on write_site()'s configuration, with an smtpd on a
+    free loopback port, qmgr and pickup; started."""
+    write_site(directory, **extra)
+    port = free_port()
+    (directory / "master.cf").write_text(
+        f"127.0.0.1:{port} inet n - n - - smtpd\n"
+        "qmgr unix n - n 300 1 qmgr\n"
+        "pickup unix n - n 60 1 pickup\n"
+    )
+    server = ServerProcess(directory, {"mx": port}, trustme.CA(), directory / "maillog")
+    server.queue_kind = "cli"
+    server.start()
+    return server, port

@@ -38,6 +38,8 @@ HEADER_CHECKS = r"""
 /^Subject: replace bad/ REPLACE not a header either
 /^Subject: redirect bad/ REDIRECT nobody
 /^Subject: filter bad/ FILTER nocolon
+/^Subject: bcc bad/ BCC nobody
+/^Received:.*for <dave@example\.com>/ WARN smtpd's Received header is inspected
 /^Subject: hold then/ HOLD first hold
 /^X-Second-Hold:/ HOLD second hold
 /^X-After-Reject:/ WARN never seen after reject
@@ -172,6 +174,8 @@ CASES: dict[str, tuple[str, tuple[str, ...]]] = {
     "header_replace_bad": (message("replace bad"), ("alice@example.com",)),
     "header_redirect_bad": (message("redirect bad"), ("alice@example.com",)),
     "header_filter_bad": (message("filter bad"), ("alice@example.com",)),
+    "header_bcc_bad": (message("bcc bad"), ("alice@example.com",)),
+    "header_received": (message("received"), ("dave@example.com",)),
     "header_hold_twice": (message("hold then", extra="X-Second-Hold: 1\r\n"),
                           ("alice@example.com",)),
     "header_reject_stops_checks": (message("reject text", body="warn body\r\n",

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 
 from tests.content import tables
 from tests.content.site import (
@@ -29,10 +28,9 @@ from tests.content.site import (
     recorded,
     send,
     stable,
+    start_site,
     warnings_of,
-    write_site,
 )
-from tests.support.net import free_port
 from tests.support.server import ServerProcess
 
 SENDMAIL = Path(sys.executable).with_name("mailhost-sendmail")
@@ -44,20 +42,6 @@ class Site:
         self.server = server
         self.port = port
         self.seen: set[Path] = set()
-
-
-def start_site(directory: Path, **extra: object) -> tuple[ServerProcess, int]:
-    write_site(directory, **extra)
-    port = free_port()
-    (directory / "master.cf").write_text(
-        f"127.0.0.1:{port} inet n - n - - smtpd\n"
-        "qmgr unix n - n 300 1 qmgr\n"
-        "pickup unix n - n 60 1 pickup\n"
-    )
-    server = ServerProcess(directory, {"mx": port}, trustme.CA(), directory / "maillog")
-    server.queue_kind = "cli"
-    server.start()
-    return server, port
 
 
 @pytest.fixture(scope="module")

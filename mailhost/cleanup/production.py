@@ -44,7 +44,9 @@ def envelope_of(submission: Submission) -> Envelope:
     client = submission.client
     return Envelope(
         sender=submission.sender,
-        recipients=tuple(Recipient(r.final, r.original) for r in submission.recipients),
+        recipients=tuple(
+            Recipient(r.final, r.original, notify=r.notify) for r in submission.recipients
+        ),
         arrival_time=submission.arrival_time,
         client=Client(
             client.name,

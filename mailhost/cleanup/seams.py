@@ -44,6 +44,8 @@ class FinalRecipient:
 
     original: str
     final: str
+    #: RFC 3461 NOTIFY of this recipient (``("NEVER",)`` for a BCC action's).
+    notify: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

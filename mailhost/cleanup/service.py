@@ -142,9 +142,11 @@ class Cleanup:
                     qid, sender, message.recipients, content, message.client
                 )
                 sender, targets, content = done.sender, done.recipients, done.lines
+            # Postfix adds a BCC recipient as with NOTIFY=NEVER.
+            notify = [()] * len(message.recipients) + [("NEVER",)] * len(actions.bcc)
             given = [*message.recipients, *actions.bcc]
             expanded = await expand_unique(
-                zip(given, given, [*targets, *actions.bcc], strict=True),
+                zip(notify, given, [*targets, *actions.bcc], strict=True),
                 self.expansion.expand,
             )
         except ExpansionFailed:
@@ -154,7 +156,9 @@ class Cleanup:
             Submission(
                 queue_id=qid,
                 sender=sender,
-                recipients=tuple(FinalRecipient(orig, final) for _, orig, final in expanded),
+                recipients=tuple(
+                    FinalRecipient(orig, final, never) for never, orig, final in expanded
+                ),
                 client=message.client,
                 arrival_time=message.arrival_time,
                 mail_params=message.mail_params,

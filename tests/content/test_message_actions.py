@@ -83,8 +83,8 @@ def test_redirect_filter_bcc_and_prepend_reach_the_queue_file(tmp_path: Path) ->
     qf = read(store, qid)
     assert qf.envelope.redirect == "carol@example.com"
     assert qf.envelope.content_filter == "smtp:[127.0.0.1]:10024"
-    assert [r.address for r in qf.envelope.recipients] == [
-        "alice@example.com", "bob@example.com", "dave@example.com",
+    assert [(r.address, r.notify) for r in qf.envelope.recipients] == [
+        ("alice@example.com", ()), ("bob@example.com", ()), ("dave@example.com", ("NEVER",)),
     ]  # fmt: skip
     assert qf.lines()[:3] == [
         b"X-Access: one", b"X-Access: two", b"Received: from client.test (localhost [127.0.0.1])",

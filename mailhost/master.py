@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -52,7 +52,7 @@ from mailhost.cleanup.seams import (
     RecipientExpansion,
     Submission,
 )
-from mailhost.cleanup.service import Cleanup
+from mailhost.cleanup.service import Cleanup, SpoolSettings
 from mailhost.config import Config, load_config
 from mailhost.config.mastercf import declares
 from mailhost.log import logger
@@ -63,6 +63,7 @@ from mailhost.qmgr.delays import Delays, delivery_line
 from mailhost.qmgr.inline import plan_inline
 from mailhost.qmgr.service import QueueManagerService
 from mailhost.queue.qfile import Recipient
+from mailhost.queue.spool import Content
 from mailhost.queue.status import Status
 from mailhost.queue.store import QueueStore
 from mailhost.quota.rcpt import RcptQuotaCheck
@@ -98,7 +99,7 @@ class ManagerInline:
     def __init__(self, qmgr: QueueManagerService) -> None:
         self.qmgr = qmgr
 
-    async def plan(self, submission: Submission, content: Sequence[bytes]) -> InlinePlan | None:
+    async def plan(self, submission: Submission, content: Content) -> InlinePlan | None:
         manager = self.qmgr.manager
         if manager is None:
             return None
@@ -165,6 +166,7 @@ class Master:
             trigger=self.qmgr.wake,
             checks=ContentChecks.from_config(cfg, registry),
             content_filter=cfg.get("content_filter"),
+            spool=SpoolSettings.from_config(cfg) if self.stages.queue is None else None,
         )
         return ListenerStages(recipients, cleanup, checks)
 

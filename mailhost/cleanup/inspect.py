@@ -34,7 +34,7 @@ message fail temporarily (``451 4.3.0``), never a 5xx.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from mailhost.cleanup.mime import Body, Header, HeaderEnd, HeaderKind, MimeState, is_header
@@ -43,6 +43,8 @@ from mailhost.config import Config
 from mailhost.config.lists import split_list
 from mailhost.errors import TableTempFail
 from mailhost.log import daemon_logger
+from mailhost.queue.spool import HEADER_SIZE_LIMIT, Content
+from mailhost.queue.spool import Body as SpoolBody
 from mailhost.reply import QUEUE_WRITE_ERROR, Reply
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
@@ -297,6 +299,49 @@ _ACTIONS: dict[str, Callable[[_Run, _Match], Action]] = {
 }
 
 
+async def _each(lines: list[bytes]) -> AsyncIterator[bytes]:
+    for line in lines:
+        yield line
+
+
+async def _chain(head: list[bytes], body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    for line in head:
+        yield line
+    async for line in body:
+        yield line
+
+
+class _Output:
+    """Where inspected lines go: the header section to ``head`` (in memory,
+    up to ``limit`` bytes), everything after it to ``body`` (None: all to
+    ``head``), a line at a time."""
+
+    def __init__(self, head: list[bytes], body: SpoolBody | None, limit: int) -> None:
+        self.head = head
+        self.body = body
+        self.limit = limit
+        self.used = 0
+        self.counted = 0
+        self.staged: list[bytes] = []
+        self.in_body = False
+
+    def target(self, run: _Run) -> list[bytes]:
+        if self.body is None:
+            return self.head
+        if not self.in_body:
+            self.used += sum(len(line) + 1 for line in self.head[self.counted :])
+            self.counted = len(self.head)
+            if run.in_body or (self.limit and self.used > self.limit):
+                self.in_body = True
+        return self.staged if self.in_body else self.head
+
+    async def flush(self) -> None:
+        if self.body is not None and self.staged:
+            for line in self.staged:
+                await self.body.append(line)
+            self.staged.clear()
+
+
 @dataclass(frozen=True)
 class ContentChecks:
     """The check tables of one cleanup configuration."""
@@ -308,6 +353,7 @@ class ContentChecks:
     body_checks_size_limit: int = 51200
     mime: bool = True
     line_length_limit: int = 2048
+    header_size_limit: int = HEADER_SIZE_LIMIT
 
     @classmethod
     def from_config(cls, cfg: Config, registry: TableRegistry) -> ContentChecks:
@@ -327,6 +373,7 @@ class ContentChecks:
             body_checks_size_limit=cfg.get_int("body_checks_size_limit"),
             mime=not cfg.get_bool("disable_mime_input_processing"),
             line_length_limit=cfg.get_int("line_length_limit"),
+            header_size_limit=cfg.get_int("header_size_limit"),
         )
 
     @property
@@ -350,25 +397,50 @@ class ContentChecks:
         (local submissions, which Postfix bounces rather than refuses)
         reports the primary header's end even after a REJECT."""
         run = _Run(queue_id, context, Inspected([]))
-        state = MimeState(mime=self.mime, line_length_limit=self.line_length_limit)
         out = run.result.lines
+        await self._inspect(run, _each(lines), _Output(out, None, 0), keep_all)
+        return run.result
+
+    async def inspect_content(
+        self, queue_id: str, content: Content, context: LogContext
+    ) -> tuple[Inspected, Content]:
+        """:meth:`inspect` of a message whose body is spooled: the header
+        section is inspected in memory, the body as it is read back, and
+        the result's body goes to a new spool (discarding it is the
+        caller's).  ``Inspected.lines`` then holds the header section only."""
+        run = _Run(queue_id, context, Inspected([]))
+        body = SpoolBody(content.body.directory, line_length_limit=content.body.line_length_limit)
+        output = _Output(run.result.lines, body, self.header_size_limit)
+        try:
+            await self._inspect(run, _chain(content.header, content.body.alines()), output, False)
+            await body.finish()
+        except BaseException:
+            body.discard()
+            raise
+        return run.result, Content(run.result.lines, body)
+
+    async def _inspect(
+        self, run: _Run, lines: AsyncIterator[bytes], output: _Output, keep_all: bool
+    ) -> None:
+        state = MimeState(mime=self.mime, line_length_limit=self.line_length_limit)
         pending: list[bytes] = []
         try:
-            for line in lines:
+            async for line in lines:
                 for event in state.feed(line):
-                    await self._event(run, event, out, pending, keep_all)
+                    await self._event(run, event, output.target(run), pending, keep_all)
+                await output.flush()
             for event in state.finish():
-                await self._event(run, event, out, pending, keep_all)
+                await self._event(run, event, output.target(run), pending, keep_all)
         except TableTempFail:
             log.warning(
                 "%s: %s map lookup problem -- message not accepted, try again later",
-                queue_id,
+                run.queue_id,
                 run.searching,
             )
             run.result.reject = QUEUE_WRITE_ERROR
         if pending:
-            out.append(b"".join(pending))
-        return run.result
+            output.target(run).append(b"".join(pending))
+        await output.flush()
 
     async def _event(
         self,

@@ -29,6 +29,7 @@ from mailhost.errors import TableTempFail
 from mailhost.log import logger
 from mailhost.queue.layout import HOLD, INCOMING
 from mailhost.queue.qfile import Client, Envelope, Recipient
+from mailhost.queue.spool import Content
 from mailhost.queue.store import QueueStore
 from mailhost.queue.transaction import Transaction
 from mailhost.reply import QUEUE_WRITE_ERROR
@@ -76,7 +77,7 @@ class StoreTransaction:
     def queue_id(self) -> str:
         return self.txn.queue_id
 
-    async def commit(self, submission: Submission, content: Sequence[bytes]) -> int:
+    async def commit(self, submission: Submission, content: Content) -> int:
         if submission.hold:
             # HOLD: the file is placed in hold instead of incoming (Postfix's
             # cleanup does the same at its final rename).

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from mailhost.queue.spool import Content
 from mailhost.reply import Reply
 
 
@@ -154,7 +155,7 @@ class QueueTransaction(Protocol):
     @property
     def queue_id(self) -> str: ...
 
-    async def commit(self, submission: Submission, content: Sequence[bytes]) -> int:
+    async def commit(self, submission: Submission, content: Content) -> int:
         """Write envelope and content durably (file and directory fsynced) and
         return the queued size; only then may smtpd answer 250."""
         ...
@@ -183,7 +184,7 @@ class InlinePlan(Protocol):
 
 
 class InlineDelivery(Protocol):
-    async def plan(self, submission: Submission, content: Sequence[bytes]) -> InlinePlan | None:
+    async def plan(self, submission: Submission, content: Content) -> InlinePlan | None:
         """A plan when every recipient can be delivered now, else None (the
         message is queued as usual)."""
         ...

@@ -36,6 +36,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from mailhost.address import external_form
 from mailhost.cleanup import actions as apply
@@ -54,14 +55,36 @@ from mailhost.cleanup.seams import (
     RecipientExpansion,
     Submission,
 )
+from mailhost.config import Config
 from mailhost.errors import MailhostError
 from mailhost.log import daemon_logger, logger
+from mailhost.queue.layout import INCOMING
+from mailhost.queue.qfile import LINE_LENGTH_LIMIT
+from mailhost.queue.spool import HEADER_SIZE_LIMIT, Body, Content
 from mailhost.reply import NO_DISK_SPACE, QUEUE_WRITE_ERROR, Reply
 from mailhost.rfc822 import message_id
 
 log = logger("cleanup")
 cleanup_log = daemon_logger("cleanup")
 qmgr_log = daemon_logger("qmgr")
+
+
+@dataclass(frozen=True)
+class SpoolSettings:
+    """Where a message's body is spooled while it is received (None: the
+    system's temporary directory) and where its header section ends."""
+
+    directory: Path | None = None
+    header_size_limit: int = HEADER_SIZE_LIMIT
+    line_length_limit: int = LINE_LENGTH_LIMIT
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> SpoolSettings:
+        return cls(
+            Path(cfg.get("queue_directory")) / INCOMING,
+            cfg.get_int("header_size_limit"),
+            cfg.get_int("line_length_limit"),
+        )
 
 
 @dataclass(frozen=True)
@@ -72,8 +95,9 @@ class Message:
     #: the accepted recipients, as given at RCPT TO.
     recipients: Sequence[str]
     client: ClientInfo
-    #: the message as received (header section and body, no line ends).
-    lines: list[bytes]
+    #: the message as received: the header section in memory, the body
+    #: spooled (:mod:`mailhost.queue.spool`; discarding it is smtpd's).
+    content: Content
     #: smtpd's ``Received:`` header lines, put above the (rewritten) message.
     received: list[bytes]
     arrival_time: float
@@ -96,8 +120,11 @@ class Cleanup:
         trigger: Callable[[str], None] | None = None,
         checks: ContentChecks | None = None,
         content_filter: str = "",
+        spool: SpoolSettings | None = None,
     ) -> None:
         self.queue = queue
+        #: where and how smtpd keeps a message being received.
+        self.spool = spool if spool is not None else SpoolSettings()
         self.expansion = expansion
         self.rewrite = rewrite
         self.inline = inline
@@ -107,6 +134,11 @@ class Cleanup:
         self.checks = checks if checks is not None and checks.active else None
         #: main.cf content_filter (this listener's), unless FILTER overrides it.
         self.content_filter = content_filter
+
+    def new_body(self) -> Body:
+        """An empty body for DATA (its spool file, once needed, goes into
+        the queue's ``incoming``, as Postfix's smtpd streams to cleanup)."""
+        return Body(self.spool.directory, line_length_limit=self.spool.line_length_limit)
 
     async def open(self) -> QueueTransaction:
         """A new queue file: its id is the message's from now on (smtpd
@@ -118,19 +150,38 @@ class Cleanup:
         delivered inline, or discarded); raises :class:`ExpansionFailed` with
         the end-of-DATA reply otherwise (the queue file is then removed)."""
         qid = txn.queue_id
-        sender = message.sender
         actions = apply.copy_actions(message.actions)
         # smtpd's PREPEND headers come before its Received: header, and are
         # inspected with the rest (Postfix smtpd writes them first).
-        content = [*apply.prepended(actions), *message.received, *message.lines]
+        content = message.content.with_header(
+            [*apply.prepended(actions), *message.received, *message.content.header]
+        )
         inspected: Inspected | None = None
         if self.checks is not None:
-            inspected = await self.checks.inspect(qid, content, smtp_context(message))
-            log_inspection(qid, inspected, message_id(inspected.lines))
+            inspected, content = await self.checks.inspect_content(
+                qid, content, smtp_context(message)
+            )
+        try:
+            await self._submit(txn, message, content, actions, inspected)
+        finally:
+            if inspected is not None:
+                content.discard()  # the inspection's copy of the body
+
+    async def _submit(
+        self,
+        txn: QueueTransaction,
+        message: Message,
+        content: Content,
+        actions: MessageActions,
+        inspected: Inspected | None,
+    ) -> None:
+        qid = txn.queue_id
+        sender = message.sender
+        if inspected is not None:
+            log_inspection(qid, inspected, message_id(content.header))
             if inspected.reject is not None:
                 await quiet_abort(txn)
                 raise ExpansionFailed(inspected.reject)
-            content = inspected.lines
             actions.merge(inspected.actions)
         if actions.discard is not None:
             await quiet_abort(txn)
@@ -139,9 +190,10 @@ class Cleanup:
             targets: Sequence[str] = message.recipients
             if self.rewrite is not None:
                 done = await self.rewrite.rewrite(
-                    qid, sender, message.recipients, content, message.client
+                    qid, sender, message.recipients, content.header, message.client
                 )
-                sender, targets, content = done.sender, done.recipients, done.lines
+                sender, targets = done.sender, done.recipients
+                content = content.with_header(done.lines)
             # Postfix adds a BCC recipient as with NOTIFY=NEVER.
             notify = [()] * len(message.recipients) + [("NEVER",)] * len(actions.bcc)
             given = [*message.recipients, *actions.bcc]
@@ -166,7 +218,7 @@ class Cleanup:
             actions,
             self.content_filter,
         )
-        msgid = message_id(message.lines)
+        msgid = message_id(message.content.header)
         plan = None
         if self.inline is not None and apply.may_deliver_inline(submission):
             plan = await self.inline.plan(submission, content)
@@ -188,7 +240,7 @@ class Cleanup:
         self,
         txn: QueueTransaction,
         submission: Submission,
-        content: list[bytes],
+        content: Content,
         msgid: str | None,
         plan: InlinePlan,
     ) -> None:

@@ -434,6 +434,7 @@ PARAMETERS: tuple[Param, ...] = (
     Param("mailhost_virtual_shared_copies", "no", BOOL),
     Param("mailhost_inline_delivery", "yes", BOOL),
     Param("line_length_limit", "2048", INT),
+    Param("header_size_limit", "102400", INT),
     Param("smtpd_client_connection_limit_exceptions", "", STR),
     Param(
         "smtpd_client_event_limit_exceptions",

@@ -36,8 +36,8 @@ from mailhost.log import daemon_logger
 from mailhost.qmgr.delays import Delays
 from mailhost.qmgr.manager import QueueManager
 from mailhost.qmgr.transport import Delivery, Job
-from mailhost.queue import qfile
 from mailhost.queue.qfile import Envelope
+from mailhost.queue.spool import Content
 
 log = daemon_logger("qmgr")
 
@@ -82,7 +82,7 @@ class InlineJob:
 
 
 async def plan_inline(
-    manager: QueueManager, queue_id: str, envelope: Envelope, lines: Sequence[bytes]
+    manager: QueueManager, queue_id: str, envelope: Envelope, content: Sequence[bytes] | Content
 ) -> InlineJob | None:
     """An :class:`InlineJob` when every recipient of ``envelope`` routes to
     one inline transport that this queue manager runs; None otherwise (the
@@ -106,6 +106,8 @@ async def plan_inline(
         deliveries.append(Delivery(index, rcpt, route.nexthop))
     if transport is None or manager.transports.get(transport) is None:
         return None
-    message = b"".join([line + b"\n" for line in lines])
-    size = qfile.postfix_size(lines, manager.store.line_length_limit)
+    if not isinstance(content, Content):
+        content = Content(list(content))
+    message = b"".join([line + b"\n" for line in content])
+    size = content.size(manager.store.line_length_limit)
     return InlineJob(manager, queue_id, envelope, message, size, tuple(deliveries), transport)

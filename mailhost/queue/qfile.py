@@ -270,16 +270,22 @@ def _record_cost(length: int) -> int:
 
 def postfix_size(lines: Iterable[bytes], line_length_limit: int = LINE_LENGTH_LIMIT) -> int:
     """The content size Postfix records for these content lines (see module doc)."""
+    return sum(record_size(len(line), line_length_limit) for line in lines)
+
+
+def record_size(length: int, line_length_limit: int = LINE_LENGTH_LIMIT) -> int:
+    """:func:`postfix_size` of one line of ``length`` bytes."""
+    if length < 128 and length < line_length_limit:
+        return length + 2  # the common case: one record, one length byte
     total = 0
-    for line in lines:
-        rest = len(line)
-        # smtpd reads at most line_length_limit bytes at a time; a full piece
-        # becomes a continuation record and the line end its own record, so
-        # a line of exactly N x limit bytes ends in an empty record.
-        while rest >= line_length_limit:
-            total += _record_cost(line_length_limit)
-            rest -= line_length_limit
-        total += _record_cost(rest)
+    rest = length
+    # smtpd reads at most line_length_limit bytes at a time; a full piece
+    # becomes a continuation record and the line end its own record, so
+    # a line of exactly N x limit bytes ends in an empty record.
+    while rest >= line_length_limit:
+        total += _record_cost(line_length_limit)
+        rest -= line_length_limit
+    total += _record_cost(rest)
     return total
 
 
@@ -349,11 +355,37 @@ def encode(
 ) -> Iterator[bytes]:
     """The chunks of a complete queue file (up to and including ``X``).
     The content is not copied: each line is its own chunk."""
-    size = postfix_size(lines, line_length_limit)
+    yield from encode_parts(
+        queue_id,
+        envelope,
+        lines,
+        (),
+        body_length=0,
+        body_size=0,
+        line_length_limit=line_length_limit,
+    )
+
+
+def encode_parts(
+    queue_id: str,
+    envelope: Envelope,
+    head: Sequence[bytes],
+    body: Iterable[bytes],
+    *,
+    body_length: int,
+    body_size: int,
+    line_length_limit: int = LINE_LENGTH_LIMIT,
+) -> Iterator[bytes]:
+    """:func:`encode` of content given as ``head`` (lines without line
+    ends) followed by ``body``: chunks of bytes already in the content
+    record's form (lines each followed by LF), ``body_length`` bytes in all,
+    whose :func:`postfix_size` is ``body_size``.  A body shorter or longer
+    than announced raises OSError (the file would not verify)."""
+    size = postfix_size(head, line_length_limit) + body_size
     env = _dump(_envelope_json(queue_id, envelope, size))
     digest = hashlib.sha256()
     offset = 0
-    content_length = sum(len(line) + 1 for line in lines)
+    content_length = sum(len(line) + 1 for line in head) + body_length
 
     def out(chunk: bytes) -> bytes:
         nonlocal offset
@@ -364,9 +396,15 @@ def encode(
     yield out(b"%s %d\n" % (MAGIC, VERSION))
     yield out(b"E %d %s\n" % (len(env), _crc(env).encode()) + env + b"\n")
     yield out(b"M %d\n" % content_length)
-    for line in lines:
+    for line in head:
         yield out(line)
         yield out(b"\n")
+    copied = 0
+    for chunk in body:
+        copied += len(chunk)
+        yield out(chunk)
+    if copied != body_length:
+        raise OSError(f"message body changed while queued: {copied} of {body_length} bytes")
     yield out(b"\n")
     yield b"X %d %s\n" % (offset, digest.hexdigest().encode())
 

@@ -16,6 +16,7 @@ from mailhost.log import logger
 from mailhost.queue import qfile
 from mailhost.queue.layout import INCOMING, READY_MODE, QueueCounters, QueueError
 from mailhost.queue.qfile import Envelope
+from mailhost.queue.spool import Content
 
 log = logger("queue")
 
@@ -44,7 +45,7 @@ class Transaction:
         self._temp = temp
         self._file: BinaryIO | None = file
         self._linked = False
-        self._content: tuple[Envelope, Sequence[bytes]] | None = None
+        self._content: tuple[Envelope, Sequence[bytes] | Content] | None = None
         #: The size Postfix logs, known once written.
         self.size = 0
         self.committed = False
@@ -56,15 +57,26 @@ class Transaction:
 
     # -- the durability idiom's steps (fsutil.DurableFile), run on the pool ------
 
-    def _prepare(self, envelope: Envelope, content: Sequence[bytes]) -> Sequence[DurableFile]:
+    def _prepare(
+        self, envelope: Envelope, content: Sequence[bytes] | Content
+    ) -> Sequence[DurableFile]:
         self._content = (envelope, content)
         return (self,)
 
-    def _write(self, envelope: Envelope, content: Sequence[bytes]) -> int:
+    def _write(self, envelope: Envelope, lines: Sequence[bytes] | Content) -> int:
         assert self._file is not None
-        size = qfile.postfix_size(content, self.store.line_length_limit)
-        for chunk in qfile.encode(
-            self.queue_id, envelope, content, line_length_limit=self.store.line_length_limit
+        content = lines if isinstance(lines, Content) else Content(list(lines))
+        limit = self.store.line_length_limit
+        size = content.size(limit)
+        body = content.body
+        for chunk in qfile.encode_parts(
+            self.queue_id,
+            envelope,
+            content.header,
+            body.chunks(),
+            body_length=body.length,
+            body_size=size - qfile.postfix_size(content.header, limit),
+            line_length_limit=limit,
         ):
             self._file.write(chunk)
         self._file.flush()
@@ -99,10 +111,12 @@ class Transaction:
             raise error
         self._close()
 
-    async def commit(self, envelope: Envelope, content: Sequence[bytes]) -> int:
-        """Write envelope and content lines (without line ends, Received:
-        header included), make the file durable under its queue id, return
-        the size Postfix would log.  On any error nothing stays behind."""
+    async def commit(self, envelope: Envelope, content: Sequence[bytes] | Content) -> int:
+        """Write envelope and content (lines without line ends, Received:
+        header included; a :class:`~mailhost.queue.spool.Content` is copied
+        from its spool file in bounded chunks), make the file durable under
+        its queue id, return the size Postfix would log.  On any error
+        nothing stays behind (the content's spool file is the caller's)."""
         if self._file is None:
             raise QueueError(f"{self.queue_id}: transaction already finished")
         try:

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from mailhost.queue.spool import Body, Content, HeaderSplit
 from mailhost.smtpd.stream import LineReader
 
 _END = b".\r\n"
@@ -32,12 +33,105 @@ _END = b".\r\n"
 
 @dataclass
 class DataResult:
-    #: Message lines without their line ends, dot-unstuffed (empty when too big).
-    lines: list[bytes] = field(default_factory=list)
+    """What DATA brought: the header section in memory, the rest in
+    :attr:`body` (:mod:`mailhost.queue.spool`), dot-unstuffed, without line
+    ends (both empty when too big)."""
+
+    header: list[bytes] = field(default_factory=list)
+    body: Body = field(default_factory=Body)
+    #: where the in-memory header section ends (header_size_limit).
+    split: HeaderSplit = field(default_factory=HeaderSplit)
     #: Postfix's count: sum of (line length + 2).
     size: int = 0
     too_big: bool = False
     bare_lf: bool = False
+
+    @property
+    def content(self) -> Content:
+        return Content(self.header, self.body)
+
+    @property
+    def lines(self) -> list[bytes]:
+        """Every line in memory (tools and tests)."""
+        return self.content.lines()
+
+    def discard(self) -> None:
+        """Drop what was kept (the spool file goes)."""
+        self.header.clear()
+        self.body.discard()
+
+
+class _Line:
+    """The line being read: its pieces kept in memory while it may still
+    belong to the header section, written to the body as they come once it
+    cannot (a line of any length costs at most a buffer's worth)."""
+
+    def __init__(self, result: DataResult) -> None:
+        self.result = result
+        self.pieces: list[bytes] = []
+        self.length = 0
+        #: the pieces go straight to the body.
+        self.streaming = False
+        #: a CR that ended the last piece written, held back: it is the
+        #: first half of a CRLF when the next piece is a lone LF.
+        self.held_cr = False
+
+    async def piece(self, chunk: bytes) -> None:
+        self.length += len(chunk)
+        if self.streaming:
+            await self._stream(chunk)
+            return
+        self.pieces.append(chunk)
+        split = self.result.split
+        if not split.in_header or (split.limit and split.used + self.length > split.limit):
+            self.streaming = True
+            pieces, self.pieces = self.pieces, []
+            for piece in pieces:
+                await self._stream(piece)
+
+    async def _stream(self, chunk: bytes) -> None:
+        body = self.result.body
+        if self.held_cr:
+            await body.write_piece(b"\r")
+            self.held_cr = False
+        if chunk.endswith(b"\r"):
+            chunk = chunk[:-1]
+            self.held_cr = True
+        if chunk:
+            await body.write_piece(chunk)
+
+    def drop_cr(self) -> None:
+        """The CR ending the last piece was half of the line's CRLF."""
+        self.length -= 1
+        if self.streaming:
+            self.held_cr = False
+        elif self.pieces:
+            self.pieces[-1] = self.pieces[-1][:-1]
+
+    async def end(self, tail: bytes) -> None:
+        """The line's last piece (its line end removed)."""
+        result = self.result
+        if self.streaming:
+            await self._stream(tail)
+            if self.held_cr:
+                await result.body.write_piece(b"\r")
+                self.held_cr = False
+            await result.body.end_line(self.length + len(tail))
+            result.split.in_header = False  # a line too long for it ends it
+        else:
+            self.pieces.append(tail)
+            line = b"".join(self.pieces)
+            if result.split.take(line):
+                result.header.append(line)
+            else:
+                await result.body.append(line)
+        self.reset()
+
+    def reset(self) -> None:
+        self.pieces.clear()
+        self.length = 0
+        self.streaming = False
+        self.held_cr = False
 
 
 async def read_data(
@@ -50,11 +144,11 @@ async def read_data(
     """Read DATA up to the terminating ``.<CRLF>``; ``limit`` 0 means unlimited.
     ``on_line`` is called after each piece read.  ``result``, when given, is
     filled as lines arrive (its ``size`` is what was received when the read
-    ends early: Postfix's ``timeout after DATA (N bytes)``).  A peer that
-    closes mid-DATA raises IncompleteReadError."""
+    ends early: Postfix's ``timeout after DATA (N bytes)``; its body is then
+    the caller's to discard).  A peer that closes mid-DATA raises
+    IncompleteReadError."""
     result = result if result is not None else DataResult()
-    pieces: list[bytes] = []
-    line_len = 0
+    line = _Line(result)
     at_start = True
     prev_cr = False
     # "." CRLF ends DATA only after a CRLF: "<LF>.<CRLF>" is text (Postfix 3.7.11
@@ -65,17 +159,19 @@ async def read_data(
         chunk, complete = await source.next()
         if at_start and complete and chunk == _END and after_crlf:
             source.give_back()  # what follows the terminator is the next command's
+            await result.body.finish()
             return result
         if at_start and chunk.startswith(b"."):
             chunk = chunk[1:]
         at_start = complete
         if not complete:
-            line_len += len(chunk)
             prev_cr = chunk.endswith(b"\r")
             if not result.too_big:
-                pieces.append(chunk)
-                if limit and result.size + line_len + 2 > limit:
-                    _overflow(result, pieces)
+                await line.piece(chunk)
+                if limit and result.size + line.length + 2 > limit:
+                    _overflow(result, line)
+            else:
+                line.length += len(chunk)
             continue
         after_crlf = True
         if chunk.endswith(b"\r\n"):
@@ -83,23 +179,21 @@ async def read_data(
         elif chunk == b"\n" and prev_cr:
             # The CR of this CRLF ended the previous piece of a long line.
             tail = b""
-            line_len -= 1
-            if pieces:
-                pieces[-1] = pieces[-1][:-1]
+            if not result.too_big:
+                line.drop_cr()
+            else:
+                line.length -= 1
         else:
             tail = chunk[:-1]
             result.bare_lf = True
             after_crlf = False
-        line_len += len(tail)
-        result.size += line_len + 2
+        result.size += line.length + len(tail) + 2
         if not result.too_big:
             if limit and result.size > limit:
-                _overflow(result, pieces)
+                _overflow(result, line)
             else:
-                pieces.append(tail)
-                result.lines.append(b"".join(pieces))
-        pieces.clear()
-        line_len = 0
+                await line.end(tail)
+        line.reset()
         prev_cr = False
 
 
@@ -141,8 +235,8 @@ def _buffered_lines(reader: LineReader) -> list[bytes]:
     return lines
 
 
-def _overflow(result: DataResult, pieces: list[bytes]) -> None:
+def _overflow(result: DataResult, line: _Line) -> None:
     """Past message_size_limit: keep reading, keep nothing."""
     result.too_big = True
-    result.lines.clear()
-    pieces.clear()
+    result.discard()
+    line.reset()

@@ -32,6 +32,7 @@ from mailhost.cleanup.seams import ExpansionFailed, MessageActions, protocol_nam
 from mailhost.cleanup.service import Cleanup, Message, queue_error
 from mailhost.log import logger
 from mailhost.observe import metrics
+from mailhost.queue.spool import HeaderSplit
 from mailhost.reply import NO_DISK_SPACE, RCPT_OK, Reply
 from mailhost.smtpd import replies
 from mailhost.smtpd.data import DataResult
@@ -260,8 +261,20 @@ class SmtpdHandler:
 
     # -- end of DATA ----------------------------------------------------------------
 
+    def new_data(self) -> DataResult:
+        """Where DATA goes as it arrives (:mod:`mailhost.queue.spool`)."""
+        spool = self.cleanup.spool
+        return DataResult(body=self.cleanup.new_body(), split=HeaderSplit(spool.header_size_limit))
+
     async def message(self, session: Session, txn: MailTransaction, data: DataResult) -> Reply:
-        """End of DATA for ``txn`` (already detached from the session)."""
+        """End of DATA for ``txn`` (already detached from the session);
+        the spooled body goes once the message is queued or refused."""
+        try:
+            return await self._message(session, txn, data)
+        finally:
+            data.discard()
+
+    async def _message(self, session: Session, txn: MailTransaction, data: DataResult) -> Reply:
         assert txn.queue is not None
         qid = txn.queue.queue_id
         if data.bare_lf and await self.bare_lf_rejected(session.client_address):
@@ -313,7 +326,7 @@ class SmtpdHandler:
             sender=txn.sender,
             recipients=txn.recipients,
             client=session.info(),
-            lines=data.lines,
+            content=data.content,
             received=[line.encode("utf-8", "surrogateescape") for line in header.splitlines()],
             arrival_time=time.time(),
             mail_params=txn.mail_params,

@@ -589,10 +589,14 @@ class SmtpdProtocol(LineProtocol):
         await self.reply(replies.DATA_GO_AHEAD)
         self.touch()
         self.in_data = True
-        self.data_progress = DataResult()
-        data = await read_data(
-            self.reader, self.settings.message_size_limit, result=self.data_progress
-        )
+        self.data_progress = self.mh.new_data()
+        try:
+            data = await read_data(
+                self.reader, self.settings.message_size_limit, result=self.data_progress
+            )
+        except BaseException:
+            self.data_progress.discard()  # nothing was acknowledged: the spool goes
+            raise
         self.in_data = False
         self.data_progress = None
         # From here the transaction belongs to the queue write, which finishes

@@ -19,6 +19,7 @@ from mailhost.cleanup.seams import ClientInfo, ExpansionFailed, MessageActions
 from mailhost.cleanup.service import Cleanup, Message
 from mailhost.queue.layout import HOLD, INCOMING
 from mailhost.queue.qfile import QueueFile
+from mailhost.queue.spool import Content
 from mailhost.queue.store import QueueStore
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
@@ -36,7 +37,7 @@ def message(actions: MessageActions, subject: str = "hello") -> Message:
         sender="s@client.test",
         recipients=["alice@example.com", "bob@example.com"],
         client=CLIENT,
-        lines=[*f"Subject: {subject}".encode().split(b"\r\n"), b"", b"body"],
+        content=Content.of_lines([*f"Subject: {subject}".encode().split(b"\r\n"), b"", b"body"]),
         received=[b"Received: from client.test (localhost [127.0.0.1])"],
         arrival_time=0.0,
         actions=actions,

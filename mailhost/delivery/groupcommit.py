@@ -36,6 +36,7 @@ from mailhost.delivery.maildir import (
     deliver_maildirs_sync,
     plan_copies,
 )
+from mailhost.delivery.text import Text
 from mailhost.fsutil import DurableFile
 from mailhost.groupsync import GroupSync
 from mailhost.offload import run_blocking
@@ -55,7 +56,7 @@ def commit_queue() -> GroupSync:
 
 
 async def deliver_maildirs(
-    message: bytes,
+    message: Text,
     sender: str,
     targets: Sequence[MaildirTarget],
     *,
@@ -94,7 +95,7 @@ async def deliver_maildirs(
 
 
 async def deliver_maildir(
-    message: bytes,
+    message: Text,
     sender: str,
     target: MaildirTarget,
     *,

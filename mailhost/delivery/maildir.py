@@ -72,7 +72,15 @@ from mailhost.delivery.status import (
     strerror,
     write_error_dsn,
 )
-from mailhost.fsutil import DurableFile, OpenDir, StrPath, commit_durably, raise_first, write_all
+from mailhost.delivery.text import (
+    Text,
+    header_part,
+    lf_only,
+    prepend,
+    text_vsize,
+    write_text,
+)
+from mailhost.fsutil import DurableFile, OpenDir, StrPath, commit_durably, raise_first
 from mailhost.log import logger
 
 __all__ = [
@@ -129,7 +137,7 @@ class StagedMessage:
     dev: int
     uid: int | None
     gid: int | None
-    content: bytes = field(repr=False)
+    content: Text = field(repr=False)
     #: still open and not yet fsynced (``stage(sync=False)``; the group
     #: commit fsyncs it, :func:`commit_copies`).
     fd: int | None = field(default=None, repr=False)
@@ -141,7 +149,7 @@ class StagedMessage:
 
 def stage(
     home: OpenMaildir,
-    content: bytes,
+    content: Text,
     *,
     uid: int | None = None,
     gid: int | None = None,
@@ -155,7 +163,7 @@ def stage(
     ``file_size_limit`` is virtual_mailbox_limit, which virtual(8) applies as a
     per-file size limit (RLIMIT_FSIZE, spec 4.3): exceeding it is EFBIG, 5.2.2.
     """
-    size, vsz = len(content), vsize(content)
+    size, vsz = len(content), text_vsize(content)
     for _ in range(_NAME_RETRIES):
         name = sized_name(names.next(), size, vsz)
         try:
@@ -175,7 +183,7 @@ def stage(
             chown_fd(fd, uid, gid)
             if file_size_limit and size > file_size_limit:
                 raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
-            write_all(fd, content)
+            write_text(fd, content)
             if sync:
                 os.fsync(fd)
             keep = not sync
@@ -282,8 +290,8 @@ DELIVERED = DeliveryStatus("2.0.0", "delivered to maildir")
 
 
 def prepared_content(
-    message: bytes, sender: str, target: MaildirTarget, *, mode: HeaderMode, batch: int
-) -> bytes:
+    message: Text, sender: str, target: MaildirTarget, *, mode: HeaderMode, batch: int
+) -> Text:
     """Prepended headers + message, normalised to LF line endings."""
     per_rcpt = mode == "postfix" or batch == 1
     head = delivery_headers(
@@ -293,14 +301,14 @@ def prepared_content(
         original_to=per_rcpt,
         delivered_to=per_rcpt,
     )
-    return head + message.replace(b"\r\n", b"\n")
+    return prepend(head, lf_only(message))
 
 
 @dataclass
 class CopyGroup:
     """Targets that share one staged file: same content and owner."""
 
-    content: bytes
+    content: Text
     uid: int | None
     gid: int | None
     file_size_limit: int
@@ -310,7 +318,7 @@ class CopyGroup:
 
 
 def plan_copies(
-    message: bytes,
+    message: Text,
     sender: str,
     targets: Sequence[MaildirTarget],
     *,
@@ -322,11 +330,11 @@ def plan_copies(
     """The files to write for ``targets`` (indexes from ``offset``), and the
     results already known (Delivered-To loops)."""
     done: dict[int, MaildirResult] = {}
-    groups: dict[tuple[bytes, int | None, int | None], CopyGroup] = {}
-    message = message.replace(b"\r\n", b"\n")  # once, not per copy
-    delivered = delivered_to_addresses(message)  # once for every target
+    groups: dict[tuple[Text, int | None, int | None], CopyGroup] = {}
+    message = lf_only(message)  # once, not per copy
+    delivered = delivered_to_addresses(header_part(message))  # once for every target
     for i, target in enumerate(targets, offset):
-        if is_delivery_loop(message, target.recipient, delivered):
+        if is_delivery_loop(b"", target.recipient, delivered):
             done[i] = MaildirResult(target, DeliveryStatus("5.4.6", loop_text(target.recipient)))
             continue
         content = prepared_content(message, sender, target, mode=header_mode, batch=len(targets))
@@ -341,7 +349,7 @@ def plan_copies(
 
 
 def deliver_maildirs_sync(
-    message: bytes,
+    message: Text,
     sender: str,
     targets: Sequence[MaildirTarget],
     *,
@@ -420,7 +428,7 @@ class _CopyFile:
                 home = open_maildir(target)
             except OSError as exc:
                 unique = sized_name(self.group.names.next(), len(self.group.content),
-                                    vsize(self.group.content))  # fmt: skip
+                                    text_vsize(self.group.content))  # fmt: skip
                 raise _open_error(target, exc, unique) from exc
             self.homes[target.maildir] = home
         return home

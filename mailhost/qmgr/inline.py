@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mailhost.delivery.text import SpooledText
 from mailhost.errors import TableTempFail
 from mailhost.log import daemon_logger
 from mailhost.qmgr.delays import Delays
@@ -54,7 +55,7 @@ class InlineJob:
     manager: QueueManager
     queue_id: str
     envelope: Envelope
-    message: bytes
+    text: SpooledText
     #: the size Postfix logs (``size=``), as the queue file would record it.
     size: int
     deliveries: tuple[Delivery, ...]
@@ -64,7 +65,7 @@ class InlineJob:
         """Deliver every recipient; the envelope indexes of those that were
         not delivered (empty: all done), for the queue."""
         manager = self.manager
-        job = Job(self.queue_id, self.envelope, self.message, self.deliveries)
+        job = Job(self.queue_id, self.envelope, b"", self.deliveries, text=self.text)
         started = manager.clock()
         outcomes, daemon = await manager.run_transport(self.transport, job)
         finished = manager.clock()
@@ -108,6 +109,7 @@ async def plan_inline(
         return None
     if not isinstance(content, Content):
         content = Content(list(content))
-    message = b"".join([line + b"\n" for line in content])
+    # The header section in memory, the body copied from its spool file.
+    text = SpooledText(b"".join([line + b"\n" for line in content.header]), content.body)
     size = content.size(manager.store.line_length_limit)
-    return InlineJob(manager, queue_id, envelope, message, size, tuple(deliveries), transport)
+    return InlineJob(manager, queue_id, envelope, text, size, tuple(deliveries), transport)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from mailhost.delivery.status import DeliveryStatus
+from mailhost.delivery.text import SpooledText, Text, as_bytes
 from mailhost.log import logger
 from mailhost.queue.qfile import Envelope, Recipient
 
@@ -49,6 +50,19 @@ class Job:
     #: the queued content, LF line ends (the Received: header included).
     message: bytes
     deliveries: tuple[Delivery, ...]
+    #: inline delivery's content instead of ``message``: its body still in
+    #: smtpd's spool file (:mod:`mailhost.delivery.text`).
+    text: SpooledText | None = None
+
+    @property
+    def content(self) -> Text:
+        """The message, spooled or in memory (for Maildir delivery)."""
+        return self.text if self.text is not None else self.message
+
+    @property
+    def content_bytes(self) -> bytes:
+        """The message in memory (for the delivery agents that need it)."""
+        return as_bytes(self.content)
 
 
 @dataclass(frozen=True)

@@ -217,7 +217,7 @@ class VirtualTransport:
             async with self._mailbox_locks.hold(*locked):
                 if s.quota is not None:
                     results = await deliver_with_quota_locked(
-                        job.message,
+                        job.content,
                         job.envelope.sender,
                         [QuotaTarget(p.target, p.limits) for _, p in shared],
                         s.quota.policy,
@@ -227,7 +227,7 @@ class VirtualTransport:
                     )
                 else:
                     results = await deliver_maildirs(
-                        job.message,
+                        job.content,
                         job.envelope.sender,
                         [p.target for _, p in shared],
                         header_mode=header_mode,
@@ -325,7 +325,7 @@ class VirtualTransport:
         s = self.settings
         if p.where.maildir and s.quota is not None:
             (quota_result,) = await deliver_with_quota_locked(
-                job.message,
+                job.content,
                 job.envelope.sender,
                 [QuotaTarget(p.target, p.limits)],
                 s.quota.policy,
@@ -335,11 +335,11 @@ class VirtualTransport:
             return quota_result.status
         if p.where.maildir:
             result = await deliver_maildir(
-                job.message, job.envelope.sender, p.target, file_size_limit=s.mailbox_limit
+                job.content, job.envelope.sender, p.target, file_size_limit=s.mailbox_limit
             )
             return result.status
         return await deliver_mbox(
-            job.message,
+            job.content_bytes,
             job.envelope.sender,
             MboxTarget(
                 p.where.path, p.rcpt.address, p.original, p.owner_uid, p.owner_gid, p.where.base

@@ -32,6 +32,7 @@ from mailhost.delivery.maildir import (
 )
 from mailhost.delivery.pathlock import PathLocks
 from mailhost.delivery.status import DeliveryError, create_error_dsn, strerror
+from mailhost.delivery.text import Text
 from mailhost.log import logger
 from mailhost.offload import run_blocking
 from mailhost.quota.maildirsize import (
@@ -157,7 +158,7 @@ LOCKS = MailboxLocks()
 
 
 async def deliver_with_quota(
-    message: bytes,
+    message: Text,
     sender: str,
     targets: Sequence[QuotaTarget],
     policy: QuotaPolicy,
@@ -186,7 +187,7 @@ async def deliver_with_quota(
 
 
 async def deliver_with_quota_locked(
-    message: bytes,
+    message: Text,
     sender: str,
     targets: Sequence[QuotaTarget],
     policy: QuotaPolicy,

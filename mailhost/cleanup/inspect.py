@@ -409,7 +409,12 @@ class ContentChecks:
         the result's body goes to a new spool (discarding it is the
         caller's).  ``Inspected.lines`` then holds the header section only."""
         run = _Run(queue_id, context, Inspected([]))
-        body = SpoolBody(content.body.directory, line_length_limit=content.body.line_length_limit)
+        source = content.body
+        body = SpoolBody(
+            source.directory,
+            line_length_limit=source.line_length_limit,
+            buffer_size=source.buffer_size,
+        )
         output = _Output(run.result.lines, body, self.header_size_limit)
         try:
             await self._inspect(run, _chain(content.header, content.body.alines()), output, False)

@@ -47,7 +47,11 @@ class Body:
         directory: Path | None = None,
         *,
         line_length_limit: int = qfile.LINE_LENGTH_LIMIT,
+        buffer_size: int = BUFFER_SIZE,
     ) -> None:
+        #: bytes kept in memory before they go to the spool file, and the
+        #: size of each read of it.
+        self.buffer_size = buffer_size
         #: where the spool file goes once the buffer is full (None: a
         #: temporary directory of the system's, for tools and tests).
         self.directory = directory
@@ -81,14 +85,14 @@ class Body:
         self._account(line)
         self._buffer += line
         self._buffer += b"\n"
-        if len(self._buffer) >= BUFFER_SIZE:
+        if len(self._buffer) >= self.buffer_size:
             await run_blocking(self._spill)
 
     async def write_piece(self, piece: bytes) -> None:
         """Part of a line too long to keep whole (:meth:`end_line` ends it)."""
         self._buffer += piece
         self._piece_cr = piece.endswith(b"\r")
-        if len(self._buffer) >= BUFFER_SIZE:
+        if len(self._buffer) >= self.buffer_size:
             await run_blocking(self._spill)
 
     async def end_line(self, length: int) -> None:
@@ -101,7 +105,7 @@ class Body:
         self._piece_cr = False
         self.size += qfile.record_size(length, self.line_length_limit)
         self._buffer += b"\n"
-        if len(self._buffer) >= BUFFER_SIZE:
+        if len(self._buffer) >= self.buffer_size:
             await run_blocking(self._spill)
 
     def append_sync(self, line: bytes) -> None:
@@ -109,7 +113,7 @@ class Body:
         self._account(line)
         self._buffer += line
         self._buffer += b"\n"
-        if len(self._buffer) >= BUFFER_SIZE:
+        if len(self._buffer) >= self.buffer_size:
             self._spill()
 
     def _open(self) -> int:
@@ -164,7 +168,7 @@ class Body:
             return
         offset = 0
         while offset < self.length:
-            chunk = os.pread(self._fd, min(BUFFER_SIZE, self.length - offset), offset)
+            chunk = os.pread(self._fd, min(self.buffer_size, self.length - offset), offset)
             if not chunk:
                 raise OSError(f"spool file {self.path} is shorter than written")
             offset += len(chunk)
@@ -187,7 +191,7 @@ class Body:
         offset = 0
         rest = b""
         while offset < self.length:
-            size = min(BUFFER_SIZE, self.length - offset)
+            size = min(self.buffer_size, self.length - offset)
             chunk = await run_blocking(os.pread, self._fd, size, offset)
             if not chunk:
                 raise OSError(f"spool file {self.path} is shorter than written")
@@ -265,16 +269,21 @@ class Content:
         self.body = body if body is not None else Body()
 
     @classmethod
-    def of_lines(cls, lines: Iterable[bytes], *, header_size_limit: int = 0) -> Content:
-        """Content made of lines in memory, split as smtpd splits DATA."""
+    def of_lines(
+        cls, lines: Iterable[bytes], *, header_size_limit: int = 0, body: Body | None = None
+    ) -> Content:
+        """Content made of ``lines``, split as smtpd splits DATA, the body
+        into ``body`` (by default: an empty one, spooled in the system's
+        temporary directory if it outgrows its buffer)."""
         splitter = HeaderSplit(header_size_limit)
-        body = Body()
+        body = body if body is not None else Body()
         header: list[bytes] = []
         for line in lines:
             if splitter.in_header and splitter.take(line):
                 header.append(line)
             else:
                 body.append_sync(line)
+        body.finish_sync()
         return cls(header, body)
 
     def with_header(self, header: list[bytes]) -> Content:

@@ -4,11 +4,15 @@ size count, bare LF detection, lines longer than the stream buffer."""
 from __future__ import annotations
 
 import asyncio
+import tempfile
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailhost.smtpd.data import read_data
+from mailhost.queue import qfile
+from mailhost.queue.spool import Body, HeaderSplit
+from mailhost.smtpd.data import DataResult, read_data
 from mailhost.smtpd.stream import LineReader
 
 # Message lines: any bytes except CR and LF (a line may start with dots).
@@ -117,3 +121,73 @@ def test_input_arriving_in_pieces_reads_the_same(
     result, rest = asyncio.run(run())
     assert result.lines == lines  # type: ignore[attr-defined]
     assert rest == after
+
+
+# Lines with CRs anywhere (one that ends a line makes CR CR LF on the wire).
+cr_lines_strategy = st.lists(
+    st.binary(max_size=120).map(lambda b: b.replace(b"\n", b"")), max_size=30
+)
+
+
+@given(
+    cr_lines_strategy,
+    st.integers(1, 200),
+    st.integers(0, 300),
+    st.integers(4, 64),
+    st.integers(1, 8),
+)
+@settings(max_examples=300, deadline=None)
+def test_streamed_into_a_spool_reads_the_same(
+    lines: list[bytes], buffer: int, header_limit: int, reader_limit: int, parts: int
+) -> None:
+    """DATA streamed into a body spool of any buffer size, with any
+    header_size_limit and input in pieces of any size, gives back every
+    line; the header section kept in memory stays within the limit, and a
+    line too long for it is never held whole."""
+    data = stuffed(lines) + b".\r\n"
+    step = max(1, len(data) // parts)
+
+    async def run() -> tuple[list[bytes], list[bytes], DataResult]:
+        reader = LineReader(limit=reader_limit)
+        result = DataResult(
+            body=Body(Path(tempfile.gettempdir()), buffer_size=buffer),
+            split=HeaderSplit(header_limit),
+        )
+
+        async def arrive() -> None:
+            for start in range(0, len(data), step):
+                reader.feed_data(data[start : start + step])
+                await asyncio.sleep(0)
+            reader.feed_eof()
+
+        feeding = asyncio.create_task(arrive())
+        await read_data(reader, 0, result=result)
+        await feeding
+        return list(result.header), result.lines, result
+
+    header, got, result = asyncio.run(run())
+    try:
+        assert got == lines
+        assert result.size == sum(len(line) + 2 for line in lines)
+        if header_limit:
+            assert sum(len(line) + 1 for line in header) <= header_limit
+        assert result.body.size == qfile.postfix_size(lines[len(header) :])
+        assert result.body.cr_lines == sum(
+            1 for line in lines[len(header) :] if line.endswith(b"\r")
+        )
+    finally:
+        result.discard()
+
+
+def test_too_big_keeps_nothing_and_removes_the_spool(tmp_path: Path) -> None:
+    async def run() -> DataResult:
+        reader = LineReader(limit=64)
+        reader.feed_data(b"Subject: x\r\n\r\n" + b"y" * 50 + b"\r\n" * 100 + b".\r\n")
+        reader.feed_eof()
+        result = DataResult(body=Body(tmp_path, buffer_size=16))
+        return await read_data(reader, 100, result=result)
+
+    result = asyncio.run(run())
+    assert result.too_big
+    assert result.lines == []
+    assert list(tmp_path.iterdir()) == []

@@ -8,7 +8,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailhost.cleanup.inspect import ContentChecks, LogContext, dsn_reason, printable, split_action
@@ -21,6 +21,8 @@ from mailhost.cleanup.mime import (
     header_label_length,
     is_header,
 )
+from mailhost.queue.spool import Body as SpoolBody
+from mailhost.queue.spool import Content
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
 
@@ -204,3 +206,49 @@ def test_no_matching_rule_changes_nothing(lines: list[bytes]) -> None:
                 expected.append(b"".join(piece))
                 piece = []
     assert done.lines == expected
+
+
+def editing_checks(header_size_limit: int) -> ContentChecks:
+    """Rules that edit headers and body lines, as a spooled message must see them."""
+    source = Path(tempfile.mkdtemp(prefix="content-edit-")) / "rules"
+    source.write_text(
+        "/^Subject:/ PREPEND X-Seen: yes\n"
+        "/^X-Drop:/ IGNORE\n"
+        "/^Content-Type:/ WARN mime\n"
+        "/a/ REPLACE replaced-a\n"
+        "/b/ IGNORE\n"
+    )
+    registry = TableRegistry()
+    header = Maps("header_checks", [registry.open(f"regexp:{source}")])
+    body = Maps("body_checks", [registry.open(f"regexp:{source}")])
+    return ContentChecks(
+        header, header, header, body, body_checks_size_limit=0, header_size_limit=header_size_limit
+    )
+
+
+@given(messages, st.integers(0, 200), st.integers(1, 100))
+@settings(deadline=None)
+def test_a_spooled_message_is_inspected_as_one_in_memory(
+    lines: list[bytes], header_limit: int, buffer: int
+) -> None:
+    checks = editing_checks(header_limit)
+    context = LogContext("local", "s@x")
+    whole = asyncio.run(checks.inspect("QID", lines, context))
+    content = Content.of_lines(
+        lines,
+        header_size_limit=header_limit,
+        body=SpoolBody(Path(tempfile.gettempdir()), buffer_size=buffer),
+    )
+    try:
+        done, out = asyncio.run(checks.inspect_content("QID", content, context))
+        try:
+            assert out.lines() == whole.lines
+            assert (done.header_log, done.body_log) == (whole.header_log, whole.body_log)
+            assert done.header_end == whole.header_end
+            if header_limit:
+                # The in-memory part grows by at most the last header's lines.
+                assert out.header == whole.lines[: len(out.header)]
+        finally:
+            out.discard()
+    finally:
+        content.discard()

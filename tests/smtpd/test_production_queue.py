@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import signal
 import smtplib
+import socket
 import threading
+import time
 from pathlib import Path
 
 import trustme
@@ -14,10 +16,10 @@ from mailhost.queue import qfile
 from tests.support.server import ServerProcess, free_port, write_config
 
 
-def start(directory: Path) -> ServerProcess:
+def start(directory: Path, extra: str = "") -> ServerProcess:
     ca = trustme.CA()
     ports = {"mx": free_port(), "plainauth": free_port()}
-    write_config(directory, ca, ports)
+    write_config(directory, ca, ports, extra)
     proc = ServerProcess(directory, ports, ca, directory / "maillog", queue_kind="store")
     proc.start()
     return proc
@@ -108,5 +110,54 @@ def test_kill_9_while_20_clients_send(tmp_path: Path) -> None:
         # and recovery left no temporary file behind.
         assert all(entry.lines()[-1] == b"x" * 20000 for entry in files.values())
         assert not [p for p in (proc.queue / "incoming").iterdir() if "." in p.name]
+    finally:
+        proc.stop()
+
+
+def test_kill_9_mid_data_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    """Messages larger than the body buffer are spooled into incoming as
+    they arrive; kill -9 while one is half received (its spool file on
+    disk) keeps every acknowledged message and leaves no spool file, no
+    temporary queue file and no trace of the unfinished message."""
+    proc = start(tmp_path, "message_size_limit = 10240000\n")
+    port = proc.ports["mx"]
+    big = b"Subject: spooled\r\n\r\n" + (b"y" * 998 + b"\r\n") * 1024  # 1 MiB
+    acknowledged = []
+    try:
+        for _ in range(3):
+            with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
+                client.ehlo("client.test")
+                client.mail("sender@client.test")
+                client.rcpt("bob@example.com")
+                code, text = client.data(big)
+                assert code == 250
+                acknowledged.append(text.decode().rsplit(" ", 1)[1])
+        half = socket.create_connection(("127.0.0.1", port), timeout=20)
+        half.sendall(
+            b"EHLO client.test\r\nMAIL FROM:<sender@client.test>\r\n"
+            b"RCPT TO:<bob@example.com>\r\nDATA\r\n"
+        )
+        half.sendall(big[: len(big) // 2])
+        incoming = proc.queue / "incoming"
+        deadline = time.monotonic() + 20
+        while not [p for p in incoming.iterdir() if p.name.endswith(".body") and p.stat().st_size]:
+            assert time.monotonic() < deadline, "no spool file while DATA arrives"
+            time.sleep(0.02)
+        assert proc.proc is not None
+        proc.proc.send_signal(signal.SIGKILL)
+        proc.proc.wait(10)
+        proc.proc = None
+        half.close()
+    finally:
+        if proc.proc is not None:
+            proc.stop(signal.SIGKILL)
+    proc.start()  # recovery runs before the listeners open
+    try:
+        files = queued(proc.queue)
+        assert sorted(files) == sorted(acknowledged)
+        for qid in acknowledged:
+            assert files[qid].lines()[-1024:] == [b"y" * 998] * 1024
+        assert not [p for p in (proc.queue / "incoming").iterdir() if "." in p.name]
+        assert "removing incomplete queue file" in proc.log()
     finally:
         proc.stop()

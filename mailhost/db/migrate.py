@@ -222,6 +222,15 @@ def check_postfixadmin(engine: Engine) -> None:
         raise driver_error(engine, exc) from exc
 
 
+def stored_passwords(engine: Engine) -> list[str]:
+    """Every mailbox's stored password (for ``mailhost db adopt``'s survey)."""
+    try:
+        with engine.connect() as conn:
+            return [str(r[0] or "") for r in conn.execute(text("SELECT password FROM mailbox"))]
+    except SQLAlchemyError as exc:
+        raise driver_error(engine, exc) from exc
+
+
 def adopt(engine: Engine) -> list[str]:
     """Adopt a PostfixAdmin database: stamp 0001, then add mailhost's tables."""
     applied = current(engine)

@@ -54,7 +54,7 @@ SHOW_FIELDS = [
     ("total quota", lambda r: format_size(r["total_quota"])),
     ("default quota", lambda r: format_size(r["default_quota"])),
     (
-        "password expiry",
+        "pw expiry",
         lambda r: f"{r['password_expiry_days']} days" if r["password_expiry_days"] else "never",
     ),
     ("transport", lambda r: r["transport"]),

@@ -223,10 +223,16 @@ def check_postfixadmin(engine: Engine) -> None:
 
 
 def stored_passwords(engine: Engine) -> list[str]:
-    """Every mailbox's stored password (for ``mailhost db adopt``'s survey)."""
+    """Every stored mailbox and PostfixAdmin admin password (PostfixAdmin
+    hashes both with its ``encrypt`` setting), for ``mailhost db adopt``."""
     try:
         with engine.connect() as conn:
-            return [str(r[0] or "") for r in conn.execute(text("SELECT password FROM mailbox"))]
+            tables = ["mailbox"] + (["admin"] if inspect(conn).has_table("admin") else [])
+            return [
+                str(row[0] or "")
+                for table in tables
+                for row in conn.execute(text(f"SELECT password FROM {table}"))
+            ]
     except SQLAlchemyError as exc:
         raise driver_error(engine, exc) from exc
 

@@ -212,10 +212,12 @@ def format_advice(stored: Iterable[str], configured: str) -> list[str]:
     formats in use, most common first, and the setting that matches."""
     counts = survey(stored)
     if not counts:
-        return ["password format: no mailbox passwords yet; "
+        return ["password format: no passwords stored yet; "
                 f"mailhost_password_format = {configured} will be used"]  # fmt: skip
-    found = ", ".join(f"{name} ({count})" for name, count in counts.most_common())
-    best = counts.most_common(1)[0][0]
+    # Most used first; on a tie the stronger, then by name.
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], _weak_format(kv[0]), kv[0]))
+    found = ", ".join(f"{name} ({count})" for name, count in ranked)
+    best = ranked[0][0]
     lines = [f"password format: {found}"]
     if best == configured:
         lines.append(f"mailhost_password_format = {configured} already matches")
@@ -224,7 +226,7 @@ def format_advice(stored: Iterable[str], configured: str) -> list[str]:
             f"set mailhost_password_format = {best} in main.cf "
             f"(now {configured}) so PostfixAdmin's login accepts passwords mailhost sets"
         )
-    weak = [name for name in counts if name in WEAK_FORMATS or _weak_dovecot(name)]
+    weak = [name for name, _ in ranked if _weak_format(name)]
     if weak:
         lines.append(
             f"weak hashes in use ({', '.join(weak)}): they verify only with "
@@ -233,5 +235,7 @@ def format_advice(stored: Iterable[str], configured: str) -> list[str]:
     return lines
 
 
-def _weak_dovecot(name: str) -> bool:
-    return name.startswith("dovecot:") and passwords.is_weak_scheme(name.partition(":")[2])
+def _weak_format(name: str) -> bool:
+    if name.startswith("dovecot:"):
+        return passwords.is_weak_scheme(name.partition(":")[2])
+    return name in WEAK_FORMATS or name == "php_crypt:DES"

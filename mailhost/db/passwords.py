@@ -135,6 +135,9 @@ PLAIN = frozenset({"PLAIN", "CLEAR", "CLEARTEXT"})
 #: Dovecot's names for the same crypt schemes.
 ALIASES = {"BLF": "BLF-CRYPT", "MD5": "MD5-CRYPT"}
 ENCODINGS = {"B64": "b64", "BASE64": "b64", "HEX": "hex"}
+#: What :func:`parse` calls a value without prefix that is no hash: the
+#: password itself (PostfixAdmin's ``cleartext``).
+BARE_CLEARTEXT = "BARE-CLEARTEXT"
 #: Every scheme mailhost can hash a new password with (``dovecot:SCHEME``).
 HASHABLE = frozenset({*_HASH, *(d for d in DIGESTS if d != "MD5RAW"), *PLAIN})
 
@@ -255,7 +258,7 @@ def parse(stored: str) -> Parsed | None:
     if _HEX32.fullmatch(stored):
         raw = bytes.fromhex(stored)
         return Parsed("MD5-HEX", True, _digest_check(DIGESTS["PLAIN-MD5"], raw) or _never)
-    return Parsed("CLEARTEXT", True, _plain_check(stored.encode()))
+    return Parsed(BARE_CLEARTEXT, True, _plain_check(stored.encode()))
 
 
 def _never(_plain: str) -> bool:
@@ -328,7 +331,7 @@ def check_importable(stored: str, *, accept_weak: bool = False) -> str:
     refused rather than stored as a password nobody can log in with."""
     text = stored.strip()
     parsed = parse(text)
-    if parsed is None or parsed.scheme == "CLEARTEXT":
+    if parsed is None or parsed.scheme == BARE_CLEARTEXT:
         raise BadPasswordHash(
             "unrecognised password hash: expected {SCHEME}hash (SHA512-CRYPT, SHA256-CRYPT, "
             "BLF-CRYPT, ARGON2ID, MD5-CRYPT, optionally .B64/.HEX) or a crypt(3) "

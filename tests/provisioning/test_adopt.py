@@ -41,7 +41,7 @@ async def test_adopt_keeps_every_row_and_serves_it(prov_db, cli, tmp_path):
     assert result.exit_code == 0, result.stderr
     assert result.stdout == (
         "adopted PostfixAdmin database; now at revision 0003\n"
-        "password format: md5crypt (1), dovecot:SHA512-CRYPT (1)\n"
+        "password format: md5crypt (2), dovecot:SHA512-CRYPT (1)\n"
         "set mailhost_password_format = md5crypt in main.cf (now dovecot:SHA512-CRYPT) "
         "so PostfixAdmin's login accepts passwords mailhost sets\n"
     )

@@ -4,10 +4,9 @@
  * database and $CONF settings given as JSON in $PFA_CONF (no web server):
  *
  *   php harness.php upgrade                 its public/upgrade.php
- *   php harness.php login < USER\tPASSWORD lines
- *                                           its Login('mailbox')->login(), one
- *                                           "ok" or "refused" line each
- *   php harness.php quota USER...           the quota its pages show (MB)
+ *   php harness.php batch < lines           one answer line per request line:
+ *       login\tUSER\tPASSWORD               its Login('mailbox')->login(): ok|refused
+ *       quota\tUSER                         the quota its pages show (MB)
  *   php harness.php viewlog DOMAIN          the rows its View Log page lists
  *   php harness.php cli ARGS...             its scripts/postfixadmin-cli.php
  *
@@ -28,16 +27,16 @@ Config::write('__LANG', $PALANG);
 $command = $argv[1] ?? '';
 if ($command === 'upgrade') {
     require "$pfa/public/upgrade.php";
-} elseif ($command === 'login') {
+} elseif ($command === 'batch') {
     $login = new Login('mailbox');
     while (($line = fgets(STDIN)) !== false) {
-        list($user, $password) = explode("\t", rtrim($line, "\n"), 2);
-        echo $login->login($user, $password) ? "ok\n" : "refused\n";
-    }
-} elseif ($command === 'quota') {
-    foreach (array_slice($argv, 2) as $user) {
-        $row = db_query_one('SELECT quota FROM ' . table_by_key('mailbox') . ' WHERE username = ?', [$user]);
-        echo divide_quota($row['quota']), "\n";
+        $request = explode("\t", rtrim($line, "\n"), 3);
+        if ($request[0] === 'login') {
+            echo $login->login($request[1], $request[2]) ? "ok\n" : "refused\n";
+        } else {
+            $row = db_query_one('SELECT quota FROM ' . table_by_key('mailbox') . ' WHERE username = ?', [$request[1]]);
+            echo divide_quota($row['quota']), "\n";
+        }
     }
 } elseif ($command === 'viewlog') {
     // viewlog.php's query and its translation of the action names.
@@ -55,6 +54,6 @@ if ($command === 'upgrade') {
     error_reporting(E_ALL & ~E_WARNING);
     require "$pfa/scripts/postfixadmin-cli.php";
 } else {
-    fwrite(STDERR, "usage: harness.php upgrade|login|quota USER...|viewlog DOMAIN|cli ARGS...\n");
+    fwrite(STDERR, "usage: harness.php upgrade|batch|viewlog DOMAIN|cli ARGS...\n");
     exit(64);
 }

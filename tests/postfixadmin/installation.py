@@ -125,14 +125,26 @@ class PostfixAdmin:
         )  # fmt: skip
         assert "has been added" in out, out
 
+    def start_batch(self, requests: list[tuple[str, ...]], encrypt: str) -> Batch:
+        """Logins (``("login", user, password)``) and quota displays
+        (``("quota", user)``) in one PHP process, running while the caller
+        does other checks; :meth:`Batch.answers` collects them."""
+        assert PHP is not None
+        proc = subprocess.Popen(
+            [PHP, str(HARNESS), "batch"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env(encrypt=encrypt),
+        )
+        return Batch(proc, "".join("\t".join(r) + "\n" for r in requests), len(requests))
+
     def logins(self, attempts: list[tuple[str, str]], encrypt: str) -> list[bool]:
         """PostfixAdmin's user login (Login('mailbox')->login()) of each
-        (user, password), in one PHP process."""
-        lines = "".join(f"{user}\t{password}\n" for user, password in attempts)
-        result = self.run("login", input=lines, encrypt=encrypt)
-        answers = result.stdout.splitlines()
-        assert len(answers) == len(attempts), result.stdout + result.stderr
-        assert set(answers) <= {"ok", "refused"}, result.stdout + result.stderr
+        (user, password)."""
+        answers = self.start_batch([("login", u, p) for u, p in attempts], encrypt).answers()
+        assert set(answers) <= {"ok", "refused"}, answers
         return [answer == "ok" for answer in answers]
 
     def login(self, user: str, password: str, encrypt: str) -> bool:
@@ -140,14 +152,25 @@ class PostfixAdmin:
 
     def quota_mb(self, *users: str) -> list[str]:
         """The quotas PostfixAdmin's pages show (divide_quota: MB, 2 decimals)."""
-        result = self.run("quota", *users)
-        assert result.returncode == 0, result.stderr
-        return result.stdout.split()
+        return self.start_batch([("quota", u) for u in users], "md5crypt").answers()
 
     def viewlog(self, domain: str) -> list[tuple[str, str, str]]:
         result = self.run("viewlog", domain)
         assert result.returncode == 0, result.stderr
         return [tuple(line.split("\t")) for line in result.stdout.splitlines()]  # type: ignore[misc]
+
+
+@dataclass
+class Batch:
+    proc: subprocess.Popen[str]
+    requests: str
+    count: int
+
+    def answers(self) -> list[str]:
+        out, err = self.proc.communicate(self.requests, timeout=60)
+        answers = out.splitlines()
+        assert len(answers) == self.count, out + err
+        return answers
 
 
 def dovecot_config(root: Path, port: int, db: Database) -> str:

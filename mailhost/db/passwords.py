@@ -191,7 +191,14 @@ class Parsed:
 
 def _crypt_check(family: str, text: str) -> Callable[[str], bool]:
     handler = _VERIFY[family]
-    return lambda plain: bool(handler.verify(plain, text))
+
+    def check(plain: str) -> bool:
+        try:
+            return bool(handler.verify(plain, text))
+        except (ValueError, TypeError):  # malformed hash text: never a match
+            return False
+
+    return check
 
 
 def _digest_check(digest: Digest, raw: bytes) -> Callable[[str], bool] | None:

@@ -60,9 +60,10 @@ from mailhost.queue.store import QueueStore
 from mailhost.quota.rcpt import RcptQuotaCheck
 from mailhost.resolve.resolver import Resolver, ResolverSettings
 from mailhost.resolve.rewrite import RewriteSettings
-from mailhost.smtpd.recipients import ResolverPolicy, address_search
+from mailhost.smtpd.recipients import ResolverPolicy
 from mailhost.smtpd.seams import RecipientPolicy
 from mailhost.smtpd.server import ListenerStages
+from mailhost.smtpd_check.build import smtpd_checks
 from mailhost.tables.registry import TableRegistry
 
 log = logger("smtpd")
@@ -125,15 +126,19 @@ class Master:
         line's ``-o`` overrides); the resolver's settings are read once."""
         settings = ResolverSettings.from_config(cfg, registry)
         if self.stages.recipients is not None:
+            # A test's recipient policy decides about recipients; the other
+            # stages (client, HELO, sender, DATA) are the production ones.
             policy = self.stages.recipients(cfg, registry)
             recipients: RecipientPolicy = policy
             expansion: RecipientExpansion = policy
+            checks = smtpd_checks(cfg, registry, Resolver(settings), recipient_stages=False)
         else:
             resolver = Resolver(settings)
             recipients = ResolverPolicy(
                 resolver, RcptQuotaCheck.from_config(cfg, registry, resolver)
             )
             expansion = ResolverExpansion(resolver)
+            checks = smtpd_checks(cfg, registry, resolver)
         queue = (
             self.stages.queue(cfg)
             if self.stages.queue is not None
@@ -151,7 +156,7 @@ class Master:
             else None,
             trigger=self.qmgr.wake,
         )
-        return ListenerStages(recipients, cleanup, address_search(settings.search))
+        return ListenerStages(recipients, cleanup, checks)
 
     # -- start and stop -------------------------------------------------------------
 

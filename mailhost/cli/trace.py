@@ -14,28 +14,41 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
 from mailhost.address import AddressError, parse_path
+from mailhost.cleanup.seams import ClientInfo
 from mailhost.cli.common import command_errors, config_dir_option
 from mailhost.config import Config, load_config
 from mailhost.errors import TableTempFail, UsageError
 from mailhost.fsutil import UnsafePathError, safe_join
 from mailhost.quota.policy import QuotaValueError, percent_used
 from mailhost.quota.rcpt import RcptQuotaCheck
+from mailhost.reply import RCPT_OK
 from mailhost.resolve.aliases import AliasExpansionError
 from mailhost.resolve.keys import find
 from mailhost.resolve.resolver import Resolution, Resolver, ResolverSettings
-from mailhost.resolve.restrictions import RestrictionClient
 from mailhost.resolve.trace import Trace
-from mailhost.smtpd.recipients import address_search
-from mailhost.smtpd.sender import SenderPolicy
-from mailhost.smtpd.settings import SmtpdSettings
+from mailhost.smtpd.recipients import ResolverPolicy
+from mailhost.smtpd_check.build import smtpd_checks
+from mailhost.smtpd_check.state import CheckState, Client, Where
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
+
+
+def _client_info(client: TraceClient) -> ClientInfo:
+    return ClientInfo(
+        name="unknown",
+        address=client.address,
+        port=0,
+        helo=None,
+        protocol="ESMTP",
+        sasl_username=client.sasl_username,
+    )
 
 
 async def _mailbox_facts(
@@ -89,8 +102,16 @@ async def _mailbox_facts(
     return facts
 
 
+@dataclass(frozen=True)
+class TraceClient:
+    """The SMTP client a trace pretends to be."""
+
+    address: str
+    sasl_username: str | None = None
+
+
 async def _trace(
-    config: Config, address: str, client: RestrictionClient, sender: str, size: int = 0
+    config: Config, address: str, client: TraceClient, sender: str, size: int = 0
 ) -> tuple[dict[str, Any], Trace]:
     registry = TableRegistry.from_config(config)
     trace = Trace()
@@ -102,31 +123,38 @@ async def _trace(
     }
     try:
         resolver = Resolver(ResolverSettings.from_config(config, registry))
-        settings = SmtpdSettings.from_config(config)
-        senders = SenderPolicy.build(
-            settings.sender_restrictions,
-            settings.sender_login_maps,
-            registry,
-            address_search(resolver.settings.search),
-            settings.mynetworks,
+        checks = smtpd_checks(config, registry, resolver)
+        state = CheckState(
+            Client("unknown", client.address),
+            sender=sender,
+            where=Where.RCPT,
+            protocol="ESMTP",
+            sasl_username=client.sasl_username,
+            sasl_method="PLAIN" if client.sasl_username else None,
+            trace=trace,
         )
-        # smtpd_delay_reject = yes: sender restrictions are judged at RCPT, first.
-        sender_reply = await senders.check(sender, client.address, client.sasl_username)
-        if sender_reply is not None:
-            report["sender_reply"] = str(sender_reply)
-        verdict = await resolver.check_rcpt(address, client, trace)
-        report["rcpt_reply"] = str(sender_reply or verdict.reply)
         quota = RcptQuotaCheck.from_config(config, registry, resolver)
-        if quota is not None and verdict.accepted and sender_reply is None:
-            refused = await quota.check(address, size, trace)
-            if refused is not None:
-                report["rcpt_reply"] = str(refused)
-        if verdict.classification is not None:
-            report["class"] = verdict.classification.address_class.value
-            report["class_reason"] = verdict.classification.reason
-        if verdict.accepted and sender_reply is None:
+        refused = await checks.rcpt(state, address)
+        # The mailboxes are shown even when only the quota refuses.
+        accepted = refused is None
+        if refused is None:
+            refused = await ResolverPolicy(resolver, quota).check_recipient(
+                address, sender, _client_info(client), size
+            )
+            accepted = refused is None or refused.code != 451
+        report["rcpt_reply"] = str(refused or RCPT_OK)
+        try:
+            classification = await resolver.classify(address, trace)
+        except TableTempFail:
+            classification = None
+        if classification is not None:
+            report["class"] = classification.address_class.value
+            report["class_reason"] = classification.reason
+        if accepted:
             try:
-                finals = await resolver.expand(verdict.address, resolve=True, trace=trace)
+                finals = await resolver.expand(
+                    resolver.canonical(address), resolve=True, trace=trace
+                )
             except AliasExpansionError as exc:
                 report["end_of_data_reply"] = str(exc.reply)
                 report["expansion_problem"] = exc.log_text
@@ -202,7 +230,7 @@ def trace(
     except AddressError as exc:
         raise UsageError(f"bad address {address!r}: {exc}") from None
     report, steps = asyncio.run(
-        _trace(config, internal, RestrictionClient(client_ip, sasl_user), sender, size)
+        _trace(config, internal, TraceClient(client_ip, sasl_user), sender, size)
     )
     if as_json:
         report["steps"] = [vars(e) for e in steps.events]

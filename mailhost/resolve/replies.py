@@ -38,13 +38,22 @@ def relay_denied(address: str, code: int) -> Reply:
     return Reply(code, _status(code, "7.1"), f"<{address}>: Relay access denied")
 
 
-def user_unknown(address: str, table: str, code: int, *, show_table: bool = True) -> Reply:
+def user_unknown(
+    address: str,
+    table: str,
+    code: int,
+    *,
+    show_table: bool = True,
+    reply_class: str = "Recipient address",
+) -> Reply:
     """``550 5.1.1 <ADDR>: Recipient address rejected: User unknown in TABLE``;
-    ``show_user_unknown_table_name = no`` drops `` in TABLE``."""
-    text = f"<{address}>: Recipient address rejected: User unknown"
+    ``show_user_unknown_table_name = no`` drops `` in TABLE``; for a sender
+    (reject_unlisted_sender) ``Sender address`` and ``5.1.0``."""
+    text = f"<{address}>: {reply_class} rejected: User unknown"
     if show_table:
         text += f" in {table}"
-    return Reply(code, _status(code, "1.1"), text)
+    detail = "1.0" if reply_class == "Sender address" else "1.1"
+    return Reply(code, _status(code, detail), text)
 
 
 def temporary_lookup_failure(address: str) -> Reply:

@@ -1,8 +1,9 @@
 """The recipient resolver: one object smtpd, cleanup, delivery and ``mailhost trace`` share.
 
-* :meth:`Resolver.check_rcpt` — smtpd at RCPT TO (spec 3.5): restrictions and
-  the "known recipient" check, with single (non-recursive) lookups; returns the
-  reply to send.
+* :meth:`Resolver.classify` and :meth:`Resolver.unlisted_reply` — what
+  smtpd's restrictions (:mod:`mailhost.smtpd_check`) ask at RCPT TO (spec
+  3.5): the address class and the "known recipient" check, with single
+  (non-recursive) lookups.
 * :meth:`Resolver.expand` — cleanup after DATA (spec 3.4): recursive virtual
   alias expansion into the final recipients; with ``resolve=True`` each final
   recipient also gets its class, transport and (virtual mailbox class) its
@@ -20,10 +21,9 @@ import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from mailhost.address import external_form, join_address, normalize_domain, split_address
+from mailhost.address import join_address, normalize_domain, split_address
 from mailhost.config import Config
 from mailhost.config.lists import split_list
-from mailhost.errors import TableTempFail
 from mailhost.reply import Reply
 from mailhost.resolve import replies
 from mailhost.resolve.aliases import (
@@ -39,13 +39,6 @@ from mailhost.resolve.classify import (
     classify,
 )
 from mailhost.resolve.keys import SearchPolicy, find
-from mailhost.resolve.networks import NetworkList
-from mailhost.resolve.restrictions import (
-    RcptCheck,
-    RestrictionClient,
-    RestrictionSettings,
-    evaluate,
-)
 from mailhost.resolve.trace import Trace
 from mailhost.tables.maps import Maps
 from mailhost.tables.matchlist import DomainList
@@ -66,11 +59,11 @@ CLASS_TABLES = {
 class ResolverSettings:
     classes: DomainClasses
     search: SearchPolicy
-    restrictions: RestrictionSettings
     virtual_alias_maps: Maps
     virtual_mailbox_maps: Maps
     canonical_maps: Maps
     recipient_canonical_maps: Maps
+    sender_canonical_maps: Maps
     local_recipient_maps: Maps
     relay_recipient_maps: Maps
     #: unknown_{local,virtual_alias,virtual_mailbox,relay}_recipient_reject_code.
@@ -114,26 +107,14 @@ class ResolverSettings:
             double_bounce_sender=cfg.get("double_bounce_sender"),
             append_at_myorigin=cfg.get_bool("append_at_myorigin"),
         )
-        restrictions = RestrictionSettings(
-            relay_restrictions=tuple(split_list(cfg.get("smtpd_relay_restrictions"))),
-            recipient_restrictions=tuple(split_list(cfg.get("smtpd_recipient_restrictions"))),
-            relay_before_recipient=cfg.get_bool("smtpd_relay_before_recipient_restrictions"),
-            reject_unlisted_recipient=cfg.get_bool("smtpd_reject_unlisted_recipient"),
-            mynetworks=NetworkList.parse("mynetworks", cfg.get("mynetworks"), registry),
-            relay_domains_reject_code=cfg.get_int("relay_domains_reject_code"),
-            reject_code=cfg.get_int("reject_code"),
-            defer_code=cfg.get_int("defer_code"),
-            non_fqdn_reject_code=cfg.get_int("non_fqdn_reject_code"),
-            allow_untrusted_routing=cfg.get_bool("allow_untrusted_routing"),
-        )
         return cls(
             classes=classes,
             search=search,
-            restrictions=restrictions,
             virtual_alias_maps=maps("virtual_alias_maps"),
             virtual_mailbox_maps=maps("virtual_mailbox_maps"),
             canonical_maps=maps("canonical_maps"),
             recipient_canonical_maps=maps("recipient_canonical_maps"),
+            sender_canonical_maps=maps("sender_canonical_maps"),
             local_recipient_maps=maps("local_recipient_maps"),
             relay_recipient_maps=maps("relay_recipient_maps"),
             unknown_codes={
@@ -180,20 +161,6 @@ def _host_addresses(host: str) -> set[str]:
 
 
 @dataclass(frozen=True)
-class RcptVerdict:
-    """What smtpd answers to one RCPT TO and why."""
-
-    reply: Reply
-    #: The recipient after canonicalisation (``user`` → ``user@$myorigin``).
-    address: str
-    classification: Classification | None = None
-
-    @property
-    def accepted(self) -> bool:
-        return self.reply.code < 400
-
-
-@dataclass(frozen=True)
 class Resolution:
     """One final recipient after alias expansion."""
 
@@ -236,12 +203,23 @@ class Resolver:
         return await find(maps, address, self.settings.search, trace) is not None
 
     async def unlisted_reply(
-        self, address: str, shown: str, trace: Trace | None = None
+        self,
+        address: str,
+        shown: str,
+        trace: Trace | None = None,
+        *,
+        reply_class: str = "Recipient address",
     ) -> Reply | None:
-        """reject_unlisted_recipient: None when the recipient is known, else the
+        """reject_unlisted_recipient (or, with ``reply_class="Sender address"``,
+        reject_unlisted_sender): None when the address is known, else the
         per-class ``User unknown`` reply; raises TableTempFail."""
         s = self.settings
-        for maps in (s.recipient_canonical_maps, s.canonical_maps, s.virtual_alias_maps):
+        sender = reply_class == "Sender address"
+        tables = [s.recipient_canonical_maps]
+        if sender:
+            tables.append(s.sender_canonical_maps)
+        tables += [s.canonical_maps, s.virtual_alias_maps]
+        for maps in tables:
             if await self._known(maps, address, trace):
                 return None
         cls = (await self.classify(address, trace)).address_class
@@ -269,53 +247,8 @@ class Resolver:
             CLASS_TABLES[cls],
             s.unknown_codes[cls],
             show_table=s.show_user_unknown_table_name,
+            reply_class=reply_class,
         )
-
-    async def check_rcpt(
-        self, recipient: str, client: RestrictionClient, trace: Trace | None = None
-    ) -> RcptVerdict:
-        """Judge one RCPT TO (``recipient`` in internal form, as
-        :func:`mailhost.address.parse_path` returns it)."""
-        shown = external_form(recipient)
-        address = self.canonical(recipient)
-        if recipient.lower() == "postmaster":
-            # smtpd accepts the bare address postmaster before any restriction.
-            if trace is not None:
-                trace.add(
-                    "decision", "RCPT", recipient, outcome="bare postmaster is always accepted"
-                )
-            return RcptVerdict(replies.RCPT_OK, address)
-        cache: list[Classification] = []
-
-        async def classify_once() -> Classification:
-            if not cache:
-                cache.append(await self.classify(address, trace))
-            return cache[0]
-
-        async def unlisted() -> Reply | None:
-            return await self.unlisted_reply(address, shown, trace)
-
-        check = RcptCheck(
-            address=address,
-            original=recipient,
-            shown=shown,
-            client=client,
-            routed=_has_routing(split_address(address)[0]),
-            classify=classify_once,
-            unlisted=unlisted,
-            trace=trace,
-        )
-        reply = await evaluate(check, self.settings.restrictions)
-        if reply is None:
-            reply = replies.RCPT_OK
-            if not cache:
-                try:
-                    await classify_once()
-                except TableTempFail:
-                    reply = replies.temporary_lookup_failure(shown)
-        if trace is not None:
-            trace.add("decision", "RCPT", recipient, outcome=str(reply))
-        return RcptVerdict(reply, address, cache[0] if cache else None)
 
     async def expand(
         self, recipient: str, *, resolve: bool = False, trace: Trace | None = None
@@ -365,9 +298,7 @@ class Resolver:
 
 __all__ = [
     "AliasExpansionError",
-    "RcptVerdict",
     "Resolution",
     "Resolver",
     "ResolverSettings",
-    "RestrictionClient",
 ]

@@ -1,9 +1,11 @@
-"""smtpd's decisions at MAIL, RCPT, VRFY and end of DATA.
+"""smtpd's decisions at connect, HELO, MAIL, RCPT, VRFY, DATA and end of DATA.
 
 The protocol code (protocol.py) parses and sequences commands; for every
-decision that depends on policy it calls this handler, which calls the small
-policy modules: size limits here, sender ownership in sender.py, recipients
-in the resolver (through :class:`~mailhost.smtpd.seams.RecipientPolicy`), and
+decision that depends on policy it calls this handler, which calls the
+policy modules: size limits here, the restriction stages in
+:mod:`mailhost.smtpd_check` (which log their own rejects), the per-mailbox
+quota and table health after them (through
+:class:`~mailhost.smtpd.seams.RecipientPolicy`), and
 hands the message to cleanup (:class:`mailhost.cleanup.service.Cleanup`):
 the queue file from the first accepted RCPT, what is stored at end of DATA
 (this handler builds the ``Received:`` header and refuses bare LFs and
@@ -12,8 +14,10 @@ decisions (spec section 8): ``NOQUEUE: reject: ...``, ``QID: client=...``;
 cleanup writes ``QID: message-id=<...>`` and ``QID: from=<...>, size=N,
 nrcpt=N (queue active)``.
 
-Order at RCPT follows Postfix 3.7 with smtpd_delay_reject = yes (spec 3.5):
-recipient limit, then sender restrictions, then the resolver; the queue file
+Order at RCPT follows Postfix 3.7 (spec 3.5): recipient limit, then the
+restriction stages (with smtpd_delay_reject = yes the client, HELO and
+sender lists run here, before the relay and recipient lists), then the
+quota; the queue file
 is opened (and its id logged) at the first accepted recipient, so later
 rejects in the same transaction are logged with the queue id.
 """
@@ -24,7 +28,7 @@ import shutil
 import time
 from dataclasses import dataclass
 
-from mailhost.cleanup.seams import ExpansionFailed, protocol_name
+from mailhost.cleanup.seams import ExpansionFailed, MessageActions, protocol_name
 from mailhost.cleanup.service import Cleanup, Message, queue_error
 from mailhost.log import logger
 from mailhost.observe import metrics
@@ -36,9 +40,10 @@ from mailhost.smtpd.paths import Path, format_param
 from mailhost.smtpd.received import received_header
 from mailhost.smtpd.sasl import PasswordChecker
 from mailhost.smtpd.seams import RecipientPolicy
-from mailhost.smtpd.sender import SenderPolicy
 from mailhost.smtpd.session import MailTransaction, Session
 from mailhost.smtpd.settings import SmtpdSettings
+from mailhost.smtpd_check.stages import SmtpdChecks
+from mailhost.smtpd_check.state import CheckState, Where
 
 log = logger("smtpd")
 
@@ -52,9 +57,63 @@ class SmtpdHandler:
     #: cleanup(8): the queue file from the first accepted RCPT, and what is
     #: stored at end of DATA.
     cleanup: Cleanup
-    sender_policy: SenderPolicy
     passwords: PasswordChecker | None
+    #: The restriction stages (None: no restrictions, as ``sendmail -bs``).
+    checks: SmtpdChecks | None = None
     queue_directory: str | None = None
+
+    # -- the restriction stages ------------------------------------------------------
+
+    def check_state(self, session: Session, where: Where) -> CheckState | None:
+        """The session's CheckState brought up to date for a decision at ``where``."""
+        state = session.checks
+        if state is None or self.checks is None:
+            return None
+        state.where = where
+        state.helo = session.helo
+        state.protocol = session.protocol
+        state.sasl_method = session.sasl_method
+        state.sasl_username = session.sasl_username
+        state.tls = session.tls
+        txn = session.transaction
+        state.sender = txn.sender if txn is not None else None
+        state.queue_id = txn.queue_id if txn is not None else None
+        state.rcpt_count = len(txn.recipients) if txn is not None else 0
+        state.smtputf8 = txn.smtputf8 if txn is not None else False
+        return state
+
+    @property
+    def delay_reject(self) -> bool:
+        return self.checks is None or self.checks.settings.delay_reject
+
+    async def connect(self, session: Session) -> Reply | None:
+        """smtpd_client_restrictions at connect (smtpd_delay_reject = no)."""
+        state = self.check_state(session, Where.CONNECT)
+        if state is None or self.checks is None or self.delay_reject:
+            return None
+        return self.counted("CONNECT", await self.checks.client(state))
+
+    @staticmethod
+    def counted(stage: str, reply: Reply | None) -> Reply | None:
+        """A restriction stage's reject, counted in the metrics (the stage
+        logged it)."""
+        if reply is not None:
+            metrics.smtpd_reject(stage, reply)
+        return reply
+
+    async def helo(self, session: Session, name: str, where: Where) -> Reply | None:
+        """smtpd_helo_restrictions at HELO/EHLO (smtpd_delay_reject = no)."""
+        state = self.check_state(session, where)
+        if state is None or self.checks is None or self.delay_reject:
+            return None
+        return self.counted(str(where), await self.checks.helo(state, name))
+
+    async def data(self, session: Session) -> Reply | None:
+        """smtpd_data_restrictions at DATA."""
+        state = self.check_state(session, Where.DATA)
+        if state is None or self.checks is None:
+            return None
+        return self.counted("DATA", await self.checks.data(state))
 
     # -- logging -----------------------------------------------------------------
 
@@ -111,6 +170,15 @@ class SmtpdHandler:
         session.transaction = MailTransaction(
             path.address, tuple(kept), declared_size=declared, smtputf8=smtputf8
         )
+        if session.checks is not None:
+            session.checks.reset_transaction()
+        state = self.check_state(session, Where.MAIL)
+        if state is not None and self.checks is not None and not self.delay_reject:
+            reply = self.counted("MAIL", await self.checks.mail(state, path.address))
+            if reply is not None:
+                session.transaction = None
+                state.reset_transaction()
+                return reply
         return replies.MAIL_OK
 
     async def enough_space(self, declared: int) -> bool:
@@ -145,13 +213,15 @@ class SmtpdHandler:
             txn.excess += 1
             return replies.TOO_MANY_RECIPIENTS, txn.excess > self.settings.recipient_overshoot_limit
         recipient = path.address
-        reply = await self.sender_policy.check(
-            txn.sender, session.client_address, session.sasl_username
+        state = self.check_state(session, Where.RCPT)
+        if state is not None and self.checks is not None:
+            checked = await self.checks.rcpt(state, recipient)
+            if checked is not None:
+                metrics.smtpd_reject("RCPT", checked)  # logged by the restriction stage
+                return checked, True
+        reply = await self.recipients.check_recipient(
+            recipient, txn.sender, session.info(), txn.declared_size
         )
-        if reply is None:
-            reply = await self.recipients.check_recipient(
-                recipient, txn.sender, session.info(), txn.declared_size
-            )
         if reply is not None and reply.is_error:
             self.log_reject(session, "RCPT", reply, recipient)
             return reply, True
@@ -174,6 +244,12 @@ class SmtpdHandler:
 
     async def vrfy(self, session: Session, address: str) -> Reply:
         txn = session.transaction
+        state = self.check_state(session, Where.VRFY)
+        if state is not None and self.checks is not None:
+            checked = await self.checks.rcpt(state, address)
+            if checked is not None:
+                metrics.smtpd_reject("VRFY", checked)
+                return checked
         reply = await self.recipients.check_recipient(
             address, txn.sender if txn else "", session.info()
         )
@@ -205,6 +281,22 @@ class SmtpdHandler:
             log.warning("%s: queue file size limit exceeded", qid)
             await txn.queue.abort()
             return replies.MESSAGE_TOO_BIG
+        actions = MessageActions()
+        if session.checks is not None and self.checks is not None:
+            state = session.checks
+            state.where = Where.END_OF_MESSAGE
+            state.queue_id, state.sender = qid, txn.sender
+            state.rcpt_count = len(txn.recipients)
+            state.recipient = txn.recipients[-1]
+            try:
+                refused = self.counted("END-OF-MESSAGE", await self.checks.end_of_data(state))
+            finally:
+                state.recipient = None
+            if refused is not None:
+                await txn.queue.abort()
+                state.reset_transaction()
+                return refused
+            actions, state.actions = state.actions, MessageActions()
         header = received_header(
             helo=session.helo,
             client_name=session.client_name,
@@ -225,6 +317,7 @@ class SmtpdHandler:
             received=[line.encode("utf-8", "surrogateescape") for line in header.splitlines()],
             arrival_time=time.time(),
             mail_params=txn.mail_params,
+            actions=actions,
         )
         try:
             await self.cleanup.submit(txn.queue, message)

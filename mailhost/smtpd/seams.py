@@ -10,17 +10,10 @@ message belongs to cleanup (:mod:`mailhost.cleanup`, whose own seams are in
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from mailhost.cleanup.seams import ClientInfo
 from mailhost.reply import Reply
-from mailhost.tables.maps import Maps
-
-#: Looks an address up in a ``*_maps`` parameter with Postfix's key sequence
-#: (spec 3.3: full address, without extension, local part for local domains,
-#: ``@domain``); the value or None; raises TableTempFail.
-AddressSearch = Callable[[Maps, str], Awaitable[str | None]]
 
 
 class RecipientPolicy(Protocol):
@@ -30,13 +23,3 @@ class RecipientPolicy(Protocol):
         """None to accept ``recipient``, else the reject/defer reply (spec 3.5);
         ``size`` is the client's MAIL FROM ``SIZE=`` (0: none), for the quota."""
         ...
-
-
-class ConnectionGate(Protocol):
-    """Per-client connection accounting (smtpd_client_connection_count_limit)."""
-
-    async def admit(self, address: str) -> int | None:
-        """None to admit; else the client's current connection count (refused)."""
-        ...
-
-    def release(self, address: str) -> None: ...

@@ -11,7 +11,9 @@ import time
 from dataclasses import dataclass, field
 
 from mailhost.cleanup.seams import ClientInfo, QueueTransaction
+from mailhost.reply import Reply
 from mailhost.smtpd.maillog import CommandStats, client_name
+from mailhost.smtpd_check.state import CheckState
 
 
 @dataclass
@@ -49,6 +51,8 @@ class Session:
     transaction: MailTransaction | None = None
     stats: CommandStats = field(default_factory=CommandStats)
     errors: int = 0
+    #: HELO/EHLO/RSET/NOOP/VRFY so far (smtpd_junk_command_limit).
+    junk_commands: int = 0
     #: The last SIZE= value (Postfix state->msg_size): it survives a rejected
     #: MAIL command and is forgotten only by RSET, HELO/EHLO or the end of a
     #: transaction, so a later MAIL without SIZE is judged by it (observed on
@@ -57,6 +61,12 @@ class Session:
     #: The last command word seen, for "lost connection after CMD".
     last_command: str = "CONNECT"
     started: float = field(default_factory=time.time)
+    #: What the restriction stages know of this session (None: no checks,
+    #: as in ``sendmail -bs``).
+    checks: CheckState | None = None
+    #: smtpd_client_restrictions rejected the client at connect
+    #: (smtpd_delay_reject = no): every later command but QUIT is refused.
+    access_denied: Reply | None = None
 
     @property
     def client(self) -> str:

@@ -5,10 +5,11 @@ goes in, typed values come out; the session code never parses a string.  A
 SIGHUP reload builds a new view and new sessions use it (sessions already
 running keep theirs, as Postfix's smtpd processes do until they exit).
 
-Network lists (``mynetworks``, ``smtpd_forbid_bare_newline_exclusions``,
-``smtpd_client_event_limit_exceptions``) are parsed by the resolver's
-:class:`~mailhost.resolve.networks.NetworkList` (addresses, CIDR, ``[ipv6]``,
-``/file``, ``!`` negation).
+Network lists (``mynetworks``, ``smtpd_forbid_bare_newline_exclusions``)
+are parsed by the resolver's
+:class:`~mailhost.resolve.networks.NetworkList` (addresses, CIDR,
+``[ipv6]``, ``/file``, ``!`` negation).  The anvil limits have their own view
+(:class:`mailhost.smtpd.limits.LimitSettings`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailhost.config import Config
-from mailhost.config.lists import split_list
 from mailhost.log import logger
 from mailhost.resolve.networks import NetworkList
 
@@ -41,8 +41,7 @@ class SmtpdSettings:
     error_sleep_time: float
     soft_error_limit: int
     hard_error_limit: int
-    connection_count_limit: int
-    event_limit_exceptions: NetworkList
+    junk_command_limit: int
     mynetworks: NetworkList
     line_length_limit: int
     smtputf8_enable: bool
@@ -60,8 +59,6 @@ class SmtpdSettings:
     sasl_auth_enable: bool
     sasl_password_maps: str
     broken_sasl_auth_clients: bool
-    sender_login_maps: str
-    sender_restrictions: tuple[str, ...]
     recipient_delimiter: str
 
     @classmethod
@@ -83,6 +80,7 @@ class SmtpdSettings:
             log.warning("invalid smtpd_forbid_bare_newline value: %s; using normalize", bare)
             bare = "normalize"
         hard = cfg.get("smtpd_hard_error_limit").strip()
+        junk = cfg.get("smtpd_junk_command_limit").strip()
         return cls(
             myhostname=cfg.get("myhostname"),
             mail_name=cfg.get("mail_name"),
@@ -97,11 +95,7 @@ class SmtpdSettings:
             error_sleep_time=cfg.get_time("smtpd_error_sleep_time"),
             soft_error_limit=cfg.get_int("smtpd_soft_error_limit"),
             hard_error_limit=int(hard) if hard.isdigit() else 20,
-            connection_count_limit=cfg.get_int("smtpd_client_connection_count_limit"),
-            event_limit_exceptions=NetworkList.parse(
-                "smtpd_client_event_limit_exceptions",
-                cfg.get("smtpd_client_event_limit_exceptions"),
-            ),
+            junk_command_limit=int(junk) if junk.isdigit() else 100,
             mynetworks=NetworkList.parse("mynetworks", cfg.get("mynetworks")),
             line_length_limit=cfg.get_int("line_length_limit"),
             smtputf8_enable=cfg.get_bool("smtputf8_enable"),
@@ -120,8 +114,6 @@ class SmtpdSettings:
             sasl_auth_enable=cfg.get_bool("smtpd_sasl_auth_enable"),
             sasl_password_maps=cfg.get("mailhost_sasl_password_maps"),
             broken_sasl_auth_clients=cfg.get_bool("broken_sasl_auth_clients"),
-            sender_login_maps=cfg.get("smtpd_sender_login_maps"),
-            sender_restrictions=tuple(split_list(cfg.get("smtpd_sender_restrictions"))),
             recipient_delimiter=cfg.get("recipient_delimiter"),
         )
 

@@ -39,11 +39,8 @@ from mailhost.queue.layout import MAILDROP
 from mailhost.queue.qfile import Envelope, Recipient, SubmissionKind
 from mailhost.queue.store import QueueStore
 from mailhost.reply import Reply
-from mailhost.resolve.resolver import ResolverSettings
 from mailhost.smtpd.handler import SmtpdHandler
 from mailhost.smtpd.protocol import SmtpdProtocol
-from mailhost.smtpd.recipients import address_search
-from mailhost.smtpd.sender import SenderPolicy
 from mailhost.smtpd.settings import SmtpdSettings
 from mailhost.tables.registry import TableRegistry
 
@@ -141,13 +138,6 @@ async def _session(cfg: Config, inner: socket.socket) -> None:
             settings=settings,
             recipients=AnyRecipient(),
             cleanup=Cleanup(StoreSink(store, MAILDROP, maildrop_envelope), AnyRecipient()),
-            sender_policy=SenderPolicy.build(
-                settings.sender_restrictions,
-                settings.sender_login_maps,
-                registry,
-                address_search(ResolverSettings.from_config(cfg, registry).search),
-                settings.mynetworks,
-            ),
             passwords=None,
             queue_directory=cfg.get("queue_directory"),
         )

@@ -15,27 +15,40 @@ import pytest
 
 from mailhost.address import parse_path
 from mailhost.config import load_config
-from mailhost.resolve import AliasExpansionError, Resolver, ResolverSettings, RestrictionClient
+from mailhost.resolve import AliasExpansionError, Resolver, ResolverSettings
+from mailhost.smtpd.recipients import ResolverPolicy
+from mailhost.smtpd_check.build import smtpd_checks
+from mailhost.smtpd_check.stages import SmtpdChecks
 from mailhost.tables.registry import TableRegistry
 from tests.resolve import scenario
+from tests.support.checks import rcpt_reply
 
 RECORDED = json.loads((Path(__file__).parent / "postfix_rcpt.json").read_text())
 
 
 @pytest.fixture(scope="module")
-def resolvers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Resolver]:
+def listeners(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Resolver, SmtpdChecks]]:
     directory = tmp_path_factory.mktemp("scenario")
     scenario.write_files(directory)
     registry = TableRegistry()
     base = load_config(directory)
-    return {
-        name: Resolver(
-            ResolverSettings.from_config(
-                base.with_overrides(scenario.overrides(name, directory)), registry
-            )
-        )
-        for name in scenario.LISTENERS
-    }
+    built = {}
+    for name in scenario.LISTENERS:
+        cfg = base.with_overrides(scenario.overrides(name, directory))
+        resolver = Resolver(ResolverSettings.from_config(cfg, registry))
+        built[name] = (resolver, smtpd_checks(cfg, registry, resolver))
+    return built
+
+
+@pytest.fixture(scope="module")
+def resolvers(listeners: dict[str, tuple[Resolver, SmtpdChecks]]) -> dict[str, Resolver]:
+    return {name: resolver for name, (resolver, _) in listeners.items()}
+
+
+async def judge(listener: tuple[Resolver, SmtpdChecks], address: str, client: str,
+                login: str | None = None) -> str:  # fmt: skip
+    resolver, checks = listener
+    return str(await rcpt_reply(checks, ResolverPolicy(resolver), address, client, login))
 
 
 def test_every_case_was_recorded() -> None:
@@ -45,23 +58,24 @@ def test_every_case_was_recorded() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(scenario.RCPT_CASES))
-async def test_rcpt_reply_matches_postfix(resolvers: dict[str, Resolver], name: str) -> None:
+async def test_rcpt_reply_matches_postfix(
+    listeners: dict[str, tuple[Resolver, SmtpdChecks]], name: str
+) -> None:
     listener, client, arg = scenario.RCPT_CASES[name]
     address, login = scenario.CLIENTS[client]
-    verdict = await resolvers[listener].check_rcpt(
-        parse_path(arg), RestrictionClient(address, login)
-    )
-    assert str(verdict.reply) == RECORDED["rcpt"][name]
+    reply = await judge(listeners[listener], parse_path(arg), address, login)
+    assert reply == RECORDED["rcpt"][name]
 
 
 @pytest.mark.parametrize("name", sorted(scenario.EXPANSION_CASES))
-async def test_expansion_matches_postfix(resolvers: dict[str, Resolver], name: str) -> None:
+async def test_expansion_matches_postfix(
+    listeners: dict[str, tuple[Resolver, SmtpdChecks]], name: str
+) -> None:
     recorded = RECORDED["expansion"][name]
-    resolver = resolvers["default"]
+    resolver = listeners["default"][0]
     recipients = scenario.EXPANSION_CASES[name]
-    for address, rcpt_reply in zip(recipients, recorded["rcpt"], strict=True):
-        verdict = await resolver.check_rcpt(address, RestrictionClient("203.0.113.9"))
-        assert str(verdict.reply) == rcpt_reply
+    for address, expected in zip(recipients, recorded["rcpt"], strict=True):
+        assert await judge(listeners["default"], address, "203.0.113.9") == expected
     end = recorded["end_of_data"]
     if end.startswith("451"):
         with pytest.raises(AliasExpansionError) as failure:

@@ -18,16 +18,15 @@ from mailhost.cleanup.service import Cleanup
 from mailhost.config import Config
 from mailhost.errors import TableTempFail
 from mailhost.reply import ALIAS_EXPANSION_ERROR, Reply
-from mailhost.resolve.networks import NetworkList
 from mailhost.smtpd import replies
 from mailhost.smtpd.handler import SmtpdHandler
 from mailhost.smtpd.protocol import SmtpdProtocol
 from mailhost.smtpd.sasl import PasswordChecker
-from mailhost.smtpd.sender import SenderPolicy
 from mailhost.smtpd.server import tls_context
 from mailhost.smtpd.settings import SmtpdSettings
 from mailhost.tables.base import Table
 from mailhost.tables.maps import Maps
+from tests.support.checks import static_checks
 
 
 class AcceptAll:
@@ -80,10 +79,6 @@ class DownTable(Table):
 
     async def _lookup(self, key: str) -> str | None:
         raise TableTempFail("database is down")
-
-
-async def no_search(maps: Maps, address: str) -> str | None:
-    return None
 
 
 def settings(**values: str) -> SmtpdSettings:
@@ -144,9 +139,7 @@ def handler(
         settings=s,
         recipients=policy,
         cleanup=Cleanup(queue or MemoryQueue(), policy),
-        sender_policy=SenderPolicy(
-            restrictions or s.sender_restrictions, None, no_search, NetworkList("mynetworks", [])
-        ),
+        checks=static_checks(smtpd_sender_restrictions=restrictions) if restrictions else None,
         passwords=passwords,
     )
 

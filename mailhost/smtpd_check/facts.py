@@ -1,0 +1,68 @@
+"""The production :class:`~mailhost.smtpd_check.context.Facts`: the
+resolver's address classes and recipient tables, mynetworks, this host's
+interface addresses and smtpd_sender_login_maps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mailhost.address import external_form
+from mailhost.config.lists import split_list
+from mailhost.reply import Reply
+from mailhost.resolve.classify import AddressClass
+from mailhost.resolve.keys import find
+from mailhost.resolve.networks import NetworkList
+from mailhost.resolve.resolver import Resolver
+from mailhost.resolve.trace import Trace
+from mailhost.smtpd_check.context import Destination
+from mailhost.tables.maps import Maps
+
+_FINAL = frozenset({AddressClass.LOCAL, AddressClass.VIRTUAL_ALIAS, AddressClass.VIRTUAL_MAILBOX})
+
+
+class ResolverFacts:
+    def __init__(
+        self, resolver: Resolver, mynetworks: NetworkList, login_maps: Maps | None = None
+    ) -> None:
+        self.resolver = resolver
+        self.mynetworks = mynetworks
+        self.login_maps = login_maps if login_maps else None
+
+    async def in_mynetworks(self, name: str, address: str) -> bool:
+        return await self.mynetworks.match(address)
+
+    def is_own_address(self, address: str) -> bool:
+        return address in self.resolver.settings.classes.interfaces
+
+    def resolve(self, address: str) -> str:
+        return self.resolver.canonical(address)
+
+    async def destination(self, address: str, trace: Trace | None = None) -> Destination:
+        found = (await self.resolver.classify(address, trace)).address_class
+        if found in _FINAL:
+            return Destination.FINAL
+        if found is AddressClass.RELAY:
+            return Destination.RELAY
+        return Destination.OTHER
+
+    async def unlisted(
+        self, address: str, reply_class: str, trace: Trace | None = None
+    ) -> Reply | None:
+        return await self.resolver.unlisted_reply(
+            self.resolver.canonical(address),
+            external_form(address),
+            trace,
+            reply_class=reply_class,
+        )
+
+    def has_login_maps(self) -> bool:
+        return self.login_maps is not None
+
+    async def login_owners(self, sender: str) -> Sequence[str] | None:
+        if self.login_maps is None:
+            return None
+        hit = await find(self.login_maps, sender, self.resolver.settings.search)
+        return split_list(hit.value) if hit is not None else None
+
+    def recipient_delimiter(self) -> str:
+        return self.resolver.settings.search.delimiters

@@ -1,0 +1,150 @@
+"""Syntax restrictions on names and addresses (no DNS):
+``reject_invalid_helo_hostname``, ``reject_non_fqdn_helo_hostname``,
+``reject_non_fqdn_sender``, ``reject_non_fqdn_recipient``, with Postfix's
+valid_hostname() and valid_hostaddr() rules: labels of letters, digits and
+``_`` (hyphens inside), at most 63 characters each and 255 in all, not all
+numerical; ``[1.2.3.4]`` and ``[IPv6:…]`` literals judged as addresses.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from mailhost.smtpd_check.call import Call, Restriction
+from mailhost.smtpd_check.reject import POLICY, reject
+from mailhost.smtpd_check.state import Status
+
+LABEL_MAX = 63
+NAME_MAX = 255
+
+
+def valid_hostname(name: str) -> bool:
+    if not name or len(name) > NAME_MAX:
+        return False
+    non_numeric = False
+    for label in name.split("."):
+        if not label or len(label) > LABEL_MAX:
+            return False
+        if label[0] == "-" or label[-1] == "-":
+            return False
+        for ch in label:
+            if ch == "-" or (ch.isascii() and ch.isalpha()) or ch == "_":
+                non_numeric = True
+            elif not (ch.isascii() and ch.isdigit()):
+                return False
+    return non_numeric
+
+
+def valid_hostaddr(text: str) -> bool:
+    """A dotted-quad IPv4 or an IPv6 address (Postfix's valid_hostaddr)."""
+    if ":" in text:
+        try:
+            ipaddress.IPv6Address(text)
+        except ValueError:
+            return False
+        return True
+    parts = text.split(".")
+    return len(parts) == 4 and all(p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts)
+
+
+def valid_mailhost_addr(text: str) -> bool:
+    """An address literal's inside: ``1.2.3.4`` or ``IPv6:…``."""
+    if text[:5].lower() == "ipv6:":
+        return ":" in text[5:] and valid_hostaddr(text[5:])
+    return ":" not in text and valid_hostaddr(text)
+
+
+def _truncate_dot(name: str) -> str:
+    """dup_if_truncate(): one trailing dot (not two) is dropped."""
+    if len(name) > 1 and name.endswith(".") and not name.endswith(".."):
+        return name[:-1]
+    return name
+
+
+def _valid_utf8_hostname(name: str, smtputf8: bool) -> bool:
+    if name.isascii():
+        return valid_hostname(name)
+    if not smtputf8:
+        return False
+    try:
+        return valid_hostname(name.encode("idna").decode("ascii"))
+    except UnicodeError:
+        return False
+
+
+def _reject(call: Call, code_name: str, status: str, why: str) -> Status:
+    ctx = call.ctx
+    return reject(
+        ctx.state,
+        POLICY,
+        ctx.settings.code(code_name),
+        status,
+        f"<{call.reply_name}>: {call.reply_class} rejected: {why}",
+        soft_bounce=ctx.settings.soft_bounce,
+    )
+
+
+def invalid_hostaddr(call: Call, literal: str) -> Status:
+    inside = literal[1:-1] if len(literal) > 2 and literal.endswith("]") else literal
+    if valid_mailhost_addr(inside):
+        return Status.DUNNO
+    return _reject(call, "invalid_hostname_reject_code", "5.5.2", "invalid ip address")
+
+
+async def reject_invalid_helo_hostname(call: Call) -> Status:
+    helo = call.ctx.state.helo
+    if helo is None:
+        return Status.DUNNO
+    if helo.startswith("["):
+        return invalid_hostaddr(call, helo)
+    name = _truncate_dot(helo)
+    if valid_hostname(name) or valid_hostaddr(name):
+        return Status.DUNNO
+    return _reject(call, "invalid_hostname_reject_code", "5.5.2", "Invalid name")
+
+
+async def reject_non_fqdn_helo_hostname(call: Call) -> Status:
+    state = call.ctx.state
+    helo = state.helo
+    if helo is None:
+        return Status.DUNNO
+    if helo.startswith("["):
+        return invalid_hostaddr(call, helo)
+    name = _truncate_dot(helo)
+    if _valid_utf8_hostname(name, state.smtputf8) and "." in name:
+        return Status.DUNNO
+    return _reject(call, "non_fqdn_reject_code", "5.5.2", "need fully-qualified hostname")
+
+
+def _non_fqdn_address(call: Call, address: str) -> Status:
+    domain = address.rpartition("@")[2] if "@" in address else ""
+    if domain.startswith("[") and domain.endswith("]"):
+        return Status.DUNNO
+    name = _truncate_dot(domain)
+    if name and _valid_utf8_hostname(name, call.ctx.state.smtputf8) and "." in name:
+        return Status.DUNNO
+    return _reject(call, "non_fqdn_reject_code", "4.5.2", "need fully-qualified address")
+
+
+async def reject_non_fqdn_sender(call: Call) -> Status:
+    sender = call.ctx.state.sender
+    if not sender:
+        return Status.DUNNO
+    return _non_fqdn_address(call, sender)
+
+
+async def reject_non_fqdn_recipient(call: Call) -> Status:
+    recipient = call.ctx.state.recipient
+    if recipient is None:
+        return Status.DUNNO
+    return _non_fqdn_address(call, recipient)
+
+
+RESTRICTIONS: dict[str, Restriction] = {
+    "reject_invalid_helo_hostname": reject_invalid_helo_hostname,
+    "reject_invalid_hostname": reject_invalid_helo_hostname,
+    "reject_non_fqdn_helo_hostname": reject_non_fqdn_helo_hostname,
+    "reject_non_fqdn_hostname": reject_non_fqdn_helo_hostname,
+    "reject_non_fqdn_sender": reject_non_fqdn_sender,
+    "reject_non_fqdn_recipient": reject_non_fqdn_recipient,
+}

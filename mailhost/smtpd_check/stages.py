@@ -1,0 +1,229 @@
+"""The stage drivers smtpd calls (Postfix's smtpd_check_client(), _helo(),
+_mail(), _rcpt(), _data(), _eod() and _etrn()).
+
+Each evaluates its stage's list and answers None (go on) or the reply.
+With ``smtpd_delay_reject = yes`` (the default) smtpd calls only
+:meth:`SmtpdChecks.rcpt` (and :meth:`etrn`), which runs the client, HELO and
+sender lists first, for every recipient; with ``no`` each list runs at its
+own command.  A ``defer_if_permit`` raised in an earlier stage carries over
+to the later ones of the same transaction; one left at the end of RCPT,
+DATA, end-of-data or ETRN becomes the reply.  The relay list runs before the
+recipient list (smtpd_relay_before_recipient_restrictions); the implicit
+``reject_unlisted_recipient`` (smtpd_reject_unlisted_recipient) and
+``reject_unlisted_sender`` run last unless they already ran.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from mailhost.reply import Reply
+from mailhost.smtpd_check import destination
+from mailhost.smtpd_check.context import Context, Facts
+from mailhost.smtpd_check.generic import evaluate
+from mailhost.smtpd_check.reject import CheckAbort, as_reply, reject
+from mailhost.smtpd_check.settings import CheckSettings
+from mailhost.smtpd_check.state import CheckState, ReplyClass, Status
+
+
+@dataclass
+class SmtpdChecks:
+    """The restriction stages of one listener."""
+
+    settings: CheckSettings
+    facts: Facts
+
+    def context(self, state: CheckState) -> Context:
+        return Context(state, self.settings, self.facts, evaluate)
+
+    async def _run(
+        self,
+        ctx: Context,
+        parameter: str,
+        reply_name: str,
+        reply_class: str,
+        def_acl: str | None,
+    ) -> Status:
+        names = self.settings.lists.get(parameter, ())
+        if not names:
+            return Status.DUNNO
+        try:
+            return await evaluate(ctx, names, reply_name, reply_class, def_acl)
+        except CheckAbort as abort:
+            return abort.status
+
+    @staticmethod
+    def _reset(state: CheckState) -> None:
+        state.recursion = 0
+        state.warn_if_reject = 0
+        state.defer_if_reject.active = False
+
+    def _answer(self, ctx: Context, status: Status) -> Reply | None:
+        return as_reply(ctx.state.error_text) if status is Status.REJECT else None
+
+    def _promote(self, ctx: Context, status: Status) -> Status:
+        """A pending defer_if_permit becomes the reply when nothing rejected."""
+        pending = ctx.state.defer_if_permit
+        if status is not Status.REJECT and pending.active:
+            return reject(
+                ctx.state,
+                pending.error_class,
+                pending.code,
+                pending.status,
+                pending.text,
+                soft_bounce=self.settings.soft_bounce,
+            )
+        return status
+
+    # -- the stages ----------------------------------------------------------------
+
+    async def client(self, state: CheckState) -> Reply | None:
+        ctx = self.context(state)
+        state.defer_if_permit.active = False
+        self._reset(state)
+        status = await self._run(
+            ctx,
+            "smtpd_client_restrictions",
+            state.client.namaddr,
+            ReplyClass.CLIENT,
+            "check_client_access",
+        )
+        state.defer_if_permit_client = state.defer_if_permit.active
+        return self._answer(ctx, status)
+
+    async def helo(self, state: CheckState, helo: str | None) -> Reply | None:
+        if helo is None:
+            return None
+        ctx = self.context(state)
+        with _pushed(state, "helo", helo):
+            state.defer_if_permit.active = state.defer_if_permit_client
+            self._reset(state)
+            status = await self._run(
+                ctx, "smtpd_helo_restrictions", helo, ReplyClass.HELO, "check_helo_access"
+            )
+            state.defer_if_permit_helo = state.defer_if_permit.active
+            return self._answer(ctx, status)
+
+    async def mail(self, state: CheckState, sender: str | None) -> Reply | None:
+        if sender is None:
+            return None
+        ctx = self.context(state)
+        with _pushed(state, "sender", sender):
+            state.defer_if_permit.active = (
+                state.defer_if_permit_client or state.defer_if_permit_helo
+            )
+            state.sender_rcptmap_checked = False
+            self._reset(state)
+            status = await self._run(
+                ctx, "smtpd_sender_restrictions", sender, ReplyClass.SENDER, "check_sender_access"
+            )
+            state.defer_if_permit_sender = state.defer_if_permit.active
+            if (
+                self.settings.reject_unlisted_sender
+                and status is not Status.REJECT
+                and not state.sender_rcptmap_checked
+                and not state.discard
+                and sender
+            ):
+                status = await self._guarded(destination.sender_maps(ctx, sender))
+            return self._answer(ctx, status)
+
+    async def rcpt(self, state: CheckState, recipient: str) -> Reply | None:
+        if recipient.lower() == "postmaster":
+            return None
+        ctx = self.context(state)
+        with _pushed(state, "recipient", recipient):
+            state.recipient_rcptmap_checked = False
+            if self.settings.delay_reject:
+                reply = await self.client(state)
+                reply = reply or await self.helo(state, state.helo)
+                reply = reply or await self.mail(state, state.sender)
+                if reply is not None:
+                    return reply
+            state.defer_if_permit.active = state.defer_if_permit_sender
+            self._reset(state)
+            order = ["smtpd_relay_restrictions", "smtpd_recipient_restrictions"]
+            if not self.settings.relay_before_recipient:
+                order.reverse()
+            status = Status.DUNNO
+            for parameter in order:
+                status = await self._run(
+                    ctx, parameter, recipient, ReplyClass.RECIPIENT, "check_recipient_access"
+                )
+                if status is Status.REJECT:
+                    break
+            status = self._promote(ctx, status)
+            if (
+                self.settings.reject_unlisted_recipient
+                and status is not Status.REJECT
+                and not state.recipient_rcptmap_checked
+                and not state.discard
+            ):
+                status = await self._guarded(destination.recipient_maps(ctx, recipient))
+            answer = self._answer(ctx, status)
+            if state.trace is not None:
+                outcome = str(answer) if answer is not None else "passed the restrictions"
+                state.trace.add("decision", "RCPT", recipient, outcome=outcome)
+            return answer
+
+    async def _guarded(self, check: object) -> Status:
+        try:
+            return await check  # type: ignore[no-any-return,misc]
+        except CheckAbort as abort:
+            return abort.status
+
+    async def etrn(self, state: CheckState, domain: str) -> Reply | None:
+        ctx = self.context(state)
+        with _pushed(state, "etrn_name", domain):
+            if self.settings.delay_reject:
+                reply = await self.client(state)
+                reply = reply or await self.helo(state, state.helo)
+                if reply is not None:
+                    return reply
+            state.defer_if_permit.active = (
+                state.defer_if_permit_client or state.defer_if_permit_helo
+            )
+            self._reset(state)
+            status = await self._run(
+                ctx, "smtpd_etrn_restrictions", domain, ReplyClass.ETRN, "check_etrn_access"
+            )
+            return self._answer(ctx, self._promote(ctx, status))
+
+    async def data(self, state: CheckState) -> Reply | None:
+        return await self._message_stage(state, "smtpd_data_restrictions", "DATA", ReplyClass.DATA)
+
+    async def end_of_data(self, state: CheckState) -> Reply | None:
+        return await self._message_stage(
+            state, "smtpd_end_of_data_restrictions", "END-OF-MESSAGE", ReplyClass.END_OF_DATA
+        )
+
+    async def _message_stage(
+        self, state: CheckState, parameter: str, reply_name: str, reply_class: str
+    ) -> Reply | None:
+        ctx = self.context(state)
+        # One recipient of several would be misleading in the log.
+        hidden = state.rcpt_count > 1
+        saved = state.recipient
+        if hidden:
+            state.recipient = None
+        try:
+            state.defer_if_permit.active = False
+            self._reset(state)
+            status = await self._run(ctx, parameter, reply_name, reply_class, None)
+            return self._answer(ctx, self._promote(ctx, status))
+        finally:
+            if hidden:
+                state.recipient = saved
+
+
+@contextmanager
+def _pushed(state: CheckState, attribute: str, value: str | None) -> Iterator[None]:
+    """SMTPD_CHECK_PUSH/POP: the value being judged, for the log line."""
+    saved = getattr(state, attribute)
+    setattr(state, attribute, value)
+    try:
+        yield
+    finally:
+        setattr(state, attribute, saved)

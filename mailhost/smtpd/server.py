@@ -240,7 +240,8 @@ class MailServer:
                     passwords = PasswordChecker(
                         Maps.from_value(
                             "mailhost_sasl_password_maps", settings.sasl_password_maps, registry
-                        )
+                        ),
+                        accept_weak=cfg.get_bool("mailhost_password_accept_weak"),
                     )
             stages = self.pipeline.listener(cfg, registry)
             handler = SmtpdHandler(

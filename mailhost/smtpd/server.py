@@ -36,6 +36,7 @@ from mailhost.config.mastercf import Listener, read_master_cf, smtpd_listeners
 from mailhost.errors import ConfigError, MailhostError
 from mailhost.log import daemon_logger, logger
 from mailhost.prefork import Role
+from mailhost.smtpd.etrn import FastFlush
 from mailhost.smtpd.handler import SmtpdHandler
 from mailhost.smtpd.protocol import SmtpdProtocol
 from mailhost.smtpd.sasl import PasswordChecker
@@ -225,6 +226,7 @@ class MailServer:
                 checks=stages.checks,
                 passwords=passwords,
                 queue_directory=cfg.get("queue_directory"),
+                fast_flush=FastFlush.from_config(cfg, registry),
             )
             for address in bind_addresses(listener, cfg):
                 key = (address, listener.port, settings.tls_wrappermode)

@@ -137,13 +137,14 @@ class SmtpdChecks:
         with _pushed(state, "recipient", recipient):
             state.recipient_rcptmap_checked = False
             if self.settings.delay_reject:
-                for reply in (
-                    await self.client(state),
-                    await self.helo(state, state.helo),
-                    await self.mail(state, state.sender),
-                ):
-                    if reply is not None:
-                        return reply
+                # One stage at a time: a reject ends the checks (and the log).
+                reply = await self.client(state)
+                if reply is None:
+                    reply = await self.helo(state, state.helo)
+                if reply is None:
+                    reply = await self.mail(state, state.sender)
+                if reply is not None:
+                    return reply
             state.defer_if_permit.active = state.defer_if_permit_sender
             self._reset(state)
             order = ["smtpd_relay_restrictions", "smtpd_recipient_restrictions"]
@@ -180,9 +181,11 @@ class SmtpdChecks:
         ctx = self.context(state)
         with _pushed(state, "etrn_name", domain):
             if self.settings.delay_reject:
-                for reply in (await self.client(state), await self.helo(state, state.helo)):
-                    if reply is not None:
-                        return reply
+                reply = await self.client(state)
+                if reply is None:
+                    reply = await self.helo(state, state.helo)
+                if reply is not None:
+                    return reply
             state.defer_if_permit.active = (
                 state.defer_if_permit_client or state.defer_if_permit_helo
             )

@@ -135,12 +135,14 @@ async def _trace(
         )
         quota = RcptQuotaCheck.from_config(config, registry, resolver)
         refused = await checks.rcpt(state, address)
+        # The mailboxes are shown even when only the quota refuses.
+        accepted = refused is None
         if refused is None:
             refused = await ResolverPolicy(resolver, quota).check_recipient(
                 address, sender, _client_info(client), size
             )
+            accepted = refused is None or refused.code != 451
         report["rcpt_reply"] = str(refused or RCPT_OK)
-        accepted = refused is None or not refused.is_error
         try:
             classification = await resolver.classify(address, trace)
         except TableTempFail:

@@ -94,14 +94,22 @@ class SmtpdHandler:
         state = self.check_state(session, Where.CONNECT)
         if state is None or self.checks is None or self.delay_reject:
             return None
-        return await self.checks.client(state)
+        return self.counted("CONNECT", await self.checks.client(state))
+
+    @staticmethod
+    def counted(stage: str, reply: Reply | None) -> Reply | None:
+        """A restriction stage's reject, counted in the metrics (the stage
+        logged it)."""
+        if reply is not None:
+            metrics.smtpd_reject(stage, reply)
+        return reply
 
     async def helo(self, session: Session, name: str, where: Where) -> Reply | None:
         """smtpd_helo_restrictions at HELO/EHLO (smtpd_delay_reject = no)."""
         state = self.check_state(session, where)
         if state is None or self.checks is None or self.delay_reject:
             return None
-        return await self.checks.helo(state, name)
+        return self.counted(str(where), await self.checks.helo(state, name))
 
     async def data(self, session: Session) -> Reply | None:
         """smtpd_data_restrictions at DATA."""
@@ -112,7 +120,7 @@ class SmtpdHandler:
         # Postfix's state->recipient: the last accepted recipient.
         state.recipient = txn.recipients[-1] if txn is not None and txn.recipients else None
         try:
-            return await self.checks.data(state)
+            return self.counted("DATA", await self.checks.data(state))
         finally:
             state.recipient = None
 
@@ -126,7 +134,7 @@ class SmtpdHandler:
         if state is not None and self.checks is not None:
             refused = await self.checks.etrn(state, site)
             if refused is not None:
-                return refused
+                return self.counted("ETRN", refused)
         return await self.fast_flush.send_site(site, session.client)
 
     # -- logging -----------------------------------------------------------------
@@ -188,7 +196,7 @@ class SmtpdHandler:
             session.checks.reset_transaction()
         state = self.check_state(session, Where.MAIL)
         if state is not None and self.checks is not None and not self.delay_reject:
-            reply = await self.checks.mail(state, path.address)
+            reply = self.counted("MAIL", await self.checks.mail(state, path.address))
             if reply is not None:
                 session.transaction = None
                 state.reset_transaction()
@@ -231,7 +239,8 @@ class SmtpdHandler:
         if state is not None and self.checks is not None:
             checked = await self.checks.rcpt(state, recipient)
             if checked is not None:
-                return checked, True  # logged by the restriction stage
+                metrics.smtpd_reject("RCPT", checked)  # logged by the restriction stage
+                return checked, True
         reply = await self.recipients.check_recipient(
             recipient, txn.sender, session.info(), txn.declared_size
         )
@@ -261,6 +270,7 @@ class SmtpdHandler:
         if state is not None and self.checks is not None:
             checked = await self.checks.rcpt(state, address)
             if checked is not None:
+                metrics.smtpd_reject("VRFY", checked)
                 return checked
         reply = await self.recipients.check_recipient(
             address, txn.sender if txn else "", session.info()
@@ -301,7 +311,7 @@ class SmtpdHandler:
             state.rcpt_count = len(txn.recipients)
             state.recipient = txn.recipients[-1]
             try:
-                refused = await self.checks.end_of_data(state)
+                refused = self.counted("END-OF-MESSAGE", await self.checks.end_of_data(state))
             finally:
                 state.recipient = None
             if refused is not None:

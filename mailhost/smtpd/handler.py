@@ -134,7 +134,8 @@ class SmtpdHandler:
         if state is not None and self.checks is not None:
             refused = await self.checks.etrn(state, site)
             if refused is not None:
-                return self.counted("ETRN", refused)
+                metrics.smtpd_reject("ETRN", refused)
+                return refused
         return await self.fast_flush.send_site(site, session.client)
 
     # -- logging -----------------------------------------------------------------

@@ -117,6 +117,8 @@ class SmtpdProtocol(LineProtocol):
         self.idle = False
         self.pipelining_logged = False
         self.counted = False
+        #: A 421 or 521 reply was sent: the session ends (Postfix's SMTPD_FLAG_HANGUP).
+        self.hangup = False
         self.starttls_context = None if wrapped else tls_context
         #: The transport's ``peername``: (address, port[, flow, scope]), or
         #: an empty value for a socket without an address.
@@ -197,6 +199,8 @@ class SmtpdProtocol(LineProtocol):
                 await asyncio.sleep(self.settings.error_sleep_time)
             if error if error is not None else text[:1] in ("4", "5"):
                 s.errors += 1
+        if text[:3] in ("421", "521"):
+            self.hangup = True
         await self.push(text)
 
     def timed_out(self) -> None:
@@ -318,6 +322,8 @@ class SmtpdProtocol(LineProtocol):
             # reject replaces the greeting and answers every later command.
             s.access_denied = denied
             await self.reply(denied)
+            if self.hangup:
+                return
         else:
             await self.push(replies.greeting(self.settings.banner))
         while self.transport is not None and not self.transport.is_closing():
@@ -351,7 +357,7 @@ class SmtpdProtocol(LineProtocol):
                     "%s: request longer than %d: %s...",
                     s.client, self.settings.line_length_limit, line[:30].decode("latin-1"),
                 )  # fmt: skip
-            if not await self.one_command(s, line):
+            if not await self.one_command(s, line) or self.hangup:
                 return
 
     def check_pipelining(self, s: Session, after: str) -> None:

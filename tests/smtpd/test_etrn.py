@@ -10,7 +10,12 @@ import smtplib
 from pathlib import Path
 
 import trustme
+from hypothesis import given
+from hypothesis import strategies as st
 
+from mailhost.reply import Reply
+from mailhost.smtpd.etrn import BAD_PARAMETER, SYNTAX, etrn_site
+from mailhost.smtpd_check.names import valid_hostname
 from tests.qmgr.helpers import Site
 from tests.support.server import ServerProcess, free_port
 
@@ -55,3 +60,25 @@ def test_etrn_without_a_queue_manager_matches_postfix(tmp_path: Path) -> None:
         server.wait_log("warning: unable to talk to fast flush service")
     finally:
         assert server.stop() == 0
+
+
+@given(st.text(max_size=40))
+def test_any_etrn_argument_is_a_site_or_a_syntax_reply(arg: str) -> None:
+    got = etrn_site(arg)
+    if isinstance(got, Reply):
+        assert got in (SYNTAX, BAD_PARAMETER)
+        return
+    word = arg.split(maxsplit=1)[0]
+    assert got in (word, word[1:])
+    assert valid_hostname(got) or (got.startswith("[") and got.endswith("]"))
+
+
+def test_etrn_argument_forms() -> None:
+    assert etrn_site("@example.com") == "example.com"
+    assert etrn_site("#example.com") == "example.com"
+    assert etrn_site("[192.0.2.1]") == "[192.0.2.1]"
+    assert etrn_site("[IPv6:2001:db8::1]") == "[IPv6:2001:db8::1]"
+    assert etrn_site("") is SYNTAX
+    assert etrn_site("a b") is SYNTAX
+    assert etrn_site("1.2.3.4") is BAD_PARAMETER
+    assert etrn_site("[300.1.1.1]") is BAD_PARAMETER

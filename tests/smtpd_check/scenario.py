@@ -88,6 +88,7 @@ TABLES = {
 127.0.0.31 reverse_check
 127.0.0.32 defer_if_reject, reject
 127.0.0.33 DEFER_IF_PERMIT 4.7.4 Greylisted client
+127.0.0.34 421 4.7.0 Closing time
 127.0.0.0/24 DUNNO
 """,
     "client.pcre": """\
@@ -265,6 +266,7 @@ _CLIENT_ACTIONS = {
     "client_reverse_hostname_access": 31,
     "client_defer_if_reject_restriction": 32,
     "client_defer_if_permit_with_status": 33,
+    "client_421_disconnects": 34,
 }
 
 CASES: dict[str, Case] = {
@@ -357,6 +359,8 @@ CASES.update(
             "nodelay", "127.0.0.3", (*mail(), ("HELO client.test", 1))
         ),
         "nodelay_client_defer": Case("nodelay", "127.0.0.5", mail()),
+        "nodelay_client_421": Case("nodelay", "127.0.0.34", mail()),
+        "soft_bounce_footer_free_421": Case("soft", "127.0.0.34", mail()),
         "nodelay_client_hold_skipped": Case("nodelay", "127.0.0.9", mail()),
         "nodelay_client_defer_if_permit": Case("nodelay", "127.0.0.13", mail()),
         "nodelay_client_warn_if_reject": Case("nodelay", "127.0.0.26", mail()),

@@ -86,7 +86,7 @@ def expand(template: str, lookup: Lookup) -> str:
 def append_footer(reply: str, template: str, lookup: Lookup) -> str:
     """smtp_reply_footer(): ``reply`` (lines joined by CRLF) with the footer."""
     lines = reply.split("\r\n")
-    if not all(_CODE.match(line + " ") and len(line) >= 3 for line in lines):
+    if not all(_CODE.match(line + " ") for line in lines):
         return reply
     last = lines[-1]
     code = last[:3]
@@ -138,7 +138,9 @@ def session_lookup(values: dict[str, str | None]) -> Lookup:
                 if suffix == "":
                     return address or "<>"
                 if suffix == "_name":
-                    return address.rpartition("@")[0] or address if address else "<>"
+                    if not address:
+                        return "<>"
+                    return address.rpartition("@")[0] if "@" in address else address
                 if suffix == "_domain":
                     return address.rpartition("@")[2] if "@" in address else ""
                 return None

@@ -64,7 +64,6 @@ from mailhost.smtpd.recipients import ResolverPolicy
 from mailhost.smtpd.seams import RecipientPolicy
 from mailhost.smtpd.server import ListenerStages
 from mailhost.smtpd_check.build import smtpd_checks
-from mailhost.smtpd_check.stages import SmtpdChecks
 from mailhost.tables.registry import TableRegistry
 
 log = logger("smtpd")
@@ -126,11 +125,13 @@ class Master:
         """The stages behind one smtpd listener (its Config has the master.cf
         line's ``-o`` overrides); the resolver's settings are read once."""
         settings = ResolverSettings.from_config(cfg, registry)
-        checks: SmtpdChecks | None = None
         if self.stages.recipients is not None:
+            # A test's recipient policy decides about recipients; the other
+            # stages (client, HELO, sender, DATA) are the production ones.
             policy = self.stages.recipients(cfg, registry)
             recipients: RecipientPolicy = policy
             expansion: RecipientExpansion = policy
+            checks = smtpd_checks(cfg, registry, Resolver(settings), recipient_stages=False)
         else:
             resolver = Resolver(settings)
             recipients = ResolverPolicy(

@@ -13,11 +13,21 @@ from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
 
 
-def smtpd_checks(cfg: Config, registry: TableRegistry, resolver: Resolver) -> SmtpdChecks:
+def smtpd_checks(
+    cfg: Config, registry: TableRegistry, resolver: Resolver, *, recipient_stages: bool = True
+) -> SmtpdChecks:
+    """``recipient_stages=False`` leaves out the relay and recipient lists and
+    the implicit reject_unlisted_recipient (for a recipient policy of a
+    test's own)."""
     login_maps = cfg.get("smtpd_sender_login_maps").strip()
     facts = ResolverFacts(
         resolver,
         NetworkList.parse("mynetworks", cfg.get("mynetworks"), registry),
         Maps.from_value("smtpd_sender_login_maps", login_maps, registry) if login_maps else None,
     )
-    return SmtpdChecks(CheckSettings.from_config(cfg, registry), facts)
+    settings = CheckSettings.from_config(cfg, registry)
+    if not recipient_stages:
+        settings.lists["smtpd_relay_restrictions"] = ()
+        settings.lists["smtpd_recipient_restrictions"] = ()
+        settings.reject_unlisted_recipient = False
+    return SmtpdChecks(settings, facts)

@@ -97,7 +97,8 @@ def dsn_fix(status: str, reply_class: str) -> str:
 
 
 def log_whatsup(state: CheckState, whatsup: str, text: str) -> None:
-    """One ``QID: WHATSUP: STAGE from CLIENT: TEXT; from=<…> …`` line."""
+    """One ``QID: WHATSUP: STAGE from CLIENT: TEXT; from=<…> …`` line
+    (Postfix 3.7 logs no SASL fields here)."""
     parts = [
         f"{state.queue_id or 'NOQUEUE'}: {whatsup}: {state.where} from "
         f"{state.client.namaddr}: {text};"
@@ -109,12 +110,6 @@ def log_whatsup(state: CheckState, whatsup: str, text: str) -> None:
     parts.append(f"proto={state.protocol}")
     if state.helo is not None:
         parts.append(f"helo=<{state.helo}>")
-    if state.sasl_method:
-        parts.append(f"sasl_method={state.sasl_method}")
-    if state.sasl_username:
-        parts.append(f"sasl_username={state.sasl_username}")
-    if state.sasl_sender:
-        parts.append(f"sasl_sender={state.sasl_sender}")
     log.info("%s", " ".join(parts))
 
 

@@ -137,12 +137,9 @@ class SmtpdChecks:
         with _pushed(state, "recipient", recipient):
             state.recipient_rcptmap_checked = False
             if self.settings.delay_reject:
-                # One stage at a time: a reject ends the checks (and the log).
                 reply = await self.client(state)
-                if reply is None:
-                    reply = await self.helo(state, state.helo)
-                if reply is None:
-                    reply = await self.mail(state, state.sender)
+                reply = reply or await self.helo(state, state.helo)
+                reply = reply or await self.mail(state, state.sender)
                 if reply is not None:
                     return reply
             state.defer_if_permit.active = state.defer_if_permit_sender
@@ -182,8 +179,7 @@ class SmtpdChecks:
         with _pushed(state, "etrn_name", domain):
             if self.settings.delay_reject:
                 reply = await self.client(state)
-                if reply is None:
-                    reply = await self.helo(state, state.helo)
+                reply = reply or await self.helo(state, state.helo)
                 if reply is not None:
                     return reply
             state.defer_if_permit.active = (

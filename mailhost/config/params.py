@@ -290,6 +290,7 @@ PARAMETERS: tuple[Param, ...] = (
     Param("smtpd_client_restrictions", "", STR),
     Param("smtpd_data_restrictions", "", STR),
     Param("smtpd_delay_reject", "yes", BOOL),
+    Param("smtpd_discard_ehlo_keywords", "", STR),
     Param("smtpd_end_of_data_restrictions", "", STR),
     Param("smtpd_enforce_tls", "no", BOOL),
     Param("smtpd_error_sleep_time", "1s", TIME),

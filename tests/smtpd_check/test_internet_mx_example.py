@@ -121,10 +121,6 @@ def test_internet_mx_vrfy_disabled(server: ServerProcess) -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reject_rbl_client and reject_rhsbl_sender come with the DNS-restrictions branch",
-)
 def test_internet_mx_clean_client_passes_the_dns_lists(server: ServerProcess) -> None:
     got = session(server, "EHLO client.test", "MAIL FROM:<someone@client.test>",
                   "RCPT TO:<alice@example.com>")  # fmt: skip

@@ -105,7 +105,7 @@ def test_a_20_mib_message_keeps_server_memory_bounded(tmp_path: Path) -> None:
         assert data.endswith(big.replace(b"\r\n", b"\n"))
         assert f"{qid}: removed" in server.wait_log(f"{qid}: removed")
         # No spool file stays behind.
-        assert not [p for p in (site.queue_dir / "incoming").iterdir()]
+        assert list((site.queue_dir / "incoming").iterdir()) == []
     finally:
         assert server.stop() == 0
 

@@ -82,11 +82,20 @@ class Body:
 
     async def append(self, line: bytes) -> None:
         """Add one line (without its line end)."""
+        if self.add(line):
+            await self.spill()
+
+    def add(self, line: bytes) -> bool:
+        """:meth:`append` without the write: True when the buffer is full
+        and :meth:`spill` is due (the caller saves an await per line)."""
         self._account(line)
         self._buffer += line
         self._buffer += b"\n"
-        if len(self._buffer) >= self.buffer_size:
-            await run_blocking(self._spill)
+        return len(self._buffer) >= self.buffer_size
+
+    async def spill(self) -> None:
+        """Write the buffer to the spool file, on the offload pool."""
+        await run_blocking(self._spill)
 
     async def write_piece(self, piece: bytes) -> None:
         """Part of a line too long to keep whole (:meth:`end_line` ends it)."""

@@ -123,8 +123,8 @@ class _Line:
             line = b"".join(self.pieces)
             if result.split.take(line):
                 result.header.append(line)
-            else:
-                await result.body.append(line)
+            elif result.body.add(line):
+                await result.body.spill()
         self.reset()
 
     def reset(self) -> None:

@@ -88,10 +88,19 @@ class Body:
     def add(self, line: bytes) -> bool:
         """:meth:`append` without the write: True when the buffer is full
         and :meth:`spill` is due (the caller saves an await per line)."""
-        self._account(line)
-        self._buffer += line
-        self._buffer += b"\n"
-        return len(self._buffer) >= self.buffer_size
+        length = len(line)
+        self.length += length + 1
+        self.count += 1
+        if line.endswith(b"\r"):
+            self.cr_lines += 1
+        if length < 128 and length < self.line_length_limit:
+            self.size += length + 2  # qfile.record_size's common case
+        else:
+            self.size += qfile.record_size(length, self.line_length_limit)
+        buffer = self._buffer
+        buffer += line
+        buffer += b"\n"
+        return len(buffer) >= self.buffer_size
 
     async def spill(self) -> None:
         """Write the buffer to the spool file, on the offload pool."""

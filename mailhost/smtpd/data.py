@@ -155,6 +155,8 @@ async def read_data(
     # with smtpd_forbid_bare_newline = normalize, recorded).
     after_crlf = True
     source = _Pieces(reader, on_line)
+    split, header, body = result.split, result.header, result.body
+    header_open = split.in_header
     while True:
         chunk, complete = await source.next()
         if at_start and complete and chunk == _END and after_crlf:
@@ -188,12 +190,18 @@ async def read_data(
             result.bare_lf = True
             after_crlf = False
         result.size += line.length + len(tail) + 2
-        if not result.too_big:
-            if limit and result.size > limit:
-                _overflow(result, line)
-            else:
-                await line.end(tail)
-        line.reset()
+        if result.too_big:
+            line.reset()
+        elif limit and result.size > limit:
+            _overflow(result, line)
+        elif line.pieces or line.streaming:
+            await line.end(tail)  # the last piece of a long line
+        elif header_open and split.take(tail):
+            header.append(tail)  # the common case: a whole line read at once
+        else:
+            header_open = False
+            if body.add(tail):
+                await body.spill()
         prev_cr = False
 
 

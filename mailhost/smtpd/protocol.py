@@ -118,15 +118,14 @@ class SmtpdProtocol(Conversation):
             await self.reply(replies.NESTED_MAIL)
             return
         try:
-            path = parse_mail(arg)
+            path = parse_mail(arg, strict=self.settings.strict_rfc821_envelopes)
         except PathError as exc:
             # anvil counts MAIL after "FROM:" and before the address syntax.
             if exc.reply is not replies.MAIL_SYNTAX and await self.over_limit(self.events.mail()):
                 return
             if exc.reply is replies.BAD_SENDER:
-                log.warning(
-                    "Illegal address syntax from %s in MAIL command: %s", s.client, arg[5:].strip()
-                )
+                shown = exc.shown if exc.shown is not None else arg[5:].strip()
+                log.warning("Illegal address syntax from %s in MAIL command: %s", s.client, shown)
             await self.reply(exc.reply)
             return
         if await self.over_limit(self.events.mail()):
@@ -138,16 +137,15 @@ class SmtpdProtocol(Conversation):
             await self.reply(replies.NEED_MAIL)
             return
         try:
-            path = parse_rcpt(arg)
+            path = parse_rcpt(arg, strict=self.settings.strict_rfc821_envelopes)
         except PathError as exc:
             if exc.reply is not replies.RCPT_SYNTAX and await self.over_limit(
                 self.events.recipient()
             ):
                 return
             if exc.reply is replies.BAD_RECIPIENT:
-                log.warning(
-                    "Illegal address syntax from %s in RCPT command: %s", s.client, arg[3:].strip()
-                )
+                shown = exc.shown if exc.shown is not None else arg[3:].strip()
+                log.warning("Illegal address syntax from %s in RCPT command: %s", s.client, shown)
             await self.reply(exc.reply)
             return
         if await self.over_limit(self.events.recipient()):

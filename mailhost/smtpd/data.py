@@ -76,6 +76,18 @@ class _Line:
         #: first half of a CRLF when the next piece is a lone LF.
         self.held_cr = False
 
+    async def partial(self, chunk: bytes, limit: int) -> None:
+        """A piece of a line longer than the input buffer; past ``limit``
+        (message_size_limit) only its length is counted."""
+        result = self.result
+        if result.too_big:
+            self.length += len(chunk)
+            return
+        await self.piece(chunk)
+        if limit and result.size + self.length + 2 > limit:
+            _overflow(result)
+            self.forget()
+
     async def piece(self, chunk: bytes) -> None:
         self.length += len(chunk)
         if self.streaming:
@@ -128,8 +140,12 @@ class _Line:
         self.reset()
 
     def reset(self) -> None:
-        self.pieces.clear()
+        self.forget()
         self.length = 0
+
+    def forget(self) -> None:
+        """Keep nothing of the line but its length."""
+        self.pieces.clear()
         self.streaming = False
         self.held_cr = False
 
@@ -168,12 +184,7 @@ async def read_data(
         at_start = complete
         if not complete:
             prev_cr = chunk.endswith(b"\r")
-            if not result.too_big:
-                await line.piece(chunk)
-                if limit and result.size + line.length + 2 > limit:
-                    _overflow(result, line)
-            else:
-                line.length += len(chunk)
+            await line.partial(chunk, limit)
             continue
         after_crlf = True
         if chunk.endswith(b"\r\n"):
@@ -181,19 +192,15 @@ async def read_data(
         elif chunk == b"\n" and prev_cr:
             # The CR of this CRLF ended the previous piece of a long line.
             tail = b""
-            if not result.too_big:
-                line.drop_cr()
-            else:
-                line.length -= 1
+            line.drop_cr()
         else:
             tail = chunk[:-1]
             result.bare_lf = True
             after_crlf = False
         result.size += line.length + len(tail) + 2
-        if result.too_big:
+        if result.too_big or (limit and result.size > limit):
+            _overflow(result)
             line.reset()
-        elif limit and result.size > limit:
-            _overflow(result, line)
         elif line.pieces or line.streaming:
             await line.end(tail)  # the last piece of a long line
         elif header_open and split.take(tail):
@@ -243,8 +250,8 @@ def _buffered_lines(reader: LineReader) -> list[bytes]:
     return lines
 
 
-def _overflow(result: DataResult, line: _Line) -> None:
+def _overflow(result: DataResult) -> None:
     """Past message_size_limit: keep reading, keep nothing."""
-    result.too_big = True
-    result.discard()
-    line.reset()
+    if not result.too_big:
+        result.too_big = True
+        result.discard()

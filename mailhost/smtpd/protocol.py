@@ -13,7 +13,7 @@ from mailhost.observe import metrics
 from mailhost.reply import Reply
 from mailhost.smtpd import etrn, replies
 from mailhost.smtpd.conversation import Conversation
-from mailhost.smtpd.data import DataResult, read_data
+from mailhost.smtpd.data import read_data
 from mailhost.smtpd.paths import PathError, parse_mail, parse_rcpt
 from mailhost.smtpd.sasl import MECHANISMS, authenticate
 from mailhost.smtpd.session import Session

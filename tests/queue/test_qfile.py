@@ -302,3 +302,37 @@ def test_size_matches_postfix(name: str, extra: list[bytes], message_size: int) 
 def test_marker_lines_are_content() -> None:
     data = qfile.to_bytes("ABCDEF1", ENVELOPE, MARKER_LINES)
     assert parse(data).lines() == MARKER_LINES
+
+
+@given(envelopes, lines, st.data())
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+def test_a_file_written_in_parts_is_the_same_file(
+    envelope: Envelope, content: list[bytes], data: st.DataObject
+) -> None:
+    """Header lines plus a body given as chunks cut anywhere (the spool's
+    form: each line followed by LF) encode to the very bytes of the whole."""
+    split = data.draw(st.integers(0, len(content)))
+    body = b"".join(line + b"\n" for line in content[split:])
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(body)), max_size=5)))
+    chunks = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+    parts = qfile.encode_parts(
+        "4ABCD12",
+        envelope,
+        content[:split],
+        chunks,
+        body_length=len(body),
+        body_size=postfix_size(content[split:]),
+    )
+    assert b"".join(parts) == qfile.to_bytes("4ABCD12", envelope, content)
+
+
+def test_a_body_shorter_than_announced_is_refused() -> None:
+    envelope = Envelope("s@x", (Recipient("a@x", "a@x"),), 0.0)
+    parts = qfile.encode_parts("4ABCD12", envelope, [], [b"abc\n"], body_length=8, body_size=5)
+    with pytest.raises(OSError, match="message body changed"):
+        b"".join(parts)
+
+
+@given(st.integers(0, 20000), st.sampled_from([1, 2, 127, 128, 2048, 4096]))
+def test_record_size_is_postfix_size_of_one_line(length: int, limit: int) -> None:
+    assert qfile.record_size(length, limit) == postfix_size([b"x" * length], limit)

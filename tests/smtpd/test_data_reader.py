@@ -7,7 +7,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mailhost.queue import qfile
@@ -136,6 +136,8 @@ cr_lines_strategy = st.lists(
     st.integers(4, 64),
     st.integers(1, 8),
 )
+@example([b"Subject: a", b"", b"x" * 10 + b"\r", b"y" * 10, b"\r"], 3, 0, 4, 1)
+@example([b"h" * 30, b"Subject: b", b"\r" * 9, b"", b"z" * 9 + b"\r\r"], 5, 10, 4, 3)
 @settings(max_examples=300, deadline=None)
 def test_streamed_into_a_spool_reads_the_same(
     lines: list[bytes], buffer: int, header_limit: int, reader_limit: int, parts: int

@@ -18,6 +18,14 @@ Lines of any length are accepted (Postfix splits long lines into several
 queue records, it never refuses them); the input buffer's limit
 (:class:`~mailhost.smtpd.stream.LineReader`) only bounds how much is read at a
 time.
+
+Where the text goes (:mod:`mailhost.queue.spool`): the header section stays
+in memory as lines (:class:`~mailhost.queue.spool.HeaderSplit`: up to the
+first empty line, at most ``header_size_limit`` bytes), every later line
+goes to the message's :class:`~mailhost.queue.spool.Body` (a bounded buffer,
+then a spool file), and a line too long for the header section's room is
+written to the body piece by piece as it arrives, so no line or message is
+ever held whole.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+from mailhost.cleanup.inspect_output import InspectedOutput, chain_lines, each_line
 from mailhost.cleanup.mime import Body, Header, HeaderEnd, HeaderKind, MimeState, is_header
 from mailhost.cleanup.seams import MessageActions
 from mailhost.config import Config
@@ -299,49 +300,6 @@ _ACTIONS: dict[str, Callable[[_Run, _Match], Action]] = {
 }
 
 
-async def _each(lines: list[bytes]) -> AsyncIterator[bytes]:
-    for line in lines:
-        yield line
-
-
-async def _chain(head: list[bytes], body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    for line in head:
-        yield line
-    async for line in body:
-        yield line
-
-
-class _Output:
-    """Where inspected lines go: the header section to ``head`` (in memory,
-    up to ``limit`` bytes), everything after it to ``body`` (None: all to
-    ``head``), a line at a time."""
-
-    def __init__(self, head: list[bytes], body: SpoolBody | None, limit: int) -> None:
-        self.head = head
-        self.body = body
-        self.limit = limit
-        self.used = 0
-        self.counted = 0
-        self.staged: list[bytes] = []
-        self.in_body = False
-
-    def target(self, run: _Run) -> list[bytes]:
-        if self.body is None:
-            return self.head
-        if not self.in_body:
-            self.used += sum(len(line) + 1 for line in self.head[self.counted :])
-            self.counted = len(self.head)
-            if run.in_body or (self.limit and self.used > self.limit):
-                self.in_body = True
-        return self.staged if self.in_body else self.head
-
-    async def flush(self) -> None:
-        if self.body is not None and self.staged:
-            for line in self.staged:
-                await self.body.append(line)
-            self.staged.clear()
-
-
 @dataclass(frozen=True)
 class ContentChecks:
     """The check tables of one cleanup configuration."""
@@ -398,7 +356,7 @@ class ContentChecks:
         reports the primary header's end even after a REJECT."""
         run = _Run(queue_id, context, Inspected([]))
         out = run.result.lines
-        await self._inspect(run, _each(lines), _Output(out, None, 0), keep_all)
+        await self._inspect(run, each_line(lines), InspectedOutput(out, None, 0), keep_all)
         return run.result
 
     async def inspect_content(
@@ -415,9 +373,11 @@ class ContentChecks:
             line_length_limit=source.line_length_limit,
             buffer_size=source.buffer_size,
         )
-        output = _Output(run.result.lines, body, self.header_size_limit)
+        output = InspectedOutput(run.result.lines, body, self.header_size_limit)
         try:
-            await self._inspect(run, _chain(content.header, content.body.alines()), output, False)
+            await self._inspect(
+                run, chain_lines(content.header, content.body.alines()), output, False
+            )
             await body.finish()
         except BaseException:
             body.discard()
@@ -425,17 +385,17 @@ class ContentChecks:
         return run.result, Content(run.result.lines, body)
 
     async def _inspect(
-        self, run: _Run, lines: AsyncIterator[bytes], output: _Output, keep_all: bool
+        self, run: _Run, lines: AsyncIterator[bytes], output: InspectedOutput, keep_all: bool
     ) -> None:
         state = MimeState(mime=self.mime, line_length_limit=self.line_length_limit)
         pending: list[bytes] = []
         try:
             async for line in lines:
                 for event in state.feed(line):
-                    await self._event(run, event, output.target(run), pending, keep_all)
+                    await self._event(run, event, output.target(run.in_body), pending, keep_all)
                 await output.flush()
             for event in state.finish():
-                await self._event(run, event, output.target(run), pending, keep_all)
+                await self._event(run, event, output.target(run.in_body), pending, keep_all)
         except TableTempFail:
             log.warning(
                 "%s: %s map lookup problem -- message not accepted, try again later",
@@ -444,7 +404,7 @@ class ContentChecks:
             )
             run.result.reject = QUEUE_WRITE_ERROR
         if pending:
-            output.target(run).append(b"".join(pending))
+            output.target(run.in_body).append(b"".join(pending))
         await output.flush()
 
     async def _event(

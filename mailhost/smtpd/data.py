@@ -30,7 +30,7 @@ ever held whole.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from mailhost.queue.spool import Body, Content, HeaderSplit
@@ -67,6 +67,21 @@ class DataResult:
         """Drop what was kept (the spool file goes)."""
         self.header.clear()
         self.body.discard()
+
+    async def refill(self, lines: Iterable[bytes], body: Body) -> None:
+        """Replace the content by ``lines`` (a whole message edited in
+        memory, a milter's), split as :func:`read_data` splits DATA, the
+        body into ``body``; the old spool file goes."""
+        self.body.discard()
+        split = HeaderSplit(self.split.limit)
+        header: list[bytes] = []
+        self.header, self.body, self.split = header, body, split
+        for line in lines:
+            if split.in_header and split.take(line):
+                header.append(line)
+            elif body.add(line):
+                await body.spill()
+        await body.finish()
 
 
 class _Line:

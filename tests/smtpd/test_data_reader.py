@@ -193,3 +193,34 @@ def test_too_big_keeps_nothing_and_removes_the_spool(tmp_path: Path) -> None:
     assert result.too_big
     assert result.lines == []
     assert list(tmp_path.iterdir()) == []
+
+
+@given(cr_lines_strategy, cr_lines_strategy, st.integers(1, 64), st.integers(0, 100))
+@settings(deadline=None)
+def test_refilled_content_reads_back_as_given(
+    first: list[bytes], second: list[bytes], buffer: int, header_limit: int
+) -> None:
+    """A message edited in memory (a milter's) replaces what DATA brought,
+    split the same way, and the first spool file goes."""
+    directory = Path(tempfile.gettempdir())
+
+    async def run() -> tuple[DataResult, Path | None]:
+        reader = LineReader(limit=16)
+        reader.feed_data(stuffed(first) + b".\r\n")
+        reader.feed_eof()
+        result = DataResult(
+            body=Body(directory, buffer_size=buffer), split=HeaderSplit(header_limit)
+        )
+        await read_data(reader, 0, result=result)
+        old = result.body.path
+        await result.refill(second, Body(directory, buffer_size=buffer))
+        return result, old
+
+    result, old = asyncio.run(run())
+    try:
+        assert result.lines == second
+        if header_limit:
+            assert sum(len(line) + 1 for line in result.header) <= header_limit
+        assert old is None or not old.exists()
+    finally:
+        result.discard()

@@ -210,6 +210,9 @@ class SmtpdProtocol(LineProtocol):
         name = await client_name(address)
         s = Session(name, address, port, log_port=self.settings.client_port_logging)
         s.tls = self.wrapped
+        sockname = self.transport.get_extra_info("sockname") if self.transport else None
+        if sockname:
+            s.server_address, s.server_port = normal_address(str(sockname[0])), int(sockname[1])
         if self.mh.checks is not None:
             s.checks = self.check_state(s)
         self.state = s
@@ -282,6 +285,7 @@ class SmtpdProtocol(LineProtocol):
             except (OSError, MailhostError) as exc:
                 log.warning("%s: cannot remove queue file: %s", txn.queue.queue_id, exc)
         self.events.disconnect()
+        await self.mh.disconnect(s)
         log.info("%s", disconnect_line(s.client, s.stats))
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
@@ -301,7 +305,13 @@ class SmtpdProtocol(LineProtocol):
             s.access_denied = denied
             await self.reply(denied)
         else:
-            await self.push(replies.greeting(self.settings.banner))
+            refused = await self.mh.greeting(s)  # smtpd_milters' connect event
+            if refused is not None:
+                await self.reply(refused, error=refused.code >= 500)
+                if s.hangup:
+                    return
+            else:
+                await self.push(replies.greeting(self.settings.banner))
         while self.transport is not None and not self.transport.is_closing():
             if s.errors >= self.settings.hard_error_limit:
                 self.closing_reason = "too many errors"
@@ -406,6 +416,8 @@ class SmtpdProtocol(LineProtocol):
         if not self.counted:
             s.stats.count(name.lower(), s.errors == errors_before)
         self.counted = False
+        if s.hangup:  # a milter's 421
+            return False
         if name in JUNK:
             # smtpd.c: "if (state->junk_cmds++ > var_smtpd_junk_cmd_limit)"
             if s.junk_commands > self.settings.junk_command_limit:
@@ -462,6 +474,8 @@ class SmtpdProtocol(LineProtocol):
     def ehlo_keywords(self, s: Session) -> list[str]:
         """In Postfix's order (spec 9); ETRN, DSN and CHUNKING are not offered
         because mailhost does not implement them."""
+        if s.milters is not None and s.milters.ehlo_refused:
+            return ["ENHANCEDSTATUSCODES"]  # a milter refused EHLO with a 5xx
         limit = self.settings.message_size_limit
         words = ["PIPELINING", f"SIZE {limit}" if limit else "SIZE"]
         if not self.settings.disable_vrfy:
@@ -507,6 +521,7 @@ class SmtpdProtocol(LineProtocol):
         txn, s.transaction = s.transaction, None
         if txn is not None and txn.queue is not None:
             await txn.queue.abort()
+        await self.mh.reset(s)
 
     async def cmd_mail(self, s: Session, arg: str) -> None:
         if self.settings.helo_required and s.helo is None:

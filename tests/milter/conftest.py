@@ -1,0 +1,15 @@
+"""Real milter peers, started once per test session on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.milter import opendkim
+
+
+@pytest.fixture(scope="session")
+def dkim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[opendkim.OpenDkim]:
+    with opendkim.running(tmp_path_factory.mktemp("opendkim")) as peer:
+        yield peer

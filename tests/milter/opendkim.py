@@ -38,9 +38,10 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 10.0) -
             raise RuntimeError(f"opendkim exited with status {proc.returncode}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
         except OSError:
             time.sleep(0.05)
+        else:
+            return
     raise RuntimeError(f"opendkim did not listen on port {port}")
 
 

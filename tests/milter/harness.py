@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -102,16 +103,20 @@ def smtpd(settings: dict[str, str]) -> Iterator[Server]:
         milters=MilterSettings.from_config(cfg) if cfg.get("smtpd_milters") else None,
     )
     loop = asyncio.new_event_loop()
+    open_sessions: set[SmtpdProtocol] = set()
     started = threading.Event()
     box: dict[str, asyncio.Server] = {}
 
     def run() -> None:
         asyncio.set_event_loop(loop)
 
+        def session() -> SmtpdProtocol:
+            protocol = SmtpdProtocol(handler, service="test", on_close=open_sessions.discard)
+            open_sessions.add(protocol)
+            return protocol
+
         async def start() -> asyncio.Server:
-            return await loop.create_server(
-                lambda: SmtpdProtocol(handler, service="test"), "127.0.0.1", 0
-            )
+            return await loop.create_server(session, "127.0.0.1", 0)
 
         box["server"] = loop.run_until_complete(start())
         started.set()
@@ -129,6 +134,9 @@ def smtpd(settings: dict[str, str]) -> Iterator[Server]:
     try:
         yield Server(box["server"].sockets[0].getsockname()[1], queue, capture)
     finally:
+        deadline = time.monotonic() + 10
+        while open_sessions and time.monotonic() < deadline:
+            time.sleep(0.01)  # sessions end after the client's QUIT
         asyncio.run_coroutine_threadsafe(finish(loop, box["server"]), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)

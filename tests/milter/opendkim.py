@@ -35,14 +35,14 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 10.0) -
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"opendkim exited with status {proc.returncode}")
+            raise RuntimeError(f"{proc.args[0]} exited with status {proc.returncode}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
         except OSError:
             time.sleep(0.05)
         else:
             return
-    raise RuntimeError(f"opendkim did not listen on port {port}")
+    raise RuntimeError(f"{proc.args[0]} did not listen on port {port}")
 
 
 @contextmanager

@@ -144,7 +144,10 @@ class MilterClient:
         mine = wire.Negotiation(version, wire.MTA_ACTIONS, offered)
         try:
             await self.send(wire.SMFIC_OPTNEG, mine.encode())
-            command, data = await self.receive(wire.SMFIC_OPTNEG, self.spec.command_timeout)
+            try:
+                command, data = await self.receive(wire.SMFIC_OPTNEG, self.spec.command_timeout)
+            except MilterFailure:
+                raise self.warn("read error in initial handshake") from None
             if command != wire.SMFIC_OPTNEG:
                 raise self.warn(
                     f'unexpected reply "{command.decode("latin-1")}" in initial handshake'

@@ -68,6 +68,11 @@ class Case:
     down: bool = False
     #: The message is held: compare the queue file.
     held: bool = False
+    #: Per-milter settings: smtpd_milters = { ENDPOINT, GROUP }.
+    group: str = ""
+
+    def milters(self, endpoint: str) -> str:
+        return f"{{ {endpoint}, {self.group} }}" if self.group else endpoint
 
 
 def answers(**by_event: list[Packet]) -> Script:
@@ -151,6 +156,22 @@ CASES: dict[str, Case] = {
     "eom_progress": Case(
         answers(E=[(wire.SMFIR_PROGRESS, b""), (wire.SMFIR_PROGRESS, b""), *CONTINUE]), FULL
     ),
+    "eom_progress_keeps_timer": Case(
+        Script(answers={E: [(wire.SMFIR_PROGRESS, b"")] * 4 + CONTINUE}, pace=0.6),
+        FULL,
+        options={"milter_content_timeout": "1s"},
+    ),
+    "negotiation_timeout": Case(
+        Script(delay={wire.SMFIC_OPTNEG: 3.0}),
+        [(b"", 1), (EHLO, 1), (MAIL, 1), (QUIT, 1)],
+        options={"milter_command_timeout": "1s"},
+    ),
+    "negotiation_version_conflict": Case(
+        Script(version=7), [(b"", 1), (EHLO, 1), (MAIL, 1), (QUIT, 1)]
+    ),
+    "negotiation_actions_conflict": Case(
+        Script(actions=0x400), [(b"", 1), (EHLO, 1), (MAIL, 1), (QUIT, 1)]
+    ),
     "eom_modifications": Case(answers(E=MODIFICATIONS), TWO_RCPTS, held=True),
     "eom_replace_body": Case(answers(E=REPLACED_BODY), FULL, held=True),
     "eom_timeout": Case(Script(delay={E: 3.0}), FULL, options={"milter_content_timeout": "1s"}),
@@ -191,6 +212,12 @@ CASES: dict[str, Case] = {
     ),
     "down_quarantine": Case(
         Script(), FULL, options={"milter_default_action": "quarantine"}, down=True, held=True
+    ),
+    "group_default_action_accept": Case(Script(), FULL, group="default_action=accept", down=True),
+    "group_command_timeout": Case(
+        Script(delay={M: 3.0}),
+        [(b"", 1), (EHLO, 1), (MAIL, 1), (QUIT, 1)],
+        group="command_timeout=1s",
     ),
     "protocol_steps": Case(
         Script(

@@ -53,6 +53,8 @@ class Script:
     delay: dict[bytes, float] = field(default_factory=dict)
     close_at: bytes | None = None
     raw: dict[bytes, bytes] = field(default_factory=dict)
+    #: Seconds between the packets of one answer (SMFIR_PROGRESS pacing).
+    pace: float = 0.0
 
 
 class ScriptedMilter:
@@ -115,9 +117,10 @@ class ScriptedMilter:
                 command, data = await wire.read_packet(reader)
                 self.received.append((command, data))
                 if command == wire.SMFIC_OPTNEG:
-                    theirs = wire.Negotiation.decode(data)
+                    await asyncio.sleep(script.delay.get(command, 0.0))
+                    wire.Negotiation.decode(data)  # it must parse
                     mine = wire.Negotiation(
-                        min(script.version, theirs.version),
+                        script.version,
                         script.actions,
                         script.protocol,
                         script.symlists,
@@ -137,6 +140,9 @@ class ScriptedMilter:
                     continue
                 for code, payload in script.answers.get(command, CONTINUE):
                     writer.write(wire.packet(code, payload))
+                    if script.pace:
+                        await writer.drain()
+                        await asyncio.sleep(script.pace)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, wire.MilterProtocolError):
             pass

@@ -78,6 +78,11 @@ def without_received(lines: list[str]) -> list[str]:
     return out
 
 
+def option(name: str, value: str) -> str:
+    """A master.cf ``-o``; a value with spaces in Postfix's ``{ name = value }`` form."""
+    return f"-o {{ {name} = {value} }}" if " " in value else f"-o {name}={value}"
+
+
 def main() -> None:
     lab = PostfixLab("pfx-milter-")
     lab.write_main_cf(MAIN_CF)
@@ -91,8 +96,8 @@ def main() -> None:
             endpoints[name] = milters[name].endpoint
     listeners = []
     for name, case in CASES.items():
-        options = {"smtpd_milters": endpoints[name], **case.options}
-        listeners.append(" ".join(f"-o {k}={v}" for k, v in options.items()))
+        options = {"smtpd_milters": case.milters(endpoints[name]), **case.options}
+        listeners.append(" ".join(option(k, v) for k, v in options.items()))
     ports = dict(zip(CASES, lab.write_master_cf(*listeners, services=services()), strict=True))
     recorded = {}
     with lab.running():

@@ -66,7 +66,7 @@ def test_milter_case_matches_postfix(name: str) -> None:
     milter = None if case.down else ScriptedMilter(case.script).start()
     endpoint = milter.endpoint if milter else f"inet:127.0.0.1:{free_port()}"
     try:
-        with smtpd({"smtpd_milters": endpoint, **case.options}) as server:
+        with smtpd({"smtpd_milters": case.milters(endpoint), **case.options}) as server:
             replies = run_dialogue(server.port, case.steps)
             deadline = time.monotonic() + 5
             while "disconnect from" not in server.log() and time.monotonic() < deadline:

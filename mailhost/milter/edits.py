@@ -105,7 +105,9 @@ class Content:
         own_at = next((i for i, h in enumerate(self.headers) if h.own), -1)
         top = [line for h in self.headers[: own_at + 1] for line in h.lines]
         rest = [line for h in self.headers[own_at + 1 :] for line in h.lines]
-        if self.has_separator or self.body:
+        # Unedited content goes back as it came; an edited message with a
+        # body keeps its header section apart from it.
+        if self.has_separator or (self.body and self.edited):
             rest.append(b"")
         return top, rest + self.body
 

@@ -60,8 +60,10 @@ class Script:
 class ScriptedMilter:
     """See the module docstring."""
 
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, unix_path: str = "") -> None:
         self.script = script
+        #: Listen on this UNIX-domain socket instead of a loopback port.
+        self.unix_path = unix_path
         self.received: list[Packet] = []
         self.connections = 0
         self.port = 0
@@ -72,10 +74,13 @@ class ScriptedMilter:
 
     def run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.server = self.loop.run_until_complete(
-            asyncio.start_server(self.conversation, "127.0.0.1", 0)
-        )
-        self.port = self.server.sockets[0].getsockname()[1]
+        if self.unix_path:
+            starting = asyncio.start_unix_server(self.conversation, self.unix_path)
+        else:
+            starting = asyncio.start_server(self.conversation, "127.0.0.1", 0)
+        self.server = self.loop.run_until_complete(starting)
+        if not self.unix_path:
+            self.port = self.server.sockets[0].getsockname()[1]
         self.ready.set()
         self.loop.run_forever()
         self.loop.close()
@@ -92,7 +97,7 @@ class ScriptedMilter:
 
     @property
     def endpoint(self) -> str:
-        return f"inet:127.0.0.1:{self.port}"
+        return f"unix:{self.unix_path}" if self.unix_path else f"inet:127.0.0.1:{self.port}"
 
     def events(self) -> list[bytes]:
         """The command codes received, macros left out."""

@@ -68,6 +68,8 @@ class Case:
     down: bool = False
     #: The message is held: compare the queue file.
     held: bool = False
+    #: The message is accepted and thrown away.
+    discarded: bool = False
     #: Per-milter settings: smtpd_milters = { ENDPOINT, GROUP }.
     group: str = ""
 
@@ -117,7 +119,7 @@ CASES: dict[str, Case] = {
         [(b"", 1), (EHLO, 1), (MAIL, 1), (QUIT, 1)],
     ),
     "mail_accept": Case(answers(M=ACCEPT, R=REJECT, E=REJECT), FULL),
-    "mail_discard": Case(answers(M=DISCARD, R=REJECT, E=REJECT), FULL),
+    "mail_discard": Case(answers(M=DISCARD, R=REJECT, E=REJECT), FULL, discarded=True),
     "mail_shutdown": Case(answers(M=SHUTDOWN), [(b"", 1), (EHLO, 1), (MAIL, 1), (QUIT, 1)]),
     "rcpt_reject": Case(
         answers(R=REJECT), [(b"", 1), (EHLO, 1), (MAIL, 1), (RCPT, 1), (DATA, 1), (QUIT, 1)]
@@ -150,9 +152,9 @@ CASES: dict[str, Case] = {
     "eom_reject_two_recipients": Case(answers(E=REJECT), TWO_RCPTS),
     "eom_replycode": Case(answers(E=replycode("554 5.7.1 Spam message rejected")), FULL),
     "eom_multiline": Case(answers(E=replycode("550-5.7.1 first\r\n550 5.7.1 second")), FULL),
-    "eom_discard": Case(answers(E=DISCARD), FULL),
+    "eom_discard": Case(answers(E=DISCARD), FULL, discarded=True),
     "eom_quarantine": Case(answers(E=[quarantine("looks like spam"), *CONTINUE]), FULL, held=True),
-    "eom_shutdown": Case(answers(E=SHUTDOWN), FULL),
+    "eom_shutdown": Case(answers(E=SHUTDOWN), FULL, discarded=True),
     "eom_progress": Case(
         answers(E=[(wire.SMFIR_PROGRESS, b""), (wire.SMFIR_PROGRESS, b""), *CONTINUE]), FULL
     ),

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mailhost.cleanup.seams import ClientInfo, Submission
-from mailhost.cleanup.service import Cleanup
+from mailhost.cleanup.seams import ClientInfo, QueueTransaction, Submission
+from mailhost.cleanup.service import Cleanup, Message
 from mailhost.config import Config
 from mailhost.log import postfix_text
 from mailhost.milter.settings import MilterSettings
@@ -70,6 +70,18 @@ class Queue:
         return [q for q in self.files if q.submission is not None]
 
 
+class RecordingCleanup(Cleanup):
+    """cleanup, keeping each message smtpd hands it (with its actions)."""
+
+    def __init__(self, queue: Queue) -> None:
+        super().__init__(queue, AnyRecipient())
+        self.messages: list[Message] = []
+
+    async def submit(self, txn: QueueTransaction, message: Message) -> None:
+        self.messages.append(message)
+        await super().submit(txn, message)
+
+
 class Capture(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.INFO)
@@ -85,6 +97,7 @@ class Server:
     port: int
     queue: Queue
     capture: Capture
+    cleanup: RecordingCleanup
 
     def log(self) -> str:
         return "\n".join(self.capture.lines)
@@ -95,10 +108,11 @@ def smtpd(settings: dict[str, str]) -> Iterator[Server]:
     """An smtpd with ``settings`` (main.cf names) on a loopback port."""
     cfg = Config(Path("/nonexistent"), {**BASE, **settings})
     queue = Queue()
+    cleanup = RecordingCleanup(queue)
     handler = SmtpdHandler(
         settings=SmtpdSettings.from_config(cfg),
         recipients=AnyRecipient(),
-        cleanup=Cleanup(queue, AnyRecipient()),
+        cleanup=cleanup,
         passwords=None,
         milters=MilterSettings.from_config(cfg) if cfg.get("smtpd_milters") else None,
     )
@@ -132,7 +146,7 @@ def smtpd(settings: dict[str, str]) -> Iterator[Server]:
     thread.start()
     started.wait(5)
     try:
-        yield Server(box["server"].sockets[0].getsockname()[1], queue, capture)
+        yield Server(box["server"].sockets[0].getsockname()[1], queue, capture, cleanup)
     finally:
         deadline = time.monotonic() + 10
         while open_sessions and time.monotonic() < deadline:

@@ -73,6 +73,7 @@ def test_milter_case_matches_postfix(name: str) -> None:
                 time.sleep(0.02)
             log = milter_log_lines(server.log(), "mailhost")
             queue = server.queue
+            messages = server.cleanup.messages
     finally:
         if milter is not None:
             milter.stop()
@@ -83,3 +84,10 @@ def test_milter_case_matches_postfix(name: str) -> None:
     if case.held:
         (queued,) = queue.committed()
         assert queue_view(queued) == recorded["queue"]
+        assert messages[0].actions.hold == "milter triggers HOLD action"
+    elif messages:
+        assert messages[0].actions.hold is None
+    if case.discarded:
+        assert messages[0].actions.discard == "milter triggers DISCARD action"
+    elif messages:
+        assert messages[0].actions.discard is None

@@ -80,6 +80,14 @@ class MilterChain:
                 return verdict
         return None
 
+    def other(self) -> Verdict | None:
+        """The standing answer for commands with no event of their own
+        (VRFY, STARTTLS): Postfix milter_other_event."""
+        for milter in self.milters:
+            if milter.standing is not None:
+                return milter.standing
+        return None
+
     async def abort(self) -> None:
         for milter in self.milters:
             await milter.abort()

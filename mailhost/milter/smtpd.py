@@ -246,6 +246,16 @@ class SmtpdMilters:
         )  # fmt: skip
         return reply
 
+    def other(self, command: str) -> str | None:
+        """A standing refusal for VRFY or STARTTLS (not logged, as in
+        Postfix); STARTTLS gets ``454 4.3.0 Try again later`` for a 4xx."""
+        verdict = self.chain.other()
+        if verdict is None or verdict.kind != Kind.REPLY or verdict.text[:1] not in ("4", "5"):
+            return None
+        if command == "STARTTLS" and verdict.text.startswith("4"):
+            return "454 4.3.0 Try again later"
+        return verdict.text
+
     async def abort(self) -> None:
         self.hold, self.discard = None, False
         await self.chain.abort()

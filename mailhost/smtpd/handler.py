@@ -140,6 +140,12 @@ class SmtpdHandler:
             return as_reply(text) if text is not None else None
         return None
 
+    @staticmethod
+    def milter_refusal(session: Session, command: str) -> Reply | None:
+        """A milter's standing refusal of VRFY or STARTTLS."""
+        text = session.milters.other(command) if session.milters is not None else None
+        return as_reply(text) if text is not None else None
+
     async def reset(self, session: Session) -> None:
         """The transaction ended without a message (RSET, HELO, STARTTLS)."""
         if session.milters is not None:
@@ -299,6 +305,9 @@ class SmtpdHandler:
     # -- VRFY ---------------------------------------------------------------------
 
     async def vrfy(self, session: Session, address: str) -> Reply:
+        refused = self.milter_refusal(session, "VRFY")
+        if refused is not None:
+            return refused
         txn = session.transaction
         state = self.check_state(session, Where.VRFY)
         if state is not None and self.checks is not None:

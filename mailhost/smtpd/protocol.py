@@ -621,6 +621,10 @@ class SmtpdProtocol(LineProtocol):
         if arg:
             await self.reply(replies.STARTTLS_SYNTAX)
             return None
+        refused = self.mh.milter_refusal(s, "STARTTLS")
+        if refused is not None:
+            await self.reply(refused)
+            return None
         if s.tls:
             await self.reply(replies.TLS_ALREADY_ACTIVE)
             return None

@@ -107,6 +107,14 @@ REPLACED_BODY: list[Packet] = [
 CASES: dict[str, Case] = {
     "connect_reject": Case(answers(C=REJECT), AFTER_CONNECT),
     "connect_tempfail": Case(answers(C=TEMPFAIL), AFTER_CONNECT),
+    "connect_reject_vrfy_starttls": Case(
+        answers(C=REJECT),
+        [(b"", 1), (EHLO, 1), (b"VRFY alice@example.com\r\n", 1), (b"STARTTLS\r\n", 1), (QUIT, 1)],
+    ),
+    "connect_tempfail_vrfy_starttls": Case(
+        answers(C=TEMPFAIL),
+        [(b"", 1), (EHLO, 1), (b"VRFY alice@example.com\r\n", 1), (b"STARTTLS\r\n", 1), (QUIT, 1)],
+    ),
     "connect_replycode": Case(answers(C=replycode("550 5.7.1 Go away")), AFTER_CONNECT),
     "connect_accept": Case(answers(C=ACCEPT, E=REJECT), FULL),
     "connect_discard": Case(answers(C=DISCARD), FULL),

@@ -25,6 +25,7 @@ from mailhost.milter.chain import MilterChain
 from mailhost.milter.edits import Content
 from mailhost.milter.settings import MilterSettings
 from mailhost.milter.verdict import Kind, Verdict
+from mailhost.observe import metrics
 from mailhost.reply import Reply
 from mailhost.smtpd.maillog import reject_line
 from mailhost.smtpd.session import MailTransaction, Session
@@ -133,6 +134,8 @@ class SmtpdMilters:
             s.hangup = True
         else:
             action, text, reply = "milter-reject", verdict.text, verdict.text
+        if reply is not None:
+            metrics.smtpd_reject(stage, reply)
         log.info(
             "%s",
             reject_line(

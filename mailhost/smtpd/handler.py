@@ -38,6 +38,7 @@ from mailhost.observe import metrics
 from mailhost.reply import NO_DISK_SPACE, RCPT_OK, Reply
 from mailhost.smtpd import replies
 from mailhost.smtpd.data import DataResult
+from mailhost.smtpd.etrn import UNABLE, FastFlush
 from mailhost.smtpd.maillog import reject_line
 from mailhost.smtpd.paths import Path, format_param
 from mailhost.smtpd.received import received_header
@@ -66,6 +67,8 @@ class SmtpdHandler:
     queue_directory: str | None = None
     #: smtpd_milters (None or an empty list: none).
     milters: MilterSettings | None = None
+    #: ETRN's fast flush (None: ``sendmail -bs``, where ETRN is refused).
+    fast_flush: FastFlush | None = None
 
     # -- the restriction stages ------------------------------------------------------
 
@@ -132,13 +135,33 @@ class SmtpdHandler:
         """smtpd_data_restrictions at DATA, then the milters' DATA event."""
         state = self.check_state(session, Where.DATA)
         if state is not None and self.checks is not None:
-            refused = self.counted("DATA", await self.checks.data(state))
+            txn = session.transaction
+            # Postfix's state->recipient: the last accepted recipient.
+            state.recipient = txn.recipients[-1] if txn is not None and txn.recipients else None
+            try:
+                refused = self.counted("DATA", await self.checks.data(state))
+            finally:
+                state.recipient = None
             if refused is not None:
                 return refused
         if session.milters is not None:
             text = await session.milters.data(session)
             return as_reply(text) if text is not None else None
         return None
+
+    async def etrn(self, session: Session, site: str) -> Reply:
+        """ETRN of a syntactically valid ``site``: smtpd_etrn_restrictions,
+        then the fast flush (:mod:`mailhost.smtpd.etrn`)."""
+        if self.fast_flush is None:
+            log.warning('do not use ETRN in "sendmail -bs" mode')
+            return UNABLE
+        state = self.check_state(session, Where.ETRN)
+        if state is not None and self.checks is not None:
+            refused = await self.checks.etrn(state, site)
+            if refused is not None:
+                metrics.smtpd_reject("ETRN", refused)
+                return refused
+        return await self.fast_flush.send_site(site, session.client)
 
     @staticmethod
     def milter_refusal(session: Session, command: str) -> Reply | None:

@@ -36,12 +36,12 @@ _DSN = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}(?=\s|$)")
 
 #: smtpd_dsn_fix(): an address DSN (X.1.Y) rewritten for what is judged.
 _SENDER_DSN = {
-    "1": "4.1.0",
+    "1": "4.1.7",
     "2": "4.1.8",
     "3": "4.1.7",
-    "4": "4.1.0",
+    "4": "4.1.7",
     "5": "4.1.0",
-    "6": "4.1.0",
+    "6": "4.1.7",
     "7": "4.1.7",
     "8": "4.1.8",
 }
@@ -197,8 +197,7 @@ def permit(
     if not state.defer_if_permit.active and (
         action.lower() in log_actions or "static:all" in log_actions
     ):
-        text = f"action={action} for {reply_class}={reply_name}"
-        if detail:
-            text += " " + detail
+        # Postfix appends " " and the detail even when the detail is empty.
+        text = f"action={action} for {reply_class}={reply_name} {detail}"
         log_whatsup(state, "permit", text)
     return Status.OK

@@ -283,3 +283,53 @@ def sent_to_milter(received: list[Packet]) -> list[list[object]]:
         else:
             out.append([name])
     return out
+
+
+# -- non_smtpd_milters: mail from sendmail ----------------------------------------------
+
+LOCAL_MESSAGE = (
+    "From: Bob <bob@example.com>\n"
+    "To: Alice <alice@example.com>\n"
+    "Subject: local milter test\n"
+    "Date: Mon, 7 Dec 2026 00:00:00 +0000\n"
+    "Message-ID: <local-milter-test@example.com>\n"
+    "\n"
+    "Hello Alice,\n"
+)
+
+LOCAL_CASES: dict[str, Case] = {
+    "local_accept": Case(Script(), []),
+    "local_eom_reject": Case(answers(E=replycode("550 5.7.1 Local spam")), []),
+    "local_eom_tempfail": Case(answers(E=TEMPFAIL), []),
+    "local_mail_reject": Case(answers(M=REJECT), []),
+    "local_rcpt_reject": Case(answers(R=REJECT), []),
+    "local_connect_reject": Case(answers(C=REJECT), []),
+    "local_eom_discard": Case(answers(E=DISCARD), []),
+    "local_eom_modifications": Case(
+        answers(
+            E=[(wire.SMFIR_ADDHEADER, wire.cstrings("X-Local", "yes")), quarantine("x"), *CONTINUE]
+        ),
+        [],
+        held=True,
+    ),
+    "local_down_tempfail": Case(Script(), [], down=True),
+    "local_down_accept": Case(Script(), [], options={"milter_default_action": "accept"}, down=True),
+}
+
+_DELAYS = re.compile(r"delay=[\d.]+, delays=[\d./]+")
+_LOCAL_KEPT = re.compile(r"milter|status=|non-delivery|: hold:|: discard:")
+
+
+def local_log_lines(text: str, tag: str) -> list[str]:
+    """``daemon: message`` of the cleanup, qmgr and delivery lines about the
+    milters' verdict, queue ids, ports and delays normalized."""
+    out = []
+    for line in text.splitlines():
+        found = re.search(rf"{tag}/(\w+)\[\d+\]: (.*)$", line)
+        if found is None or not _LOCAL_KEPT.search(found.group(2)):
+            continue
+        if found.group(1) in ("discard", "smtp", "virtual", "local"):
+            continue  # the delivery (or the bounce's) is not cleanup's doing
+        message = _PORT.sub("127.0.0.1:PORT", _LOG_QID.sub("QID", found.group(2)))
+        out.append(f"{found.group(1)}: {_DELAYS.sub('delay=D, delays=D', message)}")
+    return out

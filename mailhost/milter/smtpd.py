@@ -131,7 +131,6 @@ class SmtpdMilters:
             action, text, reply = "milter-discard", DISCARD_TEXT, None
         elif verdict.kind == Kind.SHUTDOWN:
             action, text, reply = "milter-reject", SHUTDOWN_REPLY, SHUTDOWN_REPLY
-            s.hangup = True
         else:
             action, text, reply = "milter-reject", verdict.text, verdict.text
         if reply is not None:
@@ -161,7 +160,6 @@ class SmtpdMilters:
         if reply.startswith("5"):
             return f"554 {self.settings.myhostname} ESMTP not accepting connections"
         if reply.startswith("421"):
-            s.hangup = True
             return f"421 {self.settings.myhostname} Service unavailable - try again later"
         return None
 

@@ -76,8 +76,6 @@ class Session:
     server_port: int = 0
     #: smtpd_milters of this session (None: none configured).
     milters: SmtpdMilters | None = None
-    #: A milter asked for the session to end (after a 421 reply).
-    hangup: bool = False
 
     @property
     def client(self) -> str:

@@ -32,8 +32,8 @@ import dns.rdatatype
 import dns.resolver
 
 from mailhost.delivery.mx import parse_dns_servers
+from mailhost.hostnames import valid_hostaddr, valid_hostname
 from mailhost.log import logger
-from mailhost.smtpd_check.names import valid_hostaddr, valid_hostname
 
 log = logger("smtpd")
 

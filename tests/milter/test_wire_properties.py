@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from mailhost.errors import ConfigError
 from mailhost.milter import wire
-from mailhost.milter.client import unescape_percent, valid_reply
 from mailhost.milter.edits import Content
+from mailhost.milter.replies import unescape_percent, valid_reply
 from mailhost.milter.settings import Endpoint, MilterSpec, parse_milter
 
 NO_NUL = st.text(alphabet=st.characters(blacklist_characters="\0", codec="utf-8"), max_size=40)

@@ -230,9 +230,11 @@ class SmtpdMilters:
             self.discard = True
             action, text = "milter-discard", DISCARD_TEXT
         elif verdict.kind == Kind.SHUTDOWN:
-            # Postfix 3.7.11 logs this, answers 250 and queues nothing (recorded).
-            self.discard = True
-            action, text = "milter-reject", "message content rejected"
+            # Postfix 3.7.11 logs "message content rejected", answers 250 and
+            # queues nothing (recorded): a 250 for mail that is not stored.
+            # mailhost never does that: 421 and disconnect, the client retries.
+            reply = SHUTDOWN_REPLY
+            action, text = "milter-reject", reply[4:]
         else:
             reply = verdict.text
             action, text = "milter-reject", reply[4:]

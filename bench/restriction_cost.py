@@ -44,24 +44,30 @@ import datetime as dt
 import os
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (
+    DOMAIN,
+    LOCALPART,
     REPO,
     Database,
     MailhostServer,
     PostfixServer,
     Server,
+    count_files,
     machine,
     mailhost_bin,
 )
 from bench.postfix_vs_mailhost import Result, run_case
+from bench.profile_mailhost import summarize
 
 EXAMPLE = REPO / "examples" / "internet-mx"
 TABLES = (
@@ -222,6 +228,32 @@ def report(runs: list[dict[tuple[str, str, int], Result]], concurrencies: list[i
     return "\n".join(rows) + "\n"
 
 
+def profile(server: Server, args: argparse.Namespace, conc: int, raw: Path) -> str:
+    """One case under ``py-spy record --subprocesses`` (every worker); the
+    summary of bench/profile_mailhost.py."""
+    server.reset_mail()
+    server.start()
+    spy_bin = str(Path(sys.executable).parent / "py-spy")
+    spy = subprocess.Popen(
+        [spy_bin, "record", "--format", "raw", "--rate", "200", "--subprocesses",
+         "--pid", str(server.root_pid()), "--output", str(raw)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        time.sleep(1.0)
+        command = ["smtp-source", "-c", "-l", str(args.size), "-m", str(args.messages)]
+        command += ["-s", str(conc), "-r", str(args.recipients), "-M", HELO, "-f", SENDER]
+        command += ["-t", f"{LOCALPART}@{DOMAIN}", f"127.0.0.1:{server.port}"]
+        subprocess.run(command, check=True, capture_output=True, timeout=args.timeout)
+        while count_files(server.vmail) < args.messages * args.recipients:
+            time.sleep(0.05)
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(30)
+        server.stop()
+    return summarize(raw, 40)
+
+
 def main_inside(args: argparse.Namespace) -> int:
     from tests.smtp.dnsserver import DnsServer
 
@@ -242,6 +274,13 @@ def main_inside(args: argparse.Namespace) -> int:
     info = machine()
     runs: list[dict[tuple[str, str, int], Result]] = []
     try:
+        if args.profile:
+            for config in CONFIGS:
+                raw = work / f"profile-{config}.txt"
+                summary = profile(servers[("mailhost", config)], args, concurrencies[0], raw)
+                print(f"## mailhost, {config}, -s {concurrencies[0]}\n\n{summary}\n")
+            print(f"(raw stacks in {work})", file=sys.stderr)
+            return 0
         for n in range(args.runs):
             results: dict[tuple[str, str, int], Result] = {}
             for i, conc in enumerate(concurrencies):
@@ -292,6 +331,11 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead: py-spy profiles of mailhost, plain and restricted, at the first concurrency",
+    )
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:

@@ -51,6 +51,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -68,6 +69,9 @@ from bench.harness import (
 )
 from bench.postfix_vs_mailhost import Result, run_case
 from bench.profile_mailhost import summarize
+
+if TYPE_CHECKING:
+    from tests.smtp.dnsserver import Zone
 
 EXAMPLE = REPO / "examples" / "internet-mx"
 TABLES = (
@@ -152,8 +156,8 @@ def make_servers(work: Path, db: Database, workers: int) -> dict[tuple[str, str]
         pf = PostfixServer(work / f"postfix-{config}", db)
         mh = MailhostServer(work / f"mailhost-{config}", db, extra=extra)
         for server in (pf, mh):
-            server.configure()  # type: ignore[attr-defined]
-            etc = server.etc  # type: ignore[attr-defined]
+            server.configure()
+            etc = server.etc
             settings = dict(OUTSIDE)
             if config == "restricted":
                 install_tables(server, etc)
@@ -170,7 +174,7 @@ def make_servers(work: Path, db: Database, workers: int) -> dict[tuple[str, str]
     return servers
 
 
-def dns_zone() -> object:
+def dns_zone() -> Zone:
     from tests.smtp.dnsserver import Zone
 
     zone = Zone()
@@ -182,9 +186,8 @@ def dns_zone() -> object:
     return zone
 
 
-def dns_queries(zone: object, before: int) -> int:
-    queries = zone.queries  # type: ignore[attr-defined]
-    return sum(1 for name, _ in queries[before:] if "spamhaus.org" in name)
+def dns_queries(zone: Zone, before: int) -> int:
+    return sum(1 for name, _ in zone.queries[before:] if "spamhaus.org" in name)
 
 
 def log_problems(server: Server) -> str:
@@ -203,7 +206,9 @@ def median_line(values: list[float]) -> str:
     return f"{listed} → **{statistics.median(values):.2f}**"
 
 
-def report(runs: list[dict[tuple[str, str, int], Result]], concurrencies: list[int]) -> str:
+def report(
+    runs: list[dict[tuple[str, str, int], Result]], concurrencies: list[int], recipients: int
+) -> str:
     rows = [
         "| case | figure, restricted/plain | Postfix (per run → median) | "
         "mailhost (per run → median) | mailhost/Postfix of the medians |",
@@ -222,7 +227,7 @@ def report(runs: list[dict[tuple[str, str, int], Result]], concurrencies: list[i
                 medians[server] = statistics.median(ratios)
                 cells[server] = median_line(ratios)
             rows.append(
-                f"| -s {conc} | {title} | {cells['postfix']} | {cells['mailhost']} | "
+                f"| -s {conc} -r {recipients} | {title} | {cells['postfix']} | {cells['mailhost']} | "
                 f"{medians['mailhost'] / medians['postfix']:.2f} |"
             )
     return "\n".join(rows) + "\n"
@@ -264,7 +269,7 @@ def main_inside(args: argparse.Namespace) -> int:
     resolv.write_text("nameserver 127.0.0.1\noptions attempts:1 timeout:2\n")
     subprocess.run(["mount", "--bind", str(resolv), "/etc/resolv.conf"], check=True)
     zone = dns_zone()
-    dns = DnsServer(zone, port=53).start()  # type: ignore[arg-type]
+    dns = DnsServer(zone, port=53).start()
     db = Database("sqlite", work)
     db.create()
     servers = make_servers(work, db, args.workers)
@@ -287,7 +292,7 @@ def main_inside(args: argparse.Namespace) -> int:
                 shift = (n + i) % len(order)
                 for server_name, config in order[shift:] + order[:shift]:
                     server = servers[(server_name, config)]
-                    before = len(zone.queries)  # type: ignore[attr-defined]
+                    before = len(zone.queries)
                     r = run_case(
                         server, args.messages, conc, args.recipients, args.size, args.timeout,
                         sender=SENDER, helo=HELO,
@@ -312,7 +317,7 @@ def main_inside(args: argparse.Namespace) -> int:
     command = "bench/restriction_cost.py " + shlex.join(sys.argv[1:-1])
     print(f"Command: `{command}`\n")
     print(f"Date: {started:%Y-%m-%d %H:%M} UTC.  Machine: {info}.\n")
-    print(report(runs, concurrencies))
+    print(report(runs, concurrencies, args.recipients))
     if args.keep:
         print(f"(work directory {work})", file=sys.stderr)
     else:

@@ -47,7 +47,7 @@ WELL_KNOWN_PORTS: Mapping[str, int] = {
 #: them when master.cf declares them)
 #: and the delivery agents that queue manager runs in-process.  Their lines are
 #: not "ignored" and get no warning.
-IN_PROCESS = frozenset({"qmgr", "virtual", "error", "discard", "pickup"})
+IN_PROCESS = frozenset({"qmgr", "virtual", "error", "discard", "pickup", "quota-status"})
 
 _TYPES = {"inet", "unix", "unix-dgram", "fifo", "pass"}
 _YES_NO = {"y", "n", "-"}

@@ -414,6 +414,8 @@ PARAMETERS: tuple[Param, ...] = (
     Param("mailhost_quota_warning_thresholds", ""),
     Param("mailhost_quota_status_overquota", "554 5.2.2 Quota exceeded (mailbox for user is full)"),
     Param("mailhost_quota_status_toolarge", ""),
+    Param("mailhost_quota_status_success", "DUNNO"),
+    Param("mailhost_quota_status_nouser", "REJECT Unknown user"),
     Param("mailhost_virtual_shared_copies", "no", BOOL),
     Param("mailhost_inline_delivery", "yes", BOOL),
     Param("line_length_limit", "2048", INT),

@@ -38,6 +38,10 @@ class PolicyPeer:
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
+    async def start_unix(self, path: str) -> PolicyPeer:
+        self.server = await asyncio.start_unix_server(self._serve, path)
+        return self
+
     @property
     def service(self) -> str:
         return f"inet:127.0.0.1:{self.port}"

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass, field, fields, replace
@@ -108,6 +109,15 @@ def _host_port(name: str) -> tuple[str, int]:
         return host or "localhost", socket.getservbyname(port, "tcp")
     except OSError:
         raise ConfigError(f"{name}: unknown service: {port}/tcp") from None
+
+
+def _strerror(exc: OSError) -> str:
+    """The error as ``%m`` shows it; for a name with several addresses that
+    all failed (asyncio's "Multiple exceptions"), the first one's."""
+    if exc.errno:
+        return os.strerror(exc.errno)
+    found = re.search(r"\[Errno (\d+)\]", str(exc))
+    return os.strerror(int(found.group(1))) if found else str(exc)
 
 
 class _Connection(asyncio.Protocol):
@@ -246,7 +256,7 @@ class PolicyClient:
         except TimeoutError:
             why = os.strerror(errno.ETIMEDOUT)
         except OSError as exc:
-            why = os.strerror(exc.errno) if exc.errno else str(exc)
+            why = _strerror(exc)
         else:
             self.connects += 1
             return conn, ""

@@ -138,3 +138,14 @@ def test_a_bad_service_is_a_configuration_error_at_start(tmp_path: Path) -> None
     cfg = Config(tmp_path, {"smtpd_recipient_restrictions": "check_policy_service tcp:x:1"})
     with pytest.raises(ConfigError, match="invalid transport name: tcp"):
         CheckSettings.from_config(cfg, TableRegistry.from_config(cfg))
+
+
+async def test_refused_on_every_address_of_a_name(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="mailhost")
+    port = free_port()
+    c = client(f"inet:localhost:{port}", try_limit=1)
+    assert await c.request(REQUEST) is None
+    assert [r.getMessage() for r in caplog.records] == [
+        f"connect to localhost:{port}: Connection refused",
+        f"problem talking to server localhost:{port}: Connection refused",
+    ]

@@ -50,8 +50,29 @@ class UnsafePathError(ValueError):
 # -- the blocking primitives -----------------------------------------------------
 
 
+class OpenDir(str):
+    """A directory to fsync through its descriptor, for
+    :func:`mailhost.fsutil.commit_durably`.  The string is its key: the
+    path and the inode (``PATH [DEV:INO]``), so two descriptors of one
+    directory are fsynced once and two directories that had the same name
+    at different times are each fsynced."""
+
+    fd: int
+    path: str
+
+    def __new__(cls, path: str, fd: int, st: os.stat_result) -> OpenDir:
+        self = super().__new__(cls, f"{path} [{st.st_dev}:{st.st_ino}]")
+        self.fd = fd
+        self.path = path
+        return self
+
+
 def fsync_dir(directory: StrPath) -> None:
-    """Make a rename, link or unlink in ``directory`` durable."""
+    """Make a rename, link or unlink in ``directory`` durable (an
+    :class:`OpenDir` through its descriptor, anything else by name)."""
+    if isinstance(directory, OpenDir):
+        os.fsync(directory.fd)
+        return
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -149,6 +170,7 @@ class Round:
                 continue
             try:
                 placed = file.place([self.sync_errors.get(fd) for fd in self.fds[i]])
+                # An OpenDir is a str: kept as it is, its descriptor with it.
                 self.dirs.update(os.fspath(d) for d in placed)
             except Exception as exc:
                 self.errors[i] = exc
@@ -392,15 +414,25 @@ def _resolve_below(root: str, relative: str) -> str:
     return current
 
 
-def safe_join(base: StrPath, relative: str) -> Path:
-    """``base/relative``, refusing absolute paths, ``..`` components, NUL bytes
-    and anything that resolves (through symlinks too) outside ``base``."""
+def check_relative(relative: str) -> None:
+    """Refuse a path from a table that is absolute, has a ``..`` component
+    or a NUL byte (:class:`UnsafePathError`).  Symbolic links are for the
+    caller to refuse when it uses the path (delivery opens it below the
+    base without following any: :mod:`mailhost.delivery.dirfd`)."""
     if "\0" in relative:
         raise UnsafePathError(f"path contains a NUL byte: {relative!r}")
     if relative.startswith("/"):
         raise UnsafePathError(f"absolute path not allowed: {relative}")
     if ".." in relative.split("/"):
         raise UnsafePathError(f"path with '..' not allowed: {relative}")
+
+
+def safe_join(base: StrPath, relative: str) -> Path:
+    """``base/relative``, refusing absolute paths, ``..`` components, NUL bytes
+    and anything that resolves (through symlinks too) outside ``base``: for
+    tools that show or read a path once (``mailhost trace``, the mailbox
+    commands).  Delivery never uses a path by name below the base."""
+    check_relative(relative)
     root = resolved_base(base)
     top = os.fspath(root)
     candidate = _resolve_below(top, relative)

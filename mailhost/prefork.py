@@ -26,15 +26,24 @@ Why the queue is safe for several workers:
 The parent forwards SIGTERM, SIGINT and SIGHUP to the workers and exits once
 all of them have; a worker that dies makes the parent stop the others (the
 service is not silently running at reduced capacity).
+
+Before the workers, the parent may fork one helper every worker talks to:
+the anvil process (:mod:`mailhost.anvil.service`), which keeps the client
+connection counts and rates of all workers in one table.  It gets one end
+of a socket pair per worker, each worker the other end (``Role.anvil_fd``);
+it gets SIGHUP from the parent and ends by itself once every worker's
+socket has closed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
+import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from mailhost.log import daemon_logger, flush_logs, logger
@@ -57,6 +66,9 @@ class Role:
 
     worker: bool = False
     index: int = 0
+    #: The worker's end of its socket to the anvil process (-1: none; the
+    #: process keeps its own anvil table).
+    anvil_fd: int = -1
 
     @property
     def is_first(self) -> bool:
@@ -89,10 +101,61 @@ def _worker_setup(index: int, count: int) -> None:
     _die_with_parent(os.getppid())
 
 
-def run_workers(count: int, run_one: Callable[[Role], int]) -> int:
+#: The anvil process's body: it serves the given sockets (one per worker).
+AnvilMain = Callable[[Sequence[socket.socket]], int]
+
+
+def _fork_anvil(count: int, run_anvil: AnvilMain) -> tuple[int, list[socket.socket]]:
+    """Fork the anvil process; (its pid, the workers' ends of its sockets)."""
+    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(count)]
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            for worker_end, _ in pairs:
+                worker_end.close()
+            _die_with_parent(os.getppid())
+            for signum in SIGNALS:
+                signal.signal(signum, signal.SIG_IGN)  # the anvil loop sets SIGHUP's
+            status = run_anvil([anvil_end for _, anvil_end in pairs])
+        finally:
+            flush_logs()
+            os._exit(status)
+    for _, anvil_end in pairs:
+        anvil_end.close()
+    return pid, [worker_end for worker_end, _ in pairs]
+
+
+def _fork_worker(
+    index: int, count: int, run_one: Callable[[Role], int], anvil_ends: list[socket.socket]
+) -> int:
+    """Fork worker ``index``, which keeps its own end of the anvil sockets; its pid."""
+    pid = os.fork()
+    if pid == 0:
+        _worker_setup(index, count)
+        status = 1
+        try:
+            for other, end in enumerate(anvil_ends):
+                if other != index:
+                    end.close()
+            fd = anvil_ends[index].detach() if anvil_ends else -1
+            status = run_one(Role(worker=True, index=index, anvil_fd=fd))
+        finally:
+            flush_logs()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
+    return pid
+
+
+def run_workers(
+    count: int, run_one: Callable[[Role], int], run_anvil: AnvilMain | None = None
+) -> int:
     """Fork ``count`` workers, each running ``run_one(role)`` (its exit
-    status); return the parent's exit status once every worker has ended."""
+    status), after the anvil process when ``run_anvil`` is given; return the
+    parent's exit status once every worker has ended."""
     children: set[int] = set()
+    helpers: set[int] = set()
     #: Workers already told to stop: once is enough (a worker shutting down
     #: has given up its handler, and a second SIGTERM would kill it mid-way).
     stopped: set[int] = set()
@@ -102,6 +165,10 @@ def run_workers(count: int, run_one: Callable[[Role], int]) -> int:
         nonlocal stopping
         if signum != signal.SIGHUP:
             stopping = True
+        if signum == signal.SIGHUP:
+            for helper in list(helpers):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(helper, signum)
         for child in list(children):
             if signum != signal.SIGHUP:
                 if child in stopped:
@@ -116,29 +183,30 @@ def run_workers(count: int, run_one: Callable[[Role], int]) -> int:
     # (and with it, through PR_SET_PDEATHSIG, the workers).
     for signum in SIGNALS:
         signal.signal(signum, forward)
+    anvil_ends: list[socket.socket] = []
+    if run_anvil is not None:
+        anvil_pid, anvil_ends = _fork_anvil(count, run_anvil)
+        helpers.add(anvil_pid)
     for index in range(count):
-        pid = os.fork()
-        if pid == 0:
-            _worker_setup(index, count)
-            status = 1
-            try:
-                status = run_one(Role(worker=True, index=index))
-            finally:
-                flush_logs()
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(status)
+        pid = _fork_worker(index, count, run_one, anvil_ends)
         children.add(pid)
+    for end in anvil_ends:
+        end.close()  # the workers have theirs: anvil sees EOF when they are gone
     if stopping:
         forward(signal.SIGTERM, None)  # asked to stop while forking
     master_log.info("started %d worker processes: %s", count, " ".join(map(str, sorted(children))))
 
     status = 0
-    while children:
+    while children or helpers:
         try:
             pid, wait_status = os.wait()
         except ChildProcessError:
             break
+        if pid in helpers:
+            helpers.discard(pid)
+            if children and not stopping:
+                master_log.warning("anvil process %d exited: limits are not enforced", pid)
+            continue
         children.discard(pid)
         code = os.waitstatus_to_exitcode(wait_status)
         if code != 0:

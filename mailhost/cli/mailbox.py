@@ -16,6 +16,7 @@ A password never appears on the command line: it is read from standard input
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -185,6 +186,7 @@ def remove(config_dir: Path | None, database_url: str | None, address: str, purg
            maildir_base: Path | None) -> None:  # fmt: skip
     """Remove a mailbox and its self alias; the Maildir stays unless --purge."""
     from mailhost.db import mailboxes  # noqa: PLC0415
+    from mailhost.delivery.dirfd import split_relative, walk  # noqa: PLC0415
     from mailhost.fsutil import UnsafePathError, safe_join  # noqa: PLC0415
 
     base = _maildir_base(config_dir, maildir_base) if purge else None
@@ -199,13 +201,32 @@ def remove(config_dir: Path | None, database_url: str | None, address: str, purg
         target = safe_join(base, row.maildir)
     except UnsafePathError as exc:
         raise MailhostError(f"maildir {row.maildir!r} not purged: {exc}") from exc
-    if target.resolve() == base.resolve():
+    parts = split_relative(row.maildir)
+    if not parts:
         raise MailhostError(f"maildir {row.maildir!r} not purged: it is the base directory")
-    if target.is_dir():
-        shutil.rmtree(target)
-        click.echo(f"maildir {target} deleted")
-    else:
+    # Walked and removed through directory descriptors, never by name: a
+    # component swapped for a symbolic link cannot lead the removal outside
+    # the base (the walk refuses links, rmtree(dir_fd=) does not follow them).
+    try:
+        parent, _ = walk(os.fspath(base), parts[:-1])
+    except FileNotFoundError:
         click.echo(f"maildir {target} did not exist")
+        return
+    except OSError as exc:
+        raise MailhostError(f"maildir {row.maildir!r} not purged: {exc}") from exc
+    try:
+        os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
+    except FileNotFoundError:
+        click.echo(f"maildir {target} did not exist")
+        return
+    else:
+        try:
+            shutil.rmtree(parts[-1], dir_fd=parent)
+        except OSError as exc:
+            raise MailhostError(f"maildir {row.maildir!r} not purged: {exc}") from exc
+    finally:
+        os.close(parent)
+    click.echo(f"maildir {target} deleted")
 
 
 def _toggle(active: bool) -> Any:

@@ -90,6 +90,35 @@ def run_server(master: Master, *, syslog: str | None = None) -> int:
     return 0
 
 
+def anvil_main(config_dir: Path | None) -> prefork.AnvilMain:
+    """The anvil process's body for several workers (mailhost.anvil.service),
+    with its two parameters read from main.cf at start and at SIGHUP."""
+    from mailhost.anvil.service import run_anvil  # noqa: PLC0415 - only with workers
+
+    current = anvil_settings(config_dir, (60, 600.0))
+
+    def settings() -> tuple[int, float]:
+        nonlocal current
+        current = anvil_settings(config_dir, current)
+        return current
+
+    return lambda sockets: run_anvil(sockets, settings)
+
+
+def anvil_settings(config_dir: Path | None, fallback: tuple[int, float]) -> tuple[int, float]:
+    """(anvil_rate_time_unit, anvil_status_update_time); ``fallback`` when
+    main.cf cannot be read (the workers report that)."""
+    from mailhost.config import load_config  # noqa: PLC0415
+
+    try:
+        cfg = load_config(config_dir)
+        unit = max(1, int(cfg.get_time("anvil_rate_time_unit")))
+        return unit, max(1.0, cfg.get_time("anvil_status_update_time"))
+    except MailhostError as exc:
+        logger().warning("anvil: %s; keeping the previous settings", exc)
+        return fallback
+
+
 @click.command("serve")
 @config_dir_option
 @click.option(
@@ -125,4 +154,4 @@ def serve(config_dir: Path | None, master_cf: Path | None, use_syslog: bool) -> 
         recover_once(config_dir, master_cf)
     except (MailhostError, OSError) as exc:
         fatal("mailhost", str(exc), getattr(exc, "exit_status", 1))
-    sys.exit(prefork.run_workers(workers, run_one))
+    sys.exit(prefork.run_workers(workers, run_one, anvil_main(config_dir)))

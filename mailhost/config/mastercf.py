@@ -7,10 +7,12 @@ continuation lines) has eight fields::
 
     service type private unpriv chroot wakeup maxproc command [args...]
 
-``inet`` services whose command is ``smtpd`` become listeners; ``qmgr`` and the
-delivery agents it runs in-process (:data:`IN_PROCESS`) are started elsewhere;
-every other line (pickup, cleanup, postscreen, ...) is reported with a warning
-so a stock Debian master.cf loads.  ``-o name=value``
+``inet`` services whose command is ``smtpd`` become listeners (with their
+``maxproc`` process limit: the cap on concurrent sessions); the other lines
+are sorted by :mod:`mailhost.config.services`: work mailhost does in-process
+or does not need loads silently (a stock Debian master.cf gives no warning),
+a service it does not run (postscreen, a ``pipe`` transport, ...) is named
+in a warning.  ``-o name=value``
 (also ``-o { name = value }``, Postfix 3.0) overrides a main.cf parameter for
 that listener only (see :meth:`mailhost.config.Config.with_overrides`).
 
@@ -27,6 +29,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mailhost.config.services import is_smtpd_listener, service_warnings
 from mailhost.errors import ConfigError
 from mailhost.log import logger
 
@@ -41,13 +44,6 @@ WELL_KNOWN_PORTS: Mapping[str, int] = {
     "smtps": 465,
     "lmtp": 24,
 }
-
-#: Programs ``mailhost serve`` runs itself besides the smtpd listeners: the
-#: queue manager and pickup (mailhost.master starts
-#: them when master.cf declares them)
-#: and the delivery agents that queue manager runs in-process.  Their lines are
-#: not "ignored" and get no warning.
-IN_PROCESS = frozenset({"qmgr", "virtual", "error", "discard", "pickup", "quota-status"})
 
 _TYPES = {"inet", "unix", "unix-dgram", "fifo", "pass"}
 _YES_NO = {"y", "n", "-"}
@@ -89,6 +85,8 @@ class Listener:
     port: int
     overrides: Mapping[str, str] = field(default_factory=dict)
     line: int = 0
+    #: master.cf's maxproc: None for ``-`` (default_process_limit), 0 for no limit.
+    maxproc: int | None = None
 
 
 def logical_lines(text: str) -> Iterator[tuple[int, str]]:
@@ -239,19 +237,26 @@ def split_service(service: str, where: str) -> tuple[str | None, int]:
 
 
 def smtpd_listeners(entries: list[MasterEntry], filename: str = "master.cf") -> list[Listener]:
-    """The ``inet`` ``smtpd`` services; a line for a program mailhost does not
-    run (see :data:`IN_PROCESS`) is a warning."""
+    """The ``inet`` ``smtpd`` services; a line mailhost will not honour as
+    written (:func:`mailhost.config.services.service_warnings`) is a warning."""
     listeners: list[Listener] = []
     for entry in entries:
-        if entry.type == "inet" and entry.program == "smtpd":
+        if is_smtpd_listener(entry.type, entry.program):
             where = f"{filename}: line {entry.line}"
             host, port = split_service(entry.service, where)
-            listeners.append(Listener(entry.service, host, port, entry.override_map(), entry.line))
-        elif entry.program not in IN_PROCESS:
-            log.warning(
-                "%s: line %d: service %s/%s (command %s) is not run by mailhost; ignored",
-                filename, entry.line, entry.service, entry.type, entry.command,
-            )  # fmt: skip
+            maxproc = None if entry.maxproc == "-" else int(entry.maxproc)
+            listeners.append(
+                Listener(entry.service, host, port, entry.override_map(), entry.line, maxproc)
+            )
+    warnings = service_warnings(
+        (e.service, e.type, e.program, [name for name, _ in e.overrides]) for e in entries
+    )
+    for index, text in warnings:
+        entry = entries[index]
+        log.warning(
+            "%s: line %d: service %s/%s (command %s) %s",
+            filename, entry.line, entry.service, entry.type, entry.command, text,
+        )  # fmt: skip
     return listeners
 
 

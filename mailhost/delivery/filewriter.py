@@ -15,7 +15,12 @@ thread whose fsuid is not 0, so permission checks are the owner's.  The
 append itself is :func:`mailhost.delivery.mbox.deliver_mbox_sync` (mbox
 format, kernel locks; a dotlock would need a writable directory, which
 local(8) does not insist on for files either) or, for a name ending in
-``/``, a Maildir delivery.
+``/``, a Maildir delivery.  The file is opened by Postfix's safe_open(3)
+rules (no symbolic link unless root's in a root-owned directory others
+cannot write, one hard link, not a directory; created O_EXCL) and a
+failure bounces 5.2.0 as local(8)'s do; the directories above it are
+followed as Postfix follows them, with the owner's permission checks
+(docs/storage.md).
 """
 
 from __future__ import annotations
@@ -75,8 +80,9 @@ def append_sync(
     else:
         kernel_locks = locks if mailbox else tuple(lock for lock in locks if lock != "dotlock")
         status = deliver_mbox_sync(
-            message, sender, MboxTarget(Path(path), recipient, original),
+            message, sender, MboxTarget(Path(path), recipient, original, root_symlinks=True),
             locks=kernel_locks, file_size_limit=file_size_limit, strict_ownership=False,
+            dsn="5.2.0",
         )  # fmt: skip
     if mailbox:
         return status

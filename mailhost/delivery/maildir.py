@@ -1,18 +1,24 @@
 """Maildir delivery: unique names, tmp → fsync → link into new/ → fsync new/.
 
 The recipe is D. J. Bernstein's (cr.yp.to/proto/maildir.html, spec 5.1) with
-the naming Dovecot uses so Dovecot never needs to stat() our files (spec 5.3):
-
-    new/<sec>.M<usec>P<pid>Q<n>R<random>.<host>,S=<size>,W=<vsize>
-
-``<host>`` is gethostname() with ``/`` and ``:`` written ``\\057``/``\\072``;
-``S=`` is the exact byte size of the file (LF line endings, prepended headers
-included) and ``W=`` its RFC822.SIZE (every bare LF counted as CRLF).
+the naming Dovecot uses so Dovecot never needs to stat() our files (spec 5.3,
+:mod:`mailhost.delivery.maildir_names`).
 
 Unlike virtual(8), which only fsyncs the file, we also fsync ``new/`` before
 reporting success: a 250 (and a ``status=sent``) means on disk (DESIGN rule 6).
 Missing maildirs are created with mode 0700 like Postfix does, owned by the
 recipient's uid/gid when we run as root.
+
+Every directory is reached through a descriptor (:mod:`mailhost.delivery.dirfd`):
+a maildir is opened once per delivery (:func:`open_maildir`: the base, then
+each component below it, then ``tmp/`` and ``new/``, never following a
+symbolic link), and the file is created in ``tmp/``, linked into ``new/``,
+removed and ``new/`` fsynced only through those descriptors.  A symbolic link
+anywhere below the base defers the recipient (4.2.0, ``maildir delivery
+failed: create maildir file PATH: Too many levels of symbolic links``, the
+text Postfix 3.7 logs for a link it cannot follow) with a warning naming the
+link; nothing is created where it points.  Postfix itself follows such a
+link (it writes as the recipient); docs/storage.md records both.
 
 One message for several maildirs is written once: the staged tmp file is
 hard-linked into every ``new/`` on the same filesystem that belongs to the same
@@ -29,22 +35,35 @@ import contextlib
 import errno
 import itertools
 import os
-import random
-import re
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from mailhost.delivery.dirfd import SymlinkRefused, chown_fd, unlink_at
 from mailhost.delivery.headers import (
     delivered_to_addresses,
     delivery_headers,
     is_delivery_loop,
     loop_text,
+)
+from mailhost.delivery.maildir_dirs import (
+    MaildirTarget,
+    OpenMaildir,
+    ensure_maildir,
+    open_maildir,
+    writable_by,
+)
+from mailhost.delivery.maildir_names import (
+    NAMES,
+    MaildirFileInfo,
+    UniqueNames,
+    escape_hostname,
+    info_suffix,
+    parse_filename,
+    sized_name,
+    vsize,
 )
 from mailhost.delivery.status import (
     DeliveryError,
@@ -53,136 +72,46 @@ from mailhost.delivery.status import (
     strerror,
     write_error_dsn,
 )
-from mailhost.fsutil import DurableFile, StrPath, commit_durably, raise_first, write_all
-from mailhost.log import current_pid, logger
+from mailhost.fsutil import DurableFile, OpenDir, StrPath, commit_durably, raise_first, write_all
+from mailhost.log import logger
+
+__all__ = [
+    "NAMES",
+    "MaildirFileInfo",
+    "MaildirTarget",
+    "OpenMaildir",
+    "UniqueNames",
+    "ensure_maildir",
+    "escape_hostname",
+    "info_suffix",
+    "open_maildir",
+    "parse_filename",
+    "sized_name",
+    "vsize",
+    "writable_by",
+]
 
 log = logger("delivery.maildir")
 
-_SUBDIRS = ("tmp", "new", "cur")
-_FLAG_LETTERS = frozenset("DFPRST")
 _NAME_RETRIES = 10
-
-
-# -- names -------------------------------------------------------------------
-
-
-def escape_hostname(host: str) -> str:
-    """The host part of a unique name: ``/`` and ``:`` may not appear (5.1)."""
-    return host.replace("/", "\\057").replace(":", "\\072")
-
-
-class UniqueNames:
-    """Maildir unique names for this process: ``M`` and the seconds come from
-    one clock reading, ``P`` is the pid, ``Q`` counts names made by this
-    process and ``R`` adds 64 random bits, so names never repeat even within
-    one microsecond or across a fork."""
-
-    def __init__(self, hostname: str | None = None) -> None:
-        self.host = escape_hostname(hostname or socket.gethostname())
-        self._count = itertools.count(1)
-        self._lock = threading.Lock()
-
-    def next(self) -> str:
-        ns = time.time_ns()
-        with self._lock:
-            n = next(self._count)
-        sec, usec = divmod(ns // 1000, 1_000_000)
-        # random's generator is reseeded in a forked child; no system call
-        # per name as os.urandom would make.
-        rand = random.getrandbits(64)
-        return f"{sec}.M{usec}P{current_pid()}Q{n}R{rand:016x}.{self.host}"
-
-
-#: The process-wide name source.
-NAMES = UniqueNames()
-
-
-def vsize(content: bytes) -> int:
-    """RFC822.SIZE of LF-terminated content: each bare LF counts as CRLF."""
-    return len(content) + content.count(b"\n") - content.count(b"\r\n")
-
-
-def sized_name(unique: str, size: int, virtual_size: int) -> str:
-    return f"{unique},S={size},W={virtual_size}"
-
-
-@dataclass(frozen=True)
-class MaildirFileInfo:
-    """What a maildir file name says: base name, ``S=``/``W=`` and flags."""
-
-    base: str
-    size: int | None
-    vsize: int | None
-    flags: str
-
-
-def _field(base: str, key: str) -> int | None:
-    # Dovecot accepts ,S=/,W= only when the digits run to ',' or the end of
-    # the base name (the ':' info was split off already).
-    m = re.search(rf",{key}=([0-9]+)(?=,|$)", base)
-    return int(m.group(1)) if m else None
-
-
-def parse_filename(name: str) -> MaildirFileInfo:
-    """Split ``1.M1P1.h,S=36,W=41:2,S`` into its parts (spec 5.1, 5.2)."""
-    base, sep, info = name.partition(":")
-    flags = ""
-    if sep and info.startswith("2,"):
-        flags = info[2:].split(",", 1)[0]
-    return MaildirFileInfo(base, _field(base, "S"), _field(base, "W"), flags)
-
-
-def info_suffix(flags: str) -> str:
-    """``:2,`` plus the standard flags in ASCII order (``SRF`` → ``:2,FRS``);
-    Dovecot's keyword letters a–z follow them."""
-    std = sorted(set(flags) & _FLAG_LETTERS)
-    keywords = sorted({f for f in flags if "a" <= f <= "z"})
-    return ":2," + "".join(std + keywords)
+_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 # -- directories ---------------------------------------------------------------
 
 
-#: Our effective uid; mailhost never changes it while running.
-_EUID = os.geteuid()
-
-
-def _chown(path: Path | int, uid: int | None, gid: int | None) -> None:
-    # Postfix writes with the recipient's effective ids; one Python process
-    # cannot switch ids per thread, so as root we hand created files over.
-    if uid is None or _EUID != 0:
-        return
-    if isinstance(path, int):
-        os.fchown(path, uid, gid if gid is not None else -1)
-    else:
-        os.chown(path, uid, gid if gid is not None else -1, follow_symlinks=False)
-
-
-def make_dirs(path: Path, uid: int | None, gid: int | None) -> None:
-    """Create ``path`` and its missing parents, mode 0700, owned by uid/gid."""
-    missing: list[Path] = []
-    probe = path
-    while not probe.is_dir():
-        # Re-check is_dir(): a concurrent delivery may have created it meanwhile.
-        if (probe.exists() or probe.is_symlink()) and not probe.is_dir():
-            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(probe))
-        missing.append(probe)
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    for directory in reversed(missing):
-        try:
-            os.mkdir(directory, 0o700)
-        except FileExistsError:
-            continue  # a concurrent delivery made it first
-        _chown(directory, uid, gid)
-
-
-def ensure_maildir(maildir: Path, uid: int | None = None, gid: int | None = None) -> None:
-    """Make ``maildir/{tmp,new,cur}`` exist (virtual(8) creates them on demand)."""
-    for sub in _SUBDIRS:
-        if not (maildir / sub).is_dir():
-            make_dirs(maildir / sub, uid, gid)
+def _open_error(target: MaildirTarget, exc: OSError, unique: str) -> DeliveryError:
+    """What a failure to open ``target``'s directories tells the recipient:
+    the file that could not be created, as Postfix names it."""
+    where = "new" if os.fspath(exc.filename or "").endswith("/new") else "tmp"
+    if isinstance(exc, SymlinkRefused):
+        log.warning(
+            "maildir %s: refusing to follow symbolic link %s%s",
+            target.maildir,
+            exc.link,
+            f" below {target.base}" if target.base is not None else "",
+        )
+    return _create_error(target.maildir / where / unique, exc, target.uid, target.gid)
 
 
 # -- staging and publishing ------------------------------------------------------
@@ -190,9 +119,11 @@ def ensure_maildir(maildir: Path, uid: int | None = None, gid: int | None = None
 
 @dataclass
 class StagedMessage:
-    """A message written and fsynced once in some maildir's ``tmp/``."""
+    """A message written once in some maildir's ``tmp/`` (and fsynced, or
+    still open for the commit to fsync)."""
 
-    path: Path
+    home: OpenMaildir
+    name: str
     size: int
     vsize: int
     dev: int
@@ -203,9 +134,13 @@ class StagedMessage:
     #: commit fsyncs it, :func:`commit_copies`).
     fd: int | None = field(default=None, repr=False)
 
+    @property
+    def path(self) -> Path:
+        return self.home.path / "tmp" / self.name
+
 
 def stage(
-    maildir: Path,
+    home: OpenMaildir,
     content: bytes,
     *,
     uid: int | None = None,
@@ -214,54 +149,43 @@ def stage(
     names: UniqueNames = NAMES,
     sync: bool = True,
 ) -> StagedMessage:
-    """Write ``content`` to ``maildir/tmp/<unique>`` (O_EXCL, 0600) and fsync it
-    (with ``sync=False`` the file stays open for the commit to fsync).
+    """Write ``content`` to ``tmp/<unique>`` of ``home`` (O_EXCL, 0600) and
+    fsync it (with ``sync=False`` the file stays open for the commit to fsync).
 
     ``file_size_limit`` is virtual_mailbox_limit, which virtual(8) applies as a
     per-file size limit (RLIMIT_FSIZE, spec 4.3): exceeding it is EFBIG, 5.2.2.
     """
     size, vsz = len(content), vsize(content)
-    created = False
     for _ in range(_NAME_RETRIES):
-        tmp = maildir / "tmp" / sized_name(names.next(), size, vsz)
+        name = sized_name(names.next(), size, vsz)
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            fd = os.open(name, _FILE_FLAGS, 0o600, dir_fd=home.tmp.fd)
         except FileExistsError:
             continue  # never overwrite: pick another name (spec 5.4)
-        except FileNotFoundError as exc:
-            # A missing maildir is made on the first delivery (virtual(8)
-            # does the same); existing ones cost no stat() per delivery.
-            if created:
-                raise _create_error(tmp, exc, uid, gid) from exc
-            try:
-                ensure_maildir(maildir, uid, gid)
-            except OSError as exc2:
-                raise _create_error(maildir, exc2, uid, gid) from exc2
-            created = True
-            continue
         except OSError as exc:
-            raise _create_error(tmp, exc, uid, gid) from exc
+            raise _create_error(home.path / "tmp" / name, exc, uid, gid) from exc
         break
     else:
-        raise DeliveryError("4.2.0", f"create maildir file {tmp}: {os.strerror(errno.EEXIST)}")
+        raise DeliveryError(
+            "4.2.0", f"create maildir file {home.path / 'tmp' / name}: {os.strerror(errno.EEXIST)}"
+        )
     keep = False
     try:
         try:
-            _chown(fd, uid, gid)
+            chown_fd(fd, uid, gid)
             if file_size_limit and size > file_size_limit:
                 raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
             write_all(fd, content)
             if sync:
                 os.fsync(fd)
-            dev = os.fstat(fd).st_dev
             keep = not sync
         finally:
             if not keep:
                 os.close(fd)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        unlink_at(home.tmp.fd, name)
         raise _write_error(exc) from exc
-    return StagedMessage(tmp, size, vsz, dev, uid, gid, content, fd if keep else None)
+    return StagedMessage(home, name, size, vsz, home.dev, uid, gid, content, fd if keep else None)
 
 
 def _write_error(exc: OSError) -> DeliveryError:
@@ -283,53 +207,50 @@ def _create_error(path: Path, exc: OSError, uid: int | None, gid: int | None) ->
 
 def publish(
     staged: StagedMessage,
-    maildir: Path,
+    home: OpenMaildir,
     *,
     uid: int | None = None,
     gid: int | None = None,
     names: UniqueNames = NAMES,
-    dir_syncs: set[Path],
+    dir_syncs: set[OpenDir],
 ) -> Path:
-    """Make ``staged`` appear in ``maildir/new``; ``new/`` is added to
-    ``dir_syncs``, the directories the caller fsyncs before reporting.
+    """Make ``staged`` appear in ``new/`` of ``home``; that ``new/`` is added
+    to ``dir_syncs``, the directories the caller fsyncs before reporting.
 
-    Same filesystem and owner → hard link; otherwise a fresh copy is staged in
-    that maildir and renamed into place.  The staged file itself stays.
+    Same filesystem and owner → hard link (linkat(2) between the two
+    descriptors); otherwise a fresh copy is staged in ``home`` and linked.
+    The staged file itself stays.
     """
-    new = maildir / "new"
-    # Staged in this maildir's own tmp/ (the usual case): same filesystem,
-    # and only new/ needs to exist.
-    here = staged.path.parent.parent == maildir
-    if not here or not new.is_dir():
-        ensure_maildir(maildir, uid, gid)
     source = staged
     own_copy = False
-    if (uid, gid) != (staged.uid, staged.gid) or (not here and os.stat(new).st_dev != staged.dev):
-        source = stage(maildir, staged.content, uid=uid, gid=gid, names=names)
+    if (uid, gid) != (staged.uid, staged.gid) or home.dev != staged.dev:
+        source = stage(home, staged.content, uid=uid, gid=gid, names=names)
         own_copy = True
     try:
         # The name it has in tmp/ first (the usual Maildir rename), then
         # fresh ones should that be taken.
         candidates = itertools.chain(
-            [source.path.name],
+            [source.name],
             (sized_name(names.next(), source.size, source.vsize) for _ in range(_NAME_RETRIES)),
         )
         for name in candidates:
-            target = new / name
             try:
-                os.link(source.path, target)
+                os.link(
+                    source.name, name, src_dir_fd=source.home.tmp.fd, dst_dir_fd=home.new.fd,
+                    follow_symlinks=False,
+                )  # fmt: skip
             except FileExistsError:
                 continue
             break
         else:
-            raise OSError(errno.EEXIST, os.strerror(errno.EEXIST), str(new))
-        dir_syncs.add(new)
+            raise OSError(errno.EEXIST, os.strerror(errno.EEXIST), home.new.path)
+        dir_syncs.add(home.new)
     except OSError as exc:
         raise _write_error(exc) from exc
     finally:
         if own_copy:
-            source.path.unlink(missing_ok=True)
-    return target
+            unlink_at(source.home.tmp.fd, source.name)
+    return home.path / "new" / name
 
 
 def discard(staged: StagedMessage) -> None:
@@ -337,22 +258,10 @@ def discard(staged: StagedMessage) -> None:
     if staged.fd is not None:
         os.close(staged.fd)
         staged.fd = None
-    with contextlib.suppress(FileNotFoundError):
-        staged.path.unlink()
+    unlink_at(staged.home.tmp.fd, staged.name)
 
 
 # -- delivering to recipients -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MaildirTarget:
-    """One recipient's maildir and ownership."""
-
-    maildir: Path
-    recipient: str
-    original_recipient: str = ""
-    uid: int | None = None
-    gid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -362,9 +271,10 @@ class MaildirResult:
     path: Path | None = None
 
 
-#: Hook run around publishing one copy (the quota guard): entered before the
-#: link (may raise DeliveryError to refuse), exited after it succeeded.
-Guard = Callable[[MaildirTarget, StagedMessage], AbstractContextManager[object]]
+#: Hook run around publishing one copy (the quota guard), given the target,
+#: its opened maildir and the staged file: entered before the link (may
+#: raise DeliveryError to refuse), exited after it succeeded.
+Guard = Callable[[MaildirTarget, OpenMaildir, StagedMessage], AbstractContextManager[object]]
 
 HeaderMode = Literal["postfix", "shared"]
 
@@ -483,7 +393,9 @@ class _CopyFile:
     """One :class:`CopyGroup` through the idiom: staged once in a member's
     ``tmp/``, linked into every member's ``new/`` once durable (the guard
     around each link), each result recorded once that ``new/`` is durable
-    too.  Problems become the members' results, never exceptions."""
+    too.  Each maildir is opened once (:func:`open_maildir`) and its
+    descriptors kept until the end.  Problems become the members' results,
+    never exceptions."""
 
     def __init__(
         self,
@@ -498,31 +410,56 @@ class _CopyFile:
         self.guard = guard
         self.staged: StagedMessage | None = None
         self.members: list[int] = []
-        self.linked: dict[int, Path] = {}
+        self.linked: dict[int, tuple[Path, OpenDir]] = {}
+        self.homes: dict[Path, OpenMaildir] = {}
+
+    def _home(self, target: MaildirTarget) -> OpenMaildir:
+        home = self.homes.get(target.maildir)
+        if home is None:
+            try:
+                home = open_maildir(target)
+            except OSError as exc:
+                unique = sized_name(self.group.names.next(), len(self.group.content),
+                                    vsize(self.group.content))  # fmt: skip
+                raise _open_error(target, exc, unique) from exc
+            self.homes[target.maildir] = home
+        return home
+
+    def _close(self) -> None:
+        if self.staged is not None:
+            discard(self.staged)
+            self.staged = None
+        for home in self.homes.values():
+            home.close()
+        self.homes.clear()
 
     def write(self) -> Sequence[int]:
         group = self.group
         left = list(group.members)
-        while left:
-            target = self.targets[left[0]]
-            try:
-                staged = stage(
-                    target.maildir, group.content, uid=group.uid, gid=group.gid,
-                    file_size_limit=group.file_size_limit, names=group.names, sync=False,
-                )  # fmt: skip
-            except (DeliveryError, OSError) as exc:
-                # That maildir cannot take it: the next member's may.
-                self.results[left.pop(0)] = _failed(target, exc)
-                continue
-            self.staged, self.members = staged, left
-            return () if staged.fd is None else (staged.fd,)
+        try:
+            while left:
+                target = self.targets[left[0]]
+                try:
+                    staged = stage(
+                        self._home(target), group.content, uid=group.uid, gid=group.gid,
+                        file_size_limit=group.file_size_limit, names=group.names, sync=False,
+                    )  # fmt: skip
+                except (DeliveryError, OSError) as exc:
+                    # That maildir cannot take it: the next member's may.
+                    self.results[left.pop(0)] = _failed(target, exc)
+                    continue
+                self.staged, self.members = staged, left
+                return () if staged.fd is None else (staged.fd,)
+        except BaseException:
+            self._close()
+            raise
         return ()
 
     def place(self, sync_errors: Sequence[OSError | None]) -> Iterable[StrPath]:
         staged = self.staged
         if staged is None:
             return ()
-        dirs: set[Path] = set()
+        dirs: set[OpenDir] = set()
         try:
             fd, staged.fd = staged.fd, None
             error = sync_errors[0] if sync_errors else None
@@ -536,35 +473,37 @@ class _CopyFile:
                 self.results.update(
                     (i, MaildirResult(self.targets[i], status)) for i in self.members
                 )
-                discard(staged)
                 return ()
             for i in self.members:
                 target = self.targets[i]
                 try:
-                    with self.guard(target, staged) if self.guard else contextlib.nullcontext():
-                        self.linked[i] = publish(
-                            staged, target.maildir, uid=staged.uid, gid=staged.gid,
+                    home = self._home(target)
+                    with (
+                        self.guard(target, home, staged) if self.guard else contextlib.nullcontext()
+                    ):
+                        path = publish(
+                            staged, home, uid=staged.uid, gid=staged.gid,
                             names=self.group.names, dir_syncs=dirs,
                         )  # fmt: skip
+                    self.linked[i] = (path, home.new)
                 except (DeliveryError, OSError) as exc:
                     self.results[i] = _failed(target, exc)
         except BaseException:
-            discard(staged)
+            self._close()
             raise
         return dirs
 
     def finish(self, dir_errors: Mapping[str, OSError]) -> None:
         try:
-            for i, path in self.linked.items():
-                problem = dir_errors.get(os.fspath(path.parent))
+            for i, (path, new) in self.linked.items():
+                problem = dir_errors.get(new)
                 self.results[i] = (
                     MaildirResult(self.targets[i], DELIVERED, path)
                     if problem is None
                     else MaildirResult(self.targets[i], _write_error(problem).status)
                 )
         finally:
-            if self.staged is not None:
-                discard(self.staged)
+            self._close()
 
 
 def _failed(target: MaildirTarget, exc: DeliveryError | OSError) -> MaildirResult:

@@ -85,7 +85,7 @@ def parse_port(value: str) -> int:
         return SERVICES[text]
     try:
         return socket.getservbyname(text, "tcp")
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL byte in the name
         raise ConfigError(f"unknown service: {value}/tcp") from None
 
 

@@ -1,12 +1,14 @@
-"""From a ``virtual_mailbox_maps`` result to a mailbox path that is safe to write.
+"""From a ``virtual_mailbox_maps`` result to a mailbox path below the base.
 
 Postfix concatenates ``virtual_mailbox_base + "/" + result`` without any
-check (spec 4.2).  mailhost deliberately deviates: a result that is absolute,
-contains a ``..`` component or resolves (through symlinks too) outside the
-base is refused — the recipient is deferred with 4.3.5 and the refusal is
-logged as an error, so a poisoned ``mailbox.maildir`` column can never make
-the delivery agent write elsewhere.  A trailing ``/`` means Maildir,
-otherwise an mbox file (virtual(8)).
+check (spec 4.2).  mailhost deliberately deviates: a result that is absolute
+or contains a ``..`` component (or a NUL) is refused — the recipient is
+deferred with 4.3.5 and the refusal is logged as an error, so a poisoned
+``mailbox.maildir`` column can never make the delivery agent write
+elsewhere.  Symbolic links are not judged here, by name: the delivery walks
+the path below the opened base without following any
+(:mod:`mailhost.delivery.dirfd`), which a link swapped in later cannot
+defeat.  A trailing ``/`` means Maildir, otherwise an mbox file (virtual(8)).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from mailhost.delivery.status import CONFIG_ERROR, DeliveryError
 from mailhost.errors import ConfigError
-from mailhost.fsutil import UnsafePathError, resolved_base, safe_join
+from mailhost.fsutil import UnsafePathError, check_relative
 from mailhost.log import logger
 
 log = logger("delivery")
@@ -29,6 +31,8 @@ class MailboxPath:
 
     path: Path
     maildir: bool
+    #: the base ``path`` is below (trusted; nothing under it is followed)
+    base: Path | None = None
 
     @property
     def kind(self) -> str:
@@ -62,7 +66,7 @@ def mailbox_path(base: str | Path, result: str, recipient: str = "") -> MailboxP
         log.error("%srefusing mailbox path %r outside %s", who, result, base_path)
         raise DeliveryError(CONFIG_ERROR.dsn, CONFIG_ERROR.text)
     try:
-        path = safe_join(base_path, relative)
+        check_relative(relative)
     except UnsafePathError as exc:
         # A log line, not a traceback: the reason is in the text (DESIGN rule 12).
         log.error(  # noqa: TRY400
@@ -74,7 +78,8 @@ def mailbox_path(base: str | Path, result: str, recipient: str = "") -> MailboxP
             base_path,
         )
         raise DeliveryError(CONFIG_ERROR.dsn, CONFIG_ERROR.text) from exc
-    if path == resolved_base(base_path):
+    parts = [part for part in relative.split("/") if part not in ("", ".")]
+    if not parts:
         log.error("%srefusing mailbox path %r: it is the base itself", who, result)
         raise DeliveryError(CONFIG_ERROR.dsn, CONFIG_ERROR.text)
-    return MailboxPath(path, maildir)
+    return MailboxPath(base_path.joinpath(*parts), maildir, base_path)

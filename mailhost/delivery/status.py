@@ -76,13 +76,16 @@ def write_error_dsn(err: OSError) -> str:
     return "5.3.0"
 
 
-def create_error_dsn(err: OSError) -> str:
-    """DSN for a failure to create or open the destination file."""
+def create_error_dsn(err: OSError, default: str = "4.2.0") -> str:
+    """DSN for a failure to create or open the destination file (Postfix
+    mbox_dsn(): ``default`` is virtual(8)'s 4.2.0, local(8)'s 5.2.0)."""
+    if err.errno in _RETRY:
+        return "4.2.0"
     if err.errno == errno.ENOSPC:
         return "4.3.0"
     if err.errno in _FULL:
         return "5.2.2"
-    return "4.2.0"
+    return default
 
 
 def strerror(err: OSError) -> str:

@@ -432,16 +432,21 @@ class LocalTransport:
             uid = gid = None
         if maildir:
             result = await deliver_maildir(
-                att.job.message, ctx.sender, MaildirTarget(where, delivered, original, uid, gid),
+                att.job.message, ctx.sender,
+                MaildirTarget(where, delivered, original, uid, gid, Path(s.spool_directory)),
                 file_size_limit=s.mailbox_size_limit,
             )  # fmt: skip
             att.add(address, result.status)
             return
         async with self.path_locks.hold(str(where)):
+            # Below mail_spool_directory nothing is followed but a mailbox
+            # link owned by root (safe_open(3)); local(8)'s texts and 5.2.0.
             status = await deliver_mbox(
-                att.job.message, ctx.sender, MboxTarget(where, delivered, original, uid, gid),
+                att.job.message, ctx.sender,
+                MboxTarget(where, delivered, original, uid, gid, Path(s.spool_directory), True),
                 locks=s.locks, file_size_limit=s.mailbox_size_limit,
                 strict_ownership=s.strict_ownership and uid is not None,
+                failed=f"cannot update mailbox {where} for user {pw.pw_name}. ", dsn="5.2.0",
             )  # fmt: skip
         att.add(address, status)
 

@@ -15,9 +15,13 @@ sequence of spec 3.3):
 * a result ending in ``/`` is a Maildir, anything else an mbox file
   (:mod:`mailhost.delivery.maildir`, :mod:`mailhost.delivery.mbox`, which add
   Return-Path, X-Original-To and Delivered-To as Postfix does);
-* a path that is absolute, contains ``..`` or resolves outside the base is
-  refused — deferred and logged as an error (a documented deviation from
-  Postfix, :mod:`mailhost.delivery.paths`).
+* a path that is absolute or contains ``..`` is refused — deferred and
+  logged as an error (a documented deviation from Postfix,
+  :mod:`mailhost.delivery.paths`); below the base every directory is opened
+  without following a symbolic link and every file created relative to its
+  directory's descriptor (:mod:`mailhost.delivery.dirfd`): a link anywhere
+  below the base defers the recipient with Postfix's text for a link it
+  cannot follow, never writing where it points.
 
 With ``virtual_mailbox_limit_maps`` set, Maildir deliveries are subject to
 the per-mailbox quota (:mod:`mailhost.quota`, spec 6): the limit from that
@@ -156,8 +160,9 @@ class _Prepared:
     @property
     def target(self) -> MaildirTarget:
         return MaildirTarget(
-            self.where.path, self.rcpt.address, self.original, self.owner_uid, self.owner_gid
-        )
+            self.where.path, self.rcpt.address, self.original, self.owner_uid, self.owner_gid,
+            self.where.base,
+        )  # fmt: skip
 
 
 class VirtualTransport:
@@ -336,7 +341,9 @@ class VirtualTransport:
         return await deliver_mbox(
             job.message,
             job.envelope.sender,
-            MboxTarget(p.where.path, p.rcpt.address, p.original, p.owner_uid, p.owner_gid),
+            MboxTarget(
+                p.where.path, p.rcpt.address, p.original, p.owner_uid, p.owner_gid, p.where.base
+            ),
             locks=s.locks,
             file_size_limit=s.mailbox_limit,
             strict_ownership=s.strict_ownership and p.owner_uid is not None,

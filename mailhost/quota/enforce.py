@@ -21,19 +21,21 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mailhost.delivery.dirfd import BASE_FLAGS, split_relative, walk
 from mailhost.delivery.maildir import (
     HeaderMode,
     MaildirResult,
     MaildirTarget,
+    OpenMaildir,
     StagedMessage,
     deliver_maildirs_sync,
-    ensure_maildir,
 )
 from mailhost.delivery.pathlock import PathLocks
-from mailhost.delivery.status import DeliveryError
+from mailhost.delivery.status import DeliveryError, create_error_dsn, strerror
 from mailhost.log import logger
 from mailhost.offload import run_blocking
 from mailhost.quota.maildirsize import (
+    MaildirRef,
     QuotaLimits,
     QuotaState,
     Usage,
@@ -65,14 +67,30 @@ class QuotaWarning:
 
 
 @contextlib.contextmanager
-def maildir_lock(maildir: Path) -> Iterator[None]:
-    """Exclusive flock on the maildir directory (blocks the calling thread)."""
-    fd = os.open(maildir, os.O_RDONLY | os.O_DIRECTORY)
+def maildir_lock(fd: int) -> Iterator[None]:
+    """Exclusive flock on the maildir directory opened as ``fd`` (blocks the
+    calling thread).  flock locks belong to the open file: each delivery
+    opens the maildir itself (:func:`~mailhost.delivery.maildir.open_maildir`),
+    so two of our threads exclude each other too."""
+    fcntl.flock(fd, fcntl.LOCK_EX)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(fd)  # closing releases the flock
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def open_existing_maildir(maildir: Path, base: Path | None) -> int | None:
+    """The maildir's descriptor for a look (RCPT, tools): below ``base``
+    without following a link (raises
+    :class:`~mailhost.delivery.dirfd.SymlinkRefused`), or by its own name
+    without a base; None when it does not exist (yet)."""
+    try:
+        if base is None:
+            return os.open(maildir, BASE_FLAGS)
+        parts = split_relative(os.fspath(maildir.relative_to(base)))
+        return walk(os.fspath(base), parts)[0]
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 @dataclass
@@ -86,12 +104,16 @@ class QuotaGuard:
     warnings: list[QuotaWarning] = field(default_factory=list)
 
     @contextlib.contextmanager
-    def __call__(self, target: MaildirTarget, staged: StagedMessage) -> Iterator[object]:
-        maildir = target.maildir
-        ensure_maildir(maildir, target.uid, target.gid)
-        limits = self.limits.get(maildir)
-        with maildir_lock(maildir):
-            state = read_quota(maildir, limits, forced=self.forced, uid=target.uid, gid=target.gid)
+    def __call__(
+        self, target: MaildirTarget, home: OpenMaildir, staged: StagedMessage
+    ) -> Iterator[object]:
+        limits = self.limits.get(target.maildir)
+        ref = MaildirRef(home.fd, home.path)
+        with maildir_lock(home.fd):
+            try:
+                state = read_quota(ref, limits, forced=self.forced, uid=target.uid, gid=target.gid)
+            except OSError as exc:
+                raise _quota_file_error(target, exc) from exc
             decision = decide(state.limits, state.usage, staged.size, self.policy)
             if self.enforce and decision.status is not None:
                 log.info(
@@ -103,11 +125,28 @@ class QuotaGuard:
                 )
                 raise DeliveryError(decision.status.dsn, decision.status.text)
             yield decision
-            append_delta(maildir, staged.size, 1)
+            try:
+                append_delta(ref, staged.size, 1)
+            except OSError as exc:
+                # The message is in new/ already: delivered.  The next
+                # reader finds the file stale or unreadable and sums again.
+                _quota_file_error(target, exc)
         after = Usage(state.usage.bytes + staged.size, state.usage.count + 1)
         self.warnings.extend(
             QuotaWarning(target, percent, state.limits, after) for percent in decision.warnings
         )
+
+
+def _quota_file_error(target: MaildirTarget, exc: OSError) -> DeliveryError:
+    """``maildirsize`` (or a folder it sums) cannot be used: logged with the
+    file, and the recipient deferred in Postfix's words for a file it
+    cannot create (a symbolic link: "Too many levels of symbolic links")."""
+    where = exc.filename or target.maildir / "maildirsize"
+    log.warning("recipient %s: quota file %s: %s", target.recipient, where, strerror(exc))
+    return DeliveryError(
+        create_error_dsn(exc),
+        f"maildir delivery failed: create maildir file {where}: {strerror(exc)}",
+    )
 
 
 #: The quota code's name for the per-path locks (mailhost.delivery.pathlock).
@@ -221,15 +260,26 @@ async def current_quota(
     uid: int | None = None,
     gid: int | None = None,
     persist: bool = True,
+    base: Path | None = None,
 ) -> QuotaState:
     """Usage and limits of a mailbox now (for RCPT-time checks and tools);
-    ``persist=False`` never writes (see :func:`read_quota`)."""
+    ``persist=False`` never writes (see :func:`read_quota`).  With ``base``
+    (``virtual_mailbox_base``) the maildir is reached below it without
+    following a link; a link raises
+    :class:`~mailhost.delivery.dirfd.SymlinkRefused`."""
 
     def read() -> QuotaState:
-        if not maildir.is_dir():
+        fd = open_existing_maildir(maildir, base)
+        if fd is None:
             return QuotaState(limits or QuotaLimits(), Usage())
-        with maildir_lock(maildir):
-            return read_quota(maildir, limits, forced=forced, uid=uid, gid=gid, persist=persist)
+        try:
+            with maildir_lock(fd):
+                return read_quota(
+                    MaildirRef(fd, maildir), limits, forced=forced, uid=uid, gid=gid,
+                    persist=persist,
+                )  # fmt: skip
+        finally:
+            os.close(fd)
 
     return await run_blocking(read)
 
@@ -245,10 +295,14 @@ async def recalc_quota(
     delivery of ours is between its check and its delta meanwhile)."""
 
     def recalc() -> QuotaState:
-        if not maildir.is_dir():
+        fd = open_existing_maildir(maildir, None)
+        if fd is None:
             return QuotaState(limits or QuotaLimits(), Usage())
-        with maildir_lock(maildir):
-            return recalculate(maildir, limits, uid=uid, gid=gid)
+        try:
+            with maildir_lock(fd):
+                return recalculate(MaildirRef(fd, maildir), limits, uid=uid, gid=gid)
+        finally:
+            os.close(fd)
 
     async with LOCKS.hold(maildir):
         return await run_blocking(recalc)

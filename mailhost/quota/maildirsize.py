@@ -23,11 +23,22 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from mailhost.delivery.maildir import parse_filename
-from mailhost.fsutil import fsync_dir
+from mailhost.delivery.dirfd import chown_fd, unlink_at
 from mailhost.log import logger
+from mailhost.quota.scan import (
+    Maildir,
+    MaildirRef,
+    Usage,
+    folders,
+    open_file,
+    opened_maildir,
+    scan,
+    scan_usage,
+    stamps_now,
+)
+
+__all__ = ["Maildir", "MaildirRef", "Usage", "folders", "opened_maildir", "scan_usage"]
 
 log = logger("quota")
 
@@ -55,15 +66,6 @@ class QuotaLimits:
     @property
     def unlimited(self) -> bool:
         return not self.bytes and not self.count
-
-
-@dataclass(frozen=True)
-class Usage:
-    bytes: int = 0
-    count: int = 0
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(self.bytes + other.bytes, self.count + other.count)
 
 
 @dataclass(frozen=True)
@@ -155,63 +157,6 @@ def recalc_reason(
     return None
 
 
-# -- scanning ----------------------------------------------------------------------
-
-
-def folders(maildir: Path) -> list[Path]:
-    """INBOX and every Maildir++ ``.Folder``: Dovecot counts each mailbox of
-    the namespace (Trash included), so we do too (spec 6.2, open question 4)."""
-    found = [maildir]
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-        for entry in os.scandir(maildir):
-            if entry.name.startswith(".") and entry.name not in (".", ".."):
-                with contextlib.suppress(OSError):
-                    if entry.is_dir(follow_symlinks=False):
-                        found.append(Path(entry.path))
-    return found
-
-
-def _dir_mtimes(maildir: Path) -> dict[str, int]:
-    stamps = {}
-    for folder in folders(maildir):
-        for sub in ("new", "cur"):
-            with contextlib.suppress(OSError):
-                stamps[str(folder / sub)] = os.stat(folder / sub).st_mtime_ns
-    return stamps
-
-
-def _scan_once(maildir: Path) -> Usage:
-    size = count = 0
-    for folder in folders(maildir):
-        for sub in ("new", "cur"):
-            try:
-                entries = list(os.scandir(folder / sub))
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                known = parse_filename(entry.name).size
-                if known is None:
-                    try:  # no usable ,S=: stat() as Dovecot does
-                        known = entry.stat(follow_symlinks=False).st_size
-                    except FileNotFoundError:
-                        continue  # expunged while we looked
-                size += known
-                count += 1
-    return Usage(size, count)
-
-
-def scan_usage(maildir: Path) -> tuple[Usage, dict[str, int]]:
-    """Sum the mailbox from its files; retried while directories change."""
-    for _ in range(_SCAN_ATTEMPTS):
-        before = _dir_mtimes(maildir)
-        usage = _scan_once(maildir)
-        if _dir_mtimes(maildir) == before:
-            return usage, before
-    return usage, {}
-
-
 # -- reading and writing -------------------------------------------------------------
 
 
@@ -224,13 +169,8 @@ class QuotaState:
     recalculated: str | None = None
 
 
-def _chown(fd: int, uid: int | None, gid: int | None) -> None:
-    if uid is not None and os.geteuid() == 0:
-        os.fchown(fd, uid, gid if gid is not None else -1)
-
-
 def write_recalculated(
-    maildir: Path,
+    maildir: Maildir,
     limits: QuotaLimits,
     usage: Usage,
     stamps: dict[str, int],
@@ -239,41 +179,55 @@ def write_recalculated(
     gid: int | None = None,
 ) -> bool:
     """Replace ``maildirsize`` via ``maildirsize.lock`` (write, fsync, rename,
-    fsync dir).  Returns False when another writer holds the lock; removes the
-    new file again when the folders changed meanwhile (spec 6.2)."""
-    lock = maildir / LOCK_NAME
+    fsync dir), all relative to the maildir's descriptor.  Returns False
+    when another writer holds the lock; removes the new file again when the
+    folders changed meanwhile (spec 6.2)."""
+    with opened_maildir(maildir) as ref:
+        return _write_recalculated(ref, limits, usage, stamps, uid=uid, gid=gid)
+
+
+def _write_recalculated(
+    ref: MaildirRef,
+    limits: QuotaLimits,
+    usage: Usage,
+    stamps: dict[str, int],
+    *,
+    uid: int | None,
+    gid: int | None,
+) -> bool:
     for _ in range(2):
         try:
-            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            fd = open_file(ref, LOCK_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
             break
         except FileExistsError:
             with contextlib.suppress(FileNotFoundError):
-                if os.stat(lock).st_mtime < time.time() - STALE_LOCK_AGE:
-                    lock.unlink()
+                st = os.stat(LOCK_NAME, dir_fd=ref.fd, follow_symlinks=False)
+                if st.st_mtime < time.time() - STALE_LOCK_AGE:
+                    unlink_at(ref.fd, LOCK_NAME)
                     continue
             return False
     else:
         return False
     try:
         try:
-            _chown(fd, uid, gid)
+            chown_fd(fd, uid, gid)
             os.write(fd, format_file(limits, usage))
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(lock, maildir / FILENAME)
+        os.rename(LOCK_NAME, FILENAME, src_dir_fd=ref.fd, dst_dir_fd=ref.fd)
     except BaseException:
-        lock.unlink(missing_ok=True)
+        unlink_at(ref.fd, LOCK_NAME)
         raise
-    fsync_dir(maildir)
-    if not stamps or _dir_mtimes(maildir) != stamps:
+    os.fsync(ref.fd)
+    if not stamps or stamps_now(ref) != stamps:
         # A message arrived or left while we summed: the number may be stale.
-        (maildir / FILENAME).unlink(missing_ok=True)
+        unlink_at(ref.fd, FILENAME)
     return True
 
 
 def read_quota(
-    maildir: Path,
+    maildir: Maildir,
     configured: QuotaLimits | None,
     *,
     forced: bool = True,
@@ -290,12 +244,27 @@ def read_quota(
     (``?`` rule, or ``configured=None``) an existing header wins.
     ``persist=False`` sums the files when needed but writes nothing (a
     look from smtpd or a tool, which must not create files it would own).
+    A ``maildirsize`` that is a symbolic link raises
+    :class:`~mailhost.delivery.dirfd.SymlinkRefused` (Dovecot fails the
+    same file with ELOOP or a permission error: "quota calculation error").
     """
+    with opened_maildir(maildir) as ref:
+        return _read_quota(ref, configured, forced, uid, gid, now, persist)
+
+
+def _read_quota(
+    ref: MaildirRef,
+    configured: QuotaLimits | None,
+    forced: bool,
+    uid: int | None,
+    gid: int | None,
+    now: float | None,
+    persist: bool,
+) -> QuotaState:
     now = time.time() if now is None else now
-    path = maildir / FILENAME
     reason: str | None
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = open_file(ref, FILENAME, os.O_RDONLY)
     except FileNotFoundError:
         parsed, reason = None, "missing"
     else:
@@ -314,15 +283,15 @@ def read_quota(
         limits = parsed.limits
     else:
         limits = configured or QuotaLimits()
-    usage, stamps = scan_usage(maildir)
-    if persist and maildir.is_dir():
-        write_recalculated(maildir, limits, usage, stamps, uid=uid, gid=gid)
-    log.debug("%s: maildirsize recalculated (%s): %s", maildir, reason, usage)
+    usage, stamps = scan(ref)
+    if persist:
+        _write_recalculated(ref, limits, usage, stamps, uid=uid, gid=gid)
+    log.debug("%s: maildirsize recalculated (%s): %s", ref.path, reason, usage)
     return QuotaState(limits, usage, reason)
 
 
 def recalculate(
-    maildir: Path,
+    maildir: Maildir,
     configured: QuotaLimits | None,
     *,
     uid: int | None = None,
@@ -331,33 +300,48 @@ def recalculate(
     """Sum the mailbox from its files and rewrite ``maildirsize`` whatever its
     state (``doveadm quota recalc``).  Limits as in :func:`read_quota` with
     the forcing rule.  Raises OSError when the file cannot be replaced."""
-    limits = configured
-    if limits is None:
-        try:
-            parsed = parse_maildirsize((maildir / FILENAME).read_bytes()[:READ_LIMIT])
-        except FileNotFoundError:
-            parsed = None
-        limits = parsed.limits if parsed is not None else QuotaLimits()
-    for _ in range(_SCAN_ATTEMPTS):
-        usage, stamps = scan_usage(maildir)
-        if not write_recalculated(maildir, limits, usage, stamps, uid=uid, gid=gid):
-            raise OSError(errno.EBUSY, "maildirsize is being recalculated by another process")
-        if (maildir / FILENAME).exists():
-            return QuotaState(limits, usage, "requested")
-    return QuotaState(limits, usage, "requested")
+    with opened_maildir(maildir) as ref:
+        limits = configured
+        if limits is None:
+            try:
+                fd = open_file(ref, FILENAME, os.O_RDONLY)
+            except FileNotFoundError:
+                parsed = None
+            else:
+                try:
+                    parsed = parse_maildirsize(os.read(fd, READ_LIMIT))
+                finally:
+                    os.close(fd)
+            limits = parsed.limits if parsed is not None else QuotaLimits()
+        for _ in range(_SCAN_ATTEMPTS):
+            usage, stamps = scan(ref)
+            if not _write_recalculated(ref, limits, usage, stamps, uid=uid, gid=gid):
+                raise OSError(errno.EBUSY, "maildirsize is being recalculated by another process")
+            if _exists(ref, FILENAME):
+                return QuotaState(limits, usage, "requested")
+        return QuotaState(limits, usage, "requested")
 
 
-def append_delta(maildir: Path, size: int, count: int) -> bool:
-    """Record a change with one O_APPEND write.  A missing file is left
-    missing: the next reader recalculates and counts the change anyway."""
+def _exists(ref: MaildirRef, name: str) -> bool:
     try:
-        fd = os.open(maildir / FILENAME, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
+        os.stat(name, dir_fd=ref.fd, follow_symlinks=False)
     except FileNotFoundError:
         return False
-    try:
-        line = format_delta(size, count)
-        if os.write(fd, line) != len(line):
-            raise OSError(errno.EIO, "short write to maildirsize")
-    finally:
-        os.close(fd)
     return True
+
+
+def append_delta(maildir: Maildir, size: int, count: int) -> bool:
+    """Record a change with one O_APPEND write.  A missing file is left
+    missing: the next reader recalculates and counts the change anyway."""
+    with opened_maildir(maildir) as ref:
+        try:
+            fd = open_file(ref, FILENAME, os.O_WRONLY | os.O_APPEND)
+        except FileNotFoundError:
+            return False
+        try:
+            line = format_delta(size, count)
+            if os.write(fd, line) != len(line):
+                raise OSError(errno.EIO, "short write to maildirsize")
+        finally:
+            os.close(fd)
+        return True

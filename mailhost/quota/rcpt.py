@@ -14,7 +14,16 @@ the declared size exceeds even the whole limit), worded as Postfix words a
 numeric policy answer.  A table failure on the way is ``451 4.3.0 <ADDR>:
 Temporary lookup failure`` as every other RCPT lookup; an alias expansion
 problem is left to end of DATA, where cleanup reports it.  ``maildirsize`` is
-read off the event loop and never written from here.
+read off the event loop and never written from here, through descriptors
+below ``virtual_mailbox_base`` (:mod:`mailhost.delivery.dirfd`).
+
+A mailbox whose usage cannot be read — a ``maildirsize``, ``new/``, ``cur/``
+or a directory above them that is a symbolic link, an I/O error — is a
+temporary failure worded as Postfix words Dovecot's quota-status answer for
+the same case (``action=DEFER_IF_PERMIT Internal quota calculation error``,
+recorded in tests/delivery/postfix_symlinks.json): ``450 4.7.1 <ADDR>:
+Recipient address rejected: Internal quota calculation error``, and a
+warning naming the file is logged.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from pathlib import Path
 from mailhost.address import external_form
 from mailhost.config import Config
 from mailhost.delivery.paths import check_mailbox_base, mailbox_path
-from mailhost.delivery.status import DeliveryError
+from mailhost.delivery.status import DeliveryError, strerror
 from mailhost.errors import ConfigError, TableTempFail
 from mailhost.log import logger
 from mailhost.quota.enforce import current_quota
@@ -45,6 +54,10 @@ log = logger("smtpd")
 
 #: The transport whose deliveries mailhost's quota governs.
 VIRTUAL = "virtual"
+
+#: What Postfix answers with Dovecot's quota-status when the usage cannot
+#: be read (DEFER_IF_PERMIT, recorded from Postfix 3.7 + Dovecot 2.3).
+CALCULATION_ERROR = RefusalTemplate(450, "4.7.1", "Internal quota calculation error")
 
 
 @dataclass(frozen=True)
@@ -96,7 +109,7 @@ class RcptQuotaCheck:
         except (DeliveryError, ConfigError):
             return None  # virtual(8) will defer it; nothing to judge here
         configured = await self.quota.limits_for(record.final, self.resolver.settings.search)
-        state = await current_quota(where.path, configured, persist=False)
+        state = await current_quota(where.path, configured, persist=False, base=where.base)
         if trace is not None:
             trace.add(
                 "decision",
@@ -150,6 +163,12 @@ class RcptQuotaCheck:
             except QuotaValueError as exc:
                 log.warning("recipient %s: %s", record.final, exc)
                 return None  # delivery defers it with a configuration error
+            except OSError as exc:
+                log.warning(
+                    "recipient %s: quota check failed: %s: %s",
+                    record.final, exc.filename or record.mailbox, strerror(exc),
+                )  # fmt: skip
+                return CALCULATION_ERROR.reply(shown)
             if mailbox is None:
                 return None
             limits, usage = mailbox.state.limits, mailbox.state.usage

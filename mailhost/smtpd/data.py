@@ -45,11 +45,14 @@ async def read_data(
     limit: int,
     *,
     on_line: Callable[[], None] | None = None,
+    result: DataResult | None = None,
 ) -> DataResult:
     """Read DATA up to the terminating ``.<CRLF>``; ``limit`` 0 means unlimited.
-    ``on_line`` is called after each piece read (the session resets its idle
-    timer).  A peer that closes mid-DATA raises IncompleteReadError."""
-    result = DataResult()
+    ``on_line`` is called after each piece read.  ``result``, when given, is
+    filled as lines arrive (its ``size`` is what was received when the read
+    ends early: Postfix's ``timeout after DATA (N bytes)``).  A peer that
+    closes mid-DATA raises IncompleteReadError."""
+    result = result if result is not None else DataResult()
     pieces: list[bytes] = []
     line_len = 0
     at_start = True

@@ -28,6 +28,8 @@ NAME_TTL = 60.0
 NAME_CACHE_SIZE = 10_000
 
 _names: dict[str, tuple[float, str]] = {}
+#: Lookups under way, by address (shared by the sessions that wait for them).
+_pending: dict[str, asyncio.Task[str]] = {}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -43,11 +45,30 @@ def normal_address(address: str) -> str:
 
 
 async def client_name(address: str) -> str:
-    """Forward-confirmed name of ``address``, or ``unknown``."""
+    """Forward-confirmed name of ``address``, or ``unknown``.  Sessions of
+    one address that arrive while its lookup runs share that lookup: a
+    crowd of connections from a few hosts costs a few lookups, not one
+    each queued in the resolver's threads ahead of a new client's."""
     now = time.monotonic()
     cached = _names.get(address)
     if cached is not None and cached[0] > now:
         return cached[1]
+    loop = asyncio.get_running_loop()
+    task = _pending.get(address)
+    if task is None or task.done() or task.get_loop() is not loop:
+        task = loop.create_task(_lookup(address, now))
+        _pending[address] = task
+        task.add_done_callback(functools.partial(_settled, address))
+    # A session that goes away must not cancel the lookup others wait for.
+    return await asyncio.shield(task)
+
+
+def _settled(address: str, task: asyncio.Task[str]) -> None:
+    if _pending.get(address) is task:
+        del _pending[address]
+
+
+async def _lookup(address: str, now: float) -> str:
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(LOOKUP_TIMEOUT):

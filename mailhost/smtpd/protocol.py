@@ -26,10 +26,15 @@ This module is the conversation:
   invalid UTF-8 gets ``500 5.5.2 Error: bad UTF-8 syntax``;
 * DATA ends only on ``<CRLF>.<CRLF>`` (:mod:`mailhost.smtpd.data`);
 * errors count toward smtpd_soft_error_limit (a delay before each reply) and
-  smtpd_hard_error_limit (``421 4.7.0 HOST Error: too many errors``);
+  smtpd_hard_error_limit (``421 4.7.0 HOST Error: too many errors``), and so
+  does each HELO, EHLO, RSET, NOOP or VRFY past smtpd_junk_command_limit;
+* the anvil(8) limits (:mod:`mailhost.smtpd.limits`) are asked at connect,
+  MAIL, RCPT, VRFY, STARTTLS and AUTH;
 * an unexpected exception answers ``451 4.3.0 Error: internal error`` and is
   logged, never shown to the client;
 * smtpd_timeout: ``421 4.4.2 HOST Error: timeout exceeded``, then close;
+  per read, or per request with smtpd_per_request_deadline and
+  smtpd_min_data_rate during DATA (:mod:`mailhost.smtpd.deadline`);
 * maillog lines: connect, improper pipelining, lost connection/timeout/too many
   errors ``after CMD``, SSL_accept errors, and the disconnect statistics.
 
@@ -50,14 +55,16 @@ from mailhost.log import logger
 from mailhost.observe import metrics
 from mailhost.reply import Reply
 from mailhost.smtpd import replies
-from mailhost.smtpd.data import read_data
+from mailhost.smtpd.data import DataResult, read_data
+from mailhost.smtpd.deadline import DeadlinePolicy
 from mailhost.smtpd.handler import SmtpdHandler
+from mailhost.smtpd.limits import NO_EVENTS, ClientLimits
 from mailhost.smtpd.maillog import disconnect_line, printable, reject_line
 from mailhost.smtpd.paths import PathError, parse_mail, parse_rcpt
 from mailhost.smtpd.peer import client_name, normal_address
 from mailhost.smtpd.sasl import MECHANISMS, authenticate
-from mailhost.smtpd.seams import ConnectionGate
 from mailhost.smtpd.session import Session
+from mailhost.smtpd.settings import SmtpdSettings
 from mailhost.smtpd.stream import LineProtocol, TlsSetupError
 from mailhost.smtpd_check.state import CheckState, Client, PeerStatus, Where
 
@@ -72,6 +79,8 @@ KNOWN = frozenset(
 #: RFC 2920 §3.1: commands that end a pipelined group; input already waiting
 #: after one of them is logged once per session, as Postfix does.
 GROUP_END = frozenset({"EHLO", "HELO", "DATA", "VRFY", "QUIT", "NOOP", "STARTTLS", "AUTH"})
+#: smtpd.c's SMTPD_CMD_FLAG_LIMIT commands (ETRN is not implemented).
+JUNK = frozenset({"HELO", "EHLO", "RSET", "NOOP", "VRFY"})
 #: Replies are drained (the session waits for the client to read them) only
 #: past this many unsent bytes; below it drain() would return at once.
 WRITE_BUFFER_DRAIN = 16384
@@ -87,16 +96,22 @@ class SmtpdProtocol(LineProtocol):
         service: str,
         tls_context: ssl.SSLContext | None = None,
         wrapped: bool = False,
-        gate: ConnectionGate | None = None,
+        limits: ClientLimits | None = None,
         on_close: Callable[[SmtpdProtocol], None] | None = None,
+        deadlines: DeadlinePolicy | None = None,
+        settings: SmtpdSettings | None = None,
     ) -> None:
-        super().__init__(asyncio.get_running_loop(), handler.settings.timeout)
+        super().__init__(asyncio.get_running_loop(), handler.settings.timeout, deadlines)
+        #: The message content read so far, while DATA is being read.
+        self.data_progress: DataResult | None = None
         self.mh = handler
-        self.settings = handler.settings
+        #: The handler's, or the same listener's under stress (server.py).
+        self.settings = settings if settings is not None else handler.settings
         self.service = service
         self.wrapped = wrapped
         self.over_tls = wrapped
-        self.gate = gate
+        self.limits = limits
+        self.events = NO_EVENTS
         self.on_close = on_close
         self.state: Session | None = None
         self.closing_reason: str | None = None
@@ -172,9 +187,9 @@ class SmtpdProtocol(LineProtocol):
         limit = self.settings.line_length_limit
         kept: list[bytes] = []
         size = 0
+        self.touch()  # a request starts: its deadline (mailhost.smtpd.deadline)
         while True:
             piece, complete = await self.reader.read_piece()
-            self.touch()
             if size < limit:
                 kept.append(piece)
             size += len(piece)
@@ -199,18 +214,19 @@ class SmtpdProtocol(LineProtocol):
             s.checks = self.check_state(s)
         self.state = s
         log.info("connect from %s", s.client)
-        admitted = False
         try:
-            if self.gate is not None:
-                count = await self.gate.admit(address)
-                if count is not None:
-                    log.warning(
-                        "Connection concurrency limit exceeded: %d from %s for service %s",
-                        count + 1, s.client, self.service,
-                    )  # fmt: skip
-                    await self.push(replies.too_many_connections(self.settings.myhostname, address))
+            if self.limits is not None:
+                self.events = await self.limits.session(s.client, address)
+                if self.wrapped:
+                    admitted, refusal = await self.events.tls_wrapper(self.tls_resumed())
+                    if refusal is not None:
+                        await self.push(refusal)
+                    if not admitted:
+                        return
+                refused = await self.events.connect()
+                if refused is not None:
+                    await self.push(refused)
                     return
-                admitted = True
             await self.converse(s)
         except asyncio.CancelledError:
             if self.closing_reason is None:
@@ -228,7 +244,7 @@ class SmtpdProtocol(LineProtocol):
         finally:
             # The client closing cancels this task (end_session); the clean-up
             # (aborting an open queue file, the disconnect line) must still run.
-            await asyncio.shield(self.finish(s, admitted))
+            await asyncio.shield(self.finish(s))
 
     def encryption(self) -> tuple[str, str, int] | None:
         """The TLS protocol, cipher and secret bits (policy servers' encryption_*)."""
@@ -259,9 +275,16 @@ class SmtpdProtocol(LineProtocol):
             encryption=self.encryption() if s.tls else None,
         )
 
-    async def finish(self, s: Session, admitted: bool) -> None:
+    async def finish(self, s: Session) -> None:
         if self.closing_reason is not None:
-            log.info("%s after %s from %s", self.closing_reason, s.last_command, s.client)
+            progress = self.data_progress
+            if progress is not None:
+                # Postfix: "timeout after DATA (15 bytes) from ..." (recorded)
+                log.info(
+                    "%s after DATA (%d bytes) from %s", self.closing_reason, progress.size, s.client
+                )
+            else:
+                log.info("%s after %s from %s", self.closing_reason, s.last_command, s.client)
         txn = s.transaction
         s.transaction = None
         if txn is not None and txn.queue is not None:
@@ -269,8 +292,7 @@ class SmtpdProtocol(LineProtocol):
                 await txn.queue.abort()
             except (OSError, MailhostError) as exc:
                 log.warning("%s: cannot remove queue file: %s", txn.queue.queue_id, exc)
-        if admitted and self.gate is not None:
-            self.gate.release(s.client_address)
+        self.events.disconnect()
         log.info("%s", disconnect_line(s.client, s.stats))
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
@@ -367,22 +389,20 @@ class SmtpdProtocol(LineProtocol):
             s.stats.count("unknown", False)
             await self.reply(replies.UNKNOWN_COMMAND)
             return True
-        if s.access_denied is not None and verb != "QUIT":
+        refused = self.refused_before(s, verb)
+        if refused is not None:
             s.stats.count(name.lower(), False)
-            if s.access_denied.code == 421:
-                await self.reply(s.access_denied)
-            else:
-                await self.reply(Reply(503, "5.7.0", f"Error: access denied for {s.client}"))
-            return True
-        if self.settings.requires_tls and not s.tls and verb not in PRE_TLS:
-            s.stats.count(name.lower(), False)
-            await self.reply(replies.MUST_STARTTLS)
+            await self.reply(refused)
             return True
         errors_before = s.errors
         self.counted = False
         try:
             keep_going = await method(s, arg)
         except (asyncio.CancelledError, ConnectionError, asyncio.IncompleteReadError):
+            # The session ended during the command (timeout, lost
+            # connection): Postfix counts it as tried, "data=0/1" (recorded).
+            if not self.counted:
+                s.stats.count(name.lower(), False)
             raise
         except TlsSetupError:
             s.stats.count(name.lower(), False)
@@ -397,7 +417,24 @@ class SmtpdProtocol(LineProtocol):
         if not self.counted:
             s.stats.count(name.lower(), s.errors == errors_before)
         self.counted = False
+        if name in JUNK:
+            # smtpd.c: "if (state->junk_cmds++ > var_smtpd_junk_cmd_limit)"
+            if s.junk_commands > self.settings.junk_command_limit:
+                s.errors += 1
+            s.junk_commands += 1
         return keep_going is not False
+
+    def refused_before(self, s: Session, verb: str) -> Reply | None:
+        """A command refused whatever it is: after a connect-time client
+        reject (``503 5.7.0 Error: access denied``, or the 421 again), or
+        before STARTTLS at the encrypt level."""
+        if s.access_denied is not None and verb != "QUIT":
+            if s.access_denied.code == 421:
+                return s.access_denied
+            return Reply(503, "5.7.0", f"Error: access denied for {s.client}")
+        if self.settings.requires_tls and not s.tls and verb not in PRE_TLS:
+            return replies.MUST_STARTTLS
+        return None
 
     def count_as(self, s: Session, command: str, ok: bool) -> None:
         """Record the statistics of this command explicitly (RCPT's 452 within the
@@ -492,11 +529,16 @@ class SmtpdProtocol(LineProtocol):
         try:
             path = parse_mail(arg)
         except PathError as exc:
+            # anvil counts MAIL after "FROM:" and before the address syntax.
+            if exc.reply is not replies.MAIL_SYNTAX and await self.over_limit(self.events.mail()):
+                return
             if exc.reply is replies.BAD_SENDER:
                 log.warning(
                     "Illegal address syntax from %s in MAIL command: %s", s.client, arg[5:].strip()
                 )
             await self.reply(exc.reply)
+            return
+        if await self.over_limit(self.events.mail()):
             return
         await self.reply(await self.mh.mail(s, path))
 
@@ -507,11 +549,17 @@ class SmtpdProtocol(LineProtocol):
         try:
             path = parse_rcpt(arg)
         except PathError as exc:
+            if exc.reply is not replies.RCPT_SYNTAX and await self.over_limit(
+                self.events.recipient()
+            ):
+                return
             if exc.reply is replies.BAD_RECIPIENT:
                 log.warning(
                     "Illegal address syntax from %s in RCPT command: %s", s.client, arg[3:].strip()
                 )
             await self.reply(exc.reply)
+            return
+        if await self.over_limit(self.events.recipient()):
             return
         reply, failed = await self.mh.rcpt(s, path)
         self.count_as(s, "rcpt", not failed)
@@ -523,6 +571,8 @@ class SmtpdProtocol(LineProtocol):
             return
         if not arg:
             await self.reply(replies.VRFY_SYNTAX)
+            return
+        if await self.over_limit(self.events.recipient()):
             return
         address = arg.split(maxsplit=1)[0]
         if address.startswith("<") and address.endswith(">"):
@@ -542,7 +592,14 @@ class SmtpdProtocol(LineProtocol):
             await self.reply(refused)
             return
         await self.reply(replies.DATA_GO_AHEAD)
-        data = await read_data(self.reader, self.settings.message_size_limit, on_line=self.touch)
+        self.touch()
+        self.in_data = True
+        self.data_progress = DataResult()
+        data = await read_data(
+            self.reader, self.settings.message_size_limit, result=self.data_progress
+        )
+        self.in_data = False
+        self.data_progress = None
         # From here the transaction belongs to the queue write, which finishes
         # even if the client goes away meanwhile (the session's clean-up must
         # not abort it underneath): like Postfix, a message whose "." was
@@ -553,21 +610,23 @@ class SmtpdProtocol(LineProtocol):
         metrics.end_of_data(reply)
         self.count_as(s, "data", not reply.is_error)
         if not reply.is_error:
-            s.errors = 0  # Postfix forgives a client that delivered mail
+            s.errors = s.junk_commands = 0  # Postfix forgives a client that delivered mail
         await self.reply(reply)
 
-    async def cmd_starttls(self, s: Session, arg: str) -> None:
+    async def cmd_starttls(self, s: Session, arg: str) -> bool | None:
         if arg:
             await self.reply(replies.STARTTLS_SYNTAX)
-            return
+            return None
         if s.tls:
             await self.reply(replies.TLS_ALREADY_ACTIVE)
-            return
+            return None
         if self.starttls_context is None:
             await self.reply(
                 replies.TLS_NOT_AVAILABLE if self.settings.offers_tls else replies.NOT_IMPLEMENTED
             )
-            return
+            return None
+        if await self.over_limit(self.events.starttls()):
+            return None
         await self.reset_transaction(s)
         await self.push(replies.STARTTLS_READY)  # not reply(): no error delay before it
         self.handshaking = True
@@ -579,8 +638,16 @@ class SmtpdProtocol(LineProtocol):
         s.reset_helo()
         if s.checks is not None:
             s.checks.encryption = self.encryption()
+        refused = await self.events.tls_established(self.tls_resumed())
+        if refused is not None:
+            self.count_as(s, "starttls", False)
+            await self.push(refused)
+            return False
+        return None
 
     async def cmd_auth(self, s: Session, arg: str) -> None:
+        if await self.over_limit(self.events.auth()):  # smtpd_sasl_auth_cmd_wrapper: first
+            return
         if not self.auth_offered(s):
             await self.reply(replies.AUTH_NOT_ENABLED)
             return
@@ -610,6 +677,20 @@ class SmtpdProtocol(LineProtocol):
         await self.push(f"334 {challenge}")
         line, _, _ = await self.read_line()
         return line.decode("ascii", "replace").strip()
+
+    # -- anvil limits ----------------------------------------------------------------
+
+    async def over_limit(self, check: Awaitable[Reply | None]) -> bool:
+        """Send the refusal of an anvil limit, if any (True: refused)."""
+        refused = await check
+        if refused is None:
+            return False
+        await self.reply(refused)
+        return True
+
+    def tls_resumed(self) -> bool:
+        ssl_object = self.transport.get_extra_info("ssl_object") if self.transport else None
+        return bool(getattr(ssl_object, "session_reused", False))
 
     # -- shutdown --------------------------------------------------------------------
 

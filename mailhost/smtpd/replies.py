@@ -120,3 +120,26 @@ def sender_not_owned(sender: str, user: str) -> Reply:
 
 def sender_not_logged_in(sender: str) -> Reply:
     return Reply(553, "5.7.1", f"<{sender}>: Sender address rejected: not logged in")
+
+
+# anvil(8) limits (smtpd.c, smtpd_sasl_proto.c; mailhost.smtpd.limits).
+def too_much_mail(address: str) -> Reply:
+    return Reply(450, "4.7.1", f"Error: too much mail from {address}")
+
+
+def too_many_recipients_from(address: str) -> Reply:
+    return Reply(450, "4.7.1", f"Error: too many recipients from {address}")
+
+
+def too_many_auth(address: str) -> Reply:
+    return Reply(450, "4.7.1", f"Error: too many AUTH commands from {address}")
+
+
+def too_many_tls_sessions_refused(client: str) -> Reply:
+    """Before STARTTLS's handshake (``client`` is ``name[addr]``)."""
+    return Reply(454, "4.7.0", f"Error: too many new TLS sessions from {client}")
+
+
+def too_many_tls_sessions(hostname: str, client: str) -> Reply:
+    """After a handshake that made one new session too many."""
+    return Reply(421, "4.7.0", f"{hostname} Error: too many new TLS sessions from {client}")

@@ -23,13 +23,3 @@ class RecipientPolicy(Protocol):
         """None to accept ``recipient``, else the reject/defer reply (spec 3.5);
         ``size`` is the client's MAIL FROM ``SIZE=`` (0: none), for the quota."""
         ...
-
-
-class ConnectionGate(Protocol):
-    """Per-client connection accounting (smtpd_client_connection_count_limit)."""
-
-    async def admit(self, address: str) -> int | None:
-        """None to admit; else the client's current connection count (refused)."""
-        ...
-
-    def release(self, address: str) -> None: ...

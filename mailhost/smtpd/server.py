@@ -1,5 +1,5 @@
 """``mailhost serve``: the listeners of master.cf, their TLS, the per-client
-connection limit, and reload/shutdown on signals.
+anvil limits (:mod:`mailhost.smtpd.limits`), and reload/shutdown on signals.
 
 One process plays Postfix's master(8) and its smtpd(8) children: every
 ``inet`` ``smtpd`` line of master.cf becomes one or more listening sockets
@@ -8,6 +8,13 @@ the line names no host), each with the Config of main.cf plus that line's
 ``-o`` overrides.  ``smtpd_tls_wrappermode = yes`` makes a listener speak TLS
 from the first byte (``submissions``/``smtps``); otherwise STARTTLS is offered
 when the TLS security level is ``may`` or ``encrypt`` and a certificate loads.
+
+Each listener caps its service's concurrent sessions at master.cf's
+``maxproc`` (``default_process_limit`` for ``-``) and all of them together
+at what the open file limit allows (:mod:`mailhost.smtpd.capacity`,
+:mod:`mailhost.fdlimit`, raised to the hard limit at start); a full listener
+stops accepting and clients wait in the listen queue
+(:mod:`mailhost.smtpd.acceptor`), as with Postfix's master(8).
 
 SIGHUP re-reads main.cf, master.cf and the tables: new connections use the new
 configuration, sessions in progress finish with the one they started with
@@ -21,26 +28,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import math
 import os
 import signal
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from mailhost import fdlimit
+from mailhost.anvil.client import Anvil
 from mailhost.cleanup.service import Cleanup
 from mailhost.config import Config, load_config
-from mailhost.config.mastercf import Listener, read_master_cf, smtpd_listeners
+from mailhost.config.mastercf import Listener, MasterEntry, read_master_cf, smtpd_listeners
+from mailhost.config.unused import unused_settings
 from mailhost.errors import ConfigError, MailhostError
 from mailhost.log import daemon_logger, logger
 from mailhost.prefork import Role
+from mailhost.smtpd.acceptor import Acceptor, hand_over, listening_socket
+from mailhost.smtpd.capacity import Capacity, ServiceLimit, Slot
+from mailhost.smtpd.deadline import DeadlinePolicy
 from mailhost.smtpd.handler import SmtpdHandler
+from mailhost.smtpd.limits import ClientLimits, LimitSettings, build_anvil
 from mailhost.smtpd.protocol import SmtpdProtocol
 from mailhost.smtpd.sasl import PasswordChecker
 from mailhost.smtpd.seams import RecipientPolicy
 from mailhost.smtpd.settings import SmtpdSettings
+from mailhost.smtpd.stress import under_stress
 from mailhost.smtpd_check.stages import SmtpdChecks
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
@@ -80,35 +97,6 @@ class Pipeline(Protocol):
     async def startup(self, cfg: Config) -> None:
         """Run once before the first listener opens (queue recovery, qmgr)."""
         ...
-
-
-class ConnectionCounter:
-    """smtpd_client_connection_count_limit per client address and service
-    (Postfix anvil(8)); clients in smtpd_client_event_limit_exceptions are not
-    limited."""
-
-    def __init__(self, settings: SmtpdSettings) -> None:
-        self.settings = settings
-        self.counts: dict[str, int] = {}
-
-    async def admit(self, address: str) -> int | None:
-        count = self.counts.get(address, 0)
-        limit = self.settings.connection_count_limit
-        if (
-            limit > 0
-            and count >= limit
-            and not await self.settings.event_limit_exceptions.match(address)
-        ):
-            return count
-        self.counts[address] = count + 1
-        return None
-
-    def release(self, address: str) -> None:
-        count = self.counts.get(address, 0) - 1
-        if count > 0:
-            self.counts[address] = count
-        else:
-            self.counts.pop(address, None)
 
 
 def tls_context(settings: SmtpdSettings) -> ssl.SSLContext | None:
@@ -154,14 +142,39 @@ def bind_addresses(listener: Listener, cfg: Config) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address == "localhost"
+
+
+def process_limit(listener: Listener, cfg: Config, workers: int) -> int:
+    """The session cap of one master.cf smtpd service in this process:
+    maxproc (``-``: default_process_limit; 0: none), shared out among
+    ``workers`` worker processes."""
+    limit = listener.maxproc
+    if limit is None:
+        limit = cfg.get_int("default_process_limit")
+    if limit > 0 and workers > 1:
+        limit = math.ceil(limit / workers)
+    return max(limit, 0)
+
+
 @dataclass
 class Generation:
     """One configuration load: its tables and the handler of each listener."""
 
     registry: TableRegistry
-    handlers: dict[
-        tuple[str, int, bool], tuple[SmtpdHandler, ssl.SSLContext | None, ConnectionCounter]
-    ]
+    handlers: dict[tuple[str, int, bool], tuple[SmtpdHandler, ssl.SSLContext | None, ClientLimits]]
+    #: Each listener's service and its session cap.
+    limits: dict[tuple[str, int, bool], ServiceLimit] = field(default_factory=dict)
+    #: Each listener's smtpd_timeout policy.
+    deadlines: dict[tuple[str, int, bool], DeadlinePolicy] = field(default_factory=dict)
+    #: Each listener's settings and deadlines with stress = yes (Capacity).
+    stressed: dict[tuple[str, int, bool], tuple[SmtpdSettings, DeadlinePolicy]] = field(
+        default_factory=dict
+    )
     sessions: int = 0
     retired: bool = False
 
@@ -172,28 +185,40 @@ class MailServer:
     pipeline: Pipeline
     master_cf: Path | None = None
     role: Role = field(default_factory=Role)
-    servers: dict[tuple[str, int, bool], list[asyncio.Server]] = field(default_factory=dict)
+    servers: dict[tuple[str, int, bool], list[Acceptor]] = field(default_factory=dict)
+    #: Sessions against master.cf's maxproc and the open file limit.
+    capacity: Capacity = field(default_factory=lambda: Capacity(fd_budget=1 << 30))
+    #: master.cf as last read (the unused-parameter warnings at start).
+    master_entries: list[MasterEntry] = field(default_factory=list)
     protocols: set[SmtpdProtocol] = field(default_factory=set)
     generation: Generation | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     #: Set whenever no session is open (SIGTERM waits on it).
     quiet: asyncio.Event = field(default_factory=asyncio.Event)
+    #: anvil(8): this process's table, or the anvil process of the workers.
+    anvil: Anvil | None = None
 
     # -- configuration -------------------------------------------------------------
 
     def load(self) -> tuple[Config, list[tuple[Listener, Config]]]:
         base = load_config(self.config_dir)
         master = self.master_cf or base.config_dir / "master.cf"
-        listeners = smtpd_listeners(read_master_cf(master), str(master))
+        self.master_entries = read_master_cf(master)
+        listeners = smtpd_listeners(self.master_entries, str(master))
         if not listeners:
             raise ConfigError(f"{master}: no inet smtpd service is defined")
         return base, [(item, base.with_overrides(item.overrides)) for item in listeners]
 
     def build(self, base: Config, listeners: list[tuple[Listener, Config]]) -> Generation:
+        anvil = self.anvil = build_anvil(self.role.anvil_fd, base, self.anvil)
         registry = TableRegistry.from_config(base)
         handlers: dict[
-            tuple[str, int, bool], tuple[SmtpdHandler, ssl.SSLContext | None, ConnectionCounter]
+            tuple[str, int, bool], tuple[SmtpdHandler, ssl.SSLContext | None, ClientLimits]
         ] = {}
+        limits: dict[tuple[str, int, bool], ServiceLimit] = {}
+        deadlines: dict[tuple[str, int, bool], DeadlinePolicy] = {}
+        stressed: dict[tuple[str, int, bool], tuple[SmtpdSettings, DeadlinePolicy]] = {}
+        workers = base.get_int("mailhost_worker_processes") if self.role.worker else 1
         for listener, cfg in listeners:
             cfg.validate()
             settings = SmtpdSettings.from_config(cfg)
@@ -226,69 +251,129 @@ class MailServer:
                 passwords=passwords,
                 queue_directory=cfg.get("queue_directory"),
             )
-            for address in bind_addresses(listener, cfg):
+            listener_deadlines = DeadlinePolicy.from_config(cfg)
+            stress = under_stress(cfg, settings, listener_deadlines)
+            addresses = bind_addresses(listener, cfg)
+            limit = self.capacity.service(
+                listener.service,
+                process_limit(listener, base, workers),
+                f"{listener.host}:{listener.port}" if listener.host else str(listener.port),
+                local_only=all(is_loopback(a) for a in addresses),
+            )
+            for address in addresses:
                 key = (address, listener.port, settings.tls_wrappermode)
-                handlers[key] = (handler, context, ConnectionCounter(settings))
-        return Generation(registry, handlers)
+                client_limits = ClientLimits(
+                    LimitSettings.from_config(cfg, registry),
+                    anvil,
+                    listener.service,
+                    settings.myhostname,
+                )
+                handlers[key] = (handler, context, client_limits)
+                limits[key] = limit
+                deadlines[key] = listener_deadlines
+                stressed[key] = stress
+        return Generation(registry, handlers, limits, deadlines, stressed)
 
     # -- listening -----------------------------------------------------------------
 
-    def factory(self, key: tuple[str, int, bool], service: str) -> Callable[[], SmtpdProtocol]:
-        def make() -> SmtpdProtocol:
-            generation = self.generation
-            assert generation is not None
-            handler, context, counter = generation.handlers[key]
-            generation.sessions += 1
+    def make_protocol(self, key: tuple[str, int, bool], service: str, slot: Slot) -> SmtpdProtocol:
+        """The session of one accepted connection, under the current
+        configuration; its end releases ``slot`` (once)."""
+        generation = self.generation
+        assert generation is not None
+        handler, context, client_limits = generation.handlers[key]
+        settings, deadlines = None, generation.deadlines.get(key)
+        if slot.stressed and key in generation.stressed:
+            settings, deadlines = generation.stressed[key]
+        generation.sessions += 1
+        done = False
 
-            def closed(protocol: SmtpdProtocol) -> None:
-                self.protocols.discard(protocol)
-                if not self.protocols:
-                    self.quiet.set()
-                generation.sessions -= 1
-                if generation.retired and generation.sessions == 0:
-                    asyncio.get_running_loop().create_task(generation.registry.close())
+        def closed(protocol: SmtpdProtocol) -> None:
+            nonlocal done
+            if done:
+                return
+            done = True
+            self.protocols.discard(protocol)
+            if not self.protocols:
+                self.quiet.set()
+            generation.sessions -= 1
+            slot.release()
+            if generation.retired and generation.sessions == 0:
+                asyncio.get_running_loop().create_task(generation.registry.close())
 
-            protocol = SmtpdProtocol(
-                handler,
-                service=service,
-                tls_context=context,
-                wrapped=key[2],
-                gate=counter,
-                on_close=closed,
-            )
-            self.protocols.add(protocol)
-            self.quiet.clear()
-            return protocol
+        protocol = SmtpdProtocol(
+            handler,
+            service=service,
+            tls_context=context,
+            wrapped=key[2],
+            limits=client_limits,
+            on_close=closed,
+            deadlines=deadlines,
+            settings=settings,
+        )
+        self.protocols.add(protocol)
+        self.quiet.clear()
+        return protocol
 
-        return make
+    def forget(self, protocol: asyncio.Protocol) -> None:
+        """A session whose connection never started (TLS handshake failed)."""
+        if isinstance(protocol, SmtpdProtocol) and protocol.on_close is not None:
+            protocol.on_close(protocol)
+
+    async def accepted(
+        self, key: tuple[str, int, bool], service: str, sock: socket.socket, slot: Slot
+    ) -> None:
+        generation = self.generation
+        assert generation is not None
+        context = generation.handlers[key][1] if key[2] else None
+        await hand_over(
+            sock, slot, lambda s: self.make_protocol(key, service, s), context, self.forget
+        )
 
     async def listen(self, key: tuple[str, int, bool], service: str) -> None:
-        address, port, wrapped = key
+        address, port, _ = key
         assert self.generation is not None
-        context = self.generation.handlers[key][1] if wrapped else None
-        loop = asyncio.get_running_loop()
+        limit = self.generation.limits[key]
         try:
-            server = await loop.create_server(
-                self.factory(key, service),
-                host=address,
-                port=port,
-                ssl=context,
-                reuse_address=True,
-                # Several workers share the port; the kernel spreads connections.
-                reuse_port=self.role.worker or None,
-                start_serving=True,
-            )
+            # Several workers share the port; the kernel spreads connections.
+            sockets = listening_socket(address, port, reuse_port=self.role.worker)
         except OSError as exc:
             # master(8): "fatal: bind 127.0.0.1 port 25: Address already in use"
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise ListenError(f"bind {address} port {port}: {reason}") from None
-        self.servers[key] = [server]
+
+        async def connect(sock: socket.socket, slot: Slot) -> None:
+            await self.accepted(key, service, sock, slot)
+
+        acceptors = [Acceptor(sock, limit, self.capacity, connect) for sock in sockets]
+        for acceptor in acceptors:
+            acceptor.start()
+        self.servers[key] = acceptors
         master_log.info("listening on %s port %d (service %s)", address, port, service)
+
+    def budget_sessions(self) -> None:
+        """The soft RLIMIT_NOFILE raised to the hard limit, and the sessions
+        the descriptors leave room for (mailhost.fdlimit)."""
+        nofile, problem = fdlimit.raise_nofile_limit()
+        if problem is not None:
+            master_log.warning("%s", problem)
+        self.capacity.nofile = nofile
+        self.capacity.fd_budget = fdlimit.session_budget(nofile, fdlimit.open_descriptors())
+
+    def warn_unused(self, base: Config) -> None:
+        """postconf's unused-parameter warnings, and the parameters Postfix
+        has that mailhost does not implement (once, at start)."""
+        master = self.master_cf or base.config_dir / "master.cf"
+        for item in unused_settings(base, self.master_entries, master):
+            master_log.warning("%s", item.message())
 
     async def start(self) -> None:
         base, listeners = self.load()
+        if self.role.is_first:
+            self.warn_unused(base)
         self.generation = self.build(base, listeners)
         await self.pipeline.startup(base)
+        self.budget_sessions()
         names = {}
         for listener, cfg in listeners:
             for address in bind_addresses(listener, cfg):
@@ -309,6 +394,10 @@ class MailServer:
             master_log.error("reload failed, keeping the running configuration: %s", exc)
             return
         old, self.generation = self.generation, generation
+        for key, acceptors in self.servers.items():
+            if key in generation.limits:  # the service may have a new name or limit
+                for acceptor in acceptors:
+                    acceptor.service = generation.limits[key]
         names = {}
         for listener, cfg in listeners:
             for address in bind_addresses(listener, cfg):
@@ -317,8 +406,8 @@ class MailServer:
                 )
         for key in list(self.servers):
             if key not in names:
-                for server in self.servers.pop(key):
-                    server.close()
+                for acceptor in self.servers.pop(key):
+                    acceptor.close()
         for key, service in names.items():
             if key not in self.servers:
                 try:
@@ -332,9 +421,9 @@ class MailServer:
         master_log.info("reload -- configuration %s", base.config_dir)
 
     async def shutdown(self, grace: float = SHUTDOWN_GRACE) -> None:
-        for servers in self.servers.values():
-            for server in servers:
-                server.close()
+        for acceptors in self.servers.values():
+            for acceptor in acceptors:
+                acceptor.close()
         self.servers.clear()
         for protocol in list(self.protocols):
             protocol.begin_shutdown()
@@ -348,6 +437,8 @@ class MailServer:
         await asyncio.sleep(0)
         if self.generation is not None:
             await self.generation.registry.close()
+        if self.anvil is not None:
+            await self.anvil.close()
 
     async def serve_forever(self) -> None:
         """Run until SIGTERM/SIGINT; SIGHUP reloads."""

@@ -53,6 +53,8 @@ class Session:
     transaction: MailTransaction | None = None
     stats: CommandStats = field(default_factory=CommandStats)
     errors: int = 0
+    #: HELO/EHLO/RSET/NOOP/VRFY so far (smtpd_junk_command_limit).
+    junk_commands: int = 0
     #: The last SIZE= value (Postfix state->msg_size): it survives a rejected
     #: MAIL command and is forgotten only by RSET, HELO/EHLO or the end of a
     #: transaction, so a later MAIL without SIZE is judged by it (observed on

@@ -5,10 +5,11 @@ goes in, typed values come out; the session code never parses a string.  A
 SIGHUP reload builds a new view and new sessions use it (sessions already
 running keep theirs, as Postfix's smtpd processes do until they exit).
 
-Network lists (``mynetworks``, ``smtpd_forbid_bare_newline_exclusions``,
-``smtpd_client_event_limit_exceptions``) are parsed by the resolver's
-:class:`~mailhost.resolve.networks.NetworkList` (addresses, CIDR, ``[ipv6]``,
-``/file``, ``!`` negation).
+Network lists (``mynetworks``, ``smtpd_forbid_bare_newline_exclusions``)
+are parsed by the resolver's
+:class:`~mailhost.resolve.networks.NetworkList` (addresses, CIDR,
+``[ipv6]``, ``/file``, ``!`` negation).  The anvil limits have their own view
+(:class:`mailhost.smtpd.limits.LimitSettings`).
 """
 
 from __future__ import annotations
@@ -40,8 +41,7 @@ class SmtpdSettings:
     error_sleep_time: float
     soft_error_limit: int
     hard_error_limit: int
-    connection_count_limit: int
-    event_limit_exceptions: NetworkList
+    junk_command_limit: int
     mynetworks: NetworkList
     line_length_limit: int
     smtputf8_enable: bool
@@ -80,6 +80,7 @@ class SmtpdSettings:
             log.warning("invalid smtpd_forbid_bare_newline value: %s; using normalize", bare)
             bare = "normalize"
         hard = cfg.get("smtpd_hard_error_limit").strip()
+        junk = cfg.get("smtpd_junk_command_limit").strip()
         return cls(
             myhostname=cfg.get("myhostname"),
             mail_name=cfg.get("mail_name"),
@@ -94,11 +95,7 @@ class SmtpdSettings:
             error_sleep_time=cfg.get_time("smtpd_error_sleep_time"),
             soft_error_limit=cfg.get_int("smtpd_soft_error_limit"),
             hard_error_limit=int(hard) if hard.isdigit() else 20,
-            connection_count_limit=cfg.get_int("smtpd_client_connection_count_limit"),
-            event_limit_exceptions=NetworkList.parse(
-                "smtpd_client_event_limit_exceptions",
-                cfg.get("smtpd_client_event_limit_exceptions"),
-            ),
+            junk_command_limit=int(junk) if junk.isdigit() else 100,
             mynetworks=NetworkList.parse("mynetworks", cfg.get("mynetworks")),
             line_length_limit=cfg.get_int("line_length_limit"),
             smtputf8_enable=cfg.get_bool("smtputf8_enable"),

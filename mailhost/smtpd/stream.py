@@ -14,8 +14,9 @@ buffered of it, so a command's size is bounded while it is read).
 
 :class:`LineProtocol` is an :class:`asyncio.Protocol` that feeds a
 LineReader, writes to its transport with write flow control (``drain`` waits
-only while the transport asked to pause), keeps one idle timer whose
-deadline moves with each line read (smtpd_timeout), and switches the
+only while the transport asked to pause), keeps one timer for the deadline
+of the request being read (smtpd_timeout, moved by input as
+:mod:`mailhost.smtpd.deadline` says), and switches the
 connection to TLS for STARTTLS with ``loop.start_tls`` (RFC 3207).
 """
 
@@ -24,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 from typing import cast
+
+from mailhost.smtpd.deadline import DeadlinePolicy
 
 #: The input buffer's limit: longer lines are read in pieces.
 BUFFER_LIMIT = 65536
@@ -164,8 +167,17 @@ class LineProtocol(asyncio.Protocol):
     #: True on TLS from the first byte or after STARTTLS (EOF then closes).
     over_tls = False
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, idle_timeout: float) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        idle_timeout: float,
+        policy: DeadlinePolicy | None = None,
+    ) -> None:
         self.loop = loop
+        #: How input moves the deadline (default: smtpd_timeout per read).
+        self.policy = policy if policy is not None else DeadlinePolicy(idle_timeout)
+        #: Message content is being read (smtpd_min_data_rate applies).
+        self.in_data = False
         self.reader = LineReader()
         #: The connection's transport; None once the connection is lost.
         self.transport: asyncio.Transport | None = None
@@ -188,6 +200,11 @@ class LineProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed_data(data)
+        deadline = self.policy.after_read(
+            self.idle_deadline, self.loop.time(), len(data), in_data=self.in_data
+        )
+        if deadline != self.idle_deadline:
+            self.set_deadline(deadline)
 
     def eof_received(self) -> bool:
         """The client half-closed: reads then see the end of input.  A plain
@@ -249,10 +266,15 @@ class LineProtocol(asyncio.Protocol):
     # -- the idle timer --------------------------------------------------------------
 
     def touch(self) -> None:
-        """Input arrived: the idle deadline moves.  One timer per connection,
-        which re-arms itself when it fires before the deadline (not a new
-        timer per line)."""
-        self.idle_deadline = self.loop.time() + self.idle_timeout
+        """A request starts (smtpd begins to read it): its deadline is
+        smtpd_timeout from now."""
+        self.set_deadline(self.policy.start(self.loop.time()))
+
+    def set_deadline(self, deadline: float) -> None:
+        """One timer per connection, which re-arms itself when it fires
+        before the deadline (deadlines only move later: not a new timer per
+        read)."""
+        self.idle_deadline = deadline
         if not self.idle_armed:
             self.idle_armed = True
             self.idle_handle = self.loop.call_at(self.idle_deadline, self.idle_check)

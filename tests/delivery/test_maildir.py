@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailhost.delivery import maildir as md
+from mailhost.delivery import maildir_names
 from mailhost.delivery.groupcommit import deliver_maildir, deliver_maildirs
 from mailhost.delivery.maildir import (
     MaildirTarget,
@@ -131,7 +132,7 @@ async def test_crlf_input_is_stored_with_lf(tmp_path):
 
 
 async def test_two_deliveries_same_instant_get_different_names(tmp_path, monkeypatch):
-    monkeypatch.setattr(md.time, "time_ns", lambda: 1_700_000_000_123_456_000)
+    monkeypatch.setattr(maildir_names.time, "time_ns", lambda: 1_700_000_000_123_456_000)
     target = MaildirTarget(tmp_path / "m", "a@b.c")
     await deliver_maildirs(MSG, "", [target, target])
     assert len(files(tmp_path / "m")) == 2

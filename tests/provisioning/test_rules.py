@@ -385,3 +385,30 @@ def test_bad_sizes_and_names(cli, db):
         "--max-quota: domain quotas are stored in whole megabytes (1048576 bytes), "
         "1536000 bytes is not",
     )
+
+
+def test_purge_never_follows_a_symlink_out_of_the_base(cli, db, tmp_path):
+    outside = tmp_path / "outside" / "alice"
+    (outside / "cur").mkdir(parents=True)
+    (outside / "cur" / "keep").write_text("precious")
+    domain = tmp_path / "vmail" / "example.com"
+    domain.mkdir(parents=True)
+    (domain / "alice").symlink_to(outside)
+    result = cli(
+        db, "mailbox", "remove", "alice@example.com", "--purge",
+        "--maildir-base", str(tmp_path / "vmail"),
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert "not purged" in result.stderr
+    assert (outside / "cur" / "keep").read_text() == "precious"
+    # A symlinked domain directory is refused by the walk itself.
+    (domain / "alice").unlink()
+    domain.rmdir()
+    domain.symlink_to(tmp_path / "outside")
+    cli(db, "mailbox", "add", "alice@example.com", "--password-stdin", input="pw\n")
+    result = cli(
+        db, "mailbox", "remove", "alice@example.com", "--purge",
+        "--maildir-base", str(tmp_path / "vmail"),
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert (outside / "cur" / "keep").read_text() == "precious"

@@ -5,6 +5,7 @@ limit is bounced with 5.2.2."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from mailhost.quota.maildirsize import FILENAME, parse_maildirsize, scan_usage
@@ -19,6 +20,9 @@ def prefill(maildir: Path, limit: int) -> None:
     for sub in ("tmp", "new", "cur"):
         (maildir / sub).mkdir(parents=True)
     (maildir / FILENAME).write_bytes(f"{limit}S\n{limit} 3\n".encode())
+    if os.geteuid() == 0:  # the recipient's (uid 5000), as virtual(8) needs it
+        for path in [maildir, *maildir.rglob("*")]:
+            os.chown(path, 5000, 5000)
 
 
 def body(size: int) -> bytes:

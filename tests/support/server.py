@@ -94,6 +94,8 @@ class ServerProcess:
     #: "files" (fakes.FileQueue), "store" (the production queue) or "cli"
     #: (``mailhost serve`` itself: production resolver and queue).
     queue_kind: str = "files"
+    #: RLIMIT_NOFILE (soft, hard) the server process starts with (None: inherited).
+    nofile: tuple[int, int] | None = None
     _log_offset: int = field(default=0)
 
     @property
@@ -107,6 +109,10 @@ class ServerProcess:
         if self.queue_kind == "cli":
             # The real command: production resolver and queue.
             command = [sys.executable, "-m", "mailhost", "serve", "-c", str(self.directory)]
+        if self.nofile is not None:
+            # util-linux prlimit(1) starts the server with that limit (no
+            # preexec_fn in a process with threads).
+            command = ["prlimit", f"--nofile={self.nofile[0]}:{self.nofile[1]}", *command]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 command,

@@ -68,6 +68,16 @@ CASES: dict[str, PolicyCase] = {
     "request_limit_one": PolicyCase(service="{ SVC, request_limit=1 }", rcpts=2),
     "server_closes_after_answer": PolicyCase(behaviour="answer-close", rcpts=2),
     "policy_context_sent": PolicyCase(service="{ SVC, policy_context=submission }"),
+    "client_stage_without_delay": PolicyCase(
+        parameter="smtpd_client_restrictions", extra=(("smtpd_delay_reject", "no"),)
+    ),
+    "helo_stage_without_delay": PolicyCase(
+        parameter="smtpd_helo_restrictions", extra=(("smtpd_delay_reject", "no"),)
+    ),
+    "mail_stage_without_delay": PolicyCase(
+        parameter="smtpd_sender_restrictions", extra=(("smtpd_delay_reject", "no"),)
+    ),
+    "sender_stage_with_delay": PolicyCase(parameter="smtpd_sender_restrictions", rcpts=2),
     "data_stage": PolicyCase(parameter="smtpd_data_restrictions", rcpts=2, data=True),
     "end_of_data_stage": PolicyCase(parameter="smtpd_end_of_data_restrictions", rcpts=2, data=True),
     "data_stage_reject": PolicyCase(

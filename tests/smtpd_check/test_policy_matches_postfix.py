@@ -87,6 +87,7 @@ def case_handler(case: PolicyCase, port: int) -> SmtpdHandler:
     checks = CheckSettings(
         lists={case.parameter: tuple(split_list(f"check_policy_service {service_text(case, port)}"))},
         reject_unlisted_recipient=False,
+        delay_reject=dict(case.extra).get("smtpd_delay_reject", "yes") == "yes",
         policy=PolicyServices(base=settings_from(overrides)),
     )  # fmt: skip
     policy = AcceptAll()

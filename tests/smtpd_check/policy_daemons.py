@@ -96,17 +96,23 @@ import sys
 import DNS
 import spf
 DNS.defaults["server"] = ["127.0.0.1"]
-DNS.defaults["port"] = int(sys.argv.pop(1))
+DNS.defaults["port"] = {port}
 from spf_engine.policyd_spf import main
+sys.argv[1:] = ["{conf}"]
 sys.exit(main())
 """
 
 
 def policyd_spf_argv(directory: Path, dns_port: int) -> list[str]:
-    """The command line of policyd-spf with its configuration in ``directory``."""
+    """The command line of policyd-spf with its configuration in ``directory``
+    (a script there, so Postfix's spawn(8) can run the same command)."""
     conf = directory / "policyd-spf.conf"
     conf.write_text(SPF_CONF)
-    return [SYSTEM_PYTHON, "-c", _SPF_WRAPPER, str(dns_port), str(conf)]
+    script = directory / "policyd-spf.py"
+    script.write_text(_SPF_WRAPPER.format(port=dns_port, conf=conf))
+    for path in (conf, script):
+        path.chmod(0o644)
+    return [SYSTEM_PYTHON, str(script)]
 
 
 class SpawnBridge:

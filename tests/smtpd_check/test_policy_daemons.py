@@ -1,9 +1,8 @@
 """check_policy_service with the policy daemons Postfix sites run, from
 Debian's packages: postgrey (greylisting) and policyd-spf
 (postfix-policyd-spf-python, run per connection as Postfix's spawn(8) runs
-it).  postgrey's replies are recorded from Postfix 3.7.11 with the same postgrey
-(record_postfix_postgrey.py); policyd-spf's are its actions worded as
-Postfix words an access(5) result (recorded in test_policy_matches_postfix.py)."""
+it).  The replies are recorded from Postfix 3.7.11 with the same daemons
+(record_postfix_postgrey.py, record_postfix_policyd_spf.py)."""
 
 from __future__ import annotations
 
@@ -22,8 +21,10 @@ from tests.support.checks import StaticFacts
 from tests.support.maincf import alice_site
 from tests.support.server import serve_cli, smtp_session
 
-#: Postfix 3.7.11 with the same postgrey (record_postfix_postgrey.py).
+#: Postfix 3.7.11 with the same postgrey (record_postfix_postgrey.py) and the
+#: same policyd-spf under spawn(8) (record_postfix_policyd_spf.py).
 POSTGREY = json.loads((Path(__file__).parent / "postfix_postgrey.json").read_text())
+POLICYD_SPF = json.loads((Path(__file__).parent / "postfix_policyd_spf.json").read_text())
 
 
 def policy_checks(service: str) -> SmtpdChecks:
@@ -88,13 +89,10 @@ async def test_policyd_spf_rejects_a_fail_and_prepends_received_spf_on_a_pass(
     checks = policy_checks(f"inet:127.0.0.1:{bridge.port}")
     try:
         failed = await checks.rcpt(rcpt_state("user@spf-fail.example"), "bob@example.com")
-        assert str(failed) == (
-            "550 5.7.23 <bob@example.com>: Recipient address rejected: Message rejected due "
-            "to: SPF fail - not authorized. Please see http://www.openspf.net/Why?s=mfrom;"
-            "id=user@spf-fail.example;ip=192.0.2.7;r=example.com"
-        )
+        assert str(failed) == POLICYD_SPF["replies"]["fail"]
         state = rcpt_state("user@spf-pass.example")
-        assert await checks.rcpt(state, "bob@example.com") is None
+        assert await checks.rcpt(state, "bob@example.com") is None  # Postfix: 250
+        assert POLICYD_SPF["replies"]["pass"] == "250 2.1.5 Ok"
         assert state.actions.prepend == [
             "Received-SPF: Pass (mailfrom) identity=mailfrom; client-ip=192.0.2.7; "
             "helo=client.example.org; envelope-from=user@spf-pass.example; receiver=example.com"

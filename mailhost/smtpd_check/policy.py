@@ -27,7 +27,8 @@ from mailhost.errors import ConfigError
 from mailhost.log import logger
 from mailhost.smtpd_check.actions import server_error, table_result
 from mailhost.smtpd_check.call import Call, Restriction
-from mailhost.smtpd_check.policy_client import PolicyServices, PolicySettings
+from mailhost.smtpd_check.policy_client import PolicyServices
+from mailhost.smtpd_check.policy_settings import PolicySettings
 from mailhost.smtpd_check.state import CheckState, Status, Where
 
 log = logger("smtpd")

@@ -31,34 +31,22 @@ import os
 import re
 import socket
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 
 from mailhost.attr_plain import ScanError, scan_action
-from mailhost.config.lists import split_list
-from mailhost.config.params import parse_time
 from mailhost.errors import ConfigError
 from mailhost.log import logger
+from mailhost.observe import metrics
+from mailhost.smtpd_check.policy_settings import PolicySettings, parse_service
 
 log = logger("smtpd")
+
+#: The name policy requests are counted under in the lookup metrics.
+PARAMETER = "check_policy_service"
 
 #: errno values attr_clnt_request() does not warn about before the last try.
 _QUIET = frozenset({"Application error", os.strerror(errno.EPIPE), os.strerror(errno.ENOENT),
                     os.strerror(errno.ECONNRESET)})  # fmt: skip
-
-
-@dataclass(frozen=True)
-class PolicySettings:
-    """One service's settings: main.cf's ``smtpd_policy_service_*`` values,
-    or the ``{ name, key=value ... }`` overrides (Postfix 3.0)."""
-
-    timeout: float = 100.0
-    max_idle: float = 300.0
-    max_ttl: float = 1000.0
-    retry_delay: float = 1.0
-    request_limit: int = 0
-    try_limit: int = 2
-    default_action: str = "451 4.3.5 Server configuration problem"
-    policy_context: str = ""
 
 
 @dataclass(frozen=True)
@@ -205,7 +193,16 @@ class PolicyClient:
 
     async def request(self, payload: bytes) -> bytes | None:
         """The ``action`` of the reply to ``payload`` (a whole request), or
-        None after ``try_limit`` failed tries (the warnings are logged)."""
+        None after ``try_limit`` failed tries (the warnings are logged).
+        Counted as a lookup of ``check_policy_service`` (policy is a table):
+        ``found`` or ``error``, with its time."""
+        started = time.perf_counter()
+        action = await self._request(payload)
+        spec = f"{self.endpoint.transport}:{self.endpoint.name}"
+        metrics.lookup(PARAMETER, spec, started, "found" if action is not None else "error")
+        return action
+
+    async def _request(self, payload: bytes) -> bytes | None:
         settings = self.settings
         count = 0
         while True:
@@ -296,70 +293,6 @@ class PolicyClient:
             self._idle.pop().close()
 
 
-_TIMES = frozenset({"timeout", "max_idle", "max_ttl", "retry_delay"})
-_INTS = {"request_limit": 0, "try_limit": 1}
-_STRS = frozenset({"default_action", "policy_context"})
-
-
-def _extpar(text: str) -> str:
-    """The inside of ``{ ... }`` (extpar()), or ConfigError with Postfix's words."""
-    depth = 0
-    for i, ch in enumerate(text):
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                if text[i + 1 :]:
-                    raise ConfigError(f"syntax error after '}}' in \"{text}\"")
-                return text[1:i]
-    raise ConfigError(f"missing '}}' in \"{text}\"")
-
-
-def parse_service(name: str, base: PolicySettings) -> tuple[str, PolicySettings]:
-    """(service, settings) of a check_policy_service argument; ConfigError
-    for a malformed one (Postfix refuses to start)."""
-    if not name.startswith("{"):
-        return name, base
-    try:
-        words = split_list(_extpar(name))
-    except ConfigError as exc:
-        raise ConfigError(f"policy service syntax error: {exc}") from None
-    if not words:
-        raise ConfigError(f'empty policy service: "{name}"')
-    service, overrides = words[0], {}
-    for word in words[1:]:
-        nameval = _extpar(word) if word.startswith("{") else word
-        key, eq, value = nameval.partition("=")
-        key, value = key.strip(), value.strip()
-        if not eq or not key:
-            raise ConfigError(
-                f"malformed option: missing '=' after attribute name: \"...{nameval}...\""
-            )
-        overrides[key] = _override(key, value)
-    return service, replace(base, **overrides)  # type: ignore[arg-type]
-
-
-def _override(key: str, value: str) -> float | int | str:
-    if key in _TIMES:
-        seconds = parse_time(key, value, "s")
-        if seconds < 1:
-            raise ConfigError(f"invalid {key} parameter value {value} < 1")
-        return seconds
-    if key in _INTS:
-        if not value.lstrip("-").isdigit():
-            raise ConfigError(f"bad numerical configuration: {key} = {value}")
-        number = int(value)
-        if number < _INTS[key]:
-            raise ConfigError(f"invalid {key} parameter value {number} < {_INTS[key]}")
-        return number
-    if key in _STRS:
-        if not value:
-            raise ConfigError(f'bad parameter value: {key} = ""')
-        return value
-    raise ConfigError(f'unknown option: "{key} = {value}"')
-
-
 @dataclass
 class PolicyServices:
     """The policy clients of one listener, by their name in the restriction
@@ -385,14 +318,3 @@ class PolicyServices:
     def close(self) -> None:
         for client in self.clients.values():
             client.close()
-
-
-def settings_from(values: dict[str, str]) -> PolicySettings:
-    """PolicySettings from ``smtpd_policy_service_*`` values (by field name)."""
-    kwargs: dict[str, float | int | str] = {}
-    for f in fields(PolicySettings):
-        if f.name in _STRS and f.name in values:
-            kwargs[f.name] = values[f.name]
-        elif f.name in values:
-            kwargs[f.name] = _override(f.name, values[f.name])
-    return PolicySettings(**kwargs)  # type: ignore[arg-type]

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from mailhost.config import Config
 from mailhost.config.lists import split_list
 from mailhost.errors import ConfigError
-from mailhost.smtpd_check.policy_client import PolicyServices, settings_from
+from mailhost.smtpd_check.policy_client import PolicyServices
+from mailhost.smtpd_check.policy_settings import settings_from
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
 

@@ -14,7 +14,9 @@ import pytest
 from mailhost.attr_plain import print_plain
 from mailhost.config import Config
 from mailhost.errors import ConfigError
-from mailhost.smtpd_check.policy_client import Endpoint, PolicyClient, PolicySettings
+from mailhost.observe import metrics
+from mailhost.smtpd_check.policy_client import Endpoint, PolicyClient
+from mailhost.smtpd_check.policy_settings import PolicySettings
 from mailhost.smtpd_check.settings import CheckSettings
 from mailhost.smtpd_check.stages import SmtpdChecks
 from mailhost.smtpd_check.state import CheckState, Client, Where
@@ -149,3 +151,19 @@ async def test_refused_on_every_address_of_a_name(caplog: pytest.LogCaptureFixtu
         f"connect to localhost:{port}: Connection refused",
         f"problem talking to server localhost:{port}: Connection refused",
     ]
+
+
+async def test_requests_are_counted_as_lookups() -> None:
+    metrics.reset()
+    peer = await PolicyPeer().start()
+    c = client(peer.service)
+    dead = client(f"inet:127.0.0.1:{free_port()}", try_limit=1)
+    try:
+        await c.request(REQUEST)
+        await dead.request(REQUEST)
+    finally:
+        c.close()
+        await peer.stop()
+    lookups = metrics.snapshot().lookups
+    assert lookups[("check_policy_service", "inet", "found")].count == 1
+    assert lookups[("check_policy_service", "inet", "error")].count == 1

@@ -24,7 +24,8 @@ from mailhost.reply import Reply
 from mailhost.smtpd.handler import SmtpdHandler
 from mailhost.smtpd.protocol import SmtpdProtocol
 from mailhost.smtpd.settings import SmtpdSettings
-from mailhost.smtpd_check.policy_client import PolicyServices, settings_from
+from mailhost.smtpd_check.policy_client import PolicyServices
+from mailhost.smtpd_check.policy_settings import settings_from
 from mailhost.smtpd_check.settings import CheckSettings
 from mailhost.smtpd_check.stages import SmtpdChecks
 from tests.smtpd_check.policy_cases import (

@@ -14,12 +14,8 @@ from hypothesis import strategies as st
 
 from mailhost.attr_plain import ScanError, Scanned, print_plain, scan_action, scan_request
 from mailhost.errors import ConfigError
-from mailhost.smtpd_check.policy_client import (
-    Endpoint,
-    PolicySettings,
-    parse_service,
-    settings_from,
-)
+from mailhost.smtpd_check.policy_client import Endpoint
+from mailhost.smtpd_check.policy_settings import PolicySettings, parse_service, settings_from
 
 NAMES = st.text(st.characters(min_codepoint=97, max_codepoint=122) | st.just("_"), min_size=1,
                 max_size=12)  # fmt: skip

@@ -144,3 +144,13 @@ def test_mailhost_serve_starts_quota_status_from_master_cf(tmp_path: Path) -> No
     finally:
         server.stop()
     assert "is not run by mailhost" not in server.log()
+
+
+async def test_a_table_failure_is_defer_if_permit(tmp_path: Path) -> None:
+    write_site(tmp_path, f"virtual_mailbox_limit_maps = hash:{tmp_path}/missing-limits\n")
+    cfg = load_config(tmp_path)
+    registry = TableRegistry.from_config(cfg)
+    quota_status = QuotaStatusService.from_config(cfg, registry)
+    request = {"recipient": "half@example.com", "size": "10"}
+    assert await quota_status.action(request) == "DEFER_IF_PERMIT Temporary lookup failure"
+    await registry.close()

@@ -31,12 +31,17 @@ their own (:class:`StageOverrides`), never by patching.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
+from mailhost.bounce.notify import Bouncer, BounceSettings
 from mailhost.cleanup.headers import CleanupSettings
+from mailhost.cleanup.inspect import ContentChecks
+from mailhost.cleanup.local import LocalCleanup
 from mailhost.cleanup.production import (
     ResolverExpansion,
     RewritePolicy,
@@ -49,15 +54,18 @@ from mailhost.cleanup.seams import (
     RecipientExpansion,
     Submission,
 )
-from mailhost.cleanup.service import Cleanup, LocalCleanup
+from mailhost.cleanup.service import Cleanup
 from mailhost.config import Config, load_config
 from mailhost.config.mastercf import declares, read_master_cf
 from mailhost.log import logger
 from mailhost.offload import DEFAULT_POOL
 from mailhost.pickup import Pickup
 from mailhost.prefork import Role
+from mailhost.qmgr.delays import Delays, delivery_line
 from mailhost.qmgr.inline import plan_inline
 from mailhost.qmgr.service import QueueManagerService
+from mailhost.queue.qfile import Recipient
+from mailhost.queue.status import Status
 from mailhost.queue.store import QueueStore
 from mailhost.quota import status_service
 from mailhost.quota.rcpt import RcptQuotaCheck
@@ -160,6 +168,8 @@ class Master:
             if production and cfg.get_bool("mailhost_inline_delivery")
             else None,
             trigger=self.qmgr.wake,
+            checks=ContentChecks.from_config(cfg, registry),
+            content_filter=cfg.get("content_filter"),
         )
         return ListenerStages(recipients, cleanup, checks)
 
@@ -244,15 +254,33 @@ def build_pickup(
     """A pickup for ``cfg``: the production queue, the resolver's alias
     expansion, cleanup's settings from main.cf."""
     settings = ResolverSettings.from_config(cfg, registry)
+    store = QueueStore.from_config(cfg)
     return Pickup(
         LocalCleanup(
-            QueueStore.from_config(cfg),
+            store,
             ResolverExpansion(Resolver(settings)),
             CleanupSettings.from_config(cfg),
             rewrite=RewriteSettings.from_config(cfg, registry, settings.search),
             trigger=trigger,
+            bounced_line=partial(bounced_line, cfg.get_int("delay_logging_resolution_limit")),
+            bouncer=Bouncer(store, BounceSettings.from_config(cfg)),
+            checks=ContentChecks.from_config(cfg, registry),
+            content_filter=cfg.get("content_filter"),
         )
     )
+
+
+def bounced_line(
+    resolution_limit: int, queue_id: str, recipient: Recipient, dsn: str, reason: str,
+    arrival: float,
+) -> str:  # fmt: skip
+    """The line cleanup logs for a recipient it bounces itself (a REJECT of
+    local mail), in the queue manager's format."""
+    delays = Delays(time.time() - arrival, 0.0, 0.0, 0.0)
+    return delivery_line(
+        queue_id, recipient.address, recipient.original, relay="none", delays=delays,
+        dsn=dsn, status=Status.BOUNCED, reason=reason, resolution_limit=resolution_limit,
+    )  # fmt: skip
 
 
 def recover_once(config_dir: Path | None, master_cf: Path | None) -> None:

@@ -9,7 +9,7 @@ normal queue file in ``incoming``:
 
 1. the file is read and verified; one that does not verify is moved to
    ``corrupt`` with Postfix's warning and never delivered;
-2. cleanup (:class:`mailhost.cleanup.service.LocalCleanup`) qualifies the
+2. cleanup (:class:`mailhost.cleanup.local.LocalCleanup`) qualifies the
    sender and the recipients (``user`` → ``user@$myorigin``), rewrites and
    expands them through virtual_alias_maps as for SMTP mail (the original
    recipient is kept as given, as Postfix's ``original_recipient`` record);
@@ -44,8 +44,8 @@ import time
 from dataclasses import dataclass
 
 from mailhost.address import external_form
+from mailhost.cleanup.local import LocalCleanup
 from mailhost.cleanup.seams import ExpansionFailed
-from mailhost.cleanup.service import LocalCleanup
 from mailhost.errors import MailhostError
 from mailhost.log import daemon_logger, logger
 from mailhost.offload import run_blocking
@@ -183,6 +183,11 @@ class Pickup:
             )
         except RewriteError as exc:
             self._defer(entry, exc.log_text)
+            return None
+        except ExpansionFailed as exc:
+            # A REJECT with a 4.x.x code or a check table failure: the
+            # maildrop file waits for the next scan.
+            self._defer(entry, exc.detail or str(exc.reply))
             return None
         except OSError as exc:
             self._defer(entry, f"queue file write error: {exc}")

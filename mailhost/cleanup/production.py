@@ -27,7 +27,7 @@ from mailhost.cleanup.seams import (
 )
 from mailhost.errors import TableTempFail
 from mailhost.log import logger
-from mailhost.queue.layout import INCOMING
+from mailhost.queue.layout import HOLD, INCOMING
 from mailhost.queue.qfile import Client, Envelope, Recipient
 from mailhost.queue.store import QueueStore
 from mailhost.queue.transaction import Transaction
@@ -44,7 +44,9 @@ def envelope_of(submission: Submission) -> Envelope:
     client = submission.client
     return Envelope(
         sender=submission.sender,
-        recipients=tuple(Recipient(r.final, r.original) for r in submission.recipients),
+        recipients=tuple(
+            Recipient(r.final, r.original, notify=r.notify) for r in submission.recipients
+        ),
         arrival_time=submission.arrival_time,
         client=Client(
             client.name,
@@ -60,6 +62,8 @@ def envelope_of(submission: Submission) -> Envelope:
         sasl_method=client.sasl_method or "",
         sasl_username=client.sasl_username or "",
         mail_params=submission.mail_params,
+        content_filter=submission.content_filter,
+        redirect=submission.redirect,
     )
 
 
@@ -73,6 +77,10 @@ class StoreTransaction:
         return self.txn.queue_id
 
     async def commit(self, submission: Submission, content: Sequence[bytes]) -> int:
+        if submission.hold:
+            # HOLD: the file is placed in hold instead of incoming (Postfix's
+            # cleanup does the same at its final rename).
+            self.txn.queue_name = HOLD
         return await self.txn.commit(self.envelope(submission), content)
 
     async def abort(self) -> None:

@@ -44,6 +44,8 @@ class FinalRecipient:
 
     original: str
     final: str
+    #: RFC 3461 NOTIFY of this recipient (``("NEVER",)`` for a BCC action's).
+    notify: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,12 @@ class Submission:
     arrival_time: float
     #: MAIL FROM parameters kept for delivery (``BODY``, ``SMTPUTF8``).
     mail_params: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    #: HOLD: the queue file goes to the hold queue.
+    hold: bool = False
+    #: ``transport:nexthop`` of the content filter ("" none).
+    content_filter: str = ""
+    #: REDIRECT: every recipient goes to this address ("" none).
+    redirect: str = ""
 
 
 @dataclass
@@ -82,8 +90,9 @@ class MessageActions:
     bcc: list[str] = field(default_factory=list)
     #: ``FILTER transport:destination``: the content filter for this message.
     filter: str | None = None
-    #: ``PREPEND header``: header lines put above the message's own headers
-    #: (after smtpd's ``Received:``), in the order they were asked for.
+    #: ``PREPEND header``: header lines put above the message's own headers,
+    #: in the order they were asked for — above smtpd's ``Received:`` too,
+    #: where Postfix's smtpd writes them, so header_checks inspects them.
     prepend: list[str] = field(default_factory=list)
 
     def merge(self, other: MessageActions) -> None:

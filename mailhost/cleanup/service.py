@@ -1,14 +1,14 @@
-"""cleanup(8) for both of its callers: smtpd at end of DATA, pickup for each
-maildrop file.
+"""cleanup(8) for SMTP mail, called by smtpd at end of DATA (mail from
+maildrop goes through :mod:`mailhost.cleanup.local`).
 
 One :class:`Cleanup` per configuration generation owns, in Postfix's order:
 
-1. canonical rewriting and masquerading of envelope and headers
+1. content inspection and the actions it and smtpd's access maps asked for
+   (below);
+2. canonical rewriting and masquerading of envelope and headers
    (:class:`~mailhost.cleanup.seams.CleanupRewrite`);
-2. virtual alias expansion, one copy per distinct (original, final)
+3. virtual alias expansion, one copy per distinct (original, final)
    (:func:`mailhost.cleanup.expand.expand_unique`);
-3. for local submissions, the headers cleanup adds
-   (:func:`mailhost.cleanup.headers.clean_local`);
 4. the durable queue write — or, for SMTP mail whose recipients all go to
    the virtual transport, the hand-off to inline delivery
    (:class:`~mailhost.cleanup.seams.InlineDelivery`), with only what was not
@@ -19,19 +19,28 @@ One :class:`Cleanup` per configuration generation owns, in Postfix's order:
 6. the queue manager's wake-up (Postfix's cleanup triggers qmgr after a
    file is committed).
 
-Where header_checks, body_checks and non_smtpd_milters will plug in: between
-steps 3 and 4, on the content list both paths build.
+Content inspection (header_checks, mime_header_checks, nested_header_checks,
+body_checks: :mod:`mailhost.cleanup.inspect`) runs first, on the content as
+received (smtpd's ``Received:`` header included), as Postfix's cleanup
+inspects a header before it rewrites it.  Its actions and those smtpd's
+access maps asked for (``Message.actions``) are applied at the queue write
+(:mod:`mailhost.cleanup.actions`): DISCARD queues nothing (the client still
+gets 250), HOLD writes into ``hold``, REDIRECT and FILTER (or main.cf
+``content_filter``) are recorded in the queue file for the queue manager,
+BCC adds a recipient, PREPEND puts header lines above the message's own.
+Such a message is never delivered inline.
 """
 
 from __future__ import annotations
 
 import errno
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from mailhost.address import external_form
+from mailhost.cleanup import actions as apply
 from mailhost.cleanup.expand import expand_unique
-from mailhost.cleanup.headers import Cleaned, CleanupSettings, clean_local
+from mailhost.cleanup.inspect import ContentChecks, Inspected, LogContext
 from mailhost.cleanup.seams import (
     CleanupRewrite,
     ClientInfo,
@@ -47,10 +56,7 @@ from mailhost.cleanup.seams import (
 )
 from mailhost.errors import MailhostError
 from mailhost.log import daemon_logger, logger
-from mailhost.queue.qfile import QueueFile, Recipient, SubmissionKind
-from mailhost.queue.store import QueueStore
 from mailhost.reply import NO_DISK_SPACE, QUEUE_WRITE_ERROR, Reply
-from mailhost.resolve.rewrite import RewriteSettings, cleanup_rewrite
 from mailhost.rfc822 import message_id
 
 log = logger("cleanup")
@@ -88,6 +94,8 @@ class Cleanup:
         rewrite: CleanupRewrite | None = None,
         inline: InlineDelivery | None = None,
         trigger: Callable[[str], None] | None = None,
+        checks: ContentChecks | None = None,
+        content_filter: str = "",
     ) -> None:
         self.queue = queue
         self.expansion = expansion
@@ -95,6 +103,10 @@ class Cleanup:
         self.inline = inline
         #: wakes the queue manager for a committed queue id.
         self.trigger = trigger
+        #: header_checks, body_checks and friends (None: no inspection).
+        self.checks = checks if checks is not None and checks.active else None
+        #: main.cf content_filter (this listener's), unless FILTER overrides it.
+        self.content_filter = content_filter
 
     async def open(self) -> QueueTransaction:
         """A new queue file: its id is the message's from now on (smtpd
@@ -103,44 +115,73 @@ class Cleanup:
 
     async def submit(self, txn: QueueTransaction, message: Message) -> None:
         """Cleanup for SMTP mail; returns once the message is durable (queued,
-        or delivered inline); raises :class:`ExpansionFailed` with the
-        end-of-DATA reply otherwise (the queue file is then removed)."""
+        delivered inline, or discarded); raises :class:`ExpansionFailed` with
+        the end-of-DATA reply otherwise (the queue file is then removed)."""
         qid = txn.queue_id
-        sender, lines = message.sender, message.lines
+        sender = message.sender
+        actions = apply.copy_actions(message.actions)
+        # smtpd's PREPEND headers come before its Received: header, and are
+        # inspected with the rest (Postfix smtpd writes them first).
+        content = [*apply.prepended(actions), *message.received, *message.lines]
+        inspected: Inspected | None = None
+        if self.checks is not None:
+            inspected = await self.checks.inspect(qid, content, smtp_context(message))
+            log_inspection(qid, inspected, message_id(inspected.lines))
+            if inspected.reject is not None:
+                await quiet_abort(txn)
+                raise ExpansionFailed(inspected.reject)
+            content = inspected.lines
+            actions.merge(inspected.actions)
+        if actions.discard is not None:
+            await quiet_abort(txn)
+            return
         try:
             targets: Sequence[str] = message.recipients
             if self.rewrite is not None:
                 done = await self.rewrite.rewrite(
-                    qid, sender, message.recipients, lines, message.client
+                    qid, sender, message.recipients, content, message.client
                 )
-                sender, targets, lines = done.sender, done.recipients, done.lines
+                sender, targets, content = done.sender, done.recipients, done.lines
+            # Postfix adds a BCC recipient as with NOTIFY=NEVER.
+            notify = [()] * len(message.recipients) + [("NEVER",)] * len(actions.bcc)
+            given = [*message.recipients, *actions.bcc]
             expanded = await expand_unique(
-                zip(message.recipients, message.recipients, targets, strict=True),
+                zip(notify, given, [*targets, *actions.bcc], strict=True),
                 self.expansion.expand,
             )
         except ExpansionFailed:
             await txn.abort()
             raise
-        content = [*message.received, *lines]
-        submission = Submission(
-            queue_id=qid,
-            sender=sender,
-            recipients=tuple(FinalRecipient(original, final) for _, original, final in expanded),
-            client=message.client,
-            arrival_time=message.arrival_time,
-            mail_params=message.mail_params,
+        submission = apply.route(
+            Submission(
+                queue_id=qid,
+                sender=sender,
+                recipients=tuple(
+                    FinalRecipient(orig, final, never) for never, orig, final in expanded
+                ),
+                client=message.client,
+                arrival_time=message.arrival_time,
+                mail_params=message.mail_params,
+            ),
+            actions,
+            self.content_filter,
         )
-        plan = await self.inline.plan(submission, content) if self.inline else None
+        msgid = message_id(message.lines)
+        plan = None
+        if self.inline is not None and apply.may_deliver_inline(submission):
+            plan = await self.inline.plan(submission, content)
         if plan is not None:
-            await self._deliver_inline(txn, submission, content, message.lines, plan)
+            await self._deliver_inline(txn, submission, content, None if inspected else msgid, plan)
             return
         try:
             size = await txn.commit(submission, content)
         except (OSError, MailhostError) as exc:
             raise await _commit_failed(txn, exc) from None
-        log_queued(
-            qid, message_id(message.lines), submission.sender, size, len(submission.recipients)
-        )
+        if inspected is None:
+            cleanup_log.info("%s: message-id=<%s>", qid, msgid)
+        if submission.hold:
+            return  # the queue manager does not see a held message
+        log_active(qid, submission.sender, size, len(submission.recipients))
         self._wake(qid)
 
     async def _deliver_inline(
@@ -148,12 +189,15 @@ class Cleanup:
         txn: QueueTransaction,
         submission: Submission,
         content: list[bytes],
-        lines: list[bytes],
+        msgid: str | None,
         plan: InlinePlan,
     ) -> None:
-        """Deliver now; queue only the recipients that were not delivered."""
+        """Deliver now; queue only the recipients that were not delivered.
+        ``msgid`` None: the message-id line was logged by the inspection."""
         qid = submission.queue_id
-        log_queued(qid, message_id(lines), submission.sender, plan.size, len(submission.recipients))
+        if msgid is not None:
+            cleanup_log.info("%s: message-id=<%s>", qid, msgid)
+        log_active(qid, submission.sender, plan.size, len(submission.recipients))
         left = await plan.deliver()
         if not left:
             await quiet_abort(txn)
@@ -172,108 +216,10 @@ class Cleanup:
             self.trigger(queue_id)
 
 
-class LocalCleanup:
-    """Cleanup for mail from maildrop (``sendmail``, ``postsuper -r``):
-    qualification with ``myorigin``, rewriting, alias expansion, the headers
-    cleanup adds to a local submission, and the write into ``incoming``
-    under a new queue id."""
-
-    def __init__(
-        self,
-        store: QueueStore,
-        expansion: RecipientExpansion,
-        settings: CleanupSettings,
-        *,
-        rewrite: RewriteSettings | None = None,
-        trigger: Callable[[str], None] | None = None,
-    ) -> None:
-        self.store = store
-        self.expansion = expansion
-        self.settings = settings
-        #: cleanup's canonical mapping and masquerading, as at end of DATA.
-        self.rewrite = rewrite
-        self.trigger = trigger
-
-    async def envelope(self, qf: QueueFile) -> tuple[str, tuple[Recipient, ...]]:
-        """The sender and the alias-expanded recipients of a maildrop file:
-        qualified with myorigin, then canonical-mapped and masqueraded
-        (cleanup's order, before virtual alias expansion); raises
-        RewriteError, ExpansionFailed or another MailhostError."""
-        qualifier = self.settings.qualifier
-        sender = qualifier.address(qf.envelope.sender)
-        targets = [qualifier.address(r.address) for r in qf.envelope.recipients]
-        if self.rewrite is not None:
-            done = await cleanup_rewrite(self.rewrite, sender, targets, [])
-            sender, targets = done.sender, list(done.recipients)
-        expanded = await expand_unique(
-            (
-                (rcpt, rcpt.original or rcpt.address, target)
-                for rcpt, target in zip(qf.envelope.recipients, targets, strict=True)
-            ),
-            self.expansion.expand,
-        )
-        return sender, tuple(
-            replace(rcpt, address=final, original=original) for rcpt, original, final in expanded
-        )
-
-    async def submit(
-        self,
-        qf: QueueFile,
-        *,
-        owner: int,
-        sender: str,
-        recipients: tuple[Recipient, ...],
-        opened: Callable[[str], None],
-        committed: Callable[[], Awaitable[None]],
-    ) -> str:
-        """Write the new queue file; the new queue id.  ``opened`` runs once
-        the id is known (pickup's own log line), ``committed`` once the file
-        is durable (pickup removes the maildrop file).  Raises RewriteError
-        or OSError, with nothing left in ``incoming``."""
-        envelope = qf.envelope
-        txn = await self.store.begin()
-        qid = txn.queue_id
-        opened(qid)
-        try:
-            lines = qf.lines()
-            if self.rewrite is not None:
-                # Header addresses as read (local submissions are always
-                # rewritten); the headers cleanup adds below are not.
-                done = await cleanup_rewrite(self.rewrite, sender, [], lines, queue_id=qid)
-                lines = done.lines
-            if envelope.submission:
-                cleaned = clean_local(
-                    lines,
-                    queue_id=qid,
-                    sender=sender,
-                    full_name=envelope.full_name,
-                    uid=owner,
-                    arrival=envelope.arrival_time,
-                    settings=self.settings,
-                    local=envelope.submission is SubmissionKind.LOCAL,
-                )
-            else:
-                cleaned = Cleaned(lines, message_id(lines), None)
-            new = replace(
-                envelope, sender=sender, recipients=recipients, submission=SubmissionKind.NONE
-            )
-        except BaseException:
-            await txn.abort()
-            raise
-        size = await txn.commit(new, cleaned.lines)
-        await committed()
-        if cleaned.resent_message_id is not None:
-            cleanup_log.info("%s: resent-message-id=<%s>", qid, cleaned.resent_message_id)
-        log_queued(qid, cleaned.message_id, sender, size, len(recipients))
-        if self.trigger is not None:
-            self.trigger(qid)
-        return qid
-
-
-def log_queued(queue_id: str, msgid: str, sender: str, size: int, nrcpt: int) -> None:
-    """Postfix writes these two from cleanup(8) and qmgr(8); log analysers
-    (pflogsumm) key on those daemon names, so the lines carry them."""
-    cleanup_log.info("%s: message-id=<%s>", queue_id, msgid)
+def log_active(queue_id: str, sender: str, size: int, nrcpt: int) -> None:
+    """qmgr's line for a message it takes on.  Postfix writes it from
+    qmgr(8) (and ``message-id=`` from cleanup(8)); log analysers (pflogsumm)
+    key on those daemon names, so the lines carry them."""
     qmgr_log.info(
         "%s: from=<%s>, size=%d, nrcpt=%d (queue active)",
         queue_id,
@@ -281,6 +227,30 @@ def log_queued(queue_id: str, msgid: str, sender: str, size: int, nrcpt: int) ->
         size,
         nrcpt,
     )
+
+
+def smtp_context(message: Message) -> LogContext:
+    """How the inspection's log lines name an SMTP client and its envelope."""
+    client = message.client
+    return LogContext(
+        origin=f"{client.name}[{client.address}]",
+        sender=message.sender,
+        recipient=message.recipients[-1] if message.recipients else None,
+        protocol=client.protocol,
+        helo=client.helo,
+    )
+
+
+def log_inspection(queue_id: str, inspected: Inspected, msgid: str | None) -> None:
+    """The inspection's action lines, with cleanup's ``message-id=`` line
+    between the header's and the body's, where Postfix logs it (``msgid``
+    None: logged by the caller later)."""
+    for line in inspected.header_log:
+        cleanup_log.info("%s", line)
+    if inspected.header_end and msgid is not None:
+        cleanup_log.info("%s: message-id=<%s>", queue_id, msgid)
+    for line in inspected.body_log:
+        cleanup_log.info("%s", line)
 
 
 async def _commit_failed(txn: QueueTransaction, exc: OSError | MailhostError) -> ExpansionFailed:

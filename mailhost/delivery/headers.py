@@ -39,7 +39,7 @@ def quote_822_local(address: str) -> str:
     """``address`` with its local part (before the last ``@``) in RFC 822 form."""
     start = 0
     # A source route (@a,@b:user@domain) stays as it is.
-    if address.startswith("@") and ":" in address:
+    if address.startswith("@") and address.find(":") > 1:
         start = address.index(":") + 1
     at = address.rfind("@", start)
     end = at if at >= 0 else len(address)

@@ -87,7 +87,9 @@ async def plan_inline(
     """An :class:`InlineJob` when every recipient of ``envelope`` routes to
     one inline transport that this queue manager runs; None otherwise (the
     message goes through the queue as usual)."""
-    if manager.stopping:
+    if manager.stopping or envelope.content_filter or envelope.redirect:
+        # A filtered or redirected message goes through the queue (held and
+        # discarded ones never get here: cleanup does not offer them).
         return None
     transport: str | None = None
     deliveries: list[Delivery] = []

@@ -53,6 +53,7 @@ from mailhost.errors import TableTempFail
 from mailhost.log import daemon_logger, logger
 from mailhost.observe import metrics
 from mailhost.qmgr.delays import RESOLUTION_LIMIT, Delays, delivery_line
+from mailhost.qmgr.routing import filtered, routed_recipients
 from mailhost.qmgr.transport import (
     ADDRESS_RESOLVER_FAILURE,
     CRASHED,
@@ -355,13 +356,12 @@ class QueueManager:
     ) -> bool | None:
         """Route and deliver; ``last`` gets every new deferral.  None when
         interrupted by stop()."""
-        recipients = qf.envelope.recipients
         groups: dict[str, list[Delivery]] = {}
         unrouted: list[tuple[Delivery, Outcome]] = []
-        for index, _, _ in pending:
-            rcpt = recipients[index]
+        indexes = [index for index, _, _ in pending]
+        for index, rcpt in routed_recipients(qf.envelope, indexes):
             try:
-                route: Route = await self.router.route(rcpt.address)
+                route: Route = filtered(qf.envelope, await self.router.route(rcpt.address))
             except TableTempFail as exc:
                 qmgr_log.warning("%s: resolving %s: %s", qf.queue_id, rcpt.address, exc)
                 unrouted.append(

@@ -15,11 +15,12 @@ start; SIGHUP does not reconfigure it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from mailhost.bounce.notify import BounceSettings
 from mailhost.config import Config
-from mailhost.config.mastercf import declares
+from mailhost.config.mastercf import MasterEntry, declares, read_master_cf
 from mailhost.log import logger
 from mailhost.prefork import Role
 from mailhost.qmgr.local import LocalSettings, LocalTransport
@@ -37,9 +38,14 @@ from mailhost.tables.registry import TableRegistry
 log = logger("qmgr")
 
 
-def build_manager(cfg: Config, registry: TableRegistry) -> QueueManager:
+def build_manager(
+    cfg: Config, registry: TableRegistry, services: Sequence[MasterEntry] = ()
+) -> QueueManager:
     """A queue manager for ``cfg``: the production queue, the resolver's
-    address classes, transport_maps, and the transports mailhost runs."""
+    address classes, transport_maps, and the transports mailhost runs —
+    also master.cf's own ``unix`` services whose command is ``smtp`` or
+    ``lmtp`` (a content filter's ``scan unix - - n - 10 smtp``, with its
+    ``-o`` overrides), under their service names."""
     settings = ResolverSettings.from_config(cfg, registry)
     resolver = Resolver(settings)
     transports: dict[str, Transport] = builtin_transports()
@@ -57,6 +63,17 @@ def build_manager(cfg: Config, registry: TableRegistry) -> QueueManager:
         transports[name] = SmtpTransport(
             SmtpSettings.from_config(cfg, registry, name, interfaces),
             rewrite=GenericRewrite(generic) if generic.maps else None,
+        )
+    for entry in services:
+        if entry.type != "unix" or entry.program not in ("smtp", "lmtp"):
+            continue
+        if entry.service in transports or entry.service in ("local", "virtual"):
+            continue
+        own = cfg.with_overrides(entry.override_map())
+        transports[entry.service] = SmtpTransport(
+            SmtpSettings.from_config(
+                own, registry, entry.service, settings.classes.interfaces, program=entry.program
+            )
         )
     local = LocalTransport(
         LocalSettings.from_config(cfg, registry), resolver, QueueStore.from_config(cfg)
@@ -99,7 +116,7 @@ class QueueManagerService:
             log.info("no qmgr service in %s: mail stays queued", master_cf)
             return
         registry = TableRegistry.from_config(cfg)
-        manager = build_manager(cfg, registry)
+        manager = build_manager(cfg, registry, read_master_cf(master_cf))
         await manager.start(recover=not self.role.worker)
         self.registry, self.manager = registry, manager
         # postqueue -f / -i reach the manager through public/qmgr (one

@@ -106,8 +106,12 @@ class SmtpSettings:
         registry: TableRegistry,
         name: str,
         own_addresses: frozenset[str] = frozenset(),
+        *,
+        program: str = "",
     ) -> SmtpSettings:
-        lmtp = name == "lmtp"
+        """``name`` is the transport (master.cf service) name, ``program``
+        its command (``smtp`` or ``lmtp``; the name when not given)."""
+        lmtp = (program or name) == "lmtp"
         p = "lmtp" if lmtp else "smtp"
 
         def t(what: str) -> float:

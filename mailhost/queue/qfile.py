@@ -169,6 +169,13 @@ class Envelope:
     #: a ``sendmail`` submission in ``maildrop`` that pickup has not yet given
     #: cleanup's treatment (mailhost.cleanup.headers), see SubmissionKind.
     submission: SubmissionKind = SubmissionKind.NONE
+    #: ``transport:nexthop`` of the content filter (main.cf content_filter,
+    #: a FILTER action); the queue manager sends every recipient there
+    #: (Postfix's REC_TYPE_FILT record).  Empty: none.
+    content_filter: str = ""
+    #: a REDIRECT action's address: every recipient goes there instead
+    #: (Postfix's REC_TYPE_RDR record).  Empty: none.
+    redirect: str = ""
 
     def __post_init__(self) -> None:
         if not self.recipients:
@@ -306,6 +313,10 @@ def _envelope_json(queue_id: str, envelope: Envelope, size: int) -> dict[str, An
         obj["full_name"] = envelope.full_name
     if envelope.submission:
         obj["submission"] = envelope.submission
+    if envelope.content_filter:
+        obj["content_filter"] = envelope.content_filter
+    if envelope.redirect:
+        obj["redirect"] = envelope.redirect
     return obj
 
 
@@ -434,6 +445,8 @@ def _envelope_from(obj: dict[str, Any]) -> tuple[str, Envelope, int]:
         mail_params=tuple((str(k), str(v)) for k, v in obj["mail_params"]),
         full_name=str(obj.get("full_name", "")),
         submission=submission_kind(str(obj.get("submission", ""))),
+        content_filter=str(obj.get("content_filter", "")),
+        redirect=str(obj.get("redirect", "")),
     )  # fmt: skip
     return _str(obj, "queue_id"), envelope, int(obj["size"])
 

@@ -61,12 +61,12 @@ from mailhost.smtpd.handler import SmtpdHandler
 from mailhost.smtpd.limits import NO_EVENTS, ClientLimits
 from mailhost.smtpd.maillog import disconnect_line, printable, reject_line
 from mailhost.smtpd.paths import PathError, parse_mail, parse_rcpt
-from mailhost.smtpd.peer import client_name, normal_address
+from mailhost.smtpd.peer import PeerNames, normal_address, peer_names
 from mailhost.smtpd.sasl import MECHANISMS, authenticate
 from mailhost.smtpd.session import Session
 from mailhost.smtpd.settings import SmtpdSettings
 from mailhost.smtpd.stream import LineProtocol, TlsSetupError
-from mailhost.smtpd_check.state import CheckState, Client, PeerStatus, Where
+from mailhost.smtpd_check.state import CheckState, Client, Where
 
 log = logger("smtpd")
 
@@ -107,6 +107,8 @@ class SmtpdProtocol(LineProtocol):
         self.mh = handler
         #: The handler's, or the same listener's under stress (server.py).
         self.settings = settings if settings is not None else handler.settings
+        #: the client's names and their lookup statuses (run_session).
+        self.peer_names = PeerNames()
         self.service = service
         self.wrapped = wrapped
         self.over_tls = wrapped
@@ -207,7 +209,10 @@ class SmtpdProtocol(LineProtocol):
         peer = self.peer
         address = normal_address(str(peer[0])) if peer else "unknown"
         port = int(peer[1]) if peer else 0
-        name = await client_name(address)
+        checks = self.mh.checks
+        dns = checks.facts.dns if checks is not None and checks.facts.dns.servers else None
+        self.peer_names = await peer_names(address, dns)
+        name = self.peer_names.name
         s = Session(name, address, port, log_port=self.settings.client_port_logging)
         s.tls = self.wrapped
         if self.mh.checks is not None:
@@ -256,17 +261,18 @@ class SmtpdProtocol(LineProtocol):
         return str(protocol), str(name), int(bits)
 
     def check_state(self, s: Session) -> CheckState:
-        """What the restriction stages know of the client at connect."""
-        known = s.client_name != "unknown"
+        """What the restriction stages know of the client at connect: its
+        name and reverse name with their lookup statuses (smtpd_peer.c)."""
+        peer = self.peer_names
         sockname = self.transport.get_extra_info("sockname") if self.transport else None
         return CheckState(
             Client(
                 name=s.client_name,
                 address=s.client_address,
-                reverse_name=s.client_name,
+                reverse_name=peer.reverse_name,
                 port=s.client_port,
-                name_status=PeerStatus.OK if known else PeerStatus.PERM,
-                reverse_name_status=PeerStatus.OK if known else PeerStatus.PERM,
+                name_status=peer.name_status,
+                reverse_name_status=peer.reverse_name_status,
                 namaddr=s.client,
             ),
             server_address=normal_address(str(sockname[0])) if sockname else "",

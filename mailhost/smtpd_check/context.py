@@ -8,12 +8,15 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mailhost.reply import Reply
 from mailhost.resolve.trace import Trace
 from mailhost.smtpd_check.settings import CheckSettings
 from mailhost.smtpd_check.state import CheckState, Status
+
+if TYPE_CHECKING:
+    from mailhost.smtpd_check.dns_lookup import DnsLookup
 
 
 class Destination(enum.Enum):
@@ -26,6 +29,27 @@ class Destination(enum.Enum):
 
 
 class Facts(Protocol):
+    #: DNS lookups for the DNS lists, reject_unknown_*, check_*_{mx,ns,a}_access
+    #: and permit_mx_backup (``mailhost_dns_servers``, else resolv.conf).
+    dns: DnsLookup
+
+    def server_name(self) -> str:
+        """``$server_name`` in DNS list replies: myhostname."""
+        ...
+
+    async def is_local_host(self, host: str) -> bool:
+        """resolve_local(): a name of mydestination or a literal of this host's
+        interfaces (permit_mx_backup); raises TableTempFail."""
+        ...
+
+    def has_mx_backup_networks(self) -> bool:
+        """permit_mx_backup_networks is not empty."""
+        ...
+
+    async def in_mx_backup_networks(self, address: str) -> bool:
+        """permit_mx_backup_networks has the address; raises TableTempFail."""
+        ...
+
     async def in_mynetworks(self, name: str, address: str) -> bool:
         """permit_mynetworks; raises TableTempFail."""
         ...

@@ -1,6 +1,7 @@
 """The production :class:`~mailhost.smtpd_check.context.Facts`: the
 resolver's address classes and recipient tables, mynetworks, this host's
-interface addresses and smtpd_sender_login_maps."""
+interface addresses, smtpd_sender_login_maps, and the DNS (with
+myhostname and permit_mx_backup_networks for the DNS restrictions)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from collections.abc import Sequence
 from mailhost.address import external_form
 from mailhost.config.lists import split_list
 from mailhost.reply import Reply
-from mailhost.resolve.classify import AddressClass
+from mailhost.resolve.classify import AddressClass, is_local_domain
 from mailhost.resolve.keys import find
 from mailhost.resolve.networks import NetworkList
 from mailhost.resolve.resolver import Resolver
 from mailhost.resolve.trace import Trace
 from mailhost.smtpd_check.context import Destination
+from mailhost.smtpd_check.dns_lookup import DnsLookup
 from mailhost.tables.maps import Maps
 
 _FINAL = frozenset({AddressClass.LOCAL, AddressClass.VIRTUAL_ALIAS, AddressClass.VIRTUAL_MAILBOX})
@@ -22,11 +24,35 @@ _FINAL = frozenset({AddressClass.LOCAL, AddressClass.VIRTUAL_ALIAS, AddressClass
 
 class ResolverFacts:
     def __init__(
-        self, resolver: Resolver, mynetworks: NetworkList, login_maps: Maps | None = None
+        self,
+        resolver: Resolver,
+        mynetworks: NetworkList,
+        login_maps: Maps | None = None,
+        *,
+        dns: DnsLookup | None = None,
+        myhostname: str = "",
+        mx_backup_networks: NetworkList | None = None,
     ) -> None:
         self.resolver = resolver
         self.mynetworks = mynetworks
         self.login_maps = login_maps if login_maps else None
+        self.dns = dns if dns is not None else DnsLookup()
+        self.myhostname = myhostname
+        self.mx_backup_networks = mx_backup_networks
+
+    def server_name(self) -> str:
+        return self.myhostname
+
+    async def is_local_host(self, host: str) -> bool:
+        return await is_local_domain(host, self.resolver.settings.classes)
+
+    def has_mx_backup_networks(self) -> bool:
+        return self.mx_backup_networks is not None
+
+    async def in_mx_backup_networks(self, address: str) -> bool:
+        if self.mx_backup_networks is None:
+            return False
+        return await self.mx_backup_networks.match(address)
 
     async def in_mynetworks(self, name: str, address: str) -> bool:
         return await self.mynetworks.match(address)

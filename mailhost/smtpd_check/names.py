@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 
+from mailhost.address import external_form
 from mailhost.smtpd_check.call import Call, Restriction
 from mailhost.smtpd_check.reject import POLICY, reject
-from mailhost.smtpd_check.state import Status
+from mailhost.smtpd_check.state import ReplyClass, Status
 
 LABEL_MAX = 63
 NAME_MAX = 255
@@ -72,14 +73,17 @@ def _valid_utf8_hostname(name: str, smtputf8: bool) -> bool:
         return False
 
 
-def _reject(call: Call, code_name: str, status: str, why: str) -> Status:
+def _reject(call: Call, name: str, reply_class: str, code_name: str, status: str,
+            why: str) -> Status:  # fmt: skip
+    """Postfix names what is judged (the HELO name, the sender...), whichever
+    stage the restriction is listed in."""
     ctx = call.ctx
     return reject(
         ctx.state,
         POLICY,
         ctx.settings.code(code_name),
         status,
-        f"<{call.reply_name}>: {call.reply_class} rejected: {why}",
+        f"<{name}>: {reply_class} rejected: {why}",
         soft_bounce=ctx.settings.soft_bounce,
     )
 
@@ -88,7 +92,8 @@ def invalid_hostaddr(call: Call, literal: str) -> Status:
     inside = literal[1:-1] if len(literal) > 2 and literal.endswith("]") else literal
     if valid_mailhost_addr(inside):
         return Status.DUNNO
-    return _reject(call, "invalid_hostname_reject_code", "5.5.2", "invalid ip address")
+    return _reject(call, literal, ReplyClass.HELO, "invalid_hostname_reject_code", "5.5.2",
+                   "invalid ip address")  # fmt: skip
 
 
 async def reject_invalid_helo_hostname(call: Call) -> Status:
@@ -100,7 +105,8 @@ async def reject_invalid_helo_hostname(call: Call) -> Status:
     name = _truncate_dot(helo)
     if valid_hostname(name) or valid_hostaddr(name):
         return Status.DUNNO
-    return _reject(call, "invalid_hostname_reject_code", "5.5.2", "Invalid name")
+    return _reject(call, helo, ReplyClass.HELO, "invalid_hostname_reject_code", "5.5.2",
+                   "Invalid name")  # fmt: skip
 
 
 async def reject_non_fqdn_helo_hostname(call: Call) -> Status:
@@ -113,31 +119,38 @@ async def reject_non_fqdn_helo_hostname(call: Call) -> Status:
     name = _truncate_dot(helo)
     if _valid_utf8_hostname(name, state.smtputf8) and "." in name:
         return Status.DUNNO
-    return _reject(call, "non_fqdn_reject_code", "5.5.2", "need fully-qualified hostname")
+    return _reject(call, helo, ReplyClass.HELO, "non_fqdn_reject_code", "5.5.2",
+                   "need fully-qualified hostname")  # fmt: skip
 
 
-def _non_fqdn_address(call: Call, address: str) -> Status:
+def _non_fqdn_address(call: Call, address: str, name: str, reply_class: str) -> Status:
     domain = address.rpartition("@")[2] if "@" in address else ""
     if domain.startswith("[") and domain.endswith("]"):
         return Status.DUNNO
-    name = _truncate_dot(domain)
-    if name and _valid_utf8_hostname(name, call.ctx.state.smtputf8) and "." in name:
+    test_domain = _truncate_dot(domain)
+    if (
+        test_domain
+        and _valid_utf8_hostname(test_domain, call.ctx.state.smtputf8)
+        and ("." in test_domain)
+    ):
         return Status.DUNNO
-    return _reject(call, "non_fqdn_reject_code", "4.5.2", "need fully-qualified address")
+    return _reject(call, name, reply_class, "non_fqdn_reject_code", "4.5.2",
+                   "need fully-qualified address")  # fmt: skip
 
 
 async def reject_non_fqdn_sender(call: Call) -> Status:
     sender = call.ctx.state.sender
     if not sender:
         return Status.DUNNO
-    return _non_fqdn_address(call, sender)
+    return _non_fqdn_address(call, sender, sender, ReplyClass.SENDER)
 
 
 async def reject_non_fqdn_recipient(call: Call) -> Status:
     recipient = call.ctx.state.recipient
     if recipient is None:
         return Status.DUNNO
-    return _non_fqdn_address(call, recipient)
+    shown = external_form(recipient) if "@" in recipient else recipient
+    return _non_fqdn_address(call, recipient, shown, ReplyClass.RECIPIENT)
 
 
 RESTRICTIONS: dict[str, Restriction] = {

@@ -197,8 +197,7 @@ def permit(
     if not state.defer_if_permit.active and (
         action.lower() in log_actions or "static:all" in log_actions
     ):
-        text = f"action={action} for {reply_class}={reply_name}"
-        if detail:
-            text += " " + detail
+        # Postfix appends " " and the detail even when the detail is empty.
+        text = f"action={action} for {reply_class}={reply_name} {detail}"
         log_whatsup(state, "permit", text)
     return Status.OK

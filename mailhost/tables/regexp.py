@@ -146,7 +146,9 @@ def _compile(
     try:
         regex = re.compile(
             translate(pattern, extended),
-            (re.IGNORECASE if icase else 0) | (re.MULTILINE if multiline else 0),
+            # POSIX without REG_NEWLINE (no "m" flag): "." matches a newline,
+            # as in a folded header that header_checks sees as one string.
+            (re.IGNORECASE if icase else 0) | (re.MULTILINE if multiline else re.DOTALL),
         )
     except re.error as exc:
         log.warning("%s, line %d: %s", where, lineno, exc)

@@ -120,3 +120,8 @@ def test_delivered_to_collection_is_bounded():
 @given(st.binary(max_size=400))
 def test_loop_check_never_raises_on_arbitrary_messages(data):
     assert isinstance(is_delivery_loop(data, "alice@example.com"), bool)
+
+
+def test_an_empty_source_route_is_a_local_part() -> None:
+    # Hypothesis found '@:' (no route domain): it is quoted as a local part.
+    assert quote_822_local("@:@example.com") == '"@:"@example.com'

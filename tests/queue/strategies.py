@@ -49,6 +49,8 @@ envelopes = st.builds(
     dsn_envid=texts,
     dsn_ret=st.sampled_from(["", "FULL", "HDRS"]),
     mail_params=st.lists(st.tuples(texts, texts), max_size=3).map(tuple),
+    content_filter=st.one_of(st.just(""), texts),
+    redirect=st.one_of(st.just(""), texts),
 )
 lines = st.lists(
     st.one_of(

@@ -41,7 +41,7 @@ def rcpt_state(sender: str) -> CheckState:
                       where=Where.RCPT, protocol="ESMTP", instance=instance_id())  # fmt: skip
 
 
-def test_postgrey_greylists_then_accepts_through_mailhost_serve(
+def test_postgrey_greylists_then_accepts_and_marks_the_message(
     tmp_path: Path, postgrey_port: int
 ) -> None:
     (tmp_path / "main.cf").write_text(
@@ -61,9 +61,18 @@ def test_postgrey_greylists_then_accepts_through_mailhost_serve(
             assert f"{code} {text.decode()}" == POSTGREY["retry"]
             code, _ = client.data(b"Subject: greylisted\r\n\r\nhello\r\n")
             assert code == 250
+        new = tmp_path / "vmail" / "example.com" / "alice" / "new"
+        deadline = time.monotonic() + 20
+        while not (new.exists() and any(new.iterdir())):
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.05)
+        # postgrey's PREPEND, added by cleanup above the message's headers
+        message = next(new.iterdir()).read_bytes()
     finally:
         server.stop()
     assert POSTGREY["reject_log"][0] in server.log()
+    assert b"\nX-Greylist: delayed " in message
+    assert b" by postgrey-1.37 at " in message
 
 
 async def test_postgrey_retry_asks_for_its_x_greylist_header(postgrey_port: int) -> None:

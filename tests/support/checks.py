@@ -1,6 +1,8 @@
 """A small in-memory :class:`~mailhost.smtpd_check.context.Facts` for tests
 of the restriction engine and of smtpd wired without a resolver: fixed
-networks, destinations and recipient lists, no tables."""
+networks, destinations and recipient lists, no tables; DNS from the
+loopback server that knows no names (tests/nulldns.py) unless a test gives
+its own :class:`~mailhost.smtpd_check.dns_lookup.DnsLookup`."""
 
 from __future__ import annotations
 
@@ -13,9 +15,15 @@ from mailhost.reply import RCPT_OK, Reply
 from mailhost.resolve.trace import Trace
 from mailhost.smtpd.seams import RecipientPolicy
 from mailhost.smtpd_check.context import Destination
+from mailhost.smtpd_check.dns_lookup import DnsLookup
 from mailhost.smtpd_check.settings import CheckSettings
 from mailhost.smtpd_check.stages import SmtpdChecks
 from mailhost.smtpd_check.state import CheckState, Client, Where
+from tests import nulldns
+
+
+def _null_dns() -> DnsLookup:
+    return DnsLookup([nulldns.address()])
 
 
 @dataclass
@@ -27,6 +35,24 @@ class StaticFacts:
     owners: dict[str, list[str]] = field(default_factory=dict)
     interfaces: frozenset[str] = frozenset({"127.0.0.1"})
     delimiter: str = "+"
+    dns: DnsLookup = field(default_factory=_null_dns)
+    myhostname: str = "mx.example.com"
+    #: mydestination (permit_mx_backup's "this host").
+    local_hosts: frozenset[str] = frozenset({"mx.example.com"})
+    mx_backup_networks: tuple[str, ...] = ()
+
+    def server_name(self) -> str:
+        return self.myhostname
+
+    async def is_local_host(self, host: str) -> bool:
+        return host.lower() in self.local_hosts
+
+    def has_mx_backup_networks(self) -> bool:
+        return bool(self.mx_backup_networks)
+
+    async def in_mx_backup_networks(self, address: str) -> bool:
+        ip = ipaddress.ip_address(address)
+        return any(ip in ipaddress.ip_network(net) for net in self.mx_backup_networks)
 
     async def in_mynetworks(self, name: str, address: str) -> bool:
         ip = ipaddress.ip_address(address)

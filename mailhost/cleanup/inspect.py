@@ -1,0 +1,429 @@
+"""Content inspection in cleanup: header_checks, mime_header_checks,
+nested_header_checks and body_checks (Postfix header_checks(5)).
+
+Where this sits: :class:`mailhost.cleanup.service.Cleanup` (SMTP mail) and
+:class:`~mailhost.cleanup.local.LocalCleanup` (pickup) call
+:meth:`ContentChecks.inspect` on the message content before the queue
+write.  The message goes line by line through Postfix's MIME structure
+(:mod:`mailhost.cleanup.mime`); each logical header is looked up, as one
+string with its folding newlines, in the tables its kind names, each body
+record in body_checks while its offset in the body segment is below
+body_checks_size_limit.  The first table answer is an action
+(:func:`act`), as Postfix 3.7's cleanup applies it:
+
+* ``REJECT [text]``: the message is refused (``550``, or ``451`` when the
+  text starts with a 4.x.x code); nothing more is inspected;
+* ``DISCARD``: accepted with 250 and not queued; nothing more is inspected;
+* ``HOLD``: queued in ``hold`` (the first HOLD counts);
+* ``REDIRECT user@domain``: every recipient replaced; nothing more is
+  inspected;
+* ``FILTER transport:destination``: the content filter (the last counts);
+* ``BCC user@domain``: one more recipient;
+* ``PREPEND text`` (a line above the matched one), ``REPLACE text``,
+  ``IGNORE``, ``STRIP`` (drop it, logged), ``WARN``, ``INFO``, ``PASS``
+  (stop inspecting), ``DUNNO`` and ``OK`` (nothing).
+
+The log lines are Postfix's: ``QID: ACTION: header|body CONTENT from
+ORIGIN; from=<SENDER> to=<RCPT> proto=P helo=<H>: TEXT`` (content cut at
+200 bytes, non-printable characters shown as ``?``).  They are returned in
+two lists, before and after the end of the primary header, because Postfix
+logs ``message-id=`` between the two.  A table that fails makes the
+message fail temporarily (``451 4.3.0``), never a 5xx.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from mailhost.cleanup.mime import Body, Header, HeaderEnd, HeaderKind, MimeState, is_header
+from mailhost.cleanup.seams import MessageActions
+from mailhost.config import Config
+from mailhost.config.lists import split_list
+from mailhost.errors import TableTempFail
+from mailhost.log import daemon_logger
+from mailhost.reply import QUEUE_WRITE_ERROR, Reply
+from mailhost.tables.maps import Maps
+from mailhost.tables.registry import TableRegistry
+
+log = daemon_logger("cleanup")
+
+#: What REJECT without text says (Postfix's CLEANUP_STAT_CONT detail).
+CONTENT_REJECTED = "5.7.1 message content rejected"
+#: How much of the matched content a log line shows (Postfix ``%.200s``).
+LOG_CONTENT_LIMIT = 200
+
+_DSN = re.compile(r"[245]\.\d{1,3}\.\d{1,3}(?=[ \t]|$)")
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class LogContext:
+    """Who sent the message, as the action log lines name it."""
+
+    #: ``host[address]`` for SMTP mail, ``local`` for pickup.
+    origin: str
+    sender: str
+    #: the last recipient given (Postfix logs that one).
+    recipient: str | None = None
+    protocol: str | None = None
+    helo: str | None = None
+
+
+@dataclass
+class Inspected:
+    """The outcome of inspecting one message."""
+
+    lines: list[bytes]
+    actions: MessageActions = field(default_factory=MessageActions)
+    #: the refusal (REJECT, or a table failure); None when accepted.
+    reject: Reply | None = None
+    #: the action lines logged before / after the primary header's end.
+    header_log: list[str] = field(default_factory=list)
+    body_log: list[str] = field(default_factory=list)
+    #: the primary header ended while the message was still being kept
+    #: (Postfix logs ``message-id=`` then); False after a REJECT or DISCARD
+    #: in the header.
+    header_end: bool = False
+
+
+def dsn_reason(text: str) -> tuple[str, bool]:
+    """The reply text of ``REJECT text`` (``5.7.1`` put in front unless it
+    starts with a code) and whether it is temporary; a code that is not
+    4.x.x or 5.x.x becomes 4.x.x with a warning, as in Postfix."""
+    if not text:
+        return CONTENT_REJECTED, False
+    reason = text if _DSN.match(text) else f"5.7.1 {text}"
+    if reason[0] not in "45":
+        log.warning("bad DSN action in %s -- need 4.x.x or 5.x.x", text)
+        reason = "4" + reason[1:]
+    return reason, reason[0] == "4"
+
+
+def reject_reply(reason: str, temporary: bool) -> Reply:
+    code, _, text = reason.partition(" ")
+    return Reply(451 if temporary else 550, code, text)
+
+
+def printable(text: str) -> str:
+    """Control characters as ``?``, as Postfix's logging shows them."""
+    return _UNPRINTABLE.sub("?", text)
+
+
+@dataclass
+class _Run:
+    """One message's inspection in progress."""
+
+    queue_id: str
+    context: LogContext
+    result: Inspected
+    #: checks are still applied (REJECT, DISCARD, REDIRECT and PASS stop them).
+    filtering: bool = True
+    in_body: bool = False
+    #: the parameter of the tables being searched (for a failure's warning).
+    searching: str = ""
+
+    def log_action(self, action: str, where: str, content: bytes, text: str) -> None:
+        ctx = self.context
+        shown = content[:LOG_CONTENT_LIMIT].decode("utf-8", "replace")
+        line = f"{self.queue_id}: {action}: {where} {shown} from {ctx.origin};"
+        line += f" from=<{ctx.sender}>"
+        if ctx.recipient is not None:
+            line += f" to=<{ctx.recipient}>"
+        if ctx.protocol:
+            line += f" proto={ctx.protocol}"
+        if ctx.helo:
+            line += f" helo=<{ctx.helo}>"
+        if text:
+            line += f": {text}"
+        out = self.result.body_log if self.in_body else self.result.header_log
+        out.append(printable(line))
+
+    @property
+    def kept(self) -> bool:
+        return self.result.reject is None and self.result.actions.discard is None
+
+
+@dataclass(frozen=True)
+class Action:
+    """What one table answer does to the line it matched."""
+
+    #: the line's replacement (None: unchanged); ``b""`` never occurs.
+    replace: bytes | None = None
+    #: drop the line (IGNORE, STRIP).
+    drop: bool = False
+    #: a line to put before it (PREPEND).
+    prepend: bytes | None = None
+
+
+def act(run: _Run, where: str, content: bytes, value: str, map_class: str) -> Action:
+    """Apply one action (Postfix cleanup_act) and log it."""
+    command, text = split_action(value)
+    word = command.upper()
+    handler = _ACTIONS.get(word)
+    if handler is not None:
+        return handler(run, _Match(word, where, content, text, map_class))
+    if word not in ("DUNNO", "OK"):
+        log.warning("unknown command in %s map: %s", map_class, value)
+    return Action()
+
+
+def split_action(value: str) -> tuple[str, str]:
+    """The action word and its text (blanks after the word skipped)."""
+    end = len(value)
+    for index, char in enumerate(value):
+        if char in " \t":
+            end = index
+            break
+    return value[:end], value[end:].lstrip(" \t")
+
+
+@dataclass(frozen=True)
+class _Match:
+    """One table answer: its action word and text, and what it matched."""
+
+    word: str
+    where: str
+    content: bytes
+    text: str
+    map_class: str
+
+
+def _reject(run: _Run, m: _Match) -> Action:
+    reason, temporary = dsn_reason(m.text)
+    run.result.reject = reject_reply(reason, temporary)
+    run.filtering = False
+    run.log_action("reject", m.where, m.content, reason)
+    return Action()
+
+
+def _log_only(run: _Run, m: _Match) -> Action:
+    """WARN, INFO; PASS also stops the inspection."""
+    run.log_action({"WARN": "warning"}.get(m.word, m.word.lower()), m.where, m.content, m.text)
+    if m.word == "PASS":
+        run.filtering = False
+    return Action()
+
+
+def _strip(run: _Run, m: _Match) -> Action:
+    run.log_action("strip", m.where, m.content, m.text)
+    return Action(drop=True)
+
+
+def _ignore(run: _Run, m: _Match) -> Action:
+    return Action(drop=True)
+
+
+def _filter(run: _Run, m: _Match) -> Action:
+    if not m.text:
+        log.warning("missing FILTER command argument in %s map", m.map_class)
+    elif ":" not in m.text:
+        log.warning(
+            "bad FILTER command %s in %s -- need transport:destination", m.text, m.map_class
+        )
+    else:
+        run.result.actions.filter = m.text
+        run.log_action("filter", m.where, m.content, m.text)
+    return Action()
+
+
+def _discard(run: _Run, m: _Match) -> Action:
+    run.log_action("discard", m.where, m.content, m.text)
+    run.result.actions.discard = m.text or "discarded"
+    run.filtering = False
+    return Action()
+
+
+def _hold(run: _Run, m: _Match) -> Action:
+    actions = run.result.actions
+    if actions.hold is None and actions.discard is None:
+        run.log_action("hold", m.where, m.content, m.text)
+        actions.hold = m.text or "held"
+    return Action()
+
+
+def _address(run: _Run, m: _Match) -> Action:
+    """REDIRECT (also stops the inspection) and BCC."""
+    actions = run.result.actions
+    if "@" not in m.text:
+        what = "target" if m.word == "REDIRECT" else "address"
+        log.warning(
+            'bad %s %s "%s" in %s map -- need user@domain', m.word, what, m.text, m.map_class
+        )
+    elif m.word == "REDIRECT":
+        actions.redirect = m.text
+        run.log_action("redirect", m.where, m.content, m.text)
+        run.filtering = False
+    else:
+        if m.text not in actions.bcc:
+            actions.bcc.append(m.text)
+        run.log_action("bcc", m.where, m.content, m.text)
+    return Action()
+
+
+def _edit(run: _Run, m: _Match) -> Action:
+    """PREPEND and REPLACE: a header's text must be a header."""
+    if not m.text:
+        log.warning("%s action without text in %s map", m.word, m.map_class)
+        return Action()
+    if m.where == "header" and not is_header(m.text):
+        log.warning(
+            'bad %s header text "%s" in %s map -- need "headername: headervalue"',
+            m.word,
+            m.text,
+            m.map_class,
+        )
+        return Action()
+    run.log_action(m.word.lower(), m.where, m.content, m.text)
+    encoded = m.text.encode("utf-8", "surrogateescape")
+    return Action(prepend=encoded) if m.word == "PREPEND" else Action(replace=encoded)
+
+
+_ACTIONS: dict[str, Callable[[_Run, _Match], Action]] = {
+    "REJECT": _reject,
+    "WARN": _log_only,
+    "INFO": _log_only,
+    "PASS": _log_only,
+    "STRIP": _strip,
+    "IGNORE": _ignore,
+    "FILTER": _filter,
+    "DISCARD": _discard,
+    "HOLD": _hold,
+    "REDIRECT": _address,
+    "BCC": _address,
+    "PREPEND": _edit,
+    "REPLACE": _edit,
+}
+
+
+@dataclass(frozen=True)
+class ContentChecks:
+    """The check tables of one cleanup configuration."""
+
+    header_checks: Maps
+    mime_header_checks: Maps
+    nested_header_checks: Maps
+    body_checks: Maps
+    body_checks_size_limit: int = 51200
+    mime: bool = True
+    line_length_limit: int = 2048
+
+    @classmethod
+    def from_config(cls, cfg: Config, registry: TableRegistry) -> ContentChecks:
+        """The tables of main.cf (and a listener's ``-o`` overrides); none
+        with ``receive_override_options = no_header_body_checks`` (what a
+        content filter's reinjection listener sets)."""
+        off = "no_header_body_checks" in split_list(cfg.get("receive_override_options"))
+
+        def maps(name: str) -> Maps:
+            return Maps(name, []) if off else Maps.from_value(name, cfg.get(name), registry)
+
+        return cls(
+            maps("header_checks"),
+            maps("mime_header_checks"),
+            maps("nested_header_checks"),
+            maps("body_checks"),
+            body_checks_size_limit=cfg.get_int("body_checks_size_limit"),
+            mime=not cfg.get_bool("disable_mime_input_processing"),
+            line_length_limit=cfg.get_int("line_length_limit"),
+        )
+
+    @property
+    def active(self) -> bool:
+        """True when any check table is configured."""
+        return any(
+            (self.header_checks, self.mime_header_checks, self.nested_header_checks)
+        ) or bool(self.body_checks)
+
+    def _header_maps(self, kind: HeaderKind) -> Maps:
+        if kind is HeaderKind.PRIMARY:
+            return self.header_checks
+        if kind is HeaderKind.MIME:
+            return self.mime_header_checks
+        return self.nested_header_checks
+
+    async def inspect(
+        self, queue_id: str, lines: list[bytes], context: LogContext, *, keep_all: bool = False
+    ) -> Inspected:
+        """Inspect ``lines`` (the whole content, header first).  ``keep_all``
+        (local submissions, which Postfix bounces rather than refuses)
+        reports the primary header's end even after a REJECT."""
+        run = _Run(queue_id, context, Inspected([]))
+        state = MimeState(mime=self.mime, line_length_limit=self.line_length_limit)
+        out = run.result.lines
+        pending: list[bytes] = []
+        try:
+            for line in lines:
+                for event in state.feed(line):
+                    await self._event(run, event, out, pending, keep_all)
+            for event in state.finish():
+                await self._event(run, event, out, pending, keep_all)
+        except TableTempFail:
+            log.warning(
+                "%s: %s map lookup problem -- message not accepted, try again later",
+                queue_id,
+                run.searching,
+            )
+            run.result.reject = QUEUE_WRITE_ERROR
+        if pending:
+            out.append(b"".join(pending))
+        return run.result
+
+    async def _event(
+        self,
+        run: _Run,
+        event: Header | Body | HeaderEnd,
+        out: list[bytes],
+        pending: list[bytes],
+        keep_all: bool,
+    ) -> None:
+        if isinstance(event, HeaderEnd):
+            run.in_body = True
+            run.result.header_end = run.kept or keep_all
+            return
+        if isinstance(event, Header):
+            await self._header(run, event, out)
+            return
+        data = event.data
+        if (
+            run.filtering
+            and self.body_checks
+            and (self.body_checks_size_limit == 0 or event.offset < self.body_checks_size_limit)
+        ):
+            key = data.decode("utf-8", "surrogateescape")
+            run.searching = self.body_checks.parameter
+            value = await self.body_checks.lookup(key)
+            if value is not None:
+                action = act(run, "body", data, value, "body_checks")
+                if action.prepend is not None:
+                    out.append(action.prepend)
+                if action.drop:
+                    data = b""
+                    if event.line_end and pending:
+                        out.append(b"".join(pending))
+                        pending.clear()
+                    return
+                if action.replace is not None:
+                    data = action.replace
+        pending.append(data)
+        if event.line_end:
+            out.append(b"".join(pending))
+            pending.clear()
+
+    async def _header(self, run: _Run, header: Header, out: list[bytes]) -> None:
+        maps = self._header_maps(header.kind)
+        if run.filtering and maps:
+            key = header.text.decode("utf-8", "surrogateescape")
+            run.searching = maps.parameter
+            value = await maps.lookup(key)
+            if value is not None:
+                action = act(run, "header", header.text, value, maps.parameter)
+                if action.prepend is not None:
+                    out.append(action.prepend)
+                if action.drop:
+                    return
+                if action.replace is not None:
+                    out.extend(action.replace.split(b"\n"))
+                    return
+        out.extend(header.lines)

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
+    from mailhost.db.settings import ProvisioningSettings
+
 PROGRAM = "mailhost"
 
 database_url_option = click.option(
@@ -51,12 +53,27 @@ def open_engine(config_dir: Path | None, url: str | None) -> Iterator[Engine]:
         engine.dispose()
 
 
+def load_settings(config_dir: Path | None) -> ProvisioningSettings:
+    """main.cf's provisioning settings; sizes of this command use its multiplier."""
+    from mailhost.cli.sizes import use_multiplier  # noqa: PLC0415
+    from mailhost.config import load_config  # noqa: PLC0415
+    from mailhost.db.settings import ProvisioningSettings  # noqa: PLC0415
+
+    settings = ProvisioningSettings.from_config(load_config(config_dir))
+    use_multiplier(settings.quota_multiplier)
+    return settings
+
+
 @contextmanager
 def provisioning(config_dir: Path | None, url: str | None) -> Iterator[Session]:
-    """One provisioning command = one transaction on the command's database."""
+    """One provisioning command = one transaction on the command's database,
+    carrying main.cf's provisioning settings (:mod:`mailhost.db.settings`)."""
     from mailhost.db.engine import transaction  # noqa: PLC0415
+    from mailhost.db.settings import attach  # noqa: PLC0415
 
+    settings = load_settings(config_dir)
     with open_engine(config_dir, url) as engine, transaction(engine) as session:
+        attach(session, settings)
         yield session
 
 
@@ -142,12 +159,19 @@ def history(as_json: bool) -> None:
 @database_url_option
 @command_errors(PROGRAM)
 def adopt(config_dir: Path | None, database_url: str | None) -> None:
-    """Adopt an existing PostfixAdmin database: add mailhost's tables only."""
+    """Adopt an existing PostfixAdmin database: add mailhost's tables only,
+    and say which password format its mailboxes use."""
+    from mailhost.config import load_config  # noqa: PLC0415
     from mailhost.db import migrate  # noqa: PLC0415
+    from mailhost.db.password_format import format_advice  # noqa: PLC0415
 
+    configured = load_config(config_dir).get("mailhost_password_format")
     with open_engine(config_dir, database_url) as engine:
         heads = migrate.adopt(engine)
+        stored = migrate.stored_passwords(engine)
     click.echo(f"adopted PostfixAdmin database; now at revision {', '.join(heads)}")
+    for line in format_advice(stored, configured):
+        click.echo(line)
 
 
 @db.command()

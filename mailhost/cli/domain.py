@@ -26,7 +26,7 @@ from mailhost.cli.output import (
     limit_text,
     yes_no,
 )
-from mailhost.cli.sizes import SIZE, format_size
+from mailhost.cli.sizes import SIZE, SizeSpec, format_size, to_bytes
 
 
 def _usage(count_key: str, limit_key: str) -> Any:
@@ -53,6 +53,10 @@ SHOW_FIELDS = [
     ("max quota", lambda r: format_size(r["max_quota"])),
     ("total quota", lambda r: format_size(r["total_quota"])),
     ("default quota", lambda r: format_size(r["default_quota"])),
+    (
+        "pw expiry",
+        lambda r: f"{r['password_expiry_days']} days" if r["password_expiry_days"] else "never",
+    ),
     ("transport", lambda r: r["transport"]),
     ("backup mx", lambda r: yes_no(r["backupmx"])),
     ("alias domains", lambda r: ", ".join(r["alias_domains"])),
@@ -112,20 +116,27 @@ def domain() -> None:
 )
 @click.option("--backupmx", is_flag=True, help="Mark as a backup MX domain.")
 @click.option("--inactive", is_flag=True, help="Create the domain disabled.")
+@click.option(
+    "--password-expiry", type=int, default=0, show_default=True, metavar="DAYS",
+    help="Days a new password stays valid (0 never), PostfixAdmin's password expiration.",
+)  # fmt: skip
 @json_option
 @command_errors(PROGRAM)
 def add(config_dir: Path | None, database_url: str | None, name: str, description: str,
-        mailboxes: int, aliases: int, max_quota: int, total_quota: int,
-        default_quota: int | None, transport: str, backupmx: bool, inactive: bool,
-        as_json: bool) -> None:  # fmt: skip
-    """Add the domain NAME."""
+        mailboxes: int, aliases: int, max_quota: SizeSpec, total_quota: SizeSpec,
+        default_quota: SizeSpec | None, transport: str, backupmx: bool, inactive: bool,
+        password_expiry: int, as_json: bool) -> None:  # fmt: skip
+    """Add the domain NAME (sizes: M is mailhost_quota_multiplier bytes)."""
     from mailhost.db import domains  # noqa: PLC0415 - SQLAlchemy only when used
 
-    limits = domains.DomainLimits(mailboxes, aliases, max_quota, total_quota, default_quota)
     with provisioning(config_dir, database_url) as session:
+        limits = domains.DomainLimits(
+            mailboxes, aliases, to_bytes(max_quota) or 0, to_bytes(total_quota) or 0,
+            to_bytes(default_quota),
+        )  # fmt: skip
         row = domains.add_domain(
             session, name, limits, description=description, transport=transport,
-            backupmx=backupmx, active=not inactive,
+            backupmx=backupmx, active=not inactive, password_expiry=password_expiry,
         )  # fmt: skip
         info = domains.show_domain(session, row.domain)
     if as_json:

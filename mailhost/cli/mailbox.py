@@ -25,9 +25,9 @@ from typing import Any, TextIO
 import click
 
 from mailhost.cli.common import command_errors, config_dir_option
-from mailhost.cli.db import PROGRAM, database_url_option, provisioning
+from mailhost.cli.db import PROGRAM, database_url_option, load_settings, provisioning
 from mailhost.cli.output import both_ways, emit_json, emit_list, emit_record, json_option, yes_no
-from mailhost.cli.sizes import SIZE, BadSize, format_size, parse_size
+from mailhost.cli.sizes import SIZE, BadSize, SizeSpec, format_size, parse_quota, to_bytes
 from mailhost.errors import EX_DATAERR, MailhostError, UsageError
 
 LIST_COLUMNS = [
@@ -50,6 +50,7 @@ SHOW_FIELDS = [
     ("forwards to", lambda r: ", ".join(r["forwards_to"])),
     ("created", lambda r: r["created"]),
     ("modified", lambda r: r["modified"]),
+    ("pw expiry", lambda r: r["password_expiry"]),
 ]  # fmt: skip
 
 password_stdin_option = click.option(
@@ -60,30 +61,65 @@ password_hash_option = click.option(
     help="Store an existing hash ({SCHEME}hash or a crypt(3) $1$/$6$/$2y$ hash).",
 )  # fmt: skip
 scheme_option = click.option(
-    "--scheme", default="SHA512-CRYPT", show_default=True,
-    help="Hash scheme for a new password (SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, ARGON2ID, ...).",
+    "--scheme", default=None,
+    help="Store a new password with this Dovecot scheme (SHA512-CRYPT, BLF-CRYPT, "
+    "ARGON2ID, ...) instead of mailhost_password_format.",
+)  # fmt: skip
+format_option = click.option(
+    "--password-format", "password_format", default=None, metavar="FORMAT",
+    help="Store a new password in this PostfixAdmin encrypt format (md5crypt, "
+    "sha512.b64, dovecot:SCHEME, php_crypt:METHOD, ...) instead of mailhost_password_format.",
 )  # fmt: skip
 
 
-def read_password(password_stdin: bool, password_hash: str | None, scheme: str) -> str:
-    """The hash to store, from exactly one of the allowed sources."""
-    from mailhost.db import passwords  # noqa: PLC0415
+class Hasher:
+    """How this command stores passwords: main.cf's ``mailhost_password_format``
+    unless ``--scheme``/``--password-format`` says otherwise."""
 
+    def __init__(self, config_dir: Path | None, scheme: str | None, fmt: str | None) -> None:
+        from mailhost.config import load_config  # noqa: PLC0415
+        from mailhost.db.password_format import parse_format  # noqa: PLC0415
+
+        if scheme is not None and fmt is not None:
+            raise UsageError("--scheme and --password-format exclude each other")
+        cfg = load_config(config_dir)
+        text = fmt if fmt is not None else cfg.get("mailhost_password_format")
+        if scheme is not None:
+            text = f"dovecot:{scheme}"
+        self.accept_weak = cfg.get_bool("mailhost_password_accept_weak")
+        self.format = parse_format(text, cfg.get("mailhost_password_authlib_flavor"))
+        if self.format.weak and not self.accept_weak:
+            raise UsageError(
+                f"password format {text} stores weak hashes: "
+                "set mailhost_password_accept_weak = yes to use it"
+            )
+
+    def hash(self, plain: str) -> str:
+        return self.format.hash(plain)
+
+    def importable(self, stored: str) -> str:
+        from mailhost.db import passwords  # noqa: PLC0415
+
+        return passwords.check_importable(stored, accept_weak=self.accept_weak)
+
+
+def read_password(password_stdin: bool, password_hash: str | None, hasher: Hasher) -> str:
+    """The hash to store, from exactly one of the allowed sources."""
     if password_stdin and password_hash is not None:
         raise UsageError("--password-stdin and --password-hash exclude each other")
     if password_hash is not None:
-        return passwords.check_importable(password_hash)
+        return hasher.importable(password_hash)
     if password_stdin:
         line = sys.stdin.readline()
         plain = line[:-1] if line.endswith("\n") else line
         plain = plain.removesuffix("\r")
         if not plain:
             raise UsageError("no password on standard input")
-        return passwords.hash_password(plain, scheme)
+        return hasher.hash(plain)
     if not sys.stdin.isatty():
         raise UsageError("no terminal to prompt for the password: use --password-stdin")
     plain = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
-    return passwords.hash_password(plain, scheme)
+    return hasher.hash(plain)
 
 
 @click.group(context_settings={"help_option_names": ["--help"]})
@@ -105,18 +141,22 @@ def mailbox() -> None:
 @password_stdin_option
 @password_hash_option
 @scheme_option
+@format_option
 @click.option("--inactive", is_flag=True, help="Create the mailbox disabled.")
 @json_option
 @command_errors(PROGRAM)
 def add(config_dir: Path | None, database_url: str | None, address: str, name: str,
-        quota: int | None, password_stdin: bool, password_hash: str | None, scheme: str,
-        inactive: bool, as_json: bool) -> None:  # fmt: skip
+        quota: SizeSpec | None, password_stdin: bool, password_hash: str | None,
+        scheme: str | None, password_format: str | None, inactive: bool,
+        as_json: bool) -> None:  # fmt: skip
     """Add the mailbox ADDRESS (and its self alias)."""
     from mailhost.db import mailboxes  # noqa: PLC0415
 
-    stored = read_password(password_stdin, password_hash, scheme)
-    new = mailboxes.NewMailbox(address, stored, name, quota, active=not inactive)
+    stored = read_password(
+        password_stdin, password_hash, Hasher(config_dir, scheme, password_format)
+    )
     with provisioning(config_dir, database_url) as session:
+        new = mailboxes.NewMailbox(address, stored, name, to_bytes(quota), active=not inactive)
         username = mailboxes.add_mailbox(session, new)
         info = mailboxes.show_mailbox(session, username)
     if as_json:
@@ -258,13 +298,17 @@ disable = _toggle(False)
 @password_stdin_option
 @password_hash_option
 @scheme_option
+@format_option
 @command_errors(PROGRAM)
 def passwd(config_dir: Path | None, database_url: str | None, address: str,
-           password_stdin: bool, password_hash: str | None, scheme: str) -> None:  # fmt: skip
-    """Set a mailbox's password."""
+           password_stdin: bool, password_hash: str | None, scheme: str | None,
+           password_format: str | None) -> None:  # fmt: skip
+    """Set a mailbox's password (and, as PostfixAdmin does, its expiry date)."""
     from mailhost.db import mailboxes  # noqa: PLC0415
 
-    stored = read_password(password_stdin, password_hash, scheme)
+    stored = read_password(
+        password_stdin, password_hash, Hasher(config_dir, scheme, password_format)
+    )
     with provisioning(config_dir, database_url) as session:
         row = mailboxes.set_password(session, address, stored)
     click.echo(f"password of {row.username} changed")
@@ -276,12 +320,13 @@ def passwd(config_dir: Path | None, database_url: str | None, address: str,
 @click.argument("address")
 @click.argument("size", type=SIZE)
 @command_errors(PROGRAM)
-def quota(config_dir: Path | None, database_url: str | None, address: str, size: int) -> None:
-    """Set a mailbox's quota (e.g. 500M, 2G, 0 or unlimited)."""
+def quota(config_dir: Path | None, database_url: str | None, address: str, size: SizeSpec) -> None:
+    """Set a mailbox's quota (e.g. 500M, 2G, 0 or unlimited; M is
+    mailhost_quota_multiplier bytes, PostfixAdmin's MB)."""
     from mailhost.db import mailboxes  # noqa: PLC0415
 
     with provisioning(config_dir, database_url) as session:
-        row = mailboxes.set_quota(session, address, size)
+        row = mailboxes.set_quota(session, address, to_bytes(size) or 0)
     click.echo(f"quota of {row.username} set to {format_size(row.quota)}")
 
 
@@ -312,18 +357,18 @@ def _import_rows(stream: TextIO) -> list[dict[str, str]]:
     return records
 
 
-def _new_mailbox(row: dict[str, str], scheme: str) -> Any:
+def _new_mailbox(row: dict[str, str], hasher: Hasher) -> Any:
     """One CSV record as a NewMailbox (hashing a plain password: the slow part)."""
-    from mailhost.db import mailboxes, passwords  # noqa: PLC0415
+    from mailhost.db import mailboxes  # noqa: PLC0415
 
     try:
         if row.get("password_hash"):
-            stored = passwords.check_importable(row["password_hash"])
+            stored = hasher.importable(row["password_hash"])
         elif row.get("password"):
-            stored = passwords.hash_password(row["password"], scheme)
+            stored = hasher.hash(row["password"])
         else:
             raise UsageError("no password")
-        size = parse_size(row["quota"]) if row.get("quota") else None
+        size = parse_quota(row["quota"]) if row.get("quota") else None
     except (MailhostError, BadSize) as exc:
         raise ImportFailed(f"line {row['line']}: {exc}; nothing imported") from exc
     return mailboxes.NewMailbox(row["address"], stored, row.get("name", ""), size)
@@ -334,9 +379,10 @@ def _new_mailbox(row: dict[str, str], scheme: str) -> Any:
 @database_url_option
 @click.argument("csv_file", type=click.File("r", encoding="utf-8"))
 @scheme_option
+@format_option
 @command_errors(PROGRAM)
 def import_(config_dir: Path | None, database_url: str | None, csv_file: TextIO,
-            scheme: str) -> None:  # fmt: skip
+            scheme: str | None, password_format: str | None) -> None:  # fmt: skip
     """Add the mailboxes listed in CSV_FILE ('-' for stdin) in one transaction.
 
     The header line names the columns: address, password (plain text, hashed
@@ -347,10 +393,12 @@ def import_(config_dir: Path | None, database_url: str | None, csv_file: TextIO,
     rows = _import_rows(csv_file)
     if not rows:
         raise UsageError("no mailboxes in the file")
+    load_settings(config_dir)  # quotas in the file use mailhost_quota_multiplier
+    hasher = Hasher(config_dir, scheme, password_format)
     with click.progressbar(
         rows, label="hashing passwords", file=sys.stderr, hidden=not sys.stderr.isatty()
     ) as bar:
-        batch = [_new_mailbox(row, scheme) for row in bar]
+        batch = [_new_mailbox(row, hasher) for row in bar]
     try:
         with provisioning(config_dir, database_url) as session:
             mailboxes.add_mailboxes(session, batch, lambda i: f"line {rows[i]['line']}: ")

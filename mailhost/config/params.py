@@ -290,6 +290,7 @@ PARAMETERS: tuple[Param, ...] = (
     Param("smtpd_client_restrictions", "", STR),
     Param("smtpd_data_restrictions", "", STR),
     Param("smtpd_delay_reject", "yes", BOOL),
+    Param("smtpd_discard_ehlo_keywords", "", STR),
     Param("smtpd_end_of_data_restrictions", "", STR),
     Param("smtpd_enforce_tls", "no", BOOL),
     Param("smtpd_error_sleep_time", "1s", TIME),
@@ -450,6 +451,13 @@ PARAMETERS: tuple[Param, ...] = (
         STR,
     ),
     Param("mailhost_sasl_password_maps", "", STR),
+    # PostfixAdmin coexistence (docs/postfixadmin.md): each mirrors a $CONF setting.
+    Param("mailhost_password_format", "dovecot:SHA512-CRYPT", STR),
+    Param("mailhost_password_authlib_flavor", "md5raw", STR),
+    Param("mailhost_password_accept_weak", "no", BOOL),
+    Param("mailhost_password_expiration", "yes", BOOL),
+    Param("mailhost_quota_multiplier", "1024000", INT),
+    Param("mailhost_postfixadmin_log", "yes", BOOL),
 )
 
 BY_NAME: dict[str, Param] = {p.name: p for p in PARAMETERS}

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from mailhost.db import names
+from mailhost.db import changelog, names
 from mailhost.db.domains import active_domain, count_aliases, get_domain
 from mailhost.db.models import Alias, AliasDomain, Mailbox, utcnow
 from mailhost.db.rules import (
@@ -63,6 +63,7 @@ def add_alias(session: Session, address: str, targets: list[str], *, append: boo
             raise RuleViolation(f"alias {key} already exists (use --append to add targets)")
         row.goto = join_goto([*split_goto(row.goto), *goto])
         row.modified = utcnow()
+        changelog.record(session, domain, "edit_alias", key)
         return row
     if append:
         raise NotFound(f"alias {key} does not exist")
@@ -70,6 +71,7 @@ def add_alias(session: Session, address: str, targets: list[str], *, append: boo
     row = Alias(address=key, goto=join_goto(goto), domain=domain, active=True)
     session.add(row)
     session.flush()
+    changelog.record(session, domain, "create_alias", key)
     return row
 
 
@@ -139,9 +141,11 @@ def remove_alias(session: Session, address: str, targets: list[str] | None = Non
         if left:
             row.goto = join_goto(left)
             row.modified = utcnow()
+            changelog.record(session, row.domain, "edit_alias", key)
             return row
     session.delete(row)
     session.flush()
+    changelog.record(session, row.domain, "delete_alias", key)
     return None
 
 
@@ -169,6 +173,7 @@ def add_alias_domain(session: Session, alias_domain: str, target_domain: str) ->
     row = AliasDomain(alias_domain=alias_name, target_domain=target_name, active=True)
     session.add(row)
     session.flush()
+    changelog.record(session, alias_name, "create_alias_domain", alias_name)
     return row
 
 
@@ -189,6 +194,9 @@ def list_alias_domains(session: Session) -> list[dict[str, Any]]:
 
 def remove_alias_domain(session: Session, alias_domain: str) -> None:
     name = names.to_ascii(alias_domain)
-    if session.get(AliasDomain, name) is None:
+    row = session.get(AliasDomain, name)
+    if row is None:
         raise NotFound(f"alias domain {name} does not exist")
+    target = row.target_domain
     session.execute(delete(AliasDomain).where(AliasDomain.alias_domain == name))
+    changelog.record(session, name, "delete_alias_domain", target)

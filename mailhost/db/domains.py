@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from mailhost.db import names
+from mailhost.db import changelog, names
 from mailhost.db.models import (
     Alias,
     AliasDomain,
@@ -31,6 +31,7 @@ from mailhost.db.rules import (
     check_mailbox_quota,
     mb_to_bytes,
 )
+from mailhost.db.settings import settings_of
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,9 @@ def default_quota(session: Session, row: Domain) -> int:
     settings = session.get(DomainSettings, row.domain)
     if settings is not None:
         return settings.default_quota
-    return mb_to_bytes(row.maxquota) if row.maxquota > 0 else 0
+    return (
+        mb_to_bytes(row.maxquota, settings_of(session).quota_multiplier) if row.maxquota > 0 else 0
+    )
 
 
 def add_domain(
@@ -81,15 +84,20 @@ def add_domain(
     transport: str = "virtual",
     backupmx: bool = False,
     active: bool = True,
+    password_expiry: int = 0,
 ) -> Domain:
-    """Create a domain with its limits."""
+    """Create a domain with its limits (``password_expiry``: days a password
+    stays valid, 0 = never, PostfixAdmin's column)."""
     name = names.to_ascii(domain)
     if session.get(Domain, name) is not None:
         raise RuleViolation(f"domain {name} already exists")
     check_limit_value("--mailboxes", limits.mailboxes)
     check_limit_value("--aliases", limits.aliases)
-    maxquota = bytes_to_mb(limits.max_quota, "--max-quota")
-    total = bytes_to_mb(limits.total_quota, "--total-quota")
+    if password_expiry < 0:
+        raise RuleViolation("--password-expiry: expected 0 (never) or a number of days")
+    multiplier = settings_of(session).quota_multiplier
+    maxquota = bytes_to_mb(limits.max_quota, "--max-quota", multiplier)
+    total = bytes_to_mb(limits.total_quota, "--total-quota", multiplier)
     if maxquota > 0 and total > 0 and maxquota > total:
         raise RuleViolation("--max-quota cannot exceed --total-quota")
     row = Domain(
@@ -102,12 +110,14 @@ def add_domain(
         transport=transport,
         backupmx=backupmx,
         active=active,
+        password_expiry=password_expiry,
     )
     session.add(row)
     if limits.default_quota is not None:
-        check_mailbox_quota(name, limits.default_quota, maxquota)
+        check_mailbox_quota(name, limits.default_quota, maxquota, multiplier)
         session.add(DomainSettings(domain=name, default_quota=limits.default_quota))
     session.flush()
+    changelog.record(session, name, "create_domain", name)
     return row
 
 
@@ -156,9 +166,10 @@ def describe(session: Session, row: Domain, mailboxes: int, aliases: int) -> dic
         "mailbox_limit": row.mailboxes,
         "aliases": aliases,
         "alias_limit": row.aliases,
-        "max_quota": mb_to_bytes(row.maxquota),
-        "total_quota": mb_to_bytes(row.quota),
+        "max_quota": mb_to_bytes(row.maxquota, settings_of(session).quota_multiplier),
+        "total_quota": mb_to_bytes(row.quota, settings_of(session).quota_multiplier),
         "default_quota": default_quota(session, row),
+        "password_expiry_days": int(row.password_expiry or 0),
         "transport": row.transport,
         "backupmx": bool(row.backupmx),
         "created": row.created.isoformat(sep=" ", timespec="seconds"),
@@ -184,6 +195,7 @@ def set_active(session: Session, domain: str, active: bool) -> Domain:
     row = get_domain(session, names.to_ascii(domain))
     row.active = active
     row.modified = utcnow()
+    changelog.record(session, row.domain, "edit_domain", row.domain)
     return row
 
 
@@ -218,6 +230,7 @@ def remove_domain(session: Session, domain: str, *, force: bool = False) -> dict
     )
     session.execute(delete(DomainSettings).where(DomainSettings.domain == name))
     session.execute(delete(Domain).where(Domain.domain == name))
+    changelog.record(session, name, "delete_domain", name)
     return {
         "mailboxes": mailboxes,
         "aliases": aliases,

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from mailhost.db import names
+from mailhost.db import changelog, names
 from mailhost.db.domains import active_domain, count_mailboxes, default_quota, get_domain
 from mailhost.db.models import Alias, AliasDomain, Domain, Mailbox, QuotaUsage, utcnow
 from mailhost.db.rules import (
@@ -29,7 +30,24 @@ from mailhost.db.rules import (
     maildir_for,
     split_goto,
 )
+from mailhost.db.settings import settings_of
 from mailhost.errors import MailhostError
+
+#: PostfixAdmin's stand-in when password expiration is off: a year ahead.
+NO_EXPIRATION_DAYS = 365
+
+
+def password_expiry(session: Session, domain: Domain, now: datetime) -> datetime:
+    """When a password set ``now`` expires, as PostfixAdmin 3.3 computes it
+    (MailboxHandler, Login::changePassword): ``now`` plus the domain's
+    ``password_expiry`` days when ``mailhost_password_expiration`` is on, where
+    0 days gives ``now`` itself (the documented Dovecot query then lets the
+    login through by its ``d.password_expiry = 0`` term); a year ahead when the
+    feature is off.  Whole minutes, as PostfixAdmin's ``Y-m-d H:i``."""
+    days = NO_EXPIRATION_DAYS
+    if settings_of(session).password_expiration:
+        days = max(int(domain.password_expiry or 0), 0)
+    return (now + timedelta(days=days)).replace(second=0, microsecond=0)
 
 
 @dataclass(frozen=True)
@@ -59,7 +77,8 @@ def _check_total(session: Session, domain: str, total_mb: int, quota: int, exclu
             Mailbox.domain == domain, Mailbox.username != exclude
         )
     )
-    check_domain_total(domain, total_mb, int(others or 0), quota)
+    multiplier = settings_of(session).quota_multiplier
+    check_domain_total(domain, total_mb, int(others or 0), quota, multiplier)
 
 
 @dataclass
@@ -123,7 +142,9 @@ def add_mailboxes(
     aliases = _existing(session, Alias.address, usernames)
     mailbox_rows: list[dict[str, Any]] = []
     alias_rows: list[dict[str, Any]] = []
-    now = utcnow()
+    log_rows: list[tuple[str, str, str]] = []
+    now = utcnow().replace(microsecond=0)
+    multiplier = settings_of(session).quota_multiplier
     for index, (new, local, domain, username) in enumerate(parsed):
         try:
             state = states.get(domain)
@@ -142,8 +163,8 @@ def add_mailboxes(
                 )
             check_count_limit(domain, "mailboxes", state.row.mailboxes, state.count)
             quota = state.default_quota if new.quota is None else new.quota
-            check_mailbox_quota(domain, quota, state.row.maxquota)
-            check_domain_total(domain, state.row.quota, state.allocated, quota)
+            check_mailbox_quota(domain, quota, state.row.maxquota, multiplier)
+            check_domain_total(domain, state.row.quota, state.allocated, quota, multiplier)
             maildir = maildir_for(domain, local)
         except MailhostError as exc:
             raise _labelled(exc, label, index) from exc
@@ -155,7 +176,9 @@ def add_mailboxes(
             "username": username, "password": new.password, "name": new.name,
             "maildir": maildir, "quota": quota, "local_part": local, "domain": domain,
             "active": new.active, "created": now, "modified": now,
+            "password_expiry": password_expiry(session, state.row, now),
         })  # fmt: skip
+        log_rows += [(domain, "create_alias", username), (domain, "create_mailbox", username)]
         alias_rows.append({
             "address": username, "goto": username, "domain": domain,
             "active": new.active, "created": now, "modified": now,
@@ -163,6 +186,7 @@ def add_mailboxes(
     if mailbox_rows:
         session.execute(insert(Mailbox), mailbox_rows)
         session.execute(insert(Alias), alias_rows)
+        changelog.record_many(session, log_rows)
     return usernames
 
 
@@ -190,6 +214,7 @@ def describe(row: Mailbox, usage: QuotaUsage | None = None) -> dict[str, Any]:
         "active": bool(row.active),
         "created": row.created.isoformat(sep=" ", timespec="seconds"),
         "modified": row.modified.isoformat(sep=" ", timespec="seconds"),
+        "password_expiry": row.password_expiry.isoformat(sep=" ", timespec="seconds"),
     }
     if usage is not None:
         info["used_bytes"] = usage.bytes
@@ -220,29 +245,42 @@ def set_active(session: Session, address: str, active: bool) -> Mailbox:
     row = get_mailbox(session, address)
     if active:
         active_domain(session, row.domain)
+    now = utcnow()
     row.active = active
-    row.modified = utcnow()
+    row.modified = now
     alias = session.get(Alias, row.username)
     if alias is not None:
         alias.active = active
-        alias.modified = utcnow()
+        alias.modified = now
+    _log_edit(session, row)
     return row
 
 
+def _log_edit(session: Session, row: Mailbox) -> None:
+    """PostfixAdmin's MailboxHandler saves the self alias, then the mailbox."""
+    changelog.record(session, row.domain, "edit_alias", row.username)
+    changelog.record(session, row.domain, "edit_mailbox", row.username)
+
+
 def set_password(session: Session, address: str, password_hash: str) -> Mailbox:
+    """A new password, and with it a new expiry date (PostfixAdmin's rule)."""
     row = get_mailbox(session, address)
+    now = utcnow()
     row.password = password_hash
-    row.modified = utcnow()
+    row.modified = now
+    row.password_expiry = password_expiry(session, get_domain(session, row.domain), now)
+    changelog.record(session, row.domain, "edit_password", row.username)
     return row
 
 
 def set_quota(session: Session, address: str, quota: int) -> Mailbox:
     row = get_mailbox(session, address)
     drow = get_domain(session, row.domain, lock=True)
-    check_mailbox_quota(row.domain, quota, drow.maxquota)
+    check_mailbox_quota(row.domain, quota, drow.maxquota, settings_of(session).quota_multiplier)
     _check_total(session, row.domain, drow.quota, quota, row.username)
     row.quota = quota
     row.modified = utcnow()
+    _log_edit(session, row)
     return row
 
 
@@ -254,4 +292,5 @@ def remove_mailbox(session: Session, address: str) -> Mailbox:
     session.execute(delete(QuotaUsage).where(QuotaUsage.username == row.username))
     session.delete(row)
     session.flush()
+    changelog.record(session, row.domain, "delete_mailbox", row.username)
     return row

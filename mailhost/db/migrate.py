@@ -222,6 +222,21 @@ def check_postfixadmin(engine: Engine) -> None:
         raise driver_error(engine, exc) from exc
 
 
+def stored_passwords(engine: Engine) -> list[str]:
+    """Every stored mailbox and PostfixAdmin admin password (PostfixAdmin
+    hashes both with its ``encrypt`` setting), for ``mailhost db adopt``."""
+    try:
+        with engine.connect() as conn:
+            tables = ["mailbox"] + (["admin"] if inspect(conn).has_table("admin") else [])
+            return [
+                str(row[0] or "")
+                for table in tables
+                for row in conn.execute(text(f"SELECT password FROM {table}"))
+            ]
+    except SQLAlchemyError as exc:
+        raise driver_error(engine, exc) from exc
+
+
 def adopt(engine: Engine) -> list[str]:
     """Adopt a PostfixAdmin database: stamp 0001, then add mailhost's tables."""
     applied = current(engine)

@@ -70,6 +70,9 @@ class Domain(Base):
     created: Mapped[datetime] = _created()
     modified: Mapped[datetime] = _modified()
     active: Mapped[bool] = _active()
+    #: Days a new password stays valid (0: never expires), PostfixAdmin's
+    #: ``password_expiration`` feature.
+    password_expiry: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Mailbox(Base):
@@ -88,6 +91,11 @@ class Mailbox(Base):
     created: Mapped[datetime] = _created()
     modified: Mapped[datetime] = _modified()
     active: Mapped[bool] = _active()
+    #: When the password stops working in PostfixAdmin's Dovecot query
+    #: (``m.password_expiry > now() OR d.password_expiry = 0``).
+    password_expiry: Mapped[datetime] = mapped_column(
+        DateTime, nullable=False, default=utcnow, server_default=EPOCH_DEFAULT
+    )
 
 
 class Alias(Base):
@@ -144,7 +152,21 @@ class DomainSettings(Base):
     modified: Mapped[datetime] = _modified()
 
 
+class Log(Base):
+    """PostfixAdmin's change log (``log``), shown by its "View Log" page: one
+    row per change, ``action`` one of PostfixAdmin's action names."""
+
+    __tablename__ = "log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    timestamp: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    username: Mapped[str] = mapped_column(String(255), nullable=False)
+    domain: Mapped[str] = mapped_column(String(255), nullable=False)
+    action: Mapped[str] = mapped_column(String(255), nullable=False)
+    data: Mapped[str] = mapped_column(Text, nullable=False)
+
+
 #: The tables a PostfixAdmin database already has (adopted, never rewritten).
 POSTFIXADMIN_TABLES = ("domain", "mailbox", "alias", "alias_domain")
 #: Tables mailhost adds.
-MAILHOST_TABLES = ("mailhost_domain_settings", "mailhost_quota_usage")
+MAILHOST_TABLES = ("mailhost_domain_settings", "mailhost_quota_usage", "mailhost_added_by_0003")

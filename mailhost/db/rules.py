@@ -6,19 +6,16 @@ enclosing transaction is rolled back, so a refused command changes nothing.
 
 Limits follow PostfixAdmin's documented meanings: for ``domain.mailboxes`` and
 ``domain.aliases`` 0 = unlimited and -1 = none allowed; ``domain.maxquota`` and
-``domain.quota`` are in MB of :data:`QUOTA_MULTIPLIER` bytes, 0 = unlimited,
--1 = disabled; ``mailbox.quota`` is bytes, 0 = unlimited.
+``domain.quota`` are in MB of ``mailhost_quota_multiplier`` bytes (PostfixAdmin's
+``quota_multiplier``), 0 = unlimited, -1 = disabled; ``mailbox.quota`` is bytes,
+0 = unlimited.  PostfixAdmin compares a mailbox's MB with the domain's MB; with
+every quota a whole number of MB, comparing bytes gives the same answers.
 """
 
 from __future__ import annotations
 
-from mailhost.db.sizes import format_size
+from mailhost.db.sizes import DEFAULT_MULTIPLIER, format_size
 from mailhost.errors import EX_DATAERR, MailhostError
-
-#: Bytes per PostfixAdmin "MB" in domain.maxquota / domain.quota.  PostfixAdmin
-#: documents 1024000 (its default) and 1048576; mailhost uses 1048576 so that
-#: ``--max-quota 2G`` is stored exactly as 2048.
-QUOTA_MULTIPLIER = 1024 * 1024
 
 #: sysexits(3) EX_NOUSER: the named domain/mailbox/alias does not exist.
 EX_NOUSER = 67
@@ -44,24 +41,26 @@ def check_count_limit(domain: str, what: str, limit: int, current: int) -> None:
         raise RuleViolation(f"domain {domain} already has {current} {what} (limit {limit})")
 
 
-def mb_to_bytes(mb: int) -> int:
+def mb_to_bytes(mb: int, multiplier: int = DEFAULT_MULTIPLIER) -> int:
     """A domain quota column (MB) in bytes; 0/-1 keep their meaning."""
-    return mb * QUOTA_MULTIPLIER if mb > 0 else mb
+    return mb * multiplier if mb > 0 else mb
 
 
-def bytes_to_mb(size: int, option: str) -> int:
+def bytes_to_mb(size: int, option: str, multiplier: int = DEFAULT_MULTIPLIER) -> int:
     """A size given in bytes as the MB a domain quota column stores."""
     if size <= 0:
         return size
-    if size % QUOTA_MULTIPLIER:
+    if size % multiplier:
         raise RuleViolation(
             f"{option}: domain quotas are stored in whole megabytes "
-            f"({QUOTA_MULTIPLIER} bytes), {size} bytes is not"
+            f"({multiplier} bytes, mailhost_quota_multiplier), {size} bytes is not"
         )
-    return size // QUOTA_MULTIPLIER
+    return size // multiplier
 
 
-def check_mailbox_quota(domain: str, quota: int, maxquota_mb: int) -> None:
+def check_mailbox_quota(
+    domain: str, quota: int, maxquota_mb: int, multiplier: int = DEFAULT_MULTIPLIER
+) -> None:
     """A mailbox quota (bytes) must fit the domain's per-mailbox maximum."""
     if quota < 0:
         raise RuleViolation("a mailbox quota cannot be negative")
@@ -71,20 +70,22 @@ def check_mailbox_quota(domain: str, quota: int, maxquota_mb: int) -> None:
         return
     if maxquota_mb == 0:
         return
-    limit = mb_to_bytes(maxquota_mb)
+    limit = mb_to_bytes(maxquota_mb, multiplier)
     if quota == 0:
         raise RuleViolation(
-            f"domain {domain} limits mailboxes to {format_size(limit)}: "
+            f"domain {domain} limits mailboxes to {format_size(limit, multiplier)}: "
             "an unlimited quota is not allowed"
         )
     if quota > limit:
         raise RuleViolation(
-            f"quota {format_size(quota)} exceeds the maximum of domain {domain} "
-            f"({format_size(limit)})"
+            f"quota {format_size(quota, multiplier)} exceeds the maximum of domain {domain} "
+            f"({format_size(limit, multiplier)})"
         )
 
 
-def check_domain_total(domain: str, total_mb: int, others: int, quota: int) -> None:
+def check_domain_total(
+    domain: str, total_mb: int, others: int, quota: int, multiplier: int = DEFAULT_MULTIPLIER
+) -> None:
     """The sum of mailbox quotas must fit the domain's total quota.
 
     ``others`` is the sum of the other mailboxes' quotas (an unlimited one, left
@@ -93,16 +94,16 @@ def check_domain_total(domain: str, total_mb: int, others: int, quota: int) -> N
     """
     if total_mb <= 0:
         return
-    limit = mb_to_bytes(total_mb)
+    limit = mb_to_bytes(total_mb, multiplier)
     if quota == 0:
         raise RuleViolation(
-            f"domain {domain} has a total quota of {format_size(limit)}: "
+            f"domain {domain} has a total quota of {format_size(limit, multiplier)}: "
             "unlimited mailboxes are not allowed"
         )
     if others + quota > limit:
+        used, asked, total = (format_size(n, multiplier) for n in (others, quota, limit))
         raise RuleViolation(
-            f"domain {domain} total quota exceeded: {format_size(others)} allocated "
-            f"+ {format_size(quota)} > {format_size(limit)}"
+            f"domain {domain} total quota exceeded: {used} allocated + {asked} > {total}"
         )
 
 

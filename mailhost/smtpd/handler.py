@@ -37,6 +37,7 @@ from mailhost.observe import metrics
 from mailhost.reply import NO_DISK_SPACE, RCPT_OK, Reply
 from mailhost.smtpd import replies
 from mailhost.smtpd.data import DataResult
+from mailhost.smtpd.etrn import UNABLE, FastFlush
 from mailhost.smtpd.maillog import reject_line
 from mailhost.smtpd.paths import Path, format_param
 from mailhost.smtpd.received import received_header
@@ -72,6 +73,8 @@ class SmtpdHandler:
     #: The restriction stages (None: no restrictions, as ``sendmail -bs``).
     checks: SmtpdChecks | None = None
     queue_directory: str | None = None
+    #: ETRN's fast flush (None: ``sendmail -bs``, where ETRN is refused).
+    fast_flush: FastFlush | None = None
 
     # -- the restriction stages ------------------------------------------------------
 
@@ -126,13 +129,27 @@ class SmtpdHandler:
         state = self.check_state(session, Where.DATA)
         if state is None or self.checks is None:
             return None
-        # Postfix's state->recipient: the first accepted recipient.
         txn = session.transaction
-        state.recipient = txn.recipients[0] if txn is not None and txn.recipients else None
+        # Postfix's state->recipient: the last accepted recipient.
+        state.recipient = txn.recipients[-1] if txn is not None and txn.recipients else None
         try:
             return self.counted("DATA", await self.checks.data(state))
         finally:
             state.recipient = None
+
+    async def etrn(self, session: Session, site: str) -> Reply:
+        """ETRN of a syntactically valid ``site``: smtpd_etrn_restrictions,
+        then the fast flush (:mod:`mailhost.smtpd.etrn`)."""
+        if self.fast_flush is None:
+            log.warning('do not use ETRN in "sendmail -bs" mode')
+            return UNABLE
+        state = self.check_state(session, Where.ETRN)
+        if state is not None and self.checks is not None:
+            refused = await self.checks.etrn(state, site)
+            if refused is not None:
+                metrics.smtpd_reject("ETRN", refused)
+                return refused
+        return await self.fast_flush.send_site(site, session.client)
 
     # -- logging -----------------------------------------------------------------
 

@@ -54,7 +54,7 @@ from mailhost.errors import MailhostError
 from mailhost.log import logger
 from mailhost.observe import metrics
 from mailhost.reply import Reply
-from mailhost.smtpd import replies
+from mailhost.smtpd import etrn, footer, replies
 from mailhost.smtpd.data import DataResult, read_data
 from mailhost.smtpd.deadline import DeadlinePolicy
 from mailhost.smtpd.handler import SmtpdHandler
@@ -74,7 +74,20 @@ log = logger("smtpd")
 PRE_TLS = frozenset({"EHLO", "HELO", "STARTTLS", "NOOP", "QUIT"})
 #: Commands that count in the disconnect statistics under their own name.
 KNOWN = frozenset(
-    {"HELO", "EHLO", "STARTTLS", "AUTH", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "VRFY", "QUIT"}
+    {
+        "HELO",
+        "EHLO",
+        "STARTTLS",
+        "AUTH",
+        "MAIL",
+        "RCPT",
+        "DATA",
+        "RSET",
+        "NOOP",
+        "VRFY",
+        "ETRN",
+        "QUIT",
+    }
 )
 #: RFC 2920 §3.1: commands that end a pipelined group; input already waiting
 #: after one of them is logged once per session, as Postfix does.
@@ -121,6 +134,8 @@ class SmtpdProtocol(LineProtocol):
         self.idle = False
         self.pipelining_logged = False
         self.counted = False
+        #: A 421 or 521 reply was sent: the session ends (Postfix's SMTPD_FLAG_HANGUP).
+        self.hangup = False
         self.starttls_context = None if wrapped else tls_context
         #: The transport's ``peername``: (address, port[, flow, scope]), or
         #: an empty value for a socket without an address.
@@ -154,7 +169,7 @@ class SmtpdProtocol(LineProtocol):
 
     async def push(self, status: Reply | str) -> None:
         """Send one reply (no error accounting)."""
-        self.write(str(status).encode("utf-8", "surrogateescape") + b"\r\n")
+        self.write(self.outgoing(str(status)).encode("utf-8", "surrogateescape") + b"\r\n")
         transport = self.transport
         # drain() only waits when the transport is closing or its buffer is
         # over the high-water mark; skip the coroutine when neither is so.
@@ -165,6 +180,33 @@ class SmtpdProtocol(LineProtocol):
         ):
             await self.drain()
 
+    # -- smtpd_reject_footer and soft_bounce (mailhost.smtpd.footer) ---------------
+
+    def outgoing(self, text: str) -> str:
+        """A reply as it goes out: the reject footer on 4xx/5xx, soft_bounce."""
+        if text[:1] in ("4", "5") and self.settings.reject_footer:
+            text = footer.append_footer(text, self.settings.reject_footer, self.footer_lookup())
+        return footer.soft_bounced(text) if self.settings.soft_bounce else text
+
+    def footer_lookup(self) -> footer.Lookup:
+        s = self.state
+        if s is None:
+            return footer.session_lookup({"server_name": self.settings.myhostname})
+        checks = s.checks
+        return footer.session_lookup(
+            {
+                "server_name": self.settings.myhostname,
+                "client": s.client,
+                "client_address": s.client_address,
+                "client_name": s.client_name,
+                "reverse_client_name": checks.client.reverse_name if checks else s.client_name,
+                "client_port": str(s.client_port),
+                "helo_name": s.helo or "",
+                "sender": s.transaction.sender if s.transaction else None,
+                "recipient": checks.recipient if checks else None,
+            }
+        )
+
     async def reply(self, reply: Reply | str, *, error: bool | None = None) -> None:
         """Send a reply; 4xx/5xx count as errors and are delayed past the soft limit."""
         s = self.state
@@ -174,13 +216,15 @@ class SmtpdProtocol(LineProtocol):
                 await asyncio.sleep(self.settings.error_sleep_time)
             if error if error is not None else text[:1] in ("4", "5"):
                 s.errors += 1
+        if text[:3] in ("421", "521"):
+            self.hangup = True
         await self.push(text)
 
     def timed_out(self) -> None:
         """smtpd_timeout: tell the client, then close (Postfix: ``timeout after CMD``)."""
         self.closing_reason = "timeout"
         if self.transport is not None and not self.transport.is_closing():
-            reply = replies.timeout_exceeded(self.settings.myhostname)
+            reply = self.outgoing(str(replies.timeout_exceeded(self.settings.myhostname)))
             self.write(f"{reply}\r\n".encode())
             self.transport.close()
 
@@ -317,6 +361,8 @@ class SmtpdProtocol(LineProtocol):
             # reject replaces the greeting and answers every later command.
             s.access_denied = denied
             await self.reply(denied)
+            if self.hangup:
+                return
         else:
             await self.push(replies.greeting(self.settings.banner))
         while self.transport is not None and not self.transport.is_closing():
@@ -350,7 +396,7 @@ class SmtpdProtocol(LineProtocol):
                     "%s: request longer than %d: %s...",
                     s.client, self.settings.line_length_limit, line[:30].decode("latin-1"),
                 )  # fmt: skip
-            if not await self.one_command(s, line):
+            if not await self.one_command(s, line) or self.hangup:
                 return
 
     def check_pipelining(self, s: Session, after: str) -> None:
@@ -477,12 +523,13 @@ class SmtpdProtocol(LineProtocol):
         await self.reply(text)
 
     def ehlo_keywords(self, s: Session) -> list[str]:
-        """In Postfix's order (spec 9); ETRN, DSN and CHUNKING are not offered
-        because mailhost does not implement them."""
+        """In Postfix's order (spec 9), less smtpd_discard_ehlo_keywords; DSN
+        and CHUNKING are not offered because mailhost does not implement them."""
         limit = self.settings.message_size_limit
         words = ["PIPELINING", f"SIZE {limit}" if limit else "SIZE"]
         if not self.settings.disable_vrfy:
             words.append("VRFY")
+        words.append("ETRN")
         if self.starttls_context is not None and not s.tls:
             words.append("STARTTLS")
         if self.auth_offered(s):
@@ -492,6 +539,13 @@ class SmtpdProtocol(LineProtocol):
         words += ["ENHANCEDSTATUSCODES", "8BITMIME"]
         if self.settings.smtputf8_enable:
             words.append("SMTPUTF8")
+        discard = self.settings.discard_ehlo_keywords
+        if discard:
+            dropped = [w for w in words if w.split()[0].split("=")[0].lower() in discard]
+            if dropped and "silent-discard" not in discard:
+                names = dict.fromkeys(w.split()[0].split("=")[0] for w in dropped)
+                log.info("discarding EHLO keywords: %s", " ".join(names))
+            words = [w for w in words if w not in dropped]
         return words
 
     def auth_offered(self, s: Session) -> bool:
@@ -584,6 +638,20 @@ class SmtpdProtocol(LineProtocol):
         if address.startswith("<") and address.endswith(">"):
             address = address[1:-1]
         await self.reply(await self.mh.vrfy(s, address))
+
+    async def cmd_etrn(self, s: Session, arg: str) -> None:
+        """RFC 1985, as Postfix's etrn_cmd() (:mod:`mailhost.smtpd.etrn`)."""
+        if self.settings.helo_required and s.helo is None:
+            await self.reply(etrn.SEND_HELO_FIRST)
+            return
+        if s.transaction is not None:
+            await self.reply(etrn.IN_TRANSACTION)
+            return
+        site = etrn.etrn_site(arg)
+        if isinstance(site, Reply):
+            await self.reply(site)
+            return
+        await self.reply(await self.mh.etrn(s, site))
 
     async def cmd_data(self, s: Session, arg: str) -> None:
         txn = s.transaction

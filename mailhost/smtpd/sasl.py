@@ -3,8 +3,9 @@ checked against ``mailhost_sasl_password_maps``.
 
 Postfix hands AUTH to Cyrus or Dovecot; mailhost needs neither.  The password
 table is an ordinary Postfix lookup table queried with the login name and
-returning the stored ``{SCHEME}hash`` (the same column Dovecot's SQL passdb
-reads), e.g. ``proxy:sqlite:/etc/mailhost/sql/sasl_password.cf`` with
+returning the stored password (the same column Dovecot's SQL passdb and
+PostfixAdmin's login read: every form :mod:`mailhost.db.passwords` knows),
+e.g. ``proxy:sqlite:/etc/mailhost/sql/sasl_password.cf`` with
 ``query = SELECT password FROM mailbox WHERE username = '%s' AND active = 1``.
 Verification is CPU work (SHA512-CRYPT, 5000 rounds) and runs off the event
 loop on its own small pool (:mod:`mailhost.offload`).
@@ -81,8 +82,11 @@ def parse_plain(message: bytes) -> tuple[str, str, str]:
 class PasswordChecker:
     """Checks a login name and password against ``mailhost_sasl_password_maps``."""
 
-    def __init__(self, maps: Maps) -> None:
+    def __init__(self, maps: Maps, *, accept_weak: bool = False) -> None:
         self.maps = maps
+        #: ``mailhost_password_accept_weak``: verify plain text and unsalted
+        #: digests too (see :mod:`mailhost.db.passwords`).
+        self.accept_weak = accept_weak
 
     async def check(self, username: str, password: str, mechanism: str) -> AuthOutcome:
         try:
@@ -92,7 +96,9 @@ class PasswordChecker:
             return AuthOutcome(replies.auth_tempfail(reason), username, reason)
         if stored is None:
             return AuthOutcome(replies.auth_failed(FAILURE_REASON), username, FAILURE_REASON)
-        ok = await _VERIFY_POOL.run(verify_password, password, stored.strip())
+        ok = await _VERIFY_POOL.run(
+            verify_password, password, stored.strip(), accept_weak=self.accept_weak
+        )
         if not ok:
             return AuthOutcome(replies.auth_failed(FAILURE_REASON), username, FAILURE_REASON)
         return AuthOutcome(replies.AUTH_OK, username)

@@ -51,6 +51,7 @@ from mailhost.prefork import Role
 from mailhost.smtpd.acceptor import Acceptor, hand_over, listening_socket
 from mailhost.smtpd.capacity import Capacity, ServiceLimit, Slot
 from mailhost.smtpd.deadline import DeadlinePolicy
+from mailhost.smtpd.etrn import FastFlush
 from mailhost.smtpd.handler import SmtpdHandler
 from mailhost.smtpd.limits import ClientLimits, LimitSettings, build_anvil
 from mailhost.smtpd.protocol import SmtpdProtocol
@@ -240,7 +241,8 @@ class MailServer:
                     passwords = PasswordChecker(
                         Maps.from_value(
                             "mailhost_sasl_password_maps", settings.sasl_password_maps, registry
-                        )
+                        ),
+                        accept_weak=cfg.get_bool("mailhost_password_accept_weak"),
                     )
             stages = self.pipeline.listener(cfg, registry)
             handler = SmtpdHandler(
@@ -250,6 +252,7 @@ class MailServer:
                 checks=stages.checks,
                 passwords=passwords,
                 queue_directory=cfg.get("queue_directory"),
+                fast_flush=FastFlush.from_config(cfg, registry),
             )
             listener_deadlines = DeadlinePolicy.from_config(cfg)
             stress = under_stress(cfg, settings, listener_deadlines)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailhost.config import Config
+from mailhost.config.lists import split_list
 from mailhost.log import logger
 from mailhost.resolve.networks import NetworkList
 
@@ -60,6 +61,11 @@ class SmtpdSettings:
     sasl_password_maps: str
     broken_sasl_auth_clients: bool
     recipient_delimiter: str
+    # replies on their way out (mailhost.smtpd.footer)
+    reject_footer: str = ""
+    soft_bounce: bool = False
+    #: smtpd_discard_ehlo_keywords, lowercased.
+    discard_ehlo_keywords: frozenset[str] = frozenset()
 
     @classmethod
     def from_config(cls, cfg: Config) -> SmtpdSettings:
@@ -115,6 +121,11 @@ class SmtpdSettings:
             sasl_password_maps=cfg.get("mailhost_sasl_password_maps"),
             broken_sasl_auth_clients=cfg.get_bool("broken_sasl_auth_clients"),
             recipient_delimiter=cfg.get("recipient_delimiter"),
+            reject_footer=cfg.raw("smtpd_reject_footer"),
+            soft_bounce=cfg.get_bool("soft_bounce"),
+            discard_ehlo_keywords=frozenset(
+                word.lower() for word in split_list(cfg.get("smtpd_discard_ehlo_keywords"))
+            ),
         )
 
     @property

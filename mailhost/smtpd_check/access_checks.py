@@ -155,6 +155,9 @@ async def check_recipient_access(call: Call) -> Status:
 async def check_sasl_access(call: Call) -> Status:
     table = call.table_argument()
     state = call.ctx.state
+    if not call.ctx.settings.sasl_enable:
+        log.warning("restriction `%s' ignored: no SASL support", call.name)
+        return Status.DUNNO
     if not state.sasl_username:
         return Status.DUNNO
     keys = iter([(state.sasl_username, False)])

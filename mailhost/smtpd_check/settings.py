@@ -54,6 +54,8 @@ class CheckSettings:
     #: parent_domain_matches_subdomains contains smtpd_access_maps.
     access_parent_style: bool = True
     allow_untrusted_routing: bool = False
+    #: smtpd_sasl_auth_enable: without it check_sasl_access is ignored.
+    sasl_enable: bool = True
     codes: dict[str, int] = field(default_factory=dict)
     tempfail_actions: dict[str, str] = field(default_factory=dict)
     default_rbl_reply: str = ""
@@ -106,6 +108,7 @@ class CheckSettings:
             null_access_lookup_key=cfg.get("smtpd_null_access_lookup_key"),
             access_parent_style="smtpd_access_maps" in subdomains,
             allow_untrusted_routing=cfg.get_bool("allow_untrusted_routing"),
+            sasl_enable=cfg.get_bool("smtpd_sasl_auth_enable"),
             codes={name: cfg.get_int(name) for name in _CODE_DEFAULTS},
             tempfail_actions={name: cfg.get(name).strip().lower() for name in _TEMPFAIL_ACTIONS},
             default_rbl_reply=cfg.raw("default_rbl_reply"),

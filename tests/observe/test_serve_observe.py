@@ -97,7 +97,7 @@ def test_metrics_and_status_of_a_running_server(tmp_path: Path) -> None:
     }
     (alice,) = report["mailboxes"]
     assert alice["username"] == "alice@example.com"
-    assert alice["quota_bytes"] == 10 * 1024 * 1024
+    assert alice["quota_bytes"] == 10 * 1024000  # M: mailhost_quota_multiplier bytes
     assert alice["used_messages"] == 1
     assert 2000 < alice["used_bytes"] < 4000
     assert people.returncode == 0

@@ -26,6 +26,8 @@ TABLES = (
     "alias_domain",
     "mailhost_domain_settings",
     "mailhost_quota_usage",
+    "log",
+    "mailhost_added_by_0003",
 )
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -39,9 +39,14 @@ async def test_adopt_keeps_every_row_and_serves_it(prov_db, cli, tmp_path):
 
     result = cli(prov_db, "db", "adopt")
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == "adopted PostfixAdmin database; now at revision 0002\n"
+    assert result.stdout == (
+        "adopted PostfixAdmin database; now at revision 0003\n"
+        "password format: md5crypt (2), dovecot:SHA512-CRYPT (1)\n"
+        "set mailhost_password_format = md5crypt in main.cf (now dovecot:SHA512-CRYPT) "
+        "so PostfixAdmin's login accepts passwords mailhost sets\n"
+    )
     assert dump(prov_db) == before
-    assert cli(prov_db, "db", "current").stdout == "0002\n"
+    assert cli(prov_db, "db", "current").stdout == "0003\n"
 
     assert (
         await lookup(prov_db, tmp_path, "virtual_mailbox_domains", "example.org") == "example.org"
@@ -76,7 +81,7 @@ async def test_adopt_keeps_every_row_and_serves_it(prov_db, cli, tmp_path):
     assert result.exit_code == 0, result.stderr
     assert dump(prov_db) == before
     result = cli(prov_db, "domain", "show", "example.org", "--json")
-    assert '"max_quota": 2147483648' in result.stdout
+    assert '"max_quota": 2097152000' in result.stdout  # 2048 MB of 1024000 bytes
     assert dump(prov_db) == before
 
     # And provisioning works on the adopted schema, with PostfixAdmin's defaults
@@ -108,7 +113,7 @@ def test_adopt_twice_is_refused(prov_db, cli):
     assert cli(prov_db, "db", "adopt").exit_code == 0
     result = cli(prov_db, "db", "adopt")
     assert result.exit_code == 65
-    assert "is already managed by mailhost (revision 0002)" in result.stderr
+    assert "is already managed by mailhost (revision 0003)" in result.stderr
 
 
 def test_adopt_refuses_what_is_not_postfixadmin(prov_db, cli):
@@ -139,5 +144,5 @@ def test_stamp_then_upgrade_is_the_documented_manual_adoption(prov_db, cli):
     make_postfixadmin(prov_db)
     before = dump(prov_db)
     assert cli(prov_db, "db", "stamp", "0001").stdout == "database stamped at revision 0001\n"
-    assert cli(prov_db, "db", "upgrade").stdout == "database at revision 0002\n"
+    assert cli(prov_db, "db", "upgrade").stdout == "database at revision 0003\n"
     assert dump(prov_db) == before

@@ -52,8 +52,8 @@ def test_domain_list_table_and_json(cli, db):
     data = json.loads(ok(cli, db, "domain", "list", "--json").stdout)
     assert [d["domain"] for d in data] == ["example.com", "xn--bcher-kva.example"]
     assert data[1]["domain_unicode"] == "bücher.example"
-    assert data[0]["max_quota"] == 2 * 1024**3
-    assert data[0]["default_quota"] == 500 * 1024**2
+    assert data[0]["max_quota"] == 2048 * 1024000
+    assert data[0]["default_quota"] == 500 * 1024000
     assert data[0]["alias_limit"] == -1
     # PostfixAdmin units in the table: MB.
     assert db.execute("SELECT maxquota, quota FROM domain WHERE domain = 'example.com'") == [
@@ -68,8 +68,8 @@ def test_mailbox_gets_domain_default_quota(cli, db):
     ok(cli, db, "mailbox", "add", "b@max.example", "--password-stdin", input="pw\n")
     data = json.loads(ok(cli, db, "mailbox", "list", "--json").stdout)
     assert [(m["username"], m["quota"]) for m in data] == [
-        ("a@example.com", 500 * 1024**2),
-        ("b@max.example", 1024**3),
+        ("a@example.com", 500 * 1024000),
+        ("b@max.example", 1024 * 1024000),
     ]
 
 
@@ -178,7 +178,7 @@ def test_import_csv(cli, db, tmp_path):
     )
     assert ok(cli, db, "mailbox", "import", str(csv)).stdout == "2 mailboxes added\n"
     assert db.execute("SELECT username, name, quota FROM mailbox ORDER BY username") == [
-        ("a@example.com", "Anne", 1024**3),
+        ("a@example.com", "Anne", 1024 * 1024000),
         ("b@example.com", "Bee, B.", 0),
     ]
     # One refused line rolls back the whole file.

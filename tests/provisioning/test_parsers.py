@@ -16,17 +16,35 @@ from mailhost.db.sizes import MAX_SIZE, BadSize, format_size, parse_size
 # --- sizes -----------------------------------------------------------------
 
 
+MB = 1024000  # PostfixAdmin's default quota_multiplier
+
+
 @pytest.mark.parametrize(
     ("text", "size"),
     [
-        ("0", 0), ("unlimited", 0), ("None", 0), ("1024", 1024), ("1K", 1024),
-        ("500M", 500 * 1024**2), ("500m", 500 * 1024**2), ("2G", 2 * 1024**3),
-        ("2GB", 2 * 1024**3), ("2GiB", 2 * 1024**3), ("1.5G", 3 * 1024**3 // 2),
-        ("1T", 1024**4), (" 10M ", 10 * 1024**2),
+        ("0", 0), ("unlimited", 0), ("None", 0), ("1024", 1024), ("1K", 1000),
+        ("500M", 500 * MB), ("500m", 500 * MB), ("2G", 2 * 1024 * MB),
+        ("2GB", 2 * 1024 * MB), ("2GiB", 2 * 1024 * MB), ("1.5G", 1536 * MB),
+        ("1T", 1024**2 * MB), (" 10M ", 10 * MB),
     ],
 )  # fmt: skip
 def test_parse_size(text, size):
     assert parse_size(text) == size
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("1K", 1024), ("500M", 500 * 1024**2), ("2G", 2 * 1024**3), ("1T", 1024**4)],
+)
+def test_parse_size_with_binary_multiplier(text, size):
+    assert parse_size(text, 1048576) == size
+    assert format_size(size, 1048576) == text
+
+
+def test_5m_is_what_postfixadmin_shows_as_5():
+    # PostfixAdmin stores MB x quota_multiplier and shows quota / multiplier.
+    assert parse_size("5M") == 5_120_000
+    assert format_size(5_120_000) == "5M"
 
 
 @pytest.mark.parametrize("text", ["", "M", "-1", "1X", "1 G B", "1e9", "10000000000T", "½G"])
@@ -35,15 +53,22 @@ def test_bad_sizes(text):
         parse_size(text)
 
 
-@given(st.integers(min_value=0, max_value=MAX_SIZE))
-def test_format_then_parse_is_identity(size):
-    assert parse_size(format_size(size)) == size
+multipliers = st.sampled_from([1024000, 1048576, 1000000, 1024, 1])
 
 
-@given(st.integers(min_value=0, max_value=10**6), st.sampled_from(["", "K", "M", "G", "T"]))
-def test_parse_scales_by_binary_units(number, unit):
-    factor = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}[unit]
-    assert parse_size(f"{number}{unit}") == number * factor
+@given(st.integers(min_value=0, max_value=MAX_SIZE), multipliers)
+def test_format_then_parse_is_identity(size, multiplier):
+    assert parse_size(format_size(size, multiplier), multiplier) == size
+
+
+@given(
+    st.integers(min_value=0, max_value=10**6), st.sampled_from(["", "K", "M", "G", "T"]),
+    multipliers,
+)  # fmt: skip
+def test_parse_scales_by_the_multiplier(number, unit, multiplier):
+    factor = {"": 1, "K": max(multiplier // 1024, 1), "M": multiplier, "G": multiplier * 1024,
+              "T": multiplier * 1024**2}[unit]  # fmt: skip
+    assert parse_size(f"{number}{unit}", multiplier) == number * factor
 
 
 @given(st.text(max_size=12))

@@ -65,8 +65,10 @@ def test_unknown_or_broken_hashes_never_verify():
 
 
 def test_import_refuses_what_it_cannot_verify():
-    with pytest.raises(BadPasswordHash, match="unrecognised password hash"):
+    with pytest.raises(BadPasswordHash, match="PLAIN hashes are weak"):
         check_importable("{PLAIN}secret")
+    with pytest.raises(BadPasswordHash, match="unrecognised password hash"):
+        check_importable("{NTLM}0123")
     with pytest.raises(BadPasswordHash, match="malformed SHA512-CRYPT hash"):
         check_importable("{SHA512-CRYPT}$6$")
     with pytest.raises(BadPasswordHash, match="unsupported password scheme 'DES'"):

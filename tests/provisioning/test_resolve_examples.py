@@ -22,7 +22,7 @@ PROVISION = [
     ("domain", "add", "alias.example"),
     ("domain", "add", "bücher.example"),
     ("domain", "add", "off.example", "--inactive"),
-    ("mailbox", "add", "alice@example.com", "--password-stdin", "--quota", "1G"),
+    ("mailbox", "add", "alice@example.com", "--password-stdin", "--quota", "1073741824"),
     ("mailbox", "add", "bob@example.com", "--password-stdin"),
     ("mailbox", "add", "carol@example.com", "--password-stdin"),
     ("mailbox", "add", "dave@example.net", "--password-stdin"),

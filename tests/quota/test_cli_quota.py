@@ -152,9 +152,11 @@ def test_domain_maxquota_caps_through_the_example_query(site: Path, mailhost_cli
     ok("domain", "add", "capped.example", "--max-quota", "2M")
     ok("mailbox", "add", "x@capped.example", "--quota", "2M", "--password-stdin", input="pw\n")
     show = ["quota", "show", "-c", str(site), "--json", "x@capped.example"]
-    assert json.loads(mailhost_cli(*show).stdout)["limit_bytes"] == 2 * 1048576
+    assert (
+        json.loads(mailhost_cli(*show).stdout)["limit_bytes"] == 2 * 1024000
+    )  # MB of mailhost_quota_multiplier bytes
     # The domain's maximum is lowered later (PostfixAdmin allows it): the cap wins.
     db = site / "mailhost.sqlite"
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE domain SET maxquota = 1 WHERE domain = 'capped.example'")
-    assert json.loads(mailhost_cli(*show).stdout)["limit_bytes"] == 1048576
+    assert json.loads(mailhost_cli(*show).stdout)["limit_bytes"] == 1024000

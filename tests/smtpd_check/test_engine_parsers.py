@@ -22,7 +22,10 @@ def test_dsn_split_takes_a_leading_status() -> None:
 
 
 def test_dsn_fix_maps_address_statuses_by_what_is_judged() -> None:
-    assert dsn_fix("5.1.1", "Sender address") == "4.1.0"
+    # smtpd_dsn_fix.h SND_DSN; recorded from Postfix 3.7.11: the case
+    # sender_dsn of postfix_restrictions.json (550 5.1.1 → 550 5.1.7).
+    assert dsn_fix("5.1.1", "Sender address") == "4.1.7"
+    assert dsn_fix("5.1.5", "Sender address") == "4.1.0"
     assert dsn_fix("5.1.1", "Recipient address") == "4.1.1"
     assert dsn_fix("5.1.7", "Recipient address") == "4.1.3"
     assert dsn_fix("5.1.1", "Client host") == "4.0.0"

@@ -75,6 +75,7 @@ def base_main_cf(directory: Path) -> str:
         smtpd_tls_cert_file=cert,
         smtpd_tls_key_file=cert,
         smtpd_tls_security_level="may",
+        smtpd_discard_ehlo_keywords="etrn",
         mailhost_sasl_password_maps=f"texthash:{directory / 'passwd'}",
         smtpd_sender_login_maps=(
             "inline:{bob@example.com=bob@example.com, alice@example.com=alice@example.com}"

@@ -150,6 +150,22 @@ def _not_found(name: str, rdtype: str, soft: bool) -> DeliveryStatus:
     )
 
 
+def dns_resolver(servers: Sequence[str], timeout: float) -> dns.asyncresolver.Resolver:
+    """An asynchronous resolver asking ``servers`` (mailhost_dns_servers), or
+    those of /etc/resolv.conf; with neither every lookup fails temporarily."""
+    if servers:
+        resolver = dns.asyncresolver.Resolver(configure=False)
+        resolver.nameservers = parse_dns_servers(servers)
+    else:
+        try:
+            resolver = dns.asyncresolver.Resolver()
+        except dns.resolver.NoResolverConfiguration:
+            log.warning("no DNS resolver configuration: set mailhost_dns_servers")
+            resolver = dns.asyncresolver.Resolver(configure=False)
+    resolver.lifetime = timeout
+    return resolver
+
+
 class MxResolver:
     """MX and address lookups for smtp(8) (and lmtp(8) ``inet:`` hosts)."""
 
@@ -163,17 +179,7 @@ class MxResolver:
         randomize: bool = True,
         timeout: float = 10.0,
     ) -> None:
-        if servers:
-            self.resolver = dns.asyncresolver.Resolver(configure=False)
-            self.resolver.nameservers = parse_dns_servers(servers)
-        else:
-            try:
-                self.resolver = dns.asyncresolver.Resolver()
-            except dns.resolver.NoResolverConfiguration:
-                # No /etc/resolv.conf: every lookup fails temporarily (4.4.3).
-                log.warning("no DNS resolver configuration: set mailhost_dns_servers")
-                self.resolver = dns.asyncresolver.Resolver(configure=False)
-        self.resolver.lifetime = timeout
+        self.resolver = dns_resolver(servers, timeout)
         self.types = {"ipv4": ("A",), "ipv6": ("AAAA",)}.get(protocols, ("A", "AAAA"))
         self.own = frozenset(str(ipaddress.ip_address(a)) for a in own_addresses)
         self.address_limit = address_limit

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from mailhost.config import Config
 from mailhost.config.lists import split_list
 from mailhost.errors import TableTempFail
+from mailhost.hostnames import valid_hostname, valid_mailhost_addr
 from mailhost.log import logger
 from mailhost.offload import run_blocking
 from mailhost.qmgr.trigger import FLUSH_SITE, MailSystemDown, Request, send_request
 from mailhost.reply import Reply
-from mailhost.smtpd_check.names import valid_hostname, valid_mailhost_addr
 from mailhost.tables.matchlist import DomainList
 from mailhost.tables.registry import TableRegistry
 

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 
 from mailhost.log import logger
+from mailhost.smtpd_check.rbl_reply import address_macro
 
 log = logger("smtpd")
 
@@ -131,19 +132,7 @@ def session_lookup(values: dict[str, str | None]) -> Lookup:
             return time.strftime("%b %d %H:%M:%S")
         for prefix in ("sender", "recipient"):
             if name.startswith(prefix):
-                address = values.get(prefix)
-                suffix = name[len(prefix) :]
-                if address is None:
-                    return "" if suffix in ("", "_name", "_domain") else None
-                if suffix == "":
-                    return address or "<>"
-                if suffix == "_name":
-                    if not address:
-                        return "<>"
-                    return address.rpartition("@")[0] if "@" in address else address
-                if suffix == "_domain":
-                    return address.rpartition("@")[2] if "@" in address else ""
-                return None
+                return address_macro(values.get(prefix), name[len(prefix) :])
         if name in values:
             return values[name] or ""
         return None

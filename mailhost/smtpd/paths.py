@@ -2,8 +2,10 @@
 
 Postfix's smtpd is lenient in the way clients expect (strict_rfc821_envelopes
 = no): ``MAIL FROM: <a@b>`` (space after the colon) and ``MAIL FROM:a@b``
-(no brackets) are accepted; a source route ``<@relay:user@domain>`` is reduced
-to ``user@domain``.  What follows the path is ``NAME[=VALUE]`` parameters.
+(no brackets) are accepted (with strict_rfc821_envelopes = yes a path
+outside ``<>`` is a bad address, the warning naming its first word); a
+source route ``<@relay:user@domain>`` is reduced to ``user@domain``.  What
+follows the path is ``NAME[=VALUE]`` parameters.
 
 Replies (recorded from Postfix 3.7.11):
 ``501 5.5.4 Syntax: MAIL FROM:<address>`` when ``FROM:`` or the path is
@@ -25,9 +27,11 @@ from mailhost.smtpd import replies
 
 
 class PathError(Exception):
-    def __init__(self, reply: Reply) -> None:
+    def __init__(self, reply: Reply, shown: str | None = None) -> None:
         super().__init__(str(reply))
         self.reply = reply
+        #: what the ``Illegal address syntax`` warning names (None: the argument).
+        self.shown = shown
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,11 @@ def _split_path(rest: str) -> tuple[str, str]:
     return rest, ""
 
 
-def parse_path(arg: str, keyword: str, *, syntax: Reply, bad: Reply, allow_null: bool) -> Path:
-    """Parse ``KEYWORD:<path> params`` (keyword ``FROM`` or ``TO``)."""
+def parse_path(
+    arg: str, keyword: str, *, syntax: Reply, bad: Reply, allow_null: bool, strict: bool = False
+) -> Path:
+    """Parse ``KEYWORD:<path> params`` (keyword ``FROM`` or ``TO``); with
+    ``strict`` (strict_rfc821_envelopes) the path must be in ``<>``."""
     head = arg[: len(keyword) + 1]
     if head.upper() != f"{keyword}:":
         raise PathError(syntax)
@@ -66,6 +73,8 @@ def parse_path(arg: str, keyword: str, *, syntax: Reply, bad: Reply, allow_null:
     if not rest:
         raise PathError(syntax)
     token, tail = _split_path(rest)
+    if strict and not token.startswith("<"):
+        raise PathError(bad, shown=token)
     try:
         address = parse_address(token, allow_null=allow_null)
     except AddressError:
@@ -77,16 +86,18 @@ def parse_path(arg: str, keyword: str, *, syntax: Reply, bad: Reply, allow_null:
     return Path(address, tuple(params))
 
 
-def parse_mail(arg: str) -> Path:
+def parse_mail(arg: str, *, strict: bool = False) -> Path:
     return parse_path(
-        arg, "FROM", syntax=replies.MAIL_SYNTAX, bad=replies.BAD_SENDER, allow_null=True
-    )
+        arg, "FROM", syntax=replies.MAIL_SYNTAX, bad=replies.BAD_SENDER, allow_null=True,
+        strict=strict,
+    )  # fmt: skip
 
 
-def parse_rcpt(arg: str) -> Path:
+def parse_rcpt(arg: str, *, strict: bool = False) -> Path:
     return parse_path(
-        arg, "TO", syntax=replies.RCPT_SYNTAX, bad=replies.BAD_RECIPIENT, allow_null=False
-    )
+        arg, "TO", syntax=replies.RCPT_SYNTAX, bad=replies.BAD_RECIPIENT, allow_null=False,
+        strict=strict,
+    )  # fmt: skip
 
 
 def format_param(name: str, value: str | None) -> str:

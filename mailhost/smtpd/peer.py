@@ -34,10 +34,10 @@ import socket
 import time
 from dataclasses import dataclass, replace
 
+from mailhost.hostnames import valid_hostaddr
 from mailhost.log import logger
 from mailhost.smtpd import hostsfile
 from mailhost.smtpd_check.dns_lookup import NO_DATA, DnsLookup, DnsStatus, hostname_gripe
-from mailhost.smtpd_check.names import valid_hostaddr
 from mailhost.smtpd_check.state import PeerStatus
 
 log = logger("smtpd")

@@ -50,6 +50,7 @@ from mailhost.log import daemon_logger, logger
 from mailhost.prefork import Role
 from mailhost.smtpd.acceptor import Acceptor, hand_over, listening_socket
 from mailhost.smtpd.capacity import Capacity, ServiceLimit, Slot
+from mailhost.smtpd.conversation import Conversation
 from mailhost.smtpd.deadline import DeadlinePolicy
 from mailhost.smtpd.etrn import FastFlush
 from mailhost.smtpd.handler import SmtpdHandler
@@ -291,7 +292,7 @@ class MailServer:
         generation.sessions += 1
         done = False
 
-        def closed(protocol: SmtpdProtocol) -> None:
+        def closed(protocol: Conversation) -> None:
             nonlocal done
             if done:
                 return

@@ -66,6 +66,8 @@ class SmtpdSettings:
     soft_bounce: bool = False
     #: smtpd_discard_ehlo_keywords, lowercased.
     discard_ehlo_keywords: frozenset[str] = frozenset()
+    #: strict_rfc821_envelopes: MAIL FROM / RCPT TO paths must be in <>.
+    strict_rfc821_envelopes: bool = False
 
     @classmethod
     def from_config(cls, cfg: Config) -> SmtpdSettings:
@@ -92,6 +94,7 @@ class SmtpdSettings:
             mail_name=cfg.get("mail_name"),
             banner=cfg.get("smtpd_banner"),
             helo_required=cfg.get_bool("smtpd_helo_required"),
+            strict_rfc821_envelopes=cfg.get_bool("strict_rfc821_envelopes"),
             disable_vrfy=cfg.get_bool("disable_vrfy_command"),
             message_size_limit=cfg.get_int("message_size_limit"),
             queue_minfree=cfg.get_int("queue_minfree"),

@@ -162,11 +162,17 @@ async def permit_sasl_authenticated(call: Call) -> Status:
 
 
 async def permit_tls_clientcerts(call: Call) -> Status:
-    """A client certificate mailhost verified (none is asked for unless
-    smtpd_tls_ask_ccert; without one this never permits)."""
+    """A client certificate: Postfix asks for one only with
+    smtpd_tls_ask_ccert = yes, which mailhost does not implement (Python's
+    ssl module cannot ask for a certificate and accept an unverified one, as
+    Postfix does); over TLS this logs Postfix's warning for that setting and
+    never permits."""
     state = call.ctx.state
-    if state.tls and state.ccert_fingerprint:
+    if not state.tls:
+        return Status.DUNNO
+    if state.ccert_fingerprint:
         return _permit(call, ReplyClass.CLIENT, state.client.namaddr)
+    log.warning('%s is requested, but "smtpd_tls_ask_ccert = no"', call.name.lower())
     return Status.DUNNO
 
 

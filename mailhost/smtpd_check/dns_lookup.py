@@ -31,9 +31,9 @@ import dns.name
 import dns.rdatatype
 import dns.resolver
 
-from mailhost.delivery.mx import parse_dns_servers
+from mailhost.delivery.mx import dns_resolver
+from mailhost.hostnames import valid_hostaddr, valid_hostname
 from mailhost.log import logger
-from mailhost.smtpd_check.names import valid_hostaddr, valid_hostname
 
 log = logger("smtpd")
 
@@ -78,16 +78,7 @@ class DnsLookup:
     def __init__(
         self, servers: Sequence[str] = (), *, protocols: str = "all", timeout: float = 10.0
     ) -> None:
-        if servers:
-            self.resolver = dns.asyncresolver.Resolver(configure=False)
-            self.resolver.nameservers = parse_dns_servers(servers)
-        else:
-            try:
-                self.resolver = dns.asyncresolver.Resolver()
-            except dns.resolver.NoResolverConfiguration:
-                log.warning("no DNS resolver configuration: set mailhost_dns_servers")
-                self.resolver = dns.asyncresolver.Resolver(configure=False)
-        self.resolver.lifetime = timeout
+        self.resolver = dns_resolver(servers, timeout)
         self.servers = tuple(servers)
         #: inet_protocols: the address types :meth:`addresses` asks for.
         self.address_types = {"ipv4": ("A",), "ipv6": ("AAAA",)}.get(protocols, ("A", "AAAA"))

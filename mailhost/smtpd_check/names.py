@@ -8,51 +8,11 @@ numerical; ``[1.2.3.4]`` and ``[IPv6:…]`` literals judged as addresses.
 
 from __future__ import annotations
 
-import ipaddress
-
 from mailhost.address import external_form
+from mailhost.hostnames import valid_hostaddr, valid_hostname, valid_mailhost_addr
 from mailhost.smtpd_check.call import Call, Restriction
 from mailhost.smtpd_check.reject import POLICY, reject
 from mailhost.smtpd_check.state import ReplyClass, Status
-
-LABEL_MAX = 63
-NAME_MAX = 255
-
-
-def valid_hostname(name: str) -> bool:
-    if not name or len(name) > NAME_MAX:
-        return False
-    non_numeric = False
-    for label in name.split("."):
-        if not label or len(label) > LABEL_MAX:
-            return False
-        if label[0] == "-" or label[-1] == "-":
-            return False
-        for ch in label:
-            if ch == "-" or (ch.isascii() and ch.isalpha()) or ch == "_":
-                non_numeric = True
-            elif not (ch.isascii() and ch.isdigit()):
-                return False
-    return non_numeric
-
-
-def valid_hostaddr(text: str) -> bool:
-    """A dotted-quad IPv4 or an IPv6 address (Postfix's valid_hostaddr)."""
-    if ":" in text:
-        try:
-            ipaddress.IPv6Address(text)
-        except ValueError:
-            return False
-        return True
-    parts = text.split(".")
-    return len(parts) == 4 and all(p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts)
-
-
-def valid_mailhost_addr(text: str) -> bool:
-    """An address literal's inside: ``1.2.3.4`` or ``IPv6:…``."""
-    if text[:5].lower() == "ipv6:":
-        return ":" in text[5:] and valid_hostaddr(text[5:])
-    return ":" not in text and valid_hostaddr(text)
 
 
 def _truncate_dot(name: str) -> str:

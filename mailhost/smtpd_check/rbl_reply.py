@@ -66,7 +66,7 @@ def _filtered(value: str) -> str:
     return "".join(c if c == "\t" or " " <= c <= "~" else "_" for c in value)
 
 
-def _address_part(address: str | None, suffix: str) -> str | None:
+def address_macro(address: str | None, suffix: str) -> str | None:
     """smtpd_expand_addr(): ``sender``, ``sender_name``, ``sender_domain``."""
     if address is None:
         return ""
@@ -105,7 +105,7 @@ def macro_lookup(ctx: Context, hit: RblHit, code: int) -> Callable[[str], str | 
             return values[name]
         for prefix, address in (("sender", state.sender), ("recipient", state.recipient)):
             if name.startswith(prefix):
-                return _address_part(address, name[len(prefix) :])
+                return address_macro(address, name[len(prefix) :])
         if name == "localtime":
             return time.strftime("%b %d %H:%M:%S")
         return None

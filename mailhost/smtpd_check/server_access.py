@@ -20,12 +20,12 @@ A DNS error skips the check with a warning.
 
 from __future__ import annotations
 
+from mailhost.hostnames import valid_hostaddr, valid_mailhost_addr
 from mailhost.log import logger
 from mailhost.smtpd_check import access
 from mailhost.smtpd_check.access_checks import forbid_allowlist, lookup
 from mailhost.smtpd_check.call import Call, Restriction
 from mailhost.smtpd_check.dns_lookup import DnsStatus, ascii_domain
-from mailhost.smtpd_check.names import valid_hostaddr, valid_mailhost_addr
 from mailhost.smtpd_check.state import ReplyClass, Status
 
 log = logger("smtpd")

@@ -17,11 +17,11 @@
 from __future__ import annotations
 
 from mailhost.errors import TableTempFail
+from mailhost.hostnames import valid_mailhost_addr
 from mailhost.smtpd_check.actions import lookup_retry
 from mailhost.smtpd_check.call import Call, Restriction
 from mailhost.smtpd_check.context import Destination
 from mailhost.smtpd_check.dns_lookup import DnsStatus, ascii_domain
-from mailhost.smtpd_check.names import valid_mailhost_addr
 from mailhost.smtpd_check.reject import POLICY, defer_if_permit_or_reject, reject
 from mailhost.smtpd_check.state import ReplyClass, Status
 

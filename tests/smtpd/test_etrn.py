@@ -13,9 +13,9 @@ import trustme
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mailhost.hostnames import valid_hostname
 from mailhost.reply import Reply
 from mailhost.smtpd.etrn import BAD_PARAMETER, SYNTAX, etrn_site
-from mailhost.smtpd_check.names import valid_hostname
 from tests.qmgr.helpers import Site
 from tests.support.server import ServerProcess, free_port
 

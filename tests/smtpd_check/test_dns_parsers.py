@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mailhost.hostnames import valid_hostname
 from mailhost.smtpd import hostsfile
 from mailhost.smtpd_check import ip_match
 from mailhost.smtpd_check.dns_lookup import hostname_gripe
 from mailhost.smtpd_check.dnsxl import dnsxl_domain, reversed_address
-from mailhost.smtpd_check.names import valid_hostname
 from mailhost.smtpd_check.rbl_reply import TemplateError, expand
 
 octets = st.integers(0, 255)

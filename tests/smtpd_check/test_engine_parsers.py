@@ -9,8 +9,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mailhost.hostnames import valid_hostaddr, valid_hostname
 from mailhost.smtpd_check.access import address_keys, host_keys, mail_keys
-from mailhost.smtpd_check.names import valid_hostaddr, valid_hostname
 from mailhost.smtpd_check.reject import dsn_fix, dsn_split
 
 

@@ -27,6 +27,8 @@ class PolicyCase:
     data: bool = False
     #: ``-o`` settings of the listener besides the restriction list
     extra: tuple[tuple[str, str], ...] = ()
+    #: STARTTLS (and EHLO again) before MAIL
+    tls: bool = False
 
 
 CASES: dict[str, PolicyCase] = {
@@ -78,6 +80,7 @@ CASES: dict[str, PolicyCase] = {
         parameter="smtpd_sender_restrictions", extra=(("smtpd_delay_reject", "no"),)
     ),
     "sender_stage_with_delay": PolicyCase(parameter="smtpd_sender_restrictions", rcpts=2),
+    "encryption_attributes_after_starttls": PolicyCase(tls=True),
     "data_stage": PolicyCase(parameter="smtpd_data_restrictions", rcpts=2, data=True),
     "end_of_data_stage": PolicyCase(parameter="smtpd_end_of_data_restrictions", rcpts=2, data=True),
     "data_stage_reject": PolicyCase(

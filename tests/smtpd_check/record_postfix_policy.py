@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import json
 import smtplib
+import ssl
 from contextlib import ExitStack
 from pathlib import Path
+
+import trustme
 
 from tests.smtpd_check.policy_cases import (
     CASES,
@@ -31,7 +34,7 @@ from tests.smtpd_check.policy_cases import (
     service_text,
 )
 from tests.smtpd_check.policy_peer import PolicyPeer, ThreadedPeer
-from tests.support.postfix_lab import PostfixLab, free_port
+from tests.support.postfix_lab import PostfixLab, free_port, services
 
 HERE = Path(__file__).parent
 
@@ -55,6 +58,9 @@ def dialogue(port: int, case: PolicyCase) -> list[str]:
     replies: list[str] = []
     with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
         smtp.ehlo(HELO)
+        if case.tls:
+            smtp.starttls(context=client_context())
+            smtp.ehlo(HELO)
         code, text = smtp.docmd("MAIL", f"FROM:<{SENDER}> SIZE={SIZE}")
         assert code == 250, (code, text)
         for _ in range(case.rcpts):
@@ -70,6 +76,14 @@ def dialogue(port: int, case: PolicyCase) -> list[str]:
     return replies
 
 
+def client_context() -> ssl.SSLContext:
+    """The client's TLS: Python's defaults, no verification (the test's too)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def listener_args(case: PolicyCase, port: int) -> str:
     args = [f"-o {{ {case.parameter} = check_policy_service {service_text(case, port)} }}"]
     args += [f"-o {{ {name} = {value} }}" for name, value in case.extra]
@@ -78,7 +92,14 @@ def listener_args(case: PolicyCase, port: int) -> str:
 
 def main() -> None:
     lab = PostfixLab("pfx-policy-")
-    lab.write_main_cf(MAIN_CF)
+    cert = lab.directory / "cert.pem"
+    trustme.CA().issue_cert("mx.example.com").private_key_and_cert_chain_pem.write_to_path(
+        str(cert)
+    )
+    lab.write_main_cf(
+        MAIN_CF + f"smtpd_tls_cert_file = {cert}\nsmtpd_tls_key_file = {cert}\n"
+        "smtpd_tls_security_level = may\n"
+    )
     results: dict[str, object] = {}
     with ExitStack() as stack:
         peers: dict[str, PolicyPeer | None] = {}
@@ -92,7 +113,8 @@ def main() -> None:
                 )
                 peers[name], ports[name] = peer, peer.port
         listeners = lab.write_master_cf(
-            *(listener_args(case, ports[name]) for name, case in CASES.items())
+            *(listener_args(case, ports[name]) for name, case in CASES.items()),
+            services=services("tlsmgr"),
         )
         with lab.running():
             for (name, case), smtp_port in zip(CASES.items(), listeners, strict=True):

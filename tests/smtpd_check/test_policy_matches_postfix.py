@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import trustme
 
 from mailhost.cleanup.seams import ClientInfo, Submission
 from mailhost.cleanup.service import Cleanup
@@ -23,6 +24,7 @@ from mailhost.config.lists import split_list
 from mailhost.reply import Reply
 from mailhost.smtpd.handler import SmtpdHandler
 from mailhost.smtpd.protocol import SmtpdProtocol
+from mailhost.smtpd.server import tls_context
 from mailhost.smtpd.settings import SmtpdSettings
 from mailhost.smtpd_check.policy_client import PolicyServices
 from mailhost.smtpd_check.policy_settings import settings_from
@@ -42,6 +44,7 @@ from tests.smtpd_check.policy_cases import (
     service_text,
 )
 from tests.smtpd_check.policy_peer import PolicyPeer
+from tests.smtpd_check.record_postfix_policy import client_context
 from tests.support.checks import StaticFacts
 from tests.support.net import free_port
 
@@ -79,10 +82,12 @@ class MemoryQueue:
         return MemoryTransaction(f"ABC{self.count:03d}")
 
 
-def case_handler(case: PolicyCase, port: int) -> SmtpdHandler:
+def case_handler(case: PolicyCase, port: int, cert: Path) -> SmtpdHandler:
     settings = SmtpdSettings.from_config(
         Config(Path("/nonexistent"), {"myhostname": "mx.example.com", "mail_name": "Postfix",
-                                      "smtpd_error_sleep_time": "0"})
+                                      "smtpd_error_sleep_time": "0",
+                                      "smtpd_tls_security_level": "may",
+                                      "smtpd_tls_cert_file": str(cert)})
     )  # fmt: skip
     overrides = {k.removeprefix(PREFIX): v for k, v in case.extra if k.startswith(PREFIX)}
     checks = CheckSettings(
@@ -122,6 +127,10 @@ async def dialogue(port: int, case: PolicyCase) -> list[str]:
     try:
         await reply(reader)
         await cmd(f"EHLO {HELO}")
+        if case.tls:
+            assert (await cmd("STARTTLS")).startswith("220")
+            await writer.start_tls(client_context())
+            await cmd(f"EHLO {HELO}")
         assert (await cmd(f"MAIL FROM:<{SENDER}> SIZE={SIZE}")).startswith("250")
         for _ in range(case.rcpts):
             replies.append(await cmd(f"RCPT TO:<{RECIPIENT}>"))
@@ -140,8 +149,9 @@ async def smtpd() -> AsyncIterator[object]:
     servers: list[asyncio.Server] = []
 
     async def start(handler: SmtpdHandler) -> int:
+        context = tls_context(handler.settings)
         server = await asyncio.get_running_loop().create_server(
-            lambda: SmtpdProtocol(handler, service="test"), "127.0.0.1", 0
+            lambda: SmtpdProtocol(handler, service="test", tls_context=context), "127.0.0.1", 0
         )
         servers.append(server)
         return int(server.sockets[0].getsockname()[1])
@@ -168,6 +178,7 @@ async def test_policy_case_matches_postfix(
     name: str,
     smtpd,  # type: ignore[no-untyped-def]
     caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
 ) -> None:
     case = CASES[name]
     expected = RECORDED[name]
@@ -176,7 +187,11 @@ async def test_policy_case_matches_postfix(
         None if case.behaviour == "none" else await PolicyPeer(case.behaviour, case.reply).start()
     )
     port = peer.port if peer is not None else free_port()
-    handler = case_handler(case, port)
+    cert = tmp_path / "cert.pem"
+    trustme.CA().issue_cert("mx.example.com").private_key_and_cert_chain_pem.write_to_path(
+        str(cert)
+    )
+    handler = case_handler(case, port, cert)
     try:
         smtp_port = await smtpd(handler)
         replies = await dialogue(smtp_port, case)

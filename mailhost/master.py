@@ -58,6 +58,7 @@ from mailhost.cleanup.service import Cleanup
 from mailhost.config import Config, load_config
 from mailhost.config.mastercf import declares, read_master_cf
 from mailhost.log import logger
+from mailhost.milter.settings import MilterSettings
 from mailhost.offload import DEFAULT_POOL
 from mailhost.pickup import Pickup
 from mailhost.prefork import Role
@@ -266,6 +267,9 @@ def build_pickup(
             bouncer=Bouncer(store, BounceSettings.from_config(cfg)),
             checks=ContentChecks.from_config(cfg, registry),
             content_filter=cfg.get("content_filter"),
+            milters=MilterSettings.from_config(cfg, "non_smtpd_milters")
+            if cfg.get("non_smtpd_milters")
+            else None,
         )
     )
 

@@ -48,6 +48,7 @@ from mailhost.cleanup.local import LocalCleanup
 from mailhost.cleanup.seams import ExpansionFailed
 from mailhost.errors import MailhostError
 from mailhost.log import daemon_logger, logger
+from mailhost.milter.local import MilterDeferred
 from mailhost.offload import run_blocking
 from mailhost.queue.ids import is_queue_id
 from mailhost.queue.layout import MAILDROP, QueueEntry
@@ -183,6 +184,9 @@ class Pickup:
             )
         except RewriteError as exc:
             self._defer(entry, exc.log_text)
+            return None
+        except MilterDeferred:
+            self.counters.deferred += 1  # cleanup logged the milter's answer
             return None
         except ExpansionFailed as exc:
             # A REJECT with a 4.x.x code or a check table failure: the

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from mailhost.bounce.notify import BounceFailure, Bouncer
@@ -34,11 +34,15 @@ from mailhost.cleanup.inspect import ContentChecks, Inspected, LogContext
 from mailhost.cleanup.seams import ExpansionFailed, RecipientExpansion
 from mailhost.cleanup.service import log_active
 from mailhost.log import daemon_logger
+from mailhost.milter.edits import Content
+from mailhost.milter.local import LocalMilters, LocalOutcome
+from mailhost.milter.settings import MilterSettings
 from mailhost.offload import run_blocking
 from mailhost.queue.layout import ACTIVE, HOLD, INCOMING
 from mailhost.queue.qfile import Envelope, QueueFile, Recipient, SubmissionKind
 from mailhost.queue.status import Notice, RecipientStatus, Status
 from mailhost.queue.store import QueueStore
+from mailhost.queue.transaction import Transaction
 from mailhost.resolve.rewrite import RewriteSettings, cleanup_rewrite
 from mailhost.rfc822 import message_id
 
@@ -71,6 +75,7 @@ class LocalCleanup:
         trigger: Callable[[str], None] | None = None,
         checks: ContentChecks | None = None,
         content_filter: str = "",
+        milters: MilterSettings | None = None,
     ) -> None:
         self.store = store
         self.expansion = expansion
@@ -83,6 +88,8 @@ class LocalCleanup:
         self.trigger = trigger
         self.checks = checks if checks is not None and checks.active else None
         self.content_filter = content_filter
+        #: non_smtpd_milters (mailhost.milter.local).
+        self.milters = milters if milters is not None and milters.milters else None
 
     async def envelope(self, qf: QueueFile) -> tuple[str, tuple[Recipient, ...]]:
         """The sender and the alias-expanded recipients of a maildrop file:
@@ -155,6 +162,9 @@ class LocalCleanup:
                 )
             else:
                 cleaned = Cleaned(lines, message_id(lines), None)
+            milters = await self._milters(qid, sender, recipients, cleaned, envelope)
+            if milters is not None:
+                sender, recipients, cleaned = milters.sender, milters.recipients, milters.cleaned
             actions = inspected.actions if inspected is not None else None
             new = replace(
                 envelope,
@@ -168,6 +178,8 @@ class LocalCleanup:
             await txn.abort()
             raise
         rejected = inspected is not None and inspected.reject is not None
+        if milters is not None and await milters.dispose(txn, committed):
+            return qid  # discarded
         if inspected is not None:
             _log(inspected, qid, cleaned.message_id)
             if inspected.actions.discard is not None:
@@ -181,6 +193,8 @@ class LocalCleanup:
         if inspected is not None and inspected.reject is not None:
             reject = inspected.reject
             await self._bounce(qid, new, reject.status, reject.text)
+        elif milters is not None and milters.outcome.bounce is not None:
+            await self._bounce(qid, new, *milters.outcome.bounce)
         await committed()
         if cleaned.resent_message_id is not None:
             cleanup_log.info("%s: resent-message-id=<%s>", qid, cleaned.resent_message_id)
@@ -191,6 +205,32 @@ class LocalCleanup:
         log_active(qid, sender, size, len(recipients))
         self._wake(qid)
         return qid
+
+    async def _milters(
+        self,
+        qid: str,
+        sender: str,
+        recipients: tuple[Recipient, ...],
+        cleaned: Cleaned,
+        envelope: Envelope,
+    ) -> _Miltered | None:
+        """non_smtpd_milters on the cleaned message (cleanup's own
+        Received: header, on a submission, is not shown); raises
+        MilterDeferred."""
+        if self.milters is None:
+            return None
+        own = 2 if envelope.submission else 0
+        given = list(dict.fromkeys(r.original or r.address for r in recipients))
+        lines = cleaned.lines
+        content = Content.parse(sender, list(given), lines[:own], lines[own:])
+        outcome = await LocalMilters(self.milters, qid).run(content)
+        kept = {a.lower() for a in outcome.content.recipients}
+        result = tuple(r for r in recipients if (r.original or r.address).lower() in kept)
+        added = [a for a in outcome.content.recipients if a not in given]
+        if added:
+            result += await self._expand((Recipient(a, original=a), a, a) for a in added)
+        top, rest = outcome.content.received_and_lines()
+        return _Miltered(outcome, result, replace(cleaned, lines=top + rest))
 
     async def _inspect(
         self, qid: str, lines: list[bytes], sender: str, recipients: tuple[Recipient, ...]
@@ -243,6 +283,30 @@ class LocalCleanup:
     def _wake(self, queue_id: str) -> None:
         if self.trigger is not None:
             self.trigger(queue_id)
+
+
+@dataclass
+class _Miltered:
+    """A local submission after non_smtpd_milters."""
+
+    outcome: LocalOutcome
+    recipients: tuple[Recipient, ...]
+    cleaned: Cleaned
+
+    @property
+    def sender(self) -> str:
+        return self.outcome.content.sender
+
+    async def dispose(self, txn: Transaction, committed: Callable[[], Awaitable[None]]) -> bool:
+        """Discard (True: nothing is queued) or hold (also a message to be
+        bounced, until its recipients are marked)."""
+        if self.outcome.discard:
+            await txn.abort()
+            await committed()
+            return True
+        if self.outcome.hold or self.outcome.bounce is not None:
+            txn.queue_name = HOLD
+        return False
 
 
 def _log(inspected: Inspected, queue_id: str, msgid: str | None) -> None:

@@ -259,6 +259,9 @@ class Conversation(LineProtocol):
         name = self.peer_names.name
         s = Session(name, address, port, log_port=self.settings.client_port_logging)
         s.tls = self.wrapped
+        sockname = self.transport.get_extra_info("sockname") if self.transport else None
+        if sockname:
+            s.server_address, s.server_port = normal_address(str(sockname[0])), int(sockname[1])
         if self.mh.checks is not None:
             s.checks = self.check_state(s)
         self.state = s
@@ -343,6 +346,7 @@ class Conversation(LineProtocol):
             except (OSError, MailhostError) as exc:
                 log.warning("%s: cannot remove queue file: %s", txn.queue.queue_id, exc)
         self.events.disconnect()
+        await self.mh.disconnect(s)  # smtpd_milters: QUIT
         log.info("%s", disconnect_line(s.client, s.stats))
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
@@ -364,7 +368,13 @@ class Conversation(LineProtocol):
             if self.hangup:
                 return
         else:
-            await self.push(replies.greeting(self.settings.banner))
+            refused = await self.mh.greeting(s)  # smtpd_milters' connect event
+            if refused is not None:
+                await self.reply(refused, error=refused.code >= 500)
+                if self.hangup:
+                    return
+            else:
+                await self.push(replies.greeting(self.settings.banner))
         while self.transport is not None and not self.transport.is_closing():
             if s.errors >= self.settings.hard_error_limit:
                 self.closing_reason = "too many errors"

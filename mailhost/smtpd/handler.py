@@ -33,6 +33,9 @@ from dataclasses import dataclass
 from mailhost.cleanup.seams import ExpansionFailed, MessageActions, protocol_name
 from mailhost.cleanup.service import Cleanup, Message, queue_error
 from mailhost.log import logger
+from mailhost.milter.edits import Content
+from mailhost.milter.settings import MilterSettings
+from mailhost.milter.smtpd import SmtpdMilters, as_reply
 from mailhost.observe import metrics
 from mailhost.reply import NO_DISK_SPACE, RCPT_OK, Reply
 from mailhost.smtpd import replies
@@ -73,6 +76,8 @@ class SmtpdHandler:
     #: The restriction stages (None: no restrictions, as ``sendmail -bs``).
     checks: SmtpdChecks | None = None
     queue_directory: str | None = None
+    #: smtpd_milters (None or an empty list: none).
+    milters: MilterSettings | None = None
     #: ETRN's fast flush (None: ``sendmail -bs``, where ETRN is refused).
     fast_flush: FastFlush | None = None
 
@@ -102,6 +107,15 @@ class SmtpdHandler:
     def delay_reject(self) -> bool:
         return self.checks is None or self.checks.settings.delay_reject
 
+    async def greeting(self, session: Session) -> Reply | None:
+        """The milters' connect event: a reply instead of the greeting, if a
+        filter refuses the connection (mailhost.milter.smtpd)."""
+        if self.milters is None or not self.milters.milters:
+            return None
+        session.milters = SmtpdMilters(self.milters)
+        text = await session.milters.connect(session)
+        return as_reply(text) if text is not None else None
+
     async def connect(self, session: Session) -> Reply | None:
         """smtpd_client_restrictions at connect (smtpd_delay_reject = no)."""
         state = self.check_state(session, Where.CONNECT)
@@ -118,24 +132,35 @@ class SmtpdHandler:
         return reply
 
     async def helo(self, session: Session, name: str, where: Where) -> Reply | None:
-        """smtpd_helo_restrictions at HELO/EHLO (smtpd_delay_reject = no)."""
+        """smtpd_helo_restrictions at HELO/EHLO (smtpd_delay_reject = no),
+        then the milters' HELO event."""
         state = self.check_state(session, where)
-        if state is None or self.checks is None or self.delay_reject:
-            return None
-        return self.counted(str(where), await self.checks.helo(state, name))
+        if state is not None and self.checks is not None and not self.delay_reject:
+            refused = self.counted(str(where), await self.checks.helo(state, name))
+            if refused is not None:
+                return refused
+        if session.milters is not None:
+            text = await session.milters.helo(session, name, str(where))
+            return as_reply(text) if text is not None else None
+        return None
 
     async def data(self, session: Session) -> Reply | None:
-        """smtpd_data_restrictions at DATA."""
+        """smtpd_data_restrictions at DATA, then the milters' DATA event."""
         state = self.check_state(session, Where.DATA)
-        if state is None or self.checks is None:
-            return None
-        txn = session.transaction
-        # Postfix's state->recipient: the last accepted recipient.
-        state.recipient = txn.recipients[-1] if txn is not None and txn.recipients else None
-        try:
-            return self.counted("DATA", await self.checks.data(state))
-        finally:
-            state.recipient = None
+        if state is not None and self.checks is not None:
+            txn = session.transaction
+            # Postfix's state->recipient: the last accepted recipient.
+            state.recipient = txn.recipients[-1] if txn is not None and txn.recipients else None
+            try:
+                refused = self.counted("DATA", await self.checks.data(state))
+            finally:
+                state.recipient = None
+            if refused is not None:
+                return refused
+        if session.milters is not None:
+            text = await session.milters.data(session)
+            return as_reply(text) if text is not None else None
+        return None
 
     async def etrn(self, session: Session, site: str) -> Reply:
         """ETRN of a syntactically valid ``site``: smtpd_etrn_restrictions,
@@ -150,6 +175,21 @@ class SmtpdHandler:
                 metrics.smtpd_reject("ETRN", refused)
                 return refused
         return await self.fast_flush.send_site(site, session.client)
+
+    @staticmethod
+    def milter_refusal(session: Session, command: str) -> Reply | None:
+        """A milter's standing refusal of VRFY or STARTTLS."""
+        text = session.milters.other(command) if session.milters is not None else None
+        return as_reply(text) if text is not None else None
+
+    async def reset(self, session: Session) -> None:
+        """The transaction ended without a message (RSET, HELO, STARTTLS)."""
+        if session.milters is not None:
+            await session.milters.abort()
+
+    async def disconnect(self, session: Session) -> None:
+        if session.milters is not None:
+            await session.milters.quit()
 
     # -- logging -----------------------------------------------------------------
 
@@ -215,6 +255,15 @@ class SmtpdHandler:
                 session.transaction = None
                 state.reset_transaction()
                 return reply
+        if session.milters is not None:
+            args = [f"<{path.address}>", *(format_param(n, v) for n, v in path.params)]
+            text = await session.milters.mail(session, args, path.address)
+            if text is not None:
+                session.transaction = None
+                if state is not None:
+                    state.reset_transaction()
+                await session.milters.abort()
+                return as_reply(text)
         session.transaction.instance = instance_id()
         return replies.MAIL_OK
 
@@ -255,13 +304,18 @@ class SmtpdHandler:
             checked = await self.checks.rcpt(state, recipient)
             if checked is not None:
                 metrics.smtpd_reject("RCPT", checked)  # logged by the restriction stage
+                await self.milter_rcpt(session, path, str(checked))
                 return checked, True
         reply = await self.recipients.check_recipient(
             recipient, txn.sender, session.info(), txn.declared_size
         )
         if reply is not None and reply.is_error:
             self.log_reject(session, "RCPT", reply, recipient)
+            await self.milter_rcpt(session, path, str(reply))
             return reply, True
+        text = await self.milter_rcpt(session, path)
+        if text is not None:
+            return as_reply(text), True
         if txn.queue is None:
             try:
                 txn.queue = await self.cleanup.open()
@@ -277,9 +331,20 @@ class SmtpdHandler:
         txn.recipients.append(recipient)
         return RCPT_OK, False
 
+    @staticmethod
+    async def milter_rcpt(session: Session, path: Path, rejected: str | None = None) -> str | None:
+        """The milters' RCPT event (``rejected``: smtpd's own reject reply)."""
+        if session.milters is None:
+            return None
+        args = [f"<{path.address}>", *(format_param(n, v) for n, v in path.params)]
+        return await session.milters.rcpt(session, args, path.address, rejected)
+
     # -- VRFY ---------------------------------------------------------------------
 
     async def vrfy(self, session: Session, address: str) -> Reply:
+        refused = self.milter_refusal(session, "VRFY")
+        if refused is not None:
+            return refused
         txn = session.transaction
         state = self.check_state(session, Where.VRFY)
         if state is not None and self.checks is not None:
@@ -347,12 +412,23 @@ class SmtpdHandler:
             queue_id=qid,
             recipients=txn.recipients,
         )
+        received = [line.encode("utf-8", "surrogateescape") for line in header.splitlines()]
+        sender, recipients, lines = txn.sender, list(txn.recipients), data.lines
+        if session.milters is not None:
+            content = Content.parse(sender, recipients, received, lines)
+            text = await session.milters.message(session, txn, content, actions)
+            if text is not None:
+                await txn.queue.abort()
+                return as_reply(text)
+            if content.edited:
+                sender, recipients = content.sender, content.recipients
+                received, lines = content.received_and_lines()
         message = Message(
-            sender=txn.sender,
-            recipients=txn.recipients,
+            sender=sender,
+            recipients=recipients,
             client=session.info(),
-            lines=data.lines,
-            received=[line.encode("utf-8", "surrogateescape") for line in header.splitlines()],
+            lines=lines,
+            received=received,
             arrival_time=time.time(),
             mail_params=txn.mail_params,
             actions=actions,

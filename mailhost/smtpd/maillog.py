@@ -38,13 +38,15 @@ def reject_line(
     recipient: str | None = None,
     protocol: str = "SMTP",
     helo: str | None = None,
+    action: str = "reject",
 ) -> str:
     """``QID|NOQUEUE: reject: STAGE from CLIENT: REPLY; from=<…> to=<…> proto=… helo=<…>``.
 
-    ``from=`` appears once MAIL FROM was given, ``to=`` when a recipient is
+    ``action`` is ``reject`` or a milter's ``milter-reject``, ``milter-hold``,
+    ``milter-discard``.  ``from=`` appears once MAIL FROM was given, ``to=`` when a recipient is
     known, ``helo=`` when the client sent HELO/EHLO (smtpd.c log_whatsup).
     """
-    parts = [f"{queue_id or 'NOQUEUE'}: reject: {stage} from {client}: {reply};"]
+    parts = [f"{queue_id or 'NOQUEUE'}: {action}: {stage} from {client}: {reply};"]
     if sender is not None:
         parts.append(f"from=<{external_form(sender)}>")
     if recipient is not None:

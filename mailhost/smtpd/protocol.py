@@ -55,7 +55,10 @@ class SmtpdProtocol(Conversation):
 
     def ehlo_keywords(self, s: Session) -> list[str]:
         """In Postfix's order (spec 9), less smtpd_discard_ehlo_keywords; DSN
-        and CHUNKING are not offered because mailhost does not implement them."""
+        and CHUNKING are not offered because mailhost does not implement them.
+        After a milter's 5xx to EHLO only ENHANCEDSTATUSCODES (not logged)."""
+        if s.milters is not None and s.milters.ehlo_refused:
+            return ["ENHANCEDSTATUSCODES"]
         limit = self.settings.message_size_limit
         words = ["PIPELINING", f"SIZE {limit}" if limit else "SIZE"]
         if not self.settings.disable_vrfy:
@@ -109,6 +112,7 @@ class SmtpdProtocol(Conversation):
         txn, s.transaction = s.transaction, None
         if txn is not None and txn.queue is not None:
             await txn.queue.abort()
+        await self.mh.reset(s)  # smtpd_milters: ABORT
 
     async def cmd_mail(self, s: Session, arg: str) -> None:
         if self.settings.helo_required and s.helo is None:
@@ -219,6 +223,10 @@ class SmtpdProtocol(Conversation):
     async def cmd_starttls(self, s: Session, arg: str) -> bool | None:
         if arg:
             await self.reply(replies.STARTTLS_SYNTAX)
+            return None
+        refused = self.mh.milter_refusal(s, "STARTTLS")
+        if refused is not None:
+            await self.reply(refused)
             return None
         if s.tls:
             await self.reply(replies.TLS_ALREADY_ACTIVE)

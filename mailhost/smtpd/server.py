@@ -47,6 +47,7 @@ from mailhost.config.mastercf import Listener, MasterEntry, read_master_cf, smtp
 from mailhost.config.unused import unused_settings
 from mailhost.errors import ConfigError, MailhostError
 from mailhost.log import daemon_logger, logger
+from mailhost.milter.settings import MilterSettings
 from mailhost.prefork import Role
 from mailhost.smtpd.acceptor import Acceptor, hand_over, listening_socket
 from mailhost.smtpd.capacity import Capacity, ServiceLimit, Slot
@@ -253,6 +254,7 @@ class MailServer:
                 checks=stages.checks,
                 passwords=passwords,
                 queue_directory=cfg.get("queue_directory"),
+                milters=MilterSettings.from_config(cfg) if cfg.get("smtpd_milters") else None,
                 fast_flush=FastFlush.from_config(cfg, registry),
             )
             listener_deadlines = DeadlinePolicy.from_config(cfg)

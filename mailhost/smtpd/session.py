@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mailhost.cleanup.seams import ClientInfo, QueueTransaction
 from mailhost.reply import Reply
 from mailhost.smtpd.maillog import CommandStats, client_name
 from mailhost.smtpd_check.state import CheckState
+
+if TYPE_CHECKING:
+    from mailhost.milter.smtpd import SmtpdMilters
 
 
 @dataclass
@@ -69,6 +73,11 @@ class Session:
     #: smtpd_client_restrictions rejected the client at connect
     #: (smtpd_delay_reject = no): every later command but QUIT is refused.
     access_denied: Reply | None = None
+    #: Our end of the connection ({daemon_addr}, {daemon_port} for milters).
+    server_address: str = ""
+    server_port: int = 0
+    #: smtpd_milters of this session (None: none configured).
+    milters: SmtpdMilters | None = None
 
     @property
     def client(self) -> str:

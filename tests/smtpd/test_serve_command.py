@@ -42,6 +42,10 @@ def configure(directory: Path, master: str) -> None:
             "parameter smtpd_timeout: bad time value or unit: soon",
         ),
         (
+            "127.0.0.1:2525 inet n - n - - smtpd -o smtpd_milters=inet:nowhere\n",
+            "milter inet:nowhere: bad endpoint (inet:host:port)",
+        ),
+        (
             "127.0.0.1:2525 inet n - n - - smtpd -o smtpd_tls_wrappermode=yes\n",
             "service 127.0.0.1:2525: smtpd_tls_wrappermode requires a usable certificate",
         ),

@@ -1,0 +1,90 @@
+"""rspamd (Debian's ``rspamd`` package) as a real milter peer on loopback:
+only its proxy worker, in milter mode, scanning itself (``self_scan``), with
+Debian's stock rules (/etc/rspamd), a throwaway directory for its database,
+pid and log files, no Redis, and the session's null DNS server (every
+lookup answered NXDOMAIN, nothing leaves loopback).  ``milter_headers``
+adds X-Spamd-Result, X-Spam-Status and Authentication-Results."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests import nulldns
+from tests.milter.opendkim import wait_port
+from tests.support.net import free_port
+
+CONF = """\
+.include "$CONFDIR/common.conf"
+options {{
+    pidfile = "$RUNDIR/rspamd.pid";
+    .include "$CONFDIR/options.inc"
+    dns {{
+        nameserver = ["{dns}"];
+        timeout = 1s;
+        retransmits = 1;
+    }}
+}}
+logging {{
+    type = "file";
+    filename = "$LOGDIR/rspamd.log";
+    level = "notice";
+}}
+worker "rspamd_proxy" {{
+    bind_socket = "127.0.0.1:{port}";
+    milter = yes;
+    timeout = 120s;
+    count = 1;
+    reject_message = "Spam message rejected";
+    upstream "local" {{
+        default = yes;
+        self_scan = yes;
+    }}
+}}
+"""
+
+MILTER_HEADERS = """\
+use = ["x-spamd-result", "x-spam-status", "authentication-results"];
+skip_local = false;
+skip_authenticated = false;
+"""
+
+
+@contextmanager
+def running(directory: Path) -> Iterator[str]:
+    """The milter endpoint (``inet:127.0.0.1:PORT``) while rspamd runs."""
+    port = free_port()
+    (directory / "rspamd.conf").write_text(CONF.format(dns=nulldns.address(), port=port))
+    (directory / "local.d").mkdir()
+    (directory / "local.d" / "milter_headers.conf").write_text(MILTER_HEADERS)
+    variables = [
+        f"--var={name}={value}"
+        for name, value in {
+            "CONFDIR": "/etc/rspamd",
+            "LOCAL_CONFDIR": directory,
+            "DBDIR": directory,
+            "RUNDIR": directory,
+            "LOGDIR": directory,
+        }.items()
+    ]
+    command = [
+        "rspamd",
+        "-f",
+        "-i",
+        "-u",
+        "root",
+        "-g",
+        "root",
+        "-c",
+        str(directory / "rspamd.conf"),
+    ]
+    with (directory / "stdout").open("wb") as out:
+        proc = subprocess.Popen([*command, *variables], stdout=out, stderr=out)
+    try:
+        wait_port(port, proc, timeout=120)
+        yield f"inet:127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -150,8 +150,6 @@ def _not_found(name: str, rdtype: str, soft: bool) -> DeliveryStatus:
     )
 
 
-
-
 def dns_resolver(servers: Sequence[str], timeout: float) -> dns.asyncresolver.Resolver:
     """An asynchronous resolver asking ``servers`` (mailhost_dns_servers), or
     those of /etc/resolv.conf; with neither every lookup fails temporarily."""
@@ -166,6 +164,7 @@ def dns_resolver(servers: Sequence[str], timeout: float) -> dns.asyncresolver.Re
             resolver = dns.asyncresolver.Resolver(configure=False)
     resolver.lifetime = timeout
     return resolver
+
 
 class MxResolver:
     """MX and address lookups for smtp(8) (and lmtp(8) ``inet:`` hosts)."""

@@ -24,6 +24,8 @@ rejects in the same transaction are logged with the queue id.
 
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -50,6 +52,15 @@ from mailhost.smtpd_check.stages import SmtpdChecks
 from mailhost.smtpd_check.state import CheckState, Where
 
 log = logger("smtpd")
+
+_INSTANCES = itertools.count()
+
+
+def instance_id() -> str:
+    """A new transaction's id as Postfix's smtpd makes it for policy servers:
+    pid, arrival seconds and microseconds, and a per-process sequence, in hex."""
+    now = time.time_ns() // 1000
+    return f"{os.getpid():x}.{now // 1_000_000:x}.{now % 1_000_000:x}.{next(_INSTANCES):x}"
 
 
 @dataclass
@@ -88,6 +99,8 @@ class SmtpdHandler:
         state.queue_id = txn.queue_id if txn is not None else None
         state.rcpt_count = len(txn.recipients) if txn is not None else 0
         state.smtputf8 = txn.smtputf8 if txn is not None else False
+        state.instance = txn.instance if txn is not None else ""
+        state.size = session.declared_size
         return state
 
     @property
@@ -251,6 +264,7 @@ class SmtpdHandler:
                     state.reset_transaction()
                 await session.milters.abort()
                 return as_reply(text)
+        session.transaction.instance = instance_id()
         return replies.MAIL_OK
 
     async def enough_space(self, declared: int) -> bool:
@@ -376,6 +390,7 @@ class SmtpdHandler:
             state.queue_id, state.sender = qid, txn.sender
             state.rcpt_count = len(txn.recipients)
             state.recipient = txn.recipients[-1]
+            state.instance, state.size = txn.instance, data.size
             try:
                 refused = self.counted("END-OF-MESSAGE", await self.checks.end_of_data(state))
             finally:

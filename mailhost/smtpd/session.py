@@ -33,6 +33,8 @@ class MailTransaction:
     #: RCPT commands answered "too many recipients" so far (overshoot accounting).
     excess: int = 0
     queue: QueueTransaction | None = None
+    #: the transaction's id for policy servers (Postfix's state->instance).
+    instance: str = ""
 
     @property
     def queue_id(self) -> str | None:

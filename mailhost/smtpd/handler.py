@@ -35,13 +35,13 @@ from mailhost.cleanup.service import Cleanup, Message, queue_error
 from mailhost.log import logger
 from mailhost.milter.edits import Content
 from mailhost.milter.settings import MilterSettings
-from mailhost.milter.smtpd import SmtpdMilters, as_reply
 from mailhost.observe import metrics
 from mailhost.reply import NO_DISK_SPACE, RCPT_OK, Reply
 from mailhost.smtpd import replies
 from mailhost.smtpd.data import DataResult
 from mailhost.smtpd.etrn import UNABLE, FastFlush
 from mailhost.smtpd.maillog import reject_line
+from mailhost.smtpd.milters import SmtpdMilters, as_reply
 from mailhost.smtpd.paths import Path, format_param
 from mailhost.smtpd.received import received_header
 from mailhost.smtpd.sasl import PasswordChecker
@@ -109,7 +109,7 @@ class SmtpdHandler:
 
     async def greeting(self, session: Session) -> Reply | None:
         """The milters' connect event: a reply instead of the greeting, if a
-        filter refuses the connection (mailhost.milter.smtpd)."""
+        filter refuses the connection (mailhost.smtpd.milters)."""
         if self.milters is None or not self.milters.milters:
             return None
         session.milters = SmtpdMilters(self.milters)

@@ -73,7 +73,15 @@ class Result:
 
 
 def run_case(
-    server: Server, messages: int, concurrency: int, recipients: int, size: int, timeout: float
+    server: Server,
+    messages: int,
+    concurrency: int,
+    recipients: int,
+    size: int,
+    timeout: float,
+    *,
+    sender: str = f"sender@client.{DOMAIN}",
+    helo: str = "",
 ) -> Result:
     server.reset_mail()
     server.start()
@@ -83,7 +91,9 @@ def run_case(
         cpu0 = cpu_seconds(root)
         to = f"{LOCALPART}@{DOMAIN}"
         command = ["smtp-source", "-c", "-l", str(size), "-m", str(messages)]
-        command += ["-s", str(concurrency), "-f", f"sender@client.{DOMAIN}", "-t", to]
+        command += ["-s", str(concurrency), "-f", sender, "-t", to]
+        if helo:
+            command += ["-M", helo]
         if recipients > 1:
             command += ["-r", str(recipients)]
         command.append(f"127.0.0.1:{server.port}")

@@ -19,7 +19,9 @@ the pipeline in its order and starts and stops it:
   :meth:`Master.listener` for one listener's stages: the recipient check,
   cleanup, the sender-login address search;
 * at stop (:meth:`Master.stop`, after the listeners closed): pickup, then
-  the queue manager (deliveries in flight finish and record their result).
+  the queue manager (deliveries in flight finish and record their result);
+* the quota-status policy service (:mod:`mailhost.quota.status_service`)
+  for each master.cf line running ``quota-status`` (first process only).
 
 Nothing here wraps anything: what is built, and in which order, is read
 from top to bottom.  Tests replace the recipient check and the queue with
@@ -54,7 +56,7 @@ from mailhost.cleanup.seams import (
 )
 from mailhost.cleanup.service import Cleanup, SpoolSettings
 from mailhost.config import Config, load_config
-from mailhost.config.mastercf import declares
+from mailhost.config.mastercf import declares, read_master_cf
 from mailhost.log import logger
 from mailhost.milter.settings import MilterSettings
 from mailhost.offload import DEFAULT_POOL
@@ -67,6 +69,7 @@ from mailhost.queue.qfile import Recipient
 from mailhost.queue.spool import Content
 from mailhost.queue.status import Status
 from mailhost.queue.store import QueueStore
+from mailhost.quota import status_service
 from mailhost.quota.rcpt import RcptQuotaCheck
 from mailhost.resolve.resolver import Resolver, ResolverSettings
 from mailhost.resolve.rewrite import RewriteSettings
@@ -125,6 +128,8 @@ class Master:
         self.qmgr = QueueManagerService(self.role)
         self.pickup: Pickup | None = None
         self.pickup_registry: TableRegistry | None = None
+        self.quota_status: list[status_service.QuotaStatusService] = []
+        self.status_registries: list[TableRegistry] = []
 
     def master_cf(self, cfg: Config) -> Path:
         return self.master_cf_path or cfg.config_dir / "master.cf"
@@ -187,6 +192,24 @@ class Master:
         # After the queue manager's recovery, which removes temporary
         # names in incoming: pickup's file being written is not one.
         await self.start_pickup(cfg)
+        await self.start_quota_status(cfg)
+
+    async def start_quota_status(self, cfg: Config) -> None:
+        """mailhost's quota-status policy service for each master.cf line
+        whose command is ``quota-status`` (first process only: one listener
+        per address)."""
+        if not self.role.is_first:
+            return
+        entries = [
+            e for e in read_master_cf(self.master_cf(cfg)) if e.program == status_service.PROGRAM
+        ]
+        for entry in entries:
+            line_cfg = cfg.with_overrides(entry.override_map())
+            registry = TableRegistry.from_config(line_cfg)
+            self.status_registries.append(registry)
+            service = status_service.QuotaStatusService.from_config(line_cfg, registry)
+            await service.listen(entry, line_cfg.get("queue_directory"))
+            self.quota_status.append(service)
 
     async def recover(self, cfg: Config) -> None:
         """Queue recovery before the first connection (QueueStore.recover);
@@ -213,6 +236,12 @@ class Master:
     async def stop(self) -> None:
         """After the listeners closed: pickup, then the queue manager."""
         await self.qmgr.close_trigger()
+        for service in self.quota_status:
+            await service.close()
+        self.quota_status.clear()
+        for registry in self.status_registries:
+            await registry.close()
+        self.status_registries.clear()
         if self.pickup is not None:
             await self.pickup.stop()
             self.pickup = None

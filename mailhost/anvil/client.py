@@ -115,12 +115,19 @@ class RemoteAnvil:
         self.reader_task: asyncio.Task[None] | None = None
         self.waiting: collections.deque[asyncio.Future[bytes]] = collections.deque()
         self.broken = False
+        #: Sessions starting together wait for one opening: the descriptor is
+        #: wrapped once (two wrappers would close it under each other).
+        self.opening = asyncio.Lock()
 
     async def _open(self) -> asyncio.StreamWriter | None:
-        if self.writer is None and not self.broken:
-            sock = socket.socket(fileno=self.fd)
-            reader, self.writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_LINE * 4)
-            self.reader_task = asyncio.get_running_loop().create_task(self._read(reader))
+        if self.writer is not None or self.broken:
+            return self.writer
+        async with self.opening:
+            if self.writer is None and not self.broken:
+                sock = socket.socket(fileno=self.fd)
+                reader, writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_LINE * 4)
+                self.reader_task = asyncio.get_running_loop().create_task(self._read(reader))
+                self.writer = writer
         return self.writer
 
     async def _read(self, reader: asyncio.StreamReader) -> None:

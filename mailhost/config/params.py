@@ -335,7 +335,14 @@ PARAMETERS: tuple[Param, ...] = (
     # Postfix 2.9-3.6's name, still read by smtpd_per_request_deadline's
     # default; postconf 3.7 knows it with an empty default (not listed by -d).
     Param("smtpd_per_record_deadline", "", STR),
+    Param("smtpd_policy_service_default_action", "451 4.3.5 Server configuration problem"),
+    Param("smtpd_policy_service_max_idle", "300s", TIME),
+    Param("smtpd_policy_service_max_ttl", "1000s", TIME),
+    Param("smtpd_policy_service_policy_context", ""),
+    Param("smtpd_policy_service_request_limit", "0", INT),
+    Param("smtpd_policy_service_retry_delay", "1s", TIME),
     Param("smtpd_policy_service_timeout", "100s", TIME),
+    Param("smtpd_policy_service_try_limit", "2", INT),
     Param("smtpd_proxy_filter", "", STR),
     Param("smtpd_recipient_limit", "1000", INT),
     Param("smtpd_recipient_overshoot_limit", "1000", INT),
@@ -456,6 +463,8 @@ PARAMETERS: tuple[Param, ...] = (
     Param("mailhost_quota_warning_thresholds", ""),
     Param("mailhost_quota_status_overquota", "554 5.2.2 Quota exceeded (mailbox for user is full)"),
     Param("mailhost_quota_status_toolarge", ""),
+    Param("mailhost_quota_status_success", "DUNNO"),
+    Param("mailhost_quota_status_nouser", "REJECT Unknown user"),
     Param("mailhost_virtual_shared_copies", "no", BOOL),
     Param("mailhost_inline_delivery", "yes", BOOL),
     Param("line_length_limit", "2048", INT),

@@ -57,6 +57,11 @@ IN_PROCESS: Mapping[str, frozenset[str]] = {
     "postlogd": frozenset({"postlog"}),  # lines go to stderr or syslog (mailhost serve --syslog)
 }
 
+#: mailhost's own services, run under any service name (the listening
+#: address) with their ``-o`` overrides applied: the quota-status policy
+#: service (mailhost.quota.status_service).
+OWN_SERVICES = frozenset({"quota-status"})
+
 #: Services that only exist for postscreen(8).
 POSTSCREEN_HELPERS = frozenset({"dnsblog", "tlsproxy"})
 
@@ -77,7 +82,7 @@ def service_warnings(
     postscreen = any(program == "postscreen" for _, _, program, _ in items)
     out: list[tuple[int, str]] = []
     for index, (service, type_, program, overrides) in enumerate(items):
-        if is_smtpd_listener(type_, program):
+        if is_smtpd_listener(type_, program) or program in OWN_SERVICES:
             continue
         helper = program in POSTSCREEN_HELPERS or (type_ == "pass" and program == "smtpd")
         if helper:

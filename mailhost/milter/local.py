@@ -29,8 +29,7 @@ from mailhost.log import daemon_logger
 from mailhost.milter.chain import MilterChain
 from mailhost.milter.edits import Content
 from mailhost.milter.settings import MilterSettings
-from mailhost.milter.smtpd import DISCARD_TEXT, HOLD_TEXT, printable
-from mailhost.milter.verdict import Kind, Verdict
+from mailhost.milter.verdict import DISCARD_TEXT, HOLD_TEXT, Kind, Verdict, printable
 
 cleanup_log = daemon_logger("cleanup")
 

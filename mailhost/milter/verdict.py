@@ -119,3 +119,13 @@ Edit = (
     AddHeader | InsertHeader | ChangeHeader | ReplaceBody | AddRecipient | DeleteRecipient
     | ChangeSender
 )  # fmt: skip
+
+
+#: What the log says of a milter's hold and discard (recorded from Postfix 3.7.11).
+HOLD_TEXT = "milter triggers HOLD action"
+DISCARD_TEXT = "milter triggers DISCARD action"
+
+
+def printable(text: str) -> str:
+    """Control characters (the CRLF of a multi-line reply) as ``?``, as Postfix logs them."""
+    return "".join("?" if ord(ch) < 0x20 or ch == "\x7f" else ch for ch in text)

@@ -126,6 +126,22 @@ class RcptQuotaCheck:
         """None to accept ``recipient`` (internal form as given at RCPT TO,
         already accepted by the resolver), else the refusal for a declared
         ``size``; the reply names the address as the client wrote it."""
+        verdict = await self.judge(recipient, size, trace)
+        if isinstance(verdict, RefusalTemplate):
+            reply = verdict.reply(external_form(recipient))
+            if trace is not None:
+                trace.add(
+                    "decision", "quota", self.resolver.canonical(recipient), outcome=str(reply)
+                )
+            return reply
+        return verdict
+
+    async def judge(
+        self, recipient: str, size: int = 0, trace: Trace | None = None
+    ) -> RefusalTemplate | Reply | None:
+        """What :meth:`check` decides, before it is worded for smtpd: None
+        (accept), the quota-status refusal, or a temporary failure reply
+        (also what mailhost's quota-status service answers from)."""
         if recipient.lower() == "postmaster":
             return None  # smtpd accepts the bare postmaster unconditionally
         shown = external_form(recipient)
@@ -162,7 +178,4 @@ class RcptQuotaCheck:
         if not finals:
             return None
         template = self.quota.toolarge if too_large and self.quota.toolarge else None
-        reply = (template or self.quota.overquota).reply(shown)
-        if trace is not None:
-            trace.add("decision", "quota", address, outcome=str(reply))
-        return reply
+        return template or self.quota.overquota

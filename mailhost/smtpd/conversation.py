@@ -298,6 +298,15 @@ class Conversation(LineProtocol):
             # (aborting an open queue file, the disconnect line) must still run.
             await asyncio.shield(self.finish(s))
 
+    def encryption(self) -> tuple[str, str, int] | None:
+        """The TLS protocol, cipher and secret bits (policy servers' encryption_*)."""
+        ssl_object = self.transport.get_extra_info("ssl_object") if self.transport else None
+        cipher = ssl_object.cipher() if ssl_object is not None else None
+        if not cipher:
+            return None
+        name, protocol, bits = cipher
+        return str(protocol), str(name), int(bits)
+
     def check_state(self, s: Session) -> CheckState:
         """What the restriction stages know of the client at connect: its
         name and reverse name with their lookup statuses (smtpd_peer.c)."""
@@ -314,7 +323,9 @@ class Conversation(LineProtocol):
                 namaddr=s.client,
             ),
             server_address=normal_address(str(sockname[0])) if sockname else "",
+            server_port=int(sockname[1]) if sockname else 0,
             tls=s.tls,
+            encryption=self.encryption() if s.tls else None,
         )
 
     async def finish(self, s: Session) -> None:

@@ -24,6 +24,8 @@ rejects in the same transaction are logged with the queue id.
 
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -33,7 +35,6 @@ from mailhost.cleanup.service import Cleanup, Message, queue_error
 from mailhost.log import logger
 from mailhost.milter.edits import Content
 from mailhost.milter.settings import MilterSettings
-from mailhost.milter.smtpd import SmtpdMilters, as_reply
 from mailhost.observe import metrics
 from mailhost.queue.spool import HeaderSplit
 from mailhost.reply import NO_DISK_SPACE, RCPT_OK, Reply
@@ -41,6 +42,7 @@ from mailhost.smtpd import replies
 from mailhost.smtpd.data import DataResult
 from mailhost.smtpd.etrn import UNABLE, FastFlush
 from mailhost.smtpd.maillog import reject_line
+from mailhost.smtpd.milters import SmtpdMilters, as_reply
 from mailhost.smtpd.paths import Path, format_param
 from mailhost.smtpd.received import received_header
 from mailhost.smtpd.sasl import PasswordChecker
@@ -51,6 +53,15 @@ from mailhost.smtpd_check.stages import SmtpdChecks
 from mailhost.smtpd_check.state import CheckState, Where
 
 log = logger("smtpd")
+
+_INSTANCES = itertools.count()
+
+
+def instance_id() -> str:
+    """A new transaction's id as Postfix's smtpd makes it for policy servers:
+    pid, arrival seconds and microseconds, and a per-process sequence, in hex."""
+    now = time.time_ns() // 1000
+    return f"{os.getpid():x}.{now // 1_000_000:x}.{now % 1_000_000:x}.{next(_INSTANCES):x}"
 
 
 @dataclass
@@ -89,6 +100,8 @@ class SmtpdHandler:
         state.queue_id = txn.queue_id if txn is not None else None
         state.rcpt_count = len(txn.recipients) if txn is not None else 0
         state.smtputf8 = txn.smtputf8 if txn is not None else False
+        state.instance = txn.instance if txn is not None else ""
+        state.size = session.declared_size
         return state
 
     @property
@@ -97,7 +110,7 @@ class SmtpdHandler:
 
     async def greeting(self, session: Session) -> Reply | None:
         """The milters' connect event: a reply instead of the greeting, if a
-        filter refuses the connection (mailhost.milter.smtpd)."""
+        filter refuses the connection (mailhost.smtpd.milters)."""
         if self.milters is None or not self.milters.milters:
             return None
         session.milters = SmtpdMilters(self.milters)
@@ -252,6 +265,7 @@ class SmtpdHandler:
                     state.reset_transaction()
                 await session.milters.abort()
                 return as_reply(text)
+        session.transaction.instance = instance_id()
         return replies.MAIL_OK
 
     async def enough_space(self, declared: int) -> bool:
@@ -389,6 +403,7 @@ class SmtpdHandler:
             state.queue_id, state.sender = qid, txn.sender
             state.rcpt_count = len(txn.recipients)
             state.recipient = txn.recipients[-1]
+            state.instance, state.size = txn.instance, data.size
             try:
                 refused = self.counted("END-OF-MESSAGE", await self.checks.end_of_data(state))
             finally:

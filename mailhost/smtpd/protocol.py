@@ -251,6 +251,8 @@ class SmtpdProtocol(Conversation):
             self.handshaking = False
         s.tls = True
         s.reset_helo()
+        if s.checks is not None:
+            s.checks.encryption = self.encryption()
         refused = await self.events.tls_established(self.tls_resumed())
         if refused is not None:
             self.count_as(s, "starttls", False)

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from mailhost.cleanup.seams import ClientInfo, QueueTransaction
+from mailhost.cleanup.seams import ClientInfo, MessageActions, QueueTransaction
+from mailhost.milter.edits import Content
 from mailhost.reply import Reply
 from mailhost.smtpd.maillog import CommandStats, client_name
 from mailhost.smtpd_check.state import CheckState
-
-if TYPE_CHECKING:
-    from mailhost.milter.smtpd import SmtpdMilters
 
 
 @dataclass
@@ -33,6 +31,8 @@ class MailTransaction:
     #: RCPT commands answered "too many recipients" so far (overshoot accounting).
     excess: int = 0
     queue: QueueTransaction | None = None
+    #: the transaction's id for policy servers (Postfix's state->instance).
+    instance: str = ""
 
     @property
     def queue_id(self) -> str | None:
@@ -75,7 +75,7 @@ class Session:
     server_address: str = ""
     server_port: int = 0
     #: smtpd_milters of this session (None: none configured).
-    milters: SmtpdMilters | None = None
+    milters: SessionMilters | None = None
 
     @property
     def client(self) -> str:
@@ -105,3 +105,35 @@ class Session:
         """After STARTTLS the client must say EHLO again (RFC 3207 §4.2)."""
         self.helo = None
         self.esmtp = False
+
+
+class SessionMilters(Protocol):
+    """The smtpd_milters of one session, as the handler drives them
+    (:class:`mailhost.smtpd.milters.SmtpdMilters`); each event answers the
+    reply refusing it, or None."""
+
+    #: a milter refused HELO/EHLO with a 5xx: EHLO offers only
+    #: ENHANCEDSTATUSCODES from then on (recorded from Postfix 3.7.11).
+    ehlo_refused: bool
+
+    async def connect(self, s: Session) -> str | None: ...
+
+    async def helo(self, s: Session, name: str, stage: str) -> str | None: ...
+
+    async def mail(self, s: Session, args: list[str], sender: str) -> str | None: ...
+
+    async def rcpt(
+        self, s: Session, args: list[str], recipient: str, rejected: str | None = None
+    ) -> str | None: ...
+
+    async def data(self, s: Session) -> str | None: ...
+
+    async def message(
+        self, s: Session, txn: MailTransaction, content: Content, actions: MessageActions
+    ) -> str | None: ...
+
+    def other(self, command: str) -> str | None: ...
+
+    async def abort(self) -> None: ...
+
+    async def quit(self) -> None: ...

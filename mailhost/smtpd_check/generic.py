@@ -16,7 +16,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mailhost.log import logger
-from mailhost.smtpd_check import access_checks, basic, destination, dns_checks, login, names
+from mailhost.smtpd_check import (
+    access_checks,
+    basic,
+    destination,
+    dns_checks,
+    login,
+    names,
+    policy,
+)
 from mailhost.smtpd_check.actions import server_error
 from mailhost.smtpd_check.call import Call, Restriction
 from mailhost.smtpd_check.context import Context
@@ -31,6 +39,7 @@ RESTRICTIONS: dict[str, Restriction] = {
     **login.RESTRICTIONS,
     **access_checks.RESTRICTIONS,
     **dns_checks.RESTRICTIONS,
+    **policy.RESTRICTIONS,
 }
 
 #: The check_*_access restrictions a bare ``type:table`` may stand for.

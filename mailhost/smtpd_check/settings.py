@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from mailhost.config import Config
 from mailhost.config.lists import split_list
 from mailhost.errors import ConfigError
+from mailhost.smtpd_check.policy_client import PolicyServices
+from mailhost.smtpd_check.policy_settings import settings_from
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
 
@@ -60,6 +62,8 @@ class CheckSettings:
     rbl_reply_maps: Maps | None = None
     #: Every table named in a restriction list or class, by its spec.
     maps: dict[str, Maps] = field(default_factory=dict)
+    #: check_policy_service clients, by service name.
+    policy: PolicyServices = field(default_factory=PolicyServices)
 
     def code(self, name: str) -> int:
         return self.codes.get(name, _CODE_DEFAULTS[name])
@@ -80,8 +84,11 @@ class CheckSettings:
             classes[name] = tuple(split_list(cfg.get(name)))
         subdomains = {v.lower() for v in split_list(cfg.get("parent_domain_matches_subdomains"))}
         maps: dict[str, Maps] = {}
+        policy = _policy_services(cfg)
         for names in (*lists.values(), *classes.values()):
             for before, name in zip(("", *names), names, strict=False):
+                if before.lower() == "check_policy_service" and ":" in name:
+                    policy.register(name)
                 if before.lower() in NOT_TABLES or name in maps:
                     continue
                 if ":" in name and not name.startswith("{"):
@@ -109,7 +116,20 @@ class CheckSettings:
             if rbl_maps
             else None,
             maps=maps,
+            policy=policy,
         )
+
+
+def _policy_services(cfg: Config) -> PolicyServices:
+    prefix = "smtpd_policy_service_"
+    names = ("timeout", "max_idle", "max_ttl", "retry_delay", "request_limit", "try_limit",
+             "default_action", "policy_context")  # fmt: skip
+    return PolicyServices(
+        base=settings_from({name: cfg.get(prefix + name) for name in names}),
+        queue_directory=cfg.get("queue_directory"),
+        stress=cfg.get("stress"),
+        smtputf8=cfg.get_bool("smtputf8_enable"),
+    )
 
 
 #: Reply-code parameters and their Postfix 3.7.11 defaults.

@@ -115,6 +115,7 @@ class CheckState:
     client: Client
     #: the local address the client connected to (permit_inet_interfaces).
     server_address: str = ""
+    server_port: int = 0
     helo: str | None = None
     #: MAIL FROM (``""`` the null sender), None before MAIL.
     sender: str | None = None
@@ -129,6 +130,16 @@ class CheckState:
     tls: bool = False
     #: a verified client certificate's fingerprint (permit_tls_clientcerts).
     ccert_fingerprint: str | None = None
+    ccert_subject: str = ""
+    ccert_issuer: str = ""
+    ccert_pubkey_fingerprint: str = ""
+    #: the TLS protocol, cipher and its secret bits once TLS is on.
+    encryption: tuple[str, str, int] | None = None
+    #: the transaction's id for policy servers (Postfix's state->instance:
+    #: set when MAIL is accepted, empty outside a transaction).
+    instance: str = ""
+    #: SIZE= of MAIL, the message's size at end of DATA.
+    size: int = 0
     #: the client sent a command before the reply it should have waited for.
     improper_pipelining: bool = False
     #: accepted recipients of the current transaction.
@@ -150,6 +161,8 @@ class CheckState:
     sender_rcptmap_checked: bool = False
     #: What access actions asked of the current message.
     actions: MessageActions = field(default_factory=MessageActions)
+    #: policy default actions being applied (check_policy_service nesting).
+    policy_nesting: int = 0
     #: The reply text of the last reject (Postfix's error_text).
     error_text: str = ""
     trace: Trace | None = None

@@ -66,3 +66,18 @@ async def test_malformed_request_closes_that_worker_only() -> None:
     assert await good.connect(IDENT) == (2, 2)
     await good.close()
     await asyncio.wait_for(service, 5)
+
+
+async def test_sessions_starting_together_share_one_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # bench/restriction_cost.py found it: 20 sessions starting at once each
+    # wrapped the inherited descriptor, and closed it under one another.
+    workers, anvil_ends = pairs(1)
+    service = asyncio.create_task(serve(anvil_ends, lambda: (60, 600.0)))
+    client = RemoteAnvil(workers[0].detach())
+    answers = await asyncio.gather(*(client.connect(f"smtp:192.0.2.{i}") for i in range(20)))
+    assert answers == [(1, 1)] * 20
+    assert "problem talking to the anvil service" not in caplog.text
+    await client.close()
+    await asyncio.wait_for(service, 5)

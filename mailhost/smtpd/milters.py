@@ -24,7 +24,7 @@ from mailhost.log import daemon_logger, logger
 from mailhost.milter.chain import MilterChain
 from mailhost.milter.edits import Content
 from mailhost.milter.settings import MilterSettings
-from mailhost.milter.verdict import Kind, Verdict
+from mailhost.milter.verdict import DISCARD_TEXT, HOLD_TEXT, Kind, Verdict, printable
 from mailhost.observe import metrics
 from mailhost.reply import Reply
 from mailhost.smtpd.maillog import reject_line
@@ -34,13 +34,6 @@ log = logger("smtpd")
 cleanup_log = daemon_logger("cleanup")
 
 SHUTDOWN_REPLY = "421 4.7.0 Server closing connection"
-HOLD_TEXT = "milter triggers HOLD action"
-DISCARD_TEXT = "milter triggers DISCARD action"
-
-
-def printable(text: str) -> str:
-    """Control characters (the CRLF of a multi-line reply) as ``?``, as Postfix logs them."""
-    return "".join("?" if ord(ch) < 0x20 or ch == "\x7f" else ch for ch in text)
 
 
 @dataclass

@@ -1,0 +1,357 @@
+"""RCPT cost of the Internet-MX restrictions, on mailhost and on Postfix 3.7.
+
+Not part of the test suite.  Run through ``bench/run restrictions`` or
+directly, as root:
+
+    .venv/bin/python bench/restriction_cost.py --runs 5 --messages 500 \\
+        --concurrency 1,20 --recipients 10 --workers 2
+
+Four servers on the bench set-up (:mod:`bench.harness`: one SQLite database,
+the same mailboxes and query files): Postfix and mailhost, each once with the
+plain configuration (the harness's, whose only restriction is
+``smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination``)
+and once with the restrictions of ``examples/internet-mx/main.cf`` added:
+every parameter of that file except the ones naming the host, its domains,
+its networks and its mailboxes, with its tables (cidr, pcre, hash) copied
+next to each server's main.cf (``postmap`` for Postfix, ``mailhost postmap``
+for mailhost).  Two changes so that the load is accepted while every check
+still runs: the anvil limits are raised far above what the load reaches
+(the counting stays on), and ``mynetworks`` is 10.0.0.0/8 in all four
+configurations, so the client (127.0.0.1) is an Internet client that
+``permit_mynetworks`` does not short-cut.
+
+The whole benchmark runs in fresh network and mount namespaces (``unshare
+-mn``): a DNS server (tests/smtp/dnsserver.py) answers on 127.0.0.1:53 and a
+bind-mounted /etc/resolv.conf names it, so both servers' DNS lists
+(``reject_rbl_client zen.spamhaus.org``, ``reject_rhsbl_sender
+dbl.spamhaus.org``) are real lookups on loopback answered NXDOMAIN (the lists'
+test entries exist but the client and its sender are not listed).
+
+Load: ``smtp-source -c -l SIZE -m MESSAGES -s N -r R -M client.example.org -f
+sender@client.example.org`` (R recipients per message, one connection per
+message).  In each run and at each concurrency the four servers go back to
+back (the order rotates from run to run), each freshly started and stopped.
+Figures, for each server, from one run: restricted/plain of accepted msg/s
+and of server CPU seconds; then the median over the runs, and mailhost's
+CPU ratio divided by Postfix's (above 1: the restrictions cost mailhost
+relatively more than they cost Postfix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import (
+    DOMAIN,
+    LOCALPART,
+    REPO,
+    Database,
+    MailhostServer,
+    PostfixServer,
+    Server,
+    count_files,
+    machine,
+    mailhost_bin,
+)
+from bench.postfix_vs_mailhost import Result, run_case
+from bench.profile_mailhost import summarize
+
+if TYPE_CHECKING:
+    from tests.smtp.dnsserver import Zone
+
+EXAMPLE = REPO / "examples" / "internet-mx"
+TABLES = (
+    "client_access.cidr",
+    "header_checks.pcre",
+    "helo_access",
+    "recipient_access",
+    "sender_access",
+    "spam_lovers",
+)
+HASHED = ("helo_access", "recipient_access", "sender_access", "spam_lovers")
+#: What the harness sets for both servers (host, domains, mailboxes).
+HARNESS_OWNS = {
+    "compatibility_level", "myhostname", "mydomain", "myorigin", "mydestination",
+    "alias_maps", "inet_interfaces", "mynetworks", "recipient_delimiter",
+}  # fmt: skip
+#: The client is an outsider in every configuration.
+OUTSIDE = {"mynetworks": "10.0.0.0/8"}
+#: Counted, never reached by the load.
+LIMITS = {
+    "smtpd_client_connection_count_limit": "1000",
+    "smtpd_client_connection_rate_limit": "1000000",
+    "smtpd_client_message_rate_limit": "1000000",
+    "smtpd_client_recipient_rate_limit": "10000000",
+}
+HELO = "client.example.org"
+SENDER = f"sender@{HELO}"
+CONFIGS = ("plain", "restricted")
+
+
+def example_settings() -> dict[str, str]:
+    """The restriction parameters of examples/internet-mx/main.cf."""
+    settings: dict[str, str] = {}
+    name = ""
+    for line in (EXAMPLE / "main.cf").read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if line[0].isspace() and name:
+            settings[name] += " " + line.strip()
+            continue
+        name, _, value = line.partition("=")
+        name = name.strip()
+        settings[name] = value.strip()
+    kept = {
+        k: v for k, v in settings.items() if k not in HARNESS_OWNS and not k.startswith("virtual_")
+    }
+    return {**kept, **LIMITS}
+
+
+def rewrite_main_cf(etc: Path, settings: dict[str, str]) -> None:
+    """Replace (or add) ``settings`` in ``etc/main.cf``, continuation lines
+    included, so that no parameter is set twice."""
+    out: list[str] = []
+    skipping = False
+    for line in (etc / "main.cf").read_text().splitlines():
+        if line[:1].isspace() and skipping:
+            continue
+        skipping = line.partition("=")[0].strip() in settings and "=" in line
+        if not skipping:
+            out.append(line)
+    out += [f"{k} = {v}" for k, v in settings.items()]
+    (etc / "main.cf").write_text("\n".join(out) + "\n")
+
+
+def install_tables(server: Server, etc: Path) -> None:
+    for name in TABLES:
+        shutil.copy(EXAMPLE / name, etc / name)
+        os.chmod(etc / name, 0o644)
+    for name in HASHED:
+        if isinstance(server, PostfixServer):
+            command = ["postmap", "-c", str(etc), f"hash:{etc / name}"]
+        else:
+            command = [mailhost_bin(), "postmap", "-c", str(etc), f"hash:{etc / name}"]
+        subprocess.run(command, check=True, capture_output=True)
+
+
+def make_servers(work: Path, db: Database, workers: int) -> dict[tuple[str, str], Server]:
+    servers: dict[tuple[str, str], Server] = {}
+    restricted = example_settings()
+    extra = f"mailhost_worker_processes = {workers}\n" if workers > 1 else ""
+    for config in CONFIGS:
+        pf = PostfixServer(work / f"postfix-{config}", db)
+        mh = MailhostServer(work / f"mailhost-{config}", db, extra=extra)
+        for server in (pf, mh):
+            server.configure()
+            etc = server.etc
+            settings = dict(OUTSIDE)
+            if config == "restricted":
+                install_tables(server, etc)
+                settings.update(restricted)
+            rewrite_main_cf(etc, settings)
+        if config == "restricted":
+            check = subprocess.run(
+                ["postfix", "-c", str(pf.etc), "check"], check=False, capture_output=True, text=True
+            )
+            if check.returncode != 0 or check.stderr.strip():
+                raise RuntimeError(f"postfix check: {check.stderr.strip()}")
+        servers[("postfix", config)] = pf
+        servers[("mailhost", config)] = mh
+    return servers
+
+
+def dns_zone() -> Zone:
+    from tests.smtp.dnsserver import Zone
+
+    zone = Zone()
+    # The lists' published test entries; the benchmark's client and sender
+    # are not listed, so every lookup is answered NXDOMAIN.
+    zone.add("2.0.0.127.zen.spamhaus.org", "A", "127.0.0.2")
+    zone.add("2.0.0.127.zen.spamhaus.org", "TXT", '"listed for the benchmark"')
+    zone.add("dbltest.com.dbl.spamhaus.org", "A", "127.0.1.2")
+    return zone
+
+
+def dns_queries(zone: Zone, before: int) -> int:
+    return sum(1 for name, _ in zone.queries[before:] if "spamhaus.org" in name)
+
+
+def log_problems(server: Server) -> str:
+    """Warnings of the case's log that bear on the figures (empty: none)."""
+    text = server.maillog.read_text(errors="replace")
+    found = {
+        "anvil unreachable": text.count("problem talking to the anvil service"),
+        "tracebacks": text.count("Traceback (most recent call last)"),
+        "rejects": text.count(" reject: "),
+    }
+    return ", ".join(f"{n} {what}" for what, n in found.items() if n)
+
+
+def median_line(values: list[float]) -> str:
+    listed = " ".join(f"{v:.2f}" for v in sorted(values))
+    return f"{listed} → **{statistics.median(values):.2f}**"
+
+
+def report(
+    runs: list[dict[tuple[str, str, int], Result]], concurrencies: list[int], recipients: int
+) -> str:
+    rows = [
+        "| case | figure, restricted/plain | Postfix (per run → median) | "
+        "mailhost (per run → median) | mailhost/Postfix of the medians |",
+        "|---|---|---|---|---:|",
+    ]
+    for conc in concurrencies:
+        for title, attr in (("accepted msg/s", "accepted_per_s"), ("server CPU s", "cpu_s")):
+            medians = {}
+            cells = {}
+            for server in ("postfix", "mailhost"):
+                ratios = [
+                    getattr(r[(server, "restricted", conc)], attr)
+                    / getattr(r[(server, "plain", conc)], attr)
+                    for r in runs
+                ]
+                medians[server] = statistics.median(ratios)
+                cells[server] = median_line(ratios)
+            rows.append(
+                f"| -s {conc} -r {recipients} | {title} | {cells['postfix']} | {cells['mailhost']} | "
+                f"{medians['mailhost'] / medians['postfix']:.2f} |"
+            )
+    return "\n".join(rows) + "\n"
+
+
+def profile(server: Server, args: argparse.Namespace, conc: int, raw: Path) -> str:
+    """One case under ``py-spy record --subprocesses`` (every worker); the
+    summary of bench/profile_mailhost.py."""
+    server.reset_mail()
+    server.start()
+    spy_bin = str(Path(sys.executable).parent / "py-spy")
+    spy = subprocess.Popen(
+        [spy_bin, "record", "--format", "raw", "--rate", "200", "--subprocesses",
+         "--pid", str(server.root_pid()), "--output", str(raw)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        time.sleep(1.0)
+        command = ["smtp-source", "-c", "-l", str(args.size), "-m", str(args.messages)]
+        command += ["-s", str(conc), "-r", str(args.recipients), "-M", HELO, "-f", SENDER]
+        command += ["-t", f"{LOCALPART}@{DOMAIN}", f"127.0.0.1:{server.port}"]
+        subprocess.run(command, check=True, capture_output=True, timeout=args.timeout)
+        while count_files(server.vmail) < args.messages * args.recipients:
+            time.sleep(0.05)
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(30)
+        server.stop()
+    return summarize(raw, 40)
+
+
+def main_inside(args: argparse.Namespace) -> int:
+    from tests.smtp.dnsserver import DnsServer
+
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    work = Path(tempfile.mkdtemp(prefix="mhbench-rcpt-", dir=args.workdir or "/var/tmp"))
+    os.chmod(work, 0o755)
+    resolv = work / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.1\noptions attempts:1 timeout:2\n")
+    subprocess.run(["mount", "--bind", str(resolv), "/etc/resolv.conf"], check=True)
+    zone = dns_zone()
+    dns = DnsServer(zone, port=53).start()
+    db = Database("sqlite", work)
+    db.create()
+    servers = make_servers(work, db, args.workers)
+    order = list(servers)
+    concurrencies = [int(c) for c in args.concurrency.split(",") if c]
+    started = dt.datetime.now(dt.UTC)
+    info = machine()
+    runs: list[dict[tuple[str, str, int], Result]] = []
+    try:
+        if args.profile:
+            for config in CONFIGS:
+                raw = work / f"profile-{config}.txt"
+                summary = profile(servers[("mailhost", config)], args, concurrencies[0], raw)
+                print(f"## mailhost, {config}, -s {concurrencies[0]}\n\n{summary}\n")
+            print(f"(raw stacks in {work})", file=sys.stderr)
+            return 0
+        for n in range(args.runs):
+            results: dict[tuple[str, str, int], Result] = {}
+            for i, conc in enumerate(concurrencies):
+                shift = (n + i) % len(order)
+                for server_name, config in order[shift:] + order[:shift]:
+                    server = servers[(server_name, config)]
+                    before = len(zone.queries)
+                    r = run_case(
+                        server, args.messages, conc, args.recipients, args.size, args.timeout,
+                        sender=SENDER, helo=HELO,
+                    )  # fmt: skip
+                    lookups = dns_queries(zone, before)
+                    problems = log_problems(server)
+                    print(
+                        f"run {n + 1} {server_name:8} {config:10} -s {conc:<3} -r "
+                        f"{args.recipients}: accepted {r.accepted_per_s:6.1f}/s delivered "
+                        f"{r.delivered_per_s:6.1f}/s cpu {r.cpu_s:5.1f} s, "
+                        f"{lookups} DNS list queries" + (f"; log: {problems}" if problems else ""),
+                        file=sys.stderr, flush=True,
+                    )  # fmt: skip
+                    if config == "restricted" and lookups == 0:
+                        raise RuntimeError(f"{server_name}: the DNS lists were never asked")
+                    results[(server_name, config, conc)] = r
+            runs.append(results)
+    finally:
+        for server in servers.values():
+            server.stop()
+        dns.stop()
+    command = "bench/restriction_cost.py " + shlex.join(sys.argv[1:-1])
+    print(f"Command: `{command}`\n")
+    print(f"Date: {started:%Y-%m-%d %H:%M} UTC.  Machine: {info}.\n")
+    print(report(runs, concurrencies, args.recipients))
+    if args.keep:
+        print(f"(work directory {work})", file=sys.stderr)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--messages", type=int, default=500)
+    parser.add_argument("--concurrency", default="1,20")
+    parser.add_argument("--recipients", type=int, default=10)
+    parser.add_argument("--size", type=int, default=2048)
+    parser.add_argument("--workers", type=int, default=2, help="mailhost_worker_processes")
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead: py-spy profiles of mailhost, plain and restricted, at the first concurrency",
+    )
+    parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.inside:
+        sys.path.insert(0, str(REPO))
+        return main_inside(args)
+    if os.geteuid() != 0:
+        print("restriction_cost.py: must run as root (namespaces, Postfix)", file=sys.stderr)
+        return 77
+    command = ["unshare", "-mn", sys.executable, __file__, *sys.argv[1:], "--inside"]
+    return subprocess.call(command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

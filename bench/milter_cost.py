@@ -20,7 +20,8 @@ domain, and 127.0.0.1 is in its InternalHosts, so every message is signed)
 and rspamd's proxy worker in milter mode scanning itself with Debian's stock
 rules, no Redis, its DNS a null loopback server.  The servers never run at
 the same time, so sharing one pair gives both the same warm peers; one pair
-each would only add rspamd's two-minute start-up twice.
+each would only add rspamd's start-up twice.  ``--milters opendkim`` (or
+``rspamd``) keeps one of the two.
 
 Load: ``smtp-source -c -l SIZE -m MESSAGES -s N -M client.example.org -f
 sender@example.org -t bench@example.com`` (one recipient, one connection per

@@ -1,0 +1,283 @@
+"""Delivered msg/s with opendkim and rspamd as smtpd_milters, on mailhost and
+on Postfix 3.7.
+
+Not part of the test suite.  Run through ``bench/run milters`` or directly,
+as root:
+
+    .venv/bin/python bench/milter_cost.py --runs 5 --messages 300 \\
+        --concurrency 1,20 --workers 2
+
+Four servers on the bench set-up (:mod:`bench.harness`: one SQLite database,
+the same mailboxes and query files): Postfix and mailhost, each once with the
+plain configuration and once with
+
+    smtpd_milters = inet:OPENDKIM, inet:RSPAMD
+
+The milter peers are the test suite's (``tests/milter/opendkim.py``,
+``tests/milter/rspamd.py``), started once for the whole benchmark and shared
+by both servers: an OpenDKIM signer for example.org (the load's sender
+domain, and 127.0.0.1 is in its InternalHosts, so every message is signed)
+and rspamd's proxy worker in milter mode scanning itself with Debian's stock
+rules, no Redis, its DNS a null loopback server.  The servers never run at
+the same time, so sharing one pair gives both the same warm peers; one pair
+each would only add rspamd's start-up twice.  ``--milters opendkim`` (or
+``rspamd``) keeps one of the two.
+
+Load: ``smtp-source -c -l SIZE -m MESSAGES -s N -M client.example.org -f
+sender@example.org -t bench@example.com`` (one recipient, one connection per
+message).  In each run and at each concurrency the four servers go back to
+back (the order rotates from run to run), each freshly started and stopped;
+every milter case checks that a delivered copy carries ``DKIM-Signature``
+and ``X-Spamd-Result``.  Figures: delivered msg/s (messages / time from the
+start of smtp-source to the last Maildir file) and server CPU seconds (the
+milter peers' CPU is reported apart), as ratios from one run
+(mailhost/Postfix, and milters/plain of the same server), then the median
+over the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shlex
+import shutil
+import statistics
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import (
+    Database,
+    MailhostServer,
+    PostfixServer,
+    Server,
+    cpu_seconds,
+    machine,
+    maildir_files,
+)
+from bench.postfix_vs_mailhost import Result, run_case
+
+HELO = "client.example.org"
+#: The OpenDKIM signer's domain (tests/milter/opendkim.py), so it signs.
+SENDER = "sender@example.org"
+CONFIGS = ("plain", "milters")
+SERVERS = ("postfix", "mailhost")
+MILTER_HEADERS = {"opendkim": b"DKIM-Signature:", "rspamd": b"X-Spamd-Result:"}
+
+Key = tuple[str, str, int]
+
+
+def make_servers(
+    work: Path, db: Database, workers: int, milters: str
+) -> dict[tuple[str, str], Server]:
+    servers: dict[tuple[str, str], Server] = {}
+    for config in CONFIGS:
+        extra = f"smtpd_milters = {milters}\n" if config == "milters" else ""
+        workers_line = f"mailhost_worker_processes = {workers}\n" if workers > 1 else ""
+        pf = PostfixServer(work / f"postfix-{config}", db, extra=extra)
+        mh = MailhostServer(work / f"mailhost-{config}", db, extra=extra + workers_line)
+        pf.configure()
+        mh.configure()
+        servers[("postfix", config)] = pf
+        servers[("mailhost", config)] = mh
+    return servers
+
+
+def peer_pids() -> list[int]:
+    """This process's children (rspamd renames its processes, so they are
+    found by parentage, not by command line)."""
+    mine = os.getpid()
+    pids = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == mine:
+            pids.append(int(entry.name))
+    return pids
+
+
+def peers_cpu(pids: list[int]) -> float:
+    """CPU seconds of the milter processes and their children so far."""
+    return sum(cpu_seconds(pid) for pid in pids)
+
+
+def check_milters_applied(server: Server, names: list[str]) -> None:
+    """One delivered copy must carry the milters' headers."""
+    for entry in maildir_files(server.vmail):
+        head = Path(entry.path).read_bytes().split(b"\n\n", 1)[0]
+        wanted = [MILTER_HEADERS[name] for name in names]
+        missing = [h.decode() for h in wanted if b"\n" + h not in b"\n" + head]
+        if missing:
+            raise RuntimeError(f"{server.name}: delivered copy without {', '.join(missing)}")
+        return
+    raise RuntimeError(f"{server.name}: nothing delivered")
+
+
+def log_problems(server: Server) -> str:
+    text = server.maillog.read_text(errors="replace")
+    found = {
+        "milter warnings": sum(
+            1 for line in text.splitlines() if "warning:" in line and "milter" in line
+        ),
+        "tracebacks": text.count("Traceback (most recent call last)"),
+        "rejects": text.count(" reject: "),
+    }
+    return ", ".join(f"{n} {what}" for what, n in found.items() if n)
+
+
+def median_line(values: list[float]) -> str:
+    listed = " ".join(f"{v:.2f}" for v in sorted(values))
+    return f"{listed} → **{statistics.median(values):.2f}**"
+
+
+def fig(r: Result, attr: str) -> float:
+    return float(getattr(r, attr))
+
+
+def absolute_table(runs: list[dict[Key, Result]], concurrencies: list[int]) -> Iterator[str]:
+    yield (
+        "| case | figure | Postfix (median) | mailhost (median) | "
+        "mailhost/Postfix, per run → median |"
+    )
+    yield "|---|---|---:|---:|---|"
+    for conc in concurrencies:
+        for config in CONFIGS:
+            for title, attr in (("delivered msg/s", "delivered_per_s"), ("server CPU s", "cpu_s")):
+                pf = [fig(r[("postfix", config, conc)], attr) for r in runs]
+                mh = [fig(r[("mailhost", config, conc)], attr) for r in runs]
+                ratios = [m / p for m, p in zip(mh, pf, strict=True)]
+                yield (
+                    f"| -s {conc}, {config} | {title} | {statistics.median(pf):.1f} | "
+                    f"{statistics.median(mh):.1f} | {median_line(ratios)} |"
+                )
+
+
+def cost_table(runs: list[dict[Key, Result]], concurrencies: list[int]) -> Iterator[str]:
+    yield (
+        "| case | figure, milters/plain | Postfix (per run → median) | "
+        "mailhost (per run → median) | mailhost/Postfix of the medians |"
+    )
+    yield "|---|---|---|---|---:|"
+    for conc in concurrencies:
+        for title, attr in (("delivered msg/s", "delivered_per_s"), ("server CPU s", "cpu_s")):
+            medians, cells = {}, {}
+            for server in SERVERS:
+                ratios = [
+                    fig(r[(server, "milters", conc)], attr) / fig(r[(server, "plain", conc)], attr)
+                    for r in runs
+                ]
+                medians[server] = statistics.median(ratios)
+                cells[server] = median_line(ratios)
+            yield (
+                f"| -s {conc} | {title} | {cells['postfix']} | {cells['mailhost']} | "
+                f"{medians['mailhost'] / medians['postfix']:.2f} |"
+            )
+
+
+def peers_table(peer_cpu: list[dict[Key, float]], concurrencies: list[int]) -> Iterator[str]:
+    yield "| case | milter peers' CPU s, Postfix (median) | with mailhost (median) |"
+    yield "|---|---:|---:|"
+    for conc in concurrencies:
+        cells = [
+            statistics.median(p[(server, "milters", conc)] for p in peer_cpu) for server in SERVERS
+        ]
+        yield f"| -s {conc} | {cells[0]:.1f} | {cells[1]:.1f} |"
+
+
+def main(args: argparse.Namespace) -> int:
+    from tests.milter import opendkim, rspamd
+
+    work = Path(tempfile.mkdtemp(prefix="mhbench-milter-", dir=args.workdir or "/var/tmp"))
+    os.chmod(work, 0o755)
+    concurrencies = [int(c) for c in args.concurrency.split(",") if c]
+    started = dt.datetime.now(dt.UTC)
+    info = machine()
+    runs: list[dict[Key, Result]] = []
+    peer_cpu: list[dict[Key, float]] = []
+    with ExitStack() as stack:
+        for name in ("opendkim", "rspamd"):
+            (work / name).mkdir()
+        print("starting opendkim and rspamd", file=sys.stderr, flush=True)
+        dkim = stack.enter_context(opendkim.running(work / "opendkim"))
+        spam = stack.enter_context(rspamd.running(work / "rspamd"))
+        # Before any server starts, this process's children are the peers.
+        pids = peer_pids()
+        endpoints = {"opendkim": dkim.signer, "rspamd": spam}
+        milters = ", ".join(endpoints[name] for name in args.milters.split(","))
+        db = Database("sqlite", work)
+        db.create()
+        servers = make_servers(work, db, args.workers, milters)
+        order = list(servers)
+        try:
+            for n in range(args.runs):
+                results: dict[Key, Result] = {}
+                peers: dict[Key, float] = {}
+                for i, conc in enumerate(concurrencies):
+                    shift = (n + i) % len(order)
+                    for server_name, config in order[shift:] + order[:shift]:
+                        server = servers[(server_name, config)]
+                        before = peers_cpu(pids)
+                        r = run_case(
+                            server, args.messages, conc, 1, args.size, args.timeout,
+                            sender=SENDER, helo=HELO,
+                        )  # fmt: skip
+                        used = peers_cpu(pids) - before
+                        if config == "milters":
+                            check_milters_applied(server, args.milters.split(","))
+                        problems = log_problems(server)
+                        print(
+                            f"run {n + 1} {server_name:8} {config:8} -s {conc:<3}: delivered "
+                            f"{r.delivered_per_s:6.1f}/s cpu {r.cpu_s:5.1f} s, milter peers "
+                            f"{used:5.1f} s" + (f"; log: {problems}" if problems else ""),
+                            file=sys.stderr, flush=True,
+                        )  # fmt: skip
+                        results[(server_name, config, conc)] = r
+                        peers[(server_name, config, conc)] = used
+                runs.append(results)
+                peer_cpu.append(peers)
+        finally:
+            for server in servers.values():
+                server.stop()
+    command = "bench/milter_cost.py " + shlex.join(sys.argv[1:])
+    print(f"Command: `{command}`\n")
+    print(f"Date: {started:%Y-%m-%d %H:%M} UTC.  Machine: {info}.\n")
+    print("\n".join(absolute_table(runs, concurrencies)) + "\n")
+    print("\n".join(cost_table(runs, concurrencies)) + "\n")
+    print("\n".join(peers_table(peer_cpu, concurrencies)) + "\n")
+    if args.keep:
+        print(f"(work directory {work})", file=sys.stderr)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--messages", type=int, default=300)
+    parser.add_argument("--concurrency", default="1,20")
+    parser.add_argument("--size", type=int, default=2048)
+    parser.add_argument(
+        "--milters", default="opendkim,rspamd", help="smtpd_milters, in order (opendkim, rspamd)"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="mailhost_worker_processes")
+    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    if os.geteuid() != 0:
+        print("milter_cost.py: must run as root (Postfix, delivery as nobody)", file=sys.stderr)
+        sys.exit(77)
+    sys.exit(main(parse()))

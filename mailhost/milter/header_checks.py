@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from mailhost.cleanup.inspect import Inspected, LogContext, Run, act, split_action
-from mailhost.cleanup.seams import MessageActions
 from mailhost.errors import TableTempFail
 from mailhost.log import daemon_logger
 from mailhost.milter.verdict import AddHeader, ChangeHeader, Edit, InsertHeader
@@ -109,15 +108,3 @@ class HeaderCheckRun:
         if isinstance(edit, AddHeader):
             return AddHeader(name, value)
         return replace(edit, name=name, value=value)
-
-
-def merge_actions(into: MessageActions, found: MessageActions) -> None:
-    """Add what milter_header_checks decided to the message's actions (a
-    REDIRECT or FILTER replaces an earlier one, as Postfix's meta records do)."""
-    into.discard = into.discard or found.discard
-    into.hold = into.hold or found.hold
-    if found.redirect is not None:
-        into.redirect = found.redirect
-    if found.filter is not None:
-        into.filter = found.filter
-    into.bcc.extend(a for a in found.bcc if a not in into.bcc)

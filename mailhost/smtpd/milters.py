@@ -24,7 +24,7 @@ from mailhost.cleanup.seams import MessageActions
 from mailhost.log import daemon_logger, logger
 from mailhost.milter.chain import MilterChain
 from mailhost.milter.edits import Content
-from mailhost.milter.header_checks import HeaderCheckRun, merge_actions
+from mailhost.milter.header_checks import HeaderCheckRun
 from mailhost.milter.settings import MilterSettings
 from mailhost.milter.verdict import DISCARD_TEXT, HOLD_TEXT, Kind, Verdict, printable
 from mailhost.observe import metrics
@@ -206,7 +206,7 @@ class SmtpdMilters:
             reply = self.end_of_message(s, txn, content, verdict)
         if reply is None:
             if checks is not None:
-                merge_actions(actions, checks.result.actions)
+                actions.merge(checks.result.actions)
             if self.discard:
                 actions.discard = actions.discard or DISCARD_TEXT
             if self.hold is not None:

@@ -115,8 +115,9 @@ def printable(text: str) -> str:
 
 
 @dataclass
-class _Run:
-    """One message's inspection in progress."""
+class Run:
+    """One message's inspection in progress (also milter_header_checks',
+    :mod:`mailhost.milter.header_checks`, with its own log prefix and limit)."""
 
     queue_id: str
     context: LogContext
@@ -126,11 +127,15 @@ class _Run:
     in_body: bool = False
     #: the parameter of the tables being searched (for a failure's warning).
     searching: str = ""
+    #: put before the action word in log lines (``milter-header-``).
+    action_prefix: str = ""
+    #: how much of the matched content a log line shows.
+    content_limit: int = LOG_CONTENT_LIMIT
 
     def log_action(self, action: str, where: str, content: bytes, text: str) -> None:
         ctx = self.context
-        shown = content[:LOG_CONTENT_LIMIT].decode("utf-8", "replace")
-        line = f"{self.queue_id}: {action}: {where} {shown} from {ctx.origin};"
+        shown = content[: self.content_limit].decode("utf-8", "replace")
+        line = f"{self.queue_id}: {self.action_prefix}{action}: {where} {shown} from {ctx.origin};"
         line += f" from=<{ctx.sender}>"
         if ctx.recipient is not None:
             line += f" to=<{ctx.recipient}>"
@@ -160,7 +165,7 @@ class Action:
     prepend: bytes | None = None
 
 
-def act(run: _Run, where: str, content: bytes, value: str, map_class: str) -> Action:
+def act(run: Run, where: str, content: bytes, value: str, map_class: str) -> Action:
     """Apply one action (Postfix cleanup_act) and log it."""
     command, text = split_action(value)
     word = command.upper()
@@ -193,7 +198,7 @@ class _Match:
     map_class: str
 
 
-def _reject(run: _Run, m: _Match) -> Action:
+def _reject(run: Run, m: _Match) -> Action:
     reason, temporary = dsn_reason(m.text)
     run.result.reject = reject_reply(reason, temporary)
     run.filtering = False
@@ -201,7 +206,7 @@ def _reject(run: _Run, m: _Match) -> Action:
     return Action()
 
 
-def _log_only(run: _Run, m: _Match) -> Action:
+def _log_only(run: Run, m: _Match) -> Action:
     """WARN, INFO; PASS also stops the inspection."""
     run.log_action({"WARN": "warning"}.get(m.word, m.word.lower()), m.where, m.content, m.text)
     if m.word == "PASS":
@@ -209,16 +214,16 @@ def _log_only(run: _Run, m: _Match) -> Action:
     return Action()
 
 
-def _strip(run: _Run, m: _Match) -> Action:
+def _strip(run: Run, m: _Match) -> Action:
     run.log_action("strip", m.where, m.content, m.text)
     return Action(drop=True)
 
 
-def _ignore(run: _Run, m: _Match) -> Action:
+def _ignore(run: Run, m: _Match) -> Action:
     return Action(drop=True)
 
 
-def _filter(run: _Run, m: _Match) -> Action:
+def _filter(run: Run, m: _Match) -> Action:
     if not m.text:
         log.warning("missing FILTER command argument in %s map", m.map_class)
     elif ":" not in m.text:
@@ -231,14 +236,14 @@ def _filter(run: _Run, m: _Match) -> Action:
     return Action()
 
 
-def _discard(run: _Run, m: _Match) -> Action:
+def _discard(run: Run, m: _Match) -> Action:
     run.log_action("discard", m.where, m.content, m.text)
     run.result.actions.discard = m.text or "discarded"
     run.filtering = False
     return Action()
 
 
-def _hold(run: _Run, m: _Match) -> Action:
+def _hold(run: Run, m: _Match) -> Action:
     actions = run.result.actions
     if actions.hold is None and actions.discard is None:
         run.log_action("hold", m.where, m.content, m.text)
@@ -246,7 +251,7 @@ def _hold(run: _Run, m: _Match) -> Action:
     return Action()
 
 
-def _address(run: _Run, m: _Match) -> Action:
+def _address(run: Run, m: _Match) -> Action:
     """REDIRECT (also stops the inspection) and BCC."""
     actions = run.result.actions
     if "@" not in m.text:
@@ -265,7 +270,7 @@ def _address(run: _Run, m: _Match) -> Action:
     return Action()
 
 
-def _edit(run: _Run, m: _Match) -> Action:
+def _edit(run: Run, m: _Match) -> Action:
     """PREPEND and REPLACE: a header's text must be a header."""
     if not m.text:
         log.warning("%s action without text in %s map", m.word, m.map_class)
@@ -283,7 +288,7 @@ def _edit(run: _Run, m: _Match) -> Action:
     return Action(prepend=encoded) if m.word == "PREPEND" else Action(replace=encoded)
 
 
-_ACTIONS: dict[str, Callable[[_Run, _Match], Action]] = {
+_ACTIONS: dict[str, Callable[[Run, _Match], Action]] = {
     "REJECT": _reject,
     "WARN": _log_only,
     "INFO": _log_only,
@@ -354,7 +359,7 @@ class ContentChecks:
         """Inspect ``lines`` (the whole content, header first).  ``keep_all``
         (local submissions, which Postfix bounces rather than refuses)
         reports the primary header's end even after a REJECT."""
-        run = _Run(queue_id, context, Inspected([]))
+        run = Run(queue_id, context, Inspected([]))
         out = run.result.lines
         await self._inspect(run, each_line(lines), InspectedOutput(out, None, 0), keep_all)
         return run.result
@@ -366,7 +371,7 @@ class ContentChecks:
         section is inspected in memory, the body as it is read back, and
         the result's body goes to a new spool (discarding it is the
         caller's).  ``Inspected.lines`` then holds the header section only."""
-        run = _Run(queue_id, context, Inspected([]))
+        run = Run(queue_id, context, Inspected([]))
         source = content.body
         body = SpoolBody(
             source.directory,
@@ -385,7 +390,7 @@ class ContentChecks:
         return run.result, Content(run.result.lines, body)
 
     async def _inspect(
-        self, run: _Run, lines: AsyncIterator[bytes], output: InspectedOutput, keep_all: bool
+        self, run: Run, lines: AsyncIterator[bytes], output: InspectedOutput, keep_all: bool
     ) -> None:
         state = MimeState(mime=self.mime, line_length_limit=self.line_length_limit)
         pending: list[bytes] = []
@@ -409,7 +414,7 @@ class ContentChecks:
 
     async def _event(
         self,
-        run: _Run,
+        run: Run,
         event: Header | Body | HeaderEnd,
         out: list[bytes],
         pending: list[bytes],
@@ -448,7 +453,7 @@ class ContentChecks:
             out.append(b"".join(pending))
             pending.clear()
 
-    async def _header(self, run: _Run, header: Header, out: list[bytes]) -> None:
+    async def _header(self, run: Run, header: Header, out: list[bytes]) -> None:
         maps = self._header_maps(header.kind)
         if run.filtering and maps:
             key = header.text.decode("utf-8", "surrogateescape")

@@ -74,8 +74,15 @@ class MilterChain:
         for milter in self.milters:
             edits: list[Edit] = []
             verdict = await milter.message(content.visible_headers(), content.body, values, edits)
+            checks = content.header_checks
             for edit in edits:
-                content.apply(edit)
+                checked = edit if checks is None else await checks.checked(edit)
+                if checks is not None and checks.stopped:
+                    # A REJECT or DISCARD of milter_header_checks ends the
+                    # modifications and the milters' say.
+                    return None
+                if checked is not None:
+                    content.apply(checked)
             if verdict is not None:
                 return verdict
         return None

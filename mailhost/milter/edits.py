@@ -13,6 +13,7 @@ the end; CHGFROM replaces the envelope sender.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mailhost.milter.verdict import (
     AddHeader,
@@ -24,6 +25,9 @@ from mailhost.milter.verdict import (
     InsertHeader,
     ReplaceBody,
 )
+
+if TYPE_CHECKING:
+    from mailhost.milter.header_checks import HeaderCheckRun
 
 
 @dataclass
@@ -71,6 +75,8 @@ class Content:
     has_separator: bool = True
     #: A filter changed something.
     edited: bool = False
+    #: milter_header_checks for this message (None: not set).
+    header_checks: HeaderCheckRun | None = None
 
     @classmethod
     def parse(

@@ -24,10 +24,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailhost.address import external_form
+from mailhost.cleanup.inspect import LogContext
 from mailhost.errors import MailhostError
 from mailhost.log import daemon_logger
 from mailhost.milter.chain import MilterChain
 from mailhost.milter.edits import Content
+from mailhost.milter.header_checks import HeaderCheckRun
 from mailhost.milter.settings import MilterSettings
 from mailhost.milter.verdict import DISCARD_TEXT, HOLD_TEXT, Kind, Verdict, printable
 
@@ -112,8 +114,35 @@ class LocalMilters:
         verdict = await self.chain.data(values)
         if self.apply(outcome, "DATA", verdict, recipient):
             return
+        checks = None
+        if self.settings.header_checks is not None:
+            context = LogContext(f"{CLIENT_NAME}[{CLIENT_ADDRESS}]", sender, recipient)
+            checks = HeaderCheckRun(self.settings.header_checks, self.queue_id, context)
+            content.header_checks = checks
         verdict = await self.chain.message(content, values)
+        if checks is not None and self.checked(outcome, checks):
+            return
         self.apply(outcome, "END-OF-MESSAGE", verdict, recipient)
+
+    def checked(self, outcome: LocalOutcome, checks: HeaderCheckRun) -> bool:
+        """What milter_header_checks decided (already logged); True when
+        it refused or discarded the message."""
+        found = checks.result
+        if found.reject is not None:
+            if found.reject.code < 500:
+                raise MilterDeferred(str(found.reject))
+            outcome.bounce = (found.reject.status, found.reject.text)
+            return True
+        actions = found.actions
+        if actions.discard is not None:
+            outcome.discard = True
+            return True
+        outcome.hold = outcome.hold or actions.hold is not None
+        content = outcome.content
+        if actions.redirect is not None:
+            content.recipients = [actions.redirect]
+        content.recipients.extend(a for a in actions.bcc if a not in content.recipients)
+        return False
 
     def apply(
         self, outcome: LocalOutcome, event: str, verdict: Verdict | None, recipient: str | None

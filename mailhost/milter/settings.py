@@ -22,6 +22,8 @@ from mailhost.config.lists import split_list
 from mailhost.config.params import parse_time
 from mailhost.errors import ConfigError
 from mailhost.milter.macros import MacroLists, parse_defaults
+from mailhost.tables.maps import Maps
+from mailhost.tables.registry import TableRegistry
 
 DEFAULT_ACTIONS = frozenset({"accept", "reject", "tempfail", "quarantine", "shutdown"})
 PROTOCOLS = {"2": 2, "3": 3, "4": 4, "6": 6}
@@ -90,9 +92,13 @@ class MilterSettings:
     daemon_name: str
     macro_v: str
     myhostname: str
+    #: milter_header_checks (None: not set).
+    header_checks: Maps | None = None
 
     @classmethod
-    def from_config(cls, cfg: Config, param: str = "smtpd_milters") -> MilterSettings:
+    def from_config(
+        cls, cfg: Config, param: str = "smtpd_milters", registry: TableRegistry | None = None
+    ) -> MilterSettings:
         base = MilterSpec(
             name="",
             endpoint=Endpoint("unix", "", 0, ""),
@@ -111,7 +117,16 @@ class MilterSettings:
             daemon_name=cfg.get("milter_macro_daemon_name"),
             macro_v=cfg.get("milter_macro_v"),
             myhostname=cfg.get("myhostname"),
+            header_checks=header_checks(cfg, registry),
         )
+
+
+def header_checks(cfg: Config, registry: TableRegistry | None) -> Maps | None:
+    value = cfg.get("milter_header_checks")
+    if not value.strip():
+        return None
+    tables = registry if registry is not None else TableRegistry.from_config(cfg)
+    return Maps.from_value("milter_header_checks", value, tables)
 
 
 def check_action(value: str) -> str:

@@ -19,10 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailhost.address import external_form
+from mailhost.cleanup.inspect import LogContext
 from mailhost.cleanup.seams import MessageActions
 from mailhost.log import daemon_logger, logger
 from mailhost.milter.chain import MilterChain
 from mailhost.milter.edits import Content
+from mailhost.milter.header_checks import HeaderCheckRun
 from mailhost.milter.settings import MilterSettings
 from mailhost.milter.verdict import DISCARD_TEXT, HOLD_TEXT, Kind, Verdict, printable
 from mailhost.observe import metrics
@@ -194,18 +196,40 @@ class SmtpdMilters:
         """End of message: the reply refusing it, or None (``content`` edited,
         ``actions`` given the hold/discard)."""
         verdict = None
+        checks = self.header_checks(s, txn, content)
         if not self.discard:
             verdict = await self.chain.message(content, self.values(s, txn))
         reply = None
-        if verdict is not None:
+        if checks is not None and checks.result.reject is not None:
+            reply = str(checks.result.reject)
+        elif verdict is not None:
             reply = self.end_of_message(s, txn, content, verdict)
         if reply is None:
+            if checks is not None:
+                actions.merge(checks.result.actions)
             if self.discard:
                 actions.discard = actions.discard or DISCARD_TEXT
             if self.hold is not None:
                 actions.hold = actions.hold or self.hold
         self.hold, self.discard = None, False
         return reply
+
+    def header_checks(
+        self, s: Session, txn: MailTransaction, content: Content
+    ) -> HeaderCheckRun | None:
+        """milter_header_checks for this message's header edits."""
+        maps = self.settings.header_checks
+        if maps is None:
+            return None
+        context = LogContext(
+            origin=f"{s.client_name}[{s.client_address}]",
+            sender=external_form(txn.sender) if txn.sender else "",
+            recipient=txn.recipients[-1] if txn.recipients else None,
+            protocol=s.protocol,
+            helo=s.helo,
+        )
+        content.header_checks = HeaderCheckRun(maps, txn.queue_id or "", context)
+        return content.header_checks
 
     def end_of_message(
         self, s: Session, txn: MailTransaction, content: Content, verdict: Verdict

@@ -16,7 +16,13 @@ import json
 import re
 from pathlib import Path
 
-from tests.milter.cases import LOCAL_CASES, LOCAL_MESSAGE, local_log_lines, sent_to_milter
+from tests.milter.cases import (
+    LOCAL_CASES,
+    LOCAL_MESSAGE,
+    Case,
+    local_log_lines,
+    sent_to_milter,
+)
 from tests.milter.peer import ScriptedMilter
 from tests.milter.record_postfix_milter import queue_view
 from tests.support.postfix_lab import PostfixLab, free_port, services
@@ -39,14 +45,20 @@ non_smtpd_milters = {milter}
 
 
 def main() -> None:
+    record(LOCAL_CASES, "postfix_local_milter.json")
+
+
+def record(cases: dict[str, Case], out: str, extra_cf: str = "") -> None:
+    """Record ``cases`` into ``out`` (main.cf gets ``extra_cf`` too)."""
     recorded = {}
-    for name, case in LOCAL_CASES.items():
+    for name, case in cases.items():
         milter = None if case.down else ScriptedMilter(case.script).start()
         endpoint = milter.endpoint if milter else f"inet:127.0.0.1:{free_port()}"
         lab = PostfixLab("pfx-local-milter-")
         lab.write_main_cf(
             MAIN_CF.format(milter=case.milters(endpoint))
             + "".join(f"{k} = {v}\n" for k, v in case.options.items())
+            + extra_cf
         )
         lab.write_master_cf(services=services("local", "virtual"))
         with lab.running():
@@ -78,7 +90,7 @@ def main() -> None:
             print(lab.log(offset))
         if milter is not None:
             milter.stop()
-    (HERE / "postfix_local_milter.json").write_text(json.dumps(recorded, indent=1) + "\n")
+    (HERE / out).write_text(json.dumps(recorded, indent=1) + "\n")
 
 
 if __name__ == "__main__":

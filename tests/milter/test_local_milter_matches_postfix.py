@@ -11,13 +11,14 @@ import asyncio
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mailhost.log import postfix_text
 from mailhost.queue.layout import HOLD
 from mailhost.queue.store import QueueStore
-from tests.milter.cases import LOCAL_CASES, LOCAL_MESSAGE, local_log_lines, sent_to_milter
+from tests.milter.cases import LOCAL_CASES, LOCAL_MESSAGE, Case, local_log_lines, sent_to_milter
 from tests.milter.peer import ScriptedMilter
 from tests.milter.test_milter_matches_postfix import comparable
 from tests.sendmail.helpers import pick_all, submit, write_config
@@ -48,13 +49,25 @@ def kept(lines: list[str]) -> list[str]:
 def test_local_milter_case_matches_postfix(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    case = LOCAL_CASES[name]
-    recorded = RECORDED[name]
+    check_local_case(LOCAL_CASES[name], RECORDED[name], tmp_path, monkeypatch, caplog)
+
+
+def check_local_case(
+    case: Case,
+    recorded: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    extra_cf: str = "",
+) -> None:
+    """Submit LOCAL_MESSAGE with ``case``'s milter and settings (and
+    ``extra_cf``), pick it up, compare with what Postfix did."""
     milter = None if case.down else ScriptedMilter(case.script).start()
     endpoint = milter.endpoint if milter else f"inet:127.0.0.1:{free_port()}"
     options = "".join(f"{k} = {v}\n" for k, v in case.options.items())
     config = write_config(
-        tmp_path, SITE + f"non_smtpd_milters = {case.milters(endpoint)}\n" + options
+        tmp_path,
+        SITE + f"non_smtpd_milters = {case.milters(endpoint)}\n" + options + extra_cf,
     )
     try:
         done = submit(

@@ -14,6 +14,8 @@ information``).
 
 from __future__ import annotations
 
+import contextlib
+
 from mailhost.errors import TableTempFail
 from mailhost.smtpd_check.actions import lookup_retry
 from mailhost.smtpd_check.call import Call, Restriction
@@ -41,12 +43,11 @@ async def _has_my_addr(ctx: Context, host: str, prefix: str) -> bool:
 
 
 async def _i_am_mx(ctx: Context, hosts: list[str], prefix: str) -> bool:
-    try:
+    # resolve_local() trouble: compare the addresses instead.
+    with contextlib.suppress(TableTempFail):
         for host in hosts:
             if await ctx.facts.is_local_host(host):
                 return True
-    except TableTempFail:
-        pass  # resolve_local() trouble: compare the addresses instead
     for host in hosts:
         if await _has_my_addr(ctx, host, prefix):
             return True

@@ -14,7 +14,9 @@ quota grace (Dovecot's default); ``nobody`` is unknown.  mailhost also has
 from __future__ import annotations
 
 import asyncio
+import grp
 import os
+import pwd
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,9 +65,6 @@ def write_mailhost_site(directory: Path, extra: str = "") -> None:
 def dovecot_config(root: Path, port: int) -> str:
     unprivileged = ""
     if os.geteuid() != 0:
-        import grp  # noqa: PLC0415 - only without root
-        import pwd  # noqa: PLC0415 - only without root
-
         me = pwd.getpwuid(os.geteuid()).pw_name
         group = grp.getgrgid(os.getegid()).gr_name
         unprivileged = (

@@ -98,7 +98,7 @@ class LmtpdService:
         where = f"master.cf: line {entry.line}"
         if entry.type == "unix":
             path = Path(queue_directory, entry.service)
-            await run_blocking(_remove_stale, path)
+            await run_blocking(_prepare_socket, path, not Path(entry.service).is_absolute())
             server = await loop.create_unix_server(self.session, str(path))
         else:
             host, port = split_service(entry.service, where)
@@ -123,7 +123,12 @@ class LmtpdService:
         self.servers.clear()
 
 
-def _remove_stale(path: Path) -> None:
-    """A socket left by an earlier run (bind refuses an existing name)."""
+def _prepare_socket(path: Path, in_queue: bool) -> None:
+    """Remove a socket left by an earlier run (bind refuses an existing
+    name); below queue_directory, create its directory as Postfix's
+    ``private/`` is made (mode 0700: only the mail system's own user
+    connects)."""
+    if in_queue:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()

@@ -8,7 +8,9 @@ body spooled as it arrives).  What differs from SMTP is here:
 * LHLO instead of HELO/EHLO (§4.1); HELO, EHLO and every other command
   lmtpd does not have answer ``500 5.5.1 Unknown command`` as Dovecot's
   LMTP does; LHLO offers PIPELINING, SIZE, ENHANCEDSTATUSCODES and
-  8BITMIME.  MAIL before LHLO is accepted, as Dovecot accepts it;
+  8BITMIME.  MAIL before LHLO is accepted, as Dovecot accepts it; a
+  line that is not UTF-8 gets smtpd's ``500 5.5.2 Error: bad UTF-8
+  syntax``;
 * RCPT TO is judged by :mod:`mailhost.lmtpd.recipients` (unknown user and
   quota in Dovecot's words);
 * after DATA one reply per accepted recipient, in RCPT order (§4.2), once
@@ -215,7 +217,14 @@ class LmtpSession(LineProtocol):
 
     async def one_command(self, line: bytes) -> bool:
         """Run one command line; False ends the session."""
-        text = line.decode("utf-8", "surrogateescape")
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            # smtpd's answer (SMTPUTF8 is on): nothing undecodable is echoed back.
+            self.last_command = "UNKNOWN"
+            self.stats.count("unknown", False)
+            await self.send(smtpd_replies.BAD_UTF8)
+            return True
         verb, _, arg = text.strip().partition(" ")
         name = verb.lower()
         method: Callable[[str], Awaitable[bool | None]] | None = (

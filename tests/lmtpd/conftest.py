@@ -75,11 +75,13 @@ def dovecot_lmtp() -> Iterator[DovecotLmtp]:
         yield DovecotLmtp(root, port)
 
 
-async def start_lmtpd(directory: Path, master_cf: str | None = None) -> Lmtpd:
-    """mailhost's lmtpd on ``directory``'s main.cf (already written)."""
+async def start_lmtpd(directory: Path, options: str = "", *, line: str | None = None) -> Lmtpd:
+    """mailhost's lmtpd on ``directory``'s main.cf (already written), on a
+    free loopback port with the master.cf ``options`` (``-o name=value``),
+    or as master.cf ``line`` says."""
     cfg = load_config(directory)
     port = free_port()
-    line = master_cf or f"127.0.0.1:{port} inet n - n - - lmtpd\n"
+    line = line or f"127.0.0.1:{port} inet n - n - - lmtpd {options}\n"
     entry = parse_master_cf(line)[0]
     cfg = cfg.with_overrides(entry.override_map())
     registry = TableRegistry.from_config(cfg)

@@ -1,0 +1,41 @@
+"""``mailhost serve`` runs lmtpd from master.cf: an ``inet`` line and a
+``unix`` line below queue_directory, without the "not run by mailhost"
+warning, logging as ``mailhost/lmtpd[PID]``."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+from tests.lmtpd.site import MESSAGE, LmtpClient, session, write_mailhost_site
+from tests.support.net import free_port
+from tests.support.server import serve_cli
+
+
+async def test_mailhost_serve_starts_lmtpd_from_master_cf(tmp_path: Path) -> None:
+    write_mailhost_site(tmp_path, "inet_interfaces = 127.0.0.1\ninet_protocols = ipv4\n")
+    port = free_port()
+    server, _ = serve_cli(
+        tmp_path,
+        f"127.0.0.1:{port} inet n - n - - lmtpd\nprivate/lmtpd unix - - n - - lmtpd\n",
+    )
+    try:
+        answers = await session(port, ["alice@example.com", "nobody@example.com"])
+        assert answers[-2].startswith("250 2.0.0 <alice@example.com> ")
+        reader, writer = await asyncio.open_unix_connection(
+            str(tmp_path / "queue" / "private" / "lmtpd")
+        )
+        client = LmtpClient(reader, writer)
+        await client.reply()
+        for line in ("LHLO edge", "MAIL FROM:<>", "RCPT TO:<bob@example.com>", "DATA"):
+            await client.command(line)
+        (answer,) = await client.data(MESSAGE, 1)
+        assert answer.startswith("250 2.0.0 <bob@example.com> ")
+        await client.close()
+        log = server.wait_log("to=<bob@example.com>, relay=virtual")
+    finally:
+        server.stop()
+    assert re.search(r"mailhost/lmtpd\[\d+\]: \w+: to=<alice@example\.com>, relay=virtual, ", log)
+    assert "is not run by mailhost" not in server.log()
+    assert len(list((tmp_path / "vmail" / "example.com" / "bob" / "new").iterdir())) == 1

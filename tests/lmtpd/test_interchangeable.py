@@ -2,7 +2,8 @@
 mailhost's own ``lmtp`` transport (``virtual_transport =
 lmtp:inet:127.0.0.1:PORT``) delivering to either gives every recipient the
 same outcome — delivered, deferred or bounced, with the same dsn and the
-same reply in the reason — for success, an unknown user, a full mailbox,
+same reply in the reason — for success, an unknown user, a full mailbox (bounced, or deferred with
+Dovecot's quota_full_tempfail and mailhost_quota_overquota_bounce = no),
 and two recipients of which one fails (at RCPT, or after DATA)."""
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.lmtpd.conftest import DovecotLmtp, Lmtpd
+from tests.lmtpd.conftest import DovecotLmtp, Lmtpd, start_lmtpd
+from tests.lmtpd.site import MAILBOXES, TEMPFAIL, TEMPFAIL_OPTION, write_mailhost_site
 from tests.qmgr.helpers import Site, captured_log
 
 CASES = {
@@ -21,6 +23,9 @@ CASES = {
     "over_quota": ("full@example.com",),
     "one_of_two_fails_at_rcpt": ("alice@example.com", "full@example.com"),
     "one_of_two_fails_after_data": ("bob@example.com", "tight@example.com"),
+    # deferred: Dovecot's quota_full_tempfail, mailhost_quota_overquota_bounce = no
+    "over_quota_deferred": ("tempfull@example.com",),
+    "one_of_two_deferred_after_data": ("alice@example.com", "temptight@example.com"),
 }
 _LINE = re.compile(r"^lmtp: \w+: to=<([^>]*)>, .*?dsn=([^,]+), status=(\w+) \((.*)\)$")
 _PEER = re.compile(r"\[127\.0\.0\.1\]:\d+")
@@ -31,8 +36,7 @@ async def outcomes(
     directory: Path, port: int, recipients: tuple[str, ...]
 ) -> dict[str, tuple[str, ...]]:
     """recipient -> (dsn, status, reason) as the edge's lmtp transport logs them."""
-    mailboxes = ", ".join(f"{name.split('@')[0]}@example.com=x" for name in
-                          ("alice", "bob", "full", "tight", "nobody"))  # fmt: skip
+    mailboxes = ", ".join(f"{name}@example.com=x" for name in [*MAILBOXES, "nobody"])
     site = Site(
         directory,
         extra=(
@@ -62,5 +66,14 @@ async def test_lmtp_transport_outcome_matches_dovecot_lmtp(
     (tmp_path / "dovecot-edge").mkdir()
     (tmp_path / "mailhost-edge").mkdir()
     dovecot = await outcomes(tmp_path / "dovecot-edge", dovecot_lmtp.port, recipients)
-    mailhost = await outcomes(tmp_path / "mailhost-edge", lmtpd.port, recipients)
+    if any(r.split("@")[0] in TEMPFAIL for r in recipients):
+        (tmp_path / "tempfail-store").mkdir()
+        write_mailhost_site(tmp_path / "tempfail-store")
+        store = await start_lmtpd(tmp_path / "tempfail-store", TEMPFAIL_OPTION)
+        try:
+            mailhost = await outcomes(tmp_path / "mailhost-edge", store.port, recipients)
+        finally:
+            await store.close()
+    else:
+        mailhost = await outcomes(tmp_path / "mailhost-edge", lmtpd.port, recipients)
     assert mailhost == dovecot

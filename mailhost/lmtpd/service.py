@@ -13,7 +13,8 @@ absolute.  The line's ``-o name=value`` overrides apply to its service
 (``-o smtpd_timeout=60s``, ``-o virtual_mailbox_maps=...``).
 
 What it reads (:meth:`LmtpdService.from_config`): myhostname, mail_name,
-smtpd_timeout, message_size_limit, line_length_limit, header_size_limit and
+smtpd_timeout, smtpd_hard_error_limit, smtpd_recipient_limit,
+message_size_limit, line_length_limit, header_size_limit and
 queue_directory (the body spool) for the conversation; the resolver's
 tables, transport_maps and the quota parameters for RCPT TO
 (:mod:`mailhost.lmtpd.recipients`); virtual(8)'s and local(8)'s parameters
@@ -71,6 +72,7 @@ class LmtpdService:
         )
         transports: dict[str, Transport] = {virtual.name: virtual, local.name: local}
         incoming = Path(cfg.get("queue_directory")) / INCOMING
+        hard = cfg.get("smtpd_hard_error_limit").strip()
         settings = LmtpSettings(
             myhostname=cfg.get("myhostname"),
             mail_name=cfg.get("mail_name"),
@@ -79,6 +81,8 @@ class LmtpdService:
             line_length_limit=cfg.get_int("line_length_limit"),
             header_size_limit=cfg.get_int("header_size_limit"),
             spool_directory=incoming if incoming.is_dir() else None,
+            hard_error_limit=int(hard) if hard.isdigit() else 20,
+            recipient_limit=cfg.get_int("smtpd_recipient_limit"),
         )
         return cls(
             settings,

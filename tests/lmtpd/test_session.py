@@ -71,8 +71,10 @@ async def test_a_250_means_the_copy_is_in_new(lmtpd: Lmtpd) -> None:
     await client.close()
 
 
-async def test_bad_input_gets_the_right_code_never_a_traceback(lmtpd: Lmtpd) -> None:
-    client, _ = await LmtpClient.connect(lmtpd.port)
+async def test_bad_input_gets_the_right_code_never_a_traceback(tmp_path: Path) -> None:
+    write_mailhost_site(tmp_path)
+    store = await start_lmtpd(tmp_path, "-o smtpd_hard_error_limit=100")
+    client, _ = await LmtpClient.connect(store.port)
     expected = [
         ("LHLO client.test", "250-"),
         ("RCPT TO:<alice@example.com>", "503 5.5.1 Error: need MAIL command"),
@@ -112,6 +114,7 @@ async def test_bad_input_gets_the_right_code_never_a_traceback(lmtpd: Lmtpd) -> 
             assert answer.startswith(reply), (line, answer)
         await client.close()
         await asyncio.sleep(0.05)
+    await store.close()
     assert "Traceback" not in log.text()
     assert "internal error" not in log.text()
     assert "request longer than 2048" in log.text()
@@ -243,3 +246,47 @@ async def test_unix_socket_below_queue_directory(tmp_path: Path) -> None:
     finally:
         await store.close()
     assert len(list((store.maildir("alice") / "new").iterdir())) == 1
+
+
+async def test_too_many_errors_ends_the_session(tmp_path: Path) -> None:
+    write_mailhost_site(tmp_path)
+    store = await start_lmtpd(tmp_path, "-o smtpd_hard_error_limit=3")
+    try:
+        with captured_log() as log:
+            client, _ = await LmtpClient.connect(store.port)
+            for _ in range(3):
+                assert await client.command("HELO x") == "500 5.5.1 Unknown command"
+            assert await client.reply() == "421 4.7.0 store.example.com Error: too many errors"
+            await client.close()
+            await asyncio.sleep(0.05)
+    finally:
+        await store.close()
+    assert "lmtpd: too many errors after UNKNOWN from localhost[127.0.0.1]" in log.text()
+
+
+async def test_recipients_past_smtpd_recipient_limit_are_452(tmp_path: Path) -> None:
+    write_mailhost_site(tmp_path)
+    store = await start_lmtpd(tmp_path, "-o smtpd_recipient_limit=1")
+    try:
+        answers = await session(store.port, ["alice@example.com", "bob@example.com"])
+    finally:
+        await store.close()
+    assert answers[1:3] == ["250 2.1.5 OK", "452 4.5.3 Error: too many recipients"]
+    assert answers[-2].startswith("250 2.0.0 <alice@example.com> ")
+
+
+async def test_after_the_final_dot_the_message_is_delivered_even_if_the_client_leaves(
+    lmtpd: Lmtpd,
+) -> None:
+    client, _ = await LmtpClient.connect(lmtpd.port)
+    for line in ("LHLO c", "MAIL FROM:<>", "RCPT TO:<alice@example.com>", "DATA"):
+        await client.command(line)
+    client.writer.write(MESSAGE.encode() + b".\r\n")
+    await client.writer.drain()
+    await asyncio.sleep(0.1)  # lmtpd reads the final dot, then the client goes
+    await client.close()
+    for _ in range(100):
+        if list((lmtpd.maildir("alice") / "new").iterdir()):
+            break
+        await asyncio.sleep(0.05)
+    assert len(list((lmtpd.maildir("alice") / "new").iterdir())) == 1

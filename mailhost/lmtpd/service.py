@@ -59,6 +59,8 @@ class LmtpdService:
         self.store = store
         self.servers: list[asyncio.Server] = []
         self.sessions: set[LmtpSession] = set()
+        #: connections accepted since start (observability).
+        self.connections = 0
 
     @classmethod
     def from_config(cls, cfg: Config, registry: TableRegistry) -> LmtpdService:
@@ -94,6 +96,7 @@ class LmtpdService:
         """The protocol factory: one session per connection."""
         session = LmtpSession(self.settings, self.recipients, self.store, self.sessions.discard)
         self.sessions.add(session)
+        self.connections += 1
         return session
 
     async def listen(self, entry: MasterEntry, queue_directory: str) -> None:

@@ -33,6 +33,7 @@ from mailhost.delivery.text import SpooledText
 from mailhost.lmtpd import replies
 from mailhost.lmtpd.recipients import Accepted
 from mailhost.log import daemon_logger
+from mailhost.observe import metrics
 from mailhost.qmgr.delays import RESOLUTION_LIMIT, Delays, delivery_line
 from mailhost.qmgr.manager import status_word
 from mailhost.qmgr.transport import CRASHED, Delivery, FinalDelivery, Job, Outcome, Transport
@@ -131,6 +132,7 @@ class Store:
     def _log(self, queue_id: str, delivery: Delivery, outcome: Outcome, delays: Delays) -> None:
         finals = outcome.finals or (FinalDelivery(delivery.recipient.address, outcome.status),)
         for final in finals:
+            metrics.delivery(status_word(final.status))  # /metrics, as qmgr's deliveries
             log.info(
                 "%s",
                 delivery_line(

@@ -193,13 +193,13 @@ class LmtpSession(LineProtocol):
     # -- the session -------------------------------------------------------------------
 
     async def run_session(self) -> None:
-        peer = self.peer
-        if isinstance(peer, tuple) and peer:
-            self.client_address = normal_address(str(peer[0]))
-            self.client_name = (await peer_names(self.client_address)).name
-        self.client = client_name(self.client_name, self.client_address)
-        log.info("connect from %s", self.client)
         try:
+            peer = self.peer
+            if isinstance(peer, tuple) and peer:
+                self.client_address = normal_address(str(peer[0]))
+                self.client_name = (await peer_names(self.client_address)).name
+                self.client = client_name(self.client_name, self.client_address)
+            log.info("connect from %s", self.client)
             await self.send(replies.greeting(self.settings.myhostname, self.settings.mail_name))
             while not self.shutting_down and self.transport is not None:
                 if self.errors >= self.settings.hard_error_limit:

@@ -290,3 +290,16 @@ async def test_after_the_final_dot_the_message_is_delivered_even_if_the_client_l
             break
         await asyncio.sleep(0.05)
     assert len(list((lmtpd.maildir("alice") / "new").iterdir())) == 1
+
+
+async def test_stopping_the_service_closes_idle_sessions(tmp_path: Path) -> None:
+    write_mailhost_site(tmp_path)
+    store = await start_lmtpd(tmp_path)
+    client, _ = await LmtpClient.connect(store.port)
+    await client.command("LHLO client.test")
+    with captured_log() as log:
+        await asyncio.wait_for(store.close(), 10)
+    assert await asyncio.wait_for(client.reader.read(), 10) == b""
+    await client.close()
+    assert store.service.sessions == set()
+    assert "lmtpd: disconnect from localhost[127.0.0.1] lhlo=1 commands=1" in log.text()

@@ -25,6 +25,9 @@ UNSUPPORTED_PARAMETERS = Reply(555, "5.5.4", "Unsupported parameters")
 RCPT_OK = Reply(250, "2.1.5", "OK")
 #: MAIL FROM accepted (Dovecot: ``250 2.1.0 OK``).
 MAIL_OK = Reply(250, "2.1.0", "OK")
+#: RFC 2033 §4.2: DATA without a successful RCPT MUST fail with 503
+#: (smtpd's SMTP answer is 554); Dovecot's words.
+NO_VALID_RECIPIENTS = Reply(503, "5.5.0", "No valid recipients")
 #: DATA: go ahead (Dovecot: ``354 OK``).
 DATA_GO_AHEAD = Reply(354, "", "OK")
 #: Quota text of Dovecot's ``quota_exceeded_message`` default.

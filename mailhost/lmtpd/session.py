@@ -341,7 +341,7 @@ class LmtpSession(LineProtocol):
             await self.send(smtpd_replies.NEED_RCPT)
             return False
         if not txn.accepted:
-            await self.send(smtpd_replies.NO_VALID_RECIPIENTS)
+            await self.send(replies.NO_VALID_RECIPIENTS)
             return False
         if arg:
             await self.send(smtpd_replies.DATA_SYNTAX)

@@ -43,6 +43,12 @@ COMMANDS: dict[str, list[str]] = {
         "RCPT TO:<alice@example.com> FOO=1",
     ],
     "mail_parameter": ["LHLO client.test", "MAIL FROM:<s@client.test> FOO=bar"],
+    "data_without_valid_recipient": [
+        "LHLO client.test",
+        "MAIL FROM:<s@client.test>",
+        "RCPT TO:<nobody@example.com>",
+        "DATA",
+    ],
 }
 
 

@@ -78,7 +78,14 @@ async def test_helo_and_ehlo_are_unknown_matches_dovecot_lmtp(lmtpd: Lmtpd) -> N
 
 
 @pytest.mark.parametrize(
-    "case", ["lhlo_without_hostname", "unknown_command", "rcpt_parameter", "mail_parameter"]
+    "case",
+    [
+        "lhlo_without_hostname",
+        "unknown_command",
+        "rcpt_parameter",
+        "mail_parameter",
+        "data_without_valid_recipient",
+    ],
 )
 async def test_protocol_reply_matches_dovecot_lmtp(lmtpd: Lmtpd, case: str) -> None:
     assert await mailhost_answers(lmtpd, case) == DOVECOT[case]

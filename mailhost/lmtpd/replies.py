@@ -66,8 +66,9 @@ def temporary_failure(recipient: str) -> Reply:
     return Reply(451, "4.3.0", f"<{external_form(recipient)}> Temporary internal error")
 
 
-def permanent_failure(recipient: str, dsn: str, text: str) -> Reply:
+def permanent_failure(recipient: str, dsn: str) -> Reply:
     """A delivery that bounced for a reason other than quota or an unknown
-    user: the delivery agent's enhanced status and reason, as Postfix's
-    virtual(8) would put them into its bounce."""
-    return Reply(554, dsn, f"<{external_form(recipient)}> {text}")
+    user: the delivery agent's enhanced status; its reason (a file name,
+    an errno) is logged, never sent — the edge would put it in a bounce
+    to the sender."""
+    return Reply(554, dsn, f"<{external_form(recipient)}> Delivery failed")

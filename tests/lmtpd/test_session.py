@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import tempfile
 from pathlib import Path
 
 from tests.lmtpd.conftest import Lmtpd, start_lmtpd
@@ -303,3 +304,44 @@ async def test_stopping_the_service_closes_idle_sessions(tmp_path: Path) -> None
     await client.close()
     assert store.service.sessions == set()
     assert "lmtpd: disconnect from localhost[127.0.0.1] lhlo=1 commands=1" in log.text()
+
+
+async def test_a_local_recipient_is_delivered_by_local(tmp_path: Path) -> None:
+    """mydestination mail goes to local(8): here an alias to a file, which
+    local(8) writes as default_privs (so in a directory anyone may write)."""
+    with tempfile.TemporaryDirectory(prefix="mailhost-lmtpd-") as name:
+        spool = Path(name)
+        spool.chmod(0o777)
+        answers, log = await local_delivery(tmp_path, spool)
+        assert b"Subject: lmtpd test" in (spool / "filer.mbox").read_bytes()
+    assert answers[1] == "250 2.1.5 OK"
+    assert answers[2].startswith("550 5.1.1 <stranger@store.example.com> ")
+    assert answers[-2].startswith("250 2.0.0 <filer@store.example.com> "), log
+    assert "relay=local" in log
+
+
+async def test_a_bounce_reason_is_logged_not_sent(tmp_path: Path) -> None:
+    """local(8) cannot write the file: the edge learns the DSN, not the path."""
+    spool = tmp_path / "closed"
+    spool.mkdir(mode=0o700)
+    answers, log = await local_delivery(tmp_path, spool)
+    assert answers[-2] == "554 5.2.0 <filer@store.example.com> Delivery failed"
+    assert f"status=bounced (cannot append message to file {spool}/filer.mbox" in log
+
+
+async def local_delivery(directory: Path, spool: Path) -> tuple[list[str], str]:
+    write_mailhost_site(
+        directory,
+        "mydestination = store.example.com\n"
+        f"alias_maps = inline:{{{{filer={spool}/filer.mbox}}}}\n"
+        "local_recipient_maps = $alias_maps\n",
+    )
+    store = await start_lmtpd(directory)
+    try:
+        with captured_log() as log:
+            answers = await session(
+                store.port, ["filer@store.example.com", "stranger@store.example.com"]
+            )
+    finally:
+        await store.close()
+    return answers, log.text()

@@ -345,3 +345,18 @@ async def local_delivery(directory: Path, spool: Path) -> tuple[list[str], str]:
     finally:
         await store.close()
     return answers, log.text()
+
+
+async def test_a_virtual_mbox_mailbox_gets_the_whole_message(tmp_path: Path) -> None:
+    write_mailhost_site(
+        tmp_path, "virtual_mailbox_maps = inline:{mboxer@example.com=example.com/mboxer}\n"
+    )
+    store = await start_lmtpd(tmp_path)
+    try:
+        answers = await session(store.port, ["mboxer@example.com"])
+    finally:
+        await store.close()
+    assert answers[-2].startswith("250 2.0.0 <mboxer@example.com> ")
+    text = (tmp_path / "vmail" / "example.com" / "mboxer").read_bytes()
+    assert text.startswith(b"From s@client.test ")
+    assert text.endswith(b"\nA message of a few lines\n\n")

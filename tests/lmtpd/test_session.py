@@ -360,3 +360,17 @@ async def test_a_virtual_mbox_mailbox_gets_the_whole_message(tmp_path: Path) -> 
     text = (tmp_path / "vmail" / "example.com" / "mboxer").read_bytes()
     assert text.startswith(b"From s@client.test ")
     assert text.endswith(b"\nA message of a few lines\n\n")
+
+
+async def test_dot_stuffing_long_lines_and_a_spooled_body(lmtpd: Lmtpd) -> None:
+    """Only <CRLF>.<CRLF> ends DATA (``<LF>.<LF>`` is text); a body past
+    the memory buffer is spooled and copied into the Maildir whole."""
+    long_line = "z" * 200_000
+    body = "..leading dot\r\n.\n.not the end\r\n" + long_line + "\r\n" + "line\r\n" * 20_000
+    answers = await session(lmtpd.port, ["alice@example.com"], MESSAGE + body)
+    assert answers[-2].startswith("250 2.0.0 <alice@example.com> ")
+    (message,) = (lmtpd.maildir("alice") / "new").iterdir()
+    text = message.read_bytes()
+    # every line's leading dot is removed (RFC 5321 §4.5.2), a bare LF ends a line
+    assert b"\n.leading dot\n\nnot the end\n" + long_line.encode() + b"\n" in text
+    assert text.endswith(b"line\n" * 20_000)

@@ -33,14 +33,15 @@ _SAVED = re.compile(r"(250 2\.0\.0 <[^>]*>) \S+ Saved")
 
 
 async def outcomes(
-    directory: Path, port: int, recipients: tuple[str, ...]
+    directory: Path, port: int | str, recipients: tuple[str, ...]
 ) -> dict[str, tuple[str, ...]]:
-    """recipient -> (dsn, status, reason) as the edge's lmtp transport logs them."""
+    """recipient -> (dsn, status, reason) as the edge's lmtp transport logs
+    them; ``port`` is a loopback TCP port or a unix socket's path."""
     mailboxes = ", ".join(f"{name}@example.com=x" for name in [*MAILBOXES, "nobody"])
     site = Site(
         directory,
         extra=(
-            f"virtual_transport = lmtp:inet:127.0.0.1:{port}\n"
+            f"virtual_transport = {where(port)}\n"
             f"virtual_mailbox_maps = inline:{{{mailboxes}}}\n"
             "lmtp_connection_cache_time_limit = 0s\n"
         ),
@@ -77,3 +78,23 @@ async def test_lmtp_transport_outcome_matches_dovecot_lmtp(
     else:
         mailhost = await outcomes(tmp_path / "mailhost-edge", lmtpd.port, recipients)
     assert mailhost == dovecot
+
+
+def where(port: int | str) -> str:
+    return f"lmtp:inet:127.0.0.1:{port}" if isinstance(port, int) else f"lmtp:unix:{port}"
+
+
+async def test_lmtp_transport_to_lmtpd_over_a_unix_socket(tmp_path: Path) -> None:
+    (tmp_path / "store").mkdir()
+    (tmp_path / "edge").mkdir()
+    write_mailhost_site(tmp_path / "store")
+    store = await start_lmtpd(tmp_path / "store", line="private/lmtpd unix - - n - - lmtpd\n")
+    socket = tmp_path / "store" / "queue" / "private" / "lmtpd"
+    try:
+        found = await outcomes(
+            tmp_path / "edge", str(socket), ("alice@example.com", "nobody@example.com")
+        )
+    finally:
+        await store.close()
+    assert found["alice@example.com"][:2] == ("2.0.0", "sent")
+    assert found["nobody@example.com"][:2] == ("5.1.1", "bounced")

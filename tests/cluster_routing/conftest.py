@@ -76,11 +76,12 @@ def run_cli(db: Database, *args: str, input: str | None = None) -> Any:
     )  # fmt: skip
 
 
-@pytest.fixture(scope="module", params=["sqlite", "mysql", "pgsql"])
+@pytest.fixture(scope="session", params=["sqlite", "mysql", "pgsql"])
 def cluster_db(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Database]:
-    """A database provisioned by :data:`PROVISION` on each backend."""
+    """A database provisioned by :data:`PROVISION` on each backend (read
+    only: tests that change rows make their own)."""
     db = new_database(request.param, tmp_path_factory.mktemp("cluster"))
     try:
         for command in PROVISION:

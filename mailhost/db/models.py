@@ -15,7 +15,7 @@ SQL passdb/userdb read these columns directly:
   SQLite), so query files may compare ``active = '1'`` on every backend.
 
 Domain names are stored in their A-label (IDNA) form, as Postfix compares them.
-Tables of mailhost's own are prefixed ``mailhost_``.
+Tables and columns of mailhost's own are prefixed ``mailhost_`` (``mailbox.mailhost_transport``).
 """
 
 from __future__ import annotations
@@ -96,6 +96,12 @@ class Mailbox(Base):
     password_expiry: Mapped[datetime] = mapped_column(
         DateTime, nullable=False, default=utcnow, server_default=EPOCH_DEFAULT
     )
+    #: mailhost's own column: the transport(5) value (``lmtp:inet:store-1:24``)
+    #: of the store holding this mailbox; NULL (or empty) routes the mailbox
+    #: as its domain (``domain.transport``).  PostfixAdmin 3.3 has no such
+    #: column, and the ``mailhost_`` prefix keeps a future one from colliding
+    #: (docs/cluster.md).  Read by examples/cluster/*/transport_maps.cf.
+    mailhost_transport: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class Alias(Base):

@@ -111,6 +111,9 @@ class Config:
         used: set[str] = set()
         for name in list(self.explicit) + list(BY_NAME):
             used |= referenced_names(self._lookup(name) or "")
+        # A restriction class is a parameter its list names (postconf 3.7.11
+        # prints "spam_lovers = permit" with -n and does not warn).
+        used |= set(split_list(self._lookup("smtpd_restriction_classes") or ""))
         return [(n, v) for n, v in self.explicit.items() if n not in BY_NAME and n not in used]
 
 

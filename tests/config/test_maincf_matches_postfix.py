@@ -256,3 +256,18 @@ def test_overrides_make_a_new_config(tmp_path: Path) -> None:
     submission = base.with_overrides({"smtpd_tls_security_level": "encrypt"})
     assert base.get("smtpd_tls_security_level") == "may"
     assert submission.get("smtpd_tls_security_level") == "encrypt"
+
+
+def test_postconf_n_lists_restriction_class_without_warning_matches_postfix(
+    tmp_path: Path, mailhost_cli: Any
+) -> None:
+    # postconf 3.7.11 -n on this main.cf: the class is listed, only foo_bar warns.
+    d = write(
+        tmp_path,
+        "smtpd_restriction_classes = spam_lovers\nspam_lovers = permit\nfoo_bar = 1\n",
+    )
+    result = mailhost_cli("postconf", "-c", str(d), "-n")
+    assert result.stdout == (
+        f"config_directory = {d}\nsmtpd_restriction_classes = spam_lovers\nspam_lovers = permit\n"
+    )
+    assert result.stderr == f"postconf: warning: {d}/main.cf: unused parameter: foo_bar=1\n"

@@ -226,9 +226,14 @@ class ConnectionPool:
         self._closing.set()
         with self._lock:
             idle, self._idle = self._idle, []
+            prober = self._prober
         for _, conn, _ in idle:
             self._close(conn)
         self._threads.shutdown()
+        if prober is not None:
+            # A probe under way ends within its connect timeout; wait for it so
+            # no connection of this table outlives close().
+            await asyncio.to_thread(prober.join, self.connect_timeout + self.query_timeout)
 
 
 def _one_line(exc: BaseException) -> str:

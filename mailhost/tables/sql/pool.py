@@ -39,6 +39,7 @@ import dataclasses
 import random
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -53,6 +54,17 @@ IDLE_INTERVAL = 60.0
 PROBE_INTERVAL = 2.0
 PROBE_SQL = "SELECT 1"
 Rows = list[tuple[Any, ...]]
+
+#: Every open pool, for the ``mailhost_sql_host_up`` gauge of /metrics (which
+#: reads it from the scrape thread: hence the lock).
+_OPEN_POOLS: weakref.WeakSet[ConnectionPool] = weakref.WeakSet()
+_OPEN_LOCK = threading.Lock()
+
+
+def open_pools() -> list[ConnectionPool]:
+    """The pools of the SQL tables open in this process."""
+    with _OPEN_LOCK:
+        return list(_OPEN_POOLS)
 
 
 class ConnectionPool:
@@ -92,6 +104,8 @@ class ConnectionPool:
         self.probes = 0
         self._prober: threading.Thread | None = None
         self._closing = threading.Event()
+        with _OPEN_LOCK:
+            _OPEN_POOLS.add(self)
 
     async def query(self, sql: str, params: tuple[object, ...]) -> Rows:
         """Run one query with failover, bounded by the configured timeouts."""
@@ -224,6 +238,8 @@ class ConnectionPool:
 
     async def close(self) -> None:
         self._closing.set()
+        with _OPEN_LOCK:
+            _OPEN_POOLS.discard(self)
         with self._lock:
             idle, self._idle = self._idle, []
             prober = self._prober

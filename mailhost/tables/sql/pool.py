@@ -161,12 +161,16 @@ class ConnectionPool:
                 if not down:
                     self._prober = None
                     return
+            answered: dict[str, bool] = {}  # a host listed twice is probed once
             for host in down:
                 if self._closing.is_set():
                     break
-                if self._probe(host):
+                if host.text not in answered:
+                    answered[host.text] = self._probe(host)
+                    if answered[host.text]:
+                        log.info("%s: %s answers again", self.spec, self._describe(host))
+                if answered[host.text]:
                     host.down_until = 0.0
-                    log.info("%s: %s answers again", self.spec, self._describe(host))
         with self._lock:
             self._prober = None
 

@@ -12,9 +12,14 @@ directory.  Metrics (names in Prometheus style, ``_total`` for counters):
 ``mailhost_queue_messages``                 queue files {queue: maildrop, incoming, ...}
 ``mailhost_table_lookup_seconds``           histogram {parameter, type, result}
 ``mailhost_table_cache_total``              {result: hit, miss}
+``mailhost_sql_host_up``                    1 live, 0 marked down {table, host}
 =========================================== =========================================
 
-plus prometheus_client's ``process_*`` metrics.  ``mailhost_metrics_listen``
+plus prometheus_client's ``process_*`` metrics.  Every series, the process
+ones included, carries a ``node`` label: ``mailhost_node_name`` (default
+``$myhostname``), so that the series of several nodes of a cluster stay apart
+when one Prometheus scrapes them all (and survive aggregation that drops the
+scrape's ``instance``).  ``mailhost_metrics_listen``
 is ``host:port`` (empty: no endpoint); a non-loopback host works but is
 warned about — the endpoint has no authentication.
 """
@@ -41,6 +46,7 @@ from prometheus_client.registry import Collector
 from mailhost.errors import ConfigError, MailhostError
 from mailhost.log import logger
 from mailhost.observe import metrics
+from mailhost.tables.sql.pool import open_pools
 
 log = logger("master")
 
@@ -112,6 +118,16 @@ class PipelineCollector(Collector):
         for labels, count in sorted(snap.cache.items()):
             cache.add_metric(list(labels), count)
         yield cache
+        hosts = GaugeMetricFamily(
+            "mailhost_sql_host_up",
+            "1 while a database host of an SQL table is live (or not yet tried), "
+            "0 while it is marked down after a failure.",
+            labels=["table", "host"],
+        )
+        for pool in sorted(open_pools(), key=lambda p: p.spec):
+            for host, live in pool.host_states():
+                hosts.add_metric([pool.spec, host], 1 if live else 0)
+        yield hosts
         if self.queue_directory is not None:
             sizes = GaugeMetricFamily(
                 "mailhost_queue_messages", "Queue files in each queue.", labels=["queue"]
@@ -121,16 +137,39 @@ class PipelineCollector(Collector):
             yield sizes
 
 
-def make_registry(queue_directory: Path | None = None) -> CollectorRegistry:
+class NodeLabelled(Collector):
+    """Another collector's metrics with ``node="<name>"`` added to every sample
+    (prometheus_client has no registry-wide constant labels)."""
+
+    def __init__(self, inner: Collector, node: str) -> None:
+        self.inner = inner
+        self.node = node
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self.inner.collect():
+            labelled = Metric(family.name, family.documentation, family.type, family.unit)
+            labelled.samples = [
+                sample._replace(labels={**sample.labels, "node": self.node})
+                for sample in family.samples
+            ]
+            yield labelled
+
+
+def make_registry(queue_directory: Path | None = None, node: str = "") -> CollectorRegistry:
+    """The collectors of ``/metrics``; with ``node``, every series labelled with it."""
     registry = CollectorRegistry()
-    ProcessCollector(registry=registry)
-    registry.register(PipelineCollector(queue_directory))
+    collectors: list[Collector] = [
+        ProcessCollector(registry=None),
+        PipelineCollector(queue_directory),
+    ]
+    for collector in collectors:
+        registry.register(NodeLabelled(collector, node) if node else collector)
     return registry
 
 
-def render(queue_directory: Path | None = None) -> bytes:
+def render(queue_directory: Path | None = None, node: str = "") -> bytes:
     """The text exposition, as ``/metrics`` serves it."""
-    return generate_latest(make_registry(queue_directory))
+    return generate_latest(make_registry(queue_directory, node))
 
 
 def parse_listen(value: str) -> tuple[str, int] | None:
@@ -163,8 +202,11 @@ class MetricsServer:
         self.thread.join(5)
 
 
-def serve_metrics(listen: str, queue_directory: Path | None = None) -> MetricsServer | None:
-    """Start ``/metrics`` on ``listen`` (None when it is empty)."""
+def serve_metrics(
+    listen: str, queue_directory: Path | None = None, *, node: str = ""
+) -> MetricsServer | None:
+    """Start ``/metrics`` on ``listen`` (None when it is empty); ``node`` is
+    the value of the ``node`` label (``mailhost_node_name``)."""
     parsed = parse_listen(listen)
     if parsed is None:
         return None
@@ -177,7 +219,7 @@ def serve_metrics(listen: str, queue_directory: Path | None = None) -> MetricsSe
         log.warning("mailhost_metrics_listen = %s: not a loopback address", listen)
     try:
         server, thread = _start_http_server(
-            port, addr=host, registry=make_registry(queue_directory)
+            port, addr=host, registry=make_registry(queue_directory, node)
         )
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)

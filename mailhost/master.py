@@ -21,7 +21,9 @@ the pipeline in its order and starts and stops it:
 * at stop (:meth:`Master.stop`, after the listeners closed): pickup, then
   the queue manager (deliveries in flight finish and record their result);
 * the quota-status policy service (:mod:`mailhost.quota.status_service`)
-  for each master.cf line running ``quota-status`` (first process only).
+  for each master.cf line running ``quota-status`` (first process only);
+* the LMTP store (:mod:`mailhost.lmtpd`) for each master.cf line running
+  ``lmtpd`` (first process only).
 
 Nothing here wraps anything: what is built, and in which order, is read
 from top to bottom.  Tests replace the recipient check and the queue with
@@ -57,6 +59,8 @@ from mailhost.cleanup.seams import (
 from mailhost.cleanup.service import Cleanup, SpoolSettings
 from mailhost.config import Config, load_config
 from mailhost.config.mastercf import declares, read_master_cf
+from mailhost.lmtpd.service import PROGRAM as LMTPD
+from mailhost.lmtpd.service import LmtpdService
 from mailhost.log import logger
 from mailhost.milter.settings import MilterSettings
 from mailhost.offload import DEFAULT_POOL
@@ -130,6 +134,7 @@ class Master:
         self.pickup_registry: TableRegistry | None = None
         self.quota_status: list[status_service.QuotaStatusService] = []
         self.status_registries: list[TableRegistry] = []
+        self.lmtpd: list[LmtpdService] = []
 
     def master_cf(self, cfg: Config) -> Path:
         return self.master_cf_path or cfg.config_dir / "master.cf"
@@ -193,6 +198,7 @@ class Master:
         # names in incoming: pickup's file being written is not one.
         await self.start_pickup(cfg)
         await self.start_quota_status(cfg)
+        await self.start_lmtpd(cfg)
 
     async def start_quota_status(self, cfg: Config) -> None:
         """mailhost's quota-status policy service for each master.cf line
@@ -210,6 +216,21 @@ class Master:
             service = status_service.QuotaStatusService.from_config(line_cfg, registry)
             await service.listen(entry, line_cfg.get("queue_directory"))
             self.quota_status.append(service)
+
+    async def start_lmtpd(self, cfg: Config) -> None:
+        """mailhost's LMTP store for each master.cf line whose command is
+        ``lmtpd`` (first process only: one listener per address)."""
+        if not self.role.is_first:
+            return
+        for entry in read_master_cf(self.master_cf(cfg)):
+            if entry.program != LMTPD:
+                continue
+            line_cfg = cfg.with_overrides(entry.override_map())
+            registry = TableRegistry.from_config(line_cfg)
+            self.status_registries.append(registry)
+            service = LmtpdService.from_config(line_cfg, registry)
+            await service.listen(entry, line_cfg.get("queue_directory"))
+            self.lmtpd.append(service)
 
     async def recover(self, cfg: Config) -> None:
         """Queue recovery before the first connection (QueueStore.recover);
@@ -239,6 +260,9 @@ class Master:
         for service in self.quota_status:
             await service.close()
         self.quota_status.clear()
+        for lmtpd in self.lmtpd:
+            await lmtpd.close()
+        self.lmtpd.clear()
         for registry in self.status_registries:
             await registry.close()
         self.status_registries.clear()

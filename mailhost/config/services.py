@@ -59,8 +59,8 @@ IN_PROCESS: Mapping[str, frozenset[str]] = {
 
 #: mailhost's own services, run under any service name (the listening
 #: address) with their ``-o`` overrides applied: the quota-status policy
-#: service (mailhost.quota.status_service).
-OWN_SERVICES = frozenset({"quota-status"})
+#: service (mailhost.quota.status_service) and the LMTP store (mailhost.lmtpd).
+OWN_SERVICES = frozenset({"quota-status", "lmtpd"})
 
 #: Services that only exist for postscreen(8).
 POSTSCREEN_HELPERS = frozenset({"dnsblog", "tlsproxy"})

@@ -4,6 +4,7 @@
                                [--total-quota SIZE] [--default-quota SIZE] ...
     mailhost domain list | show DOMAIN | remove DOMAIN [--force]
     mailhost domain enable DOMAIN | disable DOMAIN
+    mailhost domain transport DOMAIN TRANSPORT   (lmtp:inet:store-1.example:24, virtual, ...)
 
 Unicode domains are accepted and stored as A-labels; both forms are shown.
 """
@@ -112,7 +113,8 @@ def domain() -> None:
     "--transport",
     default="virtual",
     show_default=True,
-    help="PostfixAdmin's domain.transport column.",
+    help="PostfixAdmin's domain.transport column: a transport(5) value "
+    "(virtual, relay, lmtp:inet:store-1.example:24).",
 )
 @click.option("--backupmx", is_flag=True, help="Mark as a backup MX domain.")
 @click.option("--inactive", is_flag=True, help="Create the domain disabled.")
@@ -223,3 +225,22 @@ def _toggle(active: bool) -> Any:
 
 enable = _toggle(True)
 disable = _toggle(False)
+
+
+@domain.command("transport")
+@config_dir_option
+@database_url_option
+@click.argument("name")
+@click.argument("transport")
+@command_errors(PROGRAM)
+def transport_(config_dir: Path | None, database_url: str | None, name: str,
+               transport: str) -> None:  # fmt: skip
+    """Set the domain's transport (PostfixAdmin's domain.transport column):
+    where its mailboxes go unless a mailbox has its own store
+    ('mailhost mailbox move'), e.g. lmtp:inet:store-1.example:24 in a cluster
+    or virtual on a single host (docs/cluster.md)."""
+    from mailhost.db import domains  # noqa: PLC0415
+
+    with provisioning(config_dir, database_url) as session:
+        row = domains.set_transport(session, name, transport)
+    click.echo(f"domain {row.domain} now routes to {row.transport}")

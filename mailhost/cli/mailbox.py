@@ -7,6 +7,7 @@
     mailhost mailbox enable|disable ADDRESS
     mailhost mailbox passwd ADDRESS [--password-stdin | --password-hash HASH]
     mailhost mailbox quota ADDRESS SIZE
+    mailhost mailbox move ADDRESS --to-store lmtp:inet:HOST:24 | --domain-default
     mailhost mailbox import FILE.csv
 
 A password never appears on the command line: it is read from standard input
@@ -30,12 +31,21 @@ from mailhost.cli.output import both_ways, emit_json, emit_list, emit_record, js
 from mailhost.cli.sizes import SIZE, BadSize, SizeSpec, format_size, parse_quota, to_bytes
 from mailhost.errors import EX_DATAERR, MailhostError, UsageError
 
+
+def _store_text(record: dict[str, Any]) -> str:
+    """The mailbox's own store route, or its domain's marked as such."""
+    if record["transport"]:
+        return str(record["transport"])
+    return f"{record['routes_to']} (domain)" if record["routes_to"] else "(domain)"
+
+
 LIST_COLUMNS = [
     ("USERNAME", lambda r: both_ways(r["username"], r["username_unicode"])),
     ("ACTIVE", lambda r: yes_no(r["active"])),
     ("QUOTA", lambda r: format_size(r["quota"])),
     ("MAILDIR", lambda r: r["maildir"]),
     ("NAME", lambda r: r["name"]),
+    ("STORE", _store_text),
 ]
 
 SHOW_FIELDS = [
@@ -48,6 +58,7 @@ SHOW_FIELDS = [
         if "used_bytes" in r else "unknown"),
     ("maildir", lambda r: r["maildir"]),
     ("forwards to", lambda r: ", ".join(r["forwards_to"])),
+    ("store", _store_text),
     ("created", lambda r: r["created"]),
     ("modified", lambda r: r["modified"]),
     ("pw expiry", lambda r: r["password_expiry"]),
@@ -328,6 +339,43 @@ def quota(config_dir: Path | None, database_url: str | None, address: str, size:
     with provisioning(config_dir, database_url) as session:
         row = mailboxes.set_quota(session, address, to_bytes(size) or 0)
     click.echo(f"quota of {row.username} set to {format_size(row.quota)}")
+
+
+@mailbox.command()
+@config_dir_option
+@database_url_option
+@click.argument("address")
+@click.option(
+    "--to-store", "store", default=None, metavar="TRANSPORT",
+    help="The store's transport(5) route, e.g. lmtp:inet:store-2.example:24.",
+)  # fmt: skip
+@click.option(
+    "--domain-default", is_flag=True,
+    help="Clear the mailbox's own route: it goes where its domain's transport says.",
+)  # fmt: skip
+@json_option
+@command_errors(PROGRAM)
+def move(config_dir: Path | None, database_url: str | None, address: str, store: str | None,
+         domain_default: bool, as_json: bool) -> None:  # fmt: skip
+    """Route ADDRESS to another store (mailbox.mailhost_transport).
+
+    Only the routing changes: edges deliver new mail to the new store from
+    their next transport_maps lookup.  Copying the existing Maildir over
+    (doveadm sync) is the operator's step (docs/cluster.md)."""
+    from mailhost.db import mailboxes  # noqa: PLC0415
+
+    if (store is None) == (not domain_default):
+        raise UsageError("give exactly one of --to-store TRANSPORT and --domain-default")
+    with provisioning(config_dir, database_url) as session:
+        row = mailboxes.set_transport(session, address, None if domain_default else store)
+        info = mailboxes.show_mailbox(session, row.username)
+    if as_json:
+        emit_json(info)
+    elif info["transport"]:
+        click.echo(f"mailbox {info['username']} now routes to {info['transport']}")
+    else:
+        where = info["routes_to"] or "the default transport"
+        click.echo(f"mailbox {info['username']} now routes as its domain ({where})")
 
 
 IMPORT_COLUMNS = ("address", "password", "password_hash", "name", "quota")

@@ -7,6 +7,9 @@ SMTP reply to RCPT TO, the recipients after virtual alias expansion, and for
 each final mailbox its path under ``virtual_mailbox_base``, its quota limit
 from ``virtual_mailbox_limit_maps`` and its usage from ``maildirsize`` (the
 RCPT reply includes the quota check, with ``--size`` as the client's SIZE=).
+With ``transport_maps`` (an edge node of a cluster) each final recipient
+also shows its route, transport and nexthop, and for an lmtp route the
+store's host and port (docs/cluster.md).
 ``--json`` prints the same as one JSON object.
 """
 
@@ -32,7 +35,9 @@ from mailhost.reply import RCPT_OK
 from mailhost.resolve.aliases import AliasExpansionError
 from mailhost.resolve.keys import find
 from mailhost.resolve.resolver import Resolution, Resolver, ResolverSettings
+from mailhost.resolve.stores import store_host
 from mailhost.resolve.trace import Trace
+from mailhost.resolve.transport_maps import Router
 from mailhost.smtpd.recipients import ResolverPolicy
 from mailhost.smtpd_check.build import smtpd_checks
 from mailhost.smtpd_check.state import CheckState, Client, Where
@@ -51,9 +56,27 @@ def _client_info(client: TraceClient) -> ClientInfo:
     )
 
 
+async def _route_facts(router: Router, final: str, trace: Trace) -> dict[str, Any]:
+    """Where the queue manager sends ``final``: the class's transport unless
+    transport_maps says otherwise (in a cluster: the mailbox's store, else its
+    domain's), and the store's host and port for an lmtp/smtp route.  Nothing
+    without transport_maps: the class's transport (shown anyway) is the route."""
+    if not router.transport_maps.maps:
+        return {}
+    try:
+        route = await router.route(final, trace)
+    except TableTempFail as exc:
+        return {"route": f"temporary failure: {exc}"}
+    facts: dict[str, Any] = {"route": {"transport": route.transport, "nexthop": route.nexthop}}
+    host = store_host(route)
+    if host is not None:
+        facts["store"] = f"unix:{host.path}" if host.host is None else f"{host.host}:{host.port}"
+    return facts
+
+
 async def _mailbox_facts(
     config: Config, registry: TableRegistry, resolver: Resolver, recipient: Resolution,
-    trace: Trace, quota: RcptQuotaCheck | None = None,
+    trace: Trace, quota: RcptQuotaCheck | None = None, router: Router | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     facts: dict[str, Any] = {
         "original": recipient.original,
@@ -61,6 +84,8 @@ async def _mailbox_facts(
         "class": recipient.address_class.value if recipient.address_class else None,
         "transport": recipient.transport,
     }
+    if router is not None:
+        facts.update(await _route_facts(router, recipient.final, trace))
     if recipient.mailbox is None:
         return facts
     facts["mailbox"] = recipient.mailbox
@@ -161,8 +186,9 @@ async def _trace(
             except TableTempFail as exc:
                 report["expansion_problem"] = f"temporary failure: {exc}"
             else:
+                router = Router.from_config(config, registry, resolver)
                 report["recipients"] = [
-                    await _mailbox_facts(config, registry, resolver, r, trace, quota)
+                    await _mailbox_facts(config, registry, resolver, r, trace, quota, router)
                     for r in finals
                 ]
     finally:
@@ -190,6 +216,13 @@ def _print_human(report: dict[str, Any], trace: Trace) -> None:
         click.echo(f"end of DATA would answer: {report['end_of_data_reply']}")
     for r in report.get("recipients", []):
         line = f"  -> {r['final']}  class={r['class']} transport={r['transport']}"
+        route = r.get("route")
+        if isinstance(route, dict):
+            line += f" route={route['transport']}:{route['nexthop']}"
+        elif route is not None:
+            line += f" route={route}"
+        if "store" in r:
+            line += f" store={r['store']}"
         if "mailbox" in r:
             line += f" {r.get('format', '')} {r.get('path')}"
         if "quota_limit" in r:

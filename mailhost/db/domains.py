@@ -93,6 +93,9 @@ def add_domain(
         raise RuleViolation(f"domain {name} already exists")
     check_limit_value("--mailboxes", limits.mailboxes)
     check_limit_value("--aliases", limits.aliases)
+    from mailhost.resolve.stores import check_transport  # noqa: PLC0415
+
+    transport = check_transport(transport)
     if password_expiry < 0:
         raise RuleViolation("--password-expiry: expected 0 (never) or a number of days")
     multiplier = settings_of(session).quota_multiplier
@@ -194,6 +197,18 @@ def show_domain(session: Session, domain: str) -> dict[str, Any]:
 def set_active(session: Session, domain: str, active: bool) -> Domain:
     row = get_domain(session, names.to_ascii(domain))
     row.active = active
+    row.modified = utcnow()
+    changelog.record(session, row.domain, "edit_domain", row.domain)
+    return row
+
+
+def set_transport(session: Session, domain: str, transport: str) -> Domain:
+    """Route the domain (PostfixAdmin's ``domain.transport``): ``virtual``,
+    ``lmtp:inet:store-1.example:24``, ...; checked before it is written."""
+    from mailhost.resolve.stores import check_transport  # noqa: PLC0415
+
+    row = get_domain(session, names.to_ascii(domain))
+    row.transport = check_transport(transport)
     row.modified = utcnow()
     changelog.record(session, row.domain, "edit_domain", row.domain)
     return row

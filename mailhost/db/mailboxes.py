@@ -203,7 +203,13 @@ def add_mailbox(session: Session, new: NewMailbox) -> str:
     return add_mailboxes(session, [new])[0]
 
 
-def describe(row: Mailbox, usage: QuotaUsage | None = None) -> dict[str, Any]:
+def describe(
+    row: Mailbox, usage: QuotaUsage | None = None, domain_transport: str | None = None
+) -> dict[str, Any]:
+    """A mailbox as the CLI shows it; ``transport`` is its own store route
+    (None: its domain's), ``routes_to`` what the cluster's transport_maps
+    query returns for it (its own route, else ``domain_transport``)."""
+    own = row.mailhost_transport or None
     info: dict[str, Any] = {
         "username": row.username,
         "username_unicode": names.display_address(row.username),
@@ -215,6 +221,8 @@ def describe(row: Mailbox, usage: QuotaUsage | None = None) -> dict[str, Any]:
         "created": row.created.isoformat(sep=" ", timespec="seconds"),
         "modified": row.modified.isoformat(sep=" ", timespec="seconds"),
         "password_expiry": row.password_expiry.isoformat(sep=" ", timespec="seconds"),
+        "transport": own,
+        "routes_to": own or domain_transport or "",
     }
     if usage is not None:
         info["used_bytes"] = usage.bytes
@@ -223,17 +231,21 @@ def describe(row: Mailbox, usage: QuotaUsage | None = None) -> dict[str, Any]:
 
 
 def list_mailboxes(session: Session, domain: str | None = None) -> list[dict[str, Any]]:
-    stmt = select(Mailbox).order_by(Mailbox.domain, Mailbox.local_part)
+    stmt = select(Mailbox, Domain.transport).outerjoin(Domain, Domain.domain == Mailbox.domain)
+    stmt = stmt.order_by(Mailbox.domain, Mailbox.local_part)
     if domain is not None:
         name = names.to_ascii(domain)
         get_domain(session, name)
         stmt = stmt.where(Mailbox.domain == name)
-    return [describe(row) for row in session.scalars(stmt)]
+    return [describe(row, domain_transport=transport) for row, transport in session.execute(stmt)]
 
 
 def show_mailbox(session: Session, address: str) -> dict[str, Any]:
     row = get_mailbox(session, address)
-    info = describe(row, session.get(QuotaUsage, row.username))
+    drow = session.get(Domain, row.domain)
+    info = describe(
+        row, session.get(QuotaUsage, row.username), drow.transport if drow is not None else None
+    )
     alias = session.get(Alias, row.username)
     info["forwards_to"] = [t for t in split_goto(alias.goto) if t != row.username] if alias else []
     info["has_self_alias"] = alias is not None and row.username in split_goto(alias.goto)
@@ -279,6 +291,21 @@ def set_quota(session: Session, address: str, quota: int) -> Mailbox:
     check_mailbox_quota(row.domain, quota, drow.maxquota, settings_of(session).quota_multiplier)
     _check_total(session, row.domain, drow.quota, quota, row.username)
     row.quota = quota
+    row.modified = utcnow()
+    _log_edit(session, row)
+    return row
+
+
+def set_transport(session: Session, address: str, transport: str | None) -> Mailbox:
+    """Place the mailbox on a store (``lmtp:inet:store-2.example:24``, checked
+    by :func:`mailhost.resolve.stores.check_transport`), or with None route
+    it as its domain again.  Logged as PostfixAdmin logs a mailbox edit."""
+    from mailhost.resolve.stores import check_transport  # noqa: PLC0415
+
+    row = get_mailbox(session, address)
+    row.mailhost_transport = (
+        None if transport is None else check_transport(transport, need_nexthop=True)
+    )
     row.modified = utcnow()
     _log_edit(session, row)
     return row

@@ -96,6 +96,12 @@ class Mailbox(Base):
     password_expiry: Mapped[datetime] = mapped_column(
         DateTime, nullable=False, default=utcnow, server_default=EPOCH_DEFAULT
     )
+    #: mailhost's own column: the transport(5) value (``lmtp:inet:store-1:24``)
+    #: of the store holding this mailbox; NULL (or empty) routes the mailbox
+    #: as its domain (``domain.transport``).  PostfixAdmin 3.3 has no such
+    #: column, and the ``mailhost_`` prefix keeps a future one from colliding
+    #: (docs/cluster.md).  Read by examples/cluster/*/transport_maps.cf.
+    mailhost_transport: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class Alias(Base):

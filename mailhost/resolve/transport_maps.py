@@ -19,7 +19,8 @@ from mailhost.config import Config
 from mailhost.config.lists import split_list
 from mailhost.resolve.keys import SearchPolicy
 from mailhost.resolve.resolver import Resolver
-from mailhost.tables.maps import Maps
+from mailhost.resolve.trace import Trace
+from mailhost.tables.maps import Maps, MapsProbe
 from mailhost.tables.registry import TableRegistry
 
 
@@ -65,12 +66,18 @@ class TransportMaps:
         keys.append("*")
         return list(dict.fromkeys(keys))
 
-    async def lookup(self, address: str) -> Route | None:
-        """The route for ``address`` or None; raises TableTempFail."""
+    async def lookup(self, address: str, trace: Trace | None = None) -> Route | None:
+        """The route for ``address`` or None; raises TableTempFail.  With a
+        ``trace`` every probe is recorded (``mailhost trace``)."""
         if not self.maps:
             return None
         for n, key in enumerate(self.keys(address)):
-            value = await self.maps.lookup(key, partial=n > 0)
+            probes: list[MapsProbe] | None = [] if trace is not None else None
+            try:
+                value = await self.maps.lookup(key, partial=n > 0, probes=probes)
+            finally:
+                if trace is not None and probes is not None:
+                    trace.add_probes(self.maps.parameter, probes)
             if value is not None:
                 return parse_route(value)
         return None
@@ -99,16 +106,24 @@ class Router:
     def search(self) -> SearchPolicy:
         return self.resolver.settings.search
 
-    async def route(self, address: str) -> Route:
+    async def route(self, address: str, trace: Trace | None = None) -> Route:
         """Raises TableTempFail when a domain list or transport_maps fails."""
         where = await self.resolver.classify(address)
         default = parse_route(where.transport)
         if not default.nexthop:
             default = Route(default.transport, where.domain)
-        override = await self.transport_maps.lookup(address)
+        override = await self.transport_maps.lookup(address, trace)
         if override is None:
-            return default
-        return Route(
-            override.transport or default.transport,
-            override.nexthop or default.nexthop,
-        )
+            route = default
+        else:
+            route = Route(
+                override.transport or default.transport,
+                override.nexthop or default.nexthop,
+            )
+        if trace is not None:
+            how = "class default" if override is None else "transport_maps"
+            trace.add(
+                "decision", "transport", address,
+                outcome=f"{route.transport}:{route.nexthop} ({how})",
+            )  # fmt: skip
+        return route

@@ -91,7 +91,7 @@ def test_unicode_mailbox_shown_both_ways(cli, db):
         "maildir xn--bcher-kva.example/info/, quota unlimited\n"
     )
     lines = ok(cli, db, "mailbox", "list").stdout.splitlines()
-    assert lines[0].split() == ["USERNAME", "ACTIVE", "QUOTA", "MAILDIR", "NAME"]
+    assert lines[0].split() == ["USERNAME", "ACTIVE", "QUOTA", "MAILDIR", "NAME", "STORE"]
     assert lines[1].split("  ")[0] == "info@xn--bcher-kva.example (info@bücher.example)"
     show = ok(cli, db, "mailbox", "show", "info@xn--bcher-kva.example").stdout
     assert "unicode:     info@bücher.example\n" in show

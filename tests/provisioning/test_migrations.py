@@ -16,7 +16,7 @@ def test_upgrade_downgrade_upgrade(prov_db, cli):
 
     result = cli(prov_db, "db", "upgrade")
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == "database at revision 0003\n"
+    assert result.stdout == "database at revision 0004\n"
     assert _tables(prov_db) == set(TABLES)
 
     result = cli(prov_db, "db", "downgrade", "0001")
@@ -30,12 +30,12 @@ def test_upgrade_downgrade_upgrade(prov_db, cli):
     result = cli(prov_db, "db", "upgrade", "0001")
     assert result.stdout == "database at revision 0001\n"
     result = cli(prov_db, "db", "upgrade")
-    assert result.stdout == "database at revision 0003\n"
+    assert result.stdout == "database at revision 0004\n"
     assert cli(prov_db, "db", "current", "--json").stdout.split() == [
         "{",
         '"current":',
         "[",
-        '"0003"',
+        '"0004"',
         "]",
         "}",
     ]
@@ -52,10 +52,10 @@ def test_downgrade_to_base_with_rows_needs_force(prov_db, cli):
         "alias_domain tables and their 1 rows: use --force\n"
     )
     assert snapshot(prov_db) == before
-    result = cli(prov_db, "db", "downgrade", "--", "-3")
+    result = cli(prov_db, "db", "downgrade", "--", "-4")
     assert result.exit_code == 65
     assert snapshot(prov_db) == before
-    result = cli(prov_db, "db", "downgrade", "--", "-2")
+    result = cli(prov_db, "db", "downgrade", "--", "-3")
     assert result.stdout == "database at revision 0001\n"
     result = cli(prov_db, "db", "downgrade", "base", "--force")
     assert result.exit_code == 0, result.stderr
@@ -75,9 +75,10 @@ def test_history_lists_revisions_newest_first(mailhost_cli):
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["REVISION", "DOWN", "DESCRIPTION"]
-    assert lines[1].startswith("0003 (head)  0002")
-    assert lines[2].startswith("0002         0001")
-    assert lines[3].startswith("0001         base")
+    assert lines[1].startswith("0004 (head)  0003")
+    assert lines[2].startswith("0003         0002")
+    assert lines[3].startswith("0002         0001")
+    assert lines[4].startswith("0001         base")
 
 
 def test_commands_on_an_empty_database_say_run_upgrade(prov_db, cli):

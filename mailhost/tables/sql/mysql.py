@@ -50,7 +50,8 @@ class MysqlTable(SqlTable):
         return make_pool(
             f"mysql:{name}",
             qf,
-            [parse_mysql_host(h) for h in qf.hosts],
+            # No hosts: Postfix uses "localhost" (mysql_parse_config()).
+            [parse_mysql_host(h) for h in qf.hosts or ("localhost",)],
             connect,
             execute,
             lambda host: f"mysql server {host.text}",

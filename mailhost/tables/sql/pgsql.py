@@ -51,7 +51,8 @@ class PgsqlTable(SqlTable):
         return make_pool(
             f"pgsql:{name}",
             qf,
-            [parse_pgsql_host(h) for h in qf.hosts],
+            # No hosts: Postfix uses "localhost" (pgsql_parse_config()).
+            [parse_pgsql_host(h) for h in qf.hosts or ("localhost",)],
             connect,
             execute,
             lambda host: f"pgsql server {host.text}",

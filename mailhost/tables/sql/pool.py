@@ -3,20 +3,39 @@
 Each SQL table owns a small thread pool (:class:`~mailhost.offload.BlockingPool`)
 for its blocking driver, so a database that hangs ties up only its own
 threads, never the event loop or another table.  Connections are kept and
-reused; one idle for 60 s is closed.
+reused; one idle for ``idle_interval`` (60 s, as Postfix) is closed.
 
-Failover follows Postfix's dict_mysql/dict_pgsql (spec 2.7): reuse an open
-connection if there is one (UNIX sockets preferred); otherwise try the hosts
-not marked down in random order, UNIX sockets before TCP hosts before URIs.  A
-host whose connect or query fails is marked down for ``retry_interval`` (60 s,
-as Postfix) and the next host is tried.  When no host answers the lookup is a
-temporary failure — never "not found".  Every lookup is bounded in time.
+Failover follows Postfix's dict_pgsql.c/dict_mysql.c (``dict_*_get_active``,
+``dict_*_find_host``, ``pl*_down_host``; pgsql_table(5)/mysql_table(5)
+"hosts"):
+
+* an open connection is reused first, UNIX sockets before TCP before URIs,
+  a random one among those of the same kind;
+* otherwise the hosts not marked down are tried in random order, again UNIX
+  sockets before TCP hosts before URIs, until one connects;
+* a host whose connect or query fails is marked down for ``retry_interval``
+  (Postfix 3.9+ query-file key, default 60 s) and the same lookup goes on to
+  the next host;
+* a single host is entered twice, so one failure (a connection the server
+  dropped) is retried at once ("don't blacklist the load balancer",
+  Postfix 3.10+);
+* when no host answers the lookup is a temporary failure, never "not found".
+
+One thing is mailhost's own: a host marked down is re-probed in the
+background (connect + ``SELECT 1``, every ``probe_interval`` seconds, only
+while some host is down, from one thread per table) and is live again as soon
+as it answers.  Postfix instead skips it for the whole ``retry_interval`` —
+after a failover that leaves the table on fewer servers than it has, and when
+every host was down it answers "try again" for up to a minute after the
+database is back.  ``probe_interval = 0`` restores Postfix's behaviour.
+Every lookup is bounded in time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import threading
 import time
@@ -30,7 +49,9 @@ from mailhost.tables.sql.hosts import Host
 
 log = logger("tables.sql")
 
-IDLE_TIMEOUT = 60.0
+IDLE_INTERVAL = 60.0
+PROBE_INTERVAL = 2.0
+PROBE_SQL = "SELECT 1"
 Rows = list[tuple[Any, ...]]
 
 
@@ -49,20 +70,28 @@ class ConnectionPool:
         connect_timeout: float,
         query_timeout: float,
         retry_interval: float = 60.0,
+        idle_interval: float = IDLE_INTERVAL,
+        probe_interval: float = PROBE_INTERVAL,
     ) -> None:
         self.spec = spec
-        self.hosts = list(hosts)
+        # dict_pgsql.c/dict_mysql.c pgsql_parse_config(): one host is listed twice.
+        self.hosts = list(hosts) if len(hosts) != 1 else [hosts[0], dataclasses.replace(hosts[0])]
         self._connect = connect
         self._execute = execute
         self._describe = describe
         self.connect_timeout = connect_timeout
         self.query_timeout = query_timeout
         self.retry_interval = retry_interval
+        self.idle_interval = idle_interval
+        self.probe_interval = probe_interval
         self._idle: list[tuple[Host, Any, float]] = []
         self._lock = threading.Lock()
         self._threads = BlockingPool(f"sql-{spec}", max_workers=size)
         self.queries = 0
         self.failures = 0
+        self.probes = 0
+        self._prober: threading.Thread | None = None
+        self._closing = threading.Event()
 
     async def query(self, sql: str, params: tuple[object, ...]) -> Rows:
         """Run one query with failover, bounded by the configured timeouts."""
@@ -80,10 +109,13 @@ class ConnectionPool:
             keep: list[tuple[Host, Any, float]] = []
             stale: list[Any] = []
             for entry in self._idle:
-                (keep if now - entry[2] < IDLE_TIMEOUT else stale).append(entry)
+                (keep if now - entry[2] < self.idle_interval else stale).append(entry)
             self._idle = keep
             usable = [e for e in keep if e[0].down_until <= now]
-            chosen = min(usable, key=lambda e: e[0].rank) if usable else None
+            chosen = None
+            if usable:
+                best = min(e[0].rank for e in usable)
+                chosen = random.choice([e for e in usable if e[0].rank == best])  # noqa: S311
             if chosen is not None:
                 self._idle.remove(chosen)
         for _, conn, _ in stale:
@@ -98,6 +130,53 @@ class ConnectionPool:
 
     def _mark_down(self, host: Host) -> None:
         host.down_until = time.monotonic() + self.retry_interval
+        if self.probe_interval > 0 and self.hosts:
+            with self._lock:
+                if self._prober is None and not self._closing.is_set():
+                    self._prober = threading.Thread(
+                        target=self._probe_down_hosts, name=f"sql-probe-{self.spec}", daemon=True
+                    )
+                    self._prober.start()
+
+    def _probe_down_hosts(self) -> None:
+        """The background re-probe: while some host is marked down, try each
+        one every ``probe_interval`` seconds; one that answers is live again."""
+        while not self._closing.wait(self.probe_interval):
+            with self._lock:
+                down = [h for h in self.hosts if h.down_until > time.monotonic()]
+                if not down:
+                    self._prober = None
+                    return
+            for host in down:
+                if self._closing.is_set():
+                    break
+                if self._probe(host):
+                    host.down_until = 0.0
+                    log.info("%s: %s answers again", self.spec, self._describe(host))
+        with self._lock:
+            self._prober = None
+
+    def _probe(self, host: Host) -> bool:
+        self.probes += 1
+        conn = None
+        try:
+            conn = self._connect(host)
+            self._execute(conn, PROBE_SQL, ())
+        except Exception:  # any failure: the host stays down until the next probe
+            return False
+        finally:
+            if conn is not None:
+                self._close(conn)
+        return True
+
+    def host_states(self) -> list[tuple[str, bool]]:
+        """``(host as written, live)`` for each distinct host, in file order
+        (live: not marked down); for ``mailhost status`` and the metrics."""
+        now = time.monotonic()
+        states: dict[str, bool] = {}
+        for host in self.hosts:
+            states[host.text] = states.get(host.text, False) or host.down_until <= now
+        return list(states.items())
 
     @staticmethod
     def _close(conn: Any) -> None:
@@ -137,6 +216,7 @@ class ConnectionPool:
         raise TableTempFail(f"table {self.spec}: query error: no database server available")
 
     async def close(self) -> None:
+        self._closing.set()
         with self._lock:
             idle, self._idle = self._idle, []
         for _, conn, _ in idle:

@@ -17,7 +17,7 @@ from mailhost.tables.base import Table
 from mailhost.tables.matchlist import DomainList
 from mailhost.tables.registry import OpenContext
 from mailhost.tables.sql.hosts import Host
-from mailhost.tables.sql.pool import ConnectionPool, Rows
+from mailhost.tables.sql.pool import IDLE_INTERVAL, PROBE_INTERVAL, ConnectionPool, Rows
 from mailhost.tables.sql.queryfile import QueryFile, read_query_file
 from mailhost.tables.sql.result import assemble
 from mailhost.tables.sql.template import DIALECTS, CompiledQuery, Suppressed, compile_query
@@ -104,16 +104,24 @@ def make_pool(
         connect_timeout=query_file.connect_timeout,
         query_timeout=query_file.query_timeout,
         retry_interval=retry_interval(query_file),
+        idle_interval=_seconds(query_file, "idle_interval", IDLE_INTERVAL),
+        probe_interval=_seconds(query_file, "probe_interval", PROBE_INTERVAL),
     )
 
 
 def retry_interval(query_file: QueryFile) -> float:
-    """How long a failed host stays marked down: Postfix's 60 s for servers
-    (1 s for an sqlite file, which has no other host to fail over to); the
-    mailhost extension key ``retry_interval`` overrides it."""
-    default = 1.0 if query_file.kind == "sqlite" else 60.0
-    text = query_file.settings.get("retry_interval", "")
+    """How long a failed host stays marked down: the query file's
+    ``retry_interval`` (pgsql_table(5), mysql_table(5): Postfix 3.9+, default
+    60 s); 1 s for an sqlite file, which has no other host to fail over to."""
+    return _seconds(query_file, "retry_interval", 1.0 if query_file.kind == "sqlite" else 60.0)
+
+
+def _seconds(query_file: QueryFile, key: str, default: float) -> float:
+    """A non-negative number of seconds from the query file (Postfix's
+    cfg_get_int() takes whole seconds; fractions are mailhost's, for tests)."""
+    text = query_file.settings.get(key, "")
     try:
-        return float(text) if text else default
+        value = float(text) if text else default
     except ValueError:
         return default
+    return value if value >= 0 else default

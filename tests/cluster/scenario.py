@@ -39,16 +39,19 @@ from tests.support.pg_cluster import PgCluster
 DOMAINS = ("a.test", "b.test", "c.test")
 #: Bytes a small-quota mailbox may hold: a few dozen test messages.
 SMALL_QUOTA = 16_000
-#: What the stores run: SMTP in, virtual(8) delivery.
-STORE_PROGRAM = "smtpd"
 
 
 def mailboxes() -> list[Mailbox]:
-    """Ten mailboxes a domain; a.test on store1, b.test on store2, c.test on
-    store1; the first two of each domain with a small quota."""
-    stores = {"a.test": 0, "b.test": 1, "c.test": 0}
+    """Ten mailboxes a domain, the first two of each with a small quota:
+    a.test on store1, b.test on store2 (their domains' routes), c.test
+    split: its even mailboxes on store1 (the domain's route), its odd ones
+    moved to store2 (routes of their own)."""
+
+    def store(domain: str, i: int) -> int:
+        return {"a.test": 0, "b.test": 1}.get(domain, i % 2)
+
     return [
-        Mailbox(f"user{i}@{domain}", stores[domain], SMALL_QUOTA if i < 2 else 0)
+        Mailbox(f"user{i}@{domain}", store(domain, i), SMALL_QUOTA if i < 2 else 0)
         for domain in DOMAINS
         for i in range(10)
     ]
@@ -120,15 +123,14 @@ def run(root: Path, pg: PgCluster, messages: int, connections: int = 8) -> Outco
     with DnsServer(zone) as dns:
         cluster = Cluster(
             root, [primary.hostport, replica.hostport], dbname, dns.address,
-            store_program=STORE_PROGRAM,
         )  # fmt: skip
         for record in cluster.zone_records(DOMAINS):
             zone.add(*record)
         cluster.configure()
         cluster.provision(boxes, hash_password("cluster test"))
         pg.wait_caught_up()
-        cluster.start()
         try:
+            cluster.start()
             plan = [(n, boxes[n % len(boxes)].address) for n in range(messages)]
             store1, edge1 = cluster.stores[0], cluster.edges[0]
 

@@ -94,8 +94,15 @@ def test_small_quota_mailboxes_stay_within_quota(outcome: scenario.Outcome) -> N
         maildir = outcome.cluster.vmail(box.store) / box.maildir
         used = maildir_usage(maildir)
         assert 0 < used <= box.quota, (box.address, used, box.quota)
-    # The quota was actually reached: the rest came back to the sender.
+    # The quota was actually reached: the rest came back to the sender, most
+    # refused at RCPT TO by an edge that asked the store's quota-status service.
     assert outcome.bounced
+    relay_log = outcome.cluster.relay.maillog.read_text(errors="replace")
+    assert re.search(
+        r"said: 554 5\.2\.2 <user[01]@[abc]\.test>: Recipient address rejected: Quota "
+        r"exceeded \(mailbox for user is full\) \(in reply to RCPT TO command\)",
+        relay_log,
+    )
 
 
 def test_relay_used_the_other_mx_while_an_edge_was_down(outcome: scenario.Outcome) -> None:
@@ -131,3 +138,14 @@ def test_pflogsumm_reads_the_edge_logs(
     assert sent > 0
     assert totals["delivered"] == sent
     assert totals["received"] > 0
+
+
+def test_edges_deferred_store1_mail_while_it_was_down(outcome: scenario.Outcome) -> None:
+    store1 = outcome.cluster.stores[0]
+    logs = [edge.maillog.read_text(errors="replace") for edge in outcome.cluster.edges]
+    refused = re.compile(
+        rf"lmtp\[\d+\]: \w+: to=<[^>]+>, relay=none, .*status=deferred \(connect to "
+        rf"{re.escape(store1.address)}\[{re.escape(store1.address)}\]:{store1.port}: "
+        r"Connection refused\)"
+    )
+    assert any(refused.search(log) for log in logs)

@@ -217,8 +217,10 @@ class Cluster:
     dbname: str
     dns_address: str
     port: int = 0
-    #: What the stores run on their address: ``lmtpd`` (LMTP) or ``smtpd``.
-    store_program: str = "lmtpd"
+    #: The port of the stores' quota-status services.
+    quota_port: int = 0
+    #: The port of the stores' own smtpd (``mailhost serve`` needs one).
+    store_smtpd_port: int = 0
     relay: Node = field(init=False)
     edges: list[Node] = field(init=False)
     stores: list[Node] = field(init=False)
@@ -226,6 +228,10 @@ class Cluster:
     def __post_init__(self) -> None:
         if not self.port:
             self.port = common_port((RELAY_ADDRESS, *EDGE_ADDRESSES, *STORE_ADDRESSES))
+        while self.quota_port in (0, self.port):
+            self.quota_port = common_port(STORE_ADDRESSES)
+        while self.store_smtpd_port in (0, self.port, self.quota_port):
+            self.store_smtpd_port = common_port(STORE_ADDRESSES)
         self.relay = Node("relay", self.root / "relay", RELAY_ADDRESS, self.port)
         self.edges = [
             Node(f"edge{i + 1}", self.root / f"edge{i + 1}", address, self.port)
@@ -246,8 +252,6 @@ class Cluster:
 
     def store_nexthop(self, index: int) -> str:
         """The transport:nexthop that reaches store ``index``."""
-        if self.store_program == "smtpd":
-            return f"smtp:[{STORE_ADDRESSES[index]}]:{self.port}"
         return f"lmtp:inet:{STORE_ADDRESSES[index]}:{self.port}"
 
     def vmail(self, store: int) -> Path:
@@ -276,8 +280,25 @@ class Cluster:
             "AND active = '1'",
             "virtual_mailbox_limit_maps": "SELECT quota FROM mailbox WHERE username = '%s' "
             "AND active = '1'",
-            "transport_maps": "SELECT transport FROM domain WHERE domain = '%s' "
-            "AND transport <> '' AND active = '1'",
+            # examples/cluster/pgsql/transport_maps.cf: the mailbox's own
+            # store, else its domain's.
+            "transport_maps": "SELECT route FROM (SELECT COALESCE(NULLIF("
+            "mailbox.mailhost_transport, ''), domain.transport) AS route FROM mailbox "
+            "JOIN domain ON domain.domain = mailbox.domain WHERE mailbox.username = '%s' "
+            "AND mailbox.active = '1' AND domain.active = '1' UNION ALL SELECT transport "
+            "AS route FROM domain WHERE domain = '%s' AND active = '1') AS found "
+            "WHERE route <> ''",
+            # examples/cluster/pgsql/store_quota_class.cf: the restriction
+            # class asking the quota-status service of the mailbox's store.
+            "store_quota_class": "SELECT restriction_class FROM (SELECT CASE COALESCE("
+            "NULLIF(mailbox.mailhost_transport, ''), domain.transport) "
+            + " ".join(
+                f"WHEN '{self.store_nexthop(i)}' THEN 'store_{i + 1}_quota'"
+                for i in range(len(STORE_ADDRESSES))
+            )
+            + " END AS restriction_class FROM mailbox JOIN domain ON domain.domain = "
+            "mailbox.domain WHERE mailbox.username = '%s' AND mailbox.active = '1' AND "
+            "domain.active = '1') AS found WHERE restriction_class IS NOT NULL",
         }
         params: dict[str, object] = {}
         for name, query in files.items():
@@ -302,6 +323,24 @@ class Cluster:
             **FAST_RETRY,
         }
 
+    def _quota_classes(self, class_table: object) -> dict[str, object]:
+        """RCPT-time quota on an edge: one restriction class per store asking
+        its quota-status service (examples/cluster/edge/main.cf, way (a))."""
+        classes = {
+            f"store_{i + 1}_quota": f"check_policy_service inet:{address}:{self.quota_port}"
+            for i, address in enumerate(STORE_ADDRESSES)
+        }
+        return {
+            "smtpd_restriction_classes": ", ".join(classes),
+            **classes,
+            "smtpd_recipient_restrictions": "permit_mynetworks, reject_unauth_destination, "
+            f"reject_unlisted_recipient, check_recipient_access {class_table}",
+            # A store that cannot be asked (down): the edge takes the mail,
+            # queues it and the store decides at delivery (as mailhost's
+            # check_store_quota_service does by default).
+            "smtpd_policy_service_default_action": "DUNNO",
+        }
+
     def configure(self) -> None:
         """Write every node's main.cf, master.cf and query files."""
         qmgr = "qmgr unix n - n 300 1 qmgr\n"
@@ -322,13 +361,16 @@ class Cluster:
         )
         for i, edge in enumerate(self.edges):
             edge.directory.mkdir(parents=True, exist_ok=True)
+            maps = self._sql_maps(edge)
+            class_table = maps.pop("store_quota_class")
             edge.configure(
                 {
                     **self._common(edge, f"edge{i + 1}.cluster.test"),
-                    "mynetworks": "127.0.0.1/32",
-                    **self._sql_maps(edge),
-                    "virtual_transport": self.store_nexthop(0),
+                    # Nobody: the relay's mail meets the recipient restrictions.
+                    "mynetworks": "192.0.2.1/32",
+                    **maps,
                     "lmtp_destination_concurrency_limit": "10",
+                    **self._quota_classes(class_table),
                 },
                 f"{edge.address}:{edge.port} inet n - n - - smtpd\n{qmgr}",
             )
@@ -336,6 +378,7 @@ class Cluster:
             store.directory.mkdir(parents=True, exist_ok=True)
             maps = self._sql_maps(store)
             maps.pop("transport_maps")
+            maps.pop("store_quota_class")
             store.configure(
                 {
                     **self._common(store, f"store{i + 1}.cluster.test"),
@@ -346,7 +389,11 @@ class Cluster:
                     "virtual_uid_maps": "static:5000",
                     "virtual_gid_maps": "static:5000",
                 },
-                f"{store.address}:{store.port} inet n - n - - {self.store_program}\n{qmgr}",
+                f"{store.address}:{store.port} inet n - n - - lmtpd\n"
+                f"{store.address}:{self.quota_port} inet n - n - - quota-status\n"
+                # mailhost serve refuses a master.cf without an inet smtpd.
+                f"{store.address}:{self.store_smtpd_port} inet n - n - - smtpd\n"
+                f"{qmgr}virtual unix - n n - - virtual\n",
             )
 
     def start(self) -> None:
@@ -377,7 +424,9 @@ class Cluster:
 
     def provision(self, mailboxes: Sequence[Mailbox], password_hash: str) -> None:
         """The schema (alembic migrations), the domains (each routed to the
-        store of its first mailbox) and the mailboxes."""
+        store of its first mailbox), the mailboxes, and a route of its own
+        (``mailhost mailbox move``) for each mailbox on another store than
+        its domain's."""
         self.mailhost("db", "upgrade")
         routes: dict[str, int] = {}
         for box in mailboxes:
@@ -387,6 +436,10 @@ class Cluster:
         rows = ["address,password_hash,quota"]
         rows += [f"{box.address},{password_hash},{box.quota}" for box in mailboxes]
         self.mailhost("mailbox", "import", "-", stdin="\n".join(rows) + "\n")
+        for box in mailboxes:
+            if box.store != routes[box.domain]:
+                self.mailhost("mailbox", "move", box.address, "--to-store",
+                              self.store_nexthop(box.store))  # fmt: skip
 
 
 def message(number: int, recipient: str, padding: int = 600) -> bytes:

@@ -221,6 +221,13 @@ class Cluster:
     quota_port: int = 0
     #: The port of the stores' own smtpd (``mailhost serve`` needs one).
     store_smtpd_port: int = 0
+    #: main.cf settings every node gets last (a benchmark's cache TTL, ...).
+    extra: dict[str, object] = field(default_factory=dict)
+    #: Each node's /metrics endpoint on its address (0: none).
+    metrics_port: int = 0
+    #: role ("edge", "store") -> the database user its query files name
+    #: (default postgres): the server's log can tell the roles apart.
+    db_users: dict[str, str] = field(default_factory=dict)
     relay: Node = field(init=False)
     edges: list[Node] = field(init=False)
     stores: list[Node] = field(init=False)
@@ -270,9 +277,11 @@ class Cluster:
             records += [(domain, "MX", f"10 edge{i + 1}.cluster.test.") for i in range(2)]
         return records
 
-    def _sql_maps(self, node: Node) -> dict[str, object]:
-        """The recipient tables every edge and store reads from the database."""
+    def sql_maps(self, node: Node, role: str) -> dict[str, object]:
+        """The recipient tables every edge and store reads from the database,
+        as the database user of ``role`` (``db_users``, else postgres)."""
         hosts, db = self.db_hosts, self.dbname
+        user = self.db_users.get(role, "postgres")
         files = {
             "virtual_mailbox_domains": "SELECT domain FROM domain WHERE domain = '%s' "
             "AND backupmx = false AND active = '1'",
@@ -302,11 +311,11 @@ class Cluster:
         }
         params: dict[str, object] = {}
         for name, query in files.items():
-            path = node.write(f"{name}.cf", query_file(hosts, db, query))
+            path = node.write(f"{name}.cf", query_file(hosts, db, query, user))
             params[name] = f"proxy:pgsql:{path}"
         return params
 
-    def _common(self, node: Node, hostname: str) -> dict[str, object]:
+    def common(self, node: Node, hostname: str) -> dict[str, object]:
         return {
             "myhostname": hostname,
             "mydomain": "cluster.test",
@@ -321,6 +330,11 @@ class Cluster:
             "smtp_tcp_port": self.port,
             "mailhost_dns_servers": self.dns_address,
             **FAST_RETRY,
+            **(
+                {"mailhost_metrics_listen": f"{node.address}:{self.metrics_port}"}
+                if self.metrics_port
+                else {}
+            ),
         }
 
     def _quota_classes(self, class_table: object) -> dict[str, object]:
@@ -348,7 +362,7 @@ class Cluster:
         relay.directory.mkdir(parents=True, exist_ok=True)
         relay.configure(
             {
-                **self._common(relay, "relay.cluster.test"),
+                **self.common(relay, "relay.cluster.test"),
                 "mynetworks": "127.0.0.0/8",
                 "virtual_mailbox_domains": SENDER_DOMAIN,
                 "virtual_mailbox_maps": f"inline:{{{SENDER}={SENDER_DOMAIN}/loadgen/}}",
@@ -356,45 +370,55 @@ class Cluster:
                 "virtual_uid_maps": "static:5000",
                 "virtual_gid_maps": "static:5000",
                 "default_destination_concurrency_limit": "20",
+                **self.extra,
             },
             f"{relay.address}:{relay.port} inet n - n - - smtpd\n{qmgr}",
         )
         for i, edge in enumerate(self.edges):
             edge.directory.mkdir(parents=True, exist_ok=True)
-            maps = self._sql_maps(edge)
+            maps = self.sql_maps(edge, "edge")
             class_table = maps.pop("store_quota_class")
             edge.configure(
                 {
-                    **self._common(edge, f"edge{i + 1}.cluster.test"),
+                    **self.common(edge, f"edge{i + 1}.cluster.test"),
                     # Nobody: the relay's mail meets the recipient restrictions.
                     "mynetworks": "192.0.2.1/32",
                     **maps,
                     "lmtp_destination_concurrency_limit": "10",
                     **self._quota_classes(class_table),
+                    **self.extra,
                 },
                 f"{edge.address}:{edge.port} inet n - n - - smtpd\n{qmgr}",
             )
         for i, store in enumerate(self.stores):
             store.directory.mkdir(parents=True, exist_ok=True)
-            maps = self._sql_maps(store)
-            maps.pop("transport_maps")
-            maps.pop("store_quota_class")
             store.configure(
-                {
-                    **self._common(store, f"store{i + 1}.cluster.test"),
-                    "mynetworks": "127.0.0.0/8",
-                    **maps,
-                    "virtual_transport": "virtual",
-                    "virtual_mailbox_base": self.vmail(i),
-                    "virtual_uid_maps": "static:5000",
-                    "virtual_gid_maps": "static:5000",
-                },
+                self.store_main_cf(store, f"store{i + 1}.cluster.test", self.vmail(i)),
                 f"{store.address}:{store.port} inet n - n - - lmtpd\n"
                 f"{store.address}:{self.quota_port} inet n - n - - quota-status\n"
                 # mailhost serve refuses a master.cf without an inet smtpd.
                 f"{store.address}:{self.store_smtpd_port} inet n - n - - smtpd\n"
                 f"{qmgr}virtual unix - n n - - virtual\n",
             )
+
+    def store_main_cf(
+        self, node: Node, hostname: str, vmail: Path, role: str = "store"
+    ) -> dict[str, object]:
+        """A node that delivers into Maildirs below ``vmail`` itself: a
+        store (or one node doing everything, bench/cluster.py)."""
+        maps = self.sql_maps(node, role)
+        maps.pop("transport_maps")
+        maps.pop("store_quota_class")
+        return {
+            **self.common(node, hostname),
+            "mynetworks": "127.0.0.0/8",
+            **maps,
+            "virtual_transport": "virtual",
+            "virtual_mailbox_base": vmail,
+            "virtual_uid_maps": "static:5000",
+            "virtual_gid_maps": "static:5000",
+            **self.extra,
+        }
 
     def start(self) -> None:
         """Start every node (at once: each start is mostly Python's imports)."""

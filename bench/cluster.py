@@ -45,7 +45,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,7 +134,7 @@ def load_smtp_source(
     sharing the messages and sessions; returns the number of messages."""
 
     def send() -> int:
-        share = args.messages // len(targets)
+        share: int = args.messages // len(targets)
         sessions = max(1, args.concurrency // len(targets))
         clients = [
             smtp_source(args, share, sessions, f"{address}:{port}", recipient)
@@ -173,7 +173,7 @@ def load_distinct(
 
 def run_case(
     case: str,
-    roles: dict[str, Sequence[Node]],
+    roles: Mapping[str, Sequence[Node]],
     send: Callable[[], int],
     vmails: Sequence[Path],
     primary: PgNode,

@@ -39,6 +39,7 @@ import argparse
 import datetime as dt
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -82,6 +83,8 @@ class Result:
     cpu: dict[str, float]
     #: role -> the statements its nodes ran, by query file.
     statements: dict[str, Counter[str]] = field(default_factory=dict)
+    #: role -> storage system calls (the -strace cases).
+    syscalls: dict[str, Counter[str]] = field(default_factory=dict)
 
     @property
     def delivered_per_s(self) -> float:
@@ -188,6 +191,7 @@ def run_case(
         node.wait_started()
     time.sleep(1.0)
     log_offset = primary.logfile.stat().st_size
+    tracers = {node.name: strace(node) for node in nodes} if "strace" in case else {}
     cpu0 = {node.name: cpu_seconds(node.proc.pid) for node in nodes if node.proc}
     t0 = time.time()
     expected = send()
@@ -203,12 +207,48 @@ def run_case(
         for node in group:
             assert node.proc is not None
             cpu[role] = cpu.get(role, 0.0) + cpu_seconds(node.proc.pid) - cpu0[node.name]
+    syscalls: dict[str, Counter[str]] = {}
+    for role, group in roles.items():
+        for node in group:
+            if node.name in tracers:
+                counts = syscalls.setdefault(role, Counter())
+                counts.update(strace_counts(node, tracers[node.name]))
     for node in nodes:
         node.stop()
     with primary.logfile.open("rb") as f:
         f.seek(log_offset)
         log = f.read().decode(errors="replace")
-    return Result(case, expected, done - t0, cpu, count_statements(log))
+    return Result(case, expected, done - t0, cpu, count_statements(log), syscalls)
+
+
+#: The system calls that reach the storage (or its metadata).
+SYSCALLS = "fsync,fdatasync,openat,rename,renameat,renameat2,link,linkat,unlink,unlinkat"
+
+
+def strace(node: Node) -> subprocess.Popen[bytes]:
+    """strace -c attached to every thread of the node's process."""
+    assert node.proc is not None
+    output = node.directory / "strace.txt"
+    tracer = subprocess.Popen(
+        ["strace", "-f", "-c", "-q", "-o", str(output), "-e", f"trace={SYSCALLS}",
+         "-p", str(node.proc.pid)],
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(1.0)  # attached
+    return tracer
+
+
+def strace_counts(node: Node, tracer: subprocess.Popen[bytes]) -> Counter[str]:
+    """Calls per system call from strace -c's table (after detaching)."""
+    tracer.send_signal(signal.SIGINT)
+    tracer.wait(30)
+    counts: Counter[str] = Counter()
+    for line in (node.directory / "strace.txt").read_text().splitlines():
+        fields = line.split()
+        # % time, seconds, usecs/call, calls, [errors,] syscall
+        if len(fields) >= 5 and fields[3].isdigit() and fields[-1] in SYSCALLS.split(","):
+            counts[fields[-1]] += int(fields[3])
+    return counts
 
 
 def report(results: list[Result], args: argparse.Namespace) -> str:
@@ -237,6 +277,16 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
         for role, counts in sorted(r.statements.items()):
             detail = ", ".join(f"{p} {n / r.messages:.2f}" for p, n in sorted(counts.items()))
             out.append(f"- {r.case}, {role}: {r.queries_per_message(role):.2f}/msg ({detail})")
+    traced = [r for r in results if r.syscalls]
+    if traced:
+        out += ["", "Storage system calls per message (strace -c; rates of these cases "
+                "are slowed by strace):", ""]  # fmt: skip
+        for r in traced:
+            for role, counts in sorted(r.syscalls.items()):
+                detail = ", ".join(
+                    f"{name} {n / r.messages:.2f}" for name, n in sorted(counts.items())
+                )
+                out.append(f"- {r.case}, {role}: {detail}")
     return "\n".join(out) + "\n"
 
 
@@ -303,7 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--cases",
         default="single,cluster,single-distinct,cluster-distinct,single-nocache,cluster-nocache",
         help="comma-separated: single or cluster, with -distinct (every message to "
-        "another mailbox) and/or -nocache (mailhost_table_cache_ttl = 0)",
+        "another mailbox), -nocache (mailhost_table_cache_ttl = 0) and/or -strace "
+        "(count the storage system calls)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     if shutil.which("smtp-source") is None:

@@ -25,6 +25,9 @@ UNSUPPORTED_PARAMETERS = Reply(555, "5.5.4", "Unsupported parameters")
 RCPT_OK = Reply(250, "2.1.5", "OK")
 #: MAIL FROM accepted (Dovecot: ``250 2.1.0 OK``).
 MAIL_OK = Reply(250, "2.1.0", "OK")
+#: RFC 2033 §4.2: DATA without a successful RCPT MUST fail with 503
+#: (smtpd's SMTP answer is 554); Dovecot's words.
+NO_VALID_RECIPIENTS = Reply(503, "5.5.0", "No valid recipients")
 #: DATA: go ahead (Dovecot: ``354 OK``).
 DATA_GO_AHEAD = Reply(354, "", "OK")
 #: Quota text of Dovecot's ``quota_exceeded_message`` default.
@@ -63,8 +66,9 @@ def temporary_failure(recipient: str) -> Reply:
     return Reply(451, "4.3.0", f"<{external_form(recipient)}> Temporary internal error")
 
 
-def permanent_failure(recipient: str, dsn: str, text: str) -> Reply:
+def permanent_failure(recipient: str, dsn: str) -> Reply:
     """A delivery that bounced for a reason other than quota or an unknown
-    user: the delivery agent's enhanced status and reason, as Postfix's
-    virtual(8) would put them into its bounce."""
-    return Reply(554, dsn, f"<{external_form(recipient)}> {text}")
+    user: the delivery agent's enhanced status; its reason (a file name,
+    an errno) is logged, never sent — the edge would put it in a bounce
+    to the sender."""
+    return Reply(554, dsn, f"<{external_form(recipient)}> Delivery failed")

@@ -13,7 +13,8 @@ absolute.  The line's ``-o name=value`` overrides apply to its service
 (``-o smtpd_timeout=60s``, ``-o virtual_mailbox_maps=...``).
 
 What it reads (:meth:`LmtpdService.from_config`): myhostname, mail_name,
-smtpd_timeout, message_size_limit, line_length_limit, header_size_limit and
+smtpd_timeout, smtpd_hard_error_limit, smtpd_recipient_limit,
+message_size_limit, line_length_limit, header_size_limit and
 queue_directory (the body spool) for the conversation; the resolver's
 tables, transport_maps and the quota parameters for RCPT TO
 (:mod:`mailhost.lmtpd.recipients`); virtual(8)'s and local(8)'s parameters
@@ -58,6 +59,8 @@ class LmtpdService:
         self.store = store
         self.servers: list[asyncio.Server] = []
         self.sessions: set[LmtpSession] = set()
+        #: connections accepted since start (observability).
+        self.connections = 0
 
     @classmethod
     def from_config(cls, cfg: Config, registry: TableRegistry) -> LmtpdService:
@@ -71,6 +74,7 @@ class LmtpdService:
         )
         transports: dict[str, Transport] = {virtual.name: virtual, local.name: local}
         incoming = Path(cfg.get("queue_directory")) / INCOMING
+        hard = cfg.get("smtpd_hard_error_limit").strip()
         settings = LmtpSettings(
             myhostname=cfg.get("myhostname"),
             mail_name=cfg.get("mail_name"),
@@ -79,6 +83,8 @@ class LmtpdService:
             line_length_limit=cfg.get_int("line_length_limit"),
             header_size_limit=cfg.get_int("header_size_limit"),
             spool_directory=incoming if incoming.is_dir() else None,
+            hard_error_limit=int(hard) if hard.isdigit() else 20,
+            recipient_limit=cfg.get_int("smtpd_recipient_limit"),
         )
         return cls(
             settings,
@@ -90,6 +96,7 @@ class LmtpdService:
         """The protocol factory: one session per connection."""
         session = LmtpSession(self.settings, self.recipients, self.store, self.sessions.discard)
         self.sessions.add(session)
+        self.connections += 1
         return session
 
     async def listen(self, entry: MasterEntry, queue_directory: str) -> None:

@@ -16,7 +16,10 @@ body spooled as it arrives).  What differs from SMTP is here:
 * after DATA one reply per accepted recipient, in RCPT order (§4.2), once
   each copy is on disk (:mod:`mailhost.lmtpd.store`);
 * an exception in a command answers ``451 4.3.0 Error: internal error``
-  (once per accepted recipient after DATA) and is logged, never shown.
+  (once per accepted recipient after DATA) and is logged, never shown;
+* smtpd's limits: smtpd_timeout per command, smtpd_hard_error_limit
+  (``421 4.7.0 HOST Error: too many errors``), smtpd_recipient_limit
+  (``452 4.5.3 Error: too many recipients``).
 
 The maillog lines follow smtpd's: ``connect from NAME[ADDR]``, ``QID:
 client=NAME[ADDR]`` at the first accepted recipient, ``QID: from=<...>,
@@ -74,6 +77,10 @@ class LmtpSettings:
     #: where a body past its memory buffer is spooled (None: the system's
     #: temporary directory).
     spool_directory: Path | None = None
+    #: smtpd_hard_error_limit: errors before ``421 4.7.0 HOST Error: too many errors``.
+    hard_error_limit: int = 20
+    #: smtpd_recipient_limit: accepted recipients per message (0: none).
+    recipient_limit: int = 1000
 
 
 @dataclass
@@ -108,6 +115,8 @@ class LmtpSession(LineProtocol):
         self.helo: str | None = None
         self.transaction: Transaction | None = None
         self.stats = CommandStats()
+        #: 4xx/5xx replies so far (smtpd_hard_error_limit).
+        self.errors = 0
         self.last_command = "CONNECT"
         self.closing_reason: str | None = None
         self.idle = False
@@ -153,6 +162,8 @@ class LmtpSession(LineProtocol):
     # -- wire --------------------------------------------------------------------------
 
     async def send(self, *lines: Reply | str) -> None:
+        """Send replies; each 4xx or 5xx counts toward smtpd_hard_error_limit."""
+        self.errors += sum(str(line)[:1] in ("4", "5") for line in lines)
         data = "".join(f"{line}\r\n" for line in lines)
         self.write(data.encode("utf-8", "surrogateescape"))
         await self.drain()
@@ -182,15 +193,19 @@ class LmtpSession(LineProtocol):
     # -- the session -------------------------------------------------------------------
 
     async def run_session(self) -> None:
-        peer = self.peer
-        if isinstance(peer, tuple) and peer:
-            self.client_address = normal_address(str(peer[0]))
-            self.client_name = (await peer_names(self.client_address)).name
-        self.client = client_name(self.client_name, self.client_address)
-        log.info("connect from %s", self.client)
         try:
+            peer = self.peer
+            if isinstance(peer, tuple) and peer:
+                self.client_address = normal_address(str(peer[0]))
+                self.client_name = (await peer_names(self.client_address)).name
+                self.client = client_name(self.client_name, self.client_address)
+            log.info("connect from %s", self.client)
             await self.send(replies.greeting(self.settings.myhostname, self.settings.mail_name))
             while not self.shutting_down and self.transport is not None:
+                if self.errors >= self.settings.hard_error_limit:
+                    self.closing_reason = "too many errors"
+                    await self.send(smtpd_replies.too_many_errors(self.settings.myhostname))
+                    break
                 self.idle = True
                 try:
                     line = await self.read_line()
@@ -309,6 +324,10 @@ class LmtpSession(LineProtocol):
             )  # fmt: skip
             await self.send(verdict)
             return False
+        limit = self.settings.recipient_limit
+        if limit and len(txn.accepted) >= limit:
+            await self.send(smtpd_replies.TOO_MANY_RECIPIENTS)
+            return False
         if txn.queue_id is None:
             txn.queue_id = new_queue_id(os.getpid())
             log.info("%s: client=%s", txn.queue_id, self.client)
@@ -322,7 +341,7 @@ class LmtpSession(LineProtocol):
             await self.send(smtpd_replies.NEED_RCPT)
             return False
         if not txn.accepted:
-            await self.send(smtpd_replies.NO_VALID_RECIPIENTS)
+            await self.send(replies.NO_VALID_RECIPIENTS)
             return False
         if arg:
             await self.send(smtpd_replies.DATA_SYNTAX)
@@ -344,6 +363,7 @@ class LmtpSession(LineProtocol):
         # From here the message is delivered whole even if the client goes
         # away meanwhile (the shielded task discards the spool when done).
         self.transaction = None
+        self.errors = 0  # as smtpd forgives a client that delivered mail
         if data.too_big:
             data.discard()
             await self.send(*[smtpd_replies.MESSAGE_TOO_BIG] * len(txn.accepted))

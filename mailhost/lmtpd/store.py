@@ -33,6 +33,8 @@ from mailhost.delivery.text import SpooledText
 from mailhost.lmtpd import replies
 from mailhost.lmtpd.recipients import Accepted
 from mailhost.log import daemon_logger
+from mailhost.observe import metrics
+from mailhost.offload import run_blocking
 from mailhost.qmgr.delays import RESOLUTION_LIMIT, Delays, delivery_line
 from mailhost.qmgr.manager import status_word
 from mailhost.qmgr.transport import CRASHED, Delivery, FinalDelivery, Job, Outcome, Transport
@@ -40,6 +42,11 @@ from mailhost.queue.qfile import Envelope, Recipient
 from mailhost.reply import Reply
 
 log = daemon_logger("lmtpd")
+
+#: The agents that write a spooled message (Job.text) as it is, body copied
+#: from its spool file (:mod:`mailhost.delivery.text`); the others, local(8)
+#: among them, read the message as bytes (Job.message).
+SPOOLED = frozenset({"virtual"})
 
 
 @dataclass(frozen=True)
@@ -91,8 +98,12 @@ class Store:
         )
         statuses: dict[int, DeliveryStatus] = {}
         for name, deliveries in by_transport.items():
-            job = Job(message.queue_id, envelope, b"", tuple(deliveries), text=message.text)
             started = time.time()
+            if name in SPOOLED:
+                job = Job(message.queue_id, envelope, b"", tuple(deliveries), text=message.text)
+            else:
+                content = await run_blocking(message.text.to_bytes)
+                job = Job(message.queue_id, envelope, content, tuple(deliveries))
             outcomes = await self._run(name, job)
             finished = time.time()
             delays = Delays(started - message.arrival_time, 0.0, 0.0, finished - started)
@@ -131,6 +142,7 @@ class Store:
     def _log(self, queue_id: str, delivery: Delivery, outcome: Outcome, delays: Delays) -> None:
         finals = outcome.finals or (FinalDelivery(delivery.recipient.address, outcome.status),)
         for final in finals:
+            metrics.delivery(status_word(final.status))  # /metrics, as qmgr's deliveries
             log.info(
                 "%s",
                 delivery_line(
@@ -155,5 +167,5 @@ def _reply(recipient: str, queue_id: str, statuses: Sequence[DeliveryStatus]) ->
             return replies.over_quota(recipient)
         if first.dsn == "5.1.1":
             return replies.user_unknown(recipient)
-        return replies.permanent_failure(recipient, first.dsn, first.text)
+        return replies.permanent_failure(recipient, first.dsn)
     return replies.saved(recipient, queue_id)

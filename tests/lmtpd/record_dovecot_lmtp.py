@@ -28,6 +28,8 @@ SESSIONS: dict[str, list[str]] = {
     "one_of_two_fails_at_rcpt": ["alice@example.com", "full@example.com"],
     "one_of_two_fails_after_data": ["bob@example.com", "tight@example.com"],
     "same_recipient_twice": ["alice@example.com", "alice@example.com"],
+    # quota_full_tempfail = yes (mailhost: mailhost_quota_overquota_bounce = no)
+    "over_quota_tempfail": ["tempfull@example.com", "temptight@example.com"],
 }
 #: case -> commands sent after the greeting, one reply each.
 COMMANDS: dict[str, list[str]] = {
@@ -41,6 +43,12 @@ COMMANDS: dict[str, list[str]] = {
         "RCPT TO:<alice@example.com> FOO=1",
     ],
     "mail_parameter": ["LHLO client.test", "MAIL FROM:<s@client.test> FOO=bar"],
+    "data_without_valid_recipient": [
+        "LHLO client.test",
+        "MAIL FROM:<s@client.test>",
+        "RCPT TO:<nobody@example.com>",
+        "DATA",
+    ],
 }
 
 

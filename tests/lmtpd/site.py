@@ -6,7 +6,8 @@ both and their answers compared.
 
 Mailboxes (example.com): ``alice`` and ``bob`` with room; ``full`` over
 its 100-byte limit (RCPT refuses it); ``tight`` empty under a 100-byte
-limit (RCPT takes it, the message does not fit).  Both sides have a 10 %
+limit (RCPT takes it, the message does not fit); ``tempfull`` and
+``temptight`` the same with a temporary refusal (:data:`TEMPFAIL`).  Both sides have a 10 %
 quota grace (Dovecot's default); ``nobody`` is unknown.  mailhost also has
 ``team`` (an alias to alice and bob), which Dovecot cannot have.
 """
@@ -22,7 +23,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: mailbox -> (limit in bytes, bytes used).
-MAILBOXES = {"alice": (1_000_000, 0), "bob": (1_000_000, 0), "full": (100, 200), "tight": (100, 0)}
+MAILBOXES = {
+    "alice": (1_000_000, 0),
+    "bob": (1_000_000, 0),
+    "full": (100, 200),
+    "tight": (100, 0),
+    "tempfull": (100, 200),
+    "temptight": (100, 0),
+}
+#: Mailboxes whose over-quota refusal is temporary: Dovecot's
+#: ``quota_full_tempfail = yes`` for these users, mailhost's
+#: ``mailhost_quota_overquota_bounce = no`` for the lmtpd that serves them.
+TEMPFAIL = frozenset({"tempfull", "temptight"})
+TEMPFAIL_OPTION = "-o mailhost_quota_overquota_bounce=no"
 #: The owner of the mailboxes (Dovecot's users, mailhost's virtual_uid_maps).
 OWNER = (65534, 65534) if os.geteuid() == 0 else (os.getuid(), os.getgid())
 
@@ -121,7 +134,9 @@ def write_dovecot_site(root: Path, port: int) -> Path:
         make_maildir(home / "Maildir", limit, used)
         users.append(
             f"{name}@example.com::{OWNER[0]}:{OWNER[1]}::{home}::"
-            f"userdb_quota_rule=*:bytes={limit}\n"
+            f"userdb_quota_rule=*:bytes={limit}"
+            + (" userdb_quota_full_tempfail=yes" if name in TEMPFAIL else "")
+            + "\n"
         )
     (root / "users").write_text("".join(users))
     conf = root / "dovecot.conf"

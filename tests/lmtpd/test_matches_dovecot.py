@@ -7,12 +7,13 @@ recording is checked against a live Dovecot too."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from tests.lmtpd.conftest import DovecotLmtp, Lmtpd, needs_dovecot
+from tests.lmtpd.conftest import DovecotLmtp, Lmtpd, needs_dovecot, start_lmtpd
 from tests.lmtpd.record_dovecot_lmtp import COMMANDS, RECORDING, SESSIONS, record, run_commands
-from tests.lmtpd.site import comparable, session
+from tests.lmtpd.site import TEMPFAIL_OPTION, comparable, session, write_mailhost_site
 
 DOVECOT = json.loads(RECORDING.read_text())["cases"]
 
@@ -59,13 +60,32 @@ async def test_same_recipient_twice_matches_dovecot_lmtp(lmtpd: Lmtpd) -> None:
     assert len(list((lmtpd.maildir("alice") / "new").iterdir())) == 1
 
 
+async def test_over_quota_tempfail_matches_dovecot_lmtp(tmp_path: Path) -> None:
+    """mailhost_quota_overquota_bounce = no answers as Dovecot's
+    quota_full_tempfail = yes: 452 4.2.2 at RCPT and after DATA."""
+    write_mailhost_site(tmp_path)
+    store = await start_lmtpd(tmp_path, TEMPFAIL_OPTION)
+    try:
+        answers = await mailhost_answers(store, "over_quota_tempfail")
+    finally:
+        await store.close()
+    assert answers == DOVECOT["over_quota_tempfail"]
+
+
 async def test_helo_and_ehlo_are_unknown_matches_dovecot_lmtp(lmtpd: Lmtpd) -> None:
     """RFC 2033 §4.1: LMTP has LHLO only."""
     assert await mailhost_answers(lmtpd, "helo_ehlo") == DOVECOT["helo_ehlo"]
 
 
 @pytest.mark.parametrize(
-    "case", ["lhlo_without_hostname", "unknown_command", "rcpt_parameter", "mail_parameter"]
+    "case",
+    [
+        "lhlo_without_hostname",
+        "unknown_command",
+        "rcpt_parameter",
+        "mail_parameter",
+        "data_without_valid_recipient",
+    ],
 )
 async def test_protocol_reply_matches_dovecot_lmtp(lmtpd: Lmtpd, case: str) -> None:
     assert await mailhost_answers(lmtpd, case) == DOVECOT[case]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import tempfile
 from pathlib import Path
 
 from tests.lmtpd.conftest import Lmtpd, start_lmtpd
@@ -71,8 +72,10 @@ async def test_a_250_means_the_copy_is_in_new(lmtpd: Lmtpd) -> None:
     await client.close()
 
 
-async def test_bad_input_gets_the_right_code_never_a_traceback(lmtpd: Lmtpd) -> None:
-    client, _ = await LmtpClient.connect(lmtpd.port)
+async def test_bad_input_gets_the_right_code_never_a_traceback(tmp_path: Path) -> None:
+    write_mailhost_site(tmp_path)
+    store = await start_lmtpd(tmp_path, "-o smtpd_hard_error_limit=100")
+    client, _ = await LmtpClient.connect(store.port)
     expected = [
         ("LHLO client.test", "250-"),
         ("RCPT TO:<alice@example.com>", "503 5.5.1 Error: need MAIL command"),
@@ -98,9 +101,9 @@ async def test_bad_input_gets_the_right_code_never_a_traceback(lmtpd: Lmtpd) -> 
         ("", "500 5.5.1 Unknown command"),
         ("STARTTLS", "500 5.5.1 Unknown command"),
         ("BDAT 10 LAST", "500 5.5.1 Unknown command"),
-        ("DATA x", "554 5.5.1 Error: no valid recipients"),
+        ("DATA x", "503 5.5.0 No valid recipients"),
         ("RCPT TO:<nobody@example.com>", "550 5.1.1"),
-        ("DATA", "554 5.5.1 Error: no valid recipients"),
+        ("DATA", "503 5.5.0 No valid recipients"),
         ("RSET", "250 2.0.0 Ok"),
         ("RCPT TO:<alice@example.com>", "503 5.5.1 Error: need MAIL command"),
         ("NOOP", "250 2.0.0 Ok"),
@@ -112,6 +115,7 @@ async def test_bad_input_gets_the_right_code_never_a_traceback(lmtpd: Lmtpd) -> 
             assert answer.startswith(reply), (line, answer)
         await client.close()
         await asyncio.sleep(0.05)
+    await store.close()
     assert "Traceback" not in log.text()
     assert "internal error" not in log.text()
     assert "request longer than 2048" in log.text()
@@ -243,3 +247,130 @@ async def test_unix_socket_below_queue_directory(tmp_path: Path) -> None:
     finally:
         await store.close()
     assert len(list((store.maildir("alice") / "new").iterdir())) == 1
+
+
+async def test_too_many_errors_ends_the_session(tmp_path: Path) -> None:
+    write_mailhost_site(tmp_path)
+    store = await start_lmtpd(tmp_path, "-o smtpd_hard_error_limit=3")
+    try:
+        with captured_log() as log:
+            client, _ = await LmtpClient.connect(store.port)
+            for _ in range(3):
+                assert await client.command("HELO x") == "500 5.5.1 Unknown command"
+            assert await client.reply() == "421 4.7.0 store.example.com Error: too many errors"
+            await client.close()
+            await asyncio.sleep(0.05)
+    finally:
+        await store.close()
+    assert "lmtpd: too many errors after UNKNOWN from localhost[127.0.0.1]" in log.text()
+
+
+async def test_recipients_past_smtpd_recipient_limit_are_452(tmp_path: Path) -> None:
+    write_mailhost_site(tmp_path)
+    store = await start_lmtpd(tmp_path, "-o smtpd_recipient_limit=1")
+    try:
+        answers = await session(store.port, ["alice@example.com", "bob@example.com"])
+    finally:
+        await store.close()
+    assert answers[1:3] == ["250 2.1.5 OK", "452 4.5.3 Error: too many recipients"]
+    assert answers[-2].startswith("250 2.0.0 <alice@example.com> ")
+
+
+async def test_after_the_final_dot_the_message_is_delivered_even_if_the_client_leaves(
+    lmtpd: Lmtpd,
+) -> None:
+    client, _ = await LmtpClient.connect(lmtpd.port)
+    for line in ("LHLO c", "MAIL FROM:<>", "RCPT TO:<alice@example.com>", "DATA"):
+        await client.command(line)
+    client.writer.write(MESSAGE.encode() + b".\r\n")
+    await client.writer.drain()
+    await asyncio.sleep(0.1)  # lmtpd reads the final dot, then the client goes
+    await client.close()
+    for _ in range(100):
+        if list((lmtpd.maildir("alice") / "new").iterdir()):
+            break
+        await asyncio.sleep(0.05)
+    assert len(list((lmtpd.maildir("alice") / "new").iterdir())) == 1
+
+
+async def test_stopping_the_service_closes_idle_sessions(tmp_path: Path) -> None:
+    write_mailhost_site(tmp_path)
+    store = await start_lmtpd(tmp_path)
+    client, _ = await LmtpClient.connect(store.port)
+    await client.command("LHLO client.test")
+    with captured_log() as log:
+        await asyncio.wait_for(store.close(), 10)
+    assert await asyncio.wait_for(client.reader.read(), 10) == b""
+    await client.close()
+    assert store.service.sessions == set()
+    assert "lmtpd: disconnect from localhost[127.0.0.1] lhlo=1 commands=1" in log.text()
+
+
+async def test_a_local_recipient_is_delivered_by_local(tmp_path: Path) -> None:
+    """mydestination mail goes to local(8): here an alias to a file, which
+    local(8) writes as default_privs (so in a directory anyone may write)."""
+    with tempfile.TemporaryDirectory(prefix="mailhost-lmtpd-") as name:
+        spool = Path(name)
+        spool.chmod(0o777)
+        answers, log = await local_delivery(tmp_path, spool)
+        assert b"Subject: lmtpd test" in (spool / "filer.mbox").read_bytes()
+    assert answers[1] == "250 2.1.5 OK"
+    assert answers[2].startswith("550 5.1.1 <stranger@store.example.com> ")
+    assert answers[-2].startswith("250 2.0.0 <filer@store.example.com> "), log
+    assert "relay=local" in log
+
+
+async def test_a_bounce_reason_is_logged_not_sent(tmp_path: Path) -> None:
+    """local(8) cannot write the file: the edge learns the DSN, not the path."""
+    spool = tmp_path / "closed"
+    spool.mkdir(mode=0o700)
+    answers, log = await local_delivery(tmp_path, spool)
+    assert answers[-2] == "554 5.2.0 <filer@store.example.com> Delivery failed"
+    assert f"status=bounced (cannot append message to file {spool}/filer.mbox" in log
+
+
+async def local_delivery(directory: Path, spool: Path) -> tuple[list[str], str]:
+    write_mailhost_site(
+        directory,
+        "mydestination = store.example.com\n"
+        f"alias_maps = inline:{{{{filer={spool}/filer.mbox}}}}\n"
+        "local_recipient_maps = $alias_maps\n",
+    )
+    store = await start_lmtpd(directory)
+    try:
+        with captured_log() as log:
+            answers = await session(
+                store.port, ["filer@store.example.com", "stranger@store.example.com"]
+            )
+    finally:
+        await store.close()
+    return answers, log.text()
+
+
+async def test_a_virtual_mbox_mailbox_gets_the_whole_message(tmp_path: Path) -> None:
+    write_mailhost_site(
+        tmp_path, "virtual_mailbox_maps = inline:{mboxer@example.com=example.com/mboxer}\n"
+    )
+    store = await start_lmtpd(tmp_path)
+    try:
+        answers = await session(store.port, ["mboxer@example.com"])
+    finally:
+        await store.close()
+    assert answers[-2].startswith("250 2.0.0 <mboxer@example.com> ")
+    text = (tmp_path / "vmail" / "example.com" / "mboxer").read_bytes()
+    assert text.startswith(b"From s@client.test ")
+    assert text.endswith(b"\nA message of a few lines\n\n")
+
+
+async def test_dot_stuffing_long_lines_and_a_spooled_body(lmtpd: Lmtpd) -> None:
+    """Only <CRLF>.<CRLF> ends DATA (``<LF>.<LF>`` is text); a body past
+    the memory buffer is spooled and copied into the Maildir whole."""
+    long_line = "z" * 200_000
+    body = "..leading dot\r\n.\n.not the end\r\n" + long_line + "\r\n" + "line\r\n" * 20_000
+    answers = await session(lmtpd.port, ["alice@example.com"], MESSAGE + body)
+    assert answers[-2].startswith("250 2.0.0 <alice@example.com> ")
+    (message,) = (lmtpd.maildir("alice") / "new").iterdir()
+    text = message.read_bytes()
+    # every line's leading dot is removed (RFC 5321 §4.5.2), a bare LF ends a line
+    assert b"\n.leading dot\n\nnot the end\n" + long_line.encode() + b"\n" in text
+    assert text.endswith(b"line\n" * 20_000)

@@ -465,6 +465,9 @@ PARAMETERS: tuple[Param, ...] = (
     Param("mailhost_quota_status_toolarge", ""),
     Param("mailhost_quota_status_success", "DUNNO"),
     Param("mailhost_quota_status_nouser", "REJECT Unknown user"),
+    # check_store_quota_service (mailhost.smtpd_check.store_quota, docs/cluster.md)
+    Param("mailhost_store_quota_service_port", "12340", INT),
+    Param("mailhost_store_quota_service_default_action", "DUNNO"),
     Param("mailhost_virtual_shared_copies", "no", BOOL),
     Param("mailhost_inline_delivery", "yes", BOOL),
     Param("line_length_limit", "2048", INT),

@@ -11,6 +11,7 @@ from mailhost.smtpd_check.dns_lookup import DnsLookup
 from mailhost.smtpd_check.facts import ResolverFacts
 from mailhost.smtpd_check.settings import CheckSettings
 from mailhost.smtpd_check.stages import SmtpdChecks
+from mailhost.smtpd_check.store_quota import StoreQuota
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
 
@@ -37,6 +38,7 @@ def smtpd_checks(
         else None,
     )
     settings = CheckSettings.from_config(cfg, registry)
+    settings.store_quota = StoreQuota.from_config(cfg, registry, resolver)
     if not recipient_stages:
         settings.lists["smtpd_relay_restrictions"] = ()
         settings.lists["smtpd_recipient_restrictions"] = ()

@@ -24,6 +24,7 @@ from mailhost.smtpd_check import (
     login,
     names,
     policy,
+    store_quota,
 )
 from mailhost.smtpd_check.actions import server_error
 from mailhost.smtpd_check.call import Call, Restriction
@@ -40,6 +41,7 @@ RESTRICTIONS: dict[str, Restriction] = {
     **access_checks.RESTRICTIONS,
     **dns_checks.RESTRICTIONS,
     **policy.RESTRICTIONS,
+    **store_quota.RESTRICTIONS,
 }
 
 #: The check_*_access restrictions a bare ``type:table`` may stand for.

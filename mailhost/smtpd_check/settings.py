@@ -10,6 +10,7 @@ time finds its :class:`~mailhost.tables.maps.Maps` ready.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mailhost.config import Config
 from mailhost.config.lists import split_list
@@ -18,6 +19,9 @@ from mailhost.smtpd_check.policy_client import PolicyServices
 from mailhost.smtpd_check.policy_settings import settings_from
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
+
+if TYPE_CHECKING:
+    from mailhost.smtpd_check.store_quota import StoreQuota
 
 #: The restriction lists of the stages, by parameter.
 STAGE_PARAMETERS = (
@@ -64,6 +68,9 @@ class CheckSettings:
     maps: dict[str, Maps] = field(default_factory=dict)
     #: check_policy_service clients, by service name.
     policy: PolicyServices = field(default_factory=PolicyServices)
+    #: check_store_quota_service's alias expansion and routing (set by
+    #: :func:`mailhost.smtpd_check.build.smtpd_checks`, which has the resolver).
+    store_quota: StoreQuota | None = None
 
     def code(self, name: str) -> int:
         return self.codes.get(name, _CODE_DEFAULTS[name])

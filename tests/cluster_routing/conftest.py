@@ -43,6 +43,8 @@ PROVISION: list[tuple[str, ...]] = [
     ("mailbox", "move", "u4@a.example", "--to-store", STORE_3),
     ("mailbox", "disable", "u4@a.example"),
     ("alias", "add", "team@a.example", "--to", "u1@a.example,u2@a.example,u3@b.example"),
+    ("alias", "add", "fulls@a.example", "--to", "u1@a.example,u3@b.example"),
+    ("alias", "add", "fwd@a.example", "--to", "u1@a.example,someone@elsewhere.example"),
 ]
 #: What PostfixAdmin's own forms may leave behind: an empty (not NULL) route.
 RAW_SQL = ["UPDATE mailbox SET mailhost_transport = '' WHERE username = 'u5@b.example'"]
@@ -125,3 +127,24 @@ def postmap_q(tmp_path_factory: pytest.TempPathFactory) -> Any:
         return done.stdout.rstrip("\n")
 
     return query
+
+
+def write_edge(directory: Path, db: Database, extra: str = "") -> Path:
+    """An edge node's main.cf in ``directory``: the single-host example query
+    files for recipients, the cluster's transport_maps, all on ``db``."""
+    specs = {
+        name: example_query_file(db, db.kind, name, directory / f"{name}.cf")
+        for name in ("virtual_mailbox_domains", "virtual_mailbox_maps", "virtual_alias_maps")
+    }
+    transport = example_query_file(
+        db, f"cluster/{db.kind}", "transport_maps", directory / "transport.cf"
+    )
+    (directory / "main.cf").write_text(
+        "myhostname = edge-1.example\nmydestination =\nrecipient_delimiter = +\n"
+        f"virtual_mailbox_domains = {specs['virtual_mailbox_domains']}\n"
+        f"virtual_mailbox_maps = {specs['virtual_mailbox_maps']}\n"
+        f"virtual_alias_maps = {specs['virtual_alias_maps']}\n"
+        f"transport_maps = {transport}\n"
+        "mynetworks = 127.0.0.0/8\n" + extra
+    )
+    return directory

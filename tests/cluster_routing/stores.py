@@ -28,7 +28,8 @@ def write_store(directory: Path, mailboxes: dict[str, int]) -> None:
     maps = ", ".join(f"{a}={a.split('@')[1]}/{a.split('@')[0]}/" for a in mailboxes)
     limits = ", ".join(f"{a}={LIMIT}" for a in mailboxes)
     (directory / "main.cf").write_text(
-        "mydestination =\nalias_maps =\nvirtual_mailbox_domains = a.example, b.example\n"
+        "mydestination =\nalias_maps =\nrecipient_delimiter = +\n"
+        "virtual_mailbox_domains = a.example, b.example\n"
         f"virtual_mailbox_base = {directory}/vmail\n"
         f"virtual_mailbox_maps = inline:{{{maps}}}\n"
         f"virtual_mailbox_limit_maps = inline:{{{limits}}}\n"

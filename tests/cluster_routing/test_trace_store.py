@@ -9,30 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster_routing.conftest import run_cli
-from tests.provisioning.conftest import example_query_file
+from tests.cluster_routing.conftest import run_cli, write_edge
 
 
 @pytest.fixture(scope="module")
 def edge_dir(cluster_db, tmp_path_factory) -> Path:
-    directory = tmp_path_factory.mktemp("edge")
-    specs = {
-        name: example_query_file(cluster_db, cluster_db.kind, name, directory / f"{name}.cf")
-        for name in ("virtual_mailbox_domains", "virtual_mailbox_maps", "virtual_alias_maps")
-    }
-    transport = example_query_file(
-        cluster_db, f"cluster/{cluster_db.kind}", "transport_maps", directory / "transport.cf"
+    return write_edge(
+        tmp_path_factory.mktemp("edge"),
+        cluster_db,
+        "smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination\n",
     )
-    (directory / "main.cf").write_text(
-        "myhostname = edge-1.example\nmydestination =\nrecipient_delimiter = +\n"
-        f"virtual_mailbox_domains = {specs['virtual_mailbox_domains']}\n"
-        f"virtual_mailbox_maps = {specs['virtual_mailbox_maps']}\n"
-        f"virtual_alias_maps = {specs['virtual_alias_maps']}\n"
-        f"transport_maps = {transport}\n"
-        "smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination\n"
-        "mynetworks = 127.0.0.0/8\n"
-    )
-    return directory
 
 
 def _trace(edge_dir: Path, cluster_db, *args: str) -> str:

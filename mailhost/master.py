@@ -190,7 +190,11 @@ class Master:
 
             # One listener per host; with several workers its counters are
             # worker 0's (the queue sizes are the whole queue's).
-            serve_metrics(cfg.get("mailhost_metrics_listen"), Path(cfg.get("queue_directory")))
+            serve_metrics(
+                cfg.get("mailhost_metrics_listen"),
+                Path(cfg.get("queue_directory")),
+                node=cfg.get("mailhost_node_name"),
+            )
         if self.stages.queue is None:
             await self.recover(cfg)
         await self.qmgr.start(cfg, self.master_cf(cfg))

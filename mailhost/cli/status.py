@@ -11,13 +11,19 @@ and the state directories (the running server is not asked):
 * **tables** — every ``type:table`` of every ``*_maps`` parameter and domain
   list, opened and asked one probe key: a temporary failure (or no answer in
   10 s) is "unreachable", as smtpd would see it;
+* **database hosts** — each host of each mysql/pgsql query file, asked
+  directly: primary, read-only replica or down (mailhost/observe/cluster.py);
+* **LMTP stores** — each ``lmtp:`` destination of the transports, master.cf
+  overrides and listable ``transport_maps``, probed with LHLO;
 * **mailboxes** — the fullest mailboxes of the provisioning database
   (``mailhost_database_url``): quota from the ``mailbox`` table, usage from
   the Maildir's ``maildirsize`` (the number Dovecot uses; summed from the
   files when there is none — read only, nothing is rewritten).
 
-Exit status 0 when every listener accepts and every table answers, 69
-(EX_UNAVAILABLE) otherwise; ``--json`` prints the same as one JSON document.
+Exit status 0 when every listener accepts, every table answers and every LMTP
+store answers LHLO, 69 (EX_UNAVAILABLE) otherwise (one database host down is
+shown but is not a failure while its tables still answer from the others);
+``--json`` prints the same as one JSON document.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from mailhost.config import Config, load_config
 from mailhost.config.lists import split_list
 from mailhost.config.params import PARAMETERS
 from mailhost.errors import EX_UNAVAILABLE, MailhostError, TableTempFail
+from mailhost.observe.cluster import database_hosts, lmtp_stores
 from mailhost.observe.exporter import QUEUES, parse_listen, queue_sizes
 from mailhost.tables.registry import TableRegistry
 
@@ -171,6 +178,17 @@ async def tables(cfg: Config) -> list[TableStatus]:
         await registry.close()
 
 
+async def cluster(cfg: Config) -> dict[str, list[dict[str, Any]]]:
+    """The database hosts of the SQL tables and the LMTP stores."""
+    registry = TableRegistry.from_config(cfg)
+    try:
+        hosts = await database_hosts(registry, table_specs(cfg))
+        stores = await lmtp_stores(cfg, registry)
+    finally:
+        await registry.close()
+    return {"databases": [asdict(h) for h in hosts], "stores": [asdict(s) for s in stores]}
+
+
 # -- mailboxes -----------------------------------------------------------------------
 
 
@@ -223,23 +241,29 @@ def fullest_mailboxes(cfg: Config, top: int) -> tuple[list[MailboxStatus], str]:
 
 
 def gather(cfg: Config, top: int) -> dict[str, Any]:
-    async def both() -> tuple[list[ListenerStatus], list[TableStatus]]:
-        return await listeners(cfg), await tables(cfg)
+    async def probe_all() -> tuple[
+        list[ListenerStatus], list[TableStatus], dict[str, list[dict[str, Any]]]
+    ]:
+        return await listeners(cfg), await tables(cfg), await cluster(cfg)
 
-    listening, reachable = asyncio.run(both())
+    listening, reachable, seen = asyncio.run(probe_all())
     mailboxes, problem = fullest_mailboxes(cfg, top)
     return {
+        "node": cfg.get("mailhost_node_name"),
         "listeners": [asdict(item) for item in listening],
         "queues": queue_sizes(Path(cfg.get("queue_directory"))),
         "tables": [asdict(item) for item in reachable],
+        **seen,
         "mailboxes": [{**asdict(m), "percent": m.percent} for m in mailboxes],
         "mailboxes_error": problem,
     }
 
 
 def healthy(report: dict[str, Any]) -> bool:
-    return all(item["accepting"] is not False for item in report["listeners"]) and all(
-        item["reachable"] for item in report["tables"]
+    return (
+        all(item["accepting"] is not False for item in report["listeners"])
+        and all(item["reachable"] for item in report["tables"])
+        and all(item["state"] == "up" for item in report["stores"])
     )
 
 
@@ -252,7 +276,7 @@ def _size(n: int) -> str:
 
 
 def render(report: dict[str, Any]) -> str:
-    parts = ["Listeners:"]
+    parts = [f"Node: {report['node']}", "Listeners:"]
     rows = []
     for item in report["listeners"]:
         state = {True: "accepting", False: "NOT accepting", None: "not probed"}[item["accepting"]]
@@ -269,6 +293,22 @@ def render(report: dict[str, Any]) -> str:
         for t in report["tables"]
     ]
     parts.append(_indent(render_table(["parameter", "table", "state", "detail"], rows)))
+    if report["databases"]:
+        parts.append("Database hosts:")
+        rows = [
+            [d["table"], d["host"], d["state"].upper() if d["state"] == "down" else d["state"],
+             d["detail"]]
+            for d in report["databases"]
+        ]  # fmt: skip
+        parts.append(_indent(render_table(["table", "host", "state", "detail"], rows)))
+    if report["stores"]:
+        parts.append("LMTP stores:")
+        rows = [
+            [st["destination"], st["address"], st["state"] if st["state"] == "up"
+             else st["state"].upper(), st["detail"]]
+            for st in report["stores"]
+        ]  # fmt: skip
+        parts.append(_indent(render_table(["destination", "address", "state", "detail"], rows)))
     parts.append("Fullest mailboxes:")
     if report["mailboxes_error"]:
         parts.append(f"  ({report['mailboxes_error']})")
@@ -294,7 +334,7 @@ def _indent(text: str) -> str:
 @click.option("--top", default=5, show_default=True, help="How many of the fullest mailboxes.")
 @command_errors("mailhost")
 def status(config_dir: Path | None, as_json: bool, top: int) -> None:
-    """Listeners, queue sizes, table reachability and the fullest mailboxes."""
+    """Listeners, queues, tables, database hosts, LMTP stores, fullest mailboxes."""
     cfg = load_config(config_dir)
     # Table warnings would repeat what the report says about each table.
     logging.getLogger("mailhost").setLevel(logging.ERROR)

@@ -451,6 +451,8 @@ PARAMETERS: tuple[Param, ...] = (
     Param("mailhost_sql_connect_timeout", "5s", TIME),
     Param("mailhost_sql_query_timeout", "5s", TIME),
     Param("mailhost_metrics_listen", "", STR),
+    # The node label of every /metrics series and the node of `mailhost status` (docs/operations.md).
+    Param("mailhost_node_name", "$myhostname", STR),
     Param("mailhost_sql_pool_size", "4", INT),
     # mailhost serve: worker processes sharing the listening ports (prefork.py).
     Param("mailhost_worker_processes", "1", INT),

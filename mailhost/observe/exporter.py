@@ -14,7 +14,11 @@ directory.  Metrics (names in Prometheus style, ``_total`` for counters):
 ``mailhost_table_cache_total``              {result: hit, miss}
 =========================================== =========================================
 
-plus prometheus_client's ``process_*`` metrics.  ``mailhost_metrics_listen``
+plus prometheus_client's ``process_*`` metrics.  Every series, the process
+ones included, carries a ``node`` label: ``mailhost_node_name`` (default
+``$myhostname``), so that the series of several nodes of a cluster stay apart
+when one Prometheus scrapes them all (and survive aggregation that drops the
+scrape's ``instance``).  ``mailhost_metrics_listen``
 is ``host:port`` (empty: no endpoint); a non-loopback host works but is
 warned about — the endpoint has no authentication.
 """
@@ -121,16 +125,39 @@ class PipelineCollector(Collector):
             yield sizes
 
 
-def make_registry(queue_directory: Path | None = None) -> CollectorRegistry:
+class NodeLabelled(Collector):
+    """Another collector's metrics with ``node="<name>"`` added to every sample
+    (prometheus_client has no registry-wide constant labels)."""
+
+    def __init__(self, inner: Collector, node: str) -> None:
+        self.inner = inner
+        self.node = node
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self.inner.collect():
+            labelled = Metric(family.name, family.documentation, family.type, family.unit)
+            labelled.samples = [
+                sample._replace(labels={**sample.labels, "node": self.node})
+                for sample in family.samples
+            ]
+            yield labelled
+
+
+def make_registry(queue_directory: Path | None = None, node: str = "") -> CollectorRegistry:
+    """The collectors of ``/metrics``; with ``node``, every series labelled with it."""
     registry = CollectorRegistry()
-    ProcessCollector(registry=registry)
-    registry.register(PipelineCollector(queue_directory))
+    collectors: list[Collector] = [
+        ProcessCollector(registry=None),
+        PipelineCollector(queue_directory),
+    ]
+    for collector in collectors:
+        registry.register(NodeLabelled(collector, node) if node else collector)
     return registry
 
 
-def render(queue_directory: Path | None = None) -> bytes:
+def render(queue_directory: Path | None = None, node: str = "") -> bytes:
     """The text exposition, as ``/metrics`` serves it."""
-    return generate_latest(make_registry(queue_directory))
+    return generate_latest(make_registry(queue_directory, node))
 
 
 def parse_listen(value: str) -> tuple[str, int] | None:
@@ -163,8 +190,11 @@ class MetricsServer:
         self.thread.join(5)
 
 
-def serve_metrics(listen: str, queue_directory: Path | None = None) -> MetricsServer | None:
-    """Start ``/metrics`` on ``listen`` (None when it is empty)."""
+def serve_metrics(
+    listen: str, queue_directory: Path | None = None, *, node: str = ""
+) -> MetricsServer | None:
+    """Start ``/metrics`` on ``listen`` (None when it is empty); ``node`` is
+    the value of the ``node`` label (``mailhost_node_name``)."""
     parsed = parse_listen(listen)
     if parsed is None:
         return None
@@ -177,7 +207,7 @@ def serve_metrics(listen: str, queue_directory: Path | None = None) -> MetricsSe
         log.warning("mailhost_metrics_listen = %s: not a loopback address", listen)
     try:
         server, thread = _start_http_server(
-            port, addr=host, registry=make_registry(queue_directory)
+            port, addr=host, registry=make_registry(queue_directory, node)
         )
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)

@@ -3,6 +3,14 @@
 Values and "not found" are cached (each with its own TTL); temporary failures
 never are, so a database that comes back is used at once.  Concurrent misses on
 the same key share one backend query instead of stampeding the database.
+
+The bound that matters in a cluster: an answer is kept for its TTL counted
+from when its query was *sent* (not when it returned), so a "not found" for a
+mailbox just created on the primary is served at most
+``mailhost_table_negative_cache_ttl`` after a query that could have seen it —
+the edge sees the mailbox within that TTL plus the replication lag of the
+replica it reads (the resolver's address-search memo, mailhost/tables/maps.py,
+adds at most min(1 s, the TTLs) on top; docs/tables.md "Cache").
 """
 
 from __future__ import annotations
@@ -89,7 +97,7 @@ class CachedTable(Table):
         else:
             future.set_result(value)
             ttl = self.ttl if value is not None else self.negative_ttl
-            if ttl > 0:
+            if ttl > 0:  # expiry from ``now``, taken before the query was sent
                 if len(self._entries) >= self.max_entries:
                     self._entries.clear()
                 self._entries[key] = (now + ttl, value)

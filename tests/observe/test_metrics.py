@@ -116,3 +116,12 @@ def test_endpoint_serves_metrics_on_loopback(tmp_path: Path) -> None:
     finally:
         server.close()
     assert samples(body)[("mailhost_qmgr_deliveries_total", (("status", "bounced"),))] == 1
+
+
+def test_every_series_carries_the_node_label() -> None:
+    metrics.end_of_data(replies.queued("4ABC"))
+    got = samples(render(None, "store-2"))
+    assert got
+    assert all(("node", "store-2") in labels for _name, labels in got)
+    assert got[("mailhost_smtpd_messages_accepted_total", (("node", "store-2"),))] == 1
+    assert any(name.startswith("process_") for name, _labels in got)

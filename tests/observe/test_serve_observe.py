@@ -30,14 +30,21 @@ def mailhost(directory: Path, *args: str, stdin: str = "") -> subprocess.Complet
     )
 
 
+NODE = "edge-1.example"
+
+
 def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """The samples by name and labels; every one must carry node=NODE
+    (mailhost_node_name), which is then left out of the key."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
+    got = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = dict(sample.labels)
+            assert labels.pop("node", None) == NODE, sample
+            got[(sample.name, frozenset(labels.items()))] = sample.value
+    return got
 
 
 def test_metrics_and_status_of_a_running_server(tmp_path: Path) -> None:
@@ -46,6 +53,7 @@ def test_metrics_and_status_of_a_running_server(tmp_path: Path) -> None:
     (tmp_path / "main.cf").write_text(
         alice_site(tmp_path)
         + f"mailhost_metrics_listen = 127.0.0.1:{metrics_port}\n"
+        + f"mailhost_node_name = {NODE}\n"
         + f"mailhost_database_url = sqlite:///{tmp_path}/mailhost.sqlite\n"
     )
     for args, stdin in [

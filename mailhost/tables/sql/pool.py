@@ -158,16 +158,23 @@ class ConnectionPool:
 
     def _probe(self, host: Host) -> bool:
         self.probes += 1
-        conn = None
         try:
-            conn = self._connect(host)
-            self._execute(conn, PROBE_SQL, ())
+            self._ask(host, PROBE_SQL)
         except Exception:  # any failure: the host stays down until the next probe
             return False
-        finally:
-            if conn is not None:
-                self._close(conn)
         return True
+
+    def _ask(self, host: Host, sql: str) -> Rows:
+        conn = self._connect(host)
+        try:
+            return self._execute(conn, sql, ())
+        finally:
+            self._close(conn)
+
+    async def ask(self, host: Host, sql: str) -> Rows:
+        """Run ``sql`` on ``host`` alone, on a connection of its own: no
+        failover, no marking down (``mailhost status`` asks each host its role)."""
+        return await self._threads.run(self._ask, host, sql)
 
     def host_states(self) -> list[tuple[str, bool]]:
         """``(host as written, live)`` for each distinct host, in file order

@@ -185,6 +185,23 @@ def run_case(
     nodes = [node for group in roles.values() for node in group]
     for vmail in vmails:
         shutil.rmtree(vmail, ignore_errors=True)
+    try:
+        return measure(case, roles, send, vmails, primary, args)
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+def measure(
+    case: str,
+    roles: Mapping[str, Sequence[Node]],
+    send: Callable[[], int],
+    vmails: Sequence[Path],
+    primary: PgNode,
+    args: argparse.Namespace,
+) -> Result:
+    """Start the nodes, send, wait for the deliveries; the figures."""
+    nodes = [node for group in roles.values() for node in group]
     for node in nodes:
         node.spawn()
     for node in nodes:
@@ -214,7 +231,7 @@ def run_case(
                 counts = syscalls.setdefault(role, Counter())
                 counts.update(strace_counts(node, tracers[node.name]))
     for node in nodes:
-        node.stop()
+        node.stop()  # the statements of closing sessions are logged too
     with primary.logfile.open("rb") as f:
         f.seek(log_offset)
         log = f.read().decode(errors="replace")

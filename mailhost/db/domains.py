@@ -1,4 +1,4 @@
-"""Domains: add, list, show, remove, enable, disable (``mailhost domain``).
+"""Domains: add, list, show, remove, enable, disable, transport (``mailhost domain``).
 
 A domain row is what ``virtual_mailbox_domains`` finds; its limits bound what
 ``mailhost mailbox``/``mailhost alias`` may add (see :mod:`mailhost.db.rules`).

@@ -1,5 +1,5 @@
-"""Mailboxes: add, list, show, remove, enable, disable, passwd, quota
-(``mailhost mailbox``).
+"""Mailboxes: add, list, show, remove, enable, disable, passwd, quota, move
+(``mailhost mailbox``); ``move`` sets the mailbox's store route (docs/cluster.md).
 
 A new mailbox gets, as in PostfixAdmin, its ``maildir`` ``domain/local_part/``
 and a self-alias row (``alias.address = alias.goto = username``): without it a

@@ -15,7 +15,7 @@ SQL passdb/userdb read these columns directly:
   SQLite), so query files may compare ``active = '1'`` on every backend.
 
 Domain names are stored in their A-label (IDNA) form, as Postfix compares them.
-Tables of mailhost's own are prefixed ``mailhost_``.
+Tables and columns of mailhost's own are prefixed ``mailhost_`` (``mailbox.mailhost_transport``).
 """
 
 from __future__ import annotations

@@ -136,7 +136,8 @@ class StoreQuota:
             if host is None or host.host is None:
                 out.append(None)
                 continue
-            shown = f"[{host.host}]" if ":" in host.host else host.host
+            name = host.host.removeprefix("ipv6:").removeprefix("IPv6:")
+            shown = f"[{name}]" if ":" in name else name
             out.append(Target(record.final, f"inet:{shown}:{self.port}"))
         return out
 
@@ -145,7 +146,13 @@ async def _ask(call: Call, target: Target) -> str:
     """The store's action for one mailbox, or the default action."""
     ctx = call.ctx
     services = ctx.settings.policy
-    client = services.register(target.service)
+    store_quota = ctx.settings.store_quota
+    default = store_quota.default_action if store_quota is not None else "DUNNO"
+    try:
+        client = services.register(target.service)
+    except ConfigError as exc:
+        log.warning("%s: %s", NAME, exc)
+        return default
     attributes = [
         (name, external_form(target.mailbox) if name == "recipient" else value)
         for name, value in request_attributes(ctx.state, services, client.settings.policy_context)
@@ -156,8 +163,7 @@ async def _ask(call: Call, target: Target) -> str:
             return answer.decode("utf-8")
         except UnicodeDecodeError:
             log.warning("%s: malformed UTF-8 from %s", NAME, target.service)
-    store_quota = ctx.settings.store_quota
-    return store_quota.default_action if store_quota is not None else "DUNNO"
+    return default
 
 
 async def check_store_quota_service(call: Call) -> Status:

@@ -11,10 +11,12 @@ import asyncio
 
 import pytest
 
-from mailhost.resolve.transport_maps import Route, TransportMaps
+from mailhost.config import load_config
+from mailhost.resolve.resolver import Resolver, ResolverSettings
+from mailhost.resolve.transport_maps import Route, Router, TransportMaps
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry, open_table
-from tests.cluster_routing.conftest import STORE_1, STORE_2, STORE_3
+from tests.cluster_routing.conftest import STORE_1, STORE_2, STORE_3, write_edge
 
 #: (key, answer recorded from Postfix 3.7.11 ``postmap -q``; None = not found)
 EXPECTED = [
@@ -76,3 +78,32 @@ def test_transport_search_mailbox_then_domain(transport_spec):
             await maps.close()
 
     assert asyncio.run(run()) == [route for _, route in SEARCH]
+
+
+#: recipient -> (transport, nexthop) as the edge's queue manager routes it:
+#: the address class's transport (virtual_transport = virtual, nexthop the
+#: domain) overridden by the cluster's transport_maps (transport(5)).
+ROUTES = {
+    "u1@a.example": ("lmtp", "inet:127.0.0.11:24"),
+    "u2+tag@a.example": ("lmtp", "inet:127.0.0.12:24"),
+    "u3@b.example": ("lmtp", "inet:[127.0.0.13]:2424"),
+    "u5@b.example": ("virtual", "b.example"),  # PostfixAdmin's default route
+    "someone@elsewhere.example": ("smtp", "elsewhere.example"),  # default_transport
+}
+
+
+def test_edge_router_mailbox_then_domain_then_class(cluster_db, tmp_path):
+    cfg = load_config(write_edge(tmp_path, cluster_db))
+
+    async def run() -> dict[str, tuple[str, str]]:
+        registry = TableRegistry.from_config(cfg)
+        router = Router.from_config(
+            cfg, registry, Resolver(ResolverSettings.from_config(cfg, registry))
+        )
+        try:
+            routes = [await router.route(address) for address in ROUTES]
+        finally:
+            await registry.close()
+        return {a: (r.transport, r.nexthop) for a, r in zip(ROUTES, routes, strict=True)}
+
+    assert asyncio.run(run()) == ROUTES

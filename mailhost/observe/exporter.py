@@ -12,6 +12,7 @@ directory.  Metrics (names in Prometheus style, ``_total`` for counters):
 ``mailhost_queue_messages``                 queue files {queue: maildrop, incoming, ...}
 ``mailhost_table_lookup_seconds``           histogram {parameter, type, result}
 ``mailhost_table_cache_total``              {result: hit, miss}
+``mailhost_sql_host_up``                    1 live, 0 marked down {table, host}
 =========================================== =========================================
 
 plus prometheus_client's ``process_*`` metrics.  Every series, the process
@@ -45,6 +46,7 @@ from prometheus_client.registry import Collector
 from mailhost.errors import ConfigError, MailhostError
 from mailhost.log import logger
 from mailhost.observe import metrics
+from mailhost.tables.sql.pool import open_pools
 
 log = logger("master")
 
@@ -116,6 +118,16 @@ class PipelineCollector(Collector):
         for labels, count in sorted(snap.cache.items()):
             cache.add_metric(list(labels), count)
         yield cache
+        hosts = GaugeMetricFamily(
+            "mailhost_sql_host_up",
+            "1 while a database host of an SQL table is live (or not yet tried), "
+            "0 while it is marked down after a failure.",
+            labels=["table", "host"],
+        )
+        for pool in sorted(open_pools(), key=lambda p: p.spec):
+            for host, live in pool.host_states():
+                hosts.add_metric([pool.spec, host], 1 if live else 0)
+        yield hosts
         if self.queue_directory is not None:
             sizes = GaugeMetricFamily(
                 "mailhost_queue_messages", "Queue files in each queue.", labels=["queue"]

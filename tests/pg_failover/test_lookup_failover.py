@@ -142,3 +142,30 @@ async def test_without_probing_a_failed_host_stays_down_for_retry_interval(
     finally:
         await table.close()
         pg_cluster.reset()
+
+
+async def test_host_states_on_metrics(pg_cluster: PgCluster, tmp_path: Path) -> None:
+    """``mailhost_sql_host_up``: 0 for a host marked down, 1 for the others.
+    The dead host is a UNIX socket directory, so it is always tried first."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from mailhost.observe.exporter import render
+
+    pg_cluster.reset()
+    primary, r1 = pg_cluster.primary, pg_cluster.replicas[0]
+    dead = f"unix:{tmp_path}/no-socket-here"
+    path = tmp_path / "who.cf"
+    query_file(path, [primary, r1], WHO_QUERY, probe_interval="0")
+    path.write_text(path.read_text().replace("hosts = ", f"hosts = {dead} "))
+    table = TableRegistry().open(f"pgsql:{path}", cached=False)
+    try:
+        assert await table.lookup("k") in {str(primary.port), str(r1.port)}
+        got = {
+            s.labels["host"]: s.value
+            for family in text_string_to_metric_families(render(None, "n1").decode())
+            for s in family.samples
+            if s.name == "mailhost_sql_host_up" and s.labels["table"] == f"pgsql:{path}"
+        }
+        assert got == {dead: 0.0, primary.hosts_entry: 1.0, r1.hosts_entry: 1.0}
+    finally:
+        await table.close()

@@ -39,6 +39,7 @@ import dataclasses
 import random
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -53,6 +54,17 @@ IDLE_INTERVAL = 60.0
 PROBE_INTERVAL = 2.0
 PROBE_SQL = "SELECT 1"
 Rows = list[tuple[Any, ...]]
+
+#: Every open pool, for the ``mailhost_sql_host_up`` gauge of /metrics (which
+#: reads it from the scrape thread: hence the lock).
+_OPEN_POOLS: weakref.WeakSet[ConnectionPool] = weakref.WeakSet()
+_OPEN_LOCK = threading.Lock()
+
+
+def open_pools() -> list[ConnectionPool]:
+    """The pools of the SQL tables open in this process."""
+    with _OPEN_LOCK:
+        return list(_OPEN_POOLS)
 
 
 class ConnectionPool:
@@ -92,6 +104,8 @@ class ConnectionPool:
         self.probes = 0
         self._prober: threading.Thread | None = None
         self._closing = threading.Event()
+        with _OPEN_LOCK:
+            _OPEN_POOLS.add(self)
 
     async def query(self, sql: str, params: tuple[object, ...]) -> Rows:
         """Run one query with failover, bounded by the configured timeouts."""
@@ -147,12 +161,16 @@ class ConnectionPool:
                 if not down:
                     self._prober = None
                     return
+            answered: dict[str, bool] = {}  # a host listed twice is probed once
             for host in down:
                 if self._closing.is_set():
                     break
-                if self._probe(host):
+                if host.text not in answered:
+                    answered[host.text] = self._probe(host)
+                    if answered[host.text]:
+                        log.info("%s: %s answers again", self.spec, self._describe(host))
+                if answered[host.text]:
                     host.down_until = 0.0
-                    log.info("%s: %s answers again", self.spec, self._describe(host))
         with self._lock:
             self._prober = None
 
@@ -224,11 +242,18 @@ class ConnectionPool:
 
     async def close(self) -> None:
         self._closing.set()
+        with _OPEN_LOCK:
+            _OPEN_POOLS.discard(self)
         with self._lock:
             idle, self._idle = self._idle, []
+            prober = self._prober
         for _, conn, _ in idle:
             self._close(conn)
         self._threads.shutdown()
+        if prober is not None:
+            # A probe under way ends within its connect timeout; wait for it so
+            # no connection of this table outlives close().
+            await asyncio.to_thread(prober.join, self.connect_timeout + self.query_timeout)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -144,8 +144,8 @@ class Node:
 
     def wait_started(self, timeout: float = 60.0) -> None:
         """Until the node logs that its listeners are open.  (Not by trying
-        to connect: a connection that arrives while the server is still
-        starting and closes at once holds up its shutdown by smtpd's grace.)"""
+        to connect: each probe would be a lost connection in the maillog
+        that pflogsumm reads.)"""
         assert self.proc is not None
         deadline = time.monotonic() + timeout
         while b"daemon started" not in self.maillog.read_bytes()[self._log_offset :]:

@@ -37,6 +37,8 @@ from tests.support.cluster import (
 from tests.support.pg_cluster import PgCluster
 
 DOMAINS = ("a.test", "b.test", "c.test")
+#: The mailbox added after the failover, on store2 (its domain's is store1).
+LATE = "late@a.test"
 #: Bytes a small-quota mailbox may hold: a few dozen test messages.
 SMALL_QUOTA = 16_000
 
@@ -127,7 +129,8 @@ def run(root: Path, pg: PgCluster, messages: int, connections: int = 8) -> Outco
         for record in cluster.zone_records(DOMAINS):
             zone.add(*record)
         cluster.configure()
-        cluster.provision(boxes, hash_password("cluster test"))
+        password = hash_password("cluster test")
+        cluster.provision(boxes, password)
         pg.wait_caught_up()
         try:
             cluster.start()
@@ -158,6 +161,15 @@ def run(root: Path, pg: PgCluster, messages: int, connections: int = 8) -> Outco
             chaos.join(120)
             if chaos.error is not None:
                 raise chaos.error
+            # Provisioning after the failover reaches the promoted replica,
+            # and the edges route the new mailbox's mail at once.
+            late = Mailbox(LATE, 1)
+            cluster.add_mailboxes([late], password)
+            boxes.append(late)
+            chaos.note(f"{LATE} added on the new primary")
+            after = inject(RELAY_ADDRESS, cluster.port, [(messages, LATE)], 1)
+            injection.acknowledged.update(after.acknowledged)
+            injection.refused.update(after.refused)
             drained = wait_drained(cluster.nodes, 90)
             chaos.note("queues empty" if drained else "queues NOT empty after 90 s")
             stored = [maildir_ids(cluster.vmail(i)) for i in range(len(cluster.stores))]

@@ -5,6 +5,8 @@ primary are SIGKILLed (tests/cluster/scenario.py has the timeline).
 
 What must hold afterwards (issue 16):
 
+* a mailbox added after the failover (the multi-host provisioning URL
+  reaches the promoted replica) gets its mail on its store;
 * every message the relay acknowledged is in the Maildir of its recipient on
   the store that mailbox lives on, or (only for a small-quota mailbox) came
   back to the sender as a non-delivery notice: nothing lost, nothing in the
@@ -55,7 +57,7 @@ def outcome(
 def test_sender_got_every_message_acknowledged(outcome: scenario.Outcome) -> None:
     # The relay is never killed: it takes everything, whatever is down behind it.
     assert not outcome.injection.refused
-    assert len(outcome.injection.acknowledged) == MESSAGES
+    assert len(outcome.injection.acknowledged) == MESSAGES + 1  # + the one to LATE
     assert outcome.drained, [(n.name, n.queued()) for n in outcome.cluster.nodes]
 
 
@@ -86,6 +88,13 @@ def test_no_acknowledged_message_lost_or_misplaced(outcome: scenario.Outcome) ->
     assert not wrongly_bounced, f"{len(wrongly_bounced)} bounced, e.g. {wrongly_bounced[:5]}"
     # Nothing was stored that the sender did not send.
     assert set(where) <= set(outcome.injection.acknowledged)
+
+
+def test_mailbox_added_after_the_failover_gets_its_mail(outcome: scenario.Outcome) -> None:
+    # Provisioned through the multi-host URL after the primary died: the row
+    # is on the promoted replica, and its own route sends it to store2.
+    assert outcome.stored[1].get(scenario.LATE) == [MESSAGES]
+    assert scenario.LATE not in outcome.stored[0]
 
 
 def test_small_quota_mailboxes_stay_within_quota(outcome: scenario.Outcome) -> None:

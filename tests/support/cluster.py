@@ -228,6 +228,8 @@ class Cluster:
     #: role ("edge", "store") -> the database user its query files name
     #: (default postgres): the server's log can tell the roles apart.
     db_users: dict[str, str] = field(default_factory=dict)
+    #: Each provisioned domain's store (its route).
+    domain_stores: dict[str, int] = field(default_factory=dict)
     relay: Node = field(init=False)
     edges: list[Node] = field(init=False)
     stores: list[Node] = field(init=False)
@@ -255,7 +257,9 @@ class Cluster:
 
     @property
     def database_url(self) -> str:
-        return f"postgresql://postgres@{self.db_hosts[0]}/{self.dbname}"
+        """Every database host (libpq's multi-host form): provisioning goes
+        to whichever is the primary (docs/provisioning.md)."""
+        return f"postgresql://postgres@{','.join(self.db_hosts)}/{self.dbname}"
 
     def store_nexthop(self, index: int) -> str:
         """The transport:nexthop that reaches store ``index``."""
@@ -440,7 +444,7 @@ class Cluster:
 
     def mailhost(self, *args: str, stdin: str | None = None) -> str:
         """Run a ``mailhost`` command (in this process) against the cluster's
-        database (the primary)."""
+        database (its primary, whichever host that is now)."""
         run = CliRunner().invoke(cli, [*args, "--database-url", self.database_url], input=stdin)
         if run.exit_code != 0:
             raise RuntimeError(f"mailhost {' '.join(args)}: {run.output}")
@@ -448,20 +452,23 @@ class Cluster:
 
     def provision(self, mailboxes: Sequence[Mailbox], password_hash: str) -> None:
         """The schema (alembic migrations), the domains (each routed to the
-        store of its first mailbox), the mailboxes, and a route of its own
-        (``mailhost mailbox move``) for each mailbox on another store than
-        its domain's."""
+        store of its first mailbox) and the mailboxes (add_mailboxes)."""
         self.mailhost("db", "upgrade")
-        routes: dict[str, int] = {}
         for box in mailboxes:
-            routes.setdefault(box.domain, box.store)
-        for domain, store in routes.items():
-            self.mailhost("domain", "add", domain, "--transport", self.store_nexthop(store))
+            if box.domain not in self.domain_stores:
+                self.domain_stores[box.domain] = box.store
+                nexthop = self.store_nexthop(box.store)
+                self.mailhost("domain", "add", box.domain, "--transport", nexthop)
+        self.add_mailboxes(mailboxes, password_hash)
+
+    def add_mailboxes(self, mailboxes: Sequence[Mailbox], password_hash: str) -> None:
+        """``mailhost mailbox import``, and a route of its own (``mailhost
+        mailbox move``) for each mailbox on another store than its domain's."""
         rows = ["address,password_hash,quota"]
         rows += [f"{box.address},{password_hash},{box.quota}" for box in mailboxes]
         self.mailhost("mailbox", "import", "-", stdin="\n".join(rows) + "\n")
         for box in mailboxes:
-            if box.store != routes[box.domain]:
+            if box.store != self.domain_stores[box.domain]:
                 self.mailhost("mailbox", "move", box.address, "--to-store",
                               self.store_nexthop(box.store))  # fmt: skip
 

@@ -111,7 +111,7 @@ async def database_hosts(
             if key not in known:
                 known[key] = await _role(table.pool, host, ROLE_QUERIES[kind])
             state, detail = known[key]
-            out.append(DatabaseHostStatus(parameter, spec, host.text, state, detail))
+            out.append(DatabaseHostStatus(parameter, spec, host.shown, state, detail))
     return out
 
 

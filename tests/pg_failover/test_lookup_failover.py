@@ -6,6 +6,8 @@ answers" turns into a temporary failure — never a wrong "not found"."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -169,3 +171,58 @@ async def test_host_states_on_metrics(pg_cluster: PgCluster, tmp_path: Path) -> 
         assert got == {dead: 0.0, primary.hosts_entry: 1.0, r1.hosts_entry: 1.0}
     finally:
         await table.close()
+
+
+POSTMAP = shutil.which("postmap")
+HAS_POSTFIX_PGSQL = POSTMAP is not None and Path("/usr/lib/postfix/postfix-pgsql.so").exists()
+
+
+@pytest.mark.postfix
+@pytest.mark.skipif(not HAS_POSTFIX_PGSQL, reason="needs Postfix's postmap with postfix-pgsql")
+async def test_unix_socket_tried_first_then_tcp_matches_postfix(
+    pg_cluster: PgCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The real Postfix 3.7.11 postmap and mailhost, same query file: the
+    UNIX host is tried first (and warned about, in the same words), the
+    answer comes from the TCP host; with no host answering both fail
+    temporarily (postmap exits 1, a lookup raises TableTempFail)."""
+    pg_cluster.reset()
+    replica = pg_cluster.replicas[0]
+    dead_unix = f"unix:{tmp_path}/no-socket-here"
+    path = tmp_path / "who.cf"
+    query_file(path, [replica], WHO_QUERY, probe_interval="0")
+    path.write_text(path.read_text().replace("hosts = ", f"hosts = {dead_unix} "))
+    (tmp_path / "main.cf").write_text("compatibility_level = 3.6\n")
+
+    def postmap() -> subprocess.CompletedProcess[str]:
+        assert POSTMAP is not None
+        return subprocess.run(
+            [POSTMAP, "-c", str(tmp_path), "-q", "k", f"pgsql:{path}"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+
+    warning = f"connect to pgsql server {dead_unix}: "
+    for _ in range(3):  # random order would show within a few runs
+        postfix = postmap()
+        assert postfix.returncode == 0
+        assert postfix.stdout.strip() == str(replica.port)
+        assert warning in postfix.stderr
+        caplog.clear()
+        table = TableRegistry().open(f"pgsql:{path}", cached=False)
+        try:
+            assert await table.lookup("k") == str(replica.port)
+        finally:
+            await table.close()
+        assert any(warning in r.getMessage() for r in caplog.records)
+
+    replica.stop()
+    try:
+        assert postmap().returncode == 1
+        table = TableRegistry().open(f"pgsql:{path}", cached=False)
+        try:
+            with pytest.raises(TableTempFail):
+                await table.lookup("k")
+        finally:
+            await table.close()
+    finally:
+        pg_cluster.reset()

@@ -87,3 +87,28 @@ def test_lmtp_nexthops_as_lmtp_reads_them(nexthop: str, expected: tuple[str, int
 def test_lmtp_inet_nexthop_properties(host: str, port: int) -> None:
     for text in (f"inet:{host}:{port}", f"{host}:{port}", f"[{host}]:{port}"):
         assert lmtp_address(text, Path("/q"), 24) == (host, port)
+
+
+@settings(deadline=None, max_examples=50)
+@given(
+    st.from_regex(r"[A-Za-z0-9_.~!$*+-]{1,20}", fullmatch=True),
+    hostports,
+    dbnames,
+    st.booleans(),
+)
+def test_a_uri_hosts_password_is_never_shown(
+    password: str, hostport: str, dbname: str, in_query: bool
+) -> None:
+    """status and /metrics name hosts as written, but not a URI's password."""
+    from mailhost.tables.sql.hosts import parse_pgsql_host
+
+    secret = f"S3CRET{password}"
+    text = (
+        f"postgresql://mail@{hostport}/{dbname}?password={secret}&sslmode=require"
+        if in_query
+        else f"postgresql://mail:{secret}@{hostport}/{dbname}"
+    )
+    shown = parse_pgsql_host(text).shown
+    assert secret not in shown
+    assert hostport in shown
+    assert parse_pgsql_host(f"inet:{hostport}").shown == f"inet:{hostport}"

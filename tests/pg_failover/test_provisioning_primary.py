@@ -142,6 +142,21 @@ def test_new_mailbox_is_seen_by_the_edge_within_the_negative_ttl(
     assert accepted_within(port, "newbie@example.com", NEGATIVE_TTL + SLACK) <= NEGATIVE_TTL + SLACK
 
 
+def test_a_write_sent_to_a_replica_is_a_clear_temporary_failure(
+    pg_cluster: PgCluster, served: tuple[ServerProcess, int, str]
+) -> None:
+    """A single-host URL naming a replica: PostgreSQL refuses the write
+    (SQLSTATE 25006); the command says so in one line and exits 75."""
+    url = pg_cluster.replicas[0].url(DBNAME)
+    result = CliRunner().invoke(
+        cli, ["domain", "add", "replica.example"], env={"MAILHOST_DATABASE_URL": url},
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code == 75
+    assert "is a read-only replica" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_only_replicas_up_fails_in_one_line_then_promotion_needs_no_restart(
     pg_cluster: PgCluster, served: tuple[ServerProcess, int, str]
 ) -> None:

@@ -10,6 +10,7 @@ starting with ``/`` is a UNIX socket directory; ``inet:host:port``,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 MYSQL_DEFAULT_SOCKET = "/run/mysqld/mysqld.sock"
@@ -24,6 +25,14 @@ class Host:
     address: str  # socket path/dir, host name, or URI
     port: int = 0
     down_until: float = 0.0
+
+    @property
+    def shown(self) -> str:
+        """The host as written, without a URI's password (status, metrics)."""
+        if self.kind != "uri":
+            return self.text
+        text = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", self.text)
+        return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", text)
 
     @property
     def rank(self) -> int:

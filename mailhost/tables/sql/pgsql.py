@@ -55,7 +55,7 @@ class PgsqlTable(SqlTable):
             [parse_pgsql_host(h) for h in qf.hosts or ("localhost",)],
             connect,
             execute,
-            lambda host: f"pgsql server {host.text}",
+            lambda host: f"pgsql server {host.shown}",
         )
 
 

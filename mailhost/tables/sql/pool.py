@@ -196,11 +196,11 @@ class ConnectionPool:
 
     def host_states(self) -> list[tuple[str, bool]]:
         """``(host as written, live)`` for each distinct host, in file order
-        (live: not marked down); for ``mailhost status`` and the metrics."""
+        (live: not marked down; a URI's password masked); for the metrics."""
         now = time.monotonic()
         states: dict[str, bool] = {}
         for host in self.hosts:
-            states[host.text] = states.get(host.text, False) or host.down_until <= now
+            states[host.shown] = states.get(host.shown, False) or host.down_until <= now
         return list(states.items())
 
     @staticmethod
@@ -232,7 +232,7 @@ class ConnectionPool:
             except Exception as exc:
                 self._close(conn)
                 self._mark_down(host)
-                log.warning("%s: query failed: %s: %s", self.spec, host.text, _one_line(exc))
+                log.warning("%s: query failed: %s: %s", self.spec, host.shown, _one_line(exc))
                 continue
             with self._lock:
                 self._idle.append((host, conn, time.monotonic()))

@@ -1,6 +1,11 @@
 """Failover among several hosts, the same for mysql and pgsql (real servers
 behind loopback relays that can be cut), and Postfix's host order (real
-SQLite files standing in for hosts of each kind)."""
+SQLite files standing in for hosts of each kind).
+
+The order is read from the Postfix 3.12 source (dict_pgsql.c, dict_mysql.c),
+not recorded: one postmap lookup cannot show a random order, and the
+single-host rule is Postfix 3.10+, newer than the 3.7.11 on this machine —
+hence ``_as_postfix_3_12`` rather than ``_matches_postfix``."""
 
 from __future__ import annotations
 
@@ -99,7 +104,7 @@ def sqlite_pool(hosts: list[Host], **kw: float) -> ConnectionPool:
     )  # fmt: skip
 
 
-async def test_unix_sockets_first_then_tcp_in_random_order_matches_postfix(tmp_path: Path) -> None:
+async def test_unix_sockets_first_then_tcp_in_random_order_as_postfix_3_12(tmp_path: Path) -> None:
     """dict_pgsql.c/dict_mysql.c dict_*_get_active(): UNIX hosts before TCP
     hosts, random among the same kind; a failed host is skipped."""
     hosts = make_hosts([
@@ -130,7 +135,7 @@ async def test_unix_sockets_first_then_tcp_in_random_order_matches_postfix(tmp_p
     assert firsts == {"inet:one", "inet:two"}
 
 
-async def test_a_single_host_is_retried_once_at_once_matches_postfix(tmp_path: Path) -> None:
+async def test_a_single_host_is_retried_once_at_once_as_postfix_3_12(tmp_path: Path) -> None:
     """pgsql_table(5) "hosts": with one server, a single failure reconnects
     immediately (Postfix lists it twice); two failures make it a temporary failure."""
     [host] = make_hosts([Host("inet:only", "inet", str(tmp_path / "only.db"))])

@@ -161,8 +161,15 @@ class Conversation(LineProtocol):
         self.end_session()
 
     def end_session(self) -> None:
-        """The client went away: the session stops where it waits."""
-        if self.task is not None and not self.handshaking:
+        """The client went away: the session stops where it waits.
+
+        Not before it logged its connect: until then run_session is outside
+        the block whose clean-up logs the disconnect and releases the
+        session's slot (a task cancelled before its first step never runs
+        at all).  Left alone, it logs ``connect from`` and meets the closed
+        connection at its first read: ``lost connection after CONNECT``, as
+        Postfix's smtpd logs a client gone at once."""
+        if self.task is not None and not self.handshaking and self.state is not None:
             self.task.cancel()
 
     # -- wire --------------------------------------------------------------------

@@ -44,6 +44,7 @@ from mailhost.anvil.client import Anvil
 from mailhost.cleanup.service import Cleanup
 from mailhost.config import Config, load_config
 from mailhost.config.mastercf import Listener, MasterEntry, read_master_cf, smtpd_listeners
+from mailhost.config.services import OWN_SERVICES
 from mailhost.config.unused import unused_settings
 from mailhost.errors import ConfigError, MailhostError
 from mailhost.log import daemon_logger, logger
@@ -208,8 +209,9 @@ class MailServer:
         master = self.master_cf or base.config_dir / "master.cf"
         self.master_entries = read_master_cf(master)
         listeners = smtpd_listeners(self.master_entries, str(master))
-        if not listeners:
-            raise ConfigError(f"{master}: no inet smtpd service is defined")
+        # A store node runs only lmtpd (and quota-status): no smtpd needed.
+        if not listeners and not any(e.program in OWN_SERVICES for e in self.master_entries):
+            raise ConfigError(f"{master}: no inet smtpd, lmtpd or quota-status service is defined")
         return base, [(item, base.with_overrides(item.overrides)) for item in listeners]
 
     def build(self, base: Config, listeners: list[tuple[Listener, Config]]) -> Generation:

@@ -9,9 +9,11 @@ import asyncio
 import re
 from pathlib import Path
 
+import trustme
+
 from tests.lmtpd.site import MESSAGE, LmtpClient, session, write_mailhost_site
 from tests.support.net import free_port
-from tests.support.server import serve_cli, smtp_session
+from tests.support.server import ServerProcess, serve_cli, smtp_session
 
 
 async def test_mailhost_serve_starts_lmtpd_from_master_cf(tmp_path: Path) -> None:
@@ -75,3 +77,24 @@ async def test_lmtpd_takes_the_recipients_smtpd_takes(tmp_path: Path) -> None:
     # Refusal codes differ where the servers' roles do: smtpd defers the
     # other domain (defer_unauth_destination), lmtpd has no such user.
     assert lmtp == esmtp == [*RECIPIENTS[:5], "tight@example.com"]
+
+
+async def test_a_store_runs_lmtpd_without_any_smtpd(tmp_path: Path) -> None:
+    # examples/cluster/store/master.cf: lmtpd, quota-status, qmgr, virtual; no smtpd.
+    write_mailhost_site(tmp_path, "inet_interfaces = 127.0.0.1\ninet_protocols = ipv4\n")
+    lmtp, policy = free_port(), free_port()
+    (tmp_path / "master.cf").write_text(
+        f"127.0.0.1:{lmtp} inet n - n - - lmtpd\n"
+        f"127.0.0.1:{policy} inet n - n - - quota-status\n"
+        "qmgr unix n - n 300 1 qmgr\nvirtual unix - n n - - virtual\n"
+    )
+    server = ServerProcess(tmp_path, {}, trustme.CA(), tmp_path / "maillog")
+    server.queue_kind = "cli"
+    server.start()
+    try:
+        answers = await session(lmtp, ["alice@example.com"])
+        server.wait_log("to=<alice@example.com>, relay=virtual")
+    finally:
+        server.stop()
+    assert answers[-2].startswith("250 2.0.0 <alice@example.com> ")
+    assert "smtpd" not in (tmp_path / "master.cf").read_text()

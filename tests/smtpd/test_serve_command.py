@@ -36,7 +36,10 @@ def configure(directory: Path, master: str) -> None:
     ("master", "message"),
     [
         ("smtp inet n - n - smtpd\n", "master.cf: line 1: bad field count"),
-        ("pickup unix n - n 60 1 pickup\n", "master.cf: no inet smtpd service is defined"),
+        (
+            "pickup unix n - n 60 1 pickup\n",
+            "master.cf: no inet smtpd, lmtpd or quota-status service is defined",
+        ),
         (
             "127.0.0.1:2525 inet n - n - - smtpd -o smtpd_timeout=soon\n",
             "parameter smtpd_timeout: bad time value or unit: soon",

@@ -150,7 +150,7 @@ def test_sigterm_is_a_clean_stop(fresh: ServerProcess) -> None:
 
 @pytest.mark.db
 def test_database_outage_is_451_and_earlier_mail_is_intact(tmp_path: Path, pgsql_db) -> None:  # type: ignore[no-untyped-def]
-    from tests.smtpd.proxy import CuttableRelay
+    from tests.support.relay import CuttableRelay
 
     pgsql_db.execute(
         [

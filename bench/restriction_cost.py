@@ -273,6 +273,11 @@ def main_inside(args: argparse.Namespace) -> int:
     db = Database("sqlite", work)
     db.create()
     servers = make_servers(work, db, args.workers)
+    if args.only:
+        wanted = args.only.split(",")
+        servers = {k: v for k, v in servers.items() if "-".join(k) in wanted}
+        if len(servers) != len(wanted):
+            raise SystemExit(f"--only: unknown server in {args.only!r}")
     order = list(servers)
     concurrencies = [int(c) for c in args.concurrency.split(",") if c]
     started = dt.datetime.now(dt.UTC)
@@ -302,7 +307,8 @@ def main_inside(args: argparse.Namespace) -> int:
                     print(
                         f"run {n + 1} {server_name:8} {config:10} -s {conc:<3} -r "
                         f"{args.recipients}: accepted {r.accepted_per_s:6.1f}/s delivered "
-                        f"{r.delivered_per_s:6.1f}/s cpu {r.cpu_s:5.1f} s, "
+                        f"{r.delivered_per_s:6.1f}/s cpu {r.cpu_s:5.1f} s "
+                        f"({r.cpu_s * 1000 / args.messages:.2f} ms/msg), "
                         f"{lookups} DNS list queries" + (f"; log: {problems}" if problems else ""),
                         file=sys.stderr, flush=True,
                     )  # fmt: skip
@@ -317,7 +323,8 @@ def main_inside(args: argparse.Namespace) -> int:
     command = "bench/restriction_cost.py " + shlex.join(sys.argv[1:-1])
     print(f"Command: `{command}`\n")
     print(f"Date: {started:%Y-%m-%d %H:%M} UTC.  Machine: {info}.\n")
-    print(report(runs, concurrencies, args.recipients))
+    if len(servers) == len(CONFIGS) * 2:
+        print(report(runs, concurrencies, args.recipients))
     if args.keep:
         print(f"(work directory {work})", file=sys.stderr)
     else:
@@ -340,6 +347,12 @@ def main() -> int:
         "--profile",
         action="store_true",
         help="instead: py-spy profiles of mailhost, plain and restricted, at the first concurrency",
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="instead: only these servers (e.g. mailhost-restricted), for CPU per message "
+        "from the progress lines",
     )
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

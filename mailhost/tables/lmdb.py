@@ -69,13 +69,12 @@ import lmdb
 from mailhost.errors import TableOpenError, TableTempFail
 from mailhost.log import logger
 from mailhost.tables.base import Table
-from mailhost.tables.hashindex import index_is_stale
+from mailhost.tables.hashindex import IndexWatch
 from mailhost.tables.registry import OpenContext
 
 log = logger("tables")
 
 INDEX_SUFFIX = ".lmdb"
-RECHECK_INTERVAL = 1.0
 #: How long a lookup waits for a writer's exclusive lock before failing temporarily.
 LOCK_TIMEOUT = 10.0
 LOCK_RETRY = 0.01
@@ -119,8 +118,8 @@ _open_indexes: dict[tuple[int, int], _OpenIndex] = {}
 _open_lock = threading.Lock()
 
 
-def _acquire(path: str) -> tuple[_OpenIndex, float]:
-    """The shared handle of the file now at ``path`` and its mtime; raises
+def _acquire(path: str) -> tuple[_OpenIndex, os.stat_result]:
+    """The shared handle of the file now at ``path`` and its status; raises
     TableOpenError with Postfix's text (``open database FILE.lmdb: ...``)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -147,7 +146,7 @@ def _acquire(path: str) -> tuple[_OpenIndex, float]:
         else:
             os.close(fd)
         shared.users += 1
-    return shared, st.st_mtime
+    return shared, st
 
 
 def _release(shared: _OpenIndex) -> None:
@@ -167,7 +166,9 @@ class LmdbTable(Table):
         super().__init__(name, fold=fold)
         self.index = index_path(name)
         self._shared: _OpenIndex | None = None
-        self._checked = 0.0
+        #: Only a different file at the path is reopened: Postfix's postmap
+        #: rewrites in place, and every lookup reads the newest data anyway.
+        self._watch = IndexWatch(name, self.index, _file_key)
         #: Postfix's DICT_FLAG_TRY1NULL / DICT_FLAG_TRY0NULL: both until one form is found.
         self.try_with_nul = True
         self.try_without_nul = True
@@ -180,31 +181,11 @@ class LmdbTable(Table):
     # opening
 
     def _reopen(self) -> None:
-        shared, mtime = _acquire(self.index)
+        shared, st = _acquire(self.index)
         if self._shared is not None:
             _release(self._shared)
         self._shared = shared
-        self._checked = time.monotonic()
-        self._warn_if_stale(mtime)
-
-    def _warn_if_stale(self, index_mtime: float) -> None:
-        if index_is_stale(self.name, index_mtime):
-            log.warning("database %s is older than source file %s", self.index, self.name)
-
-    def _maybe_reopen(self) -> None:
-        """A different file now at the path (not Postfix's in-place rewrite)."""
-        now = time.monotonic()
-        if now - self._checked < RECHECK_INTERVAL:
-            return
-        self._checked = now
-        try:
-            st = os.stat(self.index)
-        except OSError:
-            return  # keep answering from the open index, as Postfix would
-        assert self._shared is not None
-        if (st.st_dev, st.st_ino) != self._shared.identity:
-            log.info("table %s has changed -- reopening", self.spec)
-            self._reopen()
+        self._watch.opened_now(st)
 
     @property
     def _opened(self) -> _OpenIndex:
@@ -245,7 +226,8 @@ class LmdbTable(Table):
         return None
 
     async def _lookup(self, key: str) -> str | None:
-        self._maybe_reopen()
+        if self._watch.replaced(self.spec):
+            self._reopen()
         raw = key.encode("utf-8")
         await self._shared_lock()
         try:
@@ -283,6 +265,10 @@ class LmdbTable(Table):
         if self._shared is not None:
             _release(self._shared)
             self._shared = None
+
+
+def _file_key(st: os.stat_result) -> tuple[int, int]:
+    return (st.st_dev, st.st_ino)
 
 
 TABLE_TYPE = LmdbTable

@@ -29,6 +29,7 @@ import lmdb
 import pytest
 
 from mailhost.errors import TableOpenError, TableTempFail
+from mailhost.tables import hashindex
 from mailhost.tables import lmdb as lmdb_table
 from mailhost.tables.registry import open_table
 from tests.tables.postfix_lmdb_cases import CASES, INDEXES, make_broken, make_stale
@@ -224,7 +225,7 @@ async def test_in_place_update_is_seen_by_the_next_lookup(index: Path) -> None:
 
 
 async def test_replaced_file_is_reopened(index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lmdb_table, "RECHECK_INTERVAL", 0.0)
+    monkeypatch.setattr(hashindex, "RECHECK_INTERVAL", 0.0)
     table = open_table(f"lmdb:{index}")
     assert await table.lookup("user@example.com") == "Target@Example.NET"
     replacement = index.parent / "next.lmdb"

@@ -259,6 +259,49 @@ def profile(server: Server, args: argparse.Namespace, conc: int, raw: Path) -> s
     return summarize(raw, 40)
 
 
+def engine_cost(etc: Path, sessions: int, recipients: int) -> float:
+    """CPU seconds (this process: user+system) per RCPT of the restriction
+    engine alone, configured from ``etc`` as ``mailhost serve`` would build
+    it: ``sessions`` sessions of ``recipients`` accepted RCPTs each, after a
+    warm-up, no SMTP and no delivery around them (the server figures are
+    dominated by delivery and too noisy on a shared machine for a
+    change of a few percent)."""
+    import asyncio
+
+    from mailhost.config import load_config
+    from mailhost.resolve.resolver import Resolver, ResolverSettings
+    from mailhost.smtpd_check.build import smtpd_checks
+    from mailhost.smtpd_check.state import CheckState, Client, Where
+    from mailhost.tables.registry import TableRegistry
+
+    async def measure() -> float:
+        cfg = load_config(etc)
+        registry = TableRegistry.from_config(cfg)
+        checks = smtpd_checks(cfg, registry, Resolver(ResolverSettings.from_config(cfg, registry)))
+
+        async def session() -> None:
+            state = CheckState(
+                Client("localhost", "127.0.0.1"), sender=SENDER, helo=HELO,
+                where=Where.RCPT, protocol="ESMTP",
+            )  # fmt: skip
+            for _ in range(recipients):
+                reply = await checks.rcpt(state, f"{LOCALPART}@{DOMAIN}")
+                if reply is not None:
+                    raise RuntimeError(f"RCPT refused: {reply}")
+
+        for _ in range(20):
+            await session()
+        start = os.times()
+        for _ in range(sessions):
+            await session()
+        end = os.times()
+        await registry.close()
+        used = (end.user - start.user) + (end.system - start.system)
+        return used / (sessions * recipients)
+
+    return asyncio.run(measure())
+
+
 def main_inside(args: argparse.Namespace) -> int:
     from tests.smtp.dnsserver import DnsServer
 
@@ -284,6 +327,11 @@ def main_inside(args: argparse.Namespace) -> int:
     info = machine()
     runs: list[dict[tuple[str, str, int], Result]] = []
     try:
+        if args.engine:
+            etc = servers[("mailhost", "restricted")].etc
+            per_rcpt = engine_cost(etc, args.engine, args.recipients)
+            print(f"engine: {per_rcpt * 1e6:.1f} us CPU per RCPT", flush=True)
+            return 0
         if args.profile:
             for config in CONFIGS:
                 raw = work / f"profile-{config}.txt"
@@ -353,6 +401,14 @@ def main() -> int:
         default="",
         help="instead: only these servers (e.g. mailhost-restricted), for CPU per message "
         "from the progress lines",
+    )
+    parser.add_argument(
+        "--engine",
+        type=int,
+        default=0,
+        metavar="SESSIONS",
+        help="instead: CPU per RCPT of mailhost's restriction engine alone, in-process, "
+        "over SESSIONS sessions of --recipients RCPTs (the restricted configuration)",
     )
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -31,13 +31,13 @@ import time
 import weakref
 from dataclasses import dataclass
 
-from mailhost.hostnames import valid_hostname
 from mailhost.log import logger
 from mailhost.smtpd_check import ip_match
 from mailhost.smtpd_check.actions import server_error
 from mailhost.smtpd_check.call import Call, Restriction
 from mailhost.smtpd_check.destination import authorized
 from mailhost.smtpd_check.dns_lookup import DnsLookup, DnsStatus
+from mailhost.smtpd_check.names import valid_hostname
 from mailhost.smtpd_check.rbl_reply import rbl_reject_reply
 from mailhost.smtpd_check.reject import permit
 from mailhost.smtpd_check.state import ReplyClass, Status, Where

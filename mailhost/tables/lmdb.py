@@ -44,10 +44,13 @@ environment and one lock descriptor (py-lmdb refuses a second open of a file
 in one process anyway), and nothing awaits between lock and unlock.
 
 Postfix's postmap rewrites the index in place (same inode, one LMDB write
-transaction), so every lookup starts a new read transaction and sees the
-newest committed data.  A file replaced by another (new inode) is reopened
-within a second; a map grown past our memory map (``MDB_MAP_RESIZED``) is
-adopted and the read retried.
+transaction), so every lookup looks at LMDB's last committed transaction id
+(under the shared lock) and sees the newest committed data.  A file up to
+:data:`~mailhost.tables.hashindex.MEMORY_INDEX_BYTES` (1 MiB) is read whole
+into memory, again whenever that id has moved, and answers from there;
+a larger one is read with one read transaction per key.  A file replaced
+by another (new inode) is reopened within a second; a map grown past our
+memory map (``MDB_MAP_RESIZED``) is adopted and the read retried.
 
 Not imitated: ``postmap -N``/``-n`` while querying (Postfix then tries only
 one form; ``mailhost postmap`` accepts and ignores both flags, so both forms
@@ -68,6 +71,7 @@ import lmdb
 
 from mailhost.errors import TableOpenError, TableTempFail
 from mailhost.log import logger
+from mailhost.tables import hashindex
 from mailhost.tables.base import Table
 from mailhost.tables.hashindex import IndexWatch
 from mailhost.tables.registry import OpenContext
@@ -112,6 +116,32 @@ class _OpenIndex:
     env: lmdb.Environment
     lock_fd: int
     users: int = 0
+    #: The whole database when the file is small (module docstring), as of
+    #: LMDB transaction :attr:`txnid`; None: read each key from the file.
+    memory: dict[bytes, bytes] | None = None
+    txnid: int = -1
+
+    def refresh(self) -> None:
+        """Under the shared lock: read the database into :attr:`memory`
+        again when a writer has committed since (LMDB's last transaction id
+        moved); a file grown past :data:`MEMORY_INDEX_BYTES` is read key by
+        key instead."""
+        if self.env.info()["last_txnid"] == self.txnid:
+            return
+        self.memory = None
+        self.txnid = -1
+        if os.fstat(self.lock_fd).st_size > hashindex.MEMORY_INDEX_BYTES:
+            return
+        for attempt in (1, 2):
+            try:
+                with self.env.begin(buffers=False) as txn:
+                    self.memory = dict(txn.cursor())
+                    self.txnid = txn.id()
+                    return
+            except lmdb.MapResizedError:
+                if attempt == 2:
+                    raise
+                self.env.set_mapsize(0)  # adopt the size the writer grew the map to
 
 
 _open_indexes: dict[tuple[int, int], _OpenIndex] = {}
@@ -212,7 +242,11 @@ class LmdbTable(Table):
         fcntl.lockf(self._opened.lock_fd, fcntl.LOCK_UN)
 
     def _get(self, key: bytes) -> bytes | None:
-        """One read transaction (the caller holds the shared lock)."""
+        """From the copy in memory, or one read transaction (the caller
+        holds the shared lock and has refreshed the copy)."""
+        memory = self._opened.memory
+        if memory is not None:
+            return memory.get(key)
         env = self._opened.env
         for attempt in (1, 2):
             try:
@@ -232,6 +266,7 @@ class LmdbTable(Table):
         await self._shared_lock()
         try:
             try:
+                self._opened.refresh()
                 if self.try_with_nul:
                     value = self._get(raw + b"\0")
                     if value is not None:

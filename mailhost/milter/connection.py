@@ -191,7 +191,9 @@ class MilterConnection:
         reply is awaited (or the event needs none and nothing follows it at
         once): the macros and their event, or the headers of a message the
         filter does not answer one by one, go out in one write, as
-        Postfix's buffered stream sends them.  The wait for the socket
+        Postfix's buffered stream sends them (milter8.c
+        vmilter8_write_cmd() writes into the VSTREAM without flushing; the
+        stream is flushed when the reply is read).  The wait for the socket
         happens only when the kernel did not take everything — a timer and
         a task per packet were most of the milter client's CPU
         (docs/benchmarks.md, issue 17)."""

@@ -331,6 +331,8 @@ def main_inside(args: argparse.Namespace) -> int:
             etc = servers[("mailhost", "restricted")].etc
             per_rcpt = engine_cost(etc, args.engine, args.recipients)
             print(f"engine: {per_rcpt * 1e6:.1f} us CPU per RCPT", flush=True)
+            if not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
             return 0
         if args.profile:
             for config in CONFIGS:

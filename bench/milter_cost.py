@@ -42,9 +42,12 @@ import datetime as dt
 import os
 import shlex
 import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -56,11 +59,13 @@ from bench.harness import (
     MailhostServer,
     PostfixServer,
     Server,
+    count_files,
     cpu_seconds,
     machine,
     maildir_files,
 )
 from bench.postfix_vs_mailhost import Result, run_case
+from bench.profile_mailhost import summarize
 
 HELO = "client.example.org"
 #: The OpenDKIM signer's domain (tests/milter/opendkim.py), so it signs.
@@ -193,6 +198,32 @@ def peers_table(peer_cpu: list[dict[Key, float]], concurrencies: list[int]) -> I
         yield f"| -s {conc} | {cells[0]:.1f} | {cells[1]:.1f} |"
 
 
+def profile(server: Server, args: argparse.Namespace, conc: int, raw: Path) -> str:
+    """One case under ``py-spy record --subprocesses`` (every worker); the
+    summary of bench/profile_mailhost.py."""
+    server.reset_mail()
+    server.start()
+    spy_bin = str(Path(sys.executable).parent / "py-spy")
+    spy = subprocess.Popen(
+        [spy_bin, "record", "--format", "raw", "--rate", "200", "--subprocesses",
+         "--pid", str(server.root_pid()), "--output", str(raw)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        time.sleep(1.0)
+        command = ["smtp-source", "-c", "-l", str(args.size), "-m", str(args.messages)]
+        command += ["-s", str(conc), "-M", HELO, "-f", SENDER, "-t", "bench@example.com"]
+        command.append(f"127.0.0.1:{server.port}")
+        subprocess.run(command, check=True, capture_output=True, timeout=args.timeout)
+        while count_files(server.vmail) < args.messages:
+            time.sleep(0.05)
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(30)
+        server.stop()
+    return summarize(raw, 40)
+
+
 def main(args: argparse.Namespace) -> int:
     from tests.milter import opendkim, rspamd
 
@@ -216,6 +247,17 @@ def main(args: argparse.Namespace) -> int:
         db = Database("sqlite", work)
         db.create()
         servers = make_servers(work, db, args.workers, milters)
+        if args.profile:
+            raw = work / "profile-milters.txt"
+            summary = profile(servers[("mailhost", "milters")], args, concurrencies[0], raw)
+            print(f"## mailhost, milters, -s {concurrencies[0]}\n\n{summary}\n")
+            print(f"(raw stacks in {raw})", file=sys.stderr)
+            return 0
+        if args.only:
+            wanted = args.only.split(",")
+            servers = {k: v for k, v in servers.items() if "-".join(k) in wanted}
+            if len(servers) != len(wanted):
+                raise SystemExit(f"--only: unknown server in {args.only!r}")
         order = list(servers)
         try:
             for n in range(args.runs):
@@ -236,7 +278,8 @@ def main(args: argparse.Namespace) -> int:
                         problems = log_problems(server)
                         print(
                             f"run {n + 1} {server_name:8} {config:8} -s {conc:<3}: delivered "
-                            f"{r.delivered_per_s:6.1f}/s cpu {r.cpu_s:5.1f} s, milter peers "
+                            f"{r.delivered_per_s:6.1f}/s cpu {r.cpu_s:5.1f} s "
+                            f"({r.cpu_s * 1000 / args.messages:.2f} ms/msg), milter peers "
                             f"{used:5.1f} s" + (f"; log: {problems}" if problems else ""),
                             file=sys.stderr, flush=True,
                         )  # fmt: skip
@@ -250,9 +293,10 @@ def main(args: argparse.Namespace) -> int:
     command = "bench/milter_cost.py " + shlex.join(sys.argv[1:])
     print(f"Command: `{command}`\n")
     print(f"Date: {started:%Y-%m-%d %H:%M} UTC.  Machine: {info}.\n")
-    print("\n".join(absolute_table(runs, concurrencies)) + "\n")
-    print("\n".join(cost_table(runs, concurrencies)) + "\n")
-    print("\n".join(peers_table(peer_cpu, concurrencies)) + "\n")
+    if len(servers) == len(CONFIGS) * len(SERVERS):
+        print("\n".join(absolute_table(runs, concurrencies)) + "\n")
+        print("\n".join(cost_table(runs, concurrencies)) + "\n")
+        print("\n".join(peers_table(peer_cpu, concurrencies)) + "\n")
     if args.keep:
         print(f"(work directory {work})", file=sys.stderr)
     else:
@@ -273,6 +317,17 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="instead: only these servers (e.g. mailhost-milters), for CPU per message "
+        "from the progress lines",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead: a py-spy profile of mailhost with the milters, at the first concurrency",
+    )
     return parser.parse_args()
 
 

@@ -17,6 +17,7 @@ error``, as Postfix's does.  The value found goes to
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterator
 
@@ -28,7 +29,10 @@ from mailhost.tables.maps import Maps
 TABLE_ERROR = "451 4.3.5 Server configuration error"
 
 
+@functools.lru_cache(maxsize=1024)
 def is_numerical(name: str) -> bool:
+    """An address literal (bracketed or not); remembered, as the client and
+    HELO names are asked about again at every RCPT."""
     try:
         ipaddress.ip_address(name.strip("[]"))
     except ValueError:

@@ -15,7 +15,7 @@ from mailhost.smtpd_check.state import Status
 log = logger("smtpd")
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     ctx: Context
     #: the restriction's name as written in the list.

@@ -25,18 +25,19 @@ Postfix smtpd process keeps them for its life (at most ``max_idle``).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 import weakref
 from dataclasses import dataclass
 
-from mailhost.hostnames import valid_hostname
 from mailhost.log import logger
 from mailhost.smtpd_check import ip_match
 from mailhost.smtpd_check.actions import server_error
 from mailhost.smtpd_check.call import Call, Restriction
 from mailhost.smtpd_check.destination import authorized
 from mailhost.smtpd_check.dns_lookup import DnsLookup, DnsStatus
+from mailhost.smtpd_check.names import valid_hostname
 from mailhost.smtpd_check.rbl_reply import rbl_reject_reply
 from mailhost.smtpd_check.reject import permit
 from mailhost.smtpd_check.state import ReplyClass, Status, Where
@@ -106,17 +107,26 @@ async def _cached(dns: DnsLookup, query: str) -> _Answer:
     return answer
 
 
+@functools.lru_cache(maxsize=256)
+def _reply_filter(pattern: str) -> ip_match.AddressPattern | str:
+    """The parsed ``=filter`` of a list, or why it is refused: parsed once,
+    not at every RCPT (the restriction lists are the configuration's)."""
+    try:
+        return ip_match.parse(pattern)
+    except ip_match.PatternError as exc:
+        return str(exc)
+
+
 async def _find(call: Call, query: str) -> _Answer:
     """The answer for ``name=filter``: a listing the filter refuses is None."""
     name, eq, pattern = query.partition("=")
     answer = await _cached(call.ctx.facts.dns, name)
     if not eq:
         return answer
-    try:
-        wanted = ip_match.parse(pattern)
-    except ip_match.PatternError as exc:
+    wanted = _reply_filter(pattern)
+    if isinstance(wanted, str):
         # Postfix's smtpd exits (fatal); one listener here goes on answering.
-        log.warning("RBL reply error: %s", exc)
+        log.warning("RBL reply error: %s", wanted)
         raise server_error(call.ctx) from None
     if isinstance(answer, Listed) and not any(wanted.match(a) for a in answer.addresses):
         return None

@@ -19,6 +19,8 @@ from mailhost.smtpd_check.context import Destination
 from mailhost.smtpd_check.dns_lookup import DnsLookup
 from mailhost.tables.maps import Maps
 
+#: How many client addresses the mynetworks answers are kept for.
+MYNETWORKS_MEMO = 4096
 _FINAL = frozenset({AddressClass.LOCAL, AddressClass.VIRTUAL_ALIAS, AddressClass.VIRTUAL_MAILBOX})
 
 
@@ -39,6 +41,12 @@ class ResolverFacts:
         self.dns = dns if dns is not None else DnsLookup()
         self.myhostname = myhostname
         self.mx_backup_networks = mx_backup_networks
+        #: mynetworks answers by client address, when the list names no
+        #: table (addresses and networks only: the answer cannot change);
+        #: permit_mynetworks is asked in several lists at every RCPT.
+        self._mynetworks_known: dict[str, bool] | None = (
+            {} if all(e.table is None for e in mynetworks.elements) else None
+        )
 
     def server_name(self) -> str:
         return self.myhostname
@@ -55,7 +63,15 @@ class ResolverFacts:
         return await self.mx_backup_networks.match(address)
 
     async def in_mynetworks(self, name: str, address: str) -> bool:
-        return await self.mynetworks.match(address)
+        known = self._mynetworks_known
+        if known is None:
+            return await self.mynetworks.match(address)
+        hit = known.get(address)
+        if hit is None:
+            if len(known) >= MYNETWORKS_MEMO:
+                known.clear()
+            hit = known[address] = await self.mynetworks.match(address)
+        return hit
 
     def is_own_address(self, address: str) -> bool:
         return address in self.resolver.settings.classes.interfaces

@@ -82,7 +82,8 @@ async def evaluate(
             if state.discard:
                 break
             name = names[i]
-            if name.lower() == "warn_if_reject":
+            lower = name.lower()
+            if lower == "warn_if_reject":
                 if not state.warn_if_reject:
                     state.warn_if_reject = state.recursion
                 i += 1
@@ -101,7 +102,7 @@ async def evaluate(
                 call = Call(ctx, def_acl, reply_name, reply_class, def_acl, names, i - 1)
                 restriction: Restriction | None = RESTRICTIONS[def_acl]
             else:
-                restriction = RESTRICTIONS.get(name.lower())
+                restriction = RESTRICTIONS.get(lower)
             if restriction is not None:
                 status = await restriction(call)
             elif name in ctx.settings.classes:

@@ -8,11 +8,18 @@ numerical; ``[1.2.3.4]`` and ``[IPv6:…]`` literals judged as addresses.
 
 from __future__ import annotations
 
+import functools
+
 from mailhost.address import external_form
-from mailhost.hostnames import valid_hostaddr, valid_hostname, valid_mailhost_addr
+from mailhost.hostnames import valid_hostaddr, valid_mailhost_addr
+from mailhost.hostnames import valid_hostname as _valid_hostname
 from mailhost.smtpd_check.call import Call, Restriction
 from mailhost.smtpd_check.reject import POLICY, reject
 from mailhost.smtpd_check.state import ReplyClass, Status
+
+#: The HELO name and the envelope domains are judged again at every RCPT
+#: (smtpd_delay_reject): remembered (a pure function).
+valid_hostname = functools.lru_cache(maxsize=1024)(_valid_hostname)
 
 
 def _truncate_dot(name: str) -> str:

@@ -7,10 +7,15 @@ available in the standard library, crash-safe, and it never clobbers the
 builds it atomically (write a temporary file, fsync, rename, fsync the
 directory), so a reader sees the old index or the new one, never half of one.
 
-A lookup is a primary-key probe on a B-tree whose pages stay in the page cache,
-a few microseconds in-process — as Postfix itself reads its .db files.  When the
-index is replaced the table notices (at most once a second) and reopens it, the
-way Postfix daemons restart when a table changes.  A source edited after the
+A small index (up to :data:`~mailhost.tables.hashindex.MEMORY_INDEX_BYTES`,
+1 MiB) is read whole into a dict when it is opened, and a lookup is a dict
+probe: an access table is asked about sixteen times per recipient under
+``smtpd_delay_reject``, and a query each cost more than the rest of the
+restriction (docs/benchmarks.md, issue 17).  A larger index is queried: a
+primary-key probe on a B-tree whose pages stay in the page cache, as Postfix
+itself reads its .db files.  Either way, when the index is replaced the table
+notices (at most once a second) and reopens it — reading it again — the way
+Postfix daemons restart when a table changes.  A source edited after the
 index was built, and not within the last 100 seconds, logs Postfix's warning
 (``database FILE.mhdb is older than source file FILE``, dict_db.c) — in
 commands such as ``postmap -q``, which, as Postfix's, never rebuild.
@@ -55,13 +60,14 @@ from typing import ClassVar
 from mailhost.errors import TableOpenError, TableTempFail
 from mailhost.log import logger
 from mailhost.offload import run_blocking
+from mailhost.tables import hashindex
 from mailhost.tables.aliases import alias_items, parse_aliases
 from mailhost.tables.base import Table
 from mailhost.tables.hashindex import (
     Identity,
+    IndexWatch,
     file_identity,
     identity,
-    index_is_stale,
     index_path,
     write_index,
 )
@@ -70,7 +76,6 @@ from mailhost.tables.source import parse_source, read_source
 
 log = logger("tables")
 
-RECHECK_INTERVAL = 1.0
 #: The key postalias stores and postmap (which folds keys) never does.
 ALIAS_MARKER = "YP_MASTER_NAME"
 
@@ -124,8 +129,9 @@ class HashTable(Table):
         super().__init__(name, fold=fold)
         self.index = index_path(name)
         self._conn: sqlite3.Connection | None = None
-        self._identity: tuple[int, int, int] | None = None
-        self._checked = 0.0
+        #: The whole index, when it is small (module docstring); else None.
+        self._memory: dict[str, str] | None = None
+        self._watch = IndexWatch(name, self.index, _reopen_key)
         #: Daemon mode: rebuild a missing or stale index (module docstring).
         self.rebuild = rebuild
         self.aliases = aliases
@@ -144,7 +150,7 @@ class HashTable(Table):
             if not os.path.exists(name):
                 raise
             self._problem = str(exc)  # the first lookup builds the index
-        self._checked = float("-inf")  # the first lookup checks freshness
+        self._watch.checked = float("-inf")  # the first lookup checks freshness
 
     @classmethod
     def open(cls, name: str, ctx: OpenContext) -> Table:
@@ -162,35 +168,24 @@ class HashTable(Table):
             st = os.stat(self.index)
         except FileNotFoundError:
             raise TableOpenError(f"open database {self.index}: No such file or directory") from None
+        memory: dict[str, str] | None = None
         try:
             conn = sqlite3.connect(f"file:{self.index}?mode=ro", uri=True, check_same_thread=False)
-            conn.execute("SELECT 1 FROM entries LIMIT 1")
+            try:
+                conn.execute("SELECT 1 FROM entries LIMIT 1")
+                if st.st_size <= hashindex.MEMORY_INDEX_BYTES:
+                    rows = conn.execute("SELECT key, value FROM entries")
+                    memory = {str(k): str(v) for k, v in rows}
+            except sqlite3.Error:
+                conn.close()
+                raise
         except sqlite3.Error as exc:
             raise TableOpenError(f"open database {self.index}: {exc}") from None
         if self._conn is not None:
             self._conn.close()
         self._conn = conn
-        self._identity = (st.st_dev, st.st_ino, st.st_mtime_ns)
-        self._checked = time.monotonic()
-        if warn:
-            self._warn_if_stale(st.st_mtime)
-
-    def _warn_if_stale(self, index_mtime: float) -> None:
-        if index_is_stale(self.name, index_mtime):
-            log.warning("database %s is older than source file %s", self.index, self.name)
-
-    def _maybe_reopen(self) -> None:
-        now = time.monotonic()
-        if now - self._checked < RECHECK_INTERVAL:
-            return
-        self._checked = now
-        try:
-            st = os.stat(self.index)
-        except OSError:
-            return  # keep answering from the open index, as Postfix would
-        if (st.st_dev, st.st_ino, st.st_mtime_ns) != self._identity:
-            log.info("table %s has changed -- reopening", self.spec)
-            self._reopen()
+        self._memory = memory
+        self._watch.opened_now(st, warn=warn)
 
     # -- daemon mode: rebuilding the index -----------------------------------------
 
@@ -198,17 +193,18 @@ class HashTable(Table):
         """Daemon mode's check (at most once a second, or on every lookup
         while there is no index): reopen a replaced index, rebuild a missing
         or stale one."""
+        watch = self._watch
         if self._conn is not None and (
-            time.monotonic() - self._checked < RECHECK_INTERVAL or self._lock.locked()
+            time.monotonic() - watch.checked < hashindex.RECHECK_INTERVAL or self._lock.locked()
         ):
             return  # checked a moment ago, or being rebuilt: the open index answers
         async with self._lock:
-            if self._conn is not None and time.monotonic() - self._checked < RECHECK_INTERVAL:
+            if self._conn is not None and not watch.due():
                 return  # another lookup has just done it
-            self._checked = time.monotonic()
+            watch.checked = time.monotonic()
             index_st = _stat(self.index)
-            if index_st is not None and _reopen_key(index_st) != self._identity:
-                if self._identity is not None:
+            if index_st is not None and _reopen_key(index_st) != watch.opened:
+                if watch.opened is not None:
                     log.info("table %s has changed -- reopening", self.spec)
                 try:
                     self._reopen(warn=False)
@@ -276,7 +272,7 @@ class HashTable(Table):
             return
         if count is None:
             # The source or the index changed under the build: look again next time.
-            self._checked = float("-inf")
+            self._watch.checked = float("-inf")
             return
         log.warning(
             "%s; index rebuilt from source file %s as %s would (%d %s)",
@@ -295,11 +291,14 @@ class HashTable(Table):
     async def _lookup(self, key: str) -> str | None:
         if self.rebuild:
             await self._refresh()
-        else:
-            self._maybe_reopen()
+        elif self._watch.replaced(self.spec):
+            self._reopen()
         conn = self._conn
         if conn is None:
             raise TableTempFail(f"table {self.spec}: {self._problem}")
+        memory = self._memory
+        if memory is not None:
+            return memory.get(key)
         try:
             row = conn.execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
         except sqlite3.Error as exc:
@@ -315,6 +314,7 @@ class HashTable(Table):
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+            self._memory = None
 
 
 def _stat(path: str) -> os.stat_result | None:

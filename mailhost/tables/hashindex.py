@@ -1,7 +1,10 @@
 """The file behind a ``hash:`` table: ``FILE.mhdb``, an SQLite file with one
 ``entries`` table, written whole and put in place atomically (postmap(1) and
 postalias(1) build it, the daemons rebuild it, :mod:`mailhost.tables.hash`
-reads it)."""
+reads it).  Also what every table read from an index built from a source
+shares (``hash:``, ``lmdb:``): :class:`IndexWatch` (is the index still the
+one opened? is it older than its source?) and :data:`MEMORY_INDEX_BYTES`,
+the size under which a table answers from a copy in memory."""
 
 from __future__ import annotations
 
@@ -12,8 +15,18 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from mailhost.fsutil import commit_file, temp_name
+from mailhost.log import logger
+
+log = logger("tables")
 
 INDEX_SUFFIX = ".mhdb"
+#: How often (seconds) a table looks whether its index file was replaced.
+RECHECK_INTERVAL = 1.0
+#: An index file up to this size is read whole into memory when it is opened
+#: (and again when it is replaced): every lookup is then a dict probe instead
+#: of a query.  Larger indexes are queried on disk.  1 MiB holds about ten
+#: thousand typical access-table entries, a few MB of Python objects per process.
+MEMORY_INDEX_BYTES = 1 << 20
 
 #: A file's identity: (device, inode, size, mtime in ns).
 Identity = tuple[int, int, int, int]
@@ -85,3 +98,58 @@ def index_is_stale(source: str, index_mtime: float) -> bool:
     except OSError:
         return False
     return int(source_mtime) > int(index_mtime) and source_mtime < time.time() - STALE_GRACE
+
+
+class IndexWatch:
+    """When to reopen an index, and the stale-source warning, for a table
+    read from ``index`` built from ``source``: at most once every
+    :data:`RECHECK_INTERVAL` seconds, a stat of the index compared with the
+    one opened (``key`` says which fields count: a file replaced by a new
+    one, or also rewritten in place)."""
+
+    def __init__(
+        self,
+        source: str,
+        index: str,
+        key: Callable[[os.stat_result], tuple[int, ...]],
+    ) -> None:
+        self.source = source
+        self.index = index
+        self.key = key
+        #: ``key`` of the index file opened (None: none yet).
+        self.opened: tuple[int, ...] | None = None
+        #: When the index was last looked at (time.monotonic()).
+        self.checked = 0.0
+
+    def opened_now(self, st: os.stat_result, *, warn: bool = True) -> None:
+        """The index described by ``st`` was just opened; ``warn``: log
+        Postfix's warning when its source is newer (dict_db.c, dict_lmdb.c)."""
+        self.opened = self.key(st)
+        self.checked = time.monotonic()
+        if warn and index_is_stale(self.source, st.st_mtime):
+            log.warning("database %s is older than source file %s", self.index, self.source)
+
+    def due(self) -> bool:
+        """True when it is time to look at the index file again (and the
+        look is counted as done)."""
+        now = time.monotonic()
+        if now - self.checked < RECHECK_INTERVAL:
+            return False
+        self.checked = now
+        return True
+
+    def replaced(self, spec: str) -> bool:
+        """At most once an interval: True (logged as Postfix's daemons
+        do) when the file at the index path is no longer the one opened.
+        A file that cannot be looked at counts as unchanged: the open index
+        keeps answering, as Postfix's would."""
+        if not self.due():
+            return False
+        try:
+            st = os.stat(self.index)
+        except OSError:
+            return False
+        if self.key(st) == self.opened:
+            return False
+        log.info("table %s has changed -- reopening", spec)
+        return True

@@ -44,10 +44,13 @@ environment and one lock descriptor (py-lmdb refuses a second open of a file
 in one process anyway), and nothing awaits between lock and unlock.
 
 Postfix's postmap rewrites the index in place (same inode, one LMDB write
-transaction), so every lookup starts a new read transaction and sees the
-newest committed data.  A file replaced by another (new inode) is reopened
-within a second; a map grown past our memory map (``MDB_MAP_RESIZED``) is
-adopted and the read retried.
+transaction), so every lookup looks at LMDB's last committed transaction id
+(under the shared lock) and sees the newest committed data.  A file up to
+:data:`~mailhost.tables.hashindex.MEMORY_INDEX_BYTES` (1 MiB) is read whole
+into memory, again whenever that id has moved, and answers from there;
+a larger one is read with one read transaction per key.  A file replaced
+by another (new inode) is reopened within a second; a map grown past our
+memory map (``MDB_MAP_RESIZED``) is adopted and the read retried.
 
 Not imitated: ``postmap -N``/``-n`` while querying (Postfix then tries only
 one form; ``mailhost postmap`` accepts and ignores both flags, so both forms
@@ -68,14 +71,14 @@ import lmdb
 
 from mailhost.errors import TableOpenError, TableTempFail
 from mailhost.log import logger
+from mailhost.tables import hashindex
 from mailhost.tables.base import Table
-from mailhost.tables.hashindex import index_is_stale
+from mailhost.tables.hashindex import IndexWatch
 from mailhost.tables.registry import OpenContext
 
 log = logger("tables")
 
 INDEX_SUFFIX = ".lmdb"
-RECHECK_INTERVAL = 1.0
 #: How long a lookup waits for a writer's exclusive lock before failing temporarily.
 LOCK_TIMEOUT = 10.0
 LOCK_RETRY = 0.01
@@ -113,14 +116,40 @@ class _OpenIndex:
     env: lmdb.Environment
     lock_fd: int
     users: int = 0
+    #: The whole database when the file is small (module docstring), as of
+    #: LMDB transaction :attr:`txnid`; None: read each key from the file.
+    memory: dict[bytes, bytes] | None = None
+    txnid: int = -1
+
+    def refresh(self) -> None:
+        """Under the shared lock: read the database into :attr:`memory`
+        again when a writer has committed since (LMDB's last transaction id
+        moved); a file grown past :data:`MEMORY_INDEX_BYTES` is read key by
+        key instead."""
+        if self.env.info()["last_txnid"] == self.txnid:
+            return
+        self.memory = None
+        self.txnid = -1
+        if os.fstat(self.lock_fd).st_size > hashindex.MEMORY_INDEX_BYTES:
+            return
+        for attempt in (1, 2):
+            try:
+                with self.env.begin(buffers=False) as txn:
+                    self.memory = dict(txn.cursor())
+                    self.txnid = txn.id()
+                    return
+            except lmdb.MapResizedError:
+                if attempt == 2:
+                    raise
+                self.env.set_mapsize(0)  # adopt the size the writer grew the map to
 
 
 _open_indexes: dict[tuple[int, int], _OpenIndex] = {}
 _open_lock = threading.Lock()
 
 
-def _acquire(path: str) -> tuple[_OpenIndex, float]:
-    """The shared handle of the file now at ``path`` and its mtime; raises
+def _acquire(path: str) -> tuple[_OpenIndex, os.stat_result]:
+    """The shared handle of the file now at ``path`` and its status; raises
     TableOpenError with Postfix's text (``open database FILE.lmdb: ...``)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -147,7 +176,7 @@ def _acquire(path: str) -> tuple[_OpenIndex, float]:
         else:
             os.close(fd)
         shared.users += 1
-    return shared, st.st_mtime
+    return shared, st
 
 
 def _release(shared: _OpenIndex) -> None:
@@ -167,7 +196,9 @@ class LmdbTable(Table):
         super().__init__(name, fold=fold)
         self.index = index_path(name)
         self._shared: _OpenIndex | None = None
-        self._checked = 0.0
+        #: Only a different file at the path is reopened: Postfix's postmap
+        #: rewrites in place, and every lookup reads the newest data anyway.
+        self._watch = IndexWatch(name, self.index, _file_key)
         #: Postfix's DICT_FLAG_TRY1NULL / DICT_FLAG_TRY0NULL: both until one form is found.
         self.try_with_nul = True
         self.try_without_nul = True
@@ -180,31 +211,11 @@ class LmdbTable(Table):
     # opening
 
     def _reopen(self) -> None:
-        shared, mtime = _acquire(self.index)
+        shared, st = _acquire(self.index)
         if self._shared is not None:
             _release(self._shared)
         self._shared = shared
-        self._checked = time.monotonic()
-        self._warn_if_stale(mtime)
-
-    def _warn_if_stale(self, index_mtime: float) -> None:
-        if index_is_stale(self.name, index_mtime):
-            log.warning("database %s is older than source file %s", self.index, self.name)
-
-    def _maybe_reopen(self) -> None:
-        """A different file now at the path (not Postfix's in-place rewrite)."""
-        now = time.monotonic()
-        if now - self._checked < RECHECK_INTERVAL:
-            return
-        self._checked = now
-        try:
-            st = os.stat(self.index)
-        except OSError:
-            return  # keep answering from the open index, as Postfix would
-        assert self._shared is not None
-        if (st.st_dev, st.st_ino) != self._shared.identity:
-            log.info("table %s has changed -- reopening", self.spec)
-            self._reopen()
+        self._watch.opened_now(st)
 
     @property
     def _opened(self) -> _OpenIndex:
@@ -231,7 +242,11 @@ class LmdbTable(Table):
         fcntl.lockf(self._opened.lock_fd, fcntl.LOCK_UN)
 
     def _get(self, key: bytes) -> bytes | None:
-        """One read transaction (the caller holds the shared lock)."""
+        """From the copy in memory, or one read transaction (the caller
+        holds the shared lock and has refreshed the copy)."""
+        memory = self._opened.memory
+        if memory is not None:
+            return memory.get(key)
         env = self._opened.env
         for attempt in (1, 2):
             try:
@@ -245,11 +260,13 @@ class LmdbTable(Table):
         return None
 
     async def _lookup(self, key: str) -> str | None:
-        self._maybe_reopen()
+        if self._watch.replaced(self.spec):
+            self._reopen()
         raw = key.encode("utf-8")
         await self._shared_lock()
         try:
             try:
+                self._opened.refresh()
                 if self.try_with_nul:
                     value = self._get(raw + b"\0")
                     if value is not None:
@@ -283,6 +300,10 @@ class LmdbTable(Table):
         if self._shared is not None:
             _release(self._shared)
             self._shared = None
+
+
+def _file_key(st: os.stat_result) -> tuple[int, int]:
+    return (st.st_dev, st.st_ino)
 
 
 TABLE_TYPE = LmdbTable

@@ -141,3 +141,35 @@ def test_group_settings() -> None:
         6,
     )
     assert second.no_header_reply
+
+
+def test_unanswered_headers_and_body_arrive_whole_and_in_order() -> None:
+    """Issue 17: packets of events the filter does not answer (SMFIP_NR_HDR,
+    SMFIP_NR_BODY) are queued and go out with the next awaited event; the
+    filter still sees every header, each after its macros, then the body
+    and the end of message, and its end-of-message reply counts."""
+    script = Script(
+        protocol=wire.SMFIP_NR_HDR | wire.SMFIP_NR_EOH | wire.SMFIP_NR_BODY,
+        answers={E: [(wire.SMFIR_ADDHEADER, wire.cstrings("X-Seen", "yes")),
+                     (wire.SMFIR_CONTINUE, b"")]},
+    )  # fmt: skip
+    with running(script) as milter:
+        with smtpd({"smtpd_milters": milter.endpoint}) as server:
+            replies = run_dialogue(server.port, FULL)
+            (queued,) = server.queue.committed()
+        received = list(milter.received)
+    assert replies[5] == ["250 2.0.0 Ok: queued as QID"]
+    content = [cmd for cmd, _ in received if cmd != wire.SMFIC_MACRO]
+    first_header = content.index(wire.SMFIC_HEADER)
+    tail = content[first_header:]
+    headers = tail.count(wire.SMFIC_HEADER)
+    assert headers >= 1
+    assert tail[headers:] in (
+        [wire.SMFIC_EOH, wire.SMFIC_BODY, E, wire.SMFIC_QUIT],
+        [wire.SMFIC_EOH, wire.SMFIC_BODY, E],
+    )
+    # Every header came right after its own SMFIC_MACRO packet.
+    for i, (cmd, _) in enumerate(received):
+        if cmd == wire.SMFIC_HEADER:
+            assert received[i - 1][0] == wire.SMFIC_MACRO
+    assert b"X-Seen: yes" in queued.content

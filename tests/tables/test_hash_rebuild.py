@@ -22,6 +22,7 @@ import pytest
 import mailhost.tables.hash as hash_table
 from mailhost.config import load_config
 from mailhost.errors import TableOpenError, TableTempFail
+from mailhost.tables import hashindex
 from mailhost.tables.aliases import build_alias_index
 from mailhost.tables.base import UnavailableTable
 from mailhost.tables.hash import build_index, rebuild_index
@@ -57,7 +58,7 @@ def entries(index: Path) -> dict[str, str]:
 @pytest.fixture
 def quick_recheck(monkeypatch: pytest.MonkeyPatch) -> None:
     """Check the files on every lookup instead of at most once a second."""
-    monkeypatch.setattr(hash_table, "RECHECK_INTERVAL", 0.0)
+    monkeypatch.setattr(hashindex, "RECHECK_INTERVAL", 0.0)
 
 
 async def test_daemon_builds_missing_index_on_first_lookup(
@@ -302,7 +303,7 @@ async def test_old_index_answers_while_the_rebuild_runs(
     table = registry.open(f"hash:{source}")
     first = asyncio.create_task(table.lookup("a@example.com"))  # starts the rebuild
     await asyncio.sleep(0.01)
-    monkeypatch.setattr(hash_table, "RECHECK_INTERVAL", 0.0)  # would check again...
+    monkeypatch.setattr(hashindex, "RECHECK_INTERVAL", 0.0)  # would check again...
     assert await table.lookup("a@example.com") == "one"  # ...but the build is running
     release.set()
     assert await first == "changed"

@@ -29,6 +29,7 @@ import lmdb
 import pytest
 
 from mailhost.errors import TableOpenError, TableTempFail
+from mailhost.tables import hashindex
 from mailhost.tables import lmdb as lmdb_table
 from mailhost.tables.registry import open_table
 from tests.tables.postfix_lmdb_cases import CASES, INDEXES, make_broken, make_stale
@@ -224,7 +225,7 @@ async def test_in_place_update_is_seen_by_the_next_lookup(index: Path) -> None:
 
 
 async def test_replaced_file_is_reopened(index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lmdb_table, "RECHECK_INTERVAL", 0.0)
+    monkeypatch.setattr(hashindex, "RECHECK_INTERVAL", 0.0)
     table = open_table(f"lmdb:{index}")
     assert await table.lookup("user@example.com") == "Target@Example.NET"
     replacement = index.parent / "next.lmdb"
@@ -276,3 +277,24 @@ async def test_tables_on_one_file_share_it(index: Path) -> None:
     assert await exact.lookup("user@example.com") == "Target@Example.NET"
     await exact.close()
     assert lmdb_table._open_indexes == {}
+
+
+async def test_small_index_answers_from_memory_and_follows_writes(
+    index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17: a small file is read whole, again after every committed write."""
+    keys = ("user@example.com", "USER@example.com", "other@example.com", "new@example.com")
+    table = open_table(f"lmdb:{index}")
+    assert isinstance(table, lmdb_table.LmdbTable)
+    in_memory = [await table.lookup(k) for k in keys]
+    assert table._opened.memory is not None
+    _write(index.parent / "virtual.lmdb", ("new@example.com", "fresh", 1))
+    assert await table.lookup("new@example.com") == "fresh"
+    await table.close()
+    monkeypatch.setattr(hashindex, "MEMORY_INDEX_BYTES", 0)  # every file is "large"
+    shutil.copyfile(DATA / "virtual.lmdb", index.parent / "virtual.lmdb")
+    table = open_table(f"lmdb:{index}")
+    assert isinstance(table, lmdb_table.LmdbTable)
+    assert [await table.lookup(k) for k in keys] == in_memory
+    assert table._opened.memory is None
+    await table.close()

@@ -45,10 +45,10 @@ from dataclasses import dataclass
 
 from mailhost.address import external_form
 from mailhost.cleanup.local import LocalCleanup
+from mailhost.cleanup.milters import MilterDeferred
 from mailhost.cleanup.seams import ExpansionFailed
 from mailhost.errors import MailhostError
 from mailhost.log import daemon_logger, logger
-from mailhost.milter.local import MilterDeferred
 from mailhost.offload import run_blocking
 from mailhost.queue.ids import is_queue_id
 from mailhost.queue.layout import MAILDROP, QueueEntry

@@ -117,7 +117,7 @@ def printable(text: str) -> str:
 @dataclass
 class Run:
     """One message's inspection in progress (also milter_header_checks',
-    :mod:`mailhost.milter.header_checks`, with its own log prefix and limit)."""
+    :mod:`mailhost.cleanup.milter_header_checks`, with its own log prefix and limit)."""
 
     queue_id: str
     context: LogContext

@@ -31,11 +31,11 @@ from mailhost.bounce.notify import BounceFailure, Bouncer
 from mailhost.cleanup.expand import expand_unique
 from mailhost.cleanup.headers import Cleaned, CleanupSettings, clean_local
 from mailhost.cleanup.inspect import ContentChecks, Inspected, LogContext
+from mailhost.cleanup.milters import LocalMilters, LocalOutcome
 from mailhost.cleanup.seams import ExpansionFailed, RecipientExpansion
 from mailhost.cleanup.service import log_active
 from mailhost.log import daemon_logger
 from mailhost.milter.edits import Content
-from mailhost.milter.local import LocalMilters, LocalOutcome
 from mailhost.milter.settings import MilterSettings
 from mailhost.offload import run_blocking
 from mailhost.queue.layout import ACTIVE, HOLD, INCOMING
@@ -88,7 +88,7 @@ class LocalCleanup:
         self.trigger = trigger
         self.checks = checks if checks is not None and checks.active else None
         self.content_filter = content_filter
-        #: non_smtpd_milters (mailhost.milter.local).
+        #: non_smtpd_milters (mailhost.cleanup.milters).
         self.milters = milters if milters is not None and milters.milters else None
 
     async def envelope(self, qf: QueueFile) -> tuple[str, tuple[Recipient, ...]]:

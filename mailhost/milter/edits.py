@@ -13,7 +13,7 @@ the end; CHGFROM replaces the envelope sender.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from mailhost.milter.verdict import (
     AddHeader,
@@ -26,8 +26,19 @@ from mailhost.milter.verdict import (
     ReplaceBody,
 )
 
-if TYPE_CHECKING:
-    from mailhost.milter.header_checks import HeaderCheckRun
+
+class EditCheck(Protocol):
+    """What checks the edits a milter asks for before they are applied
+    (cleanup's milter_header_checks, :mod:`mailhost.cleanup.milter_header_checks`)."""
+
+    @property
+    def stopped(self) -> bool:
+        """A REJECT or DISCARD ended the modifications."""
+        ...
+
+    async def checked(self, edit: Edit) -> Edit | None:
+        """``edit`` as the checks leave it (None: dropped)."""
+        ...
 
 
 @dataclass
@@ -76,7 +87,7 @@ class Content:
     #: A filter changed something.
     edited: bool = False
     #: milter_header_checks for this message (None: not set).
-    header_checks: HeaderCheckRun | None = None
+    header_checks: EditCheck | None = None
 
     @classmethod
     def parse(

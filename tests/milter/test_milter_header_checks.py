@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from mailhost.cleanup.inspect import LogContext
+from mailhost.cleanup.milter_header_checks import HeaderCheckRun
 from mailhost.config import Config
-from mailhost.milter.header_checks import HeaderCheckRun
 from mailhost.milter.settings import MilterSettings
 from mailhost.milter.verdict import AddHeader, ChangeHeader, DeleteRecipient, InsertHeader
 from mailhost.reply import QUEUE_WRITE_ERROR

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 
 from mailhost.address import external_form
 from mailhost.cleanup.inspect import LogContext
+from mailhost.cleanup.milter_header_checks import HeaderCheckRun
 from mailhost.errors import MailhostError
 from mailhost.log import daemon_logger
 from mailhost.milter.chain import MilterChain
 from mailhost.milter.edits import Content
-from mailhost.milter.header_checks import HeaderCheckRun
 from mailhost.milter.settings import MilterSettings
 from mailhost.milter.verdict import DISCARD_TEXT, HOLD_TEXT, Kind, Verdict, printable
 

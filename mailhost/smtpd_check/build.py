@@ -11,7 +11,7 @@ from mailhost.smtpd_check.dns_lookup import DnsLookup
 from mailhost.smtpd_check.facts import ResolverFacts
 from mailhost.smtpd_check.settings import CheckSettings
 from mailhost.smtpd_check.stages import SmtpdChecks
-from mailhost.smtpd_check.store_quota import StoreQuota
+from mailhost.smtpd_check.store_routes import StoreQuota
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
 

@@ -21,7 +21,7 @@ from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
 
 if TYPE_CHECKING:
-    from mailhost.smtpd_check.store_quota import StoreQuota
+    from mailhost.smtpd_check.store_routes import StoreQuota
 
 #: The restriction lists of the stages, by parameter.
 STAGE_PARAMETERS = (

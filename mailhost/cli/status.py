@@ -12,7 +12,7 @@ and the state directories (the running server is not asked):
   list, opened and asked one probe key: a temporary failure (or no answer in
   10 s) is "unreachable", as smtpd would see it;
 * **database hosts** — each host of each mysql/pgsql query file, asked
-  directly: primary, read-only replica or down (mailhost/observe/cluster.py);
+  directly: primary, read-only replica or down (mailhost/cli/cluster_probes.py);
 * **LMTP stores** — each ``lmtp:`` destination of the transports, master.cf
   overrides and listable ``transport_maps``, probed with LHLO;
 * **mailboxes** — the fullest mailboxes of the provisioning database
@@ -39,13 +39,13 @@ from typing import Any
 
 import click
 
+from mailhost.cli.cluster_probes import database_hosts, lmtp_stores
 from mailhost.cli.common import command_errors, config_dir_option
 from mailhost.cli.output import emit_json, render_table
 from mailhost.config import Config, load_config
 from mailhost.config.lists import split_list
 from mailhost.config.params import PARAMETERS
 from mailhost.errors import EX_UNAVAILABLE, MailhostError, TableTempFail
-from mailhost.observe.cluster import database_hosts, lmtp_stores
 from mailhost.observe.exporter import QUEUES, parse_listen, queue_sizes
 from mailhost.tables.registry import TableRegistry
 

@@ -46,7 +46,6 @@ from prometheus_client.registry import Collector
 from mailhost.errors import ConfigError, MailhostError
 from mailhost.log import logger
 from mailhost.observe import metrics
-from mailhost.tables.sql.pool import open_pools
 
 log = logger("master")
 
@@ -124,9 +123,8 @@ class PipelineCollector(Collector):
             "0 while it is marked down after a failure.",
             labels=["table", "host"],
         )
-        for pool in sorted(open_pools(), key=lambda p: p.spec):
-            for host, live in pool.host_states():
-                hosts.add_metric([pool.spec, host], 1 if live else 0)
+        for table, host, live in metrics.host_states():
+            hosts.add_metric([table, host], 1 if live else 0)
         yield hosts
         if self.queue_directory is not None:
             sizes = GaugeMetricFamily(

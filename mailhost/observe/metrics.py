@@ -24,6 +24,7 @@ from __future__ import annotations
 import bisect
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 #: Upper bounds (seconds) of the lookup latency histogram.
@@ -142,3 +143,20 @@ def reset() -> None:
     """Forget every count (tests)."""
     with _COUNTERS.lock:
         _COUNTERS.reset()
+
+
+#: One SQL host's state for the ``mailhost_sql_host_up`` gauge: the table's
+#: spec, the host as written, whether it is in use (not marked down).
+HostState = tuple[str, str, bool]
+_HOST_SOURCES: list[Callable[[], Iterable[HostState]]] = []
+
+
+def add_host_source(source: Callable[[], Iterable[HostState]]) -> None:
+    """Register what reports SQL hosts (mailhost.tables.sql.pool, at import):
+    /metrics asks it at every scrape, from the scrape thread."""
+    _HOST_SOURCES.append(source)
+
+
+def host_states() -> list[HostState]:
+    """Every registered source's host states, by table (hosts in file order)."""
+    return sorted((s for source in _HOST_SOURCES for s in source()), key=lambda s: s[0])

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
 
+from mailhost.cli.cluster_probes import lmtp_address
 from mailhost.db.engine import _attempts, describe, make_engine, normalize_url
-from mailhost.observe.cluster import lmtp_address
 
 labels = st.from_regex(r"[a-z][a-z0-9-]{0,10}", fullmatch=True)
 hostnames = st.lists(labels, min_size=1, max_size=3).map(".".join)

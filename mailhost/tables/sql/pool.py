@@ -45,6 +45,7 @@ from typing import Any
 
 from mailhost.errors import TableTempFail
 from mailhost.log import logger
+from mailhost.observe import metrics
 from mailhost.offload import BlockingPool
 from mailhost.tables.sql.hosts import Host
 
@@ -65,6 +66,13 @@ def open_pools() -> list[ConnectionPool]:
     """The pools of the SQL tables open in this process."""
     with _OPEN_LOCK:
         return list(_OPEN_POOLS)
+
+
+def _host_states() -> list[metrics.HostState]:
+    return [(pool.spec, host, live) for pool in open_pools() for host, live in pool.host_states()]
+
+
+metrics.add_host_source(_host_states)
 
 
 class ConnectionPool:

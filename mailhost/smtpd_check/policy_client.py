@@ -32,6 +32,7 @@ import re
 import socket
 import time
 from dataclasses import dataclass, field
+from typing import cast
 
 from mailhost.attr_plain import ScanError, scan_action
 from mailhost.errors import ConfigError
@@ -124,8 +125,8 @@ class _Connection(asyncio.Protocol):
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's TCP and UNIX transports are not asyncio.Transport subclasses.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data

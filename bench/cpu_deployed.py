@@ -30,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.cpu_per_message import ticks  # noqa: E402
-from bench.harness import (  # noqa: E402
+from bench.cpu_per_message import ticks
+from bench.harness import (
     DOMAIN,
     LOCALPART,
     Database,
@@ -87,9 +87,8 @@ virtual_transport = virtual
 {extra}""")
     master = []
     for line in Path("/usr/share/postfix/master.cf.dist").read_text().splitlines():
-        if line.split()[:2] == ["smtp", "inet"]:
-            line = line.replace("smtp ", f"127.0.0.1:{port} ", 1)
-        master.append(line)
+        listener = line.split()[:2] == ["smtp", "inet"]
+        master.append(line.replace("smtp ", f"127.0.0.1:{port} ", 1) if listener else line)
     (etc / "master.cf").write_text("\n".join(master) + "\n")
 
 

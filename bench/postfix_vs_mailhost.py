@@ -182,7 +182,10 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument(
-        "--workers", type=int, default=1, help="mailhost_worker_processes for mailhost"
+        "--workers",
+        type=int,
+        default=0,
+        help="mailhost_worker_processes for mailhost (0: none set, its default of one per CPU)",
     )
     args = parser.parse_args()
 
@@ -195,7 +198,7 @@ def main() -> int:
         pf.configure()
         servers.append(pf)
     if args.only != "postfix":
-        extra = f"mailhost_worker_processes = {args.workers}\n" if args.workers > 1 else ""
+        extra = f"mailhost_worker_processes = {args.workers}\n" if args.workers else ""
         mh = MailhostServer(work / "mailhost", db, extra=extra)
         mh.configure()
         servers.append(mh)

@@ -1,10 +1,12 @@
 """The event loop ``mailhost serve`` runs on.
 
-uvloop (libuv, in C) when it is importable — the ``fast`` extra installs it —
-and the standard library's loop otherwise, or when ``MAILHOST_EVENT_LOOP=asyncio``
-is set in the environment.  On ``smtp-source`` load the loop's own work
-(socket writes, callbacks, executor wake-ups) is a large part of every
-message; see docs/benchmarks.md for the measured difference.
+uvloop (libuv, in C) when it is importable — a dependency of mailhost on
+every platform it builds for (CPython, not Windows; pyproject.toml) — and the
+standard library's loop otherwise (PyPy, Windows, an install without it), or
+when ``MAILHOST_EVENT_LOOP=asyncio`` is set in the environment.  On
+``smtp-source`` load the loop's own work (socket writes, callbacks, executor
+wake-ups) is a large part of every message; see docs/benchmarks.md for the
+measured difference.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     if os.environ.get(ENV, "uvloop").strip().lower() == "asyncio":
         return None
     try:
-        import uvloop  # noqa: PLC0415 - optional dependency
+        import uvloop  # noqa: PLC0415 - absent where it does not build
     except ImportError:
         return None
     factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop

@@ -1,6 +1,11 @@
 """Several ``mailhost serve`` worker processes on the same listening ports.
 
-With ``mailhost_worker_processes = N`` (N > 1) ``mailhost serve`` does the
+``mailhost_worker_processes`` is 0 by default: one worker per CPU this
+process may run on (``os.sched_getaffinity``, so a ``taskset`` or cgroup
+cpuset limit counts; :func:`worker_processes`).  An explicit N is used as
+given; 1 is the single process without workers.
+
+With N > 1 workers ``mailhost serve`` does the
 queue's start-up recovery once, then forks N workers.  Each worker is a whole
 server (smtpd listeners and, when master.cf has a qmgr line, a queue manager),
 binding the master.cf addresses with ``SO_REUSEPORT`` so that the kernel
@@ -46,6 +51,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from mailhost.errors import ConfigError
 from mailhost.log import daemon_logger, flush_logs, logger
 from mailhost.queue import ids as queue_ids
 
@@ -66,6 +72,8 @@ class Role:
 
     worker: bool = False
     index: int = 0
+    #: How many workers the parent started (1 without workers).
+    count: int = 1
     #: The worker's end of its socket to the anvil process (-1: none; the
     #: process keeps its own anvil table).
     anvil_fd: int = -1
@@ -78,6 +86,26 @@ class Role:
         ``/metrics`` listener.  The queue is shared, so worker 0's queue
         manager flushing deferred mail flushes everybody's."""
         return not self.worker or self.index == 0
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask where the
+    platform has one (Linux), else the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def worker_processes(configured: int) -> int:
+    """The number of processes ``mailhost serve`` runs for
+    ``mailhost_worker_processes = configured``: 0 is one per available CPU."""
+    if configured < 0:
+        raise ConfigError(
+            f"mailhost_worker_processes = {configured}: "
+            "expected 0 (one per CPU) or a positive number"
+        )
+    return configured or available_cpus()
 
 
 def _die_with_parent(parent: int) -> None:
@@ -139,7 +167,7 @@ def _fork_worker(
                 if other != index:
                     end.close()
             fd = anvil_ends[index].detach() if anvil_ends else -1
-            status = run_one(Role(worker=True, index=index, anvil_fd=fd))
+            status = run_one(Role(worker=True, index=index, count=count, anvil_fd=fd))
         finally:
             flush_logs()
             sys.stdout.flush()

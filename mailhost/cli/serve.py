@@ -140,9 +140,13 @@ def serve(config_dir: Path | None, master_cf: Path | None, use_syslog: bool) -> 
     except MailhostError as exc:
         fatal("mailhost", str(exc), exc.exit_status)
     try:
-        workers = load_config(config_dir).get_int("mailhost_worker_processes")
+        configured = load_config(config_dir).get_int("mailhost_worker_processes")
     except MailhostError:
-        workers = 1  # run_server reports the configuration error as usual
+        configured = 1  # run_server reports the configuration error as usual
+    try:
+        workers = prefork.worker_processes(configured)
+    except MailhostError as exc:
+        fatal("mailhost", str(exc), exc.exit_status)
 
     def run_one(role: Role) -> int:
         return run_server(Master(config_dir, master_cf, role=role), syslog=facility)

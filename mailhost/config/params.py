@@ -452,8 +452,9 @@ PARAMETERS: tuple[Param, ...] = (
     Param("mailhost_sql_query_timeout", "5s", TIME),
     Param("mailhost_metrics_listen", "", STR),
     Param("mailhost_sql_pool_size", "4", INT),
-    # mailhost serve: worker processes sharing the listening ports (prefork.py).
-    Param("mailhost_worker_processes", "1", INT),
+    # mailhost serve: worker processes sharing the listening ports; 0 = one
+    # per CPU the process may run on (prefork.worker_processes).
+    Param("mailhost_worker_processes", "0", INT),
     # The per-mailbox quota map of the widely used VDA patch (bytes, 0 = unlimited).
     Param("virtual_mailbox_limit_maps", ""),
     # Per-mailbox quota enforcement (mailhost/quota, docs/quota.md).

@@ -161,8 +161,14 @@ class Conversation(LineProtocol):
         self.end_session()
 
     def end_session(self) -> None:
-        """The client went away: the session stops where it waits."""
-        if self.task is not None and not self.handshaking:
+        """The client went away: the session stops where it waits.  Not
+        before the session has begun (its client name still being looked
+        up): there is no clean-up to reach yet, and the session, once begun,
+        reads what the client sent before it left and then the end of the
+        stream, as Postfix's smtpd does — logging its lines and releasing its
+        slot.  (A client that gave up while waiting in the listen queue is
+        accepted already gone; its EOF can arrive during that lookup.)"""
+        if self.state is not None and self.task is not None and not self.handshaking:
             self.task.cancel()
 
     # -- wire --------------------------------------------------------------------

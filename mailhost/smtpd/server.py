@@ -222,7 +222,7 @@ class MailServer:
         limits: dict[tuple[str, int, bool], ServiceLimit] = {}
         deadlines: dict[tuple[str, int, bool], DeadlinePolicy] = {}
         stressed: dict[tuple[str, int, bool], tuple[SmtpdSettings, DeadlinePolicy]] = {}
-        workers = base.get_int("mailhost_worker_processes") if self.role.worker else 1
+        workers = self.role.count
         for listener, cfg in listeners:
             cfg.validate()
             settings = SmtpdSettings.from_config(cfg)

@@ -22,7 +22,10 @@ from pathlib import Path
 
 import trustme
 
+from mailhost.config import load_config
 from mailhost.db.passwords import hash_password
+from mailhost.errors import MailhostError
+from mailhost.prefork import worker_processes
 from tests.support.maincf import HOST, LOOPBACK, main_cf
 from tests.support.net import free_port
 
@@ -124,10 +127,25 @@ class ServerProcess:
             )
         self.wait_listening()
 
+    def processes(self) -> int:
+        """How many processes log ``daemon started``: ``mailhost serve`` runs
+        mailhost_worker_processes workers (default one per CPU); the
+        launcher is always one process."""
+        if self.queue_kind != "cli":
+            return 1
+        try:
+            configured = load_config(self.directory).get_int("mailhost_worker_processes")
+            return worker_processes(configured)
+        except MailhostError:
+            return 1  # the server reports it and exits
+
     def wait_listening(self, timeout: float = 20.0) -> None:
-        """Until the server logs that every listener is open (or it died)."""
+        """Until every server process logs that its listeners are open (or it
+        died): a test must not talk to worker 1 while worker 0, which owns
+        pickup and the qmgr trigger socket, is still starting."""
         deadline = time.monotonic() + timeout
-        while "daemon started" not in self.new_log():
+        expected = self.processes()
+        while self.new_log().count("daemon started") < expected:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log()}")

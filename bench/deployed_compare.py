@@ -138,7 +138,13 @@ def run_db(kind: str, args: argparse.Namespace, cases: list[tuple[int, int]]) ->
             for i, (conc, rcpts) in enumerate(cases):
                 order = servers if (i + rep) % 2 == 0 else servers[::-1]
                 for server in order:
-                    r = run_case(server, args.messages, conc, rcpts, args.size, args.timeout)
+                    try:
+                        r = run_case(server, args.messages, conc, rcpts, args.size, args.timeout)
+                    except (RuntimeError, subprocess.SubprocessError) as exc:
+                        # One failed run (a shared machine's timeout, ...) is
+                        # reported and left out; the others still count.
+                        print(f"{kind} run {rep + 1} {server.name}: failed: {exc}", file=sys.stderr)
+                        continue
                     print(
                         f"{kind} run {rep + 1} {r.server:15} -s {conc:<3} -r {rcpts:<2} "
                         f"delivered {r.delivered_per_s:7.1f}/s "
@@ -147,6 +153,10 @@ def run_db(kind: str, args: argparse.Namespace, cases: list[tuple[int, int]]) ->
                         file=sys.stderr, flush=True,
                     )  # fmt: skip
                     results.append(r)
+                    if args.json:
+                        args.json.with_suffix(f".{kind}.partial.json").write_text(
+                            json.dumps([asdict(x) for x in results], indent=1)
+                        )
     finally:
         db.drop()
         if args.keep:

@@ -100,7 +100,9 @@ def run_case(
         expected = messages * recipients
         with MemorySampler(root) as memory:
             t0 = time.time()
-            client = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+            client = subprocess.run(
+                command, check=False, capture_output=True, text=True, timeout=timeout
+            )
             t1 = time.time()
             if client.returncode != 0:
                 raise RuntimeError(
@@ -123,7 +125,13 @@ def run_case(
         server.stop()
     delays = list(delivery_delays(server.maillog).values())
     if len(delays) < messages:
-        raise RuntimeError(f"{server.name}: {len(delays)} delivery log lines for {messages}")
+        # Every message is in its Maildir (counted above); only log lines are
+        # missing (Postfix's postlogd drops datagrams when its socket is
+        # full).  The delay percentiles come from the lines there are.
+        print(
+            f"{server.name}: {len(delays)} delivery log lines for {messages} messages",
+            file=sys.stderr,
+        )
     return Result(
         server=server.name,
         concurrency=concurrency,

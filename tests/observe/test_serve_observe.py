@@ -47,6 +47,9 @@ def test_metrics_and_status_of_a_running_server(tmp_path: Path) -> None:
         alice_site(tmp_path)
         + f"mailhost_metrics_listen = 127.0.0.1:{metrics_port}\n"
         + f"mailhost_database_url = sqlite:///{tmp_path}/mailhost.sqlite\n"
+        # One process: /metrics counts worker 0's sessions only, and the
+        # test's session must be the one counted.
+        + "mailhost_worker_processes = 1\n"
     )
     for args, stdin in [
         (("db", "upgrade"), ""),

@@ -64,6 +64,9 @@ def test_mail_to_root_waits_in_maildrop_then_is_delivered(tmp_path: Path) -> Non
             virtual_mailboxes(base, "inline:{alice@example.com=example.com/alice/}"),
             virtual_alias_maps="inline:{root@example.com=alice@example.com}",
             queue_directory=queue,
+            # One process: the test finds pickup's and cleanup's lines under
+            # the pid of the server's "daemon started" line.
+            mailhost_worker_processes=1,
         )
     )
     port = free_port()

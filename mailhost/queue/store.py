@@ -160,21 +160,21 @@ class QueueStore:
     # -- writing --------------------------------------------------------------------
 
     def _create(self, queue_name: str = INCOMING) -> Transaction:
-        incoming = self.root / queue_name
+        incoming = f"{self.root}/{queue_name}"
         pid = os.getpid()
         while True:
             usec = time.time_ns() // 1000 % 1_000_000
             # Postfix names its temporary files USEC.PID; the sequence number
             # keeps concurrent transactions of one process apart.  The dots
             # make the name an invalid queue id, so no reader takes it for one.
-            temp = incoming / f"{usec}.{pid}.{next(_sequence)}"
+            temp = f"{incoming}/{usec}.{pid}.{next(_sequence)}"
             try:
                 fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, WRITING_MODE)
             except FileExistsError:
                 continue
             break
         queue_id = new_queue_id(os.fstat(fd).st_ino, long_ids=self.long_ids)
-        return Transaction(self, queue_id, temp, os.fdopen(fd, "wb", buffering=1 << 16), queue_name)
+        return Transaction(self, queue_id, temp, fd, queue_name)
 
     async def begin(self, queue_name: str = INCOMING) -> Transaction:
         """Create the queue file for a new message; its id is known now.

@@ -5,10 +5,11 @@ commit, or aborted (see :mod:`mailhost.queue.store` for the steps)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 from mailhost.fsutil import DurableFile, StrPath
 from mailhost.groupsync import Syncer
@@ -32,18 +33,22 @@ class Spool(Protocol):
 
 
 class Transaction:
-    """One queue file being written; :attr:`queue_id` is known from the start."""
+    """One queue file being written; :attr:`queue_id` is known from the start.
+
+    It holds the open descriptor of its temporary name (``temp``); a
+    buffered writer is made only when the file is written — a message
+    delivered inline (mailhost.qmgr.inline) never writes it, and then costs
+    the open, the close and the unlink alone."""
 
     def __init__(
-        self, store: Spool, queue_id: str, temp: Path, file: BinaryIO,
-        queue_name: str = INCOMING,
-    ) -> None:  # fmt: skip
+        self, store: Spool, queue_id: str, temp: str, fd: int, queue_name: str = INCOMING
+    ) -> None:
         self.store = store
         self.queue_id = queue_id
         #: incoming (smtpd, pickup) or maildrop (sendmail, a local submission).
         self.queue_name = queue_name
         self._temp = temp
-        self._file: BinaryIO | None = file
+        self._fd: int | None = fd
         self._linked = False
         self._content: tuple[Envelope, Sequence[bytes] | Content] | None = None
         #: The size Postfix logs, known once written.
@@ -64,34 +69,34 @@ class Transaction:
         return (self,)
 
     def _write(self, envelope: Envelope, lines: Sequence[bytes] | Content) -> int:
-        assert self._file is not None
+        assert self._fd is not None
         content = lines if isinstance(lines, Content) else Content(list(lines))
         limit = self.store.line_length_limit
         size = content.size(limit)
         body = content.body
-        for chunk in qfile.encode_parts(
-            self.queue_id,
-            envelope,
-            content.header,
-            body.chunks(),
-            body_length=body.length,
-            body_size=size - qfile.postfix_size(content.header, limit),
-            line_length_limit=limit,
-        ):
-            self._file.write(chunk)
-        self._file.flush()
-        os.fchmod(self._file.fileno(), READY_MODE)
+        with os.fdopen(self._fd, "wb", buffering=1 << 16, closefd=False) as file:
+            for chunk in qfile.encode_parts(
+                self.queue_id,
+                envelope,
+                content.header,
+                body.chunks(),
+                body_length=body.length,
+                body_size=size - qfile.postfix_size(content.header, limit),
+                line_length_limit=limit,
+            ):
+                file.write(chunk)
+        os.fchmod(self._fd, READY_MODE)
         return size
 
     def write(self) -> Sequence[int]:
         """Write the whole file (open since :meth:`QueueStore.begin`) and
         mark it ready, mode 0700 (Postfix's MAIL_QUEUE_STAT_READY)."""
-        assert self._file is not None
+        assert self._fd is not None
         assert self._content is not None
         envelope, content = self._content
         self._content = None
         self.size = self._write(envelope, content)
-        return (self._file.fileno(),)
+        return (self._fd,)
 
     def place(self, sync_errors: Sequence[OSError | None]) -> Iterable[StrPath]:
         """Link the fsynced file to its queue id (the commit point)."""
@@ -117,7 +122,7 @@ class Transaction:
         from its spool file in bounded chunks), make the file durable under
         its queue id, return the size Postfix would log.  On any error
         nothing stays behind (the content's spool file is the caller's)."""
-        if self._file is None:
+        if self._fd is None:
             raise QueueError(f"{self.queue_id}: transaction already finished")
         try:
             # Written, fsynced, linked and its directory fsynced in one trip
@@ -136,13 +141,14 @@ class Transaction:
         return self.size
 
     def _close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
     def _discard(self) -> None:
         self._close()
-        self._temp.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._temp)
         if self._linked:
             # The client will not get a 250 for this file; do not deliver it.
             self.path.unlink(missing_ok=True)
@@ -155,7 +161,7 @@ class Transaction:
 
     async def abort(self) -> None:
         """Forget the transaction (nothing was acknowledged)."""
-        if self._file is None:
+        if self._fd is None:
             return
         # close() and unlink() of a file nobody fsyncs: no disk wait.
         self._discard()

@@ -50,6 +50,7 @@ from mailhost.errors import ConfigError, MailhostError
 from mailhost.log import daemon_logger, logger
 from mailhost.milter.settings import MilterSettings
 from mailhost.prefork import Role
+from mailhost.smtpd import heap
 from mailhost.smtpd.acceptor import Acceptor, hand_over, listening_socket
 from mailhost.smtpd.capacity import Capacity, ServiceLimit, Slot
 from mailhost.smtpd.conversation import Conversation
@@ -388,6 +389,9 @@ class MailServer:
                 names[(address, listener.port, cfg.get_bool("smtpd_tls_wrappermode"))] = (
                     listener.service
                 )
+        # The start-up heap is never garbage: out of the collector's way
+        # before the first client (mailhost.smtpd.heap).
+        heap.settle()
         for key, service in names.items():
             await self.listen(key, service)
         master_log.info("daemon started -- configuration %s", base.config_dir)

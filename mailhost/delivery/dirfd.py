@@ -28,8 +28,10 @@ reports for a link it cannot follow), naming the link.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
+import secrets
 import stat
 from collections.abc import Sequence
 from pathlib import Path
@@ -100,12 +102,25 @@ def make_dir_at(
     dir_fd: int, name: str, path: str, uid: int | None, gid: int | None
 ) -> tuple[int, bool]:
     """Open ``name`` below ``dir_fd``, creating it (0700, handed to
-    ``uid``/``gid``) when missing; the descriptor and whether we made it."""
+    ``uid``/``gid``) when missing; the descriptor and whether we made it.
+
+    A directory that must change hands is made under a staging name, handed
+    over, and only then given its name (renameat2 RENAME_NOREPLACE): a
+    concurrent delivery never opens it while it still belongs to root (its
+    writability check would fail and defer).  Where the kernel or the file
+    system cannot rename without replacing, it is made in place as before."""
+    staged = uid is not None and _EUID == 0
     for _ in range(3):
         try:
             return open_dir_at(dir_fd, name, path), False
         except FileNotFoundError:
             pass
+        if staged:
+            made = _make_handed_over(dir_fd, name, path, uid, gid)
+            if made is None:
+                continue  # a concurrent delivery named its own first: open theirs
+            if made >= 0:
+                return made, True
         try:
             os.mkdir(name, 0o700, dir_fd=dir_fd)
         except FileExistsError:
@@ -118,6 +133,60 @@ def make_dir_at(
             raise
         return fd, True
     return open_dir_at(dir_fd, name, path), False
+
+
+#: renameat2(2)'s flag: fail with EEXIST rather than replace the target.
+RENAME_NOREPLACE = 1
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_RENAMEAT2 = getattr(_LIBC, "renameat2", None)
+
+
+def rename_noreplace(dir_fd: int, old: str, new: str) -> bool | None:
+    """Rename ``old`` to ``new`` below ``dir_fd`` unless ``new`` exists:
+    True when renamed, False when ``new`` exists, None when renameat2 or its
+    flag is not supported here (glibc, kernel or file system)."""
+    if _RENAMEAT2 is None:
+        return None
+    result = _RENAMEAT2(dir_fd, os.fsencode(old), dir_fd, os.fsencode(new), RENAME_NOREPLACE)
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code == errno.EEXIST:
+        return False
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return None
+    raise OSError(code, os.strerror(code), new)
+
+
+def _make_handed_over(
+    dir_fd: int, name: str, path: str, uid: int | None, gid: int | None
+) -> int | None:
+    """``name`` made under a staging name, handed to ``uid``/``gid``, then
+    renamed into place: its descriptor; None when another delivery's
+    directory took the name first; -1 when the rename is not supported
+    (the staging directory is gone again).  The staging name does not start
+    with a dot, so a Maildir reader never takes it for a folder."""
+    stage = f"{name}.mkdir-{os.getpid()}-{secrets.token_hex(4)}"
+    os.mkdir(stage, 0o700, dir_fd=dir_fd)
+    try:
+        fd = open_dir_at(dir_fd, stage, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.rmdir(stage, dir_fd=dir_fd)
+        raise
+    try:
+        chown_fd(fd, uid, gid)
+        renamed = rename_noreplace(dir_fd, stage, name)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.rmdir(stage, dir_fd=dir_fd)
+        raise
+    if renamed:
+        return fd
+    os.close(fd)
+    os.rmdir(stage, dir_fd=dir_fd)
+    return None if renamed is False else -1
 
 
 def open_base(base: str) -> int:

@@ -6,7 +6,7 @@ observed in a Maildir file written by Postfix 3.7.11 virtual(8).
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from mailhost.delivery.headers import (
@@ -62,6 +62,9 @@ def test_source_route_is_kept():
 
 @given(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=20))
 def test_quoting_round_trips(local):
+    # "@route:" before the local part is a source route, kept as it is
+    # (test_source_route_is_kept); the reference unquote() knows no routes.
+    assume(not (local.startswith("@") and local.find(":") > 1))
     address = f"{local}@example.com"
     quoted = quote_822_local(address)
     assert unquote(quoted) == address

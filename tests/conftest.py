@@ -16,6 +16,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import settings
+
+# Property tests judge answers, not speed: on a shared two-core CI machine
+# hypothesis' default 200 ms deadline per example fails tests at random.
+settings.register_profile("mailhost", deadline=None)
+settings.load_profile("mailhost")
 
 REQUIRE_DATABASES = (
     os.environ.get("CI", "").lower() == "true"

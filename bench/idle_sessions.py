@@ -137,6 +137,12 @@ def main() -> int:
     db.create()
     server = MailhostServer(work / "mailhost", db)
     server.configure()
+    # smtpd's maxproc (master.cf's 7th column; "-" is default_process_limit,
+    # 100, as in Postfix) caps the sessions: an administrator who wants ten
+    # thousand raises it, as for Postfix's smtpd processes.
+    master = server.etc / "master.cf"
+    limit = args.sessions + args.probes + 100
+    master.write_text(master.read_text().replace(" inet n - n - - smtpd", f" inet n - n - {limit} smtpd"))
     server.reset_mail()
     started = dt.datetime.now(dt.UTC)
     info = machine()

@@ -1,6 +1,6 @@
 """One LMTP session (RFC 2033) on smtpd's connection layer: the input
 buffer, write flow control and idle timer of
-:class:`~mailhost.smtpd.stream.LineProtocol`, smtpd's path parser
+:class:`~mailhost.smtpd.stream.SessionProtocol`, smtpd's path parser
 (:mod:`mailhost.smtpd.paths`) and smtpd's DATA reader
 (:mod:`mailhost.smtpd.data`: only ``<CRLF>.<CRLF>`` ends a message, the
 body spooled as it arrives).  What differs from SMTP is here:
@@ -36,7 +36,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from mailhost.address import external_form
 from mailhost.delivery.text import SpooledText
@@ -54,7 +53,7 @@ from mailhost.smtpd.maillog import CommandStats, client_name, printable
 from mailhost.smtpd.paths import PathError, parse_mail, parse_rcpt
 from mailhost.smtpd.peer import normal_address, peer_names
 from mailhost.smtpd.received import received_header
-from mailhost.smtpd.stream import LineProtocol
+from mailhost.smtpd.stream import SessionProtocol
 
 log = daemon_logger("lmtpd")
 
@@ -94,7 +93,7 @@ class Transaction:
     queue_id: str | None = None
 
 
-class LmtpSession(LineProtocol):
+class LmtpSession(SessionProtocol):
     """One connection to an lmtpd service."""
 
     def __init__(
@@ -121,28 +120,8 @@ class LmtpSession(LineProtocol):
         self.closing_reason: str | None = None
         self.idle = False
         self.shutting_down = False
-        self.task: asyncio.Task[None] | None = None
-        self.peer: Any = None
 
     # -- the connection ----------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.peer = transport.get_extra_info("peername")
-        self.touch()
-        super().connection_made(transport)
-        self.task = self.loop.create_task(self.run_session())
-
-    def eof_received(self) -> bool:
-        self.end_session()
-        return super().eof_received()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        self.end_session()
-
-    def end_session(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
 
     def timed_out(self) -> None:
         """smtpd_timeout passed without a command: 421, then close."""

@@ -49,7 +49,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from mailhost.errors import MailhostError
 from mailhost.log import logger
@@ -63,7 +62,7 @@ from mailhost.smtpd.maillog import disconnect_line, printable, reject_line
 from mailhost.smtpd.peer import PeerNames, normal_address, peer_names
 from mailhost.smtpd.session import Session
 from mailhost.smtpd.settings import SmtpdSettings
-from mailhost.smtpd.stream import LineProtocol, TlsSetupError
+from mailhost.smtpd.stream import SessionProtocol, TlsSetupError
 from mailhost.smtpd_check.state import CheckState, Client
 
 log = logger("smtpd")
@@ -97,7 +96,7 @@ JUNK = frozenset({"HELO", "EHLO", "RSET", "NOOP", "VRFY"})
 WRITE_BUFFER_DRAIN = 16384
 
 
-class Conversation(LineProtocol):
+class Conversation(SessionProtocol):
     """One SMTP session per connection: the connection, the command loop,
     replies and the session's end; :class:`~mailhost.smtpd.protocol.SmtpdProtocol`
     adds the commands."""
@@ -137,28 +136,10 @@ class Conversation(LineProtocol):
         #: A 421 or 521 reply was sent: the session ends (Postfix's SMTPD_FLAG_HANGUP).
         self.hangup = False
         self.starttls_context = None if wrapped else tls_context
-        #: The transport's ``peername``: (address, port[, flow, scope]), or
-        #: an empty value for a socket without an address.
-        self.peer: Any = None
-        self.task: asyncio.Task[None] | None = None
         #: A STARTTLS handshake is under way: its own outcome ends it.
         self.handshaking = False
 
     # -- the connection --------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.peer = transport.get_extra_info("peername")
-        self.touch()
-        super().connection_made(transport)
-        self.task = self.loop.create_task(self.run_session())
-
-    def eof_received(self) -> bool:
-        self.end_session()
-        return super().eof_received()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        self.end_session()
 
     def end_session(self) -> None:
         """The client went away: the session stops where it waits.

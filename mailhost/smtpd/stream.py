@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import cast
+from abc import abstractmethod
+from typing import Any, cast
 
 from mailhost.smtpd.deadline import DeadlinePolicy
 
@@ -315,3 +316,37 @@ class LineProtocol(asyncio.Protocol):
         self.reader.transport = tls
         self.over_tls = True
         self.touch()
+
+
+class SessionProtocol(LineProtocol):
+    """A LineProtocol whose conversation is one task (:meth:`run_session`,
+    smtpd's and lmtpd's), started when the client connects and stopped where
+    it waits when the client goes away (:meth:`end_session`)."""
+
+    #: The transport's ``peername``: (address, port[, flow, scope]), or an
+    #: empty value for a socket without an address.
+    peer: Any = None
+    task: asyncio.Task[None] | None = None
+
+    @abstractmethod
+    async def run_session(self) -> None:
+        """The whole conversation, from greeting to disconnect line."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.peer = transport.get_extra_info("peername")
+        self.touch()
+        super().connection_made(transport)
+        self.task = self.loop.create_task(self.run_session())
+
+    def eof_received(self) -> bool:
+        self.end_session()
+        return super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.end_session()
+
+    def end_session(self) -> None:
+        """The client went away: the session stops where it waits."""
+        if self.task is not None:
+            self.task.cancel()

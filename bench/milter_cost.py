@@ -42,12 +42,9 @@ import datetime as dt
 import os
 import shlex
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -59,13 +56,12 @@ from bench.harness import (
     MailhostServer,
     PostfixServer,
     Server,
-    count_files,
     cpu_seconds,
     machine,
     maildir_files,
 )
 from bench.postfix_vs_mailhost import Result, run_case
-from bench.profile_mailhost import summarize
+from bench.profile_mailhost import profile_load
 
 HELO = "client.example.org"
 #: The OpenDKIM signer's domain (tests/milter/opendkim.py), so it signs.
@@ -199,29 +195,11 @@ def peers_table(peer_cpu: list[dict[Key, float]], concurrencies: list[int]) -> I
 
 
 def profile(server: Server, args: argparse.Namespace, conc: int, raw: Path) -> str:
-    """One case under ``py-spy record --subprocesses`` (every worker); the
-    summary of bench/profile_mailhost.py."""
-    server.reset_mail()
-    server.start()
-    spy_bin = str(Path(sys.executable).parent / "py-spy")
-    spy = subprocess.Popen(
-        [spy_bin, "record", "--format", "raw", "--rate", "200", "--subprocesses",
-         "--pid", str(server.root_pid()), "--output", str(raw)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        time.sleep(1.0)
-        command = ["smtp-source", "-c", "-l", str(args.size), "-m", str(args.messages)]
-        command += ["-s", str(conc), "-M", HELO, "-f", SENDER, "-t", "bench@example.com"]
-        command.append(f"127.0.0.1:{server.port}")
-        subprocess.run(command, check=True, capture_output=True, timeout=args.timeout)
-        while count_files(server.vmail) < args.messages:
-            time.sleep(0.05)
-    finally:
-        spy.send_signal(signal.SIGINT)
-        spy.wait(30)
-        server.stop()
-    return summarize(raw, 40)
+    """One case under py-spy (bench/profile_mailhost.py's profile_load)."""
+    command = ["smtp-source", "-c", "-l", str(args.size), "-m", str(args.messages)]
+    command += ["-s", str(conc), "-M", HELO, "-f", SENDER, "-t", "bench@example.com"]
+    command.append(f"127.0.0.1:{server.port}")
+    return profile_load(server, command, args.messages, args.timeout, raw)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,7 +24,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import DOMAIN, LOCALPART, Database, MailhostServer, count_files  # noqa: E402
+from bench.harness import (  # noqa: E402
+    DOMAIN,
+    LOCALPART,
+    Database,
+    MailhostServer,
+    Server,
+    count_files,
+)
 
 
 def summarize(raw: Path, top: int) -> str:
@@ -47,6 +55,30 @@ def summarize(raw: Path, top: int) -> str:
     out.append("total:")
     out += [f"  {100 * n / samples:5.1f}%  {f}" for f, n in total.most_common(top)]
     return "\n".join(out)
+
+
+def profile_load(server: Server, command: list[str], files: int, timeout: float, raw: Path) -> str:
+    """Start ``server``, run the load ``command`` under ``py-spy record
+    --subprocesses`` (every worker) until ``files`` Maildir files are
+    delivered, stop it; the summary of :func:`summarize`."""
+    server.reset_mail()
+    server.start()
+    spy_bin = str(Path(sys.executable).parent / "py-spy")
+    spy = subprocess.Popen(
+        [spy_bin, "record", "--format", "raw", "--rate", "200", "--subprocesses",
+         "--pid", str(server.root_pid()), "--output", str(raw)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        time.sleep(1.0)
+        subprocess.run(command, check=True, capture_output=True, timeout=timeout)
+        while count_files(server.vmail) < files:
+            time.sleep(0.05)
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(30)
+        server.stop()
+    return summarize(raw, 40)
 
 
 def main() -> int:
@@ -91,7 +123,9 @@ def main() -> int:
         spy.send_signal(2)
         spy.wait(30)
         server.stop()
-    print(f"accepted {args.messages / (t1 - t0):.1f} msg/s, delivered {args.messages / (t2 - t0):.1f} msg/s")
+    print(
+        f"accepted {args.messages / (t1 - t0):.1f} msg/s, delivered {args.messages / (t2 - t0):.1f} msg/s"
+    )
     print(summarize(raw, args.top))
     print(f"(raw stacks in {raw})")
     return 0

@@ -44,12 +44,10 @@ import datetime as dt
 import os
 import shlex
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,12 +61,11 @@ from bench.harness import (
     MailhostServer,
     PostfixServer,
     Server,
-    count_files,
     machine,
     mailhost_bin,
 )
 from bench.postfix_vs_mailhost import Result, run_case
-from bench.profile_mailhost import summarize
+from bench.profile_mailhost import profile_load
 
 if TYPE_CHECKING:
     from tests.smtp.dnsserver import Zone
@@ -234,29 +231,11 @@ def report(
 
 
 def profile(server: Server, args: argparse.Namespace, conc: int, raw: Path) -> str:
-    """One case under ``py-spy record --subprocesses`` (every worker); the
-    summary of bench/profile_mailhost.py."""
-    server.reset_mail()
-    server.start()
-    spy_bin = str(Path(sys.executable).parent / "py-spy")
-    spy = subprocess.Popen(
-        [spy_bin, "record", "--format", "raw", "--rate", "200", "--subprocesses",
-         "--pid", str(server.root_pid()), "--output", str(raw)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        time.sleep(1.0)
-        command = ["smtp-source", "-c", "-l", str(args.size), "-m", str(args.messages)]
-        command += ["-s", str(conc), "-r", str(args.recipients), "-M", HELO, "-f", SENDER]
-        command += ["-t", f"{LOCALPART}@{DOMAIN}", f"127.0.0.1:{server.port}"]
-        subprocess.run(command, check=True, capture_output=True, timeout=args.timeout)
-        while count_files(server.vmail) < args.messages * args.recipients:
-            time.sleep(0.05)
-    finally:
-        spy.send_signal(signal.SIGINT)
-        spy.wait(30)
-        server.stop()
-    return summarize(raw, 40)
+    """One case under py-spy (bench/profile_mailhost.py's profile_load)."""
+    command = ["smtp-source", "-c", "-l", str(args.size), "-m", str(args.messages)]
+    command += ["-s", str(conc), "-r", str(args.recipients), "-M", HELO, "-f", SENDER]
+    command += ["-t", f"{LOCALPART}@{DOMAIN}", f"127.0.0.1:{server.port}"]
+    return profile_load(server, command, args.messages * args.recipients, args.timeout, raw)
 
 
 def engine_cost(etc: Path, sessions: int, recipients: int) -> float:

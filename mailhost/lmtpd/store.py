@@ -34,7 +34,6 @@ from mailhost.lmtpd import replies
 from mailhost.lmtpd.recipients import Accepted
 from mailhost.log import daemon_logger
 from mailhost.observe import metrics
-from mailhost.offload import run_blocking
 from mailhost.qmgr.delays import RESOLUTION_LIMIT, Delays, delivery_line
 from mailhost.qmgr.manager import status_word
 from mailhost.qmgr.transport import CRASHED, Delivery, FinalDelivery, Job, Outcome, Transport
@@ -42,11 +41,6 @@ from mailhost.queue.qfile import Envelope, Recipient
 from mailhost.reply import Reply
 
 log = daemon_logger("lmtpd")
-
-#: The agents that write a spooled message (Job.text) as it is, body copied
-#: from its spool file (:mod:`mailhost.delivery.text`); the others, local(8)
-#: among them, read the message as bytes (Job.message).
-SPOOLED = frozenset({"virtual"})
 
 
 @dataclass(frozen=True)
@@ -99,11 +93,7 @@ class Store:
         statuses: dict[int, DeliveryStatus] = {}
         for name, deliveries in by_transport.items():
             started = time.time()
-            if name in SPOOLED:
-                job = Job(message.queue_id, envelope, b"", tuple(deliveries), text=message.text)
-            else:
-                content = await run_blocking(message.text.to_bytes)
-                job = Job(message.queue_id, envelope, content, tuple(deliveries))
+            job = Job(message.queue_id, envelope, b"", tuple(deliveries), text=message.text)
             outcomes = await self._run(name, job)
             finished = time.time()
             delays = Delays(started - message.arrival_time, 0.0, 0.0, finished - started)

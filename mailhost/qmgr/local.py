@@ -212,6 +212,11 @@ class LocalTransport:
         self.path_locks = PathLocks()
 
     async def deliver(self, job: Job) -> Sequence[Outcome]:
+        if job.text is not None:
+            # local(8) works on the message in memory (loop checks, files,
+            # commands, forwards): a body still in its spool file is read once.
+            message = await run_blocking(job.text.to_bytes)
+            job = dataclasses.replace(job, message=message, text=None)
         outcomes = []
         for delivery in job.deliveries:
             outcomes.append(await self.deliver_one(job, delivery))

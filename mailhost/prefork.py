@@ -6,12 +6,17 @@ cpuset limit counts; :func:`worker_processes`).  An explicit N is used as
 given; 1 is the single process without workers.
 
 With N > 1 workers ``mailhost serve`` does the
-queue's start-up recovery once, then forks N workers.  Each worker is a whole
-server (smtpd listeners and, when master.cf has a qmgr line, a queue manager),
-binding the master.cf addresses with ``SO_REUSEPORT`` so that the kernel
-spreads new connections over them, as Postfix's master(8) spreads them over
-its smtpd processes.  One process runs Python on one core at a time; N of
-them use every core (and, on a shared machine, get N shares of it).
+queue's start-up recovery once, opens the smtpd listening sockets of
+master.cf, then forks N workers.  Each worker is a whole server (smtpd
+listeners and, when master.cf has a qmgr line, a queue manager) accepting on
+those shared sockets; which worker takes a new connection is agreed through
+a table of their open sessions in shared memory (:mod:`mailhost.smtpd.balance`:
+the least busy, worker 0 when the host is quiet), as Postfix's master(8)
+hands a new client to an idle smtpd process.  A listener the parent could
+not open, or one that a reload adds, is bound by each worker itself with
+``SO_REUSEPORT``, and the kernel spreads connections over those.  One
+process runs Python on one core at a time; N of them use every core (and,
+on a shared machine, get N shares of it).
 
 Why the queue is safe for several workers:
 
@@ -44,16 +49,21 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import os
 import signal
 import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mailhost.errors import ConfigError
 from mailhost.log import daemon_logger, flush_logs, logger
 from mailhost.queue import ids as queue_ids
+
+if TYPE_CHECKING:
+    from mailhost.smtpd.balance import WorkerLoads
 
 log = logger("master")
 master_log = daemon_logger("master")
@@ -62,6 +72,12 @@ master_log = daemon_logger("master")
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 #: prctl(2) option: the signal a process gets when its parent dies.
 PR_SET_PDEATHSIG = 1
+
+#: A listener's key as :mod:`mailhost.smtpd.server` names it: (address,
+#: port, TLS wrapper mode).
+ListenerKey = tuple[str, int, bool]
+#: Listening sockets the parent opened for every worker, per listener.
+SharedListeners = tuple[tuple[ListenerKey, tuple[socket.socket, ...]], ...]
 
 
 @dataclass(frozen=True)
@@ -77,6 +93,10 @@ class Role:
     #: The worker's end of its socket to the anvil process (-1: none; the
     #: process keeps its own anvil table).
     anvil_fd: int = -1
+    #: smtpd listening sockets every worker shares (opened by the parent).
+    listeners: SharedListeners = ()
+    #: Open sessions of every worker, for who accepts on a shared socket.
+    loads: WorkerLoads | None = None
 
     @property
     def is_first(self) -> bool:
@@ -155,9 +175,14 @@ def _fork_anvil(count: int, run_anvil: AnvilMain) -> tuple[int, list[socket.sock
 
 
 def _fork_worker(
-    index: int, count: int, run_one: Callable[[Role], int], anvil_ends: list[socket.socket]
+    index: int,
+    count: int,
+    run_one: Callable[[Role], int],
+    anvil_ends: list[socket.socket],
+    shared: tuple[SharedListeners, WorkerLoads | None] = ((), None),
 ) -> int:
-    """Fork worker ``index``, which keeps its own end of the anvil sockets; its pid."""
+    """Fork worker ``index``, which keeps its own end of the anvil sockets
+    and gets the shared listeners; its pid."""
     pid = os.fork()
     if pid == 0:
         _worker_setup(index, count)
@@ -167,7 +192,11 @@ def _fork_worker(
                 if other != index:
                     end.close()
             fd = anvil_ends[index].detach() if anvil_ends else -1
-            status = run_one(Role(worker=True, index=index, count=count, anvil_fd=fd))
+            listeners, loads = shared
+            role = Role(worker=True, index=index, count=count, anvil_fd=fd)
+            if listeners:
+                role = dataclasses.replace(role, listeners=listeners, loads=loads)
+            status = run_one(role)
         finally:
             flush_logs()
             sys.stdout.flush()
@@ -176,12 +205,44 @@ def _fork_worker(
     return pid
 
 
+def _fork_all(
+    count: int,
+    run_one: Callable[[Role], int],
+    run_anvil: AnvilMain | None,
+    listeners: SharedListeners,
+) -> tuple[set[int], set[int]]:
+    """Fork the anvil process (with ``run_anvil``) and the workers; (the
+    workers' pids, the anvil's).  The parent keeps no end of anvil's sockets
+    and no shared listener."""
+    from mailhost.smtpd.balance import WorkerLoads  # noqa: PLC0415 - only with workers
+
+    loads = WorkerLoads(count) if listeners else None
+    children: set[int] = set()
+    helpers: set[int] = set()
+    anvil_ends: list[socket.socket] = []
+    if run_anvil is not None:
+        anvil_pid, anvil_ends = _fork_anvil(count, run_anvil)
+        helpers.add(anvil_pid)
+    for index in range(count):
+        children.add(_fork_worker(index, count, run_one, anvil_ends, (listeners, loads)))
+    for end in anvil_ends:
+        end.close()  # the workers have theirs: anvil sees EOF when they are gone
+    for _, sockets in listeners:
+        for sock in sockets:
+            sock.close()  # the workers listen on theirs
+    return children, helpers
+
+
 def run_workers(
-    count: int, run_one: Callable[[Role], int], run_anvil: AnvilMain | None = None
+    count: int,
+    run_one: Callable[[Role], int],
+    run_anvil: AnvilMain | None = None,
+    listeners: SharedListeners = (),
 ) -> int:
     """Fork ``count`` workers, each running ``run_one(role)`` (its exit
-    status), after the anvil process when ``run_anvil`` is given; return the
-    parent's exit status once every worker has ended."""
+    status), after the anvil process when ``run_anvil`` is given, each with
+    the shared ``listeners`` (closed in the parent once they are forked);
+    return the parent's exit status once every worker has ended."""
     children: set[int] = set()
     helpers: set[int] = set()
     #: Workers already told to stop: once is enough (a worker shutting down
@@ -211,15 +272,9 @@ def run_workers(
     # (and with it, through PR_SET_PDEATHSIG, the workers).
     for signum in SIGNALS:
         signal.signal(signum, forward)
-    anvil_ends: list[socket.socket] = []
-    if run_anvil is not None:
-        anvil_pid, anvil_ends = _fork_anvil(count, run_anvil)
-        helpers.add(anvil_pid)
-    for index in range(count):
-        pid = _fork_worker(index, count, run_one, anvil_ends)
-        children.add(pid)
-    for end in anvil_ends:
-        end.close()  # the workers have theirs: anvil sees EOF when they are gone
+    forked, anvil = _fork_all(count, run_one, run_anvil, listeners)
+    children |= forked
+    helpers |= anvil
     if stopping:
         forward(signal.SIGTERM, None)  # asked to stop while forking
     master_log.info("started %d worker processes: %s", count, " ".join(map(str, sorted(children))))

@@ -158,4 +158,7 @@ def serve(config_dir: Path | None, master_cf: Path | None, use_syslog: bool) -> 
         recover_once(config_dir, master_cf)
     except (MailhostError, OSError) as exc:
         fatal("mailhost", str(exc), getattr(exc, "exit_status", 1))
-    sys.exit(prefork.run_workers(workers, run_one, anvil_main(config_dir)))
+    from mailhost.smtpd.server import shared_listeners  # noqa: PLC0415 - only with workers
+
+    listeners = shared_listeners(config_dir, master_cf)
+    sys.exit(prefork.run_workers(workers, run_one, anvil_main(config_dir), listeners))

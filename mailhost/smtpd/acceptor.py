@@ -19,7 +19,11 @@ API (``add_reader``/``remove_reader`` on a non-blocking socket, then
   traceback; it retries when a session ends, and after
   :data:`RETRY_DELAY` seconds at the latest;
 * a connection the client reset before it was accepted (ECONNABORTED,
-  EPROTO) is skipped silently, as Postfix's accept wrapper does.
+  EPROTO) is skipped silently, as Postfix's accept wrapper does;
+* on a socket the worker processes share (:mod:`mailhost.smtpd.balance`),
+  a worker that is not the one preferred for the next connection leaves it
+  to that worker for :data:`~mailhost.smtpd.balance.ACCEPT_DEFER` seconds
+  before it accepts it itself.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from mailhost.log import daemon_logger
+from mailhost.smtpd.balance import ACCEPT_DEFER, AcceptTurn
 from mailhost.smtpd.capacity import Capacity, ServiceLimit, Slot
 
 master_log = daemon_logger("master")
@@ -86,6 +91,7 @@ class Acceptor:
         service: ServiceLimit,
         capacity: Capacity,
         connect: Callable[[socket.socket, Slot], Coroutine[Any, Any, None]],
+        turn: AcceptTurn | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.sock = sock
@@ -95,6 +101,11 @@ class Acceptor:
         self.reading = False
         self.closed = False
         self.retry: asyncio.TimerHandle | None = None
+        #: Workers sharing the socket: whose the next connection is (None:
+        #: the socket is this process's own).
+        self.turn = turn
+        #: Pending while a new connection is left to the preferred worker.
+        self.deferred: asyncio.TimerHandle | None = None
         self.warned_at = -WARN_INTERVAL - 1
         self.tasks: set[asyncio.Task[None]] = set()
         capacity.on_release.append(self.wake)
@@ -124,12 +135,40 @@ class Acceptor:
         self.pause()
         if self.retry is not None:
             self.retry.cancel()
+        if self.deferred is not None:
+            self.deferred.cancel()
+            self.deferred = None
         if self.wake in self.capacity.on_release:
             self.capacity.on_release.remove(self.wake)
         self.sock.close()
 
     def readable(self) -> None:
-        for _ in range(ACCEPT_BATCH):
+        if self.turn is not None and (self.deferred is not None or not self.turn.mine()):
+            self.defer()
+            return
+        self.accept_waiting(ACCEPT_BATCH)
+
+    def defer(self) -> None:
+        """Another worker is preferred: it gets ACCEPT_DEFER seconds to take
+        what is waiting (this listener does not watch meanwhile)."""
+        self.pause()
+        if self.deferred is None:
+            self.deferred = self.loop.call_later(ACCEPT_DEFER, self.take_deferred)
+
+    def take_deferred(self) -> None:
+        """The preferred worker had its time: take one connection that still
+        waits, then watch again (the next one is decided afresh)."""
+        self.deferred = None
+        if self.closed:
+            return
+        self.resume()
+        self.accept_waiting(1)
+
+    def accept_waiting(self, most: int) -> None:
+        for count in range(most):
+            if count and self.turn is not None and not self.turn.mine():
+                self.defer()
+                return
             if not self.capacity.may_accept(self.service):
                 self.pause()
                 return
@@ -144,6 +183,8 @@ class Acceptor:
                 return
             conn.setblocking(False)
             slot = self.capacity.acquire(self.service)
+            if self.turn is not None:
+                self.turn.publish()
             task = self.loop.create_task(self.connect(conn, slot))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)

@@ -49,9 +49,10 @@ from mailhost.config.unused import unused_settings
 from mailhost.errors import ConfigError, MailhostError
 from mailhost.log import daemon_logger, logger
 from mailhost.milter.settings import MilterSettings
-from mailhost.prefork import Role
+from mailhost.prefork import ListenerKey, Role, SharedListeners
 from mailhost.smtpd import heap
 from mailhost.smtpd.acceptor import Acceptor, hand_over, listening_socket
+from mailhost.smtpd.balance import AcceptTurn
 from mailhost.smtpd.capacity import Capacity, ServiceLimit, Slot
 from mailhost.smtpd.conversation import Conversation
 from mailhost.smtpd.deadline import DeadlinePolicy
@@ -147,6 +148,42 @@ def bind_addresses(listener: Listener, cfg: Config) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def listener_names(listeners: list[tuple[Listener, Config]]) -> dict[ListenerKey, str]:
+    """Every listening address of the smtpd lines, with its service name."""
+    names: dict[ListenerKey, str] = {}
+    for listener, cfg in listeners:
+        for address in bind_addresses(listener, cfg):
+            names[(address, listener.port, cfg.get_bool("smtpd_tls_wrappermode"))] = (
+                listener.service
+            )
+    return names
+
+
+def shared_listeners(config_dir: Path | None, master_cf: Path | None) -> SharedListeners:
+    """The smtpd listening sockets of master.cf, opened once for every
+    worker (``mailhost serve`` before it forks them).  A listener that
+    cannot be opened here is left out: each worker then binds it itself and
+    reports why it cannot, as without workers; so is everything when the
+    configuration does not load (the workers report that)."""
+    try:
+        base = load_config(config_dir)
+        master = master_cf or base.config_dir / "master.cf"
+        entries = read_master_cf(master)
+        listeners = smtpd_listeners(entries, str(master))
+        names = listener_names([(item, base.with_overrides(item.overrides)) for item in listeners])
+    except MailhostError:
+        return ()
+    shared: list[tuple[ListenerKey, tuple[socket.socket, ...]]] = []
+    for key in names:
+        address, port, _ = key
+        try:
+            sockets = listening_socket(address, port, reuse_port=True)
+        except OSError:
+            continue
+        shared.append((key, tuple(sockets)))
+    return tuple(shared)
+
+
 def is_loopback(address: str) -> bool:
     try:
         return ipaddress.ip_address(address).is_loopback
@@ -202,6 +239,13 @@ class MailServer:
     quiet: asyncio.Event = field(default_factory=asyncio.Event)
     #: anvil(8): this process's table, or the anvil process of the workers.
     anvil: Anvil | None = None
+    #: Listening sockets the parent opened, not yet taken by a listener.
+    inherited: dict[ListenerKey, tuple[socket.socket, ...]] = field(default_factory=dict)
+    #: Who accepts next on the shared sockets (workers only).
+    turn: AcceptTurn | None = None
+
+    def __post_init__(self) -> None:
+        self.inherited = dict(self.role.listeners)
 
     # -- configuration -------------------------------------------------------------
 
@@ -343,22 +387,53 @@ class MailServer:
         address, port, _ = key
         assert self.generation is not None
         limit = self.generation.limits[key]
-        try:
-            # Several workers share the port; the kernel spreads connections.
-            sockets = listening_socket(address, port, reuse_port=self.role.worker)
-        except OSError as exc:
-            # master(8): "fatal: bind 127.0.0.1 port 25: Address already in use"
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise ListenError(f"bind {address} port {port}: {reason}") from None
+        shared = self.inherited.pop(key, None)
+        turn = None
+        if shared:
+            # Opened once by the parent: every worker accepts on it, the
+            # one the others prefer first (mailhost.smtpd.balance).
+            sockets = list(shared)
+            turn = self.accept_turn()
+        else:
+            try:
+                # Workers binding on their own share the port; the kernel
+                # spreads connections.
+                sockets = listening_socket(address, port, reuse_port=self.role.worker)
+            except OSError as exc:
+                # master(8): "fatal: bind 127.0.0.1 port 25: Address already in use"
+                reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                raise ListenError(f"bind {address} port {port}: {reason}") from None
 
         async def connect(sock: socket.socket, slot: Slot) -> None:
             await self.accepted(key, service, sock, slot)
 
-        acceptors = [Acceptor(sock, limit, self.capacity, connect) for sock in sockets]
+        acceptors = [Acceptor(sock, limit, self.capacity, connect, turn) for sock in sockets]
         for acceptor in acceptors:
             acceptor.start()
         self.servers[key] = acceptors
         master_log.info("listening on %s port %d (service %s)", address, port, service)
+
+    def accept_turn(self) -> AcceptTurn | None:
+        """This worker's side of who accepts on the shared sockets (one
+        per process: it counts every session of the process)."""
+        loads = self.role.loads
+        if loads is None:
+            return None
+        if self.turn is None:
+            capacity = self.capacity
+            self.turn = AcceptTurn(loads, self.role.index, lambda: capacity.total)
+            self.capacity.on_release.append(self.turn.publish)
+            self.turn.publish()
+        return self.turn
+
+    def close_unused_listeners(self) -> None:
+        """Shared sockets of listeners this worker does not serve (its
+        configuration changed since the parent read it) are closed, so they
+        do not hold connections nobody accepts."""
+        for sockets in self.inherited.values():
+            for sock in sockets:
+                sock.close()
+        self.inherited.clear()
 
     def budget_sessions(self) -> None:
         """The soft RLIMIT_NOFILE raised to the hard limit, and the sessions
@@ -383,17 +458,15 @@ class MailServer:
         self.generation = self.build(base, listeners)
         await self.pipeline.startup(base)
         self.budget_sessions()
-        names = {}
-        for listener, cfg in listeners:
-            for address in bind_addresses(listener, cfg):
-                names[(address, listener.port, cfg.get_bool("smtpd_tls_wrappermode"))] = (
-                    listener.service
-                )
+        names = listener_names(listeners)
         # The start-up heap is never garbage: out of the collector's way
         # before the first client (mailhost.smtpd.heap).
         heap.settle()
-        for key, service in names.items():
-            await self.listen(key, service)
+        try:
+            for key, service in names.items():
+                await self.listen(key, service)
+        finally:
+            self.close_unused_listeners()
         master_log.info("daemon started -- configuration %s", base.config_dir)
 
     async def reload(self) -> None:
@@ -410,12 +483,7 @@ class MailServer:
             if key in generation.limits:  # the service may have a new name or limit
                 for acceptor in acceptors:
                     acceptor.service = generation.limits[key]
-        names = {}
-        for listener, cfg in listeners:
-            for address in bind_addresses(listener, cfg):
-                names[(address, listener.port, cfg.get_bool("smtpd_tls_wrappermode"))] = (
-                    listener.service
-                )
+        names = listener_names(listeners)
         for key in list(self.servers):
             if key not in names:
                 for acceptor in self.servers.pop(key):

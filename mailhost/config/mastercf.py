@@ -236,9 +236,13 @@ def split_service(service: str, where: str) -> tuple[str | None, int]:
     return host or None, port_of(port, where)
 
 
-def smtpd_listeners(entries: list[MasterEntry], filename: str = "master.cf") -> list[Listener]:
+def smtpd_listeners(
+    entries: list[MasterEntry], filename: str = "master.cf", *, warn: bool = True
+) -> list[Listener]:
     """The ``inet`` ``smtpd`` services; a line mailhost will not honour as
-    written (:func:`mailhost.config.services.service_warnings`) is a warning."""
+    written (:func:`mailhost.config.services.service_warnings`) is a warning
+    (``warn``: the server process logs them, not the parent that opens the
+    listening sockets of its workers)."""
     listeners: list[Listener] = []
     for entry in entries:
         if is_smtpd_listener(entry.type, entry.program):
@@ -248,6 +252,8 @@ def smtpd_listeners(entries: list[MasterEntry], filename: str = "master.cf") -> 
             listeners.append(
                 Listener(entry.service, host, port, entry.override_map(), entry.line, maxproc)
             )
+    if not warn:
+        return listeners
     warnings = service_warnings(
         (e.service, e.type, e.program, [name for name, _ in e.overrides]) for e in entries
     )

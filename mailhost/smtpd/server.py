@@ -169,7 +169,7 @@ def shared_listeners(config_dir: Path | None, master_cf: Path | None) -> SharedL
         base = load_config(config_dir)
         master = master_cf or base.config_dir / "master.cf"
         entries = read_master_cf(master)
-        listeners = smtpd_listeners(entries, str(master))
+        listeners = smtpd_listeners(entries, str(master), warn=False)
         names = listener_names([(item, base.with_overrides(item.overrides)) for item in listeners])
     except MailhostError:
         return ()

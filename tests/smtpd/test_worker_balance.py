@@ -126,3 +126,16 @@ def test_a_stopped_preferred_worker_does_not_hold_up_new_clients(tmp_path: Path)
         assert server.stop() == 0
     assert pids[1] != first
     assert waited < 2.0
+
+
+def test_the_parent_opening_the_sockets_adds_no_warning(tmp_path: Path) -> None:
+    """A master.cf service mailhost does not run is named by each worker as
+    it reads master.cf; the parent, reading it to open the listening
+    sockets, says nothing more."""
+    (tmp_path / "main.cf").write_text(alice_site(tmp_path) + "mailhost_worker_processes = 2\n")
+    server, _ = serve_cli(tmp_path, "maildrop unix - n n - - pipe\n  argv=/usr/bin/maildrop\n")
+    try:
+        log = server.wait_log("daemon started", count=2)
+    finally:
+        assert server.stop() == 0
+    assert log.count("service maildrop/unix (command pipe) is not run by mailhost") == 2

@@ -50,20 +50,18 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
+import mmap
 import os
 import signal
 import socket
+import struct
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from mailhost.errors import ConfigError
 from mailhost.log import daemon_logger, flush_logs, logger
 from mailhost.queue import ids as queue_ids
-
-if TYPE_CHECKING:
-    from mailhost.smtpd.balance import WorkerLoads
 
 log = logger("master")
 master_log = daemon_logger("master")
@@ -78,6 +76,31 @@ PR_SET_PDEATHSIG = 1
 ListenerKey = tuple[str, int, bool]
 #: Listening sockets the parent opened for every worker, per listener.
 SharedListeners = tuple[tuple[ListenerKey, tuple[socket.socket, ...]], ...]
+
+_LOAD = struct.Struct("=i")
+
+
+class WorkerLoads:
+    """Open sessions per worker, in memory every worker shares (an anonymous
+    shared mapping made before the workers are forked)."""
+
+    def __init__(self, count: int) -> None:
+        if count < 1:
+            raise ValueError(f"need at least one worker, not {count}")
+        self.count = count
+        self._map = mmap.mmap(-1, _LOAD.size * count)
+        self._all = struct.Struct(f"={count}i")
+
+    def set(self, index: int, sessions: int) -> None:
+        _LOAD.pack_into(self._map, _LOAD.size * index, sessions)
+
+    def get(self, index: int) -> int:
+        value: int = _LOAD.unpack_from(self._map, _LOAD.size * index)[0]
+        return value
+
+    def snapshot(self) -> tuple[int, ...]:
+        values: tuple[int, ...] = self._all.unpack_from(self._map)
+        return values
 
 
 @dataclass(frozen=True)
@@ -214,8 +237,6 @@ def _fork_all(
     """Fork the anvil process (with ``run_anvil``) and the workers; (the
     workers' pids, the anvil's).  The parent keeps no end of anvil's sockets
     and no shared listener."""
-    from mailhost.smtpd.balance import WorkerLoads  # noqa: PLC0415 - only with workers
-
     loads = WorkerLoads(count) if listeners else None
     children: set[int] = set()
     helpers: set[int] = set()

@@ -7,8 +7,8 @@ the workers at random, each time in a process whose caches went cold while
 the other one worked.  Postfix's master(8) hands a new client to an smtpd
 process that is idle.  mailhost's workers therefore listen on one socket
 that ``mailhost serve`` opened before it forked them, and agree through a
-small table in shared memory (:class:`WorkerLoads`, one count of open
-sessions per worker) on who takes the next connection:
+small table in shared memory (:class:`mailhost.prefork.WorkerLoads`, one
+count of open sessions per worker) on who takes the next connection:
 
 * the **preferred** worker is the one with the fewest sessions, counting one
   more for every worker but the first (ties go to the lower index), so a
@@ -26,15 +26,13 @@ only its own slot, and a stale value costs at most one deferral).
 
 from __future__ import annotations
 
-import mmap
-import struct
 from collections.abc import Callable, Sequence
+
+from mailhost.prefork import WorkerLoads
 
 #: How long a worker that is not the preferred one leaves a new connection
 #: to the preferred worker before it accepts it itself (seconds).
 ACCEPT_DEFER = 0.002
-
-_SLOT = struct.Struct("=i")
 
 
 def preferred_worker(loads: Sequence[int]) -> int:
@@ -48,31 +46,6 @@ def preferred_worker(loads: Sequence[int]) -> int:
         if key < best_key:
             best, best_key = index, key
     return best
-
-
-class WorkerLoads:
-    """Open sessions per worker, in memory every worker shares (an anonymous
-    shared mapping made before the workers are forked)."""
-
-    def __init__(self, count: int) -> None:
-        if count < 1:
-            raise ValueError(f"need at least one worker, not {count}")
-        self.count = count
-        self._map = mmap.mmap(-1, _SLOT.size * count)
-
-    def set(self, index: int, sessions: int) -> None:
-        _SLOT.pack_into(self._map, _SLOT.size * index, sessions)
-
-    def get(self, index: int) -> int:
-        value: int = _SLOT.unpack_from(self._map, _SLOT.size * index)[0]
-        return value
-
-    def snapshot(self) -> list[int]:
-        return [self.get(index) for index in range(self.count)]
-
-    def preferred(self, index: int) -> bool:
-        """Worker ``index`` is the one that should accept now."""
-        return preferred_worker(self.snapshot()) == index
 
 
 class AcceptTurn:
@@ -89,4 +62,5 @@ class AcceptTurn:
         self.loads.set(self.index, self.sessions())
 
     def mine(self) -> bool:
-        return self.loads.preferred(self.index)
+        """Worker ``index`` is the one that should accept now."""
+        return preferred_worker(self.loads.snapshot()) == self.index

@@ -15,7 +15,8 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailhost.smtpd.balance import WorkerLoads, preferred_worker
+from mailhost.prefork import WorkerLoads
+from mailhost.smtpd.balance import AcceptTurn, preferred_worker
 from tests.support.maincf import alice_site
 from tests.support.server import ServerProcess, serve_cli, smtp_session
 
@@ -57,9 +58,9 @@ def test_loads_written_by_a_worker_are_read_by_the_others() -> None:
         os._exit(0)
     os.waitpid(pid, 0)
     loads.set(0, 9)
-    assert loads.snapshot() == [9, 7]
-    assert not loads.preferred(0)
-    assert loads.preferred(1)
+    assert loads.snapshot() == (9, 7)
+    assert not AcceptTurn(loads, 0, lambda: 9).mine()
+    assert AcceptTurn(loads, 1, lambda: 7).mine()
 
 
 def two_workers(tmp_path: Path) -> tuple[ServerProcess, int]:

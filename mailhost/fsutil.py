@@ -32,11 +32,13 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from mailhost.offload import run_blocking
 
@@ -187,6 +189,63 @@ class Round:
         return self.errors
 
 
+#: Threads that run the fsyncs of one round side by side.
+SYNC_THREADS = 8
+_sync_pools: dict[int, ThreadPoolExecutor] = {}
+_sync_pools_lock = threading.Lock()
+
+
+def _sync_threads() -> ThreadPoolExecutor:
+    """The fsync threads of this process (made again in a forked child,
+    which has none of its parent's threads).  They only ever run an fsync,
+    never a round: a round waiting on them cannot wait on itself."""
+    pid = os.getpid()
+    pool = _sync_pools.get(pid)
+    if pool is None:
+        with _sync_pools_lock:
+            pool = _sync_pools.get(pid)
+            if pool is None:
+                _sync_pools.clear()  # a parent's, whose threads are not here
+                pool = _sync_pools[pid] = ThreadPoolExecutor(
+                    SYNC_THREADS, thread_name_prefix="mailhost-fsync"
+                )
+    return pool
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+def sync_all(items: Sequence[K], fsync: Callable[[K], None]) -> dict[K, OSError]:
+    """``fsync(item)`` for every item, side by side when there are several
+    (the file system's journal commits concurrent fsyncs together: ten
+    take about half the time of ten in a row); returns once every one has
+    returned, with the OSError of each that failed.  Any other exception is
+    raised, once all are done."""
+    errors: dict[K, OSError] = {}
+    if not items:
+        return errors
+    futures: list[Future[None]] = []
+    if len(items) > 1:
+        pool = _sync_threads()
+        futures = [pool.submit(fsync, item) for item in items[1:]]
+    other: BaseException | None = None
+    try:
+        fsync(items[0])  # this thread does one of them itself
+    except OSError as exc:
+        errors[items[0]] = exc
+    except BaseException as exc:
+        other = exc
+    for item, future in zip(items[1:], futures, strict=True):
+        error = future.exception()
+        if isinstance(error, OSError):
+            errors[item] = error
+        elif error is not None and other is None:
+            other = error
+    if other is not None:
+        raise other
+    return errors
+
+
 def commit_durably(
     files: Sequence[DurableFile],
     *,
@@ -198,23 +257,19 @@ def commit_durably(
     a name once, finish each.  No name appears before its file is durable
     and no file is finished before its directory is; one outcome per file
     (None or its exception).  At most :data:`ROUND_FILES` files are open at
-    a time; each round fsyncs its own directories."""
+    a time; each round fsyncs its own directories.  The fsyncs of a step
+    run side by side (:func:`sync_all`); the steps stay one after the
+    other."""
     counts = counts if counts is not None else CommitCounts()
     outcomes: list[Exception | None] = []
     for start in range(0, len(files), ROUND_FILES):
         step = Round(files[start : start + ROUND_FILES])
-        for fd in step.write():
-            counts.file_syncs += 1
-            try:
-                os.fsync(fd)
-            except OSError as exc:
-                step.sync_errors[fd] = exc
-        for directory in step.place():
-            counts.dir_syncs += 1
-            try:
-                fsync_dir_fn(directory)
-            except OSError as exc:
-                step.dir_errors[directory] = exc
+        fds = step.write()
+        counts.file_syncs += len(fds)
+        step.sync_errors.update(sync_all(fds, os.fsync))
+        directories = step.place()
+        counts.dir_syncs += len(directories)
+        step.dir_errors.update(sync_all(directories, fsync_dir_fn))
         outcomes.extend(step.finish())
     return outcomes
 

@@ -12,7 +12,6 @@ and a trailing decimal point dropped (0.001 → ``0``, 0.005 → ``0.01``,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
 
 from mailhost.address import external_form
 
@@ -25,24 +24,26 @@ RESOLUTION_LIMIT = 2
 def format_delay(seconds: float, resolution_limit: int = RESOLUTION_LIMIT) -> str:
     """One ``delay=``/``delays=`` number."""
     # Work in whole microseconds, as Postfix's struct timeval does, so binary
-    # floating point cannot move a half-way value (0.005) down.
+    # floating point cannot move a half-way value (0.005) down; integers
+    # only from there (this runs five times per delivery log line).
     micros = max(0, round(seconds * 1_000_000))
-    value = Decimal(micros).scaleb(-6)
     limit = max(0, min(resolution_limit, 6))
-    if value >= 1:
-        integer_digits = len(str(int(value)))
+    if micros >= 1_000_000:
+        integer_digits = len(str(micros // 1_000_000))
         decimals = max(0, min(limit, SIGNIFICANT_DIGITS - integer_digits))
+    elif micros > 0:
+        # Leading zeros after the point do not count as significant.
+        leading = 6 - len(str(micros))
+        decimals = min(limit, leading + SIGNIFICANT_DIGITS)
     else:
-        decimals = limit
-        if value > 0:
-            # Leading zeros after the point do not count as significant.
-            leading = -value.adjusted() - 1
-            decimals = min(limit, leading + SIGNIFICANT_DIGITS)
-    rounded = value.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
-    text = format(rounded, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text or "0"
+        return "0"
+    unit = 10 ** (6 - decimals)
+    rounded = (micros + unit // 2) // unit  # half up, in units of the last decimal
+    if decimals == 0:
+        return str(rounded)
+    whole, fraction = divmod(rounded, 10**decimals)
+    fraction_text = f"{fraction:0{decimals}d}".rstrip("0")
+    return f"{whole}.{fraction_text}" if fraction_text else str(whole)
 
 
 @dataclass(frozen=True)

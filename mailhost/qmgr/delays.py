@@ -66,6 +66,13 @@ class Delays:
         return "/".join(format_delay(p, resolution_limit) for p in parts)
 
 
+def timing_text(delays: Delays, resolution_limit: int = RESOLUTION_LIMIT) -> str:
+    """``delay=..., delays=a/b/c/d``: the same for every recipient of one
+    delivery, so formatted once for all of them."""
+    total = format_delay(delays.total, resolution_limit)
+    return f"delay={total}, delays={delays.format(resolution_limit)}"
+
+
 def delivery_line(
     queue_id: str,
     recipient: str,
@@ -77,17 +84,14 @@ def delivery_line(
     status: str,
     reason: str,
     resolution_limit: int = RESOLUTION_LIMIT,
+    timing: str | None = None,
 ) -> str:
     """The per-recipient log line; ``orig_to=`` only when the original
-    recipient differs from the final one ignoring case (spec 8)."""
-    parts = [f"{queue_id}: to=<{external_form(recipient)}>"]
+    recipient differs from the final one ignoring case (spec 8).
+    ``timing``: :func:`timing_text` of ``delays``, when already made."""
+    if timing is None:
+        timing = timing_text(delays, resolution_limit)
+    to = f"{queue_id}: to=<{external_form(recipient)}>"
     if original and original.lower() != recipient.lower():
-        parts.append(f"orig_to=<{external_form(original)}>")
-    parts += [
-        f"relay={relay}",
-        f"delay={format_delay(delays.total, resolution_limit)}",
-        f"delays={delays.format(resolution_limit)}",
-        f"dsn={dsn}",
-        f"status={status} ({reason})",
-    ]
-    return ", ".join(parts)
+        to = f"{to}, orig_to=<{external_form(original)}>"
+    return f"{to}, relay={relay}, {timing}, dsn={dsn}, status={status} ({reason})"

@@ -71,9 +71,10 @@ class InlineJob:
         finished = manager.clock()
         delays = Delays(started - self.envelope.arrival_time, 0.0, 0.0, finished - started)
         left: list[int] = []
+        timing = manager.timing(delays)
         for delivery, outcome in zip(self.deliveries, outcomes, strict=True):
             if outcome.status.delivered:
-                manager.log_outcome(self.queue_id, delivery, outcome, delays, daemon)
+                manager.log_outcome(self.queue_id, delivery, outcome, delays, daemon, timing)
             else:
                 left.append(delivery.index)
         if not left:

@@ -29,10 +29,14 @@ _SPECIALS = frozenset('()<>,;:\\"[]@ ')
 DELIVERED_HDR_LIMIT = 1000
 
 
+#: One character that is not allowed in a dot-string: a special or a control.
+_NOT_ATOM = re.compile("[" + re.escape("".join(sorted(_SPECIALS))) + "\x00-\x1f\x7f]")
+
+
 def _is_dot_string(local: str) -> bool:
     if not local or local.startswith(".") or local.endswith(".") or ".." in local:
         return False
-    return not any(ch in _SPECIALS or ord(ch) < 32 or ord(ch) == 127 for ch in local)
+    return _NOT_ATOM.search(local) is None
 
 
 def quote_822_local(address: str) -> str:

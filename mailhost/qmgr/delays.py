@@ -21,29 +21,32 @@ SIGNIFICANT_DIGITS = 2
 RESOLUTION_LIMIT = 2
 
 
+#: 10**n for the decimals a number may keep (0 to 6).
+_POWERS = tuple(10**n for n in range(7))
+
+
 def format_delay(seconds: float, resolution_limit: int = RESOLUTION_LIMIT) -> str:
     """One ``delay=``/``delays=`` number."""
     # Work in whole microseconds, as Postfix's struct timeval does, so binary
     # floating point cannot move a half-way value (0.005) down; integers
-    # only from there (this runs five times per delivery log line).
-    micros = max(0, round(seconds * 1_000_000))
-    limit = max(0, min(resolution_limit, 6))
-    if micros >= 1_000_000:
-        integer_digits = len(str(micros // 1_000_000))
-        decimals = max(0, min(limit, SIGNIFICANT_DIGITS - integer_digits))
-    elif micros > 0:
-        # Leading zeros after the point do not count as significant.
-        leading = 6 - len(str(micros))
-        decimals = min(limit, leading + SIGNIFICANT_DIGITS)
-    else:
+    # only from there (this runs for every delivery log line).
+    micros = round(seconds * 1_000_000)
+    if micros <= 0:
         return "0"
-    unit = 10 ** (6 - decimals)
-    rounded = (micros + unit // 2) // unit  # half up, in units of the last decimal
+    limit = max(0, min(resolution_limit, 6))
+    # SIGNIFICANT_DIGITS counted from the first digit, leading zeros after
+    # the point not counting: with D digits in the microseconds the first
+    # one is at 10**(D - 7), so 8 - D decimals keep two of them.
+    decimals = max(0, min(limit, SIGNIFICANT_DIGITS + 6 - len(str(micros))))
+    unit = _POWERS[6 - decimals]
+    # Half up, in units of the last decimal kept; then the point put in.
+    text = str((micros + unit // 2) // unit)
     if decimals == 0:
-        return str(rounded)
-    whole, fraction = divmod(rounded, 10**decimals)
-    fraction_text = f"{fraction:0{decimals}d}".rstrip("0")
-    return f"{whole}.{fraction_text}" if fraction_text else str(whole)
+        return text
+    if len(text) <= decimals:
+        text = text.rjust(decimals + 1, "0")
+    fraction = text[-decimals:].rstrip("0")
+    return f"{text[:-decimals]}.{fraction}" if fraction else text[:-decimals]
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,12 @@ class Delays:
         return self.before_qmgr + self.in_qmgr + self.setup + self.transmission
 
     def format(self, resolution_limit: int = RESOLUTION_LIMIT) -> str:
-        parts = (self.before_qmgr, self.in_qmgr, self.setup, self.transmission)
-        return "/".join(format_delay(p, resolution_limit) for p in parts)
+        return (
+            f"{format_delay(self.before_qmgr, resolution_limit)}"
+            f"/{format_delay(self.in_qmgr, resolution_limit)}"
+            f"/{format_delay(self.setup, resolution_limit)}"
+            f"/{format_delay(self.transmission, resolution_limit)}"
+        )
 
 
 def timing_text(delays: Delays, resolution_limit: int = RESOLUTION_LIMIT) -> str:

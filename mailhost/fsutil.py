@@ -228,19 +228,30 @@ class _SyncThreads:
                 answers.put((index, None))
 
 
-_sync_threads: list[_SyncThreads] = []
-_sync_threads_lock = threading.Lock()
+class _Started:
+    """This process's fsync threads, started on first use."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.threads: _SyncThreads | None = None
+
+
+_started = [_Started()]
+# A forked child has none of its parent's threads (and the lock may have
+# been held by one of them): it starts its own.
+os.register_at_fork(after_in_child=lambda: _started.__setitem__(0, _Started()))
 
 
 def _threads() -> _SyncThreads:
-    """This process's fsync threads (started again in a forked child, which
-    has none of its parent's threads)."""
-    pid = os.getpid()
-    if not _sync_threads or _sync_threads[0].pid != pid:
-        with _sync_threads_lock:
-            if not _sync_threads or _sync_threads[0].pid != pid:
-                _sync_threads[:] = [_SyncThreads(SYNC_THREADS)]
-    return _sync_threads[0]
+    """This process's fsync threads."""
+    started = _started[0]
+    threads = started.threads
+    if threads is None or threads.pid != os.getpid():
+        with started.lock:
+            threads = started.threads
+            if threads is None or threads.pid != os.getpid():
+                threads = started.threads = _SyncThreads(SYNC_THREADS)
+    return threads
 
 
 def sync_all(items: Sequence[K], fsync: Callable[[K], None]) -> dict[K, OSError]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import stat
 import threading
 import time
@@ -285,6 +286,22 @@ def test_sync_all_raises_other_errors_after_all_are_done() -> None:
     with pytest.raises(ValueError):
         fsutil.sync_all([0, 1, 2], fsync)
     assert sorted(done) == [1, 2]
+
+
+def test_sync_all_in_a_forked_child() -> None:
+    """A child forked after the fsync threads started starts its own."""
+    fsutil.sync_all([1, 2, 3], lambda _: None)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        signal.alarm(10)  # a hang fails the test instead of stopping it
+        try:
+            done: list[int] = []
+            fsutil.sync_all([1, 2, 3], done.append)
+            os._exit(0 if sorted(done) == [1, 2, 3] else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 # -- safe_join ----------------------------------------------------------------------

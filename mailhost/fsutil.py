@@ -14,7 +14,11 @@ started* durable.
 The idiom is written once, :func:`commit_durably`, for any number of files
 at a time: each :class:`DurableFile` writes its file, every file is fsynced,
 each one whose fsync succeeded is put in place, every directory that got a
-new name is fsynced once, and each file learns its outcome.  What differs
+new name is fsynced once, and each file learns its outcome.  The fsyncs of
+one step are issued side by side, from a few threads of their own
+(:func:`sync_all`): the journal commits concurrent fsyncs together, so the
+ten copies of a ten-recipient message are durable in about half the time
+ten fsyncs in a row take.  What differs
 between users is policy, kept in their ``DurableFile``: how the temporary
 name is chosen, link or rename, what a failure means (:func:`write_durably`
 here; a queue file, :class:`mailhost.queue.store.Transaction`; a Maildir
@@ -30,13 +34,15 @@ guaranteed to stay below a base directory.
 from __future__ import annotations
 
 import os
+import queue
 import secrets
 import stat
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from mailhost.offload import run_blocking
 
@@ -187,6 +193,101 @@ class Round:
         return self.errors
 
 
+#: Threads that run the fsyncs of one round side by side.
+SYNC_THREADS = 8
+
+K = TypeVar("K", bound=Hashable)
+#: One fsync's answer: the index of its item in the round's list, and its
+#: exception if it raised.
+_Answer = tuple[int, BaseException | None]
+#: One fsync for the threads: the function, its item, the item's index and
+#: the round's queue for the answer.
+_Job = tuple[Callable[[Any], None], Any, int, "queue.SimpleQueue[_Answer]"]
+
+
+class _SyncThreads:
+    """Threads that only ever run an fsync, never a round, so a round
+    waiting on them cannot wait on itself.  A plain queue of jobs, each
+    answered on its round's own queue: cheaper per fsync than an executor's
+    futures (this runs for every group commit)."""
+
+    def __init__(self, count: int) -> None:
+        self.pid = os.getpid()
+        self.jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        for i in range(count):
+            threading.Thread(target=self._run, name=f"mailhost-fsync-{i}", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            fsync, item, index, answers = self.jobs.get()
+            try:
+                fsync(item)
+            except BaseException as exc:  # the round's to judge
+                answers.put((index, exc))
+            else:
+                answers.put((index, None))
+
+
+class _Started:
+    """This process's fsync threads, started on first use."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.threads: _SyncThreads | None = None
+
+
+_started = [_Started()]
+# A forked child has none of its parent's threads (and the lock may have
+# been held by one of them): it starts its own.
+os.register_at_fork(after_in_child=lambda: _started.__setitem__(0, _Started()))
+
+
+def _threads() -> _SyncThreads:
+    """This process's fsync threads."""
+    started = _started[0]
+    threads = started.threads
+    if threads is None or threads.pid != os.getpid():
+        with started.lock:
+            threads = started.threads
+            if threads is None or threads.pid != os.getpid():
+                threads = started.threads = _SyncThreads(SYNC_THREADS)
+    return threads
+
+
+def sync_all(items: Sequence[K], fsync: Callable[[K], None]) -> dict[K, OSError]:
+    """``fsync(item)`` for every item, side by side when there are several
+    (the file system's journal commits concurrent fsyncs together: ten
+    take about half the time of ten in a row); returns once every one has
+    returned, with the OSError of each that failed.  Any other exception is
+    raised, once all are done."""
+    errors: dict[K, OSError] = {}
+    if not items:
+        return errors
+    answers: queue.SimpleQueue[_Answer] | None = None
+    if len(items) > 1:
+        answers = queue.SimpleQueue()
+        jobs = _threads().jobs
+        for index in range(1, len(items)):
+            jobs.put((fsync, items[index], index, answers))
+    other: BaseException | None = None
+    try:
+        fsync(items[0])  # this thread does one of them itself
+    except OSError as exc:
+        errors[items[0]] = exc
+    except BaseException as exc:
+        other = exc
+    for _ in range(len(items) - 1):
+        assert answers is not None
+        index, error = answers.get()
+        if isinstance(error, OSError):
+            errors[items[index]] = error
+        elif error is not None and other is None:
+            other = error
+    if other is not None:
+        raise other
+    return errors
+
+
 def commit_durably(
     files: Sequence[DurableFile],
     *,
@@ -198,23 +299,19 @@ def commit_durably(
     a name once, finish each.  No name appears before its file is durable
     and no file is finished before its directory is; one outcome per file
     (None or its exception).  At most :data:`ROUND_FILES` files are open at
-    a time; each round fsyncs its own directories."""
+    a time; each round fsyncs its own directories.  The fsyncs of a step
+    run side by side (:func:`sync_all`); the steps stay one after the
+    other."""
     counts = counts if counts is not None else CommitCounts()
     outcomes: list[Exception | None] = []
     for start in range(0, len(files), ROUND_FILES):
         step = Round(files[start : start + ROUND_FILES])
-        for fd in step.write():
-            counts.file_syncs += 1
-            try:
-                os.fsync(fd)
-            except OSError as exc:
-                step.sync_errors[fd] = exc
-        for directory in step.place():
-            counts.dir_syncs += 1
-            try:
-                fsync_dir_fn(directory)
-            except OSError as exc:
-                step.dir_errors[directory] = exc
+        fds = step.write()
+        counts.file_syncs += len(fds)
+        step.sync_errors.update(sync_all(fds, os.fsync))
+        directories = step.place()
+        counts.dir_syncs += len(directories)
+        step.dir_errors.update(sync_all(directories, fsync_dir_fn))
         outcomes.extend(step.finish())
     return outcomes
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import stat
 import threading
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -173,6 +175,133 @@ async def test_fsync_each_counts(tmp_path: Path) -> None:
         os.close(fd)
     await syncer.sync_dir(tmp_path)
     assert (syncer.file_syncs, syncer.dir_syncs) == (1, 1)
+
+
+# -- fsyncs side by side ------------------------------------------------------------
+
+
+class _Events:
+    """What the files of one round and its directory fsyncs did, and when."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.log: list[tuple[str, str, float]] = []
+
+    def add(self, what: str, who: str) -> None:
+        with self.lock:
+            self.log.append((what, who, time.monotonic()))
+
+    def times(self, what: str) -> list[float]:
+        return [when for event, _, when in self.log if event == what]
+
+
+class _Recorded(fsutil.NewFile):
+    """A NewFile that records when it is placed and finished; ``pipe``: its
+    descriptor is a pipe's instead, which fsync refuses (EINVAL)."""
+
+    def __init__(self, target: Path, events: _Events, *, pipe: bool = False) -> None:
+        super().__init__(target, b"data", 0o600, replace=False)
+        self.events = events
+        self.pipe = pipe
+
+    def write(self) -> list[int]:
+        if not self.pipe:
+            return list(super().write())
+        read_end, write_end = os.pipe()
+        os.close(write_end)
+        self.fd = read_end
+        return [read_end]
+
+    def place(self, sync_errors: Sequence[OSError | None]) -> Iterable[fsutil.StrPath]:
+        self.events.add("place", self.target.name)
+        return super().place(sync_errors)
+
+    def finish(self, dir_errors: Mapping[str, OSError]) -> None:
+        self.events.add("finish", self.target.name)
+        super().finish(dir_errors)
+
+
+def test_commit_durably_reports_each_files_fsync_error(tmp_path: Path) -> None:
+    events = _Events()
+    files = [_Recorded(tmp_path / f"m{i}", events, pipe=i == 1) for i in range(3)]
+    outcomes = fsutil.commit_durably(files)
+    assert outcomes[0] is None
+    assert outcomes[2] is None
+    assert isinstance(outcomes[1], OSError)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m0", "m2"]
+
+
+def test_commit_durably_reports_each_directorys_fsync_error(tmp_path: Path) -> None:
+    dirs = [tmp_path / f"d{i}" for i in range(4)]
+    for d in dirs:
+        d.mkdir()
+    bad = os.fspath(dirs[2])
+
+    def fsync_dir(directory: fsutil.StrPath) -> None:
+        if os.fspath(directory) == bad:
+            raise OSError(5, "Input/output error", bad)
+        fsutil.fsync_dir(directory)
+
+    files = [fsutil.NewFile(d / "m", b"x", 0o600, replace=False) for d in dirs]
+    outcomes = fsutil.commit_durably(files, fsync_dir_fn=fsync_dir)
+    assert [o is None for o in outcomes] == [True, True, False, True]
+    assert isinstance(outcomes[2], OSError)
+    assert outcomes[2].errno == 5
+
+
+def test_commit_durably_fsyncs_side_by_side_in_order(tmp_path: Path) -> None:
+    """The directory fsyncs of a round overlap; every name is placed after
+    every file fsync and every file finished after every directory fsync."""
+    events = _Events()
+    dirs = [tmp_path / f"d{i}" for i in range(4)]
+    for d in dirs:
+        d.mkdir()
+
+    def fsync_dir(directory: fsutil.StrPath) -> None:
+        events.add("dir start", os.fspath(directory))
+        fsutil.fsync_dir(directory)
+        time.sleep(0.05)
+        events.add("dir end", os.fspath(directory))
+
+    files = [_Recorded(d / "m", events) for d in dirs]
+    counts = fsutil.CommitCounts()
+    outcomes = fsutil.commit_durably(files, fsync_dir_fn=fsync_dir, counts=counts)
+    assert outcomes == [None] * 4
+    assert (counts.file_syncs, counts.dir_syncs) == (4, 4)
+    starts, ends = events.times("dir start"), events.times("dir end")
+    assert max(starts) < min(ends)  # all four were running at once
+    assert max(events.times("place")) < min(starts)
+    assert max(ends) <= min(events.times("finish"))
+
+
+def test_sync_all_raises_other_errors_after_all_are_done() -> None:
+    done: list[int] = []
+
+    def fsync(item: int) -> None:
+        if item == 0:
+            raise ValueError("not an fsync error")
+        time.sleep(0.02)
+        done.append(item)
+
+    with pytest.raises(ValueError):
+        fsutil.sync_all([0, 1, 2], fsync)
+    assert sorted(done) == [1, 2]
+
+
+def test_sync_all_in_a_forked_child() -> None:
+    """A child forked after the fsync threads started starts its own."""
+    fsutil.sync_all([1, 2, 3], lambda _: None)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        signal.alarm(10)  # a hang fails the test instead of stopping it
+        try:
+            done: list[int] = []
+            fsutil.sync_all([1, 2, 3], done.append)
+            os._exit(0 if sorted(done) == [1, 2, 3] else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 # -- safe_join ----------------------------------------------------------------------

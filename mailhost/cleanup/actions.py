@@ -39,13 +39,18 @@ def prepended(actions: MessageActions) -> list[bytes]:
 
 
 def route(submission: Submission, actions: MessageActions, content_filter: str) -> Submission:
-    """The submission with the actions that travel in the queue file."""
-    return replace(
-        submission,
-        hold=actions.hold is not None,
-        content_filter=actions.filter or content_filter,
-        redirect=actions.redirect or "",
-    )
+    """The submission with the actions that travel in the queue file (the
+    same one when they change nothing, as for most mail)."""
+    hold = actions.hold is not None
+    content_filter = actions.filter or content_filter
+    redirect = actions.redirect or ""
+    if (hold, content_filter, redirect) == (
+        submission.hold,
+        submission.content_filter,
+        submission.redirect,
+    ):
+        return submission
+    return replace(submission, hold=hold, content_filter=content_filter, redirect=redirect)
 
 
 def may_deliver_inline(submission: Submission) -> bool:

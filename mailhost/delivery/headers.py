@@ -29,10 +29,14 @@ _SPECIALS = frozenset('()<>,;:\\"[]@ ')
 DELIVERED_HDR_LIMIT = 1000
 
 
+#: One character that is not allowed in a dot-string: a special or a control.
+_NOT_ATOM = re.compile("[" + re.escape("".join(sorted(_SPECIALS))) + "\x00-\x1f\x7f]")
+
+
 def _is_dot_string(local: str) -> bool:
     if not local or local.startswith(".") or local.endswith(".") or ".." in local:
         return False
-    return not any(ch in _SPECIALS or ord(ch) < 32 or ord(ch) == 127 for ch in local)
+    return _NOT_ATOM.search(local) is None
 
 
 def quote_822_local(address: str) -> str:
@@ -106,9 +110,18 @@ def _fold(value: bytes) -> str:
     return fold_key(value.decode("utf-8", "surrogateescape"))
 
 
+def _header_block(message: bytes) -> bytes:
+    """``message`` up to its first empty line (all of it without one): where
+    the primary header block ends at the latest."""
+    ends = [at for at in (message.find(b"\n\n"), message.find(b"\n\r\n")) if at >= 0]
+    return message[: min(ends) + 1] if ends else message
+
+
 def delivered_to_addresses(message: bytes) -> set[str]:
     """The case-folded Delivered-To values of the primary header block."""
     found: set[str] = set()
+    if b"delivered-to" not in _header_block(message).lower():
+        return found  # the usual case, without reading the headers one by one
     for name, value in primary_headers(message):
         if len(found) >= DELIVERED_HDR_LIMIT:
             break
@@ -121,8 +134,12 @@ def is_delivery_loop(message: bytes, recipient: str, delivered: set[str] | None 
     """True when ``message`` already went through ``recipient``'s mailbox;
     ``delivered`` is :func:`delivered_to_addresses` of the message when the
     caller checks several recipients of it."""
+    if delivered is None:
+        delivered = delivered_to_addresses(message)
+    if not delivered:
+        return False
     key = _fold(quote_822_local(recipient).encode("utf-8", "surrogateescape"))
-    return key in (delivered if delivered is not None else delivered_to_addresses(message))
+    return key in delivered
 
 
 def loop_text(recipient: str) -> str:

@@ -258,7 +258,7 @@ def publish(
     finally:
         if own_copy:
             unlink_at(source.home.tmp.fd, source.name)
-    return home.path / "new" / name
+    return Path(f"{home.new.path}/{name}")
 
 
 def discard(staged: StagedMessage) -> None:

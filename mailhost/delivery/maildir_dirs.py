@@ -56,6 +56,11 @@ def _walk_maildir(target: MaildirTarget) -> int:
     the maildir's parent is the trusted start."""
     maildir = target.maildir
     if target.base is not None:
+        top, below = os.fspath(target.base).rstrip("/"), os.fspath(maildir)
+        if below.startswith(top + "/"):
+            # Strings, not Paths: this runs for every delivery.
+            return walk(top or "/", split_relative(below[len(top) + 1 :]),
+                        create=True, uid=target.uid, gid=target.gid)[0]  # fmt: skip
         base, parts = target.base, split_relative(os.fspath(maildir.relative_to(target.base)))
     else:
         base, parts = maildir.parent, [maildir.name]
@@ -71,13 +76,15 @@ def open_maildir(target: MaildirTarget) -> OpenMaildir:
     uid, gid = target.uid, target.gid
     fd = _walk_maildir(target)
     opened = [fd]
+    where = os.fspath(path)
+    tmp_path, new_path = os.path.join(where, "tmp"), os.path.join(where, "new")
     try:
-        tmp_fd, made_tmp = make_dir_at(fd, "tmp", os.fspath(path / "tmp"), uid, gid)
+        tmp_fd, made_tmp = make_dir_at(fd, "tmp", tmp_path, uid, gid)
         opened.append(tmp_fd)
-        new_fd, made_new = make_dir_at(fd, "new", os.fspath(path / "new"), uid, gid)
+        new_fd, made_new = make_dir_at(fd, "new", new_path, uid, gid)
         opened.append(new_fd)
         if made_tmp or made_new:
-            cur_fd, _ = make_dir_at(fd, "cur", os.fspath(path / "cur"), uid, gid)
+            cur_fd, _ = make_dir_at(fd, "cur", os.path.join(where, "cur"), uid, gid)
             os.close(cur_fd)
         tmp_st = os.fstat(tmp_fd)
         new_st = os.fstat(new_fd)
@@ -89,8 +96,7 @@ def open_maildir(target: MaildirTarget) -> OpenMaildir:
             os.close(one)
         raise
     return OpenMaildir(
-        path, fd, OpenDir(os.fspath(path / "tmp"), tmp_fd, tmp_st),
-        OpenDir(os.fspath(path / "new"), new_fd, new_st),
+        path, fd, OpenDir(tmp_path, tmp_fd, tmp_st), OpenDir(new_path, new_fd, new_st),
         tmp_st.st_dev,
     )  # fmt: skip
 

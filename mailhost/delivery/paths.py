@@ -48,13 +48,32 @@ def check_mailbox_base(value: str) -> Path:
     return Path(value)
 
 
+#: Accepted (base, result) pairs and their mailbox, at most this many
+#: (emptied when full): the same mailboxes get mail over and over.
+PATH_MEMO_SIZE = 4096
+_paths: dict[tuple[str, str], MailboxPath] = {}
+
+
 def mailbox_path(base: str | Path, result: str, recipient: str = "") -> MailboxPath:
     """The mailbox for a ``virtual_mailbox_maps`` ``result``.
 
     Raises :class:`DeliveryError` 4.3.5 (deferred) for an empty or unsafe
-    result, logging why with the recipient and the offending value.
+    result, logging why with the recipient and the offending value (every
+    time: only accepted results are remembered).
     """
-    base_path = check_mailbox_base(str(base))
+    key = (str(base), result)
+    known = _paths.get(key)
+    if known is not None:
+        return known
+    path = _mailbox_path(key[0], result, recipient)
+    if len(_paths) >= PATH_MEMO_SIZE:
+        _paths.clear()
+    _paths[key] = path
+    return path
+
+
+def _mailbox_path(base: str, result: str, recipient: str) -> MailboxPath:
+    base_path = check_mailbox_base(base)
     who = f"recipient {recipient}: " if recipient else ""
     if not result.strip():
         log.warning("%sempty result from virtual_mailbox_maps", who)

@@ -69,7 +69,10 @@ def as_bytes(text: Text) -> bytes:
 def lf_only(text: Text) -> Text:
     """``text`` with CRLF line ends as LF."""
     if isinstance(text, SpooledText):
-        return SpooledText(text.head.replace(b"\r\n", b"\n"), text.body, True)
+        head = text.head.replace(b"\r\n", b"\n")
+        if text.lf_only and len(head) == len(text.head):
+            return text  # already so (each copy of a fan-out asks again)
+        return SpooledText(head, text.body, True)
     return text.replace(b"\r\n", b"\n")
 
 

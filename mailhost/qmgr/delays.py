@@ -12,7 +12,6 @@ and a trailing decimal point dropped (0.001 → ``0``, 0.005 → ``0.01``,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
 
 from mailhost.address import external_form
 
@@ -22,27 +21,32 @@ SIGNIFICANT_DIGITS = 2
 RESOLUTION_LIMIT = 2
 
 
+#: 10**n for the decimals a number may keep (0 to 6).
+_POWERS = tuple(10**n for n in range(7))
+
+
 def format_delay(seconds: float, resolution_limit: int = RESOLUTION_LIMIT) -> str:
     """One ``delay=``/``delays=`` number."""
     # Work in whole microseconds, as Postfix's struct timeval does, so binary
-    # floating point cannot move a half-way value (0.005) down.
-    micros = max(0, round(seconds * 1_000_000))
-    value = Decimal(micros).scaleb(-6)
+    # floating point cannot move a half-way value (0.005) down; integers
+    # only from there (this runs for every delivery log line).
+    micros = round(seconds * 1_000_000)
+    if micros <= 0:
+        return "0"
     limit = max(0, min(resolution_limit, 6))
-    if value >= 1:
-        integer_digits = len(str(int(value)))
-        decimals = max(0, min(limit, SIGNIFICANT_DIGITS - integer_digits))
-    else:
-        decimals = limit
-        if value > 0:
-            # Leading zeros after the point do not count as significant.
-            leading = -value.adjusted() - 1
-            decimals = min(limit, leading + SIGNIFICANT_DIGITS)
-    rounded = value.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
-    text = format(rounded, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text or "0"
+    # SIGNIFICANT_DIGITS counted from the first digit, leading zeros after
+    # the point not counting: with D digits in the microseconds the first
+    # one is at 10**(D - 7), so 8 - D decimals keep two of them.
+    decimals = max(0, min(limit, SIGNIFICANT_DIGITS + 6 - len(str(micros))))
+    unit = _POWERS[6 - decimals]
+    # Half up, in units of the last decimal kept; then the point put in.
+    text = str((micros + unit // 2) // unit)
+    if decimals == 0:
+        return text
+    if len(text) <= decimals:
+        text = text.rjust(decimals + 1, "0")
+    fraction = text[-decimals:].rstrip("0")
+    return f"{text[:-decimals]}.{fraction}" if fraction else text[:-decimals]
 
 
 @dataclass(frozen=True)
@@ -61,8 +65,19 @@ class Delays:
         return self.before_qmgr + self.in_qmgr + self.setup + self.transmission
 
     def format(self, resolution_limit: int = RESOLUTION_LIMIT) -> str:
-        parts = (self.before_qmgr, self.in_qmgr, self.setup, self.transmission)
-        return "/".join(format_delay(p, resolution_limit) for p in parts)
+        return (
+            f"{format_delay(self.before_qmgr, resolution_limit)}"
+            f"/{format_delay(self.in_qmgr, resolution_limit)}"
+            f"/{format_delay(self.setup, resolution_limit)}"
+            f"/{format_delay(self.transmission, resolution_limit)}"
+        )
+
+
+def timing_text(delays: Delays, resolution_limit: int = RESOLUTION_LIMIT) -> str:
+    """``delay=..., delays=a/b/c/d``: the same for every recipient of one
+    delivery, so formatted once for all of them."""
+    total = format_delay(delays.total, resolution_limit)
+    return f"delay={total}, delays={delays.format(resolution_limit)}"
 
 
 def delivery_line(
@@ -76,17 +91,14 @@ def delivery_line(
     status: str,
     reason: str,
     resolution_limit: int = RESOLUTION_LIMIT,
+    timing: str | None = None,
 ) -> str:
     """The per-recipient log line; ``orig_to=`` only when the original
-    recipient differs from the final one ignoring case (spec 8)."""
-    parts = [f"{queue_id}: to=<{external_form(recipient)}>"]
+    recipient differs from the final one ignoring case (spec 8).
+    ``timing``: :func:`timing_text` of ``delays``, when already made."""
+    if timing is None:
+        timing = timing_text(delays, resolution_limit)
+    to = f"{queue_id}: to=<{external_form(recipient)}>"
     if original and original.lower() != recipient.lower():
-        parts.append(f"orig_to=<{external_form(original)}>")
-    parts += [
-        f"relay={relay}",
-        f"delay={format_delay(delays.total, resolution_limit)}",
-        f"delays={delays.format(resolution_limit)}",
-        f"dsn={dsn}",
-        f"status={status} ({reason})",
-    ]
-    return ", ".join(parts)
+        to = f"{to}, orig_to=<{external_form(original)}>"
+    return f"{to}, relay={relay}, {timing}, dsn={dsn}, status={status} ({reason})"

@@ -71,9 +71,10 @@ class InlineJob:
         finished = manager.clock()
         delays = Delays(started - self.envelope.arrival_time, 0.0, 0.0, finished - started)
         left: list[int] = []
+        timing = manager.timing(delays)
         for delivery, outcome in zip(self.deliveries, outcomes, strict=True):
             if outcome.status.delivered:
-                manager.log_outcome(self.queue_id, delivery, outcome, delays, daemon)
+                manager.log_outcome(self.queue_id, delivery, outcome, delays, daemon, timing)
             else:
                 left.append(delivery.index)
         if not left:
@@ -110,6 +111,7 @@ async def plan_inline(
     if not isinstance(content, Content):
         content = Content(list(content))
     # The header section in memory, the body copied from its spool file.
-    text = SpooledText(b"".join([line + b"\n" for line in content.header]), content.body)
+    header = content.header
+    text = SpooledText(b"\n".join(header) + b"\n" if header else b"", content.body)
     size = content.size(manager.store.line_length_limit)
     return InlineJob(manager, queue_id, envelope, text, size, tuple(deliveries), transport)

@@ -52,7 +52,7 @@ from mailhost.delivery.status import DeliveryStatus
 from mailhost.errors import TableTempFail
 from mailhost.log import daemon_logger, logger
 from mailhost.observe import metrics
-from mailhost.qmgr.delays import RESOLUTION_LIMIT, Delays, delivery_line
+from mailhost.qmgr.delays import RESOLUTION_LIMIT, Delays, delivery_line, timing_text
 from mailhost.qmgr.routing import filtered, routed_recipients
 from mailhost.qmgr.transport import (
     ADDRESS_RESOLVER_FAILURE,
@@ -452,18 +452,32 @@ class QueueManager:
         await self.store.append_status(qf.queue_id, records, queues=(ACTIVE,))
         bounced = self._bounced.setdefault(qf.queue_id, {})
         bounced.update((r.recipient, r) for r in records if r.status is Status.BOUNCED)
+        timing = self.timing(delays)
         for delivery, outcome in results:
-            self.log_outcome(qf.queue_id, delivery, outcome, delays, daemon)
+            self.log_outcome(qf.queue_id, delivery, outcome, delays, daemon, timing)
+
+    def timing(self, delays: Delays) -> str:
+        """The ``delay=..., delays=...`` of the log lines of one delivery."""
+        return timing_text(delays, self.settings.delay_logging_resolution_limit)
 
     def log_outcome(
-        self, queue_id: str, delivery: Delivery, outcome: Outcome, delays: Delays, daemon: str
+        self,
+        queue_id: str,
+        delivery: Delivery,
+        outcome: Outcome,
+        delays: Delays,
+        daemon: str,
+        timing: str | None = None,
     ) -> None:
-        """Count one recipient's result and log its ``to=<...>`` line(s)."""
+        """Count one recipient's result and log its ``to=<...>`` line(s)
+        (``timing``: :meth:`timing` of ``delays``, made once per delivery)."""
         word = status_word(outcome.status)
         setattr(self.counters, word, getattr(self.counters, word) + 1)
         metrics.delivery(word)
-        limit = self.settings.delay_logging_resolution_limit
+        if timing is None:
+            timing = self.timing(delays)
         finals = outcome.finals or (FinalDelivery(delivery.recipient.address, outcome.status),)
+        logger = daemon_logger(daemon)
         for final in finals:
             line = delivery_line(
                 queue_id,
@@ -474,9 +488,9 @@ class QueueManager:
                 dsn=final.status.dsn,
                 status=status_word(final.status),
                 reason=final.status.text,
-                resolution_limit=limit,
+                timing=timing,
             )
-            daemon_logger(daemon).info("%s", line)
+            logger.info("%s", line)
 
     def _lifetime(self, qf: QueueFile) -> float:
         s = self.settings

@@ -129,6 +129,8 @@ class Recipient:
     orcpt: str = ""
 
     def __post_init__(self) -> None:
+        if not self.notify:
+            return  # the usual recipient: nothing to check
         bad = [n for n in self.notify if n not in _DSN_NOTIFY]
         if bad or ("NEVER" in self.notify and len(self.notify) > 1):
             raise ValueError(f"invalid DSN NOTIFY value: {','.join(self.notify)}")

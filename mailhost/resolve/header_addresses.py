@@ -60,6 +60,8 @@ RECIPIENT_HEADERS = {
 FOLD_WIDTH = 70
 
 _HEADER = re.compile(r"^([!-9;-~]+):")
+#: The same, on a line not yet decoded (the name is ASCII either way).
+_HEADER_BYTES = re.compile(rb"^([!-9;-~]+):")
 
 
 @dataclass
@@ -355,37 +357,50 @@ async def rewrite_headers(
     """The message with the addresses of its sender and recipient headers
     rewritten; everything else (body, MIME part headers, other headers) as is.
     ``memo``, when given, remembers each address header's result: only for a
-    ``rewrite`` that is a pure function of the address (no table behind it)."""
-    # Only the header section is decoded: a large body is never copied.
+    ``rewrite`` that is a pure function of the address (no table behind it).
+
+    The header section is read as :func:`split_headers` reads it, on the
+    bytes: only the address headers are decoded, and a new list is made
+    only from the first header that changes (a message whose headers stay
+    as they are comes back as it is, the same list)."""
     try:
         section = lines.index(b"")
     except ValueError:
         section = len(lines)
-    text = [line.decode("utf-8", "surrogateescape") for line in lines[:section]]
-    headers, end = split_headers(text)
-    out: list[bytes] = []
-    changed = False
-    for item in headers:
-        if isinstance(item, str):
-            out.append(item.encode("utf-8", "surrogateescape"))
+    out: list[bytes] | None = None
+    index = 0
+    while index < section:
+        match = _HEADER_BYTES.match(lines[index])
+        start = index
+        index += 1
+        if match is None:
+            # A stray line (or a folded one after it): kept as it is.
+            if out is not None:
+                out.append(lines[start])
             continue
-        lower = item.name.lower()
-        canonical = SENDER_HEADERS.get(lower) or RECIPIENT_HEADERS.get(lower)
-        new_lines = item.lines
-        if canonical is not None:
-            key = tuple(item.lines)
+        while index < section and lines[index][:1] in (b" ", b"\t"):
+            index += 1  # the header's folded lines
+        lower = match.group(1).decode("ascii").lower()
+        done: list[str] | None = None
+        if lower in SENDER_HEADERS or lower in RECIPIENT_HEADERS:
+            text = [line.decode("utf-8", "surrogateescape") for line in lines[start:index]]
+            key = tuple(text)
             if memo is not None and key in memo:
                 done = memo[key]
             else:
+                item = Header(match.group(1).decode("ascii"), text)
                 done = await _rewrite_header(item, lower in SENDER_HEADERS, rewrite)
                 if memo is not None:
                     if len(memo) >= HEADER_MEMO_SIZE:
                         memo.clear()
                     memo[key] = done
-            if done is not None:
-                new_lines = done
-                changed = True
-        out.extend(line.encode("utf-8", "surrogateescape") for line in new_lines)
-    if not changed:
+        if done is None:
+            if out is not None:
+                out.extend(lines[start:index])
+            continue
+        if out is None:
+            out = lines[:start]
+        out.extend(line.encode("utf-8", "surrogateescape") for line in done)
+    if out is None:
         return lines
-    return out + lines[end:]
+    return out + lines[section:]

@@ -18,6 +18,7 @@ addresses by :func:`map_address` (Postfix mail_addr_map(3)).
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -246,6 +247,14 @@ def parse_address_list(value: str) -> list[str]:
     return scanner.addresses
 
 
+@functools.lru_cache(maxsize=4096)
+def _address_list(value: str) -> tuple[str, ...]:
+    """:func:`parse_address_list`, remembered: a table value is read once,
+    not at every lookup that returns it (the scanner goes character by
+    character)."""
+    return tuple(parse_address_list(value))
+
+
 async def map_address(
     maps: Maps,
     address: str,
@@ -262,7 +271,7 @@ async def map_address(
     hit = await find(maps, address, policy, trace)
     if hit is None:
         return None
-    results = parse_address_list(hit.value)
+    results = list(_address_list(hit.value))
     if not results:
         log.warning(
             '%s lookup of %s returns non-address result "%s"', maps.parameter, address, hit.value

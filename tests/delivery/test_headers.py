@@ -9,6 +9,7 @@ from __future__ import annotations
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from mailhost.delivery import headers
 from mailhost.delivery.headers import (
     DELIVERED_HDR_LIMIT,
     delivered_to_addresses,
@@ -17,6 +18,7 @@ from mailhost.delivery.headers import (
     loop_text,
     quote_822_local,
 )
+from mailhost.tables.base import fold_key
 
 
 def unquote(address: str) -> str:
@@ -128,3 +130,38 @@ def test_loop_check_never_raises_on_arbitrary_messages(data):
 def test_an_empty_source_route_is_a_local_part() -> None:
     # Hypothesis found '@:' (no route domain): it is quoted as a local part.
     assert quote_822_local("@:@example.com") == '"@:"@example.com'
+
+
+def _delivered_by_reading_every_header(message: bytes) -> set[str]:
+    """delivered_to_addresses without its shortcut (the reference)."""
+    found: set[str] = set()
+    for name, value in headers.primary_headers(message):
+        if len(found) >= headers.DELIVERED_HDR_LIMIT:
+            break
+        if name.lower() == b"delivered-to":
+            found.add(fold_key(value.decode("utf-8", "surrogateescape")))
+    return found
+
+
+_header_lines = st.lists(
+    st.sampled_from(
+        [
+            b"Delivered-To: a@example.com",
+            b"delivered-TO:B@Example.com",
+            b"X-Delivered-To: c@example.com",
+            b"Subject: delivered-to d@example.com",
+            b" delivered-to: folded@example.com",
+            b"",
+            b"\r",
+            b"not a header",
+            b"Delivered-To: after@example.com\r",
+        ]
+    ),
+    max_size=8,
+)
+
+
+@given(_header_lines, st.sampled_from([b"\n", b"\r\n"]))
+def test_delivered_to_shortcut_changes_nothing(lines: list[bytes], end: bytes) -> None:
+    message = end.join(lines) + end + b"body Delivered-To: e@example.com" + end
+    assert headers.delivered_to_addresses(message) == _delivered_by_reading_every_header(message)

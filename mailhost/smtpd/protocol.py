@@ -7,6 +7,7 @@ decisions go to the handler (:mod:`mailhost.smtpd.handler`)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from mailhost.log import logger
 from mailhost.observe import metrics
@@ -22,6 +23,12 @@ from mailhost.smtpd_check.state import Where
 log = logger("smtpd")
 
 
+@functools.lru_cache(maxsize=16)
+def helo_ok(myhostname: str) -> Reply:
+    """HELO's ``250 MYHOSTNAME``, one per host name (its wire form made once)."""
+    return Reply(250, "", myhostname)
+
+
 class SmtpdProtocol(Conversation):
     """One SMTP session per connection (asyncio protocol factory product)."""
 
@@ -31,24 +38,26 @@ class SmtpdProtocol(Conversation):
         if not arg:
             await self.reply(replies.HELO_SYNTAX)
             return
-        refused = await self.mh.helo(s, arg.split(maxsplit=1)[0], Where.HELO)
+        name = arg.split(maxsplit=1)[0]
+        refused = await self.mh.helo(s, name, Where.HELO)
         if refused is not None:
             await self.reply(refused)
             return
         await self.reset_transaction(s)
-        s.helo, s.esmtp = arg.split(maxsplit=1)[0], False
-        await self.reply(Reply(250, "", self.settings.myhostname))
+        s.helo, s.esmtp = name, False
+        await self.reply(helo_ok(self.settings.myhostname))
 
     async def cmd_ehlo(self, s: Session, arg: str) -> None:
         if not arg:
             await self.reply(replies.EHLO_SYNTAX)
             return
-        refused = await self.mh.helo(s, arg.split(maxsplit=1)[0], Where.EHLO)
+        name = arg.split(maxsplit=1)[0]
+        refused = await self.mh.helo(s, name, Where.EHLO)
         if refused is not None:
             await self.reply(refused)
             return
         await self.reset_transaction(s)
-        s.helo, s.esmtp = arg.split(maxsplit=1)[0], True
+        s.helo, s.esmtp = name, True
         lines = [self.settings.myhostname, *self.ehlo_keywords(s)]
         text = "\r\n".join(f"250-{line}" for line in lines[:-1]) + f"\r\n250 {lines[-1]}"
         await self.reply(text)
@@ -132,7 +141,9 @@ class SmtpdProtocol(Conversation):
                 log.warning("Illegal address syntax from %s in MAIL command: %s", s.client, shown)
             await self.reply(exc.reply)
             return
-        if await self.over_limit(self.events.mail()):
+        refused = await self.events.mail()
+        if refused is not None:
+            await self.reply(refused)
             return
         await self.reply(await self.mh.mail(s, path))
 
@@ -152,7 +163,9 @@ class SmtpdProtocol(Conversation):
                 log.warning("Illegal address syntax from %s in RCPT command: %s", s.client, shown)
             await self.reply(exc.reply)
             return
-        if await self.over_limit(self.events.recipient()):
+        refused = await self.events.recipient()
+        if refused is not None:
+            await self.reply(refused)
             return
         reply, failed = await self.mh.rcpt(s, path)
         self.count_as(s, "rcpt", not failed)

@@ -86,7 +86,7 @@ class MaillogLogger(logging.Logger):
             handler is not None
             and not self.handlers
             and not self.filters
-            and kwargs.keys() <= {"extra"}
+            and (not kwargs or kwargs.keys() <= _EXTRA_ONLY)
             and self.isEnabledFor(logging.INFO)
         ):
             root = _DIRECT_ROOT[0]
@@ -104,6 +104,10 @@ class MaillogLogger(logging.Logger):
                     return
         # Also for a bad format: the logging module reports it.
         super().info(msg, *args, **kwargs)
+
+
+#: The only keyword argument the direct way takes.
+_EXTRA_ONLY = frozenset({"extra"})
 
 
 def _formatted(msg: object, args: tuple[object, ...]) -> str | None:

@@ -25,14 +25,13 @@ rejects in the same transaction are logged with the queue id.
 from __future__ import annotations
 
 import itertools
-import os
 import shutil
 import time
 from dataclasses import dataclass
 
 from mailhost.cleanup.seams import ExpansionFailed, MessageActions, protocol_name
 from mailhost.cleanup.service import Cleanup, Message, queue_error
-from mailhost.log import logger
+from mailhost.log import current_pid, logger
 from mailhost.milter.edits import Content
 from mailhost.milter.settings import MilterSettings
 from mailhost.observe import metrics
@@ -61,7 +60,7 @@ def instance_id() -> str:
     """A new transaction's id as Postfix's smtpd makes it for policy servers:
     pid, arrival seconds and microseconds, and a per-process sequence, in hex."""
     now = time.time_ns() // 1000
-    return f"{os.getpid():x}.{now // 1_000_000:x}.{now % 1_000_000:x}.{next(_INSTANCES):x}"
+    return f"{current_pid():x}.{now // 1_000_000:x}.{now % 1_000_000:x}.{next(_INSTANCES):x}"
 
 
 @dataclass

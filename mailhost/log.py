@@ -97,8 +97,12 @@ class MaillogLogger(logging.Logger):
                 and root.handlers[0] is handler
                 and not handler.filters
             ):
-                text = _formatted(msg, args)
-                if text is not None:
+                try:
+                    # LogRecord.getMessage()'s text (a bad format: see below)
+                    text = str(msg) % args if args else str(msg)
+                except (TypeError, ValueError):
+                    pass
+                else:
                     extra = kwargs.get("extra")
                     handler.line(extra.get("daemon") if extra else self.daemon, text)
                     return
@@ -108,14 +112,6 @@ class MaillogLogger(logging.Logger):
 
 #: The only keyword argument the direct way takes.
 _EXTRA_ONLY = frozenset({"extra"})
-
-
-def _formatted(msg: object, args: tuple[object, ...]) -> str | None:
-    """``msg % args`` as LogRecord.getMessage() makes it; None when it fails."""
-    try:
-        return str(msg) % args if args else str(msg)
-    except (TypeError, ValueError):
-        return None
 
 
 def postfix_text(record: logging.LogRecord) -> str:
@@ -186,7 +182,8 @@ class MaillogHandler(logging.Handler):
         """An informational line straight from :class:`MaillogLogger`."""
         formatter = self.formatter
         if isinstance(formatter, DaemonFormatter):
-            self._add(formatter.line(daemon, text) + "\n")
+            # DaemonFormatter.line(), without a call per line
+            self._add(f"mailhost/{daemon or formatter.daemon}[{_PID[0]}]: {text}\n")
         else:
             self._add(f"{text}\n")
 

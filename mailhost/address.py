@@ -24,6 +24,7 @@ Facts used here, all Postfix 3.7:
 
 from __future__ import annotations
 
+import functools
 import re
 
 import idna
@@ -82,6 +83,7 @@ def quote_local(local: str) -> str:
     return f'"{body}"'
 
 
+@functools.lru_cache(maxsize=4096)
 def external_form(address: str) -> str:
     """``a b@example.com`` → ``"a b"@example.com`` (logs, headers, table keys).
     The null address stays empty."""

@@ -114,7 +114,8 @@ class LineReader:
         else:
             data = bytes(memoryview(buffer)[:size])
             del buffer[:size]
-        self.maybe_resume()
+        if self.paused:
+            self.maybe_resume()
         return data
 
     def take_lines(self) -> bytes:
@@ -201,9 +202,13 @@ class LineProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed_data(data)
-        deadline = self.policy.after_read(
-            self.idle_deadline, self.loop.time(), len(data), in_data=self.in_data
-        )
+        policy = self.policy
+        if policy.per_request:
+            deadline = policy.after_read(
+                self.idle_deadline, self.loop.time(), len(data), in_data=self.in_data
+            )
+        else:
+            deadline = self.loop.time() + policy.timeout  # after_read(), without the call
         if deadline != self.idle_deadline:
             self.set_deadline(deadline)
 

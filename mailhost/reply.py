@@ -12,7 +12,6 @@ status codes follow RFC 3463.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -24,19 +23,18 @@ class Reply:
     text: str
 
     def __str__(self) -> str:
-        return self.line
-
-    @cached_property
-    def line(self) -> str:
-        """``CODE STATUS TEXT`` (``CODE TEXT`` without a status), made once."""
         return (
             f"{self.code} {self.status} {self.text}" if self.status else f"{self.code} {self.text}"
         )
 
-    @cached_property
+    @property
     def wire(self) -> bytes:
-        """The reply as it is sent, CRLF included, made once."""
-        return str(self).encode("utf-8", "surrogateescape") + b"\r\n"
+        """The reply as it is sent, CRLF included; made once per reply (kept
+        in the instance's dict: the fields stay frozen)."""
+        wire: bytes | None = self.__dict__.get("_wire")
+        if wire is None:
+            wire = self.__dict__["_wire"] = str(self).encode("utf-8", "surrogateescape") + b"\r\n"
+        return wire
 
     @property
     def is_error(self) -> bool:

@@ -326,7 +326,6 @@ class Conversation(SessionProtocol):
         """What the restriction stages know of the client at connect: its
         name and reverse name with their lookup statuses (smtpd_peer.c)."""
         peer = self.peer_names
-        sockname = self.transport.get_extra_info("sockname") if self.transport else None
         return CheckState(
             Client(
                 name=s.client_name,
@@ -337,8 +336,9 @@ class Conversation(SessionProtocol):
                 reverse_name_status=peer.reverse_name_status,
                 namaddr=s.client,
             ),
-            server_address=normal_address(str(sockname[0])) if sockname else "",
-            server_port=int(sockname[1]) if sockname else 0,
+            # run_session took them from the socket's name ("" and 0 without one)
+            server_address=s.server_address,
+            server_port=s.server_port,
             tls=s.tls,
             encryption=self.encryption() if s.tls else None,
         )

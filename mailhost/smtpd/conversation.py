@@ -250,7 +250,7 @@ class Conversation(SessionProtocol):
                     kept.append(piece)
                 size += len(piece)
             line = b"".join(kept)
-        bare = not line.endswith(b"\r\n")
+        bare = line[-2:] != b"\r\n"
         line = line[:-2] if not bare else line[:-1]
         too_long = len(line) > limit
         return line[:limit], bare, too_long

@@ -217,9 +217,11 @@ async def read_data(
                 _give_back(reader, lines, index + 1)  # the next command's
                 await body.finish()
                 return result
-            text = raw[1:] if at_start and raw.startswith(b".") else raw
+            # (slices compared: bytes.startswith/endswith parse their
+            # arguments on every call, a cost per line here)
+            text = raw[1:] if at_start and raw[:1] == b"." else raw
             at_start = after_crlf = True
-            if text.endswith(b"\r"):
+            if text[-1:] == b"\r":
                 tail = text[:-1]
             elif not text and prev_cr:
                 # The CR of this CRLF ended the previous piece of a long line.

@@ -55,6 +55,11 @@ log = logger("smtpd")
 
 _INSTANCES = itertools.count()
 
+# Where's members bound once: in Python 3.11 every ``Where.NAME`` lookup goes
+# through the hook for EnumType.__getattr__ (about a thousand instructions).
+AT_CONNECT, AT_MAIL, AT_RCPT, AT_DATA = Where.CONNECT, Where.MAIL, Where.RCPT, Where.DATA
+AT_ETRN, AT_VRFY, AT_END_OF_MESSAGE = Where.ETRN, Where.VRFY, Where.END_OF_MESSAGE
+
 
 def instance_id() -> str:
     """A new transaction's id as Postfix's smtpd makes it for policy servers:
@@ -90,13 +95,14 @@ class SmtpdHandler:
             return None
         state.where = where
         state.helo = session.helo
-        state.protocol = session.protocol
+        state.protocol = "ESMTP" if session.esmtp else "SMTP"  # session.protocol, inline
         state.sasl_method = session.sasl_method
         state.sasl_username = session.sasl_username
         state.tls = session.tls
         txn = session.transaction
         state.sender = txn.sender if txn is not None else None
-        state.queue_id = txn.queue_id if txn is not None else None
+        # txn.queue_id, inline (this runs at every stage)
+        state.queue_id = txn.queue.queue_id if txn is not None and txn.queue is not None else None
         state.rcpt_count = len(txn.recipients) if txn is not None else 0
         state.smtputf8 = txn.smtputf8 if txn is not None else False
         state.instance = txn.instance if txn is not None else ""
@@ -118,7 +124,7 @@ class SmtpdHandler:
 
     async def connect(self, session: Session) -> Reply | None:
         """smtpd_client_restrictions at connect (smtpd_delay_reject = no)."""
-        state = self.check_state(session, Where.CONNECT)
+        state = self.check_state(session, AT_CONNECT)
         if state is None or self.checks is None or self.delay_reject:
             return None
         return self.counted("CONNECT", await self.checks.client(state))
@@ -146,7 +152,7 @@ class SmtpdHandler:
 
     async def data(self, session: Session) -> Reply | None:
         """smtpd_data_restrictions at DATA, then the milters' DATA event."""
-        state = self.check_state(session, Where.DATA)
+        state = self.check_state(session, AT_DATA)
         if state is not None and self.checks is not None:
             txn = session.transaction
             # Postfix's state->recipient: the last accepted recipient.
@@ -168,7 +174,7 @@ class SmtpdHandler:
         if self.fast_flush is None:
             log.warning('do not use ETRN in "sendmail -bs" mode')
             return UNABLE
-        state = self.check_state(session, Where.ETRN)
+        state = self.check_state(session, AT_ETRN)
         if state is not None and self.checks is not None:
             refused = await self.checks.etrn(state, site)
             if refused is not None:
@@ -248,7 +254,7 @@ class SmtpdHandler:
         )
         if session.checks is not None:
             session.checks.reset_transaction()
-        state = self.check_state(session, Where.MAIL)
+        state = self.check_state(session, AT_MAIL)
         if state is not None and self.checks is not None and not self.delay_reject:
             reply = self.counted("MAIL", await self.checks.mail(state, path.address))
             if reply is not None:
@@ -299,7 +305,7 @@ class SmtpdHandler:
             txn.excess += 1
             return replies.TOO_MANY_RECIPIENTS, txn.excess > self.settings.recipient_overshoot_limit
         recipient = path.address
-        state = self.check_state(session, Where.RCPT)
+        state = self.check_state(session, AT_RCPT)
         if state is not None and self.checks is not None:
             checked = await self.checks.rcpt(state, recipient)
             if checked is not None:
@@ -346,7 +352,7 @@ class SmtpdHandler:
         if refused is not None:
             return refused
         txn = session.transaction
-        state = self.check_state(session, Where.VRFY)
+        state = self.check_state(session, AT_VRFY)
         if state is not None and self.checks is not None:
             checked = await self.checks.rcpt(state, address)
             if checked is not None:
@@ -398,7 +404,7 @@ class SmtpdHandler:
         actions = MessageActions()
         if session.checks is not None and self.checks is not None:
             state = session.checks
-            state.where = Where.END_OF_MESSAGE
+            state.where = AT_END_OF_MESSAGE
             state.queue_id, state.sender = qid, txn.sender
             state.rcpt_count = len(txn.recipients)
             state.recipient = txn.recipients[-1]

@@ -22,6 +22,9 @@ from mailhost.smtpd_check.state import Where
 
 log = logger("smtpd")
 
+# Bound once: each ``Where.NAME`` costs a lookup through EnumType.__getattr__'s hook.
+AT_HELO, AT_EHLO = Where.HELO, Where.EHLO
+
 
 @functools.lru_cache(maxsize=16)
 def helo_ok(myhostname: str) -> Reply:
@@ -39,7 +42,7 @@ class SmtpdProtocol(Conversation):
             await self.reply(replies.HELO_SYNTAX)
             return
         name = arg.split(maxsplit=1)[0]
-        refused = await self.mh.helo(s, name, Where.HELO)
+        refused = await self.mh.helo(s, name, AT_HELO)
         if refused is not None:
             await self.reply(refused)
             return
@@ -52,7 +55,7 @@ class SmtpdProtocol(Conversation):
             await self.reply(replies.EHLO_SYNTAX)
             return
         name = arg.split(maxsplit=1)[0]
-        refused = await self.mh.helo(s, name, Where.EHLO)
+        refused = await self.mh.helo(s, name, AT_EHLO)
         if refused is not None:
             await self.reply(refused)
             return
@@ -232,8 +235,9 @@ class SmtpdProtocol(Conversation):
         s.declared_size = 0
         reply = await asyncio.shield(self.mh.message(s, txn, data))
         metrics.end_of_data(reply)
-        self.count_as(s, "data", not reply.is_error)
-        if not reply.is_error:
+        failed = reply.code >= 400  # reply.is_error
+        self.count_as(s, "data", not failed)
+        if not failed:
             s.errors = s.junk_commands = 0  # Postfix forgives a client that delivered mail
         await self.reply(reply)
 

@@ -128,6 +128,8 @@ class Conversation(SessionProtocol):
         self.settings = settings if settings is not None else handler.settings
         #: Replies go out as they are: no smtpd_reject_footer, no soft_bounce.
         self.plain_replies = not self.settings.reject_footer and not self.settings.soft_bounce
+        #: settings.requires_tls (a property), read once.
+        self.requires_tls = self.settings.requires_tls
         #: the client's names and their lookup statuses (run_session).
         self.peer_names = NO_PEER_NAMES
         self.service = service
@@ -469,7 +471,7 @@ class Conversation(SessionProtocol):
             await self.reply(replies.UNKNOWN_COMMAND)
             return True
         stat = STATS_NAMES[name]
-        if s.access_denied is not None or self.settings.requires_tls:
+        if s.access_denied is not None or self.requires_tls:
             refused = self.refused_before(s, verb)
             if refused is not None:
                 s.stats.count(stat, False)

@@ -174,7 +174,7 @@ class _Line:
         self.held_cr = False
 
 
-async def read_data(
+async def read_data(  # noqa: PLR0915 - one loop over lines, no call per line it can spare
     reader: LineReader,
     limit: int,
     *,
@@ -200,6 +200,12 @@ async def read_data(
     after_crlf = True
     split, header, body = result.split, result.header, result.body
     header_open = split.in_header
+    # Pieces of a long line were read since the last whole line (only then
+    # can ``line`` hold anything).
+    pending = False
+    # result.size, kept in a local within a batch of lines and stored before
+    # every await (what was received is read when the session ends there).
+    size = result.size
     while True:
         chunk, complete = await reader.read_piece()
         if on_line is not None:
@@ -209,41 +215,55 @@ async def read_data(
                 chunk = chunk[1:]
             at_start = False
             prev_cr = chunk.endswith(b"\r")
+            pending = True
             await line.partial(chunk, limit)
             continue
         lines = _complete_lines(reader, chunk)
         for index, raw in enumerate(lines):
-            if at_start and after_crlf and raw == _END_LINE:
-                _give_back(reader, lines, index + 1)  # the next command's
-                await body.finish()
-                return result
             # (slices compared: bytes.startswith/endswith parse their
             # arguments on every call, a cost per line here)
-            text = raw[1:] if at_start and raw[:1] == b"." else raw
+            if at_start and raw[:1] == b".":
+                if after_crlf and raw == _END_LINE:
+                    _give_back(reader, lines, index + 1)  # the next command's
+                    result.size = size
+                    await body.finish()
+                    return result
+                raw = raw[1:]  # noqa: PLW2901 - dot-unstuffed
             at_start = after_crlf = True
-            if text[-1:] == b"\r":
-                tail = text[:-1]
-            elif not text and prev_cr:
+            if raw[-1:] == b"\r":
+                tail = raw[:-1]
+            elif not raw and prev_cr:
                 # The CR of this CRLF ended the previous piece of a long line.
-                tail = text
+                tail = raw
                 line.drop_cr()
             else:
-                tail = text
+                tail = raw
                 result.bare_lf = True
                 after_crlf = False
-            result.size += line.length + len(tail) + 2
-            if result.too_big or (limit and result.size > limit):
+            prev_cr = False
+            size += len(tail) + 2
+            if pending:
+                pending = False
+                size += line.length
+                if (
+                    not result.too_big
+                    and not (limit and size > limit)
+                    and (line.pieces or line.streaming)
+                ):
+                    result.size = size
+                    await line.end(tail)  # the last piece of a long line
+                    continue
+            if result.too_big or (limit and size > limit):
                 _overflow(result)
                 line.reset()
-            elif line.pieces or line.streaming:
-                await line.end(tail)  # the last piece of a long line
             elif header_open and split.take(tail):
                 header.append(tail)  # the common case: a whole line read at once
             else:
                 header_open = False
                 if body.add(tail):
+                    result.size = size
                     await body.spill()
-            prev_cr = False
+        result.size = size
 
 
 def _complete_lines(reader: LineReader, chunk: bytes) -> list[bytes]:

@@ -168,6 +168,13 @@ class Conversation(SessionProtocol):
 
     async def push(self, status: Reply | str) -> None:
         """Send one reply (no error accounting)."""
+        if self.send(status):
+            await self.drain()
+
+    def send(self, status: Reply | str) -> bool:
+        """Write one reply; True when drain() is due: the transport is
+        closing or its buffer is over the high-water mark (otherwise drain()
+        would return at once, so the coroutine is skipped)."""
         if self.plain_replies and isinstance(status, Reply):
             data = status.wire  # made once per reply
         else:
@@ -175,14 +182,11 @@ class Conversation(SessionProtocol):
         assert self.wire is not None
         self.wire.write(data)
         transport = self.transport
-        # drain() only waits when the transport is closing or its buffer is
-        # over the high-water mark; skip the coroutine when neither is so.
-        if (
+        return (
             transport is None
             or transport.is_closing()
             or transport.get_write_buffer_size() > WRITE_BUFFER_DRAIN
-        ):
-            await self.drain()
+        )
 
     # -- smtpd_reject_footer and soft_bounce (mailhost.smtpd.footer) ---------------
 
@@ -226,7 +230,8 @@ class Conversation(SessionProtocol):
                 s.errors += 1
         if hangup:
             self.hangup = True
-        await self.push(reply)
+        if self.send(reply):  # push(), without a coroutine per reply
+            await self.drain()
 
     def timed_out(self) -> None:
         """smtpd_timeout: tell the client, then close (Postfix: ``timeout after CMD``)."""
@@ -461,7 +466,7 @@ class Conversation(SessionProtocol):
         arg = text.split(None, 1)[1] if len(words) > 1 else ""
         name = verb if verb in KNOWN else "UNKNOWN"
         s.last_command = name
-        if verb in GROUP_END:
+        if verb in GROUP_END and not self.pipelining_logged:
             self.check_pipelining(s, verb)
         method: Callable[[Session, str], Awaitable[bool | None]] | None = getattr(
             self, METHODS[verb], None

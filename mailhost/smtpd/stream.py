@@ -273,8 +273,12 @@ class LineProtocol(asyncio.Protocol):
 
     def touch(self) -> None:
         """A request starts (smtpd begins to read it): its deadline is
-        smtpd_timeout from now."""
-        self.set_deadline(self.policy.start(self.loop.time()))
+        smtpd_timeout from now (DeadlinePolicy.start(), and set_deadline(),
+        without the calls: this runs for every command)."""
+        self.idle_deadline = self.loop.time() + self.policy.timeout
+        if not self.idle_armed:
+            self.idle_armed = True
+            self.idle_handle = self.loop.call_at(self.idle_deadline, self.idle_check)
 
     def set_deadline(self, deadline: float) -> None:
         """One timer per connection, which re-arms itself when it fires

@@ -319,9 +319,10 @@ class SmtpdHandler:
             self.log_reject(session, "RCPT", reply, recipient)
             await self.milter_rcpt(session, path, str(reply))
             return reply, True
-        text = await self.milter_rcpt(session, path)
-        if text is not None:
-            return as_reply(text), True
+        if session.milters is not None:
+            text = await self.milter_rcpt(session, path)
+            if text is not None:
+                return as_reply(text), True
         if txn.queue is None:
             try:
                 txn.queue = await self.cleanup.open()
@@ -401,8 +402,9 @@ class SmtpdHandler:
             log.warning("%s: queue file size limit exceeded", qid)
             await txn.queue.abort()
             return replies.MESSAGE_TOO_BIG
-        actions = MessageActions()
-        if session.checks is not None and self.checks is not None:
+        if session.checks is None or self.checks is None:
+            actions = MessageActions()
+        else:
             state = session.checks
             state.where = AT_END_OF_MESSAGE
             state.queue_id, state.sender = qid, txn.sender

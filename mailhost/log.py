@@ -73,6 +73,8 @@ class MaillogLogger(logging.Logger):
     #: the daemon name its lines carry (:func:`daemon_logger`); None: the
     #: formatter's default.
     daemon: str | None = None
+    #: logging.Logger's cache of isEnabledFor() answers, by level.
+    _cache: dict[int, bool]
 
     def makeRecord(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
         record = super().makeRecord(*args, **kwargs)
@@ -87,7 +89,9 @@ class MaillogLogger(logging.Logger):
             and not self.handlers
             and not self.filters
             and (not kwargs or kwargs.keys() <= _EXTRA_ONLY)
-            and self.isEnabledFor(logging.INFO)
+            # isEnabledFor(INFO), whose answer the logger caches (the call only
+            # when the cache has none, or says no)
+            and (self._cache.get(logging.INFO) or self.isEnabledFor(logging.INFO))
         ):
             root = _DIRECT_ROOT[0]
             if (
@@ -183,9 +187,21 @@ class MaillogHandler(logging.Handler):
         formatter = self.formatter
         if isinstance(formatter, DaemonFormatter):
             # DaemonFormatter.line(), without a call per line
-            self._add(f"mailhost/{daemon or formatter.daemon}[{_PID[0]}]: {text}\n")
+            line = f"mailhost/{daemon or formatter.daemon}[{_PID[0]}]: {text}\n"
         else:
-            self._add(f"{text}\n")
+            line = f"{text}\n"
+        # _add(), without a call per line
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or loop.is_closed():
+            self._write([line])
+            return
+        pending = self._pending
+        if not pending:
+            loop.call_soon(self.flush)
+        pending.append(line)
 
     def direct(self) -> None:
         """Let mailhost's loggers hand informational lines straight to this

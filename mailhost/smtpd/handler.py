@@ -124,8 +124,12 @@ class SmtpdHandler:
 
     async def connect(self, session: Session) -> Reply | None:
         """smtpd_client_restrictions at connect (smtpd_delay_reject = no)."""
+        # With smtpd_delay_reject (the default) no stage runs here: the
+        # state is brought up to date by the stage that runs (check_state).
+        if self.checks is None or self.delay_reject:
+            return None
         state = self.check_state(session, AT_CONNECT)
-        if state is None or self.checks is None or self.delay_reject:
+        if state is None:
             return None
         return self.counted("CONNECT", await self.checks.client(state))
 
@@ -140,11 +144,12 @@ class SmtpdHandler:
     async def helo(self, session: Session, name: str, where: Where) -> Reply | None:
         """smtpd_helo_restrictions at HELO/EHLO (smtpd_delay_reject = no),
         then the milters' HELO event."""
-        state = self.check_state(session, where)
-        if state is not None and self.checks is not None and not self.delay_reject:
-            refused = self.counted(str(where), await self.checks.helo(state, name))
-            if refused is not None:
-                return refused
+        if self.checks is not None and not self.delay_reject:
+            state = self.check_state(session, where)
+            if state is not None:
+                refused = self.counted(str(where), await self.checks.helo(state, name))
+                if refused is not None:
+                    return refused
         if session.milters is not None:
             text = await session.milters.helo(session, name, str(where))
             return as_reply(text) if text is not None else None
@@ -254,20 +259,21 @@ class SmtpdHandler:
         )
         if session.checks is not None:
             session.checks.reset_transaction()
-        state = self.check_state(session, AT_MAIL)
-        if state is not None and self.checks is not None and not self.delay_reject:
-            reply = self.counted("MAIL", await self.checks.mail(state, path.address))
-            if reply is not None:
-                session.transaction = None
-                state.reset_transaction()
-                return reply
+        if self.checks is not None and not self.delay_reject:
+            state = self.check_state(session, AT_MAIL)
+            if state is not None:
+                reply = self.counted("MAIL", await self.checks.mail(state, path.address))
+                if reply is not None:
+                    session.transaction = None
+                    state.reset_transaction()
+                    return reply
         if session.milters is not None:
             args = [f"<{path.address}>", *(format_param(n, v) for n, v in path.params)]
             text = await session.milters.mail(session, args, path.address)
             if text is not None:
                 session.transaction = None
-                if state is not None:
-                    state.reset_transaction()
+                if session.checks is not None and self.checks is not None:
+                    session.checks.reset_transaction()
                 await session.milters.abort()
                 return as_reply(text)
         session.transaction.instance = instance_id()

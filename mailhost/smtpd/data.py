@@ -219,6 +219,10 @@ async def read_data(  # noqa: PLR0915 - one loop over lines, no call per line it
             await line.partial(chunk, limit)
             continue
         lines = _complete_lines(reader, chunk)
+        # This batch's body lines, added together (Body.add_lines) before
+        # anything else touches the body: the terminator, an overflow, the
+        # batch's end.
+        run: list[bytes] = []
         for index, raw in enumerate(lines):
             # (slices compared: bytes.startswith/endswith parse their
             # arguments on every call, a cost per line here)
@@ -226,6 +230,8 @@ async def read_data(  # noqa: PLR0915 - one loop over lines, no call per line it
                 if after_crlf and raw == _END_LINE:
                     _give_back(reader, lines, index + 1)  # the next command's
                     result.size = size
+                    if run and body.add_lines(run):
+                        await body.spill()
                     await body.finish()
                     return result
                 raw = raw[1:]  # noqa: PLW2901 - dot-unstuffed
@@ -254,16 +260,21 @@ async def read_data(  # noqa: PLR0915 - one loop over lines, no call per line it
                     await line.end(tail)  # the last piece of a long line
                     continue
             if result.too_big or (limit and size > limit):
+                if run:
+                    if body.add_lines(run):
+                        result.size = size - len(tail) - 2  # this line is not in
+                        await body.spill()
+                    run = []
                 _overflow(result)
                 line.reset()
             elif header_open and split.take(tail):
                 header.append(tail)  # the common case: a whole line read at once
             else:
                 header_open = False
-                if body.add(tail):
-                    result.size = size
-                    await body.spill()
+                run.append(tail)
         result.size = size
+        if run and body.add_lines(run):
+            await body.spill()
 
 
 def _complete_lines(reader: LineReader, chunk: bytes) -> list[bytes]:

@@ -224,3 +224,41 @@ def test_refilled_content_reads_back_as_given(
         assert old is None or not old.exists()
     finally:
         result.discard()
+
+
+def body_state(body: Body) -> tuple[object, ...]:
+    return (body.length, body.count, body.cr_lines, body.size, b"".join(body.chunks()))
+
+
+@given(
+    st.lists(st.binary(max_size=300).map(lambda b: b.replace(b"\n", b"")), min_size=1, max_size=30),
+    st.sampled_from([qfile.LINE_LENGTH_LIMIT, 100, 7]),
+)
+@settings(max_examples=200, deadline=None)
+def test_add_lines_is_add_of_each_line(lines: list[bytes], line_length_limit: int) -> None:
+    """Body.add_lines, which DATA uses for the lines that arrived together,
+    accounts and stores exactly as add() of each line does (CR-ended lines,
+    lines past 128 bytes and past line_length_limit included)."""
+    one, many = Body(line_length_limit=line_length_limit), Body(line_length_limit=line_length_limit)
+    due = False
+    for line in lines:
+        due = one.add(line)
+    assert many.add_lines(lines) == due
+    assert body_state(many) == body_state(one)
+
+
+@given(
+    st.lists(st.binary(max_size=300).map(lambda b: b.replace(b"\n", b"")), min_size=1, max_size=30),
+)
+@settings(max_examples=100, deadline=None)
+def test_body_accounting_as_line_by_line(lines: list[bytes]) -> None:
+    """What DATA leaves in the body (bytes, length, line count, CR-ended
+    lines, Postfix size) is what adding its lines one by one leaves."""
+    # an empty first line ends the header section (and is the body's first)
+    data = b"\r\n" + stuffed(lines)
+    result, _ = asyncio.run(feed(data + b".\r\n", buffer=65536))
+    expected = Body()
+    for line in [b"", *lines]:
+        expected.add(line)
+    assert isinstance(result, DataResult)
+    assert body_state(result.body) == body_state(expected)

@@ -262,3 +262,42 @@ def test_body_accounting_as_line_by_line(lines: list[bytes]) -> None:
         expected.add(line)
     assert isinstance(result, DataResult)
     assert body_state(result.body) == body_state(expected)
+
+
+@given(
+    st.lists(st.sampled_from([b"", b".", b"..", b".x", b"a", b"a\r", b"\r", b"b.c"]), max_size=20),
+    st.lists(st.sampled_from([b"", b".", b"a", b"\r"]), max_size=3),
+    st.binary(max_size=30),
+)
+@settings(max_examples=300, deadline=None)
+def test_whole_batches_read_as_line_by_line(
+    header: list[bytes], lines: list[bytes], after: bytes
+) -> None:
+    """A message that arrives whole (one batch: header, body, terminator and
+    what follows) reads as the same lines, size and rest as one read in small
+    pieces."""
+    data = stuffed([b"Subject: x", *header, b"", *lines]) + b".\r\n" + after
+    whole, rest = asyncio.run(feed(data, buffer=65536))
+    small, small_rest = asyncio.run(feed(data, buffer=1))
+    assert isinstance(whole, DataResult)
+    assert isinstance(small, DataResult)
+    assert whole.lines == small.lines == [b"Subject: x", *header, b"", *lines]
+    assert (whole.size, whole.bare_lf, rest) == (small.size, small.bare_lf, small_rest)
+    assert rest == after
+    assert body_state(whole.body) == body_state(small.body)
+
+
+@given(
+    st.lists(st.sampled_from([b"a\r\n", b"a\n", b".\n", b".\r\n", b"..\r\n", b"\r\n"]), max_size=12)
+)
+@settings(max_examples=300, deadline=None)
+def test_bare_lf_batches_read_as_line_by_line(pieces: list[bytes]) -> None:
+    """Bare LFs and terminator look-alikes in a whole batch: the same outcome
+    as read in small pieces."""
+    data = b"Subject: x\r\n\r\n" + b"".join(pieces) + b"\r\n.\r\nQUIT\r\n"
+    whole, rest = asyncio.run(feed(data, buffer=65536))
+    small, small_rest = asyncio.run(feed(data, buffer=1))
+    assert isinstance(whole, DataResult)
+    assert isinstance(small, DataResult)
+    assert whole.lines == small.lines
+    assert (whole.size, whole.bare_lf, rest) == (small.size, small.bare_lf, small_rest)

@@ -111,8 +111,9 @@ class Body:
         count = len(lines)
         self.length += len(data) + 1
         self.count += count
-        # a line ending in CR is followed by the joining LF (none holds an LF)
-        self.cr_lines += data.count(b"\r\n") + (data[-1:] == b"\r")
+        if b"\r" in data:  # (rare: a scan for it is cheaper than the count)
+            # a line ending in CR is followed by the joining LF (none holds an LF)
+            self.cr_lines += data.count(b"\r\n") + (data[-1:] == b"\r")
         limit = self.line_length_limit
         if max(map(len, lines)) < min(128, limit):
             self.size += len(data) + 1 + count  # sum(length + 2): add()'s common case

@@ -210,7 +210,11 @@ class LineProtocol(asyncio.Protocol):
         else:
             deadline = self.loop.time() + policy.timeout  # after_read(), without the call
         if deadline != self.idle_deadline:
-            self.set_deadline(deadline)
+            # set_deadline(), without the call
+            self.idle_deadline = deadline
+            if not self.idle_armed:
+                self.idle_armed = True
+                self.idle_handle = self.loop.call_at(deadline, self.idle_check)
 
     def eof_received(self) -> bool:
         """The client half-closed: reads then see the end of input.  A plain

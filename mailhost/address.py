@@ -24,6 +24,7 @@ Facts used here, all Postfix 3.7:
 
 from __future__ import annotations
 
+import functools
 import re
 
 import idna
@@ -82,6 +83,7 @@ def quote_local(local: str) -> str:
     return f'"{body}"'
 
 
+@functools.lru_cache(maxsize=4096)
 def external_form(address: str) -> str:
     """``a b@example.com`` → ``"a b"@example.com`` (logs, headers, table keys).
     The null address stays empty."""
@@ -185,11 +187,14 @@ def parse_path(text: str, *, allow_null: bool = False) -> str:
     internal form.  A source route is dropped (RFC 5321 section 3.3: only the
     mailbox counts).  Raises :class:`AddressError`."""
     path = text.strip()
-    if path.startswith("<") != path.endswith(">") or (path.startswith("<") and len(path) < 2):
+    # (one-character slices compared: str.startswith/endswith parse their
+    # arguments on every call, and this runs for every MAIL and RCPT)
+    bracketed = path[:1] == "<"
+    if bracketed != (path[-1:] == ">") or (bracketed and len(path) < 2):
         raise AddressError("unbalanced angle brackets")
-    if path.startswith("<"):
+    if bracketed:
         path = path[1:-1]
-    if path.startswith("@"):
+    if path[:1] == "@":
         route, colon, mailbox = path.partition(":")
         if not colon or any(not hop.strip().startswith("@") for hop in route.split(",")):
             raise AddressError("bad source route")

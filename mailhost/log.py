@@ -73,6 +73,8 @@ class MaillogLogger(logging.Logger):
     #: the daemon name its lines carry (:func:`daemon_logger`); None: the
     #: formatter's default.
     daemon: str | None = None
+    #: logging.Logger's cache of isEnabledFor() answers, by level.
+    _cache: dict[int, bool]
 
     def makeRecord(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
         record = super().makeRecord(*args, **kwargs)
@@ -86,8 +88,10 @@ class MaillogLogger(logging.Logger):
             handler is not None
             and not self.handlers
             and not self.filters
-            and kwargs.keys() <= {"extra"}
-            and self.isEnabledFor(logging.INFO)
+            and (not kwargs or kwargs.keys() <= _EXTRA_ONLY)
+            # isEnabledFor(INFO), whose answer the logger caches (the call only
+            # when the cache has none, or says no)
+            and (self._cache.get(logging.INFO) or self.isEnabledFor(logging.INFO))
         ):
             root = _DIRECT_ROOT[0]
             if (
@@ -97,8 +101,12 @@ class MaillogLogger(logging.Logger):
                 and root.handlers[0] is handler
                 and not handler.filters
             ):
-                text = _formatted(msg, args)
-                if text is not None:
+                try:
+                    # LogRecord.getMessage()'s text (a bad format: see below)
+                    text = str(msg) % args if args else str(msg)
+                except (TypeError, ValueError):
+                    pass
+                else:
                     extra = kwargs.get("extra")
                     handler.line(extra.get("daemon") if extra else self.daemon, text)
                     return
@@ -106,12 +114,8 @@ class MaillogLogger(logging.Logger):
         super().info(msg, *args, **kwargs)
 
 
-def _formatted(msg: object, args: tuple[object, ...]) -> str | None:
-    """``msg % args`` as LogRecord.getMessage() makes it; None when it fails."""
-    try:
-        return str(msg) % args if args else str(msg)
-    except (TypeError, ValueError):
-        return None
+#: The only keyword argument the direct way takes.
+_EXTRA_ONLY = frozenset({"extra"})
 
 
 def postfix_text(record: logging.LogRecord) -> str:
@@ -182,9 +186,22 @@ class MaillogHandler(logging.Handler):
         """An informational line straight from :class:`MaillogLogger`."""
         formatter = self.formatter
         if isinstance(formatter, DaemonFormatter):
-            self._add(formatter.line(daemon, text) + "\n")
+            # DaemonFormatter.line(), without a call per line
+            line = f"mailhost/{daemon or formatter.daemon}[{_PID[0]}]: {text}\n"
         else:
-            self._add(f"{text}\n")
+            line = f"{text}\n"
+        # _add(), without a call per line
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or loop.is_closed():
+            self._write([line])
+            return
+        pending = self._pending
+        if not pending:
+            loop.call_soon(self.flush)
+        pending.append(line)
 
     def direct(self) -> None:
         """Let mailhost's loggers hand informational lines straight to this

@@ -28,6 +28,15 @@ class Reply:
         )
 
     @property
+    def wire(self) -> bytes:
+        """The reply as it is sent, CRLF included; made once per reply (kept
+        in the instance's dict: the fields stay frozen)."""
+        wire: bytes | None = self.__dict__.get("_wire")
+        if wire is None:
+            wire = self.__dict__["_wire"] = str(self).encode("utf-8", "surrogateescape") + b"\r\n"
+        return wire
+
+    @property
     def is_error(self) -> bool:
         return self.code >= 400
 

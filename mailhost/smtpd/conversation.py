@@ -67,6 +67,9 @@ from mailhost.smtpd_check.state import CheckState, Client
 
 log = logger("smtpd")
 
+#: A client's names before they are looked up (PeerNames is immutable).
+NO_PEER_NAMES = PeerNames()
+
 #: Commands allowed before STARTTLS at the encrypt level (spec 9).
 PRE_TLS = frozenset({"EHLO", "HELO", "STARTTLS", "NOOP", "QUIT"})
 #: Commands that count in the disconnect statistics under their own name.
@@ -91,6 +94,10 @@ KNOWN = frozenset(
 GROUP_END = frozenset({"EHLO", "HELO", "DATA", "VRFY", "QUIT", "NOOP", "STARTTLS", "AUTH"})
 #: smtpd.c's SMTPD_CMD_FLAG_LIMIT commands (ETRN is not implemented).
 JUNK = frozenset({"HELO", "EHLO", "RSET", "NOOP", "VRFY"})
+#: A known command's method name (``cmd_mail``), made once.
+METHODS = {verb: f"cmd_{verb.lower()}" for verb in KNOWN}
+#: A command's name in the disconnect statistics (``mail``, ``unknown``).
+STATS_NAMES = {verb: verb.lower() for verb in (*KNOWN, "UNKNOWN")}
 #: Replies are drained (the session waits for the client to read them) only
 #: past this many unsent bytes; below it drain() would return at once.
 WRITE_BUFFER_DRAIN = 16384
@@ -119,8 +126,12 @@ class Conversation(SessionProtocol):
         self.mh = handler
         #: The handler's, or the same listener's under stress (server.py).
         self.settings = settings if settings is not None else handler.settings
+        #: Replies go out as they are: no smtpd_reject_footer, no soft_bounce.
+        self.plain_replies = not self.settings.reject_footer and not self.settings.soft_bounce
+        #: settings.requires_tls (a property), read once.
+        self.requires_tls = self.settings.requires_tls
         #: the client's names and their lookup statuses (run_session).
-        self.peer_names = PeerNames()
+        self.peer_names = NO_PEER_NAMES
         self.service = service
         self.wrapped = wrapped
         self.over_tls = wrapped
@@ -157,16 +168,25 @@ class Conversation(SessionProtocol):
 
     async def push(self, status: Reply | str) -> None:
         """Send one reply (no error accounting)."""
-        self.write(self.outgoing(str(status)).encode("utf-8", "surrogateescape") + b"\r\n")
+        if self.send(status):
+            await self.drain()
+
+    def send(self, status: Reply | str) -> bool:
+        """Write one reply; True when drain() is due: the transport is
+        closing or its buffer is over the high-water mark (otherwise drain()
+        would return at once, so the coroutine is skipped)."""
+        if self.plain_replies and isinstance(status, Reply):
+            data = status.wire  # made once per reply
+        else:
+            data = self.outgoing(str(status)).encode("utf-8", "surrogateescape") + b"\r\n"
+        assert self.wire is not None
+        self.wire.write(data)
         transport = self.transport
-        # drain() only waits when the transport is closing or its buffer is
-        # over the high-water mark; skip the coroutine when neither is so.
-        if (
+        return (
             transport is None
             or transport.is_closing()
             or transport.get_write_buffer_size() > WRITE_BUFFER_DRAIN
-        ):
-            await self.drain()
+        )
 
     # -- smtpd_reject_footer and soft_bounce (mailhost.smtpd.footer) ---------------
 
@@ -198,15 +218,20 @@ class Conversation(SessionProtocol):
     async def reply(self, reply: Reply | str, *, error: bool | None = None) -> None:
         """Send a reply; 4xx/5xx count as errors and are delayed past the soft limit."""
         s = self.state
-        text = str(reply)
+        if isinstance(reply, Reply):
+            code = reply.code
+            failed, hangup = 400 <= code < 600, code in (421, 521)
+        else:
+            failed, hangup = reply[:1] in ("4", "5"), reply[:3] in ("421", "521")
         if s is not None:
             if s.errors >= self.settings.soft_error_limit and self.settings.error_sleep_time > 0:
                 await asyncio.sleep(self.settings.error_sleep_time)
-            if error if error is not None else text[:1] in ("4", "5"):
+            if error if error is not None else failed:
                 s.errors += 1
-        if text[:3] in ("421", "521"):
+        if hangup:
             self.hangup = True
-        await self.push(text)
+        if self.send(reply):  # push(), without a coroutine per reply
+            await self.drain()
 
     def timed_out(self) -> None:
         """smtpd_timeout: tell the client, then close (Postfix: ``timeout after CMD``)."""
@@ -219,18 +244,20 @@ class Conversation(SessionProtocol):
     async def read_line(self) -> tuple[bytes, bool, bool]:
         """(line without terminator, ended in bare LF, was too long)."""
         limit = self.settings.line_length_limit
-        kept: list[bytes] = []
-        size = 0
         self.touch()  # a request starts: its deadline (mailhost.smtpd.deadline)
-        while True:
-            piece, complete = await self.reader.read_piece()
-            if size < limit:
-                kept.append(piece)
-            size += len(piece)
-            if complete:
-                break
-        line = b"".join(kept)
-        bare = not line.endswith(b"\r\n")
+        reader = self.reader
+        line, complete = await reader.read_piece()
+        if not complete or limit <= 0:
+            # A line in pieces: at most ``limit`` bytes of it are kept.
+            kept = [line] if limit > 0 else []
+            size = len(line)
+            while not complete:
+                piece, complete = await reader.read_piece()
+                if size < limit:
+                    kept.append(piece)
+                size += len(piece)
+            line = b"".join(kept)
+        bare = line[-2:] != b"\r\n"
         line = line[:-2] if not bare else line[:-1]
         too_long = len(line) > limit
         return line[:limit], bare, too_long
@@ -284,7 +311,14 @@ class Conversation(SessionProtocol):
         finally:
             # The client closing cancels this task (end_session); the clean-up
             # (aborting an open queue file, the disconnect line) must still run.
-            await asyncio.shield(self.finish(s))
+            txn = s.transaction
+            if s.milters is None and (txn is None or txn.queue is None):
+                # Nothing in it waits (no queue file to abort, no milter to
+                # tell): it runs to its end in this step, where no cancel
+                # can reach it, without a task of its own.
+                await self.finish(s)
+            else:
+                await asyncio.shield(self.finish(s))
 
     def encryption(self) -> tuple[str, str, int] | None:
         """The TLS protocol, cipher and secret bits (policy servers' encryption_*)."""
@@ -299,7 +333,6 @@ class Conversation(SessionProtocol):
         """What the restriction stages know of the client at connect: its
         name and reverse name with their lookup statuses (smtpd_peer.c)."""
         peer = self.peer_names
-        sockname = self.transport.get_extra_info("sockname") if self.transport else None
         return CheckState(
             Client(
                 name=s.client_name,
@@ -310,8 +343,9 @@ class Conversation(SessionProtocol):
                 reverse_name_status=peer.reverse_name_status,
                 namaddr=s.client,
             ),
-            server_address=normal_address(str(sockname[0])) if sockname else "",
-            server_port=int(sockname[1]) if sockname else 0,
+            # run_session took them from the socket's name ("" and 0 without one)
+            server_address=s.server_address,
+            server_port=s.server_port,
             tls=s.tls,
             encryption=self.encryption() if s.tls else None,
         )
@@ -334,7 +368,8 @@ class Conversation(SessionProtocol):
             except (OSError, MailhostError) as exc:
                 log.warning("%s: cannot remove queue file: %s", txn.queue.queue_id, exc)
         self.events.disconnect()
-        await self.mh.disconnect(s)  # smtpd_milters: QUIT
+        if s.milters is not None:
+            await self.mh.disconnect(s)  # smtpd_milters: QUIT
         log.info("%s", disconnect_line(s.client, s.stats))
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
@@ -421,29 +456,32 @@ class Conversation(SessionProtocol):
             return True
         if self.settings.smtputf8_enable:
             try:
-                line.decode("utf-8")
+                text = line.decode("utf-8")  # as surrogateescape would, when valid
             except UnicodeDecodeError:
                 await self.reply(replies.BAD_UTF8)
                 return True
+        else:
+            text = line.decode("utf-8", "surrogateescape")
         verb = words[0].decode("ascii", "replace").upper()
-        text = line.decode("utf-8", "surrogateescape")
         arg = text.split(None, 1)[1] if len(words) > 1 else ""
         name = verb if verb in KNOWN else "UNKNOWN"
         s.last_command = name
-        if verb in GROUP_END:
+        if verb in GROUP_END and not self.pipelining_logged:
             self.check_pipelining(s, verb)
         method: Callable[[Session, str], Awaitable[bool | None]] | None = getattr(
-            self, f"cmd_{verb.lower()}", None
+            self, METHODS[verb], None
         ) if name != "UNKNOWN" else None  # fmt: skip
         if method is None:
             s.stats.count("unknown", False)
             await self.reply(replies.UNKNOWN_COMMAND)
             return True
-        refused = self.refused_before(s, verb)
-        if refused is not None:
-            s.stats.count(name.lower(), False)
-            await self.reply(refused)
-            return True
+        stat = STATS_NAMES[name]
+        if s.access_denied is not None or self.requires_tls:
+            refused = self.refused_before(s, verb)
+            if refused is not None:
+                s.stats.count(stat, False)
+                await self.reply(refused)
+                return True
         errors_before = s.errors
         self.counted = False
         try:
@@ -452,20 +490,20 @@ class Conversation(SessionProtocol):
             # The session ended during the command (timeout, lost
             # connection): Postfix counts it as tried, "data=0/1" (recorded).
             if not self.counted:
-                s.stats.count(name.lower(), False)
+                s.stats.count(stat, False)
             raise
         except TlsSetupError:
-            s.stats.count(name.lower(), False)
+            s.stats.count(stat, False)
             raise
         except Exception as exc:
             log.error(  # noqa: TRY400 - one maillog line, never a traceback
                 "%s: internal error in %s command: %s: %s", s.client, verb, type(exc).__name__, exc
             )
             await self.reply(replies.INTERNAL_ERROR)
-            s.stats.count(name.lower(), False)
+            s.stats.count(stat, False)
             return True
         if not self.counted:
-            s.stats.count(name.lower(), s.errors == errors_before)
+            s.stats.count(stat, s.errors == errors_before)
         self.counted = False
         if name in JUNK:
             # smtpd.c: "if (state->junk_cmds++ > var_smtpd_junk_cmd_limit)"

@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from mailhost.queue.spool import Body, Content, HeaderSplit
 from mailhost.smtpd.stream import LineReader
 
-_END = b".\r\n"
+#: the terminator line ``.<CRLF>`` without its LF.
+_END_LINE = b".\r"
 
 
 @dataclass
@@ -173,7 +174,7 @@ class _Line:
         self.held_cr = False
 
 
-async def read_data(
+async def read_data(  # noqa: PLR0915 - one loop over lines, no call per line it can spare
     reader: LineReader,
     limit: int,
     *,
@@ -185,7 +186,11 @@ async def read_data(
     filled as lines arrive (its ``size`` is what was received when the read
     ends early: Postfix's ``timeout after DATA (N bytes)``; its body is then
     the caller's to discard).  A peer that closes mid-DATA raises
-    IncompleteReadError."""
+    IncompleteReadError.
+
+    After each complete line read, every complete line already buffered is
+    taken at once and handled in the same pass (a message is mostly
+    buffered): one await per read, not per line."""
     result = result if result is not None else DataResult()
     line = _Line(result)
     at_start = True
@@ -193,84 +198,98 @@ async def read_data(
     # "." CRLF ends DATA only after a CRLF: "<LF>.<CRLF>" is text (Postfix 3.7.11
     # with smtpd_forbid_bare_newline = normalize, recorded).
     after_crlf = True
-    source = _Pieces(reader, on_line)
     split, header, body = result.split, result.header, result.body
     header_open = split.in_header
+    # Pieces of a long line were read since the last whole line (only then
+    # can ``line`` hold anything).
+    pending = False
+    # result.size, kept in a local within a batch of lines and stored before
+    # every await (what was received is read when the session ends there).
+    size = result.size
     while True:
-        chunk, complete = await source.next()
-        if at_start and complete and chunk == _END and after_crlf:
-            source.give_back()  # what follows the terminator is the next command's
-            await result.body.finish()
-            return result
-        if at_start and chunk.startswith(b"."):
-            chunk = chunk[1:]
-        at_start = complete
+        chunk, complete = await reader.read_piece()
+        if on_line is not None:
+            on_line()
         if not complete:
+            if at_start and chunk.startswith(b"."):
+                chunk = chunk[1:]
+            at_start = False
             prev_cr = chunk.endswith(b"\r")
+            pending = True
             await line.partial(chunk, limit)
             continue
-        after_crlf = True
-        if chunk.endswith(b"\r\n"):
-            tail = chunk[:-2]
-        elif chunk == b"\n" and prev_cr:
-            # The CR of this CRLF ended the previous piece of a long line.
-            tail = b""
-            line.drop_cr()
-        else:
-            tail = chunk[:-1]
-            result.bare_lf = True
-            after_crlf = False
-        result.size += line.length + len(tail) + 2
-        if result.too_big or (limit and result.size > limit):
-            _overflow(result)
-            line.reset()
-        elif line.pieces or line.streaming:
-            await line.end(tail)  # the last piece of a long line
-        elif header_open and split.take(tail):
-            header.append(tail)  # the common case: a whole line read at once
-        else:
-            header_open = False
-            if body.add(tail):
-                await body.spill()
-        prev_cr = False
+        lines = _complete_lines(reader, chunk)
+        # This batch's body lines, added together (Body.add_lines) before
+        # anything else touches the body: the terminator, an overflow, the
+        # batch's end.
+        run: list[bytes] = []
+        for index, raw in enumerate(lines):
+            # (slices compared: bytes.startswith/endswith parse their
+            # arguments on every call, a cost per line here)
+            if at_start and raw[:1] == b".":
+                if after_crlf and raw == _END_LINE:
+                    _give_back(reader, lines, index + 1)  # the next command's
+                    result.size = size
+                    if run and body.add_lines(run):
+                        await body.spill()
+                    await body.finish()
+                    return result
+                raw = raw[1:]  # noqa: PLW2901 - dot-unstuffed
+            at_start = after_crlf = True
+            if raw[-1:] == b"\r":
+                tail = raw[:-1]
+            elif not raw and prev_cr:
+                # The CR of this CRLF ended the previous piece of a long line.
+                tail = raw
+                line.drop_cr()
+            else:
+                tail = raw
+                result.bare_lf = True
+                after_crlf = False
+            prev_cr = False
+            size += len(tail) + 2
+            if pending:
+                pending = False
+                size += line.length
+                if (
+                    not result.too_big
+                    and not (limit and size > limit)
+                    and (line.pieces or line.streaming)
+                ):
+                    result.size = size
+                    await line.end(tail)  # the last piece of a long line
+                    continue
+            if result.too_big or (limit and size > limit):
+                if run:
+                    if body.add_lines(run):
+                        result.size = size - len(tail) - 2  # this line is not in
+                        await body.spill()
+                    run = []
+                _overflow(result)
+                line.reset()
+            elif header_open and split.take(tail):
+                header.append(tail)  # the common case: a whole line read at once
+            else:
+                header_open = False
+                run.append(tail)
+        result.size = size
+        if run and body.add_lines(run):
+            await body.spill()
 
 
-class _Pieces:
-    """Pieces of DATA input as :meth:`LineReader.read_piece` returns them; the
-    complete lines already in the reader's buffer are taken at once (a message
-    is mostly buffered): one await per read, not per line."""
-
-    def __init__(self, reader: LineReader, on_line: Callable[[], None] | None) -> None:
-        self.reader = reader
-        self.on_line = on_line
-        self.ready: list[bytes] = []
-
-    async def next(self) -> tuple[bytes, bool]:
-        if self.ready:
-            return self.ready.pop(), True
-        chunk, complete = await self.reader.read_piece()
-        if self.on_line is not None:
-            self.on_line()
-        if complete:
-            self.ready = _buffered_lines(self.reader)
-        return chunk, complete
-
-    def give_back(self) -> None:
-        """Return the lines taken but not used to the reader."""
-        if self.ready:
-            self.reader.unread(b"".join(reversed(self.ready)))
-            self.ready = []
+def _complete_lines(reader: LineReader, chunk: bytes) -> list[bytes]:
+    """``chunk`` (a complete line) and every complete line buffered after it,
+    without their LFs; they leave the buffer."""
+    more = reader.take_lines()
+    if not more:
+        return [chunk[:-1]]
+    return [chunk[:-1], *more.split(b"\n")[:-1]]
 
 
-def _buffered_lines(reader: LineReader) -> list[bytes]:
-    """Every complete line in ``reader``'s buffer, each with its LF, last
-    line first (so the next one is ``pop()``); they leave the buffer."""
-    data = reader.take_lines()
-    if not data:
-        return []
-    lines = [line + b"\n" for line in data.split(b"\n")[:-1]]
-    lines.reverse()
-    return lines
+def _give_back(reader: LineReader, lines: list[bytes], start: int) -> None:
+    """Return ``lines[start:]``, taken but not used, to the reader."""
+    if start < len(lines):
+        reader.unread(b"\n".join(lines[start:]) + b"\n")
 
 
 def _overflow(result: DataResult) -> None:

@@ -25,14 +25,13 @@ rejects in the same transaction are logged with the queue id.
 from __future__ import annotations
 
 import itertools
-import os
 import shutil
 import time
 from dataclasses import dataclass
 
 from mailhost.cleanup.seams import ExpansionFailed, MessageActions, protocol_name
 from mailhost.cleanup.service import Cleanup, Message, queue_error
-from mailhost.log import logger
+from mailhost.log import current_pid, logger
 from mailhost.milter.edits import Content
 from mailhost.milter.settings import MilterSettings
 from mailhost.observe import metrics
@@ -56,12 +55,17 @@ log = logger("smtpd")
 
 _INSTANCES = itertools.count()
 
+# Where's members bound once: in Python 3.11 every ``Where.NAME`` lookup goes
+# through the hook for EnumType.__getattr__ (about a thousand instructions).
+AT_CONNECT, AT_MAIL, AT_RCPT, AT_DATA = Where.CONNECT, Where.MAIL, Where.RCPT, Where.DATA
+AT_ETRN, AT_VRFY, AT_END_OF_MESSAGE = Where.ETRN, Where.VRFY, Where.END_OF_MESSAGE
+
 
 def instance_id() -> str:
     """A new transaction's id as Postfix's smtpd makes it for policy servers:
     pid, arrival seconds and microseconds, and a per-process sequence, in hex."""
     now = time.time_ns() // 1000
-    return f"{os.getpid():x}.{now // 1_000_000:x}.{now % 1_000_000:x}.{next(_INSTANCES):x}"
+    return f"{current_pid():x}.{now // 1_000_000:x}.{now % 1_000_000:x}.{next(_INSTANCES):x}"
 
 
 @dataclass
@@ -91,13 +95,14 @@ class SmtpdHandler:
             return None
         state.where = where
         state.helo = session.helo
-        state.protocol = session.protocol
+        state.protocol = "ESMTP" if session.esmtp else "SMTP"  # session.protocol, inline
         state.sasl_method = session.sasl_method
         state.sasl_username = session.sasl_username
         state.tls = session.tls
         txn = session.transaction
         state.sender = txn.sender if txn is not None else None
-        state.queue_id = txn.queue_id if txn is not None else None
+        # txn.queue_id, inline (this runs at every stage)
+        state.queue_id = txn.queue.queue_id if txn is not None and txn.queue is not None else None
         state.rcpt_count = len(txn.recipients) if txn is not None else 0
         state.smtputf8 = txn.smtputf8 if txn is not None else False
         state.instance = txn.instance if txn is not None else ""
@@ -119,8 +124,12 @@ class SmtpdHandler:
 
     async def connect(self, session: Session) -> Reply | None:
         """smtpd_client_restrictions at connect (smtpd_delay_reject = no)."""
-        state = self.check_state(session, Where.CONNECT)
-        if state is None or self.checks is None or self.delay_reject:
+        # With smtpd_delay_reject (the default) no stage runs here: the
+        # state is brought up to date by the stage that runs (check_state).
+        if self.checks is None or self.delay_reject:
+            return None
+        state = self.check_state(session, AT_CONNECT)
+        if state is None:
             return None
         return self.counted("CONNECT", await self.checks.client(state))
 
@@ -135,11 +144,12 @@ class SmtpdHandler:
     async def helo(self, session: Session, name: str, where: Where) -> Reply | None:
         """smtpd_helo_restrictions at HELO/EHLO (smtpd_delay_reject = no),
         then the milters' HELO event."""
-        state = self.check_state(session, where)
-        if state is not None and self.checks is not None and not self.delay_reject:
-            refused = self.counted(str(where), await self.checks.helo(state, name))
-            if refused is not None:
-                return refused
+        if self.checks is not None and not self.delay_reject:
+            state = self.check_state(session, where)
+            if state is not None:
+                refused = self.counted(str(where), await self.checks.helo(state, name))
+                if refused is not None:
+                    return refused
         if session.milters is not None:
             text = await session.milters.helo(session, name, str(where))
             return as_reply(text) if text is not None else None
@@ -147,7 +157,7 @@ class SmtpdHandler:
 
     async def data(self, session: Session) -> Reply | None:
         """smtpd_data_restrictions at DATA, then the milters' DATA event."""
-        state = self.check_state(session, Where.DATA)
+        state = self.check_state(session, AT_DATA)
         if state is not None and self.checks is not None:
             txn = session.transaction
             # Postfix's state->recipient: the last accepted recipient.
@@ -169,7 +179,7 @@ class SmtpdHandler:
         if self.fast_flush is None:
             log.warning('do not use ETRN in "sendmail -bs" mode')
             return UNABLE
-        state = self.check_state(session, Where.ETRN)
+        state = self.check_state(session, AT_ETRN)
         if state is not None and self.checks is not None:
             refused = await self.checks.etrn(state, site)
             if refused is not None:
@@ -249,20 +259,21 @@ class SmtpdHandler:
         )
         if session.checks is not None:
             session.checks.reset_transaction()
-        state = self.check_state(session, Where.MAIL)
-        if state is not None and self.checks is not None and not self.delay_reject:
-            reply = self.counted("MAIL", await self.checks.mail(state, path.address))
-            if reply is not None:
-                session.transaction = None
-                state.reset_transaction()
-                return reply
+        if self.checks is not None and not self.delay_reject:
+            state = self.check_state(session, AT_MAIL)
+            if state is not None:
+                reply = self.counted("MAIL", await self.checks.mail(state, path.address))
+                if reply is not None:
+                    session.transaction = None
+                    state.reset_transaction()
+                    return reply
         if session.milters is not None:
             args = [f"<{path.address}>", *(format_param(n, v) for n, v in path.params)]
             text = await session.milters.mail(session, args, path.address)
             if text is not None:
                 session.transaction = None
-                if state is not None:
-                    state.reset_transaction()
+                if session.checks is not None and self.checks is not None:
+                    session.checks.reset_transaction()
                 await session.milters.abort()
                 return as_reply(text)
         session.transaction.instance = instance_id()
@@ -300,7 +311,7 @@ class SmtpdHandler:
             txn.excess += 1
             return replies.TOO_MANY_RECIPIENTS, txn.excess > self.settings.recipient_overshoot_limit
         recipient = path.address
-        state = self.check_state(session, Where.RCPT)
+        state = self.check_state(session, AT_RCPT)
         if state is not None and self.checks is not None:
             checked = await self.checks.rcpt(state, recipient)
             if checked is not None:
@@ -314,9 +325,10 @@ class SmtpdHandler:
             self.log_reject(session, "RCPT", reply, recipient)
             await self.milter_rcpt(session, path, str(reply))
             return reply, True
-        text = await self.milter_rcpt(session, path)
-        if text is not None:
-            return as_reply(text), True
+        if session.milters is not None:
+            text = await self.milter_rcpt(session, path)
+            if text is not None:
+                return as_reply(text), True
         if txn.queue is None:
             try:
                 txn.queue = await self.cleanup.open()
@@ -347,7 +359,7 @@ class SmtpdHandler:
         if refused is not None:
             return refused
         txn = session.transaction
-        state = self.check_state(session, Where.VRFY)
+        state = self.check_state(session, AT_VRFY)
         if state is not None and self.checks is not None:
             checked = await self.checks.rcpt(state, address)
             if checked is not None:
@@ -396,10 +408,11 @@ class SmtpdHandler:
             log.warning("%s: queue file size limit exceeded", qid)
             await txn.queue.abort()
             return replies.MESSAGE_TOO_BIG
-        actions = MessageActions()
-        if session.checks is not None and self.checks is not None:
+        if session.checks is None or self.checks is None:
+            actions = MessageActions()
+        else:
             state = session.checks
-            state.where = Where.END_OF_MESSAGE
+            state.where = AT_END_OF_MESSAGE
             state.queue_id, state.sender = qid, txn.sender
             state.rcpt_count = len(txn.recipients)
             state.recipient = txn.recipients[-1]

@@ -9,6 +9,7 @@ were recorded from a real Postfix 3.7.11 maillog.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -71,7 +72,14 @@ class CommandStats:
 
     def summary(self) -> str:
         """`` ehlo=1 mail=2/3 ... commands=S[/T]`` (T always shown when zero)."""
-        return format_stats(self.success, self.total)
+        return _summary(tuple(self.success.items()), tuple(self.total.items()))
+
+
+@functools.lru_cache(maxsize=1024)
+def _summary(success: tuple[tuple[str, int], ...], total: tuple[tuple[str, int], ...]) -> str:
+    """format_stats() of counters as (name, count) pairs; most sessions'
+    counters are alike, so their text is made once."""
+    return format_stats(dict(success), dict(total))
 
 
 def format_stats(success: Mapping[str, int], total: Mapping[str, int]) -> str:

@@ -42,7 +42,7 @@ class Path:
 
 def _split_path(rest: str) -> tuple[str, str]:
     """The path token (up to the matching ``>``, honouring quotes) and the rest."""
-    if not rest.startswith("<"):
+    if rest[:1] != "<":
         token, _, tail = rest.partition(" ")
         return token, tail
     if '"' not in rest and "\\" not in rest:
@@ -73,7 +73,7 @@ def parse_path(
     if not rest:
         raise PathError(syntax)
     token, tail = _split_path(rest)
-    if strict and not token.startswith("<"):
+    if strict and token[:1] != "<":
         raise PathError(bad, shown=token)
     try:
         address = parse_address(token, allow_null=allow_null)

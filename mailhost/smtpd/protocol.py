@@ -7,6 +7,7 @@ decisions go to the handler (:mod:`mailhost.smtpd.handler`)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from mailhost.log import logger
 from mailhost.observe import metrics
@@ -21,6 +22,15 @@ from mailhost.smtpd_check.state import Where
 
 log = logger("smtpd")
 
+# Bound once: each ``Where.NAME`` costs a lookup through EnumType.__getattr__'s hook.
+AT_HELO, AT_EHLO = Where.HELO, Where.EHLO
+
+
+@functools.lru_cache(maxsize=16)
+def helo_ok(myhostname: str) -> Reply:
+    """HELO's ``250 MYHOSTNAME``, one per host name (its wire form made once)."""
+    return Reply(250, "", myhostname)
+
 
 class SmtpdProtocol(Conversation):
     """One SMTP session per connection (asyncio protocol factory product)."""
@@ -31,24 +41,26 @@ class SmtpdProtocol(Conversation):
         if not arg:
             await self.reply(replies.HELO_SYNTAX)
             return
-        refused = await self.mh.helo(s, arg.split(maxsplit=1)[0], Where.HELO)
+        name = arg.split(maxsplit=1)[0]
+        refused = await self.mh.helo(s, name, AT_HELO)
         if refused is not None:
             await self.reply(refused)
             return
         await self.reset_transaction(s)
-        s.helo, s.esmtp = arg.split(maxsplit=1)[0], False
-        await self.reply(Reply(250, "", self.settings.myhostname))
+        s.helo, s.esmtp = name, False
+        await self.reply(helo_ok(self.settings.myhostname))
 
     async def cmd_ehlo(self, s: Session, arg: str) -> None:
         if not arg:
             await self.reply(replies.EHLO_SYNTAX)
             return
-        refused = await self.mh.helo(s, arg.split(maxsplit=1)[0], Where.EHLO)
+        name = arg.split(maxsplit=1)[0]
+        refused = await self.mh.helo(s, name, AT_EHLO)
         if refused is not None:
             await self.reply(refused)
             return
         await self.reset_transaction(s)
-        s.helo, s.esmtp = arg.split(maxsplit=1)[0], True
+        s.helo, s.esmtp = name, True
         lines = [self.settings.myhostname, *self.ehlo_keywords(s)]
         text = "\r\n".join(f"250-{line}" for line in lines[:-1]) + f"\r\n250 {lines[-1]}"
         await self.reply(text)
@@ -132,7 +144,9 @@ class SmtpdProtocol(Conversation):
                 log.warning("Illegal address syntax from %s in MAIL command: %s", s.client, shown)
             await self.reply(exc.reply)
             return
-        if await self.over_limit(self.events.mail()):
+        refused = await self.events.mail()
+        if refused is not None:
+            await self.reply(refused)
             return
         await self.reply(await self.mh.mail(s, path))
 
@@ -152,7 +166,9 @@ class SmtpdProtocol(Conversation):
                 log.warning("Illegal address syntax from %s in RCPT command: %s", s.client, shown)
             await self.reply(exc.reply)
             return
-        if await self.over_limit(self.events.recipient()):
+        refused = await self.events.recipient()
+        if refused is not None:
+            await self.reply(refused)
             return
         reply, failed = await self.mh.rcpt(s, path)
         self.count_as(s, "rcpt", not failed)
@@ -219,8 +235,9 @@ class SmtpdProtocol(Conversation):
         s.declared_size = 0
         reply = await asyncio.shield(self.mh.message(s, txn, data))
         metrics.end_of_data(reply)
-        self.count_as(s, "data", not reply.is_error)
-        if not reply.is_error:
+        failed = reply.code >= 400  # reply.is_error
+        self.count_as(s, "data", not failed)
+        if not failed:
             s.errors = s.junk_commands = 0  # Postfix forgives a client that delivered mail
         await self.reply(reply)
 

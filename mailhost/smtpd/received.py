@@ -18,12 +18,14 @@ time with the zone name in parentheses (Postfix mail_date()).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from mailhost.address import external_form
 from mailhost.rfc822 import mail_date
 
 
+@functools.lru_cache(maxsize=1024)
 def rfc_address(address: str) -> str:
     """The client address as it appears inside ``[...]``: IPv6 gets ``IPv6:``."""
     try:

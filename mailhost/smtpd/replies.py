@@ -11,6 +11,8 @@ syntax, the greeting, 354).
 
 from __future__ import annotations
 
+import functools
+
 from mailhost.reply import Reply
 
 
@@ -77,7 +79,9 @@ def auth_tempfail(reason: str) -> Reply:
     return Reply(454, "4.7.0", f"Temporary authentication failure: {reason}")
 
 
+@functools.lru_cache(maxsize=16)
 def greeting(banner: str) -> Reply:
+    """``220 BANNER``, one per banner (its wire form made once)."""
     return Reply(220, "", banner)
 
 

@@ -76,6 +76,10 @@ class Session:
     server_port: int = 0
     #: smtpd_milters of this session (None: none configured).
     milters: SessionMilters | None = None
+    #: info()'s last answer and what it was made of (ClientInfo is immutable).
+    _info: tuple[tuple[object, ...], ClientInfo] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def client(self) -> str:
@@ -90,7 +94,17 @@ class Session:
         return "ESMTP" if self.esmtp else "SMTP"
 
     def info(self) -> ClientInfo:
-        return ClientInfo(
+        """The client as the queue file and the recipient checks see it; the
+        same object while nothing it is made of changed (RCPT and end of DATA
+        ask for it in every transaction)."""
+        key = (
+            self.client_name, self.client_address, self.client_port, self.helo, self.esmtp,
+            self.sasl_method, self.sasl_username, self.tls,
+        )  # fmt: skip
+        cached = self._info
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        info = ClientInfo(
             name=self.client_name,
             address=self.client_address,
             port=self.client_port,
@@ -100,6 +114,8 @@ class Session:
             sasl_username=self.sasl_username,
             tls=self.tls,
         )
+        self._info = (key, info)
+        return info
 
     def reset_helo(self) -> None:
         """After STARTTLS the client must say EHLO again (RFC 3207 §4.2)."""

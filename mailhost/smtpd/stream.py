@@ -114,7 +114,8 @@ class LineReader:
         else:
             data = bytes(memoryview(buffer)[:size])
             del buffer[:size]
-        self.maybe_resume()
+        if self.paused:
+            self.maybe_resume()
         return data
 
     def take_lines(self) -> bytes:
@@ -201,11 +202,19 @@ class LineProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed_data(data)
-        deadline = self.policy.after_read(
-            self.idle_deadline, self.loop.time(), len(data), in_data=self.in_data
-        )
+        policy = self.policy
+        if policy.per_request:
+            deadline = policy.after_read(
+                self.idle_deadline, self.loop.time(), len(data), in_data=self.in_data
+            )
+        else:
+            deadline = self.loop.time() + policy.timeout  # after_read(), without the call
         if deadline != self.idle_deadline:
-            self.set_deadline(deadline)
+            # set_deadline(), without the call
+            self.idle_deadline = deadline
+            if not self.idle_armed:
+                self.idle_armed = True
+                self.idle_handle = self.loop.call_at(deadline, self.idle_check)
 
     def eof_received(self) -> bool:
         """The client half-closed: reads then see the end of input.  A plain
@@ -268,8 +277,12 @@ class LineProtocol(asyncio.Protocol):
 
     def touch(self) -> None:
         """A request starts (smtpd begins to read it): its deadline is
-        smtpd_timeout from now."""
-        self.set_deadline(self.policy.start(self.loop.time()))
+        smtpd_timeout from now (DeadlinePolicy.start(), and set_deadline(),
+        without the calls: this runs for every command)."""
+        self.idle_deadline = self.loop.time() + self.policy.timeout
+        if not self.idle_armed:
+            self.idle_armed = True
+            self.idle_handle = self.loop.call_at(self.idle_deadline, self.idle_check)
 
     def set_deadline(self, deadline: float) -> None:
         """One timer per connection, which re-arms itself when it fires

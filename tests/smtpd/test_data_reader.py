@@ -224,3 +224,80 @@ def test_refilled_content_reads_back_as_given(
         assert old is None or not old.exists()
     finally:
         result.discard()
+
+
+def body_state(body: Body) -> tuple[object, ...]:
+    return (body.length, body.count, body.cr_lines, body.size, b"".join(body.chunks()))
+
+
+@given(
+    st.lists(st.binary(max_size=300).map(lambda b: b.replace(b"\n", b"")), min_size=1, max_size=30),
+    st.sampled_from([qfile.LINE_LENGTH_LIMIT, 100, 7]),
+)
+@settings(max_examples=200, deadline=None)
+def test_add_lines_is_add_of_each_line(lines: list[bytes], line_length_limit: int) -> None:
+    """Body.add_lines, which DATA uses for the lines that arrived together,
+    accounts and stores exactly as add() of each line does (CR-ended lines,
+    lines past 128 bytes and past line_length_limit included)."""
+    one, many = Body(line_length_limit=line_length_limit), Body(line_length_limit=line_length_limit)
+    due = False
+    for line in lines:
+        due = one.add(line)
+    assert many.add_lines(lines) == due
+    assert body_state(many) == body_state(one)
+
+
+@given(
+    st.lists(st.binary(max_size=300).map(lambda b: b.replace(b"\n", b"")), min_size=1, max_size=30),
+)
+@settings(max_examples=100, deadline=None)
+def test_body_accounting_as_line_by_line(lines: list[bytes]) -> None:
+    """What DATA leaves in the body (bytes, length, line count, CR-ended
+    lines, Postfix size) is what adding its lines one by one leaves."""
+    # an empty first line ends the header section (and is the body's first)
+    data = b"\r\n" + stuffed(lines)
+    result, _ = asyncio.run(feed(data + b".\r\n", buffer=65536))
+    expected = Body()
+    for line in [b"", *lines]:
+        expected.add(line)
+    assert isinstance(result, DataResult)
+    assert body_state(result.body) == body_state(expected)
+
+
+@given(
+    st.lists(st.sampled_from([b"", b".", b"..", b".x", b"a", b"a\r", b"\r", b"b.c"]), max_size=20),
+    st.lists(st.sampled_from([b"", b".", b"a", b"\r"]), max_size=3),
+    st.binary(max_size=30),
+)
+@settings(max_examples=300, deadline=None)
+def test_whole_batches_read_as_line_by_line(
+    header: list[bytes], lines: list[bytes], after: bytes
+) -> None:
+    """A message that arrives whole (one batch: header, body, terminator and
+    what follows) reads as the same lines, size and rest as one read in small
+    pieces."""
+    data = stuffed([b"Subject: x", *header, b"", *lines]) + b".\r\n" + after
+    whole, rest = asyncio.run(feed(data, buffer=65536))
+    small, small_rest = asyncio.run(feed(data, buffer=1))
+    assert isinstance(whole, DataResult)
+    assert isinstance(small, DataResult)
+    assert whole.lines == small.lines == [b"Subject: x", *header, b"", *lines]
+    assert (whole.size, whole.bare_lf, rest) == (small.size, small.bare_lf, small_rest)
+    assert rest == after
+    assert body_state(whole.body) == body_state(small.body)
+
+
+@given(
+    st.lists(st.sampled_from([b"a\r\n", b"a\n", b".\n", b".\r\n", b"..\r\n", b"\r\n"]), max_size=12)
+)
+@settings(max_examples=300, deadline=None)
+def test_bare_lf_batches_read_as_line_by_line(pieces: list[bytes]) -> None:
+    """Bare LFs and terminator look-alikes in a whole batch: the same outcome
+    as read in small pieces."""
+    data = b"Subject: x\r\n\r\n" + b"".join(pieces) + b"\r\n.\r\nQUIT\r\n"
+    whole, rest = asyncio.run(feed(data, buffer=65536))
+    small, small_rest = asyncio.run(feed(data, buffer=1))
+    assert isinstance(whole, DataResult)
+    assert isinstance(small, DataResult)
+    assert whole.lines == small.lines
+    assert (whole.size, whole.bare_lf, rest) == (small.size, small.bare_lf, small_rest)

@@ -7,11 +7,15 @@ old and new code alternately (issue 17; not part of the test suite).
 The configuration is the one a PostfixAdmin host has (issue 17): every
 ``virtual_*`` table through ``proxy:``, Debian's stock master.cf
 (``/usr/share/postfix/master.cf.dist``) with only the listener's address
-changed, the client (smtp-source on 127.0.0.1) outside ``mynetworks``.
+changed, the client (smtp-source on 127.0.0.1) outside ``mynetworks`` and,
+as in :mod:`bench.deployed`, in ``smtpd_client_event_limit_exceptions``
+(unless ``--main`` sets it).
 Each ``--src`` is a source tree (``git archive COMMIT | tar -x -C DIR``) put
 first on ``PYTHONPATH``; the runs alternate between them ``--pairs`` times
 and print the server's user and system CPU milliseconds per message, as
-:mod:`bench.cpu_per_message` does.  ``--py-spy`` records the first run's
+:mod:`bench.cpu_per_message` does; ``--callgrind`` counts user-space
+instructions instead, of one server process (``mailhost_worker_processes =
+1`` unless ``--main`` sets it: callgrind does not count forked workers).  ``--py-spy`` records the first run's
 stacks (py-spy in the virtualenv); ``--strace`` prints ``strace -c -f`` of
 the first run.
 """
@@ -206,6 +210,14 @@ def main() -> int:
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server")
     parser.add_argument("--main", action="append", default=[], help="a main.cf line to add")
     args = parser.parse_args()
+    settings = {line.split("=", 1)[0].strip() for line in args.main}
+    if "smtpd_client_event_limit_exceptions" not in settings:
+        # As bench/deployed.py: smtp-source stands for many clients from one address.
+        args.main.append("smtpd_client_event_limit_exceptions = $mynetworks, 127.0.0.1")
+    if args.callgrind and "mailhost_worker_processes" not in settings:
+        # callgrind counts the process it started: the work must be in it.
+        print("callgrind: mailhost_worker_processes = 1 (one process)", file=sys.stderr)
+        args.main.append("mailhost_worker_processes = 1")
     work = Path(tempfile.mkdtemp(prefix="mhcpudep-", dir="/var/tmp"))
     db = Database(args.db, work)
     db.create()

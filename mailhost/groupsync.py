@@ -120,6 +120,7 @@ LANES = 2
 class _Request:
     prepare: Prepare
     future: asyncio.Future[None]
+    abandon: Callable[[], None] | None = None
 
 
 class GroupSync(FsyncEach):
@@ -150,11 +151,22 @@ class GroupSync(FsyncEach):
 
     async def commit(self, prepare: Prepare, *, abandon: Callable[[], None] | None = None) -> None:
         self.requests += 1
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Request(prepare, future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._waiting.append(_Request(prepare, future, abandon))
         if self._trips < self.lanes:
             self._start()
-        await _shielded(future, abandon)
+        # The future is the caller's alone, so no shield is needed: a caller
+        # cancelled meanwhile cancels it, and the trip, which goes on for
+        # the others, runs its abandon once the files are done (_trip).
+        try:
+            await future
+        except asyncio.CancelledError:
+            if not future.cancelled():  # answered just as the caller went
+                future.exception()  # retrieved: the caller is gone
+                if abandon is not None:
+                    loop.call_soon(abandon)
+            raise
 
     async def sync_dir(self, directory: StrPath) -> None:
         await self.commit(lambda: (DirectoryOnly(directory),))
@@ -206,7 +218,12 @@ class GroupSync(FsyncEach):
         self._trips -= 1
         if self._waiting and self._trips < self.lanes:
             self._start()
+        loop = asyncio.get_running_loop()
         for request, error in zip(batch, outcomes, strict=True):
+            if request.future.cancelled():  # the caller is gone: undo its part
+                if request.abandon is not None:
+                    loop.call_soon(request.abandon)
+                continue
             if request.future.done():
                 continue
             if error is None:

@@ -166,6 +166,33 @@ async def test_group_sync_cancelled_caller_does_not_hurt_others(tmp_path: Path) 
     assert first.cancelled()
 
 
+@pytest.mark.parametrize("kind", [GroupSync, FsyncEach])
+async def test_abandon_runs_once_the_cancelled_callers_files_are_done(
+    tmp_path: Path, kind: type[FsyncEach]
+) -> None:
+    slow = SlowFsync(0.05)
+    syncer = kind(slow)
+    abandoned: list[str] = []
+
+    def prepare() -> Sequence[fsutil.DurableFile]:
+        return (fsutil.DirectoryOnly(tmp_path),)
+
+    first = asyncio.ensure_future(syncer.commit(prepare, abandon=lambda: abandoned.append("a")))
+    second = asyncio.ensure_future(syncer.commit(prepare, abandon=lambda: abandoned.append("b")))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert abandoned == []  # its fsync is still running
+    await second
+    for _ in range(50):
+        if abandoned:
+            break
+        await asyncio.sleep(0.01)
+    assert abandoned == ["a"]  # never for a caller that heard its answer
+    assert slow.runs
+
+
 async def test_fsync_each_counts(tmp_path: Path) -> None:
     syncer = FsyncEach()
     fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT, 0o600)

@@ -46,7 +46,6 @@ relative pathname: ...`` and the recipient deferred.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 from collections.abc import Sequence
@@ -61,6 +60,7 @@ from mailhost.delivery.paths import MailboxPath, check_mailbox_base, mailbox_pat
 from mailhost.delivery.status import CONFIG_ERROR, DeliveryError, DeliveryStatus
 from mailhost.errors import ConfigError, TableTempFail
 from mailhost.log import logger
+from mailhost.qmgr.eager import gather_eager
 from mailhost.qmgr.transport import CRASHED, Delivery, Job, Outcome
 from mailhost.queue.qfile import Recipient
 from mailhost.quota.enforce import QuotaTarget, deliver_with_quota_locked
@@ -203,7 +203,7 @@ class VirtualTransport:
         hard-linked), the others one by one."""
         s = self.settings
         header_mode: HeaderMode = "shared" if s.shared_copies else "postfix"
-        prepared = await asyncio.gather(*(self._prepare(job, d) for d in job.deliveries))
+        prepared = await gather_eager([self._prepare(job, d) for d in job.deliveries])
         statuses: list[DeliveryStatus | None] = [
             p if isinstance(p, DeliveryStatus) else None for p in prepared
         ]

@@ -48,6 +48,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -281,10 +282,69 @@ def engine_cost(etc: Path, sessions: int, recipients: int) -> float:
     return asyncio.run(measure())
 
 
+def _cpu_ns(pid: int) -> int:
+    """CPU time of process ``pid``'s main thread so far (/proc schedstat, ns)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+
+
+def anvil_cost(events: int) -> tuple[float, float]:
+    """CPU seconds per ``recipient`` event of the anvil round trip, as a
+    worker of ``mailhost serve`` makes it at every RCPT under
+    smtpd_client_recipient_rate_limit: (this process, the worker's side:
+    RemoteAnvil; the anvil process, forked here as ``mailhost serve`` forks
+    it: run_anvil over a socket pair).  One request at a time, on the
+    production event loop, after a warm-up."""
+    import socket
+
+    from mailhost import eventloop
+    from mailhost.anvil.client import RemoteAnvil
+    from mailhost.anvil.service import run_anvil
+    from mailhost.anvil.table import anvil_ident
+
+    worker_end, anvil_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:  # the anvil process
+        worker_end.close()
+        status = 1
+        try:
+            status = run_anvil([anvil_end], lambda: (60, 600.0))
+        finally:
+            os._exit(status)
+    anvil_end.close()
+    ident = anvil_ident("smtp", "127.0.0.1")
+
+    async def measure() -> tuple[float, float]:
+        anvil = RemoteAnvil(worker_end.detach())
+        await anvil.connect(ident)
+        for _ in range(1000):
+            await anvil.event("recipient", ident)
+        worker0, anvil0 = time.process_time_ns(), _cpu_ns(pid)
+        for _ in range(events):
+            if await anvil.event("recipient", ident) is None:
+                raise RuntimeError("anvil did not answer")
+        worker1, anvil1 = time.process_time_ns(), _cpu_ns(pid)
+        anvil.disconnect(ident)
+        await anvil.close()
+        return (worker1 - worker0) / events / 1e9, (anvil1 - anvil0) / events / 1e9
+
+    try:
+        return eventloop.run(measure())
+    finally:
+        os.waitpid(pid, 0)
+
+
 def main_inside(args: argparse.Namespace) -> int:
     from tests.smtp.dnsserver import DnsServer
 
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    if args.anvil:
+        worker, anvil = anvil_cost(args.anvil)
+        print(
+            f"anvil round trip: {worker * 1e6:.1f} us CPU per RCPT in the worker, "
+            f"{anvil * 1e6:.1f} us in the anvil process",
+            flush=True,
+        )
+        return 0
     work = Path(tempfile.mkdtemp(prefix="mhbench-rcpt-", dir=args.workdir or "/var/tmp"))
     os.chmod(work, 0o755)
     resolv = work / "resolv.conf"
@@ -390,6 +450,14 @@ def main() -> int:
         metavar="SESSIONS",
         help="instead: CPU per RCPT of mailhost's restriction engine alone, in-process, "
         "over SESSIONS sessions of --recipients RCPTs (the restricted configuration)",
+    )
+    parser.add_argument(
+        "--anvil",
+        type=int,
+        default=0,
+        metavar="EVENTS",
+        help="instead: CPU per RCPT of the anvil round trip (smtpd_client_recipient_rate_limit), "
+        "worker and anvil process, over EVENTS recipient events",
     )
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

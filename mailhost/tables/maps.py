@@ -18,7 +18,7 @@ from mailhost.errors import TableEmptyResult, TableTempFail
 from mailhost.log import logger
 from mailhost.observe import metrics
 from mailhost.tables.base import Table
-from mailhost.tables.cache import CachedTable, cached_answer
+from mailhost.tables.cache import CachedTable
 from mailhost.tables.inline import InlineTable
 from mailhost.tables.registry import TableRegistry
 from mailhost.tables.static import StaticTable
@@ -61,6 +61,8 @@ class Maps:
     def __init__(self, parameter: str, tables: Sequence[Table]) -> None:
         self.parameter = parameter
         self.tables = tuple(tables)
+        #: Each table with its ``type:name``, as the metrics label it.
+        self._specs = tuple((table, table.spec) for table in self.tables)
         #: How long a whole address search may be remembered (0: never);
         #: see :func:`mailhost.resolve.keys.find`.
         self.memo_ttl = memo_ttl(self.tables)
@@ -86,26 +88,25 @@ class Maps:
         collects what each table answered.  An empty key is never looked up."""
         if key == "":
             return None
-        for table in self.tables:
+        for table, spec in self._specs:
             if partial and not table.fixed:
                 if probes is not None:
-                    probes.append(MapsProbe(table.spec, key, skipped=True))
+                    probes.append(MapsProbe(spec, key, skipped=True))
                 continue
             started = time.perf_counter()
             try:
-                cached = cached_answer(table, key)
+                # An in-memory or cached answer without a coroutine (Table.peek).
+                cached = table.peek(key)
                 value = cached[0] if cached is not None else await table.lookup(key)
             except TableTempFail as exc:
-                metrics.lookup(self.parameter, table.spec, started, "error")
-                log.warning('%s: %s lookup error for "%s"', self.parameter, table.spec, key)
+                metrics.lookup(self.parameter, spec, started, "error")
+                log.warning('%s: %s lookup error for "%s"', self.parameter, spec, key)
                 if probes is not None:
-                    probes.append(MapsProbe(table.spec, key, error=str(exc)))
+                    probes.append(MapsProbe(spec, key, error=str(exc)))
                 raise
-            metrics.lookup(
-                self.parameter, table.spec, started, "notfound" if value is None else "found"
-            )
+            metrics.lookup(self.parameter, spec, started, "notfound" if value is None else "found")
             if probes is not None:
-                probes.append(MapsProbe(table.spec, key, value=value))
+                probes.append(MapsProbe(spec, key, value=value))
             if value == "":
                 log.warning("%s lookup of %s returns an empty string result", self.parameter, key)
                 log.warning("%s should return NO RESULT in case of NOT FOUND", self.parameter)

@@ -15,8 +15,7 @@ recipient list (smtpd_relay_before_recipient_restrictions); the implicit
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from mailhost.reply import Reply
@@ -97,7 +96,7 @@ class SmtpdChecks:
         if helo is None:
             return None
         ctx = self.context(state)
-        with _pushed(state, "helo", helo):
+        with _Pushed(state, "helo", helo):
             state.defer_if_permit.active = state.defer_if_permit_client
             self._reset(state)
             status = await self._run(
@@ -110,7 +109,7 @@ class SmtpdChecks:
         if sender is None:
             return None
         ctx = self.context(state)
-        with _pushed(state, "sender", sender):
+        with _Pushed(state, "sender", sender):
             state.defer_if_permit.active = (
                 state.defer_if_permit_client or state.defer_if_permit_helo
             )
@@ -134,7 +133,7 @@ class SmtpdChecks:
         if recipient.lower() == "postmaster":
             return None
         ctx = self.context(state)
-        with _pushed(state, "recipient", recipient):
+        with _Pushed(state, "recipient", recipient):
             state.recipient_rcptmap_checked = False
             if self.settings.delay_reject:
                 reply = await self.client(state)
@@ -178,7 +177,7 @@ class SmtpdChecks:
 
     async def etrn(self, state: CheckState, domain: str) -> Reply | None:
         ctx = self.context(state)
-        with _pushed(state, "etrn_name", domain):
+        with _Pushed(state, "etrn_name", domain):
             if self.settings.delay_reject:
                 reply = await self.client(state)
                 reply = reply or await self.helo(state, state.helo)
@@ -220,12 +219,19 @@ class SmtpdChecks:
                 state.recipient = saved
 
 
-@contextmanager
-def _pushed(state: CheckState, attribute: str, value: str | None) -> Iterator[None]:
-    """SMTPD_CHECK_PUSH/POP: the value being judged, for the log line."""
-    saved = getattr(state, attribute)
-    setattr(state, attribute, value)
-    try:
-        yield
-    finally:
-        setattr(state, attribute, saved)
+class _Pushed:
+    """SMTPD_CHECK_PUSH/POP: the value being judged, for the log line (a
+    class, not a generator: up to four of them at every RCPT)."""
+
+    __slots__ = ("attribute", "saved", "state")
+
+    def __init__(self, state: CheckState, attribute: str, value: str | None) -> None:
+        self.state, self.attribute = state, attribute
+        self.saved = getattr(state, attribute)
+        setattr(state, attribute, value)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        setattr(self.state, self.attribute, self.saved)

@@ -80,6 +80,24 @@ class Maps:
     def __repr__(self) -> str:
         return f"<Maps {self.parameter} = {', '.join(t.spec for t in self.tables)}>"
 
+    def peek(self, key: str, *, partial: bool = False) -> tuple[str | None] | None:
+        """:meth:`lookup`'s answer as ``(value,)`` when a one-table search is
+        answered from memory (:meth:`Table.peek`), counted in the metrics as
+        lookup() counts it; None: call lookup() (several tables, or the table
+        must be asked).  No coroutine: access maps are searched key by key,
+        some twenty keys per recipient."""
+        if len(self._specs) != 1:
+            return None
+        table, spec = self._specs[0]
+        if key == "" or (partial and not table.fixed):
+            return (None,)
+        started = time.perf_counter()
+        cached = table.peek(key)
+        if cached is None or cached[0] == "":
+            return None  # lookup() asks the table, or warns about the empty value
+        metrics.lookup(self.parameter, spec, started, "notfound" if cached[0] is None else "found")
+        return cached
+
     async def lookup(
         self, key: str, *, partial: bool = False, probes: list[MapsProbe] | None = None
     ) -> str | None:

@@ -122,3 +122,21 @@ async def test_peek_answers_as_lookup_and_leaves_the_recheck_to_it(
     assert table.peek("user@example.com") is None
     assert await table.lookup("user@example.com") == "REJECT changed"
     await table.close()
+
+
+async def test_maps_peek_answers_and_counts_as_lookup(source: Path) -> None:
+    from mailhost.observe import metrics
+    from mailhost.tables.maps import Maps
+
+    table = open_table(f"hash:{source}")
+    maps = Maps("check_sender_access", [table])
+    expected = {key: await maps.lookup(key) for key in KEYS}
+    metrics.reset()
+    assert {key: maps.peek(key) for key in KEYS} == {k: (v,) for k, v in expected.items()}
+    assert maps.peek("", partial=False) == (None,)
+    counted = {labels[2]: h.count for labels, h in metrics.snapshot().lookups.items()}
+    found = sum(1 for v in expected.values() if v is not None)
+    assert counted == {"found": found, "notfound": len(KEYS) - found}
+    # Two tables: lookup()'s turn.
+    assert Maps("x", [table, table]).peek("user@example.com") is None
+    await table.close()

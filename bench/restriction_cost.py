@@ -311,6 +311,7 @@ def anvil_cost(events: int) -> tuple[float, float]:
         finally:
             os._exit(status)
     anvil_end.close()
+    print(f"anvil process {pid}", flush=True)  # for --callgrind
     ident = anvil_ident("smtp", "127.0.0.1")
 
     async def measure() -> tuple[float, float]:
@@ -459,6 +460,12 @@ def main() -> int:
         help="instead: CPU per RCPT of the anvil round trip (smtpd_client_recipient_rate_limit), "
         "worker and anvil process, over EVENTS recipient events",
     )
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="with --engine or --anvil: user-space instructions per RCPT (valgrind), "
+        "deterministic where CPU seconds are noise",
+    )
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:
@@ -467,8 +474,50 @@ def main() -> int:
     if os.geteuid() != 0:
         print("restriction_cost.py: must run as root (namespaces, Postfix)", file=sys.stderr)
         return 77
+    if args.callgrind:
+        return callgrind(args)
     command = ["unshare", "-mn", sys.executable, __file__, *sys.argv[1:], "--inside"]
     return subprocess.call(command)
+
+
+def callgrind(args: argparse.Namespace) -> int:
+    """--engine or --anvil under callgrind, twice (the count, then three
+    times it): user-space instructions per RCPT from the difference, so
+    that start-up, configuration and warm-up cancel out."""
+    if not (args.engine or args.anvil):
+        raise SystemExit("--callgrind goes with --engine or --anvil")
+    what = "--engine" if args.engine else "--anvil"
+    count = args.engine or args.anvil
+    per = args.recipients if args.engine else 1  # RCPTs per unit of the count
+    totals: list[dict[str, int]] = []
+    with tempfile.TemporaryDirectory(prefix="mhbench-cg-", dir=args.workdir) as out:
+        for n in (count, 3 * count):
+            command = ["unshare", "-mn", "valgrind", "--tool=callgrind", "--trace-children=no"]
+            command += [f"--callgrind-out-file={out}/cg.{n}.%p", sys.executable, __file__]
+            command += [what, str(n), "--recipients", str(args.recipients), "--inside"]
+            run = subprocess.run(command, check=True, capture_output=True, text=True)
+            anvil_pid = next(
+                (
+                    ln.split()[-1]
+                    for ln in run.stdout.splitlines()
+                    if ln.startswith("anvil process")
+                ),
+                "",
+            )
+            found: dict[str, int] = {}
+            for path in Path(out).glob(f"cg.{n}.*"):
+                pid = path.name.rsplit(".", 1)[1]
+                lines = path.read_text().splitlines()
+                total = int(next(ln for ln in lines if ln.startswith("totals:")).split()[1])
+                name = (
+                    "anvil process" if pid == anvil_pid else "worker" if args.anvil else "process"
+                )
+                found[name] = max(total, found.get(name, 0))
+            totals.append(found)
+    extra = 2 * count * per
+    parts = [f"{(totals[1][k] - totals[0][k]) / extra:,.0f} in the {k}" for k in sorted(totals[0])]
+    print(f"{what[2:]}: user-space instructions per RCPT (callgrind): " + ", ".join(parts))
+    return 0
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 LOOKUP_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
 
 Labels = tuple[str, ...]
+_FIRST_BOUND = LOOKUP_BUCKETS[0]
+_perf_counter = time.perf_counter
 
 
 @dataclass(slots=True)
@@ -115,7 +117,7 @@ def delivery(status: str) -> None:
 def lookup(parameter: str, spec: str, started: float, result: str) -> None:
     """One table lookup that began at ``started`` (time.perf_counter());
     ``result`` is found, notfound or error."""
-    elapsed = time.perf_counter() - started
+    elapsed = _perf_counter() - started
     counters = _COUNTERS
     with counters.lock:
         histogram = counters.lookups_by_spec.get((parameter, spec, result))
@@ -126,7 +128,9 @@ def lookup(parameter: str, spec: str, started: float, result: str) -> None:
                 histogram = counters.lookups[labels] = Histogram()
             counters.lookups_by_spec[(parameter, spec, result)] = histogram
         # Histogram.observe, inline: a table lookup is the most frequent event.
-        histogram.buckets[bisect.bisect_left(LOOKUP_BUCKETS, elapsed)] += 1
+        # (an answer from memory is in the first bucket: no search)
+        first = elapsed <= _FIRST_BOUND
+        histogram.buckets[0 if first else bisect.bisect_left(LOOKUP_BUCKETS, elapsed)] += 1
         histogram.total += elapsed
         histogram.count += 1
 

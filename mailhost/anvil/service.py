@@ -101,8 +101,11 @@ class _Worker(asyncio.Protocol):
                 if reply is not None:
                     replies.append(reply)
         except WireError as exc:
+            if replies:  # the requests before it are answered, as they came
+                transport.write(b"".join(replies))
             log.warning("%s; closing the worker's connection", exc)
             transport.close()
+            return
         if replies:
             transport.write(b"".join(replies))
 

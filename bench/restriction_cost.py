@@ -35,6 +35,15 @@ Figures, for each server, from one run: restricted/plain of accepted msg/s
 and of server CPU seconds; then the median over the runs, and mailhost's
 CPU ratio divided by Postfix's (above 1: the restrictions cost mailhost
 relatively more than they cost Postfix).
+
+Finer, per RCPT: ``--engine SESSIONS`` is the restriction engine alone
+(in-process, no SMTP), ``--anvil EVENTS`` the anvil round trip that
+``smtpd_client_recipient_rate_limit`` makes at every RCPT (the worker's side
+and the anvil process's); both in CPU seconds, or with ``--callgrind`` in
+user-space instructions (deterministic; system calls not counted):
+
+    .venv/bin/python bench/restriction_cost.py --engine 100 --callgrind
+    .venv/bin/python bench/restriction_cost.py --anvil 1000 --callgrind
 """
 
 from __future__ import annotations

@@ -53,6 +53,7 @@ import datetime as dt
 import os
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -73,6 +74,7 @@ from bench.harness import (
     Server,
     machine,
     mailhost_bin,
+    wait_banner,
 )
 from bench.postfix_vs_mailhost import Result, run_case
 from bench.profile_mailhost import profile_load
@@ -155,13 +157,49 @@ def install_tables(server: Server, etc: Path) -> None:
         subprocess.run(command, check=True, capture_output=True)
 
 
-def make_servers(work: Path, db: Database, workers: int) -> dict[tuple[str, str], Server]:
+class CallgrindMailhost(MailhostServer):
+    """``mailhost serve`` under callgrind: every process it forks (workers,
+    anvil) writes its own file at exit; :meth:`instructions` adds them up."""
+
+    def start(self) -> None:
+        self.out = self.work / "callgrind"
+        shutil.rmtree(self.out, ignore_errors=True)
+        self.out.mkdir(parents=True)
+        log = self.maillog.open("ab")
+        command = ["valgrind", "--tool=callgrind", "--trace-children=no"]
+        command += [f"--callgrind-out-file={self.out}/cg.%p", mailhost_bin()]
+        command += ["serve", "-c", str(self.etc)]
+        self.proc = subprocess.Popen(
+            command, stdout=log, stderr=log, env={**os.environ, **self.env}
+        )
+        log.close()
+        wait_banner(self.port, timeout=600)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(600)
+            self.proc = None
+
+    def instructions(self) -> int:
+        """User-space instructions of every process of the last run."""
+        total = 0
+        for path in self.out.glob("cg.*"):
+            lines = path.read_text().splitlines()
+            total += int(next(ln for ln in lines if ln.startswith("totals:")).split()[1])
+        return total
+
+
+def make_servers(
+    work: Path, db: Database, workers: int, callgrind: bool = False
+) -> dict[tuple[str, str], Server]:
     servers: dict[tuple[str, str], Server] = {}
     restricted = example_settings()
     extra = f"mailhost_worker_processes = {workers}\n" if workers > 1 else ""
+    kind = CallgrindMailhost if callgrind else MailhostServer
     for config in CONFIGS:
         pf = PostfixServer(work / f"postfix-{config}", db)
-        mh = MailhostServer(work / f"mailhost-{config}", db, extra=extra)
+        mh = kind(work / f"mailhost-{config}", db, extra=extra)
         for server in (pf, mh):
             server.configure()
             etc = server.etc
@@ -364,7 +402,7 @@ def main_inside(args: argparse.Namespace) -> int:
     dns = DnsServer(zone, port=53).start()
     db = Database("sqlite", work)
     db.create()
-    servers = make_servers(work, db, args.workers)
+    servers = make_servers(work, db, args.workers, callgrind=args.callgrind)
     if args.only:
         wanted = args.only.split(",")
         servers = {k: v for k, v in servers.items() if "-".join(k) in wanted}
@@ -382,6 +420,23 @@ def main_inside(args: argparse.Namespace) -> int:
             print(f"engine: {per_rcpt * 1e6:.1f} us CPU per RCPT", flush=True)
             if not args.keep:
                 shutil.rmtree(work, ignore_errors=True)
+            return 0
+        if args.callgrind:
+            for key, server in servers.items():
+                if isinstance(server, CallgrindMailhost):
+                    counts = []
+                    for n in (args.messages, 3 * args.messages):
+                        run_case(
+                            server, n, concurrencies[0], args.recipients, args.size,
+                            args.timeout, sender=SENDER, helo=HELO,
+                        )  # fmt: skip
+                        counts.append(server.instructions())
+                    per = (counts[1] - counts[0]) / (2 * args.messages)
+                    print(
+                        f"{'-'.join(key)}: {per / 1e6:.2f} M user-space instructions per "
+                        f"message of {args.recipients} recipients (callgrind)",
+                        flush=True,
+                    )
             return 0
         if args.profile:
             for config in CONFIGS:
@@ -472,8 +527,9 @@ def main() -> int:
     parser.add_argument(
         "--callgrind",
         action="store_true",
-        help="with --engine or --anvil: user-space instructions per RCPT (valgrind), "
-        "deterministic where CPU seconds are noise",
+        help="user-space instructions (valgrind), deterministic where CPU seconds are "
+        "noise: per RCPT with --engine or --anvil, else per message of each mailhost "
+        "server (--only) from a run of --messages and one of three times as many",
     )
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -483,7 +539,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("restriction_cost.py: must run as root (namespaces, Postfix)", file=sys.stderr)
         return 77
-    if args.callgrind:
+    if args.callgrind and (args.engine or args.anvil):
         return callgrind(args)
     command = ["unshare", "-mn", sys.executable, __file__, *sys.argv[1:], "--inside"]
     return subprocess.call(command)
@@ -493,8 +549,6 @@ def callgrind(args: argparse.Namespace) -> int:
     """--engine or --anvil under callgrind, twice (the count, then three
     times it): user-space instructions per RCPT from the difference, so
     that start-up, configuration and warm-up cancel out."""
-    if not (args.engine or args.anvil):
-        raise SystemExit("--callgrind goes with --engine or --anvil")
     what = "--engine" if args.engine else "--anvil"
     count = args.engine or args.anvil
     per = args.recipients if args.engine else 1  # RCPTs per unit of the count

@@ -24,7 +24,7 @@ from mailhost.smtpd_check.context import Context, Facts
 from mailhost.smtpd_check.generic import evaluate
 from mailhost.smtpd_check.reject import CheckAbort, as_reply, reject
 from mailhost.smtpd_check.settings import CheckSettings
-from mailhost.smtpd_check.state import CheckState, ReplyClass, Status
+from mailhost.smtpd_check.state import DUNNO, REJECT, CheckState, ReplyClass, Status
 
 
 @dataclass
@@ -47,7 +47,7 @@ class SmtpdChecks:
     ) -> Status:
         names = self.settings.lists.get(parameter, ())
         if not names:
-            return Status.DUNNO
+            return DUNNO
         try:
             return await evaluate(ctx, names, reply_name, reply_class, def_acl)
         except CheckAbort as abort:
@@ -60,12 +60,12 @@ class SmtpdChecks:
         state.defer_if_reject.active = False
 
     def _answer(self, ctx: Context, status: Status) -> Reply | None:
-        return as_reply(ctx.state.error_text) if status is Status.REJECT else None
+        return as_reply(ctx.state.error_text) if status is REJECT else None
 
     def _promote(self, ctx: Context, status: Status) -> Status:
         """A pending defer_if_permit becomes the reply when nothing rejected."""
         pending = ctx.state.defer_if_permit
-        if status is not Status.REJECT and pending.active:
+        if status is not REJECT and pending.active:
             return reject(
                 ctx.state,
                 pending.error_class,
@@ -121,7 +121,7 @@ class SmtpdChecks:
             state.defer_if_permit_sender = state.defer_if_permit.active
             if (
                 self.settings.reject_unlisted_sender
-                and status is not Status.REJECT
+                and status is not REJECT
                 and not state.sender_rcptmap_checked
                 and not state.discard
                 and sender
@@ -146,17 +146,17 @@ class SmtpdChecks:
             order = ["smtpd_relay_restrictions", "smtpd_recipient_restrictions"]
             if not self.settings.relay_before_recipient:
                 order.reverse()
-            status = Status.DUNNO
+            status = DUNNO
             for parameter in order:
                 status = await self._run(
                     ctx, parameter, recipient, ReplyClass.RECIPIENT, "check_recipient_access"
                 )
-                if status is Status.REJECT:
+                if status is REJECT:
                     break
             status = self._promote(ctx, status)
             if (
                 self.settings.reject_unlisted_recipient
-                and status is not Status.REJECT
+                and status is not REJECT
                 and not state.recipient_rcptmap_checked
                 and not state.discard
             ):

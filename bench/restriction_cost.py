@@ -35,6 +35,15 @@ Figures, for each server, from one run: restricted/plain of accepted msg/s
 and of server CPU seconds; then the median over the runs, and mailhost's
 CPU ratio divided by Postfix's (above 1: the restrictions cost mailhost
 relatively more than they cost Postfix).
+
+Finer, per RCPT: ``--engine SESSIONS`` is the restriction engine alone
+(in-process, no SMTP), ``--anvil EVENTS`` the anvil round trip that
+``smtpd_client_recipient_rate_limit`` makes at every RCPT (the worker's side
+and the anvil process's); both in CPU seconds, or with ``--callgrind`` in
+user-space instructions (deterministic; system calls not counted):
+
+    .venv/bin/python bench/restriction_cost.py --engine 100 --callgrind
+    .venv/bin/python bench/restriction_cost.py --anvil 1000 --callgrind
 """
 
 from __future__ import annotations
@@ -44,10 +53,12 @@ import datetime as dt
 import os
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,6 +74,7 @@ from bench.harness import (
     Server,
     machine,
     mailhost_bin,
+    wait_banner,
 )
 from bench.postfix_vs_mailhost import Result, run_case
 from bench.profile_mailhost import profile_load
@@ -145,13 +157,49 @@ def install_tables(server: Server, etc: Path) -> None:
         subprocess.run(command, check=True, capture_output=True)
 
 
-def make_servers(work: Path, db: Database, workers: int) -> dict[tuple[str, str], Server]:
+class CallgrindMailhost(MailhostServer):
+    """``mailhost serve`` under callgrind: every process it forks (workers,
+    anvil) writes its own file at exit; :meth:`instructions` adds them up."""
+
+    def start(self) -> None:
+        self.out = self.work / "callgrind"
+        shutil.rmtree(self.out, ignore_errors=True)
+        self.out.mkdir(parents=True)
+        log = self.maillog.open("ab")
+        command = ["valgrind", "--tool=callgrind", "--trace-children=no"]
+        command += [f"--callgrind-out-file={self.out}/cg.%p", mailhost_bin()]
+        command += ["serve", "-c", str(self.etc)]
+        self.proc = subprocess.Popen(
+            command, stdout=log, stderr=log, env={**os.environ, **self.env}
+        )
+        log.close()
+        wait_banner(self.port, timeout=600)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(600)
+            self.proc = None
+
+    def instructions(self) -> int:
+        """User-space instructions of every process of the last run."""
+        total = 0
+        for path in self.out.glob("cg.*"):
+            lines = path.read_text().splitlines()
+            total += int(next(ln for ln in lines if ln.startswith("totals:")).split()[1])
+        return total
+
+
+def make_servers(
+    work: Path, db: Database, workers: int, callgrind: bool = False
+) -> dict[tuple[str, str], Server]:
     servers: dict[tuple[str, str], Server] = {}
     restricted = example_settings()
     extra = f"mailhost_worker_processes = {workers}\n" if workers > 1 else ""
+    kind = CallgrindMailhost if callgrind else MailhostServer
     for config in CONFIGS:
         pf = PostfixServer(work / f"postfix-{config}", db)
-        mh = MailhostServer(work / f"mailhost-{config}", db, extra=extra)
+        mh = kind(work / f"mailhost-{config}", db, extra=extra)
         for server in (pf, mh):
             server.configure()
             etc = server.etc
@@ -281,10 +329,70 @@ def engine_cost(etc: Path, sessions: int, recipients: int) -> float:
     return asyncio.run(measure())
 
 
+def _cpu_ns(pid: int) -> int:
+    """CPU time of process ``pid``'s main thread so far (/proc schedstat, ns)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+
+
+def anvil_cost(events: int) -> tuple[float, float]:
+    """CPU seconds per ``recipient`` event of the anvil round trip, as a
+    worker of ``mailhost serve`` makes it at every RCPT under
+    smtpd_client_recipient_rate_limit: (this process, the worker's side:
+    RemoteAnvil; the anvil process, forked here as ``mailhost serve`` forks
+    it: run_anvil over a socket pair).  One request at a time, on the
+    production event loop, after a warm-up."""
+    import socket
+
+    from mailhost import eventloop
+    from mailhost.anvil.client import RemoteAnvil
+    from mailhost.anvil.service import run_anvil
+    from mailhost.anvil.table import anvil_ident
+
+    worker_end, anvil_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:  # the anvil process
+        worker_end.close()
+        status = 1
+        try:
+            status = run_anvil([anvil_end], lambda: (60, 600.0))
+        finally:
+            os._exit(status)
+    anvil_end.close()
+    print(f"anvil process {pid}", flush=True)  # for --callgrind
+    ident = anvil_ident("smtp", "127.0.0.1")
+
+    async def measure() -> tuple[float, float]:
+        anvil = RemoteAnvil(worker_end.detach())
+        await anvil.connect(ident)
+        for _ in range(1000):
+            await anvil.event("recipient", ident)
+        worker0, anvil0 = time.process_time_ns(), _cpu_ns(pid)
+        for _ in range(events):
+            if await anvil.event("recipient", ident) is None:
+                raise RuntimeError("anvil did not answer")
+        worker1, anvil1 = time.process_time_ns(), _cpu_ns(pid)
+        anvil.disconnect(ident)
+        await anvil.close()
+        return (worker1 - worker0) / events / 1e9, (anvil1 - anvil0) / events / 1e9
+
+    try:
+        return eventloop.run(measure())
+    finally:
+        os.waitpid(pid, 0)
+
+
 def main_inside(args: argparse.Namespace) -> int:
     from tests.smtp.dnsserver import DnsServer
 
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    if args.anvil:
+        worker, anvil = anvil_cost(args.anvil)
+        print(
+            f"anvil round trip: {worker * 1e6:.1f} us CPU per RCPT in the worker, "
+            f"{anvil * 1e6:.1f} us in the anvil process",
+            flush=True,
+        )
+        return 0
     work = Path(tempfile.mkdtemp(prefix="mhbench-rcpt-", dir=args.workdir or "/var/tmp"))
     os.chmod(work, 0o755)
     resolv = work / "resolv.conf"
@@ -294,7 +402,7 @@ def main_inside(args: argparse.Namespace) -> int:
     dns = DnsServer(zone, port=53).start()
     db = Database("sqlite", work)
     db.create()
-    servers = make_servers(work, db, args.workers)
+    servers = make_servers(work, db, args.workers, callgrind=args.callgrind)
     if args.only:
         wanted = args.only.split(",")
         servers = {k: v for k, v in servers.items() if "-".join(k) in wanted}
@@ -312,6 +420,23 @@ def main_inside(args: argparse.Namespace) -> int:
             print(f"engine: {per_rcpt * 1e6:.1f} us CPU per RCPT", flush=True)
             if not args.keep:
                 shutil.rmtree(work, ignore_errors=True)
+            return 0
+        if args.callgrind:
+            for key, server in servers.items():
+                if isinstance(server, CallgrindMailhost):
+                    counts = []
+                    for n in (args.messages, 3 * args.messages):
+                        run_case(
+                            server, n, concurrencies[0], args.recipients, args.size,
+                            args.timeout, sender=SENDER, helo=HELO,
+                        )  # fmt: skip
+                        counts.append(server.instructions())
+                    per = (counts[1] - counts[0]) / (2 * args.messages)
+                    print(
+                        f"{'-'.join(key)}: {per / 1e6:.2f} M user-space instructions per "
+                        f"message of {args.recipients} recipients (callgrind)",
+                        flush=True,
+                    )
             return 0
         if args.profile:
             for config in CONFIGS:
@@ -391,6 +516,21 @@ def main() -> int:
         help="instead: CPU per RCPT of mailhost's restriction engine alone, in-process, "
         "over SESSIONS sessions of --recipients RCPTs (the restricted configuration)",
     )
+    parser.add_argument(
+        "--anvil",
+        type=int,
+        default=0,
+        metavar="EVENTS",
+        help="instead: CPU per RCPT of the anvil round trip (smtpd_client_recipient_rate_limit), "
+        "worker and anvil process, over EVENTS recipient events",
+    )
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="user-space instructions (valgrind), deterministic where CPU seconds are "
+        "noise: per RCPT with --engine or --anvil, else per message of each mailhost "
+        "server (--only) from a run of --messages and one of three times as many",
+    )
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:
@@ -399,8 +539,48 @@ def main() -> int:
     if os.geteuid() != 0:
         print("restriction_cost.py: must run as root (namespaces, Postfix)", file=sys.stderr)
         return 77
+    if args.callgrind and (args.engine or args.anvil):
+        return callgrind(args)
     command = ["unshare", "-mn", sys.executable, __file__, *sys.argv[1:], "--inside"]
     return subprocess.call(command)
+
+
+def callgrind(args: argparse.Namespace) -> int:
+    """--engine or --anvil under callgrind, twice (the count, then three
+    times it): user-space instructions per RCPT from the difference, so
+    that start-up, configuration and warm-up cancel out."""
+    what = "--engine" if args.engine else "--anvil"
+    count = args.engine or args.anvil
+    per = args.recipients if args.engine else 1  # RCPTs per unit of the count
+    totals: list[dict[str, int]] = []
+    with tempfile.TemporaryDirectory(prefix="mhbench-cg-", dir=args.workdir) as out:
+        for n in (count, 3 * count):
+            command = ["unshare", "-mn", "valgrind", "--tool=callgrind", "--trace-children=no"]
+            command += [f"--callgrind-out-file={out}/cg.{n}.%p", sys.executable, __file__]
+            command += [what, str(n), "--recipients", str(args.recipients), "--inside"]
+            run = subprocess.run(command, check=True, capture_output=True, text=True)
+            anvil_pid = next(
+                (
+                    ln.split()[-1]
+                    for ln in run.stdout.splitlines()
+                    if ln.startswith("anvil process")
+                ),
+                "",
+            )
+            found: dict[str, int] = {}
+            for path in Path(out).glob(f"cg.{n}.*"):
+                pid = path.name.rsplit(".", 1)[1]
+                lines = path.read_text().splitlines()
+                total = int(next(ln for ln in lines if ln.startswith("totals:")).split()[1])
+                name = (
+                    "anvil process" if pid == anvil_pid else "worker" if args.anvil else "process"
+                )
+                found[name] = max(total, found.get(name, 0))
+            totals.append(found)
+    extra = 2 * count * per
+    parts = [f"{(totals[1][k] - totals[0][k]) / extra:,.0f} in the {k}" for k in sorted(totals[0])]
+    print(f"{what[2:]}: user-space instructions per RCPT (callgrind): " + ", ".join(parts))
+    return 0
 
 
 if __name__ == "__main__":

@@ -106,90 +106,142 @@ class LocalAnvil:
         self.timer.stop()
 
 
+class _Replies(asyncio.Protocol):
+    """The worker's end of the anvil socket: each reply line answers the
+    oldest request still waiting (anvil answers in order)."""
+
+    def __init__(self, owner: RemoteAnvil) -> None:
+        self.owner = owner
+        self.partial = b""
+
+    def data_received(self, data: bytes) -> None:
+        lines = (self.partial + data).split(b"\n") if self.partial else data.split(b"\n")
+        self.partial = lines.pop()
+        if len(self.partial) > MAX_LINE * 4:
+            self.owner.fail("anvil reply too long")
+            return
+        for line in lines:
+            self.owner.answered(line + b"\n")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner.fail(str(exc) if exc else "the anvil service closed the connection")
+
+
 class RemoteAnvil:
-    """The anvil process, over an inherited connected socket (file descriptor)."""
+    """The anvil process, over an inherited connected socket (file descriptor).
+
+    A request is one write and one wait for its future; the replies are
+    matched to the futures by position in :class:`_Replies`.  One timer
+    watches the oldest waiting request (each may wait REQUEST_TIMEOUT at
+    most) instead of a timeout per request: at every RCPT under
+    smtpd_client_recipient_rate_limit this round trip is most of what the
+    limit costs (bench/restriction_cost.py --anvil)."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self.writer: asyncio.StreamWriter | None = None
-        self.reader_task: asyncio.Task[None] | None = None
-        self.waiting: collections.deque[asyncio.Future[bytes]] = collections.deque()
+        self.transport: asyncio.Transport | None = None
+        #: (reply future, deadline) of each request sent and not answered yet.
+        self.waiting: collections.deque[tuple[asyncio.Future[bytes], float]] = collections.deque()
+        self.watchdog: asyncio.TimerHandle | None = None
         self.broken = False
         #: Sessions starting together wait for one opening: the descriptor is
         #: wrapped once (two wrappers would close it under each other).
         self.opening = asyncio.Lock()
 
-    async def _open(self) -> asyncio.StreamWriter | None:
-        if self.writer is not None or self.broken:
-            return self.writer
+    async def _open(self) -> asyncio.Transport | None:
+        if self.transport is not None or self.broken:
+            return self.transport
         async with self.opening:
-            if self.writer is None and not self.broken:
+            if self.transport is None and not self.broken:
                 sock = socket.socket(fileno=self.fd)
-                reader, writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_LINE * 4)
-                self.reader_task = asyncio.get_running_loop().create_task(self._read(reader))
-                self.writer = writer
-        return self.writer
+                transport, _ = await asyncio.get_running_loop().create_unix_connection(
+                    lambda: _Replies(self), sock=sock
+                )
+                if self.broken:  # lost as soon as it was made
+                    transport.close()
+                else:
+                    self.transport = transport
+        return self.transport
 
-    async def _read(self, reader: asyncio.StreamReader) -> None:
-        try:
-            while True:
-                line = await reader.readline()
-                if not line:
-                    raise ConnectionResetError("the anvil service closed the connection")
-                if self.waiting:
-                    future = self.waiting.popleft()
-                    if not future.done():
-                        future.set_result(line)
-        except (OSError, ValueError) as exc:
-            self._fail(str(exc))
+    def answered(self, line: bytes) -> None:
+        if self.waiting:
+            future, _ = self.waiting.popleft()
+            if not future.done():
+                future.set_result(line)
 
-    def _fail(self, reason: str) -> None:
+    def fail(self, reason: str) -> None:
         if not self.broken:
             log.warning("problem talking to the anvil service: %s", reason)
         self.broken = True
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
         while self.waiting:
-            future = self.waiting.popleft()
+            future, _ = self.waiting.popleft()
             if not future.done():
                 future.set_result(b"")  # no answer: the request limits nothing
 
-    async def _ask(self, request: Request, fields: int) -> tuple[int, ...] | None:
+    def _watch(self) -> None:
+        """The oldest waiting request's deadline: fail when it passed, else
+        look again at it."""
+        self.watchdog = None
+        if not self.waiting:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = self.waiting[0][1]
+        if deadline <= loop.time():
+            self.fail(f"no reply within {REQUEST_TIMEOUT:g}s")
+        else:
+            self.watchdog = loop.call_at(deadline, self._watch)
+
+    async def _ask(self, request: bytes, fields: int) -> tuple[int, ...] | None:
         if self.broken:
             return None
         try:
-            writer = await self._open()
-            if writer is None:
-                return None
-            future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-            self.waiting.append(future)
-            writer.write(request.encode())
-            async with asyncio.timeout(REQUEST_TIMEOUT):
-                line = await asyncio.shield(future)
-            if not line:
-                return None
+            transport = self.transport or await self._open()
+        except OSError as exc:
+            self.fail(str(exc))
+            return None
+        if transport is None or self.broken:
+            return None
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bytes] = loop.create_future()
+        deadline = loop.time() + REQUEST_TIMEOUT
+        self.waiting.append((future, deadline))
+        if self.watchdog is None:
+            self.watchdog = loop.call_at(deadline, self._watch)
+        try:
+            transport.write(request)
+        except OSError as exc:
+            self.fail(str(exc))
+        line = await future
+        if not line:
+            return None
+        try:
             return parse_reply(line, fields)
-        except TimeoutError:
-            self._fail(f"no reply within {REQUEST_TIMEOUT:g}s")
-        except (OSError, WireError) as exc:
-            self._fail(str(exc))
+        except WireError as exc:
+            self.fail(str(exc))
         return None
 
     async def connect(self, ident: str) -> tuple[int, int] | None:
-        answer = await self._ask(Request("connect", ident), 2)
+        answer = await self._ask(Request("connect", ident).encode(), 2)
         return (answer[0], answer[1]) if answer is not None else None
 
     def disconnect(self, ident: str) -> None:
-        if self.writer is not None and not self.broken:
+        if self.transport is not None and not self.broken:
             try:
-                self.writer.write(Request("disconnect", ident).encode())
+                self.transport.write(Request("disconnect", ident).encode())
             except OSError as exc:
-                self._fail(str(exc))
+                self.fail(str(exc))
 
     async def event(self, verb: str, ident: str) -> int | None:
-        answer = await self._ask(Request(verb, ident), 1)
+        answer = await self._ask(f"{verb} {ident}\n".encode("ascii"), 1)
         return answer[0] if answer is not None else None
 
     async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        if self.reader_task is not None:
-            self.reader_task.cancel()
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
+        if self.transport is not None:
+            self.broken = True  # closed here: nothing to warn about
+            self.transport.close()

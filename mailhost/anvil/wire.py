@@ -47,7 +47,8 @@ class Request:
 
 
 def _printable(text: str) -> bool:
-    return bool(text) and all("!" <= c <= "~" for c in text)
+    """Non-empty, every character in ``!``..``~`` (``text`` is ASCII)."""
+    return bool(text) and text.isprintable() and " " not in text
 
 
 def parse_request(line: bytes) -> Request:

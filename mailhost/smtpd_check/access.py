@@ -91,7 +91,8 @@ async def find(maps: Maps, keys: Iterator[tuple[str, bool]]) -> str | None:
     table fails."""
     try:
         for key, partial in keys:
-            value = await maps.lookup(key, partial=partial)
+            quick = maps.peek(key, partial=partial)
+            value = quick[0] if quick is not None else await maps.lookup(key, partial=partial)
             if value is not None:
                 return value
     except (TableTempFail, TableEmptyResult):

@@ -16,7 +16,7 @@ from mailhost.smtpd_check import access
 from mailhost.smtpd_check.actions import server_error, table_result
 from mailhost.smtpd_check.call import Call, Restriction
 from mailhost.smtpd_check.destination import has_routing
-from mailhost.smtpd_check.state import ReplyClass, Status
+from mailhost.smtpd_check.state import DUNNO, OK, ReplyClass, Status
 
 log = logger("smtpd")
 
@@ -37,7 +37,7 @@ async def lookup(
     else:
         value = await access.find(maps, keys)
     if value is None:
-        return Status.DUNNO, False
+        return DUNNO, False
     status = await table_result(
         call.ctx, table, value, datum, reply_name, reply_class, call.def_acl
     )
@@ -84,7 +84,7 @@ async def check_reverse_client_hostname_access(call: Call) -> Status:
 
 def forbid_allowlist(call: Call, status: Status, target: str) -> None:
     """OK from a table keyed on something the client controls is refused."""
-    if not call.ctx.state.discard and status is Status.OK:
+    if not call.ctx.state.discard and status is OK:
         log.warning("restriction %s returns OK for %s", call.name.lower(), target)
         log.warning("this is not allowed for security reasons")
         log.warning("use DUNNO instead of OK if you want to make an exception")
@@ -101,7 +101,7 @@ async def check_helo_access(call: Call) -> Status:
     table = call.table_argument()
     helo = call.ctx.state.helo
     if helo is None:
-        return Status.DUNNO
+        return DUNNO
     return await _domain(call, table, helo, ReplyClass.HELO)
 
 
@@ -109,7 +109,7 @@ async def check_etrn_access(call: Call) -> Status:
     table = call.table_argument()
     name = call.ctx.state.etrn_name
     if name is None:
-        return Status.DUNNO
+        return DUNNO
     return await _domain(call, table, name, ReplyClass.ETRN)
 
 
@@ -126,8 +126,8 @@ async def mail_access(call: Call, table: str, address: str, reply_class: str) ->
         and not ctx.settings.allow_untrusted_routing
         and has_routing(resolved)
     )
-    if found and status is Status.OK and suspicious:
-        return Status.DUNNO
+    if found and status is OK and suspicious:
+        return DUNNO
     return status
 
 
@@ -135,7 +135,7 @@ async def check_sender_access(call: Call) -> Status:
     table = call.table_argument()
     state = call.ctx.state
     if state.sender is None:
-        return Status.DUNNO
+        return DUNNO
     if state.sender == "":
         key = call.ctx.settings.null_access_lookup_key
         keys = iter([(key, False)])
@@ -148,7 +148,7 @@ async def check_recipient_access(call: Call) -> Status:
     table = call.table_argument()
     recipient = call.ctx.state.recipient
     if recipient is None:
-        return Status.DUNNO
+        return DUNNO
     return await mail_access(call, table, recipient, ReplyClass.RECIPIENT)
 
 
@@ -157,9 +157,9 @@ async def check_sasl_access(call: Call) -> Status:
     state = call.ctx.state
     if not call.ctx.settings.sasl_enable:
         log.warning("restriction `%s' ignored: no SASL support", call.name)
-        return Status.DUNNO
+        return DUNNO
     if not state.sasl_username:
-        return Status.DUNNO
+        return DUNNO
     keys = iter([(state.sasl_username, False)])
     shown = "".join(c if c.isprintable() else "_" for c in state.sasl_username)
     status, _ = await lookup(call, table, keys, state.sasl_username, shown, ReplyClass.SASL_USER)
@@ -170,7 +170,7 @@ async def check_ccert_access(call: Call) -> Status:
     table = call.table_argument()
     state = call.ctx.state
     if not state.tls or not state.ccert_fingerprint:
-        return Status.DUNNO
+        return DUNNO
     keys = iter([(state.ccert_fingerprint, False)])
     status, _ = await lookup(
         call, table, keys, state.ccert_fingerprint, state.ccert_fingerprint, ReplyClass.CCERT

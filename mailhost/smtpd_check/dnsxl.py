@@ -133,8 +133,10 @@ async def _find(call: Call, query: str) -> _Answer:
     return answer
 
 
+@functools.lru_cache(maxsize=1024)
 def reversed_address(address: str) -> str | None:
-    """``1.2.3.4`` → ``4.3.2.1``; IPv6 as reversed nibbles."""
+    """``1.2.3.4`` → ``4.3.2.1``; IPv6 as reversed nibbles (remembered: the
+    client's address is asked about again at every RCPT)."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

@@ -29,7 +29,7 @@ from mailhost.smtpd_check import (
 from mailhost.smtpd_check.actions import server_error
 from mailhost.smtpd_check.call import Call, Restriction
 from mailhost.smtpd_check.context import Context
-from mailhost.smtpd_check.state import Status
+from mailhost.smtpd_check.state import DUNNO, Status
 
 log = logger("smtpd")
 
@@ -75,7 +75,7 @@ async def evaluate(
     state = ctx.state
     saved_recursion = state.recursion
     state.recursion += 1
-    status = Status.DUNNO
+    status = DUNNO
     try:
         i = 0
         while i < len(names):
@@ -117,7 +117,7 @@ async def evaluate(
             i = call.position + 1
             if state.warn_if_reject >= state.recursion:
                 state.warn_if_reject = 0
-            if status is not Status.DUNNO:
+            if status is not DUNNO:
                 break
             if state.defer_if_permit.active and state.defer_if_reject.active:
                 break

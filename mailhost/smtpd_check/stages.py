@@ -15,8 +15,7 @@ recipient list (smtpd_relay_before_recipient_restrictions); the implicit
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from mailhost.reply import Reply
@@ -25,7 +24,7 @@ from mailhost.smtpd_check.context import Context, Facts
 from mailhost.smtpd_check.generic import evaluate
 from mailhost.smtpd_check.reject import CheckAbort, as_reply, reject
 from mailhost.smtpd_check.settings import CheckSettings
-from mailhost.smtpd_check.state import CheckState, ReplyClass, Status
+from mailhost.smtpd_check.state import DUNNO, REJECT, CheckState, ReplyClass, Status
 
 
 @dataclass
@@ -48,7 +47,7 @@ class SmtpdChecks:
     ) -> Status:
         names = self.settings.lists.get(parameter, ())
         if not names:
-            return Status.DUNNO
+            return DUNNO
         try:
             return await evaluate(ctx, names, reply_name, reply_class, def_acl)
         except CheckAbort as abort:
@@ -61,12 +60,12 @@ class SmtpdChecks:
         state.defer_if_reject.active = False
 
     def _answer(self, ctx: Context, status: Status) -> Reply | None:
-        return as_reply(ctx.state.error_text) if status is Status.REJECT else None
+        return as_reply(ctx.state.error_text) if status is REJECT else None
 
     def _promote(self, ctx: Context, status: Status) -> Status:
         """A pending defer_if_permit becomes the reply when nothing rejected."""
         pending = ctx.state.defer_if_permit
-        if status is not Status.REJECT and pending.active:
+        if status is not REJECT and pending.active:
             return reject(
                 ctx.state,
                 pending.error_class,
@@ -97,7 +96,7 @@ class SmtpdChecks:
         if helo is None:
             return None
         ctx = self.context(state)
-        with _pushed(state, "helo", helo):
+        with _Pushed(state, "helo", helo):
             state.defer_if_permit.active = state.defer_if_permit_client
             self._reset(state)
             status = await self._run(
@@ -110,7 +109,7 @@ class SmtpdChecks:
         if sender is None:
             return None
         ctx = self.context(state)
-        with _pushed(state, "sender", sender):
+        with _Pushed(state, "sender", sender):
             state.defer_if_permit.active = (
                 state.defer_if_permit_client or state.defer_if_permit_helo
             )
@@ -122,7 +121,7 @@ class SmtpdChecks:
             state.defer_if_permit_sender = state.defer_if_permit.active
             if (
                 self.settings.reject_unlisted_sender
-                and status is not Status.REJECT
+                and status is not REJECT
                 and not state.sender_rcptmap_checked
                 and not state.discard
                 and sender
@@ -134,7 +133,7 @@ class SmtpdChecks:
         if recipient.lower() == "postmaster":
             return None
         ctx = self.context(state)
-        with _pushed(state, "recipient", recipient):
+        with _Pushed(state, "recipient", recipient):
             state.recipient_rcptmap_checked = False
             if self.settings.delay_reject:
                 reply = await self.client(state)
@@ -147,17 +146,17 @@ class SmtpdChecks:
             order = ["smtpd_relay_restrictions", "smtpd_recipient_restrictions"]
             if not self.settings.relay_before_recipient:
                 order.reverse()
-            status = Status.DUNNO
+            status = DUNNO
             for parameter in order:
                 status = await self._run(
                     ctx, parameter, recipient, ReplyClass.RECIPIENT, "check_recipient_access"
                 )
-                if status is Status.REJECT:
+                if status is REJECT:
                     break
             status = self._promote(ctx, status)
             if (
                 self.settings.reject_unlisted_recipient
-                and status is not Status.REJECT
+                and status is not REJECT
                 and not state.recipient_rcptmap_checked
                 and not state.discard
             ):
@@ -178,7 +177,7 @@ class SmtpdChecks:
 
     async def etrn(self, state: CheckState, domain: str) -> Reply | None:
         ctx = self.context(state)
-        with _pushed(state, "etrn_name", domain):
+        with _Pushed(state, "etrn_name", domain):
             if self.settings.delay_reject:
                 reply = await self.client(state)
                 reply = reply or await self.helo(state, state.helo)
@@ -220,12 +219,19 @@ class SmtpdChecks:
                 state.recipient = saved
 
 
-@contextmanager
-def _pushed(state: CheckState, attribute: str, value: str | None) -> Iterator[None]:
-    """SMTPD_CHECK_PUSH/POP: the value being judged, for the log line."""
-    saved = getattr(state, attribute)
-    setattr(state, attribute, value)
-    try:
-        yield
-    finally:
-        setattr(state, attribute, saved)
+class _Pushed:
+    """SMTPD_CHECK_PUSH/POP: the value being judged, for the log line (a
+    class, not a generator: up to four of them at every RCPT)."""
+
+    __slots__ = ("attribute", "saved", "state")
+
+    def __init__(self, state: CheckState, attribute: str, value: str | None) -> None:
+        self.state, self.attribute = state, attribute
+        self.saved = getattr(state, attribute)
+        setattr(state, attribute, value)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        setattr(self.state, self.attribute, self.saved)

@@ -113,6 +113,7 @@ class CachedTable(Table):
 
 
 def cached_answer(table: Table, key: str) -> tuple[str | None] | None:
-    """``table``'s fresh cached answer for ``key`` as ``(value,)`` when it is
-    a :class:`CachedTable` that has one, else None (ask ``table.lookup``)."""
-    return table.peek(key) if isinstance(table, CachedTable) else None
+    """``table``'s answer for ``key`` from memory as ``(value,)`` (a
+    :class:`CachedTable`'s fresh one, an in-memory table's, see
+    :meth:`Table.peek`), else None (ask ``table.lookup``)."""
+    return table.peek(key)

@@ -383,6 +383,12 @@ class CidrTable(Table):
     def open(cls, name: str, ctx: OpenContext) -> Table:
         return cls(name, parse_rules(read_source(name), name))
 
+    def peek(self, key: str) -> tuple[str | None] | None:
+        try:
+            return (match_rules(self.rules, key),)
+        except Exception:  # lookup() reports it as a table error
+            return None
+
     async def _lookup(self, key: str) -> str | None:
         return match_rules(self.rules, key)
 

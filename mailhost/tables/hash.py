@@ -62,7 +62,7 @@ from mailhost.log import logger
 from mailhost.offload import run_blocking
 from mailhost.tables import hashindex
 from mailhost.tables.aliases import alias_items, parse_aliases
-from mailhost.tables.base import Table
+from mailhost.tables.base import Table, fold_key
 from mailhost.tables.hashindex import (
     Identity,
     IndexWatch,
@@ -287,6 +287,20 @@ class HashTable(Table):
         self._problem = ""
 
     # -- lookups ----------------------------------------------------------------------
+
+    def peek(self, key: str) -> tuple[str | None] | None:
+        """A small index's answer from memory, unless the index is due for
+        its look at the file (then :meth:`lookup` does that first)."""
+        memory = self._memory
+        if memory is None or self._conn is None:
+            return None
+        watch = self._watch
+        if time.monotonic() - watch.checked >= hashindex.RECHECK_INTERVAL and not (
+            self.rebuild and self._lock.locked()
+        ):
+            return None
+        value = memory.get(fold_key(key) if self.fold else key)
+        return None if value == "" else (value,)
 
     async def _lookup(self, key: str) -> str | None:
         if self.rebuild:

@@ -18,7 +18,7 @@ from mailhost.errors import TableEmptyResult, TableTempFail
 from mailhost.log import logger
 from mailhost.observe import metrics
 from mailhost.tables.base import Table
-from mailhost.tables.cache import CachedTable, cached_answer
+from mailhost.tables.cache import CachedTable
 from mailhost.tables.inline import InlineTable
 from mailhost.tables.registry import TableRegistry
 from mailhost.tables.static import StaticTable
@@ -61,6 +61,8 @@ class Maps:
     def __init__(self, parameter: str, tables: Sequence[Table]) -> None:
         self.parameter = parameter
         self.tables = tuple(tables)
+        #: Each table with its ``type:name``, as the metrics label it.
+        self._specs = tuple((table, table.spec) for table in self.tables)
         #: How long a whole address search may be remembered (0: never);
         #: see :func:`mailhost.resolve.keys.find`.
         self.memo_ttl = memo_ttl(self.tables)
@@ -78,6 +80,24 @@ class Maps:
     def __repr__(self) -> str:
         return f"<Maps {self.parameter} = {', '.join(t.spec for t in self.tables)}>"
 
+    def peek(self, key: str, *, partial: bool = False) -> tuple[str | None] | None:
+        """:meth:`lookup`'s answer as ``(value,)`` when a one-table search is
+        answered from memory (:meth:`Table.peek`), counted in the metrics as
+        lookup() counts it; None: call lookup() (several tables, or the table
+        must be asked).  No coroutine: access maps are searched key by key,
+        some twenty keys per recipient."""
+        if len(self._specs) != 1:
+            return None
+        table, spec = self._specs[0]
+        if key == "" or (partial and not table.fixed):
+            return (None,)
+        started = time.perf_counter()
+        cached = table.peek(key)
+        if cached is None or cached[0] == "":
+            return None  # lookup() asks the table, or warns about the empty value
+        metrics.lookup(self.parameter, spec, started, "notfound" if cached[0] is None else "found")
+        return cached
+
     async def lookup(
         self, key: str, *, partial: bool = False, probes: list[MapsProbe] | None = None
     ) -> str | None:
@@ -86,26 +106,25 @@ class Maps:
         collects what each table answered.  An empty key is never looked up."""
         if key == "":
             return None
-        for table in self.tables:
+        for table, spec in self._specs:
             if partial and not table.fixed:
                 if probes is not None:
-                    probes.append(MapsProbe(table.spec, key, skipped=True))
+                    probes.append(MapsProbe(spec, key, skipped=True))
                 continue
             started = time.perf_counter()
             try:
-                cached = cached_answer(table, key)
+                # An in-memory or cached answer without a coroutine (Table.peek).
+                cached = table.peek(key)
                 value = cached[0] if cached is not None else await table.lookup(key)
             except TableTempFail as exc:
-                metrics.lookup(self.parameter, table.spec, started, "error")
-                log.warning('%s: %s lookup error for "%s"', self.parameter, table.spec, key)
+                metrics.lookup(self.parameter, spec, started, "error")
+                log.warning('%s: %s lookup error for "%s"', self.parameter, spec, key)
                 if probes is not None:
-                    probes.append(MapsProbe(table.spec, key, error=str(exc)))
+                    probes.append(MapsProbe(spec, key, error=str(exc)))
                 raise
-            metrics.lookup(
-                self.parameter, table.spec, started, "notfound" if value is None else "found"
-            )
+            metrics.lookup(self.parameter, spec, started, "notfound" if value is None else "found")
             if probes is not None:
-                probes.append(MapsProbe(table.spec, key, value=value))
+                probes.append(MapsProbe(spec, key, value=value))
             if value == "":
                 log.warning("%s lookup of %s returns an empty string result", self.parameter, key)
                 log.warning("%s should return NO RESULT in case of NOT FOUND", self.parameter)

@@ -81,3 +81,39 @@ async def test_sessions_starting_together_share_one_connection(
     assert "problem talking to the anvil service" not in caplog.text
     await client.close()
     await asyncio.wait_for(service, 5)
+
+
+def test_service_and_client_on_the_production_loop() -> None:
+    # mailhost serve runs both ends on uvloop, whose transports are not
+    # asyncio.Transport subclasses; requests that arrive in one read are
+    # answered in order.
+    from mailhost import eventloop
+
+    async def scenario() -> None:
+        workers, anvil_ends = pairs(1)
+        service = asyncio.create_task(serve(anvil_ends, lambda: (60, 600.0)))
+        client = RemoteAnvil(workers[0].detach())
+        assert await client.connect(IDENT) == (1, 1)
+        rates = await asyncio.gather(*(client.event("recipient", IDENT) for _ in range(50)))
+        assert rates == list(range(1, 51))
+        assert await client.event("message", IDENT) == 1
+        client.disconnect(IDENT)
+        await client.close()
+        await asyncio.wait_for(service, 5)
+
+    eventloop.run(scenario())
+
+
+async def test_a_request_without_its_newline_at_the_end_is_answered() -> None:
+    workers, anvil_ends = pairs(2)
+    service = asyncio.create_task(serve(anvil_ends, lambda: (60, 600.0)))
+    good = RemoteAnvil(workers[1].detach())
+    assert await good.connect(IDENT) == (1, 1)
+    reader, writer = await asyncio.open_unix_connection(sock=workers[0])
+    writer.write(b"auth " + IDENT.encode())
+    writer.write_eof()
+    assert await reader.read() == b"1\n"
+    writer.close()
+    assert await good.event("auth", IDENT) == 2
+    await good.close()
+    await asyncio.wait_for(service, 5)

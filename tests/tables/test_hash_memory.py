@@ -104,3 +104,39 @@ async def test_stale_source_warns_once_at_open(
     with caplog.at_level(logging.WARNING, logger="mailhost.tables"):
         assert await answers(source)
     assert caplog.text.count(f"database {source}.mhdb is older than source file {source}") == 1
+
+
+async def test_peek_answers_as_lookup_and_leaves_the_recheck_to_it(
+    source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Maps.lookup asks peek() first: the same answers as lookup(), and None
+    # (lookup's turn, which looks at the index file) once the recheck is due.
+    table = open_table(f"hash:{source}")
+    assert isinstance(table, HashTable)
+    expected = await answers(source)
+    assert await table.lookup("nobody") is None
+    assert {key: table.peek(key) for key in KEYS} == {k: (v,) for k, v in expected.items()}
+    source.write_text("user@example.com REJECT changed\n")
+    build_index(str(source))
+    monkeypatch.setattr(hashindex, "RECHECK_INTERVAL", 0.0)
+    assert table.peek("user@example.com") is None
+    assert await table.lookup("user@example.com") == "REJECT changed"
+    await table.close()
+
+
+async def test_maps_peek_answers_and_counts_as_lookup(source: Path) -> None:
+    from mailhost.observe import metrics
+    from mailhost.tables.maps import Maps
+
+    table = open_table(f"hash:{source}")
+    maps = Maps("check_sender_access", [table])
+    expected = {key: await maps.lookup(key) for key in KEYS}
+    metrics.reset()
+    assert {key: maps.peek(key) for key in KEYS} == {k: (v,) for k, v in expected.items()}
+    assert maps.peek("", partial=False) == (None,)
+    counted = {labels[2]: h.count for labels, h in metrics.snapshot().lookups.items()}
+    found = sum(1 for v in expected.values() if v is not None)
+    assert counted == {"found": found, "notfound": len(KEYS) - found}
+    # Two tables: lookup()'s turn.
+    assert Maps("x", [table, table]).peek("user@example.com") is None
+    await table.close()

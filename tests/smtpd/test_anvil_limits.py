@@ -10,7 +10,9 @@ the test configuration's mynetworks is 192.0.2.0/24, so none is excepted).
 from __future__ import annotations
 
 import base64
+import os
 import re
+import signal
 import smtplib
 import socket
 import threading
@@ -97,14 +99,26 @@ def test_limits_are_shared_by_two_worker_processes(tmp_path: Path) -> None:
     )
     server, port = serve_cli(tmp_path, "")
     stopped = False
+    first_worker = 0
     try:
         server.wait_log("daemon started", count=2)
         # The rate: counted once for the host, whichever worker accepted.
+        # One client at a time is worker 0's (mailhost.smtpd.balance); for
+        # the second half the worker that took the last one is stopped, so
+        # the other one takes them.
         greetings = []
-        for _ in range(connections):
+        for index in range(connections):
+            if index == connections // 2:
+                server.wait_log("disconnect from", count=index)
+                first_worker = int(
+                    re.findall(r"mailhost/smtpd\[(\d+)\]: connect", server.log())[-1]
+                )
+                os.kill(first_worker, signal.SIGSTOP)
             sock, first = connect_from(port, "127.0.0.4")
             greetings.append(first)
             sock.close()
+        os.kill(first_worker, signal.SIGCONT)
+        first_worker = 0
         assert greetings[:rate_limit] == [greetings[0]] * rate_limit
         assert greetings[0].startswith("220 ")
         host = greetings[0].split()[1]
@@ -126,6 +140,8 @@ def test_limits_are_shared_by_two_worker_processes(tmp_path: Path) -> None:
         assert server.stop() == 0
         stopped = True
     finally:
+        if first_worker:
+            os.kill(first_worker, signal.SIGCONT)
         if not stopped:
             server.stop()
     pids = set(re.findall(r"mailhost/smtpd\[(\d+)\]: connect from", log))

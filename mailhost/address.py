@@ -69,7 +69,8 @@ def join_address(local: str, domain: str) -> str:
 
 def is_dot_string(local: str) -> bool:
     """True when ``local`` can be written without quotes (quote_822_local)."""
-    if not local or local.startswith(".") or local.endswith(".") or ".." in local:
+    # (slices compared: str.startswith/endswith parse their arguments on every call)
+    if not local or local[:1] == "." or local[-1:] == "." or ".." in local:
         return False
     return _UNQUOTABLE.search(local) is None
 
@@ -143,8 +144,8 @@ def _check_quoted(text: str) -> None:
 def _check_local(local: str) -> None:
     if not local:
         raise AddressError("empty local part")
-    if local.startswith('"'):
-        if len(local) < 2 or not local.endswith('"'):
+    if local[:1] == '"':  # (slices compared, as in is_dot_string)
+        if len(local) < 2 or local[-1:] != '"':
             raise AddressError("unterminated quoted local part")
         _check_quoted(local)
         return
@@ -155,11 +156,11 @@ def _check_local(local: str) -> None:
 def _check_domain(domain: str) -> None:
     if not domain:
         raise AddressError("empty domain")
-    if domain.startswith("["):
-        if not domain.endswith("]") or " " in domain:
+    if domain[:1] == "[":  # (slices compared, as in is_dot_string)
+        if domain[-1:] != "]" or " " in domain:
             raise AddressError(f"bad address literal: {domain!r}")
         return
-    if _DOMAIN_BAD_RE.search(domain) is not None or ".." in domain or domain.startswith("."):
+    if _DOMAIN_BAD_RE.search(domain) is not None or ".." in domain or domain[:1] == ".":
         raise AddressError(f"bad domain: {domain!r}")
 
 

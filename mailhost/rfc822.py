@@ -20,6 +20,7 @@ brackets extend to the end of the text, as tok822 does with bad input.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -225,15 +226,27 @@ def mail_date(when: float | None = None) -> str:
     """``Sat, 28 Nov 2026 17:08:35 +0000 (UTC)`` in local time, C-locale names;
     the day of the month is padded with a space (strftime ``%e``), as Postfix
     writes ``Tue,  1 Dec 2026`` (recorded, tests/sendmail/postfix_sendmail.json)."""
-    t = time.localtime(time.time() if when is None else when)
+    global _last_date  # noqa: PLW0603 - a one-entry cache: one text per second
+    second = math.floor(time.time() if when is None else when)
+    zone = time.tzname  # a new tuple after each time.tzset()
+    cached = _last_date
+    if cached[0] == second and cached[1] is zone:
+        return cached[2]  # (every message of a second: one text)
+    t = time.localtime(second)
     offset = t.tm_gmtoff or 0
     sign = "-" if offset < 0 else "+"
     hours, minutes = divmod(abs(offset) // 60, 60)
-    return (
+    text = (
         f"{_DAYS[t.tm_wday]}, {t.tm_mday:2d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
         f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} {sign}{hours:02d}{minutes:02d} "
         f"({t.tm_zone})"
     )
+    _last_date = (second, zone, text)
+    return text
+
+
+#: mail_date()'s last second, the time.tzname it was made with, and its text.
+_last_date: tuple[int | None, tuple[str, str] | None, str] = (None, None, "")
 
 
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*)$", re.IGNORECASE)

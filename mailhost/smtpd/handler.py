@@ -93,6 +93,7 @@ class SmtpdHandler:
         state = session.checks
         if state is None or self.checks is None:
             return None
+        session.checks_touched = True
         state.where = where
         state.helo = session.helo
         state.protocol = "ESMTP" if session.esmtp else "SMTP"  # session.protocol, inline
@@ -257,8 +258,7 @@ class SmtpdHandler:
         session.transaction = MailTransaction(
             path.address, tuple(kept), declared_size=declared, smtputf8=smtputf8
         )
-        if session.checks is not None:
-            session.checks.reset_transaction()
+        session.reset_checks()
         if self.checks is not None and not self.delay_reject:
             state = self.check_state(session, AT_MAIL)
             if state is not None:
@@ -412,6 +412,7 @@ class SmtpdHandler:
             actions = MessageActions()
         else:
             state = session.checks
+            session.checks_touched = True
             state.where = AT_END_OF_MESSAGE
             state.queue_id, state.sender = qid, txn.sender
             state.rcpt_count = len(txn.recipients)

@@ -18,7 +18,7 @@ what an address *means* is the resolver's business.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from mailhost.address import AddressError
 from mailhost.address import parse_path as parse_address
@@ -34,8 +34,10 @@ class PathError(Exception):
         self.shown = shown
 
 
-@dataclass(frozen=True)
-class Path:
+class Path(NamedTuple):
+    """A parsed path and its parameters (a named tuple: one per MAIL and
+    RCPT, made without a frozen dataclass's attribute-by-attribute init)."""
+
     address: str
     params: tuple[tuple[str, str | None], ...]
 

@@ -119,8 +119,7 @@ class SmtpdProtocol(Conversation):
 
     async def reset_transaction(self, s: Session) -> None:
         s.declared_size = 0
-        if s.checks is not None:
-            s.checks.reset_transaction()
+        s.reset_checks()
         txn, s.transaction = s.transaction, None
         if txn is not None and txn.queue is not None:
             await txn.queue.abort()

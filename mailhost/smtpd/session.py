@@ -68,6 +68,10 @@ class Session:
     #: What the restriction stages know of this session (None: no checks,
     #: as in ``sendmail -bs``).
     checks: CheckState | None = None
+    #: a restriction stage was given :attr:`checks` since its transaction
+    #: part was last reset (until then a reset would change nothing: it is
+    #: skipped, and with it a MessageActions made per EHLO and per MAIL).
+    checks_touched: bool = False
     #: smtpd_client_restrictions rejected the client at connect
     #: (smtpd_delay_reject = no): every later command but QUIT is refused.
     access_denied: Reply | None = None
@@ -81,10 +85,13 @@ class Session:
         default=None, init=False, repr=False, compare=False
     )
 
-    @property
-    def client(self) -> str:
-        """``name[addr]`` (``:port`` with smtpd_client_port_logging)."""
-        return client_name(
+    #: ``name[addr]`` (``:port`` with smtpd_client_port_logging), made once:
+    #: the maillog lines of a session name it several times, and what it is
+    #: made of does not change.
+    client: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.client = client_name(
             self.client_name, self.client_address, self.client_port if self.log_port else None
         )
 
@@ -116,6 +123,12 @@ class Session:
         )
         self._info = (key, info)
         return info
+
+    def reset_checks(self) -> None:
+        """The transaction part of :attr:`checks` reset (RSET, HELO/EHLO, MAIL)."""
+        if self.checks_touched and self.checks is not None:
+            self.checks.reset_transaction()
+            self.checks_touched = False
 
     def reset_helo(self) -> None:
         """After STARTTLS the client must say EHLO again (RFC 3207 §4.2)."""

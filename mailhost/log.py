@@ -190,18 +190,7 @@ class MaillogHandler(logging.Handler):
             line = f"mailhost/{daemon or formatter.daemon}[{_PID[0]}]: {text}\n"
         else:
             line = f"{text}\n"
-        # _add(), without a call per line
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if loop is None or loop.is_closed():
-            self._write([line])
-            return
-        pending = self._pending
-        if not pending:
-            loop.call_soon(self.flush)
-        pending.append(line)
+        self._add(line)
 
     def direct(self) -> None:
         """Let mailhost's loggers hand informational lines straight to this

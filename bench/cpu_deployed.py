@@ -7,9 +7,8 @@ old and new code alternately (issue 17; not part of the test suite).
 The configuration is the one a PostfixAdmin host has (issue 17): every
 ``virtual_*`` table through ``proxy:``, Debian's stock master.cf
 (``/usr/share/postfix/master.cf.dist``) with only the listener's address
-changed, the client (smtp-source on 127.0.0.1) outside ``mynetworks`` and,
-as in :mod:`bench.deployed`, in ``smtpd_client_event_limit_exceptions``
-(unless ``--main`` sets it).
+changed, the client (smtp-source on 127.0.0.1) outside ``mynetworks``:
+the files :mod:`bench.deployed` writes, with the ``--main`` lines added.
 Each ``--src`` is a source tree (``git archive COMMIT | tar -x -C DIR``) put
 first on ``PYTHONPATH``; the runs alternate between them ``--pairs`` times
 and print the server's user and system CPU milliseconds per message, as
@@ -34,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import deployed
 from bench.cpu_per_message import ticks
 from bench.harness import (
     DOMAIN,
@@ -42,58 +42,17 @@ from bench.harness import (
     MailhostServer,
     count_files,
     free_port,
-    mail_uid,
     mailhost_bin,
     wait_banner,
 )
 
-TABLES = {
-    "virtual_mailbox_domains": ["virtual_mailbox_domains.cf"],
-    "virtual_mailbox_maps": ["virtual_mailbox_maps.cf"],
-    "virtual_alias_maps": [
-        "virtual_alias_maps.cf",
-        "virtual_alias_domain_maps.cf",
-        "virtual_alias_domain_catchall_maps.cf",
-    ],
-}
-
 
 def write_etc(etc: Path, db: Database, port: int, extra: str = "") -> None:
-    etc.mkdir(parents=True, exist_ok=True)
-    uid, gid = mail_uid()
-    tables = "\n".join(
-        f"{param} = " + ", ".join(f"proxy:{db.kind}:{db.maps / name}" for name in names)
-        for param, names in TABLES.items()
-    )
-    (etc / "main.cf").write_text(f"""\
-smtpd_banner = $myhostname ESMTP $mail_name (Debian/GNU)
-biff = no
-append_dot_mydomain = no
-compatibility_level = 3.6
-smtpd_relay_restrictions = permit_mynetworks permit_sasl_authenticated defer_unauth_destination
-myhostname = mail.{DOMAIN}
-mydestination = localhost
-relayhost =
-mynetworks = 192.0.2.0/24
-mailbox_size_limit = 0
-recipient_delimiter = +
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-queue_directory = $config_directory/../queue
-data_directory = $config_directory/../data
-delay_logging_resolution_limit = 3
-{tables}
-virtual_mailbox_base = $config_directory/../vmail
-virtual_minimum_uid = {min(uid, 100)}
-virtual_uid_maps = static:{uid}
-virtual_gid_maps = static:{gid}
-virtual_transport = virtual
-{extra}""")
-    master = []
-    for line in Path("/usr/share/postfix/master.cf.dist").read_text().splitlines():
-        listener = line.split()[:2] == ["smtp", "inet"]
-        master.append(line.replace("smtp ", f"127.0.0.1:{port} ", 1) if listener else line)
-    (etc / "master.cf").write_text("\n".join(master) + "\n")
+    """bench/deployed.py's configuration directory (the one both servers
+    read there), with ``extra`` lines added to main.cf."""
+    deployed.write_etc(etc, db, port)
+    main = etc / "main.cf"
+    main.write_text(main.read_text() + extra)
 
 
 class Deployed(MailhostServer):
@@ -211,9 +170,6 @@ def main() -> int:
     parser.add_argument("--main", action="append", default=[], help="a main.cf line to add")
     args = parser.parse_args()
     settings = {line.split("=", 1)[0].strip() for line in args.main}
-    if "smtpd_client_event_limit_exceptions" not in settings:
-        # As bench/deployed.py: smtp-source stands for many clients from one address.
-        args.main.append("smtpd_client_event_limit_exceptions = $mynetworks, 127.0.0.1")
     if args.callgrind and "mailhost_worker_processes" not in settings:
         # callgrind counts the process it started: the work must be in it.
         print("callgrind: mailhost_worker_processes = 1 (one process)", file=sys.stderr)

@@ -32,9 +32,10 @@ from pathlib import Path
 from mailhost.config import Config
 from mailhost.config.lists import split_list
 from mailhost.config.params import PARAMETERS
+from mailhost.delivery.mx import split_lmtp_nexthop
 from mailhost.errors import MailhostError
 from mailhost.tables.registry import PASS_THROUGH, TableRegistry, split_spec
-from mailhost.tables.sql.hosts import Host
+from mailhost.tables.sql.hosts import Host, host_port
 from mailhost.tables.sql.pool import ConnectionPool
 from mailhost.tables.sql.table import SqlTable
 
@@ -159,19 +160,11 @@ def lmtp_destinations(cfg: Config, registry: TableRegistry) -> list[tuple[str, s
 
 def lmtp_address(nexthop: str, queue_directory: Path, default_port: int) -> tuple[str, int | None]:
     """(host or socket path, port or None for a UNIX socket), as lmtp(8) reads it."""
-    kind, sep, rest = nexthop.partition(":")
-    if sep and kind.lower() == "unix":
-        path = Path(rest)
-        return str(path if path.is_absolute() else queue_directory / path), None
-    text = rest if sep and kind.lower() == "inet" else nexthop
-    if text.startswith("["):
-        host, _, tail = text[1:].partition("]")
-        port = tail[1:] if tail.startswith(":") else ""
-    elif text.count(":") == 1:
-        host, _, port = text.partition(":")
-    else:
-        host, port = text, ""
-    return host, int(port) if port.isdigit() else default_port
+    path, text = split_lmtp_nexthop(nexthop)
+    if path is not None:
+        where = Path(path)
+        return str(where if where.is_absolute() else queue_directory / where), None
+    return host_port(text, default_port)
 
 
 async def _reply(reader: asyncio.StreamReader) -> tuple[int, str]:

@@ -89,6 +89,21 @@ def parse_port(value: str) -> int:
         raise ConfigError(f"unknown service: {value}/tcp") from None
 
 
+def split_lmtp_nexthop(nexthop: str) -> tuple[str | None, str]:
+    """lmtp(8)'s nexthop: ``(path, "")`` for ``unix:PATH`` (the path as
+    given), else ``(None, text)`` with ``text`` for :func:`parse_nexthop`,
+    its host in brackets (``inet:host:port``, ``host:port``: lmtp(8) looks
+    up no MX)."""
+    kind, sep, rest = nexthop.partition(":")
+    if sep and kind.lower() == "unix":
+        return rest, ""
+    text = rest if sep and kind.lower() == "inet" else nexthop
+    if not text.startswith("["):
+        host, sep, port = text.rpartition(":") if ":" in text else (text, "", "")
+        text = f"[{host}]" + (f":{port}" if sep else "")
+    return None, text
+
+
 def parse_nexthop(nexthop: str, default_port: int) -> Nexthop:
     """``[host]:port``, ``[host]``, ``host:port`` or ``host`` (smtp(8))."""
     text = nexthop.strip()

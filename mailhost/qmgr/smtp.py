@@ -41,7 +41,13 @@ from mailhost.address import split_address
 from mailhost.config import Config
 from mailhost.config.lists import split_list
 from mailhost.delivery.connection_cache import ConnectionCache
-from mailhost.delivery.mx import MxResolver, NoRoute, parse_nexthop, parse_port
+from mailhost.delivery.mx import (
+    MxResolver,
+    NoRoute,
+    parse_nexthop,
+    parse_port,
+    split_lmtp_nexthop,
+)
 from mailhost.delivery.smtp_client import (
     TLS_LEVELS,
     ClientSession,
@@ -324,15 +330,10 @@ class SmtpTransport:
         s = self.settings
         text = nexthop
         if s.lmtp:
-            kind, sep, rest = text.partition(":")
-            if sep and kind.lower() == "unix":
+            path, text = split_lmtp_nexthop(nexthop)
+            if path is not None:
                 # relay=myhostname[path as given], as Postfix logs it.
-                return [(Endpoint(s.myhostname, rest, None), s.myhostname)]
-            if sep and kind.lower() == "inet":
-                text = rest
-            host, sep, port = text.rpartition(":") if ":" in text else (text, "", "")
-            if not text.startswith("["):
-                text = f"[{host}]" + (f":{port}" if sep else "")
+                return [(Endpoint(s.myhostname, path, None), s.myhostname)]
         hop = parse_nexthop(text, s.default_port)
         # Loop detection: smtp(8) only, and only on its default port.
         detect = not s.lmtp and hop.port == s.default_port

@@ -40,7 +40,9 @@ class Host:
         return {"unix": 0, "inet": 1, "uri": 2}[self.kind]
 
 
-def _host_port(text: str, default_port: int) -> tuple[str, int]:
+def host_port(text: str, default_port: int) -> tuple[str, int]:
+    """``host``, ``host:port``, ``[ipv6]`` or ``[ipv6]:port``; a port that is
+    not a number is the default."""
     if text.startswith("["):  # [ipv6]:port
         host, _, rest = text[1:].partition("]")
         port = rest[1:] if rest.startswith(":") else ""
@@ -55,7 +57,7 @@ def parse_mysql_host(text: str) -> Host:
     if text.startswith("unix:"):
         return Host(text, "unix", text[5:])
     body = text[5:] if text.startswith("inet:") else text
-    host, port = _host_port(body, MYSQL_DEFAULT_PORT)
+    host, port = host_port(body, MYSQL_DEFAULT_PORT)
     if host.lower() == "localhost":
         return Host(text, "unix", MYSQL_DEFAULT_SOCKET)
     return Host(text, "inet", host, port)
@@ -69,5 +71,5 @@ def parse_pgsql_host(text: str) -> Host:
     if text.startswith("/"):
         return Host(text, "unix", text)
     body = text[5:] if text.startswith("inet:") else text
-    host, port = _host_port(body, PGSQL_DEFAULT_PORT)
+    host, port = host_port(body, PGSQL_DEFAULT_PORT)
     return Host(text, "inet", host, port)

@@ -2,7 +2,7 @@
 old and new code alternately (issue 17; not part of the test suite).
 
     .venv/bin/python bench/cpu_deployed.py [--src OLD_TREE --src NEW_TREE] [--pairs 3]
-        [-m 3000] [-s 20] [-r 1] [--db sqlite|pgsql] [--py-spy FILE] [--strace]
+        [-m 3000] [-s 20] [-r 1] [--db sqlite|pgsql] [--py-spy FILE] [--strace FILE] [--perf FILE]
 
 The configuration is the one a PostfixAdmin host has (issue 17): every
 ``virtual_*`` table through ``proxy:``, Debian's stock master.cf
@@ -15,8 +15,12 @@ and print the server's user and system CPU milliseconds per message, as
 :mod:`bench.cpu_per_message` does; ``--callgrind`` counts user-space
 instructions instead, of one server process (``mailhost_worker_processes =
 1`` unless ``--main`` sets it: callgrind does not count forked workers).  ``--py-spy`` records the first run's
-stacks (py-spy in the virtualenv); ``--strace`` prints ``strace -c -f`` of
-the first run.
+stacks (py-spy in the virtualenv); ``--strace FILE`` writes ``strace -c -f``
+of the first run's server processes (every call, each line naming its
+thread, when FILE ends in ``.raw``); ``--perf FILE`` writes ``perf stat``
+of them (task clock, context switches, system calls, futex calls), or, when
+FILE ends in ``.data``, ``perf record`` of every system call with its time
+(for ``perf script``).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from bench.harness import (
     Database,
     MailhostServer,
     count_files,
+    process_tree,
     free_port,
     mailhost_bin,
     wait_banner,
@@ -109,11 +114,26 @@ def run_once(server: Deployed, args: argparse.Namespace, first: bool) -> str:
             )  # fmt: skip
             time.sleep(1.0)
         elif first and args.strace:
+            # Every process of the tree: -f follows only what forks later.
+            pids = [f"-p{pid}" for pid in process_tree(server.root_pid())]
             extra = subprocess.Popen(
-                ["strace", "-c", "-f", "-p", str(server.root_pid()), "-o", args.strace],
+                # FILE.raw: every call, each line naming its thread.
+                ["strace", *([] if args.strace.endswith(".raw") else ["-c"]), "-f", *pids, "-o", args.strace],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             time.sleep(1.0)
+        elif first and args.perf:
+            pids = ",".join(str(pid) for pid in process_tree(server.root_pid()))
+            events = "task-clock,context-switches,cpu-migrations,raw_syscalls:sys_enter,syscalls:sys_enter_futex"
+            # FILE.data: perf record of every system call, for perf script.
+            what = ["record", "-e", "raw_syscalls:sys_enter,raw_syscalls:sys_exit"]
+            if not args.perf.endswith(".data"):
+                what = ["stat", "-e", events]
+            extra = subprocess.Popen(
+                ["perf", *what, "-p", pids, "-o", args.perf],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            time.sleep(0.5)
         if server.callgrind is not None:
             server.instructions(True)
         user0, system0 = ticks(server)
@@ -163,6 +183,7 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=1)
     parser.add_argument("--py-spy", default="")
     parser.add_argument("--strace", default="")
+    parser.add_argument("--perf", default="", help="perf stat of the first run's server processes to FILE")
     parser.add_argument(
         "--callgrind", action="store_true", help="user-space instructions per message (valgrind)"
     )

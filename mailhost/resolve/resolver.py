@@ -181,9 +181,23 @@ def _has_routing(local: str) -> bool:
 class Resolver:
     def __init__(self, settings: ResolverSettings) -> None:
         self.settings = settings
+        s = settings
+        # The tables that make an address known before its class is asked
+        # (unlisted_reply), in order; an empty parameter is never searched.
+        tables = (s.recipient_canonical_maps, s.canonical_maps, s.virtual_alias_maps)
+        sender_tables = (s.recipient_canonical_maps, s.sender_canonical_maps, *tables[1:])
+        self._tables = tuple(maps for maps in tables if maps)
+        self._sender_tables = tuple(maps for maps in sender_tables if maps)
 
     def canonical(self, address: str) -> str:
         """``user`` → ``user@$myorigin`` (append_at_myorigin); domains normalized."""
+        local, at, domain = address.rpartition("@")
+        if at and domain.isascii() and domain[-1:] != ".":
+            # normalize_domain() of an ASCII name without a trailing dot is
+            # its lower case; the usual address is already canonical (asked
+            # several times per RCPT).
+            lowered = domain.lower()
+            return address if lowered == domain else f"{local}@{lowered}"
         local, domain = split_address(address)
         if not domain:
             if not self.settings.search.append_at_myorigin:
@@ -214,12 +228,7 @@ class Resolver:
         reject_unlisted_sender): None when the address is known, else the
         per-class ``User unknown`` reply; raises TableTempFail."""
         s = self.settings
-        sender = reply_class == "Sender address"
-        tables = [s.recipient_canonical_maps]
-        if sender:
-            tables.append(s.sender_canonical_maps)
-        tables += [s.canonical_maps, s.virtual_alias_maps]
-        for maps in tables:
+        for maps in self._sender_tables if reply_class == "Sender address" else self._tables:
             if await self._known(maps, address, trace):
                 return None
         cls = (await self.classify(address, trace)).address_class

@@ -26,6 +26,10 @@ from mailhost.smtpd_check.reject import CheckAbort, as_reply, reject
 from mailhost.smtpd_check.settings import CheckSettings
 from mailhost.smtpd_check.state import DUNNO, REJECT, CheckState, ReplyClass, Status
 
+#: The order of the RCPT lists (smtpd_relay_before_recipient_restrictions).
+RELAY_FIRST = ("smtpd_relay_restrictions", "smtpd_recipient_restrictions")
+RECIPIENT_FIRST = ("smtpd_recipient_restrictions", "smtpd_relay_restrictions")
+
 
 @dataclass
 class SmtpdChecks:
@@ -77,25 +81,43 @@ class SmtpdChecks:
         return status
 
     # -- the stages ----------------------------------------------------------------
+    #
+    # With smtpd_delay_reject every RCPT runs the client, HELO and sender
+    # stages again: they share the RCPT's Context, and a stage whose list is
+    # empty (Debian's defaults) only resets its bookkeeping, as an empty
+    # list's evaluation leaves it.
 
     async def client(self, state: CheckState) -> Reply | None:
-        ctx = self.context(state)
+        return await self._client(self.context(state))
+
+    async def _client(self, ctx: Context) -> Reply | None:
+        state = ctx.state
         state.defer_if_permit.active = False
         self._reset(state)
-        status = await self._run(
-            ctx,
-            "smtpd_client_restrictions",
-            state.client.namaddr,
-            ReplyClass.CLIENT,
-            "check_client_access",
-        )
+        status = DUNNO
+        if self.settings.lists.get("smtpd_client_restrictions"):
+            status = await self._run(
+                ctx,
+                "smtpd_client_restrictions",
+                state.client.namaddr,
+                ReplyClass.CLIENT,
+                "check_client_access",
+            )
         state.defer_if_permit_client = state.defer_if_permit.active
         return self._answer(ctx, status)
 
     async def helo(self, state: CheckState, helo: str | None) -> Reply | None:
         if helo is None:
             return None
-        ctx = self.context(state)
+        return await self._helo(self.context(state), helo)
+
+    async def _helo(self, ctx: Context, helo: str) -> Reply | None:
+        state = ctx.state
+        if not self.settings.lists.get("smtpd_helo_restrictions"):
+            state.defer_if_permit.active = state.defer_if_permit_client
+            self._reset(state)
+            state.defer_if_permit_helo = state.defer_if_permit.active
+            return None
         with _Pushed(state, "helo", helo):
             state.defer_if_permit.active = state.defer_if_permit_client
             self._reset(state)
@@ -108,7 +130,21 @@ class SmtpdChecks:
     async def mail(self, state: CheckState, sender: str | None) -> Reply | None:
         if sender is None:
             return None
-        ctx = self.context(state)
+        return await self._mail(self.context(state), sender)
+
+    async def _mail(self, ctx: Context, sender: str) -> Reply | None:
+        state = ctx.state
+        settings = self.settings
+        if not settings.lists.get("smtpd_sender_restrictions") and not (
+            settings.reject_unlisted_sender and sender and not state.discard
+        ):
+            state.defer_if_permit.active = (
+                state.defer_if_permit_client or state.defer_if_permit_helo
+            )
+            state.sender_rcptmap_checked = False
+            self._reset(state)
+            state.defer_if_permit_sender = state.defer_if_permit.active
+            return None
         with _Pushed(state, "sender", sender):
             state.defer_if_permit.active = (
                 state.defer_if_permit_client or state.defer_if_permit_helo
@@ -120,7 +156,7 @@ class SmtpdChecks:
             )
             state.defer_if_permit_sender = state.defer_if_permit.active
             if (
-                self.settings.reject_unlisted_sender
+                settings.reject_unlisted_sender
                 and status is not REJECT
                 and not state.sender_rcptmap_checked
                 and not state.discard
@@ -133,21 +169,25 @@ class SmtpdChecks:
         if recipient.lower() == "postmaster":
             return None
         ctx = self.context(state)
+        settings = self.settings
         with _Pushed(state, "recipient", recipient):
             state.recipient_rcptmap_checked = False
-            if self.settings.delay_reject:
-                reply = await self.client(state)
-                reply = reply or await self.helo(state, state.helo)
-                reply = reply or await self.mail(state, state.sender)
+            if settings.delay_reject:
+                reply = await self._client(ctx)
+                if reply is None and state.helo is not None:
+                    reply = await self._helo(ctx, state.helo)
+                if reply is None and state.sender is not None:
+                    reply = await self._mail(ctx, state.sender)
                 if reply is not None:
                     return reply
             state.defer_if_permit.active = state.defer_if_permit_sender
             self._reset(state)
-            order = ["smtpd_relay_restrictions", "smtpd_recipient_restrictions"]
-            if not self.settings.relay_before_recipient:
-                order.reverse()
+            lists = settings.lists
             status = DUNNO
-            for parameter in order:
+            for parameter in RELAY_FIRST if settings.relay_before_recipient else RECIPIENT_FIRST:
+                if not lists.get(parameter):
+                    status = DUNNO  # what an empty list's evaluation answers
+                    continue
                 status = await self._run(
                     ctx, parameter, recipient, ReplyClass.RECIPIENT, "check_recipient_access"
                 )
@@ -155,7 +195,7 @@ class SmtpdChecks:
                     break
             status = self._promote(ctx, status)
             if (
-                self.settings.reject_unlisted_recipient
+                settings.reject_unlisted_recipient
                 and status is not REJECT
                 and not state.recipient_rcptmap_checked
                 and not state.discard

@@ -185,7 +185,8 @@ async def classify(
     remembered and traced classifications are always done in full."""
     if trace is not None:
         return await _classify(domain, classes, trace)
-    ttl = _classes_memo_ttl(classes)
+    known = _memo_ttls.get(id(classes))  # _classes_memo_ttl's first step, inline
+    ttl = known[1] if known is not None and known[0] is classes else _classes_memo_ttl(classes)
     if ttl <= 0:
         return await _classify(domain, classes, None)
     key = (domain, id(classes))

@@ -104,7 +104,7 @@ async def find(
     answers from memory anyway (``Maps.memo_ttl``), the whole search result
     is reused for that long, sparing the key sequence's probes.  A failed
     search is never remembered; a traced one is always done in full."""
-    if not maps:
+    if not maps.tables:  # (not Maps.__bool__: a Python call)
         return None
     if trace is not None or maps.memo_ttl <= 0:
         return await _search(maps, address, policy, trace)

@@ -45,6 +45,9 @@ from mailhost.tables.matchlist import DomainList
 from mailhost.tables.registry import TableRegistry
 
 DEFAULT_LIMITS = ExpansionLimits()
+#: (bound once: each ``AddressClass.NAME`` goes through EnumType's attribute hook)
+LOCAL, VIRTUAL_MAILBOX = AddressClass.LOCAL, AddressClass.VIRTUAL_MAILBOX
+RELAY, DEFAULT = AddressClass.RELAY, AddressClass.DEFAULT
 
 #: The recipient table of each class and how its reply names it (spec 3.5).
 CLASS_TABLES = {
@@ -207,8 +210,8 @@ class Resolver:
 
     async def classify(self, address: str, trace: Trace | None = None) -> Classification:
         """The class of a canonical address; raises TableTempFail."""
-        domain = split_address(self.canonical(address))[1]
-        result = await classify(domain, self.settings.classes, trace)
+        _, at, domain = self.canonical(address).rpartition("@")
+        result = await classify(domain if at else "", self.settings.classes, trace)
         if trace is not None:
             trace.add("decision", "address class", address, outcome=result.address_class.value)
         return result
@@ -233,23 +236,23 @@ class Resolver:
                 return None
         cls = (await self.classify(address, trace)).address_class
         local = split_address(address)[0].lower()
-        if cls is AddressClass.LOCAL:
+        if cls is LOCAL:
             exempt = {"postmaster", "mailer-daemon", s.search.double_bounce_sender.lower()}
             if not s.local_recipient_maps or local in exempt:
                 return None
             if await self._known(s.local_recipient_maps, address, trace):
                 return None
-        elif cls is AddressClass.VIRTUAL_MAILBOX:
+        elif cls is VIRTUAL_MAILBOX:
             if not s.virtual_mailbox_maps:
                 return None
             if await self._known(s.virtual_mailbox_maps, address, trace):
                 return None
-        elif cls is AddressClass.RELAY:
+        elif cls is RELAY:
             if not s.relay_recipient_maps:
                 return None
             if await self._known(s.relay_recipient_maps, address, trace):
                 return None
-        elif cls is AddressClass.DEFAULT:
+        elif cls is DEFAULT:
             return None
         return replies.user_unknown(
             shown,

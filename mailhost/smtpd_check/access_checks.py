@@ -16,7 +16,16 @@ from mailhost.smtpd_check import access
 from mailhost.smtpd_check.actions import server_error, table_result
 from mailhost.smtpd_check.call import Call, Restriction
 from mailhost.smtpd_check.destination import has_routing
-from mailhost.smtpd_check.state import DUNNO, OK, ReplyClass, Status
+from mailhost.smtpd_check.state import (
+    CLIENT_HOST,
+    DUNNO,
+    HELO_COMMAND,
+    OK,
+    RECIPIENT_ADDRESS,
+    SENDER_ADDRESS,
+    ReplyClass,
+    Status,
+)
 
 log = logger("smtpd")
 
@@ -64,7 +73,7 @@ async def namadr(
 async def check_client_access(call: Call) -> Status:
     table = call.table_argument()
     client = call.ctx.state.client
-    return await namadr(call, table, client.name, client.address, client.namaddr, ReplyClass.CLIENT)
+    return await namadr(call, table, client.name, client.address, client.namaddr, CLIENT_HOST)
 
 
 async def check_reverse_client_hostname_access(call: Call) -> Status:
@@ -102,7 +111,7 @@ async def check_helo_access(call: Call) -> Status:
     helo = call.ctx.state.helo
     if helo is None:
         return DUNNO
-    return await _domain(call, table, helo, ReplyClass.HELO)
+    return await _domain(call, table, helo, HELO_COMMAND)
 
 
 async def check_etrn_access(call: Call) -> Status:
@@ -122,7 +131,7 @@ async def mail_access(call: Call, table: str, address: str, reply_class: str) ->
     )
     status, found = await lookup(call, table, keys, resolved, address, reply_class)
     suspicious = (
-        reply_class == ReplyClass.RECIPIENT
+        reply_class == RECIPIENT_ADDRESS
         and not ctx.settings.allow_untrusted_routing
         and has_routing(resolved)
     )
@@ -139,9 +148,9 @@ async def check_sender_access(call: Call) -> Status:
     if state.sender == "":
         key = call.ctx.settings.null_access_lookup_key
         keys = iter([(key, False)])
-        status, _ = await lookup(call, table, keys, key, "", ReplyClass.SENDER)
+        status, _ = await lookup(call, table, keys, key, "", SENDER_ADDRESS)
         return status
-    return await mail_access(call, table, state.sender, ReplyClass.SENDER)
+    return await mail_access(call, table, state.sender, SENDER_ADDRESS)
 
 
 async def check_recipient_access(call: Call) -> Status:
@@ -149,7 +158,7 @@ async def check_recipient_access(call: Call) -> Status:
     recipient = call.ctx.state.recipient
     if recipient is None:
         return DUNNO
-    return await mail_access(call, table, recipient, ReplyClass.RECIPIENT)
+    return await mail_access(call, table, recipient, RECIPIENT_ADDRESS)
 
 
 async def check_sasl_access(call: Call) -> Status:

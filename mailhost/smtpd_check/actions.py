@@ -34,7 +34,7 @@ from mailhost.smtpd_check.reject import (
     permit,
     reject,
 )
-from mailhost.smtpd_check.state import Status, Where
+from mailhost.smtpd_check.state import DUNNO, OK, Status, Where
 
 log = logger("smtpd")
 
@@ -111,26 +111,26 @@ async def _message_action(
     state, settings = ctx.state, ctx.settings
     if action == "FILTER":
         if not _delegable(ctx, table, "FILTER"):
-            return Status.DUNNO
+            return DUNNO
         if not text:
             log.warning('access table %s entry "%s" has FILTER entry without value', table, datum)
-            return Status.DUNNO
+            return DUNNO
         if ":" not in text:
             log.warning('access table %s entry "%s" requires transport:destination', table, datum)
-            return Status.DUNNO
+            return DUNNO
         log_whatsup(state, "filter", f"<{reply_name}>: {reply_class} triggers FILTER {text}")
         state.actions.filter = text
-        return Status.DUNNO
+        return DUNNO
     if action == "HOLD":
         if not _delegable(ctx, table, "HOLD") or state.actions.hold is not None:
-            return Status.DUNNO
+            return DUNNO
         why = f"<{reply_name}>: {reply_class} {text or 'triggers HOLD action'}"
         log_whatsup(state, "hold", why)
         state.actions.hold = why
-        return Status.DUNNO
+        return DUNNO
     if action == "DISCARD":
         if not _delegable(ctx, table, "DISCARD"):
-            return Status.DUNNO
+            return DUNNO
         why = f"<{reply_name}>: {reply_class} {text or 'triggers DISCARD action'}"
         log_whatsup(state, "discard", why)
         state.actions.discard = why
@@ -140,10 +140,10 @@ async def _message_action(
         )
     if action in ("REDIRECT", "BCC"):
         if not _delegable(ctx, table, action):
-            return Status.DUNNO
+            return DUNNO
         if "@" not in text:
             log.warning('access table %s entry "%s" requires user@domain target', table, datum)
-            return Status.DUNNO
+            return DUNNO
         log_whatsup(
             state, action.lower(), f"<{reply_name}>: {reply_class} triggers {action} {text}"
         )
@@ -151,22 +151,22 @@ async def _message_action(
             state.actions.redirect = text
         elif text not in state.actions.bcc:
             state.actions.bcc.append(text)
-        return Status.DUNNO
+        return DUNNO
     if action == "PREPEND":
         if not _in_transaction(ctx, table, "PREPEND"):
-            return Status.DUNNO
+            return DUNNO
         if state.where is Where.END_OF_MESSAGE:
             log.warning(
                 "access table %s: action PREPEND must be used before "
                 "smtpd_end_of_data_restrictions",
                 table,
             )
-            return Status.DUNNO
+            return DUNNO
         if not text or not _is_header(text):
             log.warning('access table %s entry "%s" requires header: text', table, datum)
-            return Status.DUNNO
+            return DUNNO
         state.actions.prepend.append(text)
-        return Status.DUNNO
+        return DUNNO
     raise AssertionError(action)
 
 
@@ -189,7 +189,7 @@ async def table_result(
     text = text.strip(" \t")
     action = word.upper()
     if action == "DUNNO":
-        return Status.DUNNO
+        return DUNNO
     if action in ("REJECT", "DEFER"):
         default = "5.7.1" if action == "REJECT" else "4.7.1"
         status, why = dsn_split(default, text)
@@ -206,7 +206,7 @@ async def table_result(
         )
     if action in ("INFO", "WARN"):
         log_whatsup(state, action.lower(), text)
-        return Status.DUNNO
+        return DUNNO
     if action in MESSAGE_ACTIONS:
         return await _message_action(ctx, table, action, word, text, datum, reply_name, reply_class)
     if action in ("DEFER_IF_PERMIT", "DEFER_IF_REJECT"):
@@ -218,10 +218,10 @@ async def table_result(
         )
         if action == "DEFER_IF_REJECT":
             state.defer_if_reject.arm(*args)
-            return Status.DUNNO
+            return DUNNO
         if not state.warn_if_reject:
             state.defer_if_permit.arm(*args)
-            return Status.DUNNO
+            return DUNNO
         return reject(state, POLICY, *args, soft_bounce=soft)
     if value.isdigit():
         return permit(
@@ -252,5 +252,5 @@ async def table_result(
     names = tuple(split_list(value))
     if not names:
         log.warning("access table %s entry %s has empty value", table, value)
-        return Status.OK
+        return OK
     return await ctx.evaluate(ctx, names, reply_name, reply_class, def_acl)

@@ -16,7 +16,13 @@ from mailhost.log import logger
 from mailhost.smtpd_check.actions import lookup_retry, server_error
 from mailhost.smtpd_check.call import Call, Restriction
 from mailhost.smtpd_check.reject import POLICY, PROTOCOL, permit, reject
-from mailhost.smtpd_check.state import PeerStatus, ReplyClass, Status, Where
+from mailhost.smtpd_check.state import (
+    CLIENT_HOST,
+    DUNNO,
+    PeerStatus,
+    Status,
+    Where,
+)
 
 log = logger("smtpd")
 
@@ -78,14 +84,14 @@ async def defer_if_permit(call: Call) -> Status:
     text = f"<{call.reply_name}>: {call.reply_class} rejected: defer_if_permit requested"
     if not state.warn_if_reject:
         state.defer_if_permit.arm(450, "4.7.0", text)
-        return Status.DUNNO
+        return DUNNO
     return _reject(call, 450, "4.7.0", text)
 
 
 async def defer_if_reject(call: Call) -> Status:
     text = f"<{call.reply_name}>: {call.reply_class} rejected: defer_if_reject requested"
     call.ctx.state.defer_if_reject.arm(450, "4.7.0", text)
-    return Status.DUNNO
+    return DUNNO
 
 
 async def sleep(call: Call) -> Status:
@@ -95,7 +101,7 @@ async def sleep(call: Call) -> Status:
         raise server_error(call.ctx)
     call.argument()
     await asyncio.sleep(int(seconds))
-    return Status.DUNNO
+    return DUNNO
 
 
 async def reject_unauth_pipelining(call: Call) -> Status:
@@ -108,7 +114,7 @@ async def reject_unauth_pipelining(call: Call) -> Status:
             "Improper use of SMTP command pipelining",
             PROTOCOL,
         )
-    return Status.DUNNO
+    return DUNNO
 
 
 async def reject_plaintext_session(call: Call) -> Status:
@@ -119,7 +125,7 @@ async def reject_plaintext_session(call: Call) -> Status:
             "4.7.1",
             "Session encryption is required",
         )
-    return Status.DUNNO
+    return DUNNO
 
 
 async def reject_multi_recipient_bounce(call: Call) -> Status:
@@ -133,7 +139,7 @@ async def reject_multi_recipient_bounce(call: Call) -> Status:
             "5.5.3",
             f"<{call.reply_name}>: {call.reply_class} rejected: Multi-recipient bounce",
         )
-    return Status.DUNNO
+    return DUNNO
 
 
 async def permit_mynetworks(call: Call) -> Status:
@@ -143,22 +149,22 @@ async def permit_mynetworks(call: Call) -> Status:
     except TableTempFail:
         raise lookup_retry(call.ctx, call.reply_name) from None
     if hit:
-        return _permit(call, ReplyClass.CLIENT, state.client.namaddr)
-    return Status.DUNNO
+        return _permit(call, CLIENT_HOST, state.client.namaddr)
+    return DUNNO
 
 
 async def permit_inet_interfaces(call: Call) -> Status:
     state = call.ctx.state
     if call.ctx.facts.is_own_address(state.client.address):
-        return _permit(call, ReplyClass.CLIENT, state.client.namaddr)
-    return Status.DUNNO
+        return _permit(call, CLIENT_HOST, state.client.namaddr)
+    return DUNNO
 
 
 async def permit_sasl_authenticated(call: Call) -> Status:
     state = call.ctx.state
     if state.sasl_username:
-        return _permit(call, ReplyClass.CLIENT, state.client.namaddr)
-    return Status.DUNNO
+        return _permit(call, CLIENT_HOST, state.client.namaddr)
+    return DUNNO
 
 
 async def permit_tls_clientcerts(call: Call) -> Status:
@@ -169,17 +175,17 @@ async def permit_tls_clientcerts(call: Call) -> Status:
     never permits."""
     state = call.ctx.state
     if not state.tls:
-        return Status.DUNNO
+        return DUNNO
     if state.ccert_fingerprint:
-        return _permit(call, ReplyClass.CLIENT, state.client.namaddr)
+        return _permit(call, CLIENT_HOST, state.client.namaddr)
     log.warning('%s is requested, but "smtpd_tls_ask_ccert = no"', call.name.lower())
-    return Status.DUNNO
+    return DUNNO
 
 
 async def reject_unknown_client(call: Call) -> Status:
     client = call.ctx.state.client
     if client.name_status is PeerStatus.OK:
-        return Status.DUNNO
+        return DUNNO
     code = (
         call.ctx.settings.code("unknown_client_reject_code")
         if client.name_status in (PeerStatus.PERM, PeerStatus.FORGED)
@@ -193,7 +199,7 @@ async def reject_unknown_client(call: Call) -> Status:
 async def reject_unknown_reverse_name(call: Call) -> Status:
     client = call.ctx.state.client
     if client.reverse_name_status is PeerStatus.OK:
-        return Status.DUNNO
+        return DUNNO
     code = (
         call.ctx.settings.code("unknown_client_reject_code")
         if client.reverse_name_status is PeerStatus.PERM

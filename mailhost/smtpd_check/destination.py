@@ -17,7 +17,14 @@ from mailhost.smtpd_check.actions import lookup_retry
 from mailhost.smtpd_check.call import Call, Restriction
 from mailhost.smtpd_check.context import Context, Destination
 from mailhost.smtpd_check.reject import BOUNCE, POLICY, permit, reject
-from mailhost.smtpd_check.state import ReplyClass, Status
+from mailhost.smtpd_check.state import (
+    DUNNO,
+    RECIPIENT_ADDRESS,
+    SENDER_ADDRESS,
+    Status,
+)
+
+OTHER = Destination.OTHER  # (bound once: EnumType's attribute hook)
 
 
 def has_routing(address: str) -> bool:
@@ -37,16 +44,16 @@ async def authorized(ctx: Context, recipient: str) -> bool:
         where = await ctx.facts.destination(resolved, ctx.state.trace)
     except TableTempFail:
         raise lookup_retry(ctx, recipient) from None
-    return where is not Destination.OTHER
+    return where is not OTHER
 
 
 async def permit_auth_destination(call: Call) -> Status:
     ctx = call.ctx
     recipient = ctx.state.recipient
     if recipient is None or not await authorized(ctx, recipient):
-        return Status.DUNNO
+        return DUNNO
     return permit(
-        ctx.state, ctx.settings.log_permit_actions, call.name, ReplyClass.RECIPIENT, recipient
+        ctx.state, ctx.settings.log_permit_actions, call.name, RECIPIENT_ADDRESS, recipient
     )
 
 
@@ -54,7 +61,7 @@ async def _unauth(call: Call, code: int, status: str) -> Status:
     ctx = call.ctx
     recipient = ctx.state.recipient
     if recipient is None or await authorized(ctx, recipient):
-        return Status.DUNNO
+        return DUNNO
     return reject(
         ctx.state,
         POLICY,
@@ -76,7 +83,7 @@ async def defer_unauth_destination(call: Call) -> Status:
 async def check_relay_domains(call: Call) -> Status:
     """The pre-2.2 name: permit an authorized destination, else reject."""
     status = await permit_auth_destination(call)
-    if status is Status.DUNNO:
+    if status is DUNNO:
         status = await reject_unauth_destination(call)
     return status
 
@@ -88,7 +95,7 @@ async def unlisted(ctx: Context, address: str, reply_class: str) -> Status:
     except TableTempFail:
         raise lookup_retry(ctx, address) from None
     if reply is None:
-        return Status.DUNNO
+        return DUNNO
     return reject(
         ctx.state,
         BOUNCE,
@@ -103,33 +110,33 @@ async def recipient_maps(ctx: Context, recipient: str) -> Status:
     """reject_unlisted_recipient, run at most once per RCPT."""
     state = ctx.state
     if state.recipient_rcptmap_checked:
-        return Status.DUNNO
+        return DUNNO
     if not state.warn_if_reject:
         state.recipient_rcptmap_checked = True
-    return await unlisted(ctx, recipient, ReplyClass.RECIPIENT)
+    return await unlisted(ctx, recipient, RECIPIENT_ADDRESS)
 
 
 async def sender_maps(ctx: Context, sender: str) -> Status:
     """reject_unlisted_sender, run at most once per MAIL."""
     state = ctx.state
     if state.sender_rcptmap_checked:
-        return Status.DUNNO
+        return DUNNO
     if not state.warn_if_reject:
         state.sender_rcptmap_checked = True
-    return await unlisted(ctx, sender, ReplyClass.SENDER)
+    return await unlisted(ctx, sender, SENDER_ADDRESS)
 
 
 async def reject_unlisted_recipient(call: Call) -> Status:
     recipient = call.ctx.state.recipient
     if not recipient:
-        return Status.DUNNO
+        return DUNNO
     return await recipient_maps(call.ctx, recipient)
 
 
 async def reject_unlisted_sender(call: Call) -> Status:
     sender = call.ctx.state.sender
     if not sender:
-        return Status.DUNNO
+        return DUNNO
     return await sender_maps(call.ctx, sender)
 
 

@@ -40,7 +40,16 @@ from mailhost.smtpd_check.dns_lookup import DnsLookup, DnsStatus
 from mailhost.smtpd_check.names import valid_hostname
 from mailhost.smtpd_check.rbl_reply import rbl_reject_reply
 from mailhost.smtpd_check.reject import permit
-from mailhost.smtpd_check.state import ReplyClass, Status, Where
+from mailhost.smtpd_check.state import (
+    CLIENT_HOST,
+    DUNNO,
+    HELO_COMMAND,
+    RECIPIENT_ADDRESS,
+    SENDER_ADDRESS,
+    ReplyClass,
+    Status,
+    Where,
+)
 
 log = logger("smtpd")
 
@@ -180,23 +189,23 @@ async def _reject_if_listed(
     call: Call, rbl_domain: str, answer: _Answer, what: str, reply_class: str
 ) -> Status:
     if not isinstance(answer, Listed):
-        return Status.DUNNO
+        return DUNNO
     return await rbl_reject_reply(call.ctx, rbl_domain, what, reply_class, answer.reason)
 
 
 async def reject_rbl_client(call: Call) -> Status:
     rbl_domain = call.domain_argument()
     if rbl_domain is None:
-        return Status.DUNNO
+        return DUNNO
     address = call.ctx.state.client.address
     answer = await find_addr(call, rbl_domain, address)
-    return await _reject_if_listed(call, rbl_domain, answer, address, ReplyClass.CLIENT)
+    return await _reject_if_listed(call, rbl_domain, answer, address, CLIENT_HOST)
 
 
 async def _reject_rbl_domain(call: Call, what: str | None, reply_class: str) -> Status:
     rbl_domain = call.domain_argument()
     if rbl_domain is None or what is None:
-        return Status.DUNNO
+        return DUNNO
     answer = await find_domain(call, rbl_domain, what)
     return await _reject_if_listed(call, rbl_domain, answer, what, reply_class)
 
@@ -206,7 +215,7 @@ def _known(name: str) -> str | None:
 
 
 async def reject_rhsbl_client(call: Call) -> Status:
-    return await _reject_rbl_domain(call, _known(call.ctx.state.client.name), ReplyClass.CLIENT)
+    return await _reject_rbl_domain(call, _known(call.ctx.state.client.name), CLIENT_HOST)
 
 
 async def reject_rhsbl_reverse_client(call: Call) -> Status:
@@ -215,15 +224,15 @@ async def reject_rhsbl_reverse_client(call: Call) -> Status:
 
 
 async def reject_rhsbl_helo(call: Call) -> Status:
-    return await _reject_rbl_domain(call, call.ctx.state.helo, ReplyClass.HELO)
+    return await _reject_rbl_domain(call, call.ctx.state.helo, HELO_COMMAND)
 
 
 async def reject_rhsbl_sender(call: Call) -> Status:
-    return await _reject_rbl_domain(call, call.ctx.state.sender or None, ReplyClass.SENDER)
+    return await _reject_rbl_domain(call, call.ctx.state.sender or None, SENDER_ADDRESS)
 
 
 async def reject_rhsbl_recipient(call: Call) -> Status:
-    return await _reject_rbl_domain(call, call.ctx.state.recipient, ReplyClass.RECIPIENT)
+    return await _reject_rbl_domain(call, call.ctx.state.recipient, RECIPIENT_ADDRESS)
 
 
 async def _allow(call: Call, answer: _Answer, what: str) -> Status:
@@ -231,16 +240,16 @@ async def _allow(call: Call, answer: _Answer, what: str) -> Status:
     ctx = call.ctx
     if answer is SOFT:
         ctx.state.defer_if_reject.arm(
-            450, "4.7.1", f"<{what}>: {ReplyClass.CLIENT} rejected: Service unavailable"
+            450, "4.7.1", f"<{what}>: {CLIENT_HOST} rejected: Service unavailable"
         )
-        return Status.DUNNO
+        return DUNNO
     if answer is None:
-        return Status.DUNNO
+        return DUNNO
     return permit(
         ctx.state,
         ctx.settings.log_permit_actions,
         call.name,
-        ReplyClass.CLIENT,
+        CLIENT_HOST,
         ctx.state.client.namaddr,
     )
 
@@ -258,7 +267,7 @@ async def _unauthorized_recipient(call: Call) -> bool:
 async def permit_dnswl_client(call: Call) -> Status:
     dnswl_domain = call.domain_argument()
     if dnswl_domain is None or await _unauthorized_recipient(call):
-        return Status.DUNNO
+        return DUNNO
     address = call.ctx.state.client.address
     return await _allow(call, await find_addr(call, dnswl_domain, address), address)
 
@@ -267,7 +276,7 @@ async def permit_rhswl_client(call: Call) -> Status:
     dnswl_domain = call.domain_argument()
     name = _known(call.ctx.state.client.name)
     if dnswl_domain is None or name is None or await _unauthorized_recipient(call):
-        return Status.DUNNO
+        return DUNNO
     return await _allow(call, await find_domain(call, dnswl_domain, name), name)
 
 

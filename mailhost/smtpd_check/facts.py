@@ -21,7 +21,11 @@ from mailhost.tables.maps import Maps
 
 #: How many client addresses the mynetworks answers are kept for.
 MYNETWORKS_MEMO = 4096
-_FINAL = frozenset({AddressClass.LOCAL, AddressClass.VIRTUAL_ALIAS, AddressClass.VIRTUAL_MAILBOX})
+# Members bound once: a member's hash is Python code (Enum.__hash__) and each
+# ``AddressClass.NAME`` goes through EnumType's attribute hook (every RCPT asks).
+LOCAL, VIRTUAL_ALIAS = AddressClass.LOCAL, AddressClass.VIRTUAL_ALIAS
+VIRTUAL_MAILBOX, RELAY = AddressClass.VIRTUAL_MAILBOX, AddressClass.RELAY
+FINAL, TO_RELAY, OTHER = Destination.FINAL, Destination.RELAY, Destination.OTHER
 
 
 class ResolverFacts:
@@ -81,11 +85,11 @@ class ResolverFacts:
 
     async def destination(self, address: str, trace: Trace | None = None) -> Destination:
         found = (await self.resolver.classify(address, trace)).address_class
-        if found in _FINAL:
-            return Destination.FINAL
-        if found is AddressClass.RELAY:
-            return Destination.RELAY
-        return Destination.OTHER
+        if found is VIRTUAL_MAILBOX or found is LOCAL or found is VIRTUAL_ALIAS:
+            return FINAL
+        if found is RELAY:
+            return TO_RELAY
+        return OTHER
 
     async def unlisted(
         self, address: str, reply_class: str, trace: Trace | None = None

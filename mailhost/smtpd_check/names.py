@@ -15,7 +15,13 @@ from mailhost.hostnames import valid_hostaddr, valid_mailhost_addr
 from mailhost.hostnames import valid_hostname as _valid_hostname
 from mailhost.smtpd_check.call import Call, Restriction
 from mailhost.smtpd_check.reject import POLICY, reject
-from mailhost.smtpd_check.state import ReplyClass, Status
+from mailhost.smtpd_check.state import (
+    DUNNO,
+    HELO_COMMAND,
+    RECIPIENT_ADDRESS,
+    SENDER_ADDRESS,
+    Status,
+)
 
 #: The HELO name and the envelope domains are judged again at every RCPT
 #: (smtpd_delay_reject): remembered (a pure function).
@@ -58,21 +64,21 @@ def _reject(call: Call, name: str, reply_class: str, code_name: str, status: str
 def invalid_hostaddr(call: Call, literal: str) -> Status:
     inside = literal[1:-1] if len(literal) > 2 and literal.endswith("]") else literal
     if valid_mailhost_addr(inside):
-        return Status.DUNNO
-    return _reject(call, literal, ReplyClass.HELO, "invalid_hostname_reject_code", "5.5.2",
+        return DUNNO
+    return _reject(call, literal, HELO_COMMAND, "invalid_hostname_reject_code", "5.5.2",
                    "invalid ip address")  # fmt: skip
 
 
 async def reject_invalid_helo_hostname(call: Call) -> Status:
     helo = call.ctx.state.helo
     if helo is None:
-        return Status.DUNNO
+        return DUNNO
     if helo.startswith("["):
         return invalid_hostaddr(call, helo)
     name = _truncate_dot(helo)
     if valid_hostname(name) or valid_hostaddr(name):
-        return Status.DUNNO
-    return _reject(call, helo, ReplyClass.HELO, "invalid_hostname_reject_code", "5.5.2",
+        return DUNNO
+    return _reject(call, helo, HELO_COMMAND, "invalid_hostname_reject_code", "5.5.2",
                    "Invalid name")  # fmt: skip
 
 
@@ -80,27 +86,27 @@ async def reject_non_fqdn_helo_hostname(call: Call) -> Status:
     state = call.ctx.state
     helo = state.helo
     if helo is None:
-        return Status.DUNNO
+        return DUNNO
     if helo.startswith("["):
         return invalid_hostaddr(call, helo)
     name = _truncate_dot(helo)
     if _valid_utf8_hostname(name, state.smtputf8) and "." in name:
-        return Status.DUNNO
-    return _reject(call, helo, ReplyClass.HELO, "non_fqdn_reject_code", "5.5.2",
+        return DUNNO
+    return _reject(call, helo, HELO_COMMAND, "non_fqdn_reject_code", "5.5.2",
                    "need fully-qualified hostname")  # fmt: skip
 
 
 def _non_fqdn_address(call: Call, address: str, name: str, reply_class: str) -> Status:
     domain = address.rpartition("@")[2] if "@" in address else ""
     if domain.startswith("[") and domain.endswith("]"):
-        return Status.DUNNO
+        return DUNNO
     test_domain = _truncate_dot(domain)
     if (
         test_domain
         and _valid_utf8_hostname(test_domain, call.ctx.state.smtputf8)
         and ("." in test_domain)
     ):
-        return Status.DUNNO
+        return DUNNO
     return _reject(call, name, reply_class, "non_fqdn_reject_code", "4.5.2",
                    "need fully-qualified address")  # fmt: skip
 
@@ -108,16 +114,16 @@ def _non_fqdn_address(call: Call, address: str, name: str, reply_class: str) -> 
 async def reject_non_fqdn_sender(call: Call) -> Status:
     sender = call.ctx.state.sender
     if not sender:
-        return Status.DUNNO
-    return _non_fqdn_address(call, sender, sender, ReplyClass.SENDER)
+        return DUNNO
+    return _non_fqdn_address(call, sender, sender, SENDER_ADDRESS)
 
 
 async def reject_non_fqdn_recipient(call: Call) -> Status:
     recipient = call.ctx.state.recipient
     if recipient is None:
-        return Status.DUNNO
+        return DUNNO
     shown = external_form(recipient) if "@" in recipient else recipient
-    return _non_fqdn_address(call, recipient, shown, ReplyClass.RECIPIENT)
+    return _non_fqdn_address(call, recipient, shown, RECIPIENT_ADDRESS)
 
 
 RESTRICTIONS: dict[str, Restriction] = {

@@ -22,7 +22,7 @@ import re
 from mailhost.address import external_form
 from mailhost.log import logger
 from mailhost.reply import Reply
-from mailhost.smtpd_check.state import CheckState, Status
+from mailhost.smtpd_check.state import DUNNO, OK, REJECT, CheckState, Status
 
 log = logger("smtpd")
 
@@ -155,7 +155,7 @@ def reject(
     reply = reply[:4] + reply[0] + reply[5:]
     state.error_text = reply
     log_whatsup(state, whatsup, reply)
-    return Status.DUNNO if warn else Status.REJECT
+    return DUNNO if warn else REJECT
 
 
 def as_reply(text: str) -> Reply:
@@ -180,7 +180,7 @@ def defer_if_permit_or_reject(
     (unless warn_if_reject is on or the action is ``defer``), else defers now."""
     if not state.warn_if_reject and tempfail_action == "defer_if_permit":
         state.defer_if_permit.arm(code, status, text)
-        return Status.DUNNO
+        return DUNNO
     return reject(state, POLICY, code, status, text, soft_bounce=soft_bounce)
 
 
@@ -200,4 +200,4 @@ def permit(
         # Postfix appends " " and the detail even when the detail is empty.
         text = f"action={action} for {reply_class}={reply_name} {detail}"
         log_whatsup(state, "permit", text)
-    return Status.OK
+    return OK

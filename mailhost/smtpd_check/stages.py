@@ -24,7 +24,17 @@ from mailhost.smtpd_check.context import Context, Facts
 from mailhost.smtpd_check.generic import evaluate
 from mailhost.smtpd_check.reject import CheckAbort, as_reply, reject
 from mailhost.smtpd_check.settings import CheckSettings
-from mailhost.smtpd_check.state import DUNNO, REJECT, CheckState, ReplyClass, Status
+from mailhost.smtpd_check.state import (
+    CLIENT_HOST,
+    DUNNO,
+    HELO_COMMAND,
+    RECIPIENT_ADDRESS,
+    REJECT,
+    SENDER_ADDRESS,
+    CheckState,
+    ReplyClass,
+    Status,
+)
 
 #: The order of the RCPT lists (smtpd_relay_before_recipient_restrictions).
 RELAY_FIRST = ("smtpd_relay_restrictions", "smtpd_recipient_restrictions")
@@ -100,7 +110,7 @@ class SmtpdChecks:
                 ctx,
                 "smtpd_client_restrictions",
                 state.client.namaddr,
-                ReplyClass.CLIENT,
+                CLIENT_HOST,
                 "check_client_access",
             )
         state.defer_if_permit_client = state.defer_if_permit.active
@@ -122,7 +132,7 @@ class SmtpdChecks:
             state.defer_if_permit.active = state.defer_if_permit_client
             self._reset(state)
             status = await self._run(
-                ctx, "smtpd_helo_restrictions", helo, ReplyClass.HELO, "check_helo_access"
+                ctx, "smtpd_helo_restrictions", helo, HELO_COMMAND, "check_helo_access"
             )
             state.defer_if_permit_helo = state.defer_if_permit.active
             return self._answer(ctx, status)
@@ -152,7 +162,7 @@ class SmtpdChecks:
             state.sender_rcptmap_checked = False
             self._reset(state)
             status = await self._run(
-                ctx, "smtpd_sender_restrictions", sender, ReplyClass.SENDER, "check_sender_access"
+                ctx, "smtpd_sender_restrictions", sender, SENDER_ADDRESS, "check_sender_access"
             )
             state.defer_if_permit_sender = state.defer_if_permit.active
             if (
@@ -189,7 +199,7 @@ class SmtpdChecks:
                     status = DUNNO  # what an empty list's evaluation answers
                     continue
                 status = await self._run(
-                    ctx, parameter, recipient, ReplyClass.RECIPIENT, "check_recipient_access"
+                    ctx, parameter, recipient, RECIPIENT_ADDRESS, "check_recipient_access"
                 )
                 if status is REJECT:
                     break

@@ -62,6 +62,9 @@ class Status(enum.IntEnum):
 #: EnumType's attribute hook (about 0.15 µs), and the hot paths of the checks
 #: (generic.py, stages.py, access_checks.py) name them dozens of times per RCPT.
 DUNNO, OK, REJECT = Status.DUNNO, Status.OK, Status.REJECT
+#: The ReplyClass members the restrictions of every RCPT name, bound once likewise.
+CLIENT_HOST, HELO_COMMAND = ReplyClass.CLIENT, ReplyClass.HELO
+SENDER_ADDRESS, RECIPIENT_ADDRESS = ReplyClass.SENDER, ReplyClass.RECIPIENT
 
 
 class PeerStatus(enum.Enum):

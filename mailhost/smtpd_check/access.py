@@ -69,7 +69,13 @@ def mail_keys(address: str, delimiters: str, parent_style: bool) -> Iterator[tup
     local, domain = split_address(address)
     base = local
     if delimiters and local:
-        cut = min((i for i, c in enumerate(local) if i > 0 and c in delimiters), default=-1)
+        # The first delimiter after the first character (str.find per
+        # delimiter, not a generator over every character).
+        cut = -1
+        for delimiter in delimiters:
+            i = local.find(delimiter, 1)
+            if i > 0 and (cut < 0 or i < cut):
+                cut = i
         if cut > 0:
             base = local[:cut]
     if domain:

@@ -76,6 +76,9 @@ async def evaluate(
     saved_recursion = state.recursion
     state.recursion += 1
     status = DUNNO
+    # One Call for the list, pointed at each restriction in turn (the
+    # restrictions run one after the other and none keeps its Call).
+    call = Call(ctx, "", reply_name, reply_class, def_acl, names, 0)
     try:
         i = 0
         while i < len(names):
@@ -88,7 +91,7 @@ async def evaluate(
                     state.warn_if_reject = state.recursion
                 i += 1
                 continue
-            call = Call(ctx, name, reply_name, reply_class, def_acl, names, i)
+            call.name, call.position = name, i
             if ":" in name:
                 if def_acl is None:
                     log.warning(
@@ -99,7 +102,7 @@ async def evaluate(
                     )
                     raise server_error(ctx)
                 # The table is the "argument" of the stage's own check.
-                call = Call(ctx, def_acl, reply_name, reply_class, def_acl, names, i - 1)
+                call.name, call.position = def_acl, i - 1
                 restriction: Restriction | None = RESTRICTIONS[def_acl]
             else:
                 restriction = RESTRICTIONS.get(lower)

@@ -63,6 +63,8 @@ class Maps:
         self.tables = tuple(tables)
         #: Each table with its ``type:name``, as the metrics label it.
         self._specs = tuple((table, table.spec) for table in self.tables)
+        #: The one (table, spec) pair that peek() answers for, None with several tables.
+        self._single = self._specs[0] if len(self._specs) == 1 else None
         #: How long a whole address search may be remembered (0: never);
         #: see :func:`mailhost.resolve.keys.find`.
         self.memo_ttl = memo_ttl(self.tables)
@@ -86,9 +88,10 @@ class Maps:
         lookup() counts it; None: call lookup() (several tables, or the table
         must be asked).  No coroutine: access maps are searched key by key,
         some twenty keys per recipient."""
-        if len(self._specs) != 1:
+        single = self._single
+        if single is None:
             return None
-        table, spec = self._specs[0]
+        table, spec = single
         if key == "" or (partial and not table.fixed):
             return (None,)
         started = time.perf_counter()

@@ -187,6 +187,13 @@ def parse_path(text: str, *, allow_null: bool = False) -> str:
     ``<>``; the brackets may be missing, as Postfix tolerates) → the address in
     internal form.  A source route is dropped (RFC 5321 section 3.3: only the
     mailbox counts).  Raises :class:`AddressError`."""
+    return _parse_path(text, allow_null)
+
+
+#: Remembered: the same paths come back in MAIL and RCPT of message after
+#: message (a pure function; a refused path raises and is not remembered).
+@functools.lru_cache(maxsize=4096)
+def _parse_path(text: str, allow_null: bool) -> str:
     path = text.strip()
     # (one-character slices compared: str.startswith/endswith parse their
     # arguments on every call, and this runs for every MAIL and RCPT)

@@ -39,6 +39,8 @@ from mailhost.smtpd_check.state import (
 #: The order of the RCPT lists (smtpd_relay_before_recipient_restrictions).
 RELAY_FIRST = ("smtpd_relay_restrictions", "smtpd_recipient_restrictions")
 RECIPIENT_FIRST = ("smtpd_recipient_restrictions", "smtpd_relay_restrictions")
+#: (bound once: each ``ReplyClass.NAME`` goes through EnumType's attribute hook)
+DATA_COMMAND, END_OF_DATA = ReplyClass.DATA, ReplyClass.END_OF_DATA
 
 
 @dataclass
@@ -243,16 +245,22 @@ class SmtpdChecks:
             return self._answer(ctx, self._promote(ctx, status))
 
     async def data(self, state: CheckState) -> Reply | None:
-        return await self._message_stage(state, "smtpd_data_restrictions", "DATA", ReplyClass.DATA)
+        return await self._message_stage(state, "smtpd_data_restrictions", "DATA", DATA_COMMAND)
 
     async def end_of_data(self, state: CheckState) -> Reply | None:
         return await self._message_stage(
-            state, "smtpd_end_of_data_restrictions", "END-OF-MESSAGE", ReplyClass.END_OF_DATA
+            state, "smtpd_end_of_data_restrictions", "END-OF-MESSAGE", END_OF_DATA
         )
 
     async def _message_stage(
         self, state: CheckState, parameter: str, reply_name: str, reply_class: str
     ) -> Reply | None:
+        if not self.settings.lists.get(parameter):
+            # An empty list (the default): what its evaluation leaves, no
+            # defer_if_permit to promote.
+            state.defer_if_permit.active = False
+            self._reset(state)
+            return None
         ctx = self.context(state)
         # One recipient of several would be misleading in the log.
         hidden = state.rcpt_count > 1

@@ -83,10 +83,18 @@ def client_ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | N
     return ip
 
 
+#: How many client addresses a list's answers are kept for.
+MATCH_MEMO = 4096
+
+
 class NetworkList:
     def __init__(self, parameter: str, elements: list[NetElement]) -> None:
         self.parameter = parameter
         self.elements = elements
+        #: Answers by client address when the list names no table (networks
+        #: only: the answer cannot change); asked at every connection
+        #: (smtpd_client_event_limit_exceptions) and stage.
+        self._known: dict[str, bool] | None = {} if all(e.table is None for e in elements) else None
 
     @classmethod
     def parse(
@@ -96,6 +104,17 @@ class NetworkList:
 
     async def match(self, address: str) -> bool:
         """True when the client IP is in the list; raises TableTempFail."""
+        known = self._known
+        if known is None:
+            return await self._match(address)
+        hit = known.get(address)
+        if hit is None:
+            if len(known) >= MATCH_MEMO:
+                known.clear()
+            hit = known[address] = await self._match(address)
+        return hit
+
+    async def _match(self, address: str) -> bool:
         ip = client_ip(address)
         if ip is None:
             return False

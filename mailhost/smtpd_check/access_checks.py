@@ -39,7 +39,7 @@ async def lookup(
     reply_class: str,
 ) -> tuple[Status, bool]:
     """(status, found): one access-table search and its action."""
-    maps = call.ctx.settings.table(table)
+    maps = call.ctx.settings.maps.get(table)  # settings.table(), inline
     if maps is None:
         log.warning("check_access: unexpected dictionary: %s", table)
         value: str | None = access.TABLE_ERROR

@@ -37,10 +37,11 @@ class Call:
 
     def argument(self) -> str | None:
         """The next word of the list, consumed (None at the end)."""
-        word = self.next_name
-        if word is not None:
-            self.position += 1
-        return word
+        i = self.position + 1  # next_name, inline (every table and DNS list restriction)
+        if i < len(self.names):
+            self.position = i
+            return self.names[i]
+        return None
 
     def domain_argument(self) -> str | None:
         """An RBL domain argument; a missing one is logged and skipped."""

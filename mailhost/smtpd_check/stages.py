@@ -212,7 +212,10 @@ class SmtpdChecks:
                 and not state.recipient_rcptmap_checked
                 and not state.discard
             ):
-                status = await self._guarded(destination.recipient_maps(ctx, recipient))
+                try:  # _guarded(), inline
+                    status = await destination.recipient_maps(ctx, recipient)
+                except CheckAbort as abort:
+                    status = abort.status
             answer = self._answer(ctx, status)
             if state.trace is not None:
                 outcome = str(answer) if answer is not None else "passed the restrictions"

@@ -180,9 +180,11 @@ class SmtpdChecks:
     async def rcpt(self, state: CheckState, recipient: str) -> Reply | None:
         if recipient.lower() == "postmaster":
             return None
-        ctx = self.context(state)
         settings = self.settings
-        with _Pushed(state, "recipient", recipient):
+        ctx = Context(state, settings, self.facts, evaluate)  # self.context(), inline
+        saved = state.recipient  # _Pushed, inline (once per RCPT)
+        state.recipient = recipient
+        try:
             state.recipient_rcptmap_checked = False
             if settings.delay_reject:
                 reply = await self._client(ctx)
@@ -221,6 +223,8 @@ class SmtpdChecks:
                 outcome = str(answer) if answer is not None else "passed the restrictions"
                 state.trace.add("decision", "RCPT", recipient, outcome=outcome)
             return answer
+        finally:
+            state.recipient = saved
 
     async def _guarded(self, check: Awaitable[Status]) -> Status:
         """An implicit check run after the lists: a table error's abort is

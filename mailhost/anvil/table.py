@@ -139,7 +139,9 @@ class AnvilTable:
         return value
 
     def _peak(self, measure: str, value: int, ident: str) -> None:
-        peak = self.peaks.setdefault(measure, Peak())
+        peak = self.peaks.get(measure)
+        if peak is None:  # (not setdefault: a Peak made at every event)
+            peak = self.peaks[measure] = Peak()
         if value > peak.value:
             peak.value, peak.ident, peak.when = value, ident, self.wall()
 

@@ -11,7 +11,7 @@ requests: ``connect`` (reply ``COUNT RATE``), ``disconnect``, ``message``,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from mailhost.errors import MailhostError
 
@@ -33,8 +33,10 @@ class WireError(MailhostError):
     """A line that is not the anvil wire format."""
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):
+    """(a named tuple: a frozen dataclass sets each field through
+    object.__setattr__, and the anvil process parses one per RCPT)"""
+
     verb: str
     ident: str
 
@@ -75,6 +77,11 @@ def parse_reply(line: bytes, fields: int) -> tuple[int, ...]:
         parts = line.decode("ascii").split()
     except UnicodeDecodeError:
         raise WireError("anvil reply is not ASCII") from None
-    if len(parts) != fields or not all(p.isdigit() and len(p) < 19 for p in parts):
+    if len(parts) != fields:
         raise WireError(f"malformed anvil reply: {line[:80]!r}")
-    return tuple(int(p) for p in parts)
+    numbers = []
+    for part in parts:  # (a loop, not generators: one reply per RCPT)
+        if not (part.isdigit() and len(part) < 19):
+            raise WireError(f"malformed anvil reply: {line[:80]!r}")
+        numbers.append(int(part))
+    return tuple(numbers)

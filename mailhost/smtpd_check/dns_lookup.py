@@ -82,6 +82,9 @@ class DnsLookup:
         self.servers = tuple(servers)
         #: inet_protocols: the address types :meth:`addresses` asks for.
         self.address_types = {"ipv4": ("A",), "ipv6": ("AAAA",)}.get(protocols, ("A", "AAAA"))
+        #: The DNS lists' answers by query name, kept by mailhost.smtpd_check.dnsxl
+        #: (held here, not in a WeakKeyDictionary: asked at every RCPT).
+        self.list_answers: dict[str, tuple[float, object]] = {}
 
     async def lookup(self, name: str, rdtype: str) -> DnsResult:
         """One query, as Postfix's dns_lookup() (no search list)."""

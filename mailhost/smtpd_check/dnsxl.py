@@ -28,7 +28,6 @@ from __future__ import annotations
 import functools
 import ipaddress
 import time
-import weakref
 from dataclasses import dataclass
 
 from mailhost.log import logger
@@ -74,10 +73,6 @@ SOFT = object()
 
 _Answer = Listed | object | None
 
-_caches: weakref.WeakKeyDictionary[DnsLookup, dict[str, tuple[float, _Answer]]] = (
-    weakref.WeakKeyDictionary()
-)
-
 
 async def _page_in(dns: DnsLookup, query: str) -> _Answer:
     """rbl_pagein(): None when not listed, SOFT on an error."""
@@ -104,7 +99,7 @@ async def _page_in(dns: DnsLookup, query: str) -> _Answer:
 
 
 async def _cached(dns: DnsLookup, query: str) -> _Answer:
-    cache = _caches.setdefault(dns, {})
+    cache = dns.list_answers
     now = time.monotonic()
     hit = cache.get(query)
     if hit is not None and hit[0] > now:

@@ -371,6 +371,10 @@ def match_rules(rules: list[Rule], key: str) -> str | None:
     return None
 
 
+#: How many keys a cidr table's answers are kept for.
+ANSWERS_KEPT = 4096
+
+
 class CidrTable(Table):
     type_name: ClassVar[str] = "cidr"
     fixed: ClassVar[bool] = False
@@ -378,6 +382,20 @@ class CidrTable(Table):
     def __init__(self, name: str, rules: list[Rule]) -> None:
         super().__init__(name, fold=False)
         self.rules = rules
+        #: Answers by key: the rules are fixed once read, and the client's
+        #: address and name are asked again at every RCPT (inet_pton and the
+        #: rule walk are character loops in Python).
+        self._answers: dict[str, str | None] = {}
+
+    def _answer(self, key: str) -> str | None:
+        answers = self._answers
+        if key in answers:
+            return answers[key]
+        value = match_rules(self.rules, key)
+        if len(answers) >= ANSWERS_KEPT:
+            answers.clear()
+        answers[key] = value
+        return value
 
     @classmethod
     def open(cls, name: str, ctx: OpenContext) -> Table:
@@ -385,12 +403,12 @@ class CidrTable(Table):
 
     def peek(self, key: str) -> tuple[str | None] | None:
         try:
-            return (match_rules(self.rules, key),)
+            return (self._answer(key),)
         except Exception:  # lookup() reports it as a table error
             return None
 
     async def _lookup(self, key: str) -> str | None:
-        return match_rules(self.rules, key)
+        return self._answer(key)
 
 
 TABLE_TYPE = CidrTable

@@ -25,7 +25,7 @@ rejects in the same transaction are logged with the queue id.
 from __future__ import annotations
 
 import itertools
-import shutil
+import os
 import time
 from dataclasses import dataclass
 
@@ -145,7 +145,7 @@ class SmtpdHandler:
     async def helo(self, session: Session, name: str, where: Where) -> Reply | None:
         """smtpd_helo_restrictions at HELO/EHLO (smtpd_delay_reject = no),
         then the milters' HELO event."""
-        if self.checks is not None and not self.delay_reject:
+        if self.checks is not None and not self.checks.settings.delay_reject:
             state = self.check_state(session, where)
             if state is not None:
                 refused = self.counted(str(where), await self.checks.helo(state, name))
@@ -259,7 +259,7 @@ class SmtpdHandler:
             path.address, tuple(kept), declared_size=declared, smtputf8=smtputf8
         )
         session.reset_checks()
-        if self.checks is not None and not self.delay_reject:
+        if self.checks is not None and not self.checks.settings.delay_reject:
             state = self.check_state(session, AT_MAIL)
             if state is not None:
                 reply = self.counted("MAIL", await self.checks.mail(state, path.address))
@@ -289,11 +289,12 @@ class SmtpdHandler:
             return True
         try:
             # statvfs() answers from the superblock without disk I/O; it is
-            # cheaper here than a trip to the offload pool.
-            usage = shutil.disk_usage(self.queue_directory)
+            # cheaper here than a trip to the offload pool (and os.statvfs
+            # than shutil.disk_usage, which also works out total and used).
+            st = os.statvfs(self.queue_directory)
         except OSError:
             return True
-        return usage.free >= need
+        return st.f_bavail * st.f_frsize >= need
 
     # -- RCPT ---------------------------------------------------------------------
 

@@ -62,6 +62,12 @@ FOLD_WIDTH = 70
 _HEADER = re.compile(r"^([!-9;-~]+):")
 #: The same, on a line not yet decoded (the name is ASCII either way).
 _HEADER_BYTES = re.compile(rb"^([!-9;-~]+):")
+#: The address headers' lower-case names as bytes (a header's name is
+#: decoded only when it is one of them).
+_SENDER_NAMES = frozenset(name.encode("ascii") for name in SENDER_HEADERS)
+_ADDRESS_NAMES = _SENDER_NAMES | frozenset(name.encode("ascii") for name in RECIPIENT_HEADERS)
+#: Not in the memo (None is a remembered "unchanged").
+_UNKNOWN: list[str] = []
 
 
 @dataclass
@@ -380,16 +386,18 @@ async def rewrite_headers(
             continue
         while index < section and lines[index][:1] in (b" ", b"\t"):
             index += 1  # the header's folded lines
-        lower = match.group(1).decode("ascii").lower()
+        lower = match.group(1).lower()
         done: list[str] | None = None
-        if lower in SENDER_HEADERS or lower in RECIPIENT_HEADERS:
-            text = [line.decode("utf-8", "surrogateescape") for line in lines[start:index]]
-            key = tuple(text)
-            if memo is not None and key in memo:
-                done = memo[key]
+        if lower in _ADDRESS_NAMES:
+            if index == start + 1:  # one line, the usual header (no comprehension)
+                text = [lines[start].decode("utf-8", "surrogateescape")]
             else:
+                text = [line.decode("utf-8", "surrogateescape") for line in lines[start:index]]
+            key = tuple(text)
+            done = memo.get(key, _UNKNOWN) if memo is not None else _UNKNOWN
+            if done is _UNKNOWN:
                 item = Header(match.group(1).decode("ascii"), text)
-                done = await _rewrite_header(item, lower in SENDER_HEADERS, rewrite)
+                done = await _rewrite_header(item, lower in _SENDER_NAMES, rewrite)
                 if memo is not None:
                     if len(memo) >= HEADER_MEMO_SIZE:
                         memo.clear()

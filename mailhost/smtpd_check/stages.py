@@ -130,7 +130,9 @@ class SmtpdChecks:
             self._reset(state)
             state.defer_if_permit_helo = state.defer_if_permit.active
             return None
-        with _Pushed(state, "helo", helo):
+        saved = state.helo  # _Pushed, inline (at every RCPT)
+        state.helo = helo
+        try:
             state.defer_if_permit.active = state.defer_if_permit_client
             self._reset(state)
             status = await self._run(
@@ -138,6 +140,8 @@ class SmtpdChecks:
             )
             state.defer_if_permit_helo = state.defer_if_permit.active
             return self._answer(ctx, status)
+        finally:
+            state.helo = saved
 
     async def mail(self, state: CheckState, sender: str | None) -> Reply | None:
         if sender is None:
@@ -157,7 +161,9 @@ class SmtpdChecks:
             self._reset(state)
             state.defer_if_permit_sender = state.defer_if_permit.active
             return None
-        with _Pushed(state, "sender", sender):
+        saved = state.sender  # _Pushed, inline (at every RCPT)
+        state.sender = sender
+        try:
             state.defer_if_permit.active = (
                 state.defer_if_permit_client or state.defer_if_permit_helo
             )
@@ -176,6 +182,8 @@ class SmtpdChecks:
             ):
                 status = await self._guarded(destination.sender_maps(ctx, sender))
             return self._answer(ctx, status)
+        finally:
+            state.sender = saved
 
     async def rcpt(self, state: CheckState, recipient: str) -> Reply | None:
         if recipient.lower() == "postmaster":
@@ -285,8 +293,8 @@ class SmtpdChecks:
 
 
 class _Pushed:
-    """SMTPD_CHECK_PUSH/POP: the value being judged, for the log line (a
-    class, not a generator: up to four of them at every RCPT)."""
+    """SMTPD_CHECK_PUSH/POP: the value being judged, for the log line (the
+    stages run at every RCPT push theirs inline, with try/finally)."""
 
     __slots__ = ("attribute", "saved", "state")
 

@@ -195,7 +195,7 @@ class Resolver:
     def canonical(self, address: str) -> str:
         """``user`` → ``user@$myorigin`` (append_at_myorigin); domains normalized."""
         local, at, domain = address.rpartition("@")
-        if at and domain.isascii() and domain[-1:] != ".":
+        if at and domain and domain.isascii() and domain[-1:] != ".":
             # normalize_domain() of an ASCII name without a trailing dot is
             # its lower case; the usual address is already canonical (asked
             # several times per RCPT).

@@ -25,7 +25,7 @@ rejects in the same transaction are logged with the queue id.
 from __future__ import annotations
 
 import itertools
-import os
+import shutil
 import time
 from dataclasses import dataclass
 
@@ -289,12 +289,11 @@ class SmtpdHandler:
             return True
         try:
             # statvfs() answers from the superblock without disk I/O; it is
-            # cheaper here than a trip to the offload pool (and os.statvfs
-            # than shutil.disk_usage, which also works out total and used).
-            st = os.statvfs(self.queue_directory)
+            # cheaper here than a trip to the offload pool.
+            usage = shutil.disk_usage(self.queue_directory)
         except OSError:
             return True
-        return st.f_bavail * st.f_frsize >= need
+        return usage.free >= need
 
     # -- RCPT ---------------------------------------------------------------------
 

@@ -8,7 +8,9 @@ database that hangs can only exhaust its own threads, never another table's.
 A trip is lean: the job goes on a :class:`queue.SimpleQueue`, a pool thread
 runs it and hands the outcome back with ``loop.call_soon_threadsafe`` straight
 onto the awaited asyncio future (no ``concurrent.futures.Future`` in
-between).  The semantics are those of ``loop.run_in_executor``: a caller
+between; :meth:`BlockingPool.start` hands it to a function instead, for a
+caller with no task waiting: the group commit).  The semantics are those of
+``loop.run_in_executor``: a caller
 cancelled before its job started means the job never runs; cancelled while it
 runs, the job finishes and its outcome is dropped; :meth:`BlockingPool.shutdown`
 cancels the jobs not yet started (their callers see ``CancelledError``) and

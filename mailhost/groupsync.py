@@ -148,17 +148,23 @@ class GroupSync(FsyncEach):
         self.trips = 0
         self._trips = 0
         self._waiting: list[_Request] = []
+        #: The loop of the trips in flight and the requests waiting.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def commit(self, prepare: Prepare, *, abandon: Callable[[], None] | None = None) -> None:
         self.requests += 1
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # A trip still running when its loop closed never answers (its
+            # answer has no loop to run on), nor do that loop's waiters.
+            self._loop, self._trips, self._waiting = loop, 0, []
         future: asyncio.Future[None] = loop.create_future()
         self._waiting.append(_Request(prepare, future, abandon))
         if self._trips < self.lanes:
             self._start()
         # The future is the caller's alone, so no shield is needed: a caller
         # cancelled meanwhile cancels it, and the trip, which goes on for
-        # the others, runs its abandon once the files are done (_trip).
+        # the others, runs its abandon once the files are done (_answer).
         try:
             await future
         except asyncio.CancelledError:

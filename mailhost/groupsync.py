@@ -14,6 +14,7 @@ queue store and Maildir delivery both use it (docs/concurrency.md).
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from mailhost.fsutil import (
     fsync_dir,
     raise_first,
 )
-from mailhost.offload import run_blocking
+from mailhost.offload import DEFAULT_POOL, run_blocking
 
 #: What a writer hands a :class:`Syncer`: run on the pool, at the start of
 #: the trip, it writes nothing yet and returns the files to commit (so work
@@ -147,18 +148,23 @@ class GroupSync(FsyncEach):
         self.trips = 0
         self._trips = 0
         self._waiting: list[_Request] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        #: The loop of the trips in flight and the requests waiting.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def commit(self, prepare: Prepare, *, abandon: Callable[[], None] | None = None) -> None:
         self.requests += 1
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # A trip still running when its loop closed never answers (its
+            # answer has no loop to run on), nor do that loop's waiters.
+            self._loop, self._trips, self._waiting = loop, 0, []
         future: asyncio.Future[None] = loop.create_future()
         self._waiting.append(_Request(prepare, future, abandon))
         if self._trips < self.lanes:
             self._start()
         # The future is the caller's alone, so no shield is needed: a caller
         # cancelled meanwhile cancels it, and the trip, which goes on for
-        # the others, runs its abandon once the files are done (_trip).
+        # the others, runs its abandon once the files are done (_answer).
         try:
             await future
         except asyncio.CancelledError:
@@ -174,9 +180,9 @@ class GroupSync(FsyncEach):
     def _start(self) -> None:
         batch, self._waiting = self._waiting, []
         self._trips += 1
-        task = asyncio.get_running_loop().create_task(self._trip(batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # No task per trip: the pool hands the outcome straight to _answer on
+        # the loop, which wakes the callers one loop pass sooner.
+        DEFAULT_POOL.start(functools.partial(self._answer, batch), self._run_trip, batch)
 
     def _run_trip(self, batch: Sequence[_Request]) -> tuple[list[Exception | None], CommitCounts]:
         """One trip (blocking): every request's files in one commit."""
@@ -198,35 +204,39 @@ class GroupSync(FsyncEach):
                 outcomes[owner] = error
         return outcomes, counts
 
-    async def _trip(self, batch: list[_Request]) -> None:
-        try:
-            errors, counts = await run_blocking(self._run_trip, batch)
-        except asyncio.CancelledError:
-            # The loop is going away: nobody may wait forever on a lost trip
-            # (and no abandon runs: the thread may still be at the files).
-            self._trips -= 1
+    def _answer(
+        self,
+        batch: list[_Request],
+        error: BaseException | None,
+        done: tuple[list[Exception | None], CommitCounts] | None,
+    ) -> None:
+        """On the loop, once a trip is over: each caller's outcome."""
+        self._trips -= 1
+        outcomes: Sequence[BaseException | None]
+        if isinstance(error, asyncio.CancelledError):
+            # The pool was shut down before the trip started (the loop is
+            # going away): nobody may wait forever on a lost trip.
             for request in batch:
                 request.future.cancel()
-            raise
-        except Exception as exc:  # the trip itself failed: every caller hears it
-            outcomes: Sequence[BaseException | None] = [exc] * len(batch)
+            return
+        if error is not None or done is None:  # the trip itself failed: every caller hears it
+            outcomes = [error] * len(batch)
         else:
-            outcomes = errors
+            outcomes, counts = done
             self.trips += 1
             self.file_syncs += counts.file_syncs
             self.dir_syncs += counts.dir_syncs
-        self._trips -= 1
         if self._waiting and self._trips < self.lanes:
             self._start()
         loop = asyncio.get_running_loop()
-        for request, error in zip(batch, outcomes, strict=True):
+        for request, outcome in zip(batch, outcomes, strict=True):
             if request.future.cancelled():  # the caller is gone: undo its part
                 if request.abandon is not None:
                     loop.call_soon(request.abandon)
                 continue
             if request.future.done():
                 continue
-            if error is None:
+            if outcome is None:
                 request.future.set_result(None)
             else:
-                request.future.set_exception(error)
+                request.future.set_exception(outcome)

@@ -8,7 +8,9 @@ database that hangs can only exhaust its own threads, never another table's.
 A trip is lean: the job goes on a :class:`queue.SimpleQueue`, a pool thread
 runs it and hands the outcome back with ``loop.call_soon_threadsafe`` straight
 onto the awaited asyncio future (no ``concurrent.futures.Future`` in
-between).  The semantics are those of ``loop.run_in_executor``: a caller
+between; :meth:`BlockingPool.start` hands it to a function instead, for a
+caller with no task waiting: the group commit).  The semantics are those of
+``loop.run_in_executor``: a caller
 cancelled before its job started means the job never runs; cancelled while it
 runs, the job finishes and its outcome is dropped; :meth:`BlockingPool.shutdown`
 cancels the jobs not yet started (their callers see ``CancelledError``) and
@@ -33,10 +35,36 @@ from typing import Any, ParamSpec, TypeVar
 P = ParamSpec("P")
 T = TypeVar("T")
 
+
+class Handoff:
+    """Takes a future's place for a job nobody awaits (:meth:`BlockingPool.start`):
+    its outcome goes to ``answer(error, result)`` on the loop as soon as it
+    arrives — one loop pass sooner than waking a task that awaits a future.
+    A job that never started (:meth:`BlockingPool.shutdown`) answers
+    :class:`asyncio.CancelledError`."""
+
+    __slots__ = ("answer",)
+
+    def __init__(self, answer: Callable[[BaseException | None, Any], None]) -> None:
+        self.answer = answer
+
+    def cancelled(self) -> bool:
+        return False  # nobody awaits it, so nobody cancels it early
+
+    def cancel(self) -> None:
+        self.answer(asyncio.CancelledError(), None)
+
+    def set_result(self, result: Any) -> None:
+        self.answer(None, result)
+
+    def set_exception(self, error: BaseException) -> None:
+        self.answer(error, None)
+
+
 #: One job: the caller's loop and future, the context to run in, the call.
 _Job = tuple[
     asyncio.AbstractEventLoop,
-    "asyncio.Future[Any]",
+    "asyncio.Future[Any] | Handoff",
     contextvars.Context,
     Callable[..., Any],
     tuple[Any, ...],
@@ -44,7 +72,9 @@ _Job = tuple[
 ]
 
 
-def _settle(future: asyncio.Future[Any], error: BaseException | None, result: Any) -> None:
+def _settle(
+    future: asyncio.Future[Any] | Handoff, error: BaseException | None, result: Any
+) -> None:
     """On the caller's loop: the job's outcome, unless the caller is gone."""
     if future.cancelled():
         return
@@ -54,7 +84,7 @@ def _settle(future: asyncio.Future[Any], error: BaseException | None, result: An
         future.set_exception(error)
 
 
-def _cancel(future: asyncio.Future[Any]) -> None:
+def _cancel(future: asyncio.Future[Any] | Handoff) -> None:
     future.cancel()
 
 
@@ -147,6 +177,20 @@ class BlockingPool:
         future: asyncio.Future[T] = loop.create_future()
         self._get().submit((loop, future, contextvars.copy_context(), fn, args, kwargs))
         return await future
+
+    def start(
+        self,
+        answer: Callable[[BaseException | None, T], None],
+        fn: Callable[P, T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> None:
+        """Run ``fn(*args, **kwargs)`` on this pool; ``answer(error, result)``
+        runs on the running loop once it is done (:class:`Handoff`)."""
+        loop = asyncio.get_running_loop()
+        handoff = Handoff(answer)
+        self._get().submit((loop, handoff, contextvars.copy_context(), fn, args, kwargs))
 
     def shutdown(self) -> None:
         """Cancel the jobs not started; the running ones finish.  The next

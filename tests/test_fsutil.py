@@ -166,6 +166,25 @@ async def test_group_sync_cancelled_caller_does_not_hurt_others(tmp_path: Path) 
     assert first.cancelled()
 
 
+def test_group_sync_outlives_a_loop_closed_mid_trip(tmp_path: Path) -> None:
+    slow = SlowFsync(0.2)
+    syncer = GroupSync(slow, lanes=1)
+
+    async def leave_a_trip_running() -> None:
+        waiting = asyncio.ensure_future(syncer.sync_dir(tmp_path))
+        await asyncio.sleep(0.02)  # the trip is at its fsync; the loop closes
+        assert not waiting.done()
+
+    asyncio.run(leave_a_trip_running())
+    # The lost trip never answered; the next loop's commits do not wait for it.
+    asyncio.run(asyncio.wait_for(syncer.sync_dir(tmp_path), 5))
+    for _ in range(100):
+        if len(slow.runs) == 2:
+            break
+        time.sleep(0.01)
+    assert len(slow.runs) == 2
+
+
 @pytest.mark.parametrize("kind", [GroupSync, FsyncEach])
 async def test_abandon_runs_once_the_cancelled_callers_files_are_done(
     tmp_path: Path, kind: type[FsyncEach]

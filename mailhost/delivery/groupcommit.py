@@ -46,12 +46,21 @@ _queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GroupSync] = (
 )
 
 
+#: The last loop asked about (weakly) and its group commit: a process runs
+#: one loop, so this spares the weak dictionary's lookup on every delivery.
+_last: list[tuple[weakref.ref[asyncio.AbstractEventLoop], GroupSync] | None] = [None]
+
+
 def commit_queue() -> GroupSync:
     """This event loop's group commit for Maildir deliveries."""
     loop = asyncio.get_running_loop()
+    last = _last[0]
+    if last is not None and last[0]() is loop:
+        return last[1]
     queue = _queues.get(loop)
     if queue is None:
         queue = _queues[loop] = GroupSync()
+    _last[0] = (weakref.ref(loop), queue)
     return queue
 
 

@@ -221,9 +221,10 @@ def publish(
     gid: int | None = None,
     names: UniqueNames = NAMES,
     dir_syncs: set[OpenDir],
-) -> Path:
+) -> str:
     """Make ``staged`` appear in ``new/`` of ``home``; that ``new/`` is added
     to ``dir_syncs``, the directories the caller fsyncs before reporting.
+    Returns the new name's path.
 
     Same filesystem and owner → hard link (linkat(2) between the two
     descriptors); otherwise a fresh copy is staged in ``home`` and linked.
@@ -258,7 +259,7 @@ def publish(
     finally:
         if own_copy:
             unlink_at(source.home.tmp.fd, source.name)
-    return Path(f"{home.new.path}/{name}")
+    return f"{home.new.path}/{name}"
 
 
 def discard(staged: StagedMessage) -> None:
@@ -276,7 +277,13 @@ def discard(staged: StagedMessage) -> None:
 class MaildirResult:
     target: MaildirTarget
     status: DeliveryStatus
-    path: Path | None = None
+    #: the delivered copy's path in ``new/`` (None: not delivered); a str,
+    #: made a Path only when asked (no caller on the delivery path asks).
+    location: str | None = None
+
+    @property
+    def path(self) -> Path | None:
+        return None if self.location is None else Path(self.location)
 
 
 #: Hook run around publishing one copy (the quota guard), given the target,
@@ -418,7 +425,7 @@ class _CopyFile:
         self.guard = guard
         self.staged: StagedMessage | None = None
         self.members: list[int] = []
-        self.linked: dict[int, tuple[Path, OpenDir]] = {}
+        self.linked: dict[int, tuple[str, OpenDir]] = {}
         self.homes: dict[Path, OpenMaildir] = {}
 
     def _home(self, target: MaildirTarget) -> OpenMaildir:

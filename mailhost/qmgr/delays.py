@@ -34,6 +34,10 @@ def format_delay(seconds: float, resolution_limit: int = RESOLUTION_LIMIT) -> st
     if micros <= 0:
         return "0"
     limit = max(0, min(resolution_limit, 6))
+    # Below half the last decimal allowed it rounds to 0: most inline
+    # deliveries' numbers (a few milliseconds at the default 2 decimals).
+    if micros < _POWERS[6 - limit] // 2:
+        return "0"
     # SIGNIFICANT_DIGITS counted from the first digit, leading zeros after
     # the point not counting: with D digits in the microseconds the first
     # one is at 10**(D - 7), so 8 - D decimals keep two of them.

@@ -59,7 +59,6 @@ from mailhost.qmgr.transport import (
     CRASHED,
     UNAVAILABLE,
     Delivery,
-    FinalDelivery,
     Job,
     Outcome,
     Transports,
@@ -476,18 +475,24 @@ class QueueManager:
         metrics.delivery(word)
         if timing is None:
             timing = self.timing(delays)
-        finals = outcome.finals or (FinalDelivery(delivery.recipient.address, outcome.status),)
+        # (address, status, word) of each line: the recipient's own result
+        # unless the transport reported final deliveries in its place.
+        lines = (
+            [(f.address, f.status, status_word(f.status)) for f in outcome.finals]
+            if outcome.finals
+            else [(delivery.recipient.address, outcome.status, word)]
+        )
         logger = daemon_logger(daemon)
-        for final in finals:
+        for address, status, status_text in lines:
             line = delivery_line(
                 queue_id,
-                final.address,
+                address,
                 delivery.recipient.original,
                 relay=outcome.relay,
                 delays=delays,
-                dsn=final.status.dsn,
-                status=status_word(final.status),
-                reason=final.status.text,
+                dsn=status.dsn,
+                status=status_text,
+                reason=status.text,
                 timing=timing,
             )
             logger.info("%s", line)

@@ -184,7 +184,8 @@ class Envelope:
             raise ValueError("an envelope needs at least one recipient")
         if self.dsn_ret not in ("", "FULL", "HDRS"):
             raise ValueError(f"invalid DSN RET value: {self.dsn_ret}")
-        object.__setattr__(self, "submission", submission_kind(self.submission))
+        if not isinstance(self.submission, SubmissionKind):  # a name: check and convert
+            object.__setattr__(self, "submission", submission_kind(self.submission))
 
 
 # -- the parsed file ------------------------------------------------------------------

@@ -250,8 +250,10 @@ class Body:
         """Copy the body to ``fd`` at its current offset (blocking): by
         copy_file_range from the spool file when it can, else in chunks.
         ``lf_only``: CRLF written as LF (what a Maildir or mbox copy holds)."""
-        plain = self._fd is not None and not (lf_only and self.cr_lines)
-        if plain and self._fd is not None and _copy_range(self._fd, fd, self.length):
+        # Every CRLF in the body ends a line counted in cr_lines: with none,
+        # LF line ends are what is there already (no scan, no copy).
+        lf_only = lf_only and self.cr_lines > 0
+        if not lf_only and self._fd is not None and _copy_range(self._fd, fd, self.length):
             return
         tail = b""
         for piece in self.chunks():

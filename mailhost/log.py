@@ -19,6 +19,7 @@ import logging
 import os
 import sys
 import threading
+from threading import get_ident
 from typing import Any, TextIO
 
 LOGGER_NAME = "mailhost"
@@ -173,6 +174,9 @@ class MaillogHandler(logging.Handler):
         self.stream = stream
         self._pending: list[str] = []
         self._write_lock = threading.Lock()
+        #: The loop and thread of the flush scheduled for what is pending.
+        self._flush_loop: asyncio.AbstractEventLoop | None = None
+        self._flush_thread = 0
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -198,6 +202,15 @@ class MaillogHandler(logging.Handler):
         _DIRECT[0], _DIRECT_ROOT[0] = self, logger()
 
     def _add(self, line: str) -> None:
+        pending = self._pending
+        if pending:
+            # A flush is scheduled: while its loop still runs in this thread
+            # the line joins the batch (asyncio.get_running_loop() costs a
+            # getpid() system call per line).
+            loop = self._flush_loop
+            if loop is not None and loop.is_running() and get_ident() == self._flush_thread:
+                pending.append(line)
+                return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -205,9 +218,10 @@ class MaillogHandler(logging.Handler):
         if loop is None or loop.is_closed():
             self._write([line])
             return
-        if not self._pending:
+        if not pending:
             loop.call_soon(self.flush)
-        self._pending.append(line)
+            self._flush_loop, self._flush_thread = loop, get_ident()
+        pending.append(line)
 
     def flush(self) -> None:
         if self._pending:

@@ -41,12 +41,19 @@ class TlsSetupError(Exception):
 class LineReader:
     """Input received and not yet read, with flow control on the transport."""
 
-    def __init__(self, limit: int = BUFFER_LIMIT) -> None:
+    def __init__(
+        self, limit: int = BUFFER_LIMIT, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         self.buffer = bytearray()
         self.limit = limit
+        #: The connection's loop (None: the running one, looked up per wait).
+        self.loop = loop
         self.eof = False
         self.error: BaseException | None = None
+        #: The reader's future while it waits for input (wake() ends it).
         self.waiter: asyncio.Future[None] | None = None
+        #: Bytes at the buffer's start already searched for a LF in vain.
+        self.scanned = 0
         #: The transport paused past 2 * limit (None: nothing to pause).
         self.transport: asyncio.ReadTransport | None = None
         self.paused = False
@@ -73,13 +80,17 @@ class LineReader:
     def set_exception(self, error: BaseException) -> None:
         self.error = error
         waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(error)
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_exception(error)
 
     def wake(self) -> None:
         waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     # -- the session's side --------------------------------------------------------
 
@@ -87,27 +98,55 @@ class LineReader:
         """The next piece of input: a whole line with its LF (True), or, for a
         line longer than the limit, the part buffered so far (False).  At the
         end of input with an incomplete line, IncompleteReadError."""
+        piece = self.next_piece()
+        while piece is None:
+            await self.input_waiter()
+            piece = self.next_piece()
+        return piece
+
+    def next_piece(self) -> tuple[bytes, bool] | None:
+        """:meth:`read_piece`'s answer when the input holds it now; None when
+        it has to wait (:meth:`input_waiter`, then ask again).  A caller that
+        loops on these two itself reads a line without a coroutine of its own."""
+        if self.error is not None:
+            raise self.error
         buffer = self.buffer
-        start = 0
-        while True:
-            if self.error is not None:
-                raise self.error
-            end = buffer.find(b"\n", start)
-            if end >= 0:
-                if end > self.limit:
-                    return self.take(end), False
-                return self.take(end + 1), True
-            if len(buffer) > self.limit:
-                return self.take(len(buffer)), False
-            if self.eof:
-                partial = bytes(buffer)
-                buffer.clear()
-                raise asyncio.IncompleteReadError(partial, None)
-            start = len(buffer)
-            await self.wait()
+        end = buffer.find(b"\n", self.scanned)
+        if end >= 0:
+            if end > self.limit:
+                return self.take(end), False
+            return self.take(end + 1), True
+        size = len(buffer)
+        if size > self.limit:
+            return self.take(size), False
+        if self.eof:
+            partial = bytes(buffer)
+            buffer.clear()
+            self.scanned = 0
+            raise asyncio.IncompleteReadError(partial, None)
+        self.scanned = size  # no LF up to here: the next search starts here
+        return None
+
+    def input_waiter(self) -> asyncio.Future[None]:
+        """A future that is done when input, its end or an error arrives (one
+        reader at a time)."""
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            raise RuntimeError("LineReader: two readers wait for input at once")
+        if self.paused:
+            # Waiting while paused would wait forever: a long line's piece needs more.
+            self.paused = False
+            if self.transport is not None:
+                self.transport.resume_reading()
+        loop = self.loop
+        waiter = self.waiter = (
+            loop if loop is not None else asyncio.get_running_loop()
+        ).create_future()
+        return waiter
 
     def take(self, size: int) -> bytes:
         buffer = self.buffer
+        self.scanned = 0
         if size >= len(buffer):
             data = bytes(buffer)
             buffer.clear()
@@ -134,10 +173,12 @@ class LineReader:
     def unread(self, data: bytes) -> None:
         """Put ``data`` back in front of the input."""
         self.buffer[0:0] = data
+        self.scanned = 0
 
     def discard(self) -> None:
         """Forget buffered input (plaintext sent before a TLS handshake)."""
         self.buffer.clear()
+        self.scanned = 0
         self.maybe_resume()
 
     def maybe_resume(self) -> None:
@@ -147,18 +188,7 @@ class LineReader:
                 self.transport.resume_reading()
 
     async def wait(self) -> None:
-        if self.waiter is not None:
-            raise RuntimeError("LineReader: two readers wait for input at once")
-        # Waiting while paused would wait forever: a long line's piece needs more.
-        if self.paused:
-            self.paused = False
-            if self.transport is not None:
-                self.transport.resume_reading()
-        self.waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self.waiter
-        finally:
-            self.waiter = None
+        await self.input_waiter()
 
 
 class LineProtocol(asyncio.Protocol):
@@ -180,7 +210,7 @@ class LineProtocol(asyncio.Protocol):
         self.policy = policy if policy is not None else DeadlinePolicy(idle_timeout)
         #: Message content is being read (smtpd_min_data_rate applies).
         self.in_data = False
-        self.reader = LineReader()
+        self.reader = LineReader(loop=loop)
         #: The connection's transport; None once the connection is lost.
         self.transport: asyncio.Transport | None = None
         #: Where writes go, kept after the connection is lost (they are then

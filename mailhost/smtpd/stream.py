@@ -370,6 +370,10 @@ class SessionProtocol(LineProtocol):
     #: empty value for a socket without an address.
     peer: Any = None
     task: asyncio.Task[None] | None = None
+    #: connection_made starts the session's task.  False: whoever made the
+    #: connection runs the session in its own task (:meth:`run_in_current_task`;
+    #: smtpd's hand-over, one task per connection instead of two).
+    own_task = True
 
     @abstractmethod
     async def run_session(self) -> None:
@@ -379,7 +383,15 @@ class SessionProtocol(LineProtocol):
         self.peer = transport.get_extra_info("peername")
         self.touch()
         super().connection_made(transport)
-        self.task = self.loop.create_task(self.run_session())
+        if self.own_task:
+            self.task = self.loop.create_task(self.run_session())
+
+    async def run_in_current_task(self) -> None:
+        """The session, in the task that made its connection (``own_task``
+        False), once connection_made ran; a cancel of that task stops the
+        session where it waits, as for its own task."""
+        self.task = asyncio.current_task(self.loop)
+        await self.run_session()
 
     def eof_received(self) -> bool:
         self.end_session()

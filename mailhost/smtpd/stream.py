@@ -3,7 +3,9 @@ Protocol/Transport API.
 
 :class:`LineReader` is the input buffer of one connection: the transport's
 ``data_received`` appends to it, the session awaits a line at a time
-(:meth:`LineReader.read_piece`) or takes every complete line already buffered
+(:meth:`LineReader.read_piece`, or :meth:`LineReader.next_piece` and
+:meth:`LineReader.input_waiter` without a coroutine of the reader's) or
+takes every complete line already buffered
 at once (:meth:`LineReader.take_lines`, DATA), can look at input that is
 waiting without taking it (improper pipelining) and can give input back (what
 follows DATA's terminator).  Past twice its limit it pauses the transport's
@@ -187,9 +189,6 @@ class LineReader:
             self.paused = False
             if self.transport is not None:
                 self.transport.resume_reading()
-
-    async def wait(self) -> None:
-        await self.input_waiter()
 
 
 class LineProtocol(asyncio.Protocol):

@@ -15,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import io
 import logging
 import os
 import sys
 import threading
+from threading import get_ident
 from typing import Any, TextIO
 
 LOGGER_NAME = "mailhost"
@@ -158,6 +160,17 @@ class DaemonFormatter(logging.Formatter):
         return f"mailhost/{daemon or self.daemon}[{_PID[0]}]: {text}"
 
 
+def flushes_itself(stream: TextIO) -> bool:
+    """A text stream whose write() of a line reaches the file before it
+    returns: line-buffered, or, as Python's stderr, write-through to an
+    unbuffered file."""
+    if getattr(stream, "line_buffering", False) is True:
+        return True
+    return getattr(stream, "write_through", False) is True and isinstance(
+        getattr(stream, "buffer", None), io.RawIOBase
+    )
+
+
 class MaillogHandler(logging.Handler):
     """Maillog lines to a stream (the daemon's stderr), written together.
 
@@ -173,6 +186,12 @@ class MaillogHandler(logging.Handler):
         self.stream = stream
         self._pending: list[str] = []
         self._write_lock = threading.Lock()
+        #: flush() after each write() would do nothing (Python's stderr).
+        self._flushes_itself = flushes_itself(stream)
+        #: The event loop that last took a line, and its thread.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._loop_pid = 0
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -198,13 +217,24 @@ class MaillogHandler(logging.Handler):
         _DIRECT[0], _DIRECT_ROOT[0] = self, logger()
 
     def _add(self, line: str) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if loop is None or loop.is_closed():
-            self._write([line])
-            return
+        # The loop last seen running in this thread of this process, while it
+        # still runs, is the running loop here (asyncio.get_running_loop()
+        # costs a getpid() system call per line).
+        loop = self._loop
+        if (
+            loop is None
+            or get_ident() != self._loop_thread
+            or _PID[0] != self._loop_pid
+            or not loop.is_running()
+        ):
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            if loop is None or loop.is_closed():
+                self._write([line])
+                return
+            self._loop, self._loop_thread, self._loop_pid = loop, get_ident(), _PID[0]
         if not self._pending:
             loop.call_soon(self.flush)
         self._pending.append(line)
@@ -219,7 +249,8 @@ class MaillogHandler(logging.Handler):
             # A closed stderr (OSError, ValueError) leaves nowhere to say so.
             with contextlib.suppress(OSError, ValueError):
                 self.stream.write("".join(pending + lines))
-                self.stream.flush()
+                if not self._flushes_itself:
+                    self.stream.flush()
 
 
 def flush_logs() -> None:

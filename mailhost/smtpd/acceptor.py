@@ -39,6 +39,7 @@ from typing import Any
 from mailhost.log import daemon_logger
 from mailhost.smtpd.balance import ACCEPT_DEFER, AcceptTurn
 from mailhost.smtpd.capacity import Capacity, ServiceLimit, Slot
+from mailhost.smtpd.stream import SessionProtocol
 
 master_log = daemon_logger("master")
 
@@ -221,7 +222,8 @@ async def hand_over(
 ) -> None:
     """The transport (and TLS handshake, for a wrapper-mode listener) of an
     accepted connection; when that fails the session never starts and its
-    slot is released here."""
+    slot is released here.  A session made without a task of its own
+    (``own_task`` False) then runs here, in this task."""
     made: list[asyncio.Protocol] = []
 
     def factory() -> asyncio.Protocol:
@@ -244,3 +246,7 @@ async def hand_over(
         for protocol in made:
             forget(protocol)
         slot.release()
+        return
+    session = made[-1] if made else None
+    if isinstance(session, SessionProtocol) and not session.own_task:
+        await session.run_in_current_task()

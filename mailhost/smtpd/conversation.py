@@ -246,7 +246,12 @@ class Conversation(SessionProtocol):
         limit = self.settings.line_length_limit
         self.touch()  # a request starts: its deadline (mailhost.smtpd.deadline)
         reader = self.reader
-        line, complete = await reader.read_piece()
+        # reader.read_piece(), without its coroutine: one frame less to resume
+        first = reader.next_piece()
+        while first is None:
+            await reader.input_waiter()
+            first = reader.next_piece()
+        line, complete = first
         if not complete or limit <= 0:
             # A line in pieces: at most ``limit`` bytes of it are kept.
             kept = [line] if limit > 0 else []

@@ -207,7 +207,11 @@ async def read_data(  # noqa: PLR0915 - one loop over lines, no call per line it
     # every await (what was received is read when the session ends there).
     size = result.size
     while True:
-        chunk, complete = await reader.read_piece()
+        piece = reader.next_piece()  # reader.read_piece(), without its coroutine
+        while piece is None:
+            await reader.input_waiter()
+            piece = reader.next_piece()
+        chunk, complete = piece
         if on_line is not None:
             on_line()
         if not complete:

@@ -28,16 +28,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import math
 import os
 import signal
 import socket
 import ssl
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from mailhost import fdlimit
 from mailhost.anvil.client import Anvil
@@ -364,6 +365,8 @@ class MailServer:
             deadlines=deadlines,
             settings=settings,
         )
+        # The hand-over's task runs the session (acceptor.hand_over): no task of its own.
+        protocol.own_task = False
         self.protocols.add(protocol)
         self.quiet.clear()
         return protocol
@@ -373,13 +376,15 @@ class MailServer:
         if isinstance(protocol, SmtpdProtocol) and protocol.on_close is not None:
             protocol.on_close(protocol)
 
-    async def accepted(
+    def accepted(
         self, key: tuple[str, int, bool], service: str, sock: socket.socket, slot: Slot
-    ) -> None:
+    ) -> Coroutine[Any, Any, None]:
+        """The hand-over of an accepted connection (its task runs this
+        coroutine itself: no coroutine of ours around it)."""
         generation = self.generation
         assert generation is not None
         context = generation.handlers[key][1] if key[2] else None
-        await hand_over(
+        return hand_over(
             sock, slot, lambda s: self.make_protocol(key, service, s), context, self.forget
         )
 
@@ -404,9 +409,7 @@ class MailServer:
                 reason = os.strerror(exc.errno) if exc.errno else str(exc)
                 raise ListenError(f"bind {address} port {port}: {reason}") from None
 
-        async def connect(sock: socket.socket, slot: Slot) -> None:
-            await self.accepted(key, service, sock, slot)
-
+        connect = functools.partial(self.accepted, key, service)
         acceptors = [Acceptor(sock, limit, self.capacity, connect, turn) for sock in sockets]
         for acceptor in acceptors:
             acceptor.start()

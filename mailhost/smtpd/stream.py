@@ -3,7 +3,9 @@ Protocol/Transport API.
 
 :class:`LineReader` is the input buffer of one connection: the transport's
 ``data_received`` appends to it, the session awaits a line at a time
-(:meth:`LineReader.read_piece`) or takes every complete line already buffered
+(:meth:`LineReader.read_piece`, or :meth:`LineReader.next_piece` and
+:meth:`LineReader.input_waiter` without a coroutine of the reader's) or
+takes every complete line already buffered
 at once (:meth:`LineReader.take_lines`, DATA), can look at input that is
 waiting without taking it (improper pipelining) and can give input back (what
 follows DATA's terminator).  Past twice its limit it pauses the transport's
@@ -25,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from abc import abstractmethod
+from collections.abc import Coroutine
 from typing import Any, cast
 
 from mailhost.smtpd.deadline import DeadlinePolicy
@@ -41,12 +44,19 @@ class TlsSetupError(Exception):
 class LineReader:
     """Input received and not yet read, with flow control on the transport."""
 
-    def __init__(self, limit: int = BUFFER_LIMIT) -> None:
+    def __init__(
+        self, limit: int = BUFFER_LIMIT, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         self.buffer = bytearray()
         self.limit = limit
+        #: The connection's loop (None: the running one, looked up per wait).
+        self.loop = loop
         self.eof = False
         self.error: BaseException | None = None
+        #: The reader's future while it waits for input (wake() ends it).
         self.waiter: asyncio.Future[None] | None = None
+        #: Bytes at the buffer's start already searched for a LF in vain.
+        self.scanned = 0
         #: The transport paused past 2 * limit (None: nothing to pause).
         self.transport: asyncio.ReadTransport | None = None
         self.paused = False
@@ -73,13 +83,17 @@ class LineReader:
     def set_exception(self, error: BaseException) -> None:
         self.error = error
         waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(error)
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_exception(error)
 
     def wake(self) -> None:
         waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     # -- the session's side --------------------------------------------------------
 
@@ -87,27 +101,55 @@ class LineReader:
         """The next piece of input: a whole line with its LF (True), or, for a
         line longer than the limit, the part buffered so far (False).  At the
         end of input with an incomplete line, IncompleteReadError."""
+        piece = self.next_piece()
+        while piece is None:
+            await self.input_waiter()
+            piece = self.next_piece()
+        return piece
+
+    def next_piece(self) -> tuple[bytes, bool] | None:
+        """:meth:`read_piece`'s answer when the input holds it now; None when
+        it has to wait (:meth:`input_waiter`, then ask again).  A caller that
+        loops on these two itself reads a line without a coroutine of its own."""
+        if self.error is not None:
+            raise self.error
         buffer = self.buffer
-        start = 0
-        while True:
-            if self.error is not None:
-                raise self.error
-            end = buffer.find(b"\n", start)
-            if end >= 0:
-                if end > self.limit:
-                    return self.take(end), False
-                return self.take(end + 1), True
-            if len(buffer) > self.limit:
-                return self.take(len(buffer)), False
-            if self.eof:
-                partial = bytes(buffer)
-                buffer.clear()
-                raise asyncio.IncompleteReadError(partial, None)
-            start = len(buffer)
-            await self.wait()
+        end = buffer.find(b"\n", self.scanned)
+        if end >= 0:
+            if end > self.limit:
+                return self.take(end), False
+            return self.take(end + 1), True
+        size = len(buffer)
+        if size > self.limit:
+            return self.take(size), False
+        if self.eof:
+            partial = bytes(buffer)
+            buffer.clear()
+            self.scanned = 0
+            raise asyncio.IncompleteReadError(partial, None)
+        self.scanned = size  # no LF up to here: the next search starts here
+        return None
+
+    def input_waiter(self) -> asyncio.Future[None]:
+        """A future that is done when input, its end or an error arrives (one
+        reader at a time)."""
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            raise RuntimeError("LineReader: two readers wait for input at once")
+        if self.paused:
+            # Waiting while paused would wait forever: a long line's piece needs more.
+            self.paused = False
+            if self.transport is not None:
+                self.transport.resume_reading()
+        loop = self.loop
+        waiter = self.waiter = (
+            loop if loop is not None else asyncio.get_running_loop()
+        ).create_future()
+        return waiter
 
     def take(self, size: int) -> bytes:
         buffer = self.buffer
+        self.scanned = 0
         if size >= len(buffer):
             data = bytes(buffer)
             buffer.clear()
@@ -134,10 +176,12 @@ class LineReader:
     def unread(self, data: bytes) -> None:
         """Put ``data`` back in front of the input."""
         self.buffer[0:0] = data
+        self.scanned = 0
 
     def discard(self) -> None:
         """Forget buffered input (plaintext sent before a TLS handshake)."""
         self.buffer.clear()
+        self.scanned = 0
         self.maybe_resume()
 
     def maybe_resume(self) -> None:
@@ -145,20 +189,6 @@ class LineReader:
             self.paused = False
             if self.transport is not None:
                 self.transport.resume_reading()
-
-    async def wait(self) -> None:
-        if self.waiter is not None:
-            raise RuntimeError("LineReader: two readers wait for input at once")
-        # Waiting while paused would wait forever: a long line's piece needs more.
-        if self.paused:
-            self.paused = False
-            if self.transport is not None:
-                self.transport.resume_reading()
-        self.waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self.waiter
-        finally:
-            self.waiter = None
 
 
 class LineProtocol(asyncio.Protocol):
@@ -180,7 +210,7 @@ class LineProtocol(asyncio.Protocol):
         self.policy = policy if policy is not None else DeadlinePolicy(idle_timeout)
         #: Message content is being read (smtpd_min_data_rate applies).
         self.in_data = False
-        self.reader = LineReader()
+        self.reader = LineReader(loop=loop)
         #: The connection's transport; None once the connection is lost.
         self.transport: asyncio.Transport | None = None
         #: Where writes go, kept after the connection is lost (they are then
@@ -340,6 +370,10 @@ class SessionProtocol(LineProtocol):
     #: empty value for a socket without an address.
     peer: Any = None
     task: asyncio.Task[None] | None = None
+    #: connection_made starts the session's task.  False: whoever made the
+    #: connection runs the session in its own task (:meth:`run_in_current_task`;
+    #: smtpd's hand-over, one task per connection instead of two).
+    own_task = True
 
     @abstractmethod
     async def run_session(self) -> None:
@@ -349,7 +383,16 @@ class SessionProtocol(LineProtocol):
         self.peer = transport.get_extra_info("peername")
         self.touch()
         super().connection_made(transport)
-        self.task = self.loop.create_task(self.run_session())
+        if self.own_task:
+            self.task = self.loop.create_task(self.run_session())
+
+    def run_in_current_task(self) -> Coroutine[Any, Any, None]:
+        """The session, for the task that made its connection to await
+        (``own_task`` False) once connection_made ran; a cancel of that task
+        stops the session where it waits, as for its own task.  Not a
+        coroutine itself: one frame fewer for every resumption of the session."""
+        self.task = asyncio.current_task(self.loop)
+        return self.run_session()
 
     def eof_received(self) -> bool:
         self.end_session()

@@ -10,17 +10,21 @@ one rename, and its name is its queue id (:mod:`mailhost.queue.ids`).
 
 Writing a message (:meth:`QueueStore.begin` / :meth:`Transaction.commit`):
 
-1. at the first accepted RCPT a temporary file ``incoming/USEC.PID.N`` is
-   created; its inode number gives the queue id, known before the content;
+1. at the first accepted RCPT a nameless file is created in ``incoming``
+   (``O_TMPFILE``; a temporary name ``incoming/USEC.PID.N`` where the file
+   system has none, :mod:`mailhost.queue.newfiles`); its inode number gives
+   the queue id, known before the content.  A transaction that ends without
+   writing it (a message delivered inline, a session that ends before DATA)
+   leaves it to the next one;
 2. at end of DATA the whole file (:mod:`mailhost.queue.qfile`, ending in its
    end record) is written, marked ready with mode 0700 (Postfix's
    MAIL_QUEUE_STAT_READY) and fsynced;
 3. it is linked to ``incoming/QID`` (link, not rename: an existing name is
-   never replaced) and the temporary name removed;
+   never replaced; a temporary name is then removed);
 4. ``incoming`` is fsynced.  Only now does smtpd answer 250.
 
-The link in step 3 is the commit point: a crash before it leaves only a
-temporary name (never acknowledged; :meth:`QueueStore.recover` removes it), a
+The link in step 3 is the commit point: a crash before it leaves no name (or
+a temporary one, never acknowledged, which :meth:`QueueStore.recover` removes), a
 crash after it leaves a complete, verified file.  Names that pass for queue ids
 but whose content does not verify are moved to ``corrupt`` on recovery, as
 Postfix's queue manager does, and never delivered.
@@ -33,15 +37,14 @@ transactions are written, fsynced, linked and ``incoming`` fsynced once in
 one trip to the offload pool.  Moves between queues are renames followed by
 an fsync of both directories (the new one first), also through the syncer.
 Reads, scans and renames run on the offload pool; creating a new
-transaction's file and discarding an aborted one (an open, an fstat, a close
-and an unlink, none of which waits for the disk) run on the event loop, where
-they cost less than the trip to the pool.
+transaction's file and discarding an aborted one (an open and an fstat, a
+close, none of which waits for the disk) run on the event loop, where they
+cost less than the trip to the pool.
 """
 
 from __future__ import annotations
 
 import fcntl
-import itertools
 import logging
 import os
 import stat
@@ -56,7 +59,7 @@ from mailhost.groupsync import GroupSync, Syncer
 from mailhost.log import daemon_logger, logger
 from mailhost.offload import run_blocking
 from mailhost.queue import qfile
-from mailhost.queue.ids import is_queue_id, new_queue_id
+from mailhost.queue.ids import is_queue_id
 from mailhost.queue.layout import (
     ACTIVE,
     CORRUPT,
@@ -69,13 +72,13 @@ from mailhost.queue.layout import (
     QUEUE_NAMES,
     REQUEUEABLE,
     SCAN_ORDER,
-    WRITING_MODE,
     QueueCounters,
     QueueEntry,
     QueueError,
     QueueFileNotFound,
     check_queue,
 )
+from mailhost.queue.newfiles import NewFile, NewFiles
 from mailhost.queue.qfile import CorruptQueueFile, Envelope, QueueFile
 from mailhost.queue.status import Expire, StatusRecord
 from mailhost.queue.transaction import Transaction
@@ -90,7 +93,6 @@ qmgr_log = daemon_logger("qmgr", "queue")
 # is group-writable for postdrop and not readable (0730).
 _DIR_MODE = {MAILDROP: 0o730}
 _DEFAULT_DIR_MODE = 0o700
-_sequence = itertools.count()
 
 
 @dataclass
@@ -127,6 +129,7 @@ class QueueStore:
         self.syncer: Syncer = syncer if syncer is not None else GroupSync()
         self.line_length_limit = line_length_limit
         self.counters = QueueCounters()
+        self._new_files: dict[str, NewFiles] = {}
 
     @classmethod
     def from_config(cls, cfg: Config) -> QueueStore:
@@ -160,21 +163,19 @@ class QueueStore:
     # -- writing --------------------------------------------------------------------
 
     def _create(self, queue_name: str = INCOMING) -> Transaction:
-        incoming = f"{self.root}/{queue_name}"
-        pid = os.getpid()
-        while True:
-            usec = time.time_ns() // 1000 % 1_000_000
-            # Postfix names its temporary files USEC.PID; the sequence number
-            # keeps concurrent transactions of one process apart.  The dots
-            # make the name an invalid queue id, so no reader takes it for one.
-            temp = f"{incoming}/{usec}.{pid}.{next(_sequence)}"
-            try:
-                fd = os.open(temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, WRITING_MODE)
-            except FileExistsError:
-                continue
-            break
-        queue_id = new_queue_id(os.fstat(fd).st_ino, long_ids=self.long_ids)
-        return Transaction(self, queue_id, temp, fd, queue_name)
+        files = self._new_files.get(queue_name)
+        if files is None:
+            directory = f"{self.root}/{queue_name}"
+            # maildrop's files keep their names: pickup finds them there.
+            files = NewFiles(directory, long_ids=self.long_ids, nameless=queue_name == INCOMING)
+            self._new_files[queue_name] = files
+        return Transaction(self, files.create(), queue_name)
+
+    def give_back(self, file: NewFile, queue_name: str) -> bool:
+        """A transaction ended without writing its file: keep the file for
+        the next one (:meth:`NewFiles.give_back`)."""
+        files = self._new_files.get(queue_name)
+        return files is not None and files.give_back(file)
 
     async def begin(self, queue_name: str = INCOMING) -> Transaction:
         """Create the queue file for a new message; its id is known now.

@@ -16,6 +16,7 @@ from mailhost.groupsync import Syncer
 from mailhost.log import logger
 from mailhost.queue import qfile
 from mailhost.queue.layout import INCOMING, READY_MODE, QueueCounters, QueueError
+from mailhost.queue.newfiles import NewFile, link_nameless
 from mailhost.queue.qfile import Envelope
 from mailhost.queue.spool import Content
 
@@ -31,25 +32,30 @@ class Spool(Protocol):
     syncer: Syncer
     counters: QueueCounters
 
+    def give_back(self, file: NewFile, queue_name: str) -> bool: ...
+
 
 class Transaction:
     """One queue file being written; :attr:`queue_id` is known from the start.
 
-    It holds the open descriptor of its temporary name (``temp``); a
-    buffered writer is made only when the file is written — a message
-    delivered inline (mailhost.qmgr.inline) never writes it, and then costs
-    the open, the close and the unlink alone."""
+    It holds the open descriptor of its file (nameless, or under a
+    temporary name: :mod:`mailhost.queue.newfiles`); a buffered writer is
+    made only when the file is written — a message delivered inline
+    (mailhost.qmgr.inline) never writes it, and gives the file back for the
+    next transaction."""
 
-    def __init__(
-        self, store: Spool, queue_id: str, temp: str, fd: int, queue_name: str = INCOMING
-    ) -> None:
+    def __init__(self, store: Spool, file: NewFile, queue_name: str = INCOMING) -> None:
         self.store = store
-        self.queue_id = queue_id
+        self.queue_id = file.queue_id
         #: incoming (smtpd, pickup) or maildrop (sendmail, a local submission).
         self.queue_name = queue_name
-        self._temp = temp
-        self._fd: int | None = fd
+        self._file = file
+        #: Its temporary name; None: nameless (mailhost.queue.newfiles).
+        self._temp = file.temp
+        self._fd: int | None = file.fd
         self._linked = False
+        #: Whether the file was written (then it is never given back).
+        self._written = False
         self._content: tuple[Envelope, Sequence[bytes] | Content] | None = None
         #: The size Postfix logs, known once written.
         self.size = 0
@@ -95,6 +101,7 @@ class Transaction:
         assert self._content is not None
         envelope, content = self._content
         self._content = None
+        self._written = True
         self.size = self._write(envelope, content)
         return (self._fd,)
 
@@ -104,9 +111,13 @@ class Transaction:
             raise sync_errors[0]
         # link() refuses to replace an existing name, so an id collision
         # (impossible while ids carry a live inode, see ids.py) fails loudly.
-        os.link(self._temp, self.path)
-        self._linked = True
-        os.unlink(self._temp)
+        if self._temp is None:
+            link_nameless(self._file, os.fspath(self.path))
+            self._linked = True
+        else:
+            os.link(self._temp, self.path)
+            self._linked = True
+            os.unlink(self._temp)
         return (self.path.parent,)
 
     def finish(self, dir_errors: Mapping[str, OSError]) -> None:
@@ -147,8 +158,9 @@ class Transaction:
 
     def _discard(self) -> None:
         self._close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._temp)
+        if self._temp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._temp)
         if self._linked:
             # The client will not get a 250 for this file; do not deliver it.
             self.path.unlink(missing_ok=True)
@@ -163,6 +175,9 @@ class Transaction:
         """Forget the transaction (nothing was acknowledged)."""
         if self._fd is None:
             return
-        # close() and unlink() of a file nobody fsyncs: no disk wait.
-        self._discard()
+        if not self._written and self.store.give_back(self._file, self.queue_name):
+            self._fd = None  # the next transaction's now
+        else:
+            # close() and unlink() of a file nobody fsyncs: no disk wait.
+            self._discard()
         self.store.counters.aborted += 1

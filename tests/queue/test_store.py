@@ -22,6 +22,7 @@ from mailhost.groupsync import FsyncEach, GroupSync
 from mailhost.queue import qfile
 from mailhost.queue.ids import is_queue_id, queue_id_inode
 from mailhost.queue.layout import QUEUE_NAMES, QueueEntry, QueueError, QueueFileNotFound
+from mailhost.queue.newfiles import NewFiles
 from mailhost.queue.qfile import Envelope, Recipient
 from mailhost.queue.status import RecipientStatus, Schedule
 from mailhost.queue.store import QueueStore
@@ -79,15 +80,58 @@ async def test_long_ids(tmp_path: Path) -> None:
 async def test_the_id_is_known_before_the_content(store: QueueStore) -> None:
     txn = await store.begin()
     assert is_queue_id(txn.queue_id)
-    # Only a temporary name exists until commit; no reader mistakes it for mail.
+    # The file has no name until commit (O_TMPFILE): no reader can take it
+    # for mail, and a crash leaves nothing behind.
     assert await store.list() == []
-    [temp] = names(store.root / "incoming")
-    assert not is_queue_id(temp)
+    assert names(store.root / "incoming") == []
     size = await txn.commit(ENVELOPE, CONTENT)
     assert size == 24
     assert names(store.root / "incoming") == [txn.queue_id]
     with pytest.raises(QueueError, match="already finished"):
         await txn.commit(ENVELOPE, CONTENT)
+
+
+async def test_an_unwritten_file_is_reused_under_a_new_id(store: QueueStore) -> None:
+    first = await store.begin()
+    await first.abort()  # as after a message delivered inline
+    second = await store.begin()
+    assert queue_id_inode(second.queue_id) == queue_id_inode(first.queue_id)
+    assert second.queue_id != first.queue_id
+    await second.commit(ENVELOPE, CONTENT)
+    path = store.root / "incoming" / second.queue_id
+    assert path.stat().st_ino == queue_id_inode(second.queue_id)
+    assert (await store.read(second.queue_id))[1].envelope.sender == ENVELOPE.sender
+
+
+async def test_a_file_that_was_written_is_not_reused(store: QueueStore) -> None:
+    failed = await store.begin()
+    with pytest.raises(RuntimeError):
+        await failed.commit(ENVELOPE, ExplodingContent([b"x"]))
+    # (The inode may come back, freed and allocated again, but never the
+    # written file: the next message's file holds that message alone.)
+    again = await store.begin()
+    await again.commit(ENVELOPE, CONTENT)
+    entry, queued = await store.read(again.queue_id)
+    assert queued.lines() == CONTENT
+    assert store.counters.aborted == 1
+
+
+def test_a_forked_child_makes_its_own_files(tmp_path: Path) -> None:
+    (tmp_path / "incoming").mkdir()
+    files = NewFiles(str(tmp_path / "incoming"), long_ids=False)
+    spare = files.create()
+    assert files.give_back(spare)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's spare is not its to take
+        os.write(write, str(files.create().inode).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child_inode = int(os.read(read, 100))
+    os.close(read)
+    assert child_inode != spare.inode
+    assert files.create().inode == spare.inode  # still the parent's
 
 
 async def test_abort_leaves_nothing(store: QueueStore) -> None:
@@ -225,9 +269,12 @@ async def test_recover(store: QueueStore, caplog: pytest.LogCaptureFixture) -> N
     await store.move(active, "active")
     deferred = await store.enqueue(ENVELOPE, CONTENT)
     await store.move(deferred, "deferred")
-    # A transaction that never committed (crash before 250): a temporary name.
+    # A transaction that never committed (crash before 250): its file has no
+    # name; a temporary name is what one leaves where the file system has no
+    # O_TMPFILE (and what a DATA spool file has).
     txn = await store.begin()
     await asyncio.to_thread(txn._write, ENVELOPE, CONTENT)
+    (store.root / "incoming" / "123456.4242.7").write_bytes(b"partial")
     # A queue-id-named file that does not verify (garbled, or not ours).
     truncated = store.root / "incoming" / "ABCDE12345"
     truncated.write_bytes(qfile.to_bytes("ABCDE12345", ENVELOPE, CONTENT)[:-20])
@@ -296,7 +343,8 @@ def test_kill_9_keeps_every_acknowledged_message(tmp_path: Path) -> None:
     """Two writer processes share the queue directory and are killed with
     SIGKILL at random moments, several times; after each recovery every id
     they reported (their 250) is there byte for byte, every file that
-    verifies is a whole message, and no temporary file survives."""
+    verifies is a whole message, and no file of an unfinished transaction
+    survives."""
     queue_directory = tmp_path / "queue"
     rnd = random.Random(1234)
     acknowledged: dict[str, int] = {}
@@ -335,5 +383,7 @@ def test_kill_9_keeps_every_acknowledged_message(tmp_path: Path) -> None:
         assert not missing, f"acknowledged but lost: {sorted(missing)}"
     assert len(acknowledged) > 0
     print(f"acknowledged={len(acknowledged)} temporary files removed={removed}")
-    # With four concurrent transactions per writer, kills land mid-transaction.
-    assert removed > 0
+    # With four concurrent transactions per writer, kills land mid-transaction;
+    # their files have no name until the commit's link (O_TMPFILE), so a
+    # killed transaction leaves nothing for recovery to remove.
+    assert removed == 0

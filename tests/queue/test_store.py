@@ -111,7 +111,7 @@ async def test_a_file_that_was_written_is_not_reused(store: QueueStore) -> None:
     # written file: the next message's file holds that message alone.)
     again = await store.begin()
     await again.commit(ENVELOPE, CONTENT)
-    entry, queued = await store.read(again.queue_id)
+    _, queued = await store.read(again.queue_id)
     assert queued.lines() == CONTENT
     assert store.counters.aborted == 1
 

@@ -125,16 +125,14 @@ class SmtpdChecks:
 
     async def _helo(self, ctx: Context, helo: str) -> Reply | None:
         state = ctx.state
+        state.defer_if_permit.active = state.defer_if_permit_client
+        self._reset(state)
         if not self.settings.lists.get("smtpd_helo_restrictions"):
-            state.defer_if_permit.active = state.defer_if_permit_client
-            self._reset(state)
             state.defer_if_permit_helo = state.defer_if_permit.active
             return None
         saved = state.helo  # _Pushed, inline (at every RCPT)
         state.helo = helo
         try:
-            state.defer_if_permit.active = state.defer_if_permit_client
-            self._reset(state)
             status = await self._run(
                 ctx, "smtpd_helo_restrictions", helo, HELO_COMMAND, "check_helo_access"
             )
@@ -151,24 +149,17 @@ class SmtpdChecks:
     async def _mail(self, ctx: Context, sender: str) -> Reply | None:
         state = ctx.state
         settings = self.settings
+        state.defer_if_permit.active = state.defer_if_permit_client or state.defer_if_permit_helo
+        state.sender_rcptmap_checked = False
+        self._reset(state)
         if not settings.lists.get("smtpd_sender_restrictions") and not (
             settings.reject_unlisted_sender and sender and not state.discard
         ):
-            state.defer_if_permit.active = (
-                state.defer_if_permit_client or state.defer_if_permit_helo
-            )
-            state.sender_rcptmap_checked = False
-            self._reset(state)
             state.defer_if_permit_sender = state.defer_if_permit.active
             return None
         saved = state.sender  # _Pushed, inline (at every RCPT)
         state.sender = sender
         try:
-            state.defer_if_permit.active = (
-                state.defer_if_permit_client or state.defer_if_permit_helo
-            )
-            state.sender_rcptmap_checked = False
-            self._reset(state)
             status = await self._run(
                 ctx, "smtpd_sender_restrictions", sender, SENDER_ADDRESS, "check_sender_access"
             )
@@ -270,11 +261,11 @@ class SmtpdChecks:
     async def _message_stage(
         self, state: CheckState, parameter: str, reply_name: str, reply_class: str
     ) -> Reply | None:
+        state.defer_if_permit.active = False
+        self._reset(state)
         if not self.settings.lists.get(parameter):
-            # An empty list (the default): what its evaluation leaves, no
+            # An empty list (the default): nothing to evaluate, no
             # defer_if_permit to promote.
-            state.defer_if_permit.active = False
-            self._reset(state)
             return None
         ctx = self.context(state)
         # One recipient of several would be misleading in the log.
@@ -283,8 +274,6 @@ class SmtpdChecks:
         if hidden:
             state.recipient = None
         try:
-            state.defer_if_permit.active = False
-            self._reset(state)
             status = await self._run(ctx, parameter, reply_name, reply_class, None)
             return self._answer(ctx, self._promote(ctx, status))
         finally:

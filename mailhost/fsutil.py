@@ -212,7 +212,6 @@ class _SyncThreads:
     futures (this runs for every group commit)."""
 
     def __init__(self, count: int) -> None:
-        self.pid = os.getpid()
         self.jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         for i in range(count):
             threading.Thread(target=self._run, name=f"mailhost-fsync-{i}", daemon=True).start()
@@ -246,10 +245,10 @@ def _threads() -> _SyncThreads:
     """This process's fsync threads."""
     started = _started[0]
     threads = started.threads
-    if threads is None or threads.pid != os.getpid():
+    if threads is None:
         with started.lock:
             threads = started.threads
-            if threads is None or threads.pid != os.getpid():
+            if threads is None:
                 threads = started.threads = _SyncThreads(SYNC_THREADS)
     return threads
 

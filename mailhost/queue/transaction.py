@@ -49,9 +49,8 @@ class Transaction:
         self.queue_id = file.queue_id
         #: incoming (smtpd, pickup) or maildrop (sendmail, a local submission).
         self.queue_name = queue_name
+        #: Its file: open, and nameless or under a temporary name (``temp``).
         self._file = file
-        #: Its temporary name; None: nameless (mailhost.queue.newfiles).
-        self._temp = file.temp
         self._fd: int | None = file.fd
         self._linked = False
         #: Whether the file was written (then it is never given back).
@@ -111,13 +110,14 @@ class Transaction:
             raise sync_errors[0]
         # link() refuses to replace an existing name, so an id collision
         # (impossible while ids carry a live inode, see ids.py) fails loudly.
-        if self._temp is None:
+        temp = self._file.temp
+        if temp is None:
             link_nameless(self._file, os.fspath(self.path))
-            self._linked = True
         else:
-            os.link(self._temp, self.path)
-            self._linked = True
-            os.unlink(self._temp)
+            os.link(temp, self.path)
+        self._linked = True
+        if temp is not None:
+            os.unlink(temp)
         return (self.path.parent,)
 
     def finish(self, dir_errors: Mapping[str, OSError]) -> None:
@@ -158,9 +158,9 @@ class Transaction:
 
     def _discard(self) -> None:
         self._close()
-        if self._temp is not None:
+        if self._file.temp is not None:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._temp)
+                os.unlink(self._file.temp)
         if self._linked:
             # The client will not get a 250 for this file; do not deliver it.
             self.path.unlink(missing_ok=True)

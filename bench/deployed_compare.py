@@ -66,6 +66,17 @@ def cell(values: list[float], fmt: str) -> str:
     return f"{fmt.format(statistics.median(values))} ({spread})"
 
 
+def paired(runs: dict[str, list[Result]], value: Callable[[Result], float]) -> str:
+    """mailhost/Postfix of each run (the two servers' runs of one repetition
+    went back to back), median and spread: the figure the machine's drift
+    touches least.  ``-`` when a failed run leaves the pairs unknown."""
+    ours, theirs = runs.get("mailhost", []), runs.get("postfix", [])
+    if not ours or len(ours) != len(theirs):
+        return "-"
+    ratios = [value(m) / value(p) for m, p in zip(ours, theirs, strict=True) if value(p)]
+    return cell(ratios, "{:.2f}") if ratios else "-"
+
+
 def table(results: list[Result]) -> str:
     """One markdown table: per case and figure, each server's median and
     spread, mailhost/Postfix of the medians, Postfix without proxy:."""
@@ -73,8 +84,8 @@ def table(results: list[Result]) -> str:
     for r in results:
         cases.setdefault((r.concurrency, r.recipients), {}).setdefault(r.server, []).append(r)
     extra = any(EXTRA[0] in runs for runs in cases.values())
-    head = "| case | figure | Postfix | mailhost | mailhost/Postfix |"
-    rule = "|---|---|---:|---:|---:|"
+    head = "| case | figure | Postfix | mailhost | mailhost/Postfix | per-run ratios |"
+    rule = "|---|---|---:|---:|---:|---:|"
     if extra:
         head += f" {EXTRA[1]} |"
         rule += "---:|"
@@ -90,7 +101,7 @@ def table(results: list[Result]) -> str:
                 cells.append(cell(values, fmt) if values else "-")
             a, b = medians["postfix"], medians["mailhost"]
             ratio = f"{b / a:.2f}" if a and b else "-"
-            row = f"| {label} | {title} | {cells[0]} | {cells[1]} | {ratio} |"
+            row = f"| {label} | {title} | {cells[0]} | {cells[1]} | {ratio} | {paired(runs, value)} |"
             if extra:
                 values = [value(r) for r in runs.get(EXTRA[0], [])]
                 row += f" {cell(values, fmt) if values else '-'} |"

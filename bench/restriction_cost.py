@@ -275,6 +275,28 @@ def report(
                 f"| -s {conc} -r {recipients} | {title} | {cells['postfix']} | {cells['mailhost']} | "
                 f"{medians['mailhost'] / medians['postfix']:.2f} |"
             )
+    rows += [
+        "",
+        "mailhost/Postfix with the same configuration (per run → median):",
+        "",
+        "| case | figure | plain | restricted |",
+        "|---|---|---|---|",
+    ]
+    for conc in concurrencies:
+        for title, attr in (
+            ("delivered msg/s", "delivered_per_s"), ("server CPU s", "cpu_s")
+        ):  # fmt: skip
+            cells = {
+                config: median_line([
+                    getattr(r[("mailhost", config, conc)], attr)
+                    / getattr(r[("postfix", config, conc)], attr)
+                    for r in runs
+                ])
+                for config in CONFIGS
+            }  # fmt: skip
+            rows.append(
+                f"| -s {conc} -r {recipients} | {title} | {cells['plain']} | {cells['restricted']} |"
+            )
     return "\n".join(rows) + "\n"
 
 

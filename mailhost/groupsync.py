@@ -24,6 +24,7 @@ from mailhost.fsutil import (
     CommitCounts,
     DirectoryOnly,
     DurableFile,
+    LinkedFile,
     Round,
     StrPath,
     commit_durably,
@@ -86,6 +87,7 @@ class FsyncEach:
         self._fsync_dir = fsync_dir_fn
         self.file_syncs = 0
         self.dir_syncs = 0
+        self.link_syncs = 0
 
     async def sync_file(self, fd: int) -> None:
         self.file_syncs += 1
@@ -107,7 +109,11 @@ class FsyncEach:
                 step.sync_errors[fd] = exc
         for directory in await run_blocking(step.place):
             try:
-                await self.sync_dir(directory)
+                if isinstance(directory, LinkedFile):
+                    self.link_syncs += 1
+                    await run_blocking(os.fsync, directory.fd)
+                else:
+                    await self.sync_dir(directory)
             except OSError as exc:
                 step.dir_errors[directory] = exc
         raise_first(await run_blocking(step.finish))
@@ -226,6 +232,7 @@ class GroupSync(FsyncEach):
             self.trips += 1
             self.file_syncs += counts.file_syncs
             self.dir_syncs += counts.dir_syncs
+            self.link_syncs += counts.link_syncs
         if self._waiting and self._trips < self.lanes:
             self._start()
         loop = asyncio.get_running_loop()

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from mailhost.fsutil import DurableFile, StrPath
+from mailhost.fsutil import DurableFile, LinkedFile, StrPath
 from mailhost.groupsync import Syncer
 from mailhost.log import logger
 from mailhost.queue import qfile
@@ -53,6 +53,9 @@ class Transaction:
         self._file = file
         self._fd: int | None = file.fd
         self._linked = False
+        #: A nameless file once linked: its inode is fsynced again with the
+        #: directory (:class:`~mailhost.fsutil.LinkedFile`).
+        self._relinked: LinkedFile | None = None
         #: Whether the file was written (then it is never given back).
         self._written = False
         self._content: tuple[Envelope, Sequence[bytes] | Content] | None = None
@@ -112,19 +115,26 @@ class Transaction:
         # (impossible while ids carry a live inode, see ids.py) fails loudly.
         temp = self._file.temp
         if temp is None:
-            link_nameless(self._file, os.fspath(self.path))
-        else:
-            os.link(temp, self.path)
+            assert self._fd is not None
+            target = os.fspath(self.path)
+            link_nameless(self._file, target)
+            self._linked = True
+            # The link count is in the inode, which the directory's fsync
+            # does not write (fsutil.LinkedFile): it is fsynced once more.
+            self._relinked = LinkedFile(target, self._fd, os.fstat(self._fd))
+            return (self.path.parent, self._relinked)
+        os.link(temp, self.path)
         self._linked = True
-        if temp is not None:
-            os.unlink(temp)
+        os.unlink(temp)
         return (self.path.parent,)
 
     def finish(self, dir_errors: Mapping[str, OSError]) -> None:
-        """Durable once its queue directory is: close the file."""
-        error = dir_errors.get(os.fspath(self.path.parent))
-        if error is not None:
-            raise error
+        """Durable once its queue directory is (and a nameless file's inode
+        again, with its link): close the file."""
+        for synced in (os.fspath(self.path.parent), self._relinked):
+            error = dir_errors.get(synced) if synced is not None else None
+            if error is not None:
+                raise error
         self._close()
 
     async def commit(self, envelope: Envelope, content: Sequence[bytes] | Content) -> int:

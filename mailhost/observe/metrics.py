@@ -118,21 +118,41 @@ def lookup(parameter: str, spec: str, started: float, result: str) -> None:
     """One table lookup that began at ``started`` (time.perf_counter());
     ``result`` is found, notfound or error."""
     elapsed = _perf_counter() - started
+    with _COUNTERS.lock:
+        _observe_lookups(parameter, spec, result, elapsed, 1)
+
+
+def lookups(parameter: str, spec: str, started: float, notfound: int, found: int) -> None:
+    """``notfound`` lookups then at most one ``found``, one after the other
+    since ``started`` (an access-map search answered from memory): each
+    counted as :func:`lookup` counts one, the time shared between them."""
+    n = notfound + found
+    if not n:
+        return
+    each = (_perf_counter() - started) / n
+    with _COUNTERS.lock:
+        if notfound:
+            _observe_lookups(parameter, spec, "notfound", each, notfound)
+        if found:
+            _observe_lookups(parameter, spec, "found", each, found)
+
+
+def _observe_lookups(parameter: str, spec: str, result: str, elapsed: float, n: int) -> None:
+    """``n`` lookups of ``elapsed`` seconds each (the lock held)."""
     counters = _COUNTERS
-    with counters.lock:
-        histogram = counters.lookups_by_spec.get((parameter, spec, result))
+    histogram = counters.lookups_by_spec.get((parameter, spec, result))
+    if histogram is None:
+        labels = (parameter, spec.split(":", 1)[0], result)
+        histogram = counters.lookups.get(labels)
         if histogram is None:
-            labels = (parameter, spec.split(":", 1)[0], result)
-            histogram = counters.lookups.get(labels)
-            if histogram is None:
-                histogram = counters.lookups[labels] = Histogram()
-            counters.lookups_by_spec[(parameter, spec, result)] = histogram
-        # Histogram.observe, inline: a table lookup is the most frequent event.
-        # (an answer from memory is in the first bucket: no search)
-        first = elapsed <= _FIRST_BOUND
-        histogram.buckets[0 if first else bisect.bisect_left(LOOKUP_BUCKETS, elapsed)] += 1
-        histogram.total += elapsed
-        histogram.count += 1
+            histogram = counters.lookups[labels] = Histogram()
+        counters.lookups_by_spec[(parameter, spec, result)] = histogram
+    # Histogram.observe, inline: a table lookup is the most frequent event.
+    # (an answer from memory is in the first bucket: no search)
+    first = elapsed <= _FIRST_BOUND
+    histogram.buckets[0 if first else bisect.bisect_left(LOOKUP_BUCKETS, elapsed)] += n
+    histogram.total += elapsed * n
+    histogram.count += n
 
 
 def cache(*, hit: bool) -> None:

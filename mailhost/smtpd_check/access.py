@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import itertools
 from collections.abc import Iterator
 
 from mailhost.address import split_address
@@ -96,7 +97,12 @@ async def find(maps: Maps, keys: Iterator[tuple[str, bool]]) -> str | None:
     """The first value of ``keys`` in ``maps``; :data:`TABLE_ERROR` when a
     table fails."""
     try:
-        for key, partial in keys:
+        # From memory while the table can answer (no coroutine, one metrics
+        # update for the whole search), then key by key from where it stopped.
+        value, pending = maps.peek_search(keys)
+        if pending is None:
+            return value
+        for key, partial in itertools.chain((pending,), keys):
             quick = maps.peek(key, partial=partial)
             value = quick[0] if quick is not None else await maps.lookup(key, partial=partial)
             if value is not None:

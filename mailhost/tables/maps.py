@@ -10,7 +10,7 @@ Every warning names the parameter, so a log line says *which* map failed.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from mailhost.config.lists import split_list
@@ -100,6 +100,40 @@ class Maps:
             return None  # lookup() asks the table, or warns about the empty value
         metrics.lookup(self.parameter, spec, started, "notfound" if cached[0] is None else "found")
         return cached
+
+    def peek_search(
+        self, keys: Iterator[tuple[str, bool]]
+    ) -> tuple[str | None, tuple[str, bool] | None]:
+        """:meth:`peek` over ``keys`` (each with its ``partial`` flag) in
+        order, while the one table answers from memory: ``(value, None)``
+        once a key is found or the keys ran out (value None), ``(None,
+        (key, partial))`` at the first key memory cannot answer (the caller
+        goes on with :meth:`lookup` from that key).  The probes are counted
+        in the metrics as peek() counts them, in one go: an access-map
+        search costs one metrics update, not one per key."""
+        single = self._single
+        if single is None:
+            return None, next(keys, None)
+        table, spec = single
+        fixed, peek = table.fixed, table.peek
+        started = time.perf_counter()
+        notfound = 0
+        value: str | None = None
+        pending: tuple[str, bool] | None = None
+        for probe in keys:
+            key, partial = probe
+            if key == "" or (partial and not fixed):
+                continue  # never looked up (peek() answers None uncounted)
+            cached = peek(key)
+            if cached is None or cached[0] == "":
+                pending = probe  # lookup() asks the table, or warns about the empty value
+                break
+            value = cached[0]
+            if value is not None:
+                break
+            notfound += 1
+        metrics.lookups(self.parameter, spec, started, notfound, 0 if value is None else 1)
+        return value, pending
 
     async def lookup(
         self, key: str, *, partial: bool = False, probes: list[MapsProbe] | None = None

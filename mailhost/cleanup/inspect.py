@@ -370,7 +370,13 @@ class ContentChecks:
         """:meth:`inspect` of a message whose body is spooled: the header
         section is inspected in memory, the body as it is read back, and
         the result's body goes to a new spool (discarding it is the
-        caller's).  ``Inspected.lines`` then holds the header section only."""
+        caller's).  ``Inspected.lines`` then holds the header section only.
+
+        Without body_checks, a body that starts with the empty line after
+        a header that opens no MIME structure (no multipart, not
+        message/rfc822) can only come out as it went in: it is not read
+        back at all, and the result shares ``content``'s body (the caller
+        then has no copy to discard)."""
         run = Run(queue_id, context, Inspected([]))
         source = content.body
         body = SpoolBody(
@@ -379,10 +385,27 @@ class ContentChecks:
             buffer_size=source.buffer_size,
         )
         output = InspectedOutput(run.result.lines, body, self.header_size_limit)
+        walk = _Walk(self, run, output, keep_all=False)
         try:
-            await self._inspect(
-                run, chain_lines(content.header, content.body.alines()), output, False
-            )
+            if not self.body_checks and await source.starts_with_empty_line():
+                # The header, then the body's first (empty) line, which ends it.
+                if await walk.feed(chain_lines(content.header, each_line([b""]))):
+                    # Nothing but that line went to the new body, and the
+                    # rest of the source can only follow it as it is.
+                    if (
+                        walk.plain_body()
+                        and not output.staged
+                        and body.count == 1
+                        and body.length == 1
+                    ):
+                        body.discard()
+                        return run.result, Content(run.result.lines, source)
+                    rest = _after_first(source.alines())
+                    if await walk.feed(rest):
+                        await walk.finish()
+            elif await walk.feed(chain_lines(content.header, source.alines())):
+                await walk.finish()
+            await walk.close()
             await body.finish()
         except BaseException:
             body.discard()
@@ -392,25 +415,10 @@ class ContentChecks:
     async def _inspect(
         self, run: Run, lines: AsyncIterator[bytes], output: InspectedOutput, keep_all: bool
     ) -> None:
-        state = MimeState(mime=self.mime, line_length_limit=self.line_length_limit)
-        pending: list[bytes] = []
-        try:
-            async for line in lines:
-                for event in state.feed(line):
-                    await self._event(run, event, output.target(run.in_body), pending, keep_all)
-                await output.flush()
-            for event in state.finish():
-                await self._event(run, event, output.target(run.in_body), pending, keep_all)
-        except TableTempFail:
-            log.warning(
-                "%s: %s map lookup problem -- message not accepted, try again later",
-                run.queue_id,
-                run.searching,
-            )
-            run.result.reject = QUEUE_WRITE_ERROR
-        if pending:
-            output.target(run.in_body).append(b"".join(pending))
-        await output.flush()
+        walk = _Walk(self, run, output, keep_all)
+        if await walk.feed(lines):
+            await walk.finish()
+        await walk.close()
 
     async def _event(
         self,
@@ -469,3 +477,77 @@ class ContentChecks:
                     out.extend(action.replace.split(b"\n"))
                     return
         out.extend(header.lines)
+
+
+async def _after_first(lines: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``lines`` without its first line."""
+    first = True
+    async for line in lines:
+        if first:
+            first = False
+            continue
+        yield line
+
+
+class _Walk:
+    """One inspection's walk through the message, which may be fed in
+    pieces: the MIME state, the body record being joined, where the lines
+    go.  A table failure ends it (the message is refused with 451)."""
+
+    def __init__(
+        self, checks: ContentChecks, run: Run, output: InspectedOutput, keep_all: bool
+    ) -> None:
+        self.checks = checks
+        self.run = run
+        self.output = output
+        self.keep_all = keep_all
+        self.state = MimeState(mime=checks.mime, line_length_limit=checks.line_length_limit)
+        self.pending: list[bytes] = []
+
+    async def feed(self, lines: AsyncIterator[bytes]) -> bool:
+        """Inspect ``lines``; False once a table failed (stop there)."""
+        run, output, state = self.run, self.output, self.state
+        event_of = self.checks._event
+        try:
+            async for line in lines:
+                for event in state.feed(line):
+                    await event_of(
+                        run, event, output.target(run.in_body), self.pending, self.keep_all
+                    )
+                await output.flush()
+        except TableTempFail:
+            self._failed()
+            return False
+        return True
+
+    async def finish(self) -> None:
+        """The end of the message: what the MIME state still holds."""
+        run, output = self.run, self.output
+        try:
+            for event in self.state.finish():
+                await self.checks._event(
+                    run, event, output.target(run.in_body), self.pending, self.keep_all
+                )
+        except TableTempFail:
+            self._failed()
+
+    async def close(self) -> None:
+        """What is left of a body record goes out."""
+        if self.pending:
+            self.output.target(self.run.in_body).append(b"".join(self.pending))
+            self.pending.clear()
+        await self.output.flush()
+
+    def plain_body(self) -> bool:
+        """From here on every line is a body record of its own (no MIME
+        boundary open, no header pending or to come), and a line not cut
+        in pieces is complete."""
+        return self.state.plain_body() and not self.pending
+
+    def _failed(self) -> None:
+        log.warning(
+            "%s: %s map lookup problem -- message not accepted, try again later",
+            self.run.queue_id,
+            self.run.searching,
+        )
+        self.run.result.reject = QUEUE_WRITE_ERROR

@@ -192,6 +192,12 @@ class MimeState:
             yield from self._end_of_header(line)
         yield from self._body(line)
 
+    def plain_body(self) -> bool:
+        """Past every header, with no multipart open: each line from here
+        on is a body record, nothing else (so, without body_checks, it
+        comes out of inspection as it went in)."""
+        return self._state is _State.BODY and not self._stack and not self._pending
+
     def finish(self) -> Iterator[Event]:
         """Events still pending at the end of the message."""
         if self._pending:

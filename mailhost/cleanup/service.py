@@ -164,7 +164,7 @@ class Cleanup:
         try:
             await self._submit(txn, message, content, actions, inspected)
         finally:
-            if inspected is not None:
+            if inspected is not None and content.body is not message.content.body:
                 content.discard()  # the inspection's copy of the body
 
     async def _submit(

@@ -246,6 +246,15 @@ class Body:
             for line in parts:
                 yield line
 
+    async def starts_with_empty_line(self) -> bool:
+        """Whether the body's first line is empty (False for no body)."""
+        if not self.count:
+            return False
+        if self._fd is None:
+            return self._buffer[:1] == b"\n"
+        first = await run_blocking(os.pread, self._fd, 1, 0)
+        return bool(first == b"\n")
+
     def write_to(self, fd: int, *, lf_only: bool = False) -> None:
         """Copy the body to ``fd`` at its current offset (blocking): by
         copy_file_range from the spool file when it can, else in chunks.

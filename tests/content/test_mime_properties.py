@@ -8,6 +8,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -208,8 +209,10 @@ def test_no_matching_rule_changes_nothing(lines: list[bytes]) -> None:
     assert done.lines == expected
 
 
-def editing_checks(header_size_limit: int) -> ContentChecks:
-    """Rules that edit headers and body lines, as a spooled message must see them."""
+def editing_checks(header_size_limit: int, *, body_checks: bool = True) -> ContentChecks:
+    """Rules that edit headers and body lines, as a spooled message must see
+    them (without body_checks: the same header rules, and a body that
+    inspection may pass on unread)."""
     source = Path(tempfile.mkdtemp(prefix="content-edit-")) / "rules"
     source.write_text(
         "/^Subject:/ PREPEND X-Seen: yes\n"
@@ -220,18 +223,18 @@ def editing_checks(header_size_limit: int) -> ContentChecks:
     )
     registry = TableRegistry()
     header = Maps("header_checks", [registry.open(f"regexp:{source}")])
-    body = Maps("body_checks", [registry.open(f"regexp:{source}")])
+    body = Maps("body_checks", [registry.open(f"regexp:{source}")] if body_checks else [])
     return ContentChecks(
         header, header, header, body, body_checks_size_limit=0, header_size_limit=header_size_limit
     )
 
 
-@given(messages, st.integers(0, 200), st.integers(1, 100))
+@given(messages, st.integers(0, 200), st.integers(1, 100), st.booleans())
 @settings(deadline=None)
 def test_a_spooled_message_is_inspected_as_one_in_memory(
-    lines: list[bytes], header_limit: int, buffer: int
+    lines: list[bytes], header_limit: int, buffer: int, body_checks: bool
 ) -> None:
-    checks = editing_checks(header_limit)
+    checks = editing_checks(header_limit, body_checks=body_checks)
     context = LogContext("local", "s@x")
     whole = asyncio.run(checks.inspect("QID", lines, context))
     content = Content.of_lines(
@@ -249,6 +252,38 @@ def test_a_spooled_message_is_inspected_as_one_in_memory(
                 # The in-memory part grows by at most the last header's lines.
                 assert out.header == whole.lines[: len(out.header)]
         finally:
+            out.discard()
+    finally:
+        content.discard()
+
+
+@pytest.mark.parametrize(
+    ("header", "body_checks", "shared"),
+    [
+        ([b"Subject: a", b"X-Drop: b"], False, True),
+        ([b"Subject: a", b"Content-Type: text/plain; charset=utf-8"], False, True),
+        ([b"Subject: a", b'Content-Type: multipart/mixed; boundary="b"'], False, False),
+        ([b"Subject: a", b"Content-Type: message/rfc822"], False, False),
+        ([b"Subject: a"], True, False),
+    ],
+)
+def test_a_plain_body_is_passed_on_unread_without_body_checks(
+    header: list[bytes], body_checks: bool, shared: bool
+) -> None:
+    """Nothing in such a body can meet a check or change: the result keeps
+    the spooled body itself (no copy); with a MIME structure or body_checks
+    it is read and copied, and the lines are the same either way."""
+    checks = editing_checks(0, body_checks=body_checks)
+    lines = [*header, b"", b"--b", b"Subject: inner", b"", b"plain a b", b"--b--"]
+    context = LogContext("local", "s@x")
+    whole = asyncio.run(checks.inspect("QID", lines, context))
+    content = Content.of_lines(lines, body=SpoolBody(Path(tempfile.gettempdir()), buffer_size=8))
+    try:
+        done, out = asyncio.run(checks.inspect_content("QID", content, context))
+        assert (out.body is content.body) is shared
+        assert out.lines() == whole.lines
+        assert (done.header_log, done.body_log) == (whole.header_log, whole.body_log)
+        if not shared:
             out.discard()
     finally:
         content.discard()

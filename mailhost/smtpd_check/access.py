@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from mailhost.address import split_address
 from mailhost.errors import TableEmptyResult, TableTempFail
@@ -93,9 +93,34 @@ def mail_keys(address: str, delimiters: str, parent_style: bool) -> Iterator[tup
         yield local, False
 
 
-async def find(maps: Maps, keys: Iterator[tuple[str, bool]]) -> str | None:
+#: A search's keys, each with its ``partial`` flag.
+Keys = tuple[tuple[str, bool], ...]
+
+
+@functools.lru_cache(maxsize=4096)
+def mail_key_list(address: str, delimiters: str, parent_style: bool) -> Keys:
+    """:func:`mail_keys`, remembered (the sender's keys are asked for again
+    at every RCPT under smtpd_delay_reject, a popular recipient's at every
+    message)."""
+    return tuple(mail_keys(address, delimiters, parent_style))
+
+
+@functools.lru_cache(maxsize=4096)
+def host_key_list(name: str, parent_style: bool) -> Keys:
+    """:func:`host_keys`, remembered (the client's and HELO names)."""
+    return tuple(host_keys(name, parent_style))
+
+
+@functools.lru_cache(maxsize=4096)
+def address_key_list(address: str) -> Keys:
+    """:func:`address_keys`, remembered (the client's address)."""
+    return tuple(address_keys(address))
+
+
+async def find(maps: Maps, keys: Iterable[tuple[str, bool]]) -> str | None:
     """The first value of ``keys`` in ``maps``; :data:`TABLE_ERROR` when a
     table fails."""
+    keys = iter(keys)
     try:
         # From memory while the table can answer (no coroutine, one metrics
         # update for the whole search), then key by key from where it stopped.

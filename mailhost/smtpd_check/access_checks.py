@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable
 
 from mailhost.log import logger
 from mailhost.smtpd_check import access
@@ -33,7 +33,7 @@ log = logger("smtpd")
 async def lookup(
     call: Call,
     table: str,
-    keys: Iterator[tuple[str, bool]],
+    keys: Iterable[tuple[str, bool]],
     datum: str,
     reply_name: str,
     reply_class: str,
@@ -60,12 +60,12 @@ async def namadr(
     and its parent networks."""
     style = call.ctx.settings.access_parent_style
     status, found = await lookup(
-        call, table, access.host_keys(name, style), name, reply_name, reply_class
+        call, table, access.host_key_list(name, style), name, reply_name, reply_class
     )
     if status or found:
         return status
     status, _ = await lookup(
-        call, table, access.address_keys(address), address, reply_name, reply_class
+        call, table, access.address_key_list(address), address, reply_name, reply_class
     )
     return status
 
@@ -101,7 +101,7 @@ def forbid_allowlist(call: Call, status: Status, target: str) -> None:
 
 
 async def _domain(call: Call, table: str, name: str, reply_class: str) -> Status:
-    keys = access.host_keys(name, call.ctx.settings.access_parent_style)
+    keys = access.host_key_list(name, call.ctx.settings.access_parent_style)
     status, _ = await lookup(call, table, keys, name, name, reply_class)
     return status
 
@@ -126,7 +126,7 @@ async def mail_access(call: Call, table: str, address: str, reply_class: str) ->
     """check_mail_access(): see :func:`mailhost.smtpd_check.access.mail_keys`."""
     ctx = call.ctx
     resolved = ctx.facts.resolve(address)
-    keys = access.mail_keys(
+    keys = access.mail_key_list(
         resolved, ctx.facts.recipient_delimiter(), ctx.settings.access_parent_style
     )
     status, found = await lookup(call, table, keys, resolved, address, reply_class)

@@ -21,11 +21,7 @@ CONF = """\
 options {{
     pidfile = "$RUNDIR/rspamd.pid";
     .include "$CONFDIR/options.inc"
-    dns {{
-        nameserver = ["{dns}"];
-        timeout = 1s;
-        retransmits = 1;
-    }}
+    .include(priority=1,duplicate=merge) "$LOCAL_CONFDIR/local.d/options.inc"
 }}
 logging {{
     type = "file";
@@ -45,6 +41,17 @@ worker "rspamd_proxy" {{
 }}
 """
 
+#: Merged into Debian's options.inc (its ``dns`` block has no nameserver): a
+#: second ``dns`` block written beside the include would only make an array
+#: of two, rspamd would read the first and ask resolv.conf's server instead.
+OPTIONS = """\
+dns {{
+    nameserver = ["{dns}"];
+    timeout = 1s;
+    retransmits = 1;
+}}
+"""
+
 MILTER_HEADERS = """\
 use = ["x-spamd-result", "x-spam-status", "authentication-results"];
 skip_local = false;
@@ -56,8 +63,9 @@ skip_authenticated = false;
 def running(directory: Path) -> Iterator[str]:
     """The milter endpoint (``inet:127.0.0.1:PORT``) while rspamd runs."""
     port = free_port()
-    (directory / "rspamd.conf").write_text(CONF.format(dns=nulldns.address(), port=port))
+    (directory / "rspamd.conf").write_text(CONF.format(port=port))
     (directory / "local.d").mkdir()
+    (directory / "local.d" / "options.inc").write_text(OPTIONS.format(dns=nulldns.address()))
     (directory / "local.d" / "milter_headers.conf").write_text(MILTER_HEADERS)
     variables = [
         f"--var={name}={value}"

@@ -17,11 +17,20 @@ The milter peers are the test suite's (``tests/milter/opendkim.py``,
 ``tests/milter/rspamd.py``), started once for the whole benchmark and shared
 by both servers: an OpenDKIM signer for example.org (the load's sender
 domain, and 127.0.0.1 is in its InternalHosts, so every message is signed)
-and rspamd's proxy worker in milter mode scanning itself with Debian's stock
-rules, no Redis, its DNS a null loopback server.  The servers never run at
-the same time, so sharing one pair gives both the same warm peers; one pair
-each would only add rspamd's start-up twice.  ``--milters opendkim`` (or
-``rspamd``) keeps one of the two.
+and rspamd laid out as Debian deploys it (the fixture's ``deployed=True``,
+not the tests' single self-scanning proxy): Debian's rspamd.conf workers and
+stock rules, the milter proxy (worker-proxy.inc: one process) forwarding
+each message to the normal workers (worker-normal.inc, rspamd's default
+count), a controller, logging at Debian's level, and Redis for the modules
+that use it (a throwaway ``redis-server`` on a free loopback port, no
+persistence, so no run inherits another's Bayes or history); its DNS is the
+test suite's null loopback server (every name NXDOMAIN at once, as a local
+resolver with nothing cached would not, but nothing leaves loopback).  The
+servers never run at the same time, so sharing the peers gives both the
+same warm ones; a set each would only add rspamd's start-up twice.
+``--milters opendkim`` (or ``rspamd``) keeps one of the two;
+``--rspamd self-scan`` runs the tests' rspamd instead (one proxy scanning
+itself, no Redis).
 
 Load: ``smtp-source -c -l SIZE -m MESSAGES -s N -M client.example.org -f
 sender@example.org -t bench@example.com`` (one recipient, one connection per
@@ -43,10 +52,11 @@ import os
 import shlex
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -87,6 +97,24 @@ def make_servers(
         servers[("postfix", config)] = pf
         servers[("mailhost", config)] = mh
     return servers
+
+
+@contextmanager
+def redis_server(directory: Path) -> Iterator[str]:
+    """A throwaway Redis on a free loopback port (``host:port`` while it runs)."""
+    from tests.milter.opendkim import wait_port
+    from tests.support.net import free_port
+
+    port = free_port()
+    command = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
+    command += ["--appendonly", "no", "--dir", str(directory), "--logfile", "redis.log"]
+    proc = subprocess.Popen(command)
+    try:
+        wait_port(port, proc)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def peer_pids() -> list[int]:
@@ -213,11 +241,15 @@ def main(args: argparse.Namespace) -> int:
     runs: list[dict[Key, Result]] = []
     peer_cpu: list[dict[Key, float]] = []
     with ExitStack() as stack:
-        for name in ("opendkim", "rspamd"):
+        for name in ("opendkim", "rspamd", "redis"):
             (work / name).mkdir()
         print("starting opendkim and rspamd", file=sys.stderr, flush=True)
         dkim = stack.enter_context(opendkim.running(work / "opendkim"))
-        spam = stack.enter_context(rspamd.running(work / "rspamd"))
+        if args.rspamd == "deployed":
+            redis = stack.enter_context(redis_server(work / "redis"))
+            spam = stack.enter_context(rspamd.running(work / "rspamd", deployed=True, redis=redis))
+        else:
+            spam = stack.enter_context(rspamd.running(work / "rspamd"))
         # Before any server starts, this process's children are the peers.
         pids = peer_pids()
         endpoints = {"opendkim": dkim.signer, "rspamd": spam}
@@ -290,6 +322,13 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=2048)
     parser.add_argument(
         "--milters", default="opendkim,rspamd", help="smtpd_milters, in order (opendkim, rspamd)"
+    )
+    parser.add_argument(
+        "--rspamd",
+        choices=("deployed", "self-scan"),
+        default="deployed",
+        help="rspamd as Debian deploys it (proxy, normal workers, Redis) or the tests' "
+        "single self-scanning proxy",
     )
     parser.add_argument("--workers", type=int, default=2, help="mailhost_worker_processes")
     parser.add_argument("--timeout", type=float, default=600.0)

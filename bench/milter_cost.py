@@ -32,6 +32,14 @@ same warm ones; a set each would only add rspamd's start-up twice.
 ``--rspamd self-scan`` runs the tests' rspamd instead (one proxy scanning
 itself, no Redis).
 
+``--callgrind`` counts instead mailhost's user-space instructions per
+message, plain and with the milters, at each concurrency (one ``mailhost
+serve`` process, ``mailhost_worker_processes = 1``: callgrind counts the
+process it started; instrumentation on only while smtp-source runs and the
+messages are delivered):
+
+    .venv/bin/python bench/milter_cost.py --callgrind --messages 200 --concurrency 1,20
+
 Load: ``smtp-source -c -l SIZE -m MESSAGES -s N -M client.example.org -f
 sender@example.org -t bench@example.com`` (one recipient, one connection per
 message).  In each run and at each concurrency the four servers go back to
@@ -55,6 +63,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -66,9 +75,12 @@ from bench.harness import (
     MailhostServer,
     PostfixServer,
     Server,
+    count_files,
     cpu_seconds,
     machine,
     maildir_files,
+    mailhost_bin,
+    wait_banner,
 )
 from bench.postfix_vs_mailhost import Result, run_case
 from bench.profile_mailhost import profile_load
@@ -115,6 +127,80 @@ def redis_server(directory: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+class CallgrindMailhost(MailhostServer):
+    """``mailhost serve`` under callgrind, instrumentation off until asked."""
+
+    def start(self) -> None:
+        self.out = self.work / "callgrind.out"
+        self.out.unlink(missing_ok=True)
+        command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=no"]
+        command += [
+            f"--callgrind-out-file={self.out}",
+            mailhost_bin(),
+            "serve",
+            "-c",
+            str(self.etc),
+        ]
+        with self.maillog.open("ab") as log:
+            self.proc = subprocess.Popen(
+                command, stdout=log, stderr=log, env={**os.environ, **self.env}
+            )
+        wait_banner(self.port, timeout=600)
+
+    def instructions(self, on: bool) -> None:
+        assert self.proc is not None
+        switch = ["callgrind_control", "-i", "on" if on else "off", str(self.proc.pid)]
+        subprocess.run(switch, check=True, capture_output=True)
+
+    def counted(self) -> int:
+        totals = [
+            line
+            for line in self.out.read_text().splitlines()
+            if line.startswith(("summary:", "totals:"))
+        ]
+        return int(totals[-1].split()[1])
+
+
+def callgrind_case(server: CallgrindMailhost, args: argparse.Namespace, conc: int) -> float:
+    """Instructions per message of one case (millions)."""
+    server.reset_mail()
+    server.start()
+    try:
+        time.sleep(1.0)
+        server.instructions(True)
+        command = ["smtp-source", "-c", "-l", str(args.size), "-m", str(args.messages)]
+        command += ["-s", str(conc), "-M", HELO, "-f", SENDER, "-t", "bench@example.com"]
+        subprocess.run([*command, f"127.0.0.1:{server.port}"], check=True, capture_output=True)
+        deadline = time.monotonic() + args.timeout
+        while count_files(server.vmail) < args.messages:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{server.name}: not all delivered under callgrind")
+            time.sleep(0.05)
+        server.instructions(False)
+    finally:
+        server.stop()
+    return server.counted() / args.messages / 1e6
+
+
+def callgrind(work: Path, db: Database, milters: str, args: argparse.Namespace) -> None:
+    concurrencies = [int(c) for c in args.concurrency.split(",") if c]
+    for config in CONFIGS:
+        extra = f"smtpd_milters = {milters}\n" if config == "milters" else ""
+        server = CallgrindMailhost(
+            work / f"callgrind-{config}", db, extra=extra + "mailhost_worker_processes = 1\n"
+        )
+        server.configure()
+        for conc in concurrencies:
+            millions = callgrind_case(server, args, conc)
+            if config == "milters":
+                check_milters_applied(server, args.milters.split(","))
+            print(
+                f"mailhost {config:8} -s {conc:<3}: {millions:.3f} M instructions/msg "
+                f"(user space, callgrind, {args.messages} messages)",
+                flush=True,
+            )
 
 
 def peer_pids() -> list[int]:
@@ -256,6 +342,11 @@ def main(args: argparse.Namespace) -> int:
         milters = ", ".join(endpoints[name] for name in args.milters.split(","))
         db = Database("sqlite", work)
         db.create()
+        if args.callgrind:
+            callgrind(work, db, milters, args)
+            if not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
+            return 0
         servers = make_servers(work, db, args.workers, milters)
         if args.profile:
             raw = work / "profile-milters.txt"
@@ -339,6 +430,12 @@ def parse() -> argparse.Namespace:
         default="",
         help="instead: only these servers (e.g. mailhost-milters), for CPU per message "
         "from the progress lines",
+    )
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="instead: mailhost's user-space instructions per message, plain and with the "
+        "milters (valgrind, one process)",
     )
     parser.add_argument(
         "--profile",

@@ -302,9 +302,13 @@ class MilterConnection:
             self.queue(event, data)
             self.sent_size = len(data)
             if no_reply_flag and no_reply_flag & self.steps:
-                # The next content event follows at once (and a standing
-                # reply ends the message now): it carries these packets.
-                if not content or self.standing is not None:
+                # Held for the next write, as Postfix's buffered stream
+                # holds them (milter8_event() returns without flushing): an
+                # event awaiting a reply, ABORT or QUIT carries them.  DATA
+                # is written at once, as Postfix's smtpd flushes the stream
+                # when it hands the filter to cleanup; so is anything when a
+                # standing reply ends the message now.
+                if event == wire.SMFIC_DATA or self.standing is not None:
                     await self.flush()
                 return self.standing
             return await self.replies(event, timeout, edits)

@@ -132,11 +132,16 @@ class MilterClient(MilterConnection):
         eoh, eod = self.macros.end_of_header, self.macros.end_of_data
         lead_space = bool(self.steps & wire.SMFIP_HDR_LEADSPC)
         # Postfix does not even send the macros of a step the filter declined.
-        for name, value in headers if not self.steps & wire.SMFIP_NOHDRS else []:
+        sent_headers = headers if not self.steps & wire.SMFIP_NOHDRS else []
+        # The same macros go before every header: made once.
+        header_macros = (
+            self.macro_packet(wire.SMFIC_HEADER, eoh, values) if sent_headers and eoh else None
+        )
+        for name, value in sent_headers:
             sent = value[1:] if not lead_space and value.startswith(" ") else value
             verdict = await self.event(
                 wire.SMFIC_HEADER, wire.SMFIP_NOHDRS, wire.SMFIP_NR_HDR,
-                eoh, values, wire.cstrings(name, sent), content=True,
+                eoh, values, wire.cstrings(name, sent), content=True, macro_packet=header_macros,
             )  # fmt: skip
             if verdict is not None or self.state != State.MESSAGE:
                 return verdict

@@ -269,6 +269,13 @@ class MilterConnection:
 
     # -- events ------------------------------------------------------------------------
 
+    def macro_packet(
+        self, event: bytes, names: tuple[str, ...], values: Mapping[str, str | None]
+    ) -> bytes:
+        """The SMFIC_MACRO packet sent before ``event`` (``names`` not empty)."""
+        macro_pairs = pairs(names, values, self.settings.macro_defaults)
+        return wire.packet(wire.SMFIC_MACRO, wire.macro_data(event, macro_pairs))
+
     async def event(
         self,
         event: bytes,
@@ -280,9 +287,13 @@ class MilterConnection:
         *,
         content: bool = False,
         edits: list[Edit] | None = None,
+        macro_packet: bytes | None = None,
     ) -> Verdict | None:
         """Send one event (with its macros) and read the decision (Postfix
-        milter8_event).  ``edits`` collects modifications (end of message only)."""
+        milter8_event).  ``edits`` collects modifications (end of message
+        only); ``macro_packet`` is :meth:`macro_packet`'s of ``names`` and
+        ``values`` when the caller made it already (once for every header
+        of a message)."""
         if self.writer is None:
             return self.standing
         if skip_flag & self.non_protocol:
@@ -293,9 +304,10 @@ class MilterConnection:
             self.skip_event = None
         timeout = self.spec.content_timeout if content else self.spec.command_timeout
         try:
-            if names:
-                macro_pairs = pairs(names, values, self.settings.macro_defaults)
-                self.queue(wire.SMFIC_MACRO, wire.macro_data(event, macro_pairs))
+            if macro_packet is not None:
+                self.pending.append(macro_packet)
+            elif names:
+                self.pending.append(self.macro_packet(event, names, values))
             if skip_flag & self.steps:
                 await self.flush()
                 return self.standing

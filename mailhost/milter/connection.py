@@ -105,6 +105,11 @@ class MilterConnection:
         self.pending: list[bytes] = []
         #: The TCP socket (for :meth:`quick_ack`); None over a UNIX socket.
         self.sock: socket.socket | None = None
+        #: The read timer (:meth:`expire`), the current read's deadline
+        #: (loop time), and whether a read is waiting.
+        self.timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0
+        self.reading = False
 
     # -- errors --------------------------------------------------------------------
 
@@ -126,6 +131,9 @@ class MilterConnection:
         self.reader = self.writer = None
         self.sock = None
         self.pending.clear()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
     # -- the connection --------------------------------------------------------------
 
@@ -245,11 +253,21 @@ class MilterConnection:
         await self.flush()
 
     async def receive(self, event: bytes, limit: float) -> tuple[bytes, bytes]:
-        assert self.reader is not None
+        """The next packet, within ``limit`` seconds (Postfix's read timeout,
+        per packet: each SMFIR_PROGRESS restarts it)."""
+        reader = self.reader
+        assert reader is not None
         await self.flush()
+        loop = asyncio.get_running_loop()
+        self.deadline = deadline = loop.time() + limit
+        timer = self.timer
+        if timer is None or deadline < timer.when():
+            if timer is not None:
+                timer.cancel()
+            self.timer = loop.call_at(deadline, self.expire)
+        self.reading = True
         try:
-            async with asyncio.timeout(limit):
-                return await wire.read_packet(self.reader)
+            return await wire.read_packet(reader)
         except TimeoutError:
             name = wire.EVENT_NAMES.get(event, "SMFIC_OPTNEG")
             raise self.warn(
@@ -266,6 +284,25 @@ class MilterConnection:
             raise self.warn(f"can't read {name} reply packet header: {strerror(exc)}") from None
         except wire.MilterProtocolError as exc:
             raise self.warn(str(exc)) from None
+        finally:
+            self.reading = False
+
+    def expire(self) -> None:
+        """The read timer: one per connection, not one per packet (a timer
+        made and cancelled for every reply was a good part of the client's
+        cost).  Each read moves the deadline (the timer is set again only
+        for a deadline before it); the timer, when it fires early, waits on
+        for the latest one, and fails the read that passes it (the reader
+        raises TimeoutError, as a cancelled wait did)."""
+        self.timer = None
+        reader = self.reader
+        if not self.reading or reader is None:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < self.deadline:
+            self.timer = loop.call_at(self.deadline, self.expire)
+            return
+        reader.set_exception(TimeoutError())
 
     # -- events ------------------------------------------------------------------------
 

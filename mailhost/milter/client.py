@@ -180,7 +180,11 @@ class MilterClient(MilterConnection):
         if not self.in_transaction:
             return
         self.end_transaction()
-        if self.writer is None or self.state in (State.ERROR, State.ACCEPT_CON, State.REJECT_CON):
+        if self.transport is None or self.state in (
+            State.ERROR,
+            State.ACCEPT_CON,
+            State.REJECT_CON,
+        ):
             return
         try:
             await self.send(wire.SMFIC_ABORT)
@@ -191,7 +195,7 @@ class MilterClient(MilterConnection):
 
     async def quit(self) -> None:
         """The session ended: SMFIC_QUIT and close."""
-        if self.writer is not None:
+        if self.transport is not None:
             with contextlib.suppress(MilterFailure):
                 await self.send(wire.SMFIC_QUIT)
         self.close()

@@ -26,6 +26,7 @@ from mailhost.milter import wire
 from mailhost.milter.macros import MacroLists, pairs
 from mailhost.milter.replies import unescape_percent, valid_reply
 from mailhost.milter.settings import MilterSettings, MilterSpec
+from mailhost.milter.stream import MilterStream
 from mailhost.milter.verdict import (
     COMM_ERROR,
     CONF_ERROR,
@@ -87,8 +88,9 @@ class MilterConnection:
         self.name = spec.name
         self.state = State.CLOSED
         self.standing: Verdict | None = None
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
+        #: The connection's packets (:mod:`mailhost.milter.stream`) and its transport.
+        self.stream: MilterStream | None = None
+        self.transport: asyncio.Transport | None = None
         #: The filter's SMFIP_ steps (what not to send, what it does not answer).
         self.steps = 0
         #: Steps the negotiated protocol version does not define.
@@ -126,9 +128,9 @@ class MilterConnection:
         return MilterFailure(conf)
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
+        if self.transport is not None:
+            self.transport.close()
+        self.stream = self.transport = None
         self.sock = None
         self.pending.clear()
         if self.timer is not None:
@@ -141,19 +143,20 @@ class MilterConnection:
         """Connect and negotiate (Postfix milter8_connect); failure sets the
         default action."""
         endpoint = self.spec.endpoint
+        loop = asyncio.get_running_loop()
         try:
             if endpoint.transport == "unix":
-                opening = asyncio.open_unix_connection(endpoint.path)
+                opening = loop.create_unix_connection(MilterStream, endpoint.path)
             else:
-                opening = asyncio.open_connection(endpoint.host, endpoint.port)
-            reader, writer = await asyncio.wait_for(opening, self.spec.connect_timeout)
+                opening = loop.create_connection(MilterStream, endpoint.host, endpoint.port)
+            transport, stream = await asyncio.wait_for(opening, self.spec.connect_timeout)
         except (OSError, TimeoutError) as exc:
             log.warning("connect to Milter service %s: %s", self.name, strerror(exc))
             self.fail()
             return
-        self.reader, self.writer = reader, writer
+        self.stream, self.transport = stream, transport
         if endpoint.transport != "unix" and QUICKACK:
-            self.sock = writer.get_extra_info("socket")
+            self.sock = transport.get_extra_info("socket")
         version = self.spec.version
         offered = wire.VERSION_STEPS[version]
         if self.spec.no_header_reply:
@@ -216,16 +219,16 @@ class MilterConnection:
         (docs/benchmarks.md, issue 17)."""
         if not self.pending:
             return
-        writer = self.writer
-        assert writer is not None
+        transport, stream = self.transport, self.stream
+        assert transport is not None
+        assert stream is not None
         data = b"".join(self.pending)
         self.pending.clear()
         try:
-            writer.write(data)
-            transport = writer.transport
+            transport.write(data)
             if transport.get_write_buffer_size() or transport.is_closing():
                 async with asyncio.timeout(self.spec.command_timeout):
-                    await writer.drain()
+                    await stream.drain()
         except (OSError, TimeoutError) as exc:
             raise self.warn(f"error writing command: {strerror(exc)}") from None
 
@@ -255,9 +258,11 @@ class MilterConnection:
     async def receive(self, event: bytes, limit: float) -> tuple[bytes, bytes]:
         """The next packet, within ``limit`` seconds (Postfix's read timeout,
         per packet: each SMFIR_PROGRESS restarts it)."""
-        reader = self.reader
-        assert reader is not None
+        stream = self.stream
+        assert stream is not None
         await self.flush()
+        if stream.packets and stream.exception is None:
+            return stream.packets.popleft()  # already here: no wait, no timer
         loop = asyncio.get_running_loop()
         self.deadline = deadline = loop.time() + limit
         timer = self.timer
@@ -267,7 +272,7 @@ class MilterConnection:
             self.timer = loop.call_at(deadline, self.expire)
         self.reading = True
         try:
-            return await wire.read_packet(reader)
+            return await stream.read()
         except TimeoutError:
             name = wire.EVENT_NAMES.get(event, "SMFIC_OPTNEG")
             raise self.warn(
@@ -292,17 +297,17 @@ class MilterConnection:
         made and cancelled for every reply was a good part of the client's
         cost).  Each read moves the deadline (the timer is set again only
         for a deadline before it); the timer, when it fires early, waits on
-        for the latest one, and fails the read that passes it (the reader
+        for the latest one, and fails the read that passes it (the stream
         raises TimeoutError, as a cancelled wait did)."""
         self.timer = None
-        reader = self.reader
-        if not self.reading or reader is None:
+        stream = self.stream
+        if not self.reading or stream is None:
             return
         loop = asyncio.get_running_loop()
         if loop.time() < self.deadline:
             self.timer = loop.call_at(self.deadline, self.expire)
             return
-        reader.set_exception(TimeoutError())
+        stream.set_exception(TimeoutError())
 
     # -- events ------------------------------------------------------------------------
 
@@ -331,7 +336,7 @@ class MilterConnection:
         only); ``macro_packet`` is :meth:`macro_packet`'s of ``names`` and
         ``values`` when the caller made it already (once for every header
         of a message)."""
-        if self.writer is None:
+        if self.transport is None:
             return self.standing
         if skip_flag & self.non_protocol:
             return self.standing

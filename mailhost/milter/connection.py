@@ -23,7 +23,7 @@ from enum import Enum
 
 from mailhost.log import daemon_logger, logger
 from mailhost.milter import wire
-from mailhost.milter.macros import MacroLists, pairs
+from mailhost.milter.macros import MacroLists, macro_data
 from mailhost.milter.replies import unescape_percent, valid_reply
 from mailhost.milter.settings import MilterSettings, MilterSpec
 from mailhost.milter.stream import MilterStream
@@ -145,11 +145,16 @@ class MilterConnection:
         endpoint = self.spec.endpoint
         loop = asyncio.get_running_loop()
         try:
-            if endpoint.transport == "unix":
-                opening = loop.create_unix_connection(MilterStream, endpoint.path)
-            else:
-                opening = loop.create_connection(MilterStream, endpoint.host, endpoint.port)
-            transport, stream = await asyncio.wait_for(opening, self.spec.connect_timeout)
+            # asyncio.timeout, not wait_for: no task of its own for the connect.
+            async with asyncio.timeout(self.spec.connect_timeout):
+                if endpoint.transport == "unix":
+                    transport, stream = await loop.create_unix_connection(
+                        MilterStream, endpoint.path
+                    )
+                else:
+                    transport, stream = await loop.create_connection(
+                        MilterStream, endpoint.host, endpoint.port
+                    )
         except (OSError, TimeoutError) as exc:
             log.warning("connect to Milter service %s: %s", self.name, strerror(exc))
             self.fail()
@@ -315,8 +320,8 @@ class MilterConnection:
         self, event: bytes, names: tuple[str, ...], values: Mapping[str, str | None]
     ) -> bytes:
         """The SMFIC_MACRO packet sent before ``event`` (``names`` not empty)."""
-        macro_pairs = pairs(names, values, self.settings.macro_defaults)
-        return wire.packet(wire.SMFIC_MACRO, wire.macro_data(event, macro_pairs))
+        data = macro_data(event, names, values, self.settings.macro_defaults)
+        return wire.packet(wire.SMFIC_MACRO, data)
 
     async def event(
         self,

@@ -213,8 +213,9 @@ class MilterConnection:
 
     async def flush(self) -> None:
         """Write the queued packets at once.  Packets are queued until a
-        reply is awaited (or the event needs none and nothing follows it at
-        once): the macros and their event, or the headers of a message the
+        reply is awaited (or, for events the filter does not answer, until
+        DATA, ABORT or QUIT): the macros and their event, the envelope of a
+        filter that answers none of it, or the headers of a message the
         filter does not answer one by one, go out in one write, as
         Postfix's buffered stream sends them (milter8.c
         vmilter8_write_cmd() writes into the VSTREAM without flushing; the

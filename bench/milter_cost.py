@@ -17,11 +17,36 @@ The milter peers are the test suite's (``tests/milter/opendkim.py``,
 ``tests/milter/rspamd.py``), started once for the whole benchmark and shared
 by both servers: an OpenDKIM signer for example.org (the load's sender
 domain, and 127.0.0.1 is in its InternalHosts, so every message is signed)
-and rspamd's proxy worker in milter mode scanning itself with Debian's stock
-rules, no Redis, its DNS a null loopback server.  The servers never run at
-the same time, so sharing one pair gives both the same warm peers; one pair
-each would only add rspamd's start-up twice.  ``--milters opendkim`` (or
-``rspamd``) keeps one of the two.
+and rspamd laid out as Debian deploys it (the fixture's ``deployed=True``,
+not the tests' single self-scanning proxy): Debian's rspamd.conf workers and
+stock rules, the milter proxy (worker-proxy.inc: one process) forwarding
+each message to the normal workers (worker-normal.inc, rspamd's default
+count), a controller, logging at Debian's level, and Redis for the modules
+that use it (a throwaway ``redis-server`` on a free loopback port, no
+persistence, so no run inherits another's Bayes or history); its DNS is the
+test suite's null loopback server (every name NXDOMAIN at once, as a local
+resolver with nothing cached would not, but nothing leaves loopback).  The
+servers never run at the same time, so sharing the peers gives both the
+same warm ones; a set each would only add rspamd's start-up twice.
+OpenDKIM listens on a loopback TCP port, as Postfix set-ups that chroot
+smtpd often have it (``inet:8891@localhost``); ``--opendkim unix`` puts it
+on a UNIX socket instead, as Debian's opendkim.conf does (``Socket
+local:/run/opendkim/opendkim.sock``).  Over TCP every message pays for
+libmilter not setting TCP_NODELAY: its end-of-message modification and
+decision are separate writes, the second held by Nagle's algorithm until
+the MTA acknowledges the first, which the MTA's delayed ACK puts off
+~40 ms unless it asks for a quick ACK (mailhost does; Postfix 3.7 does
+not).  ``--milters opendkim`` (or ``rspamd``) keeps one of the two;
+``--rspamd self-scan`` runs the tests' rspamd instead (one proxy scanning
+itself, no Redis).
+
+``--callgrind`` counts instead mailhost's user-space instructions per
+message, plain and with the milters, at each concurrency (one ``mailhost
+serve`` process, ``mailhost_worker_processes = 1``: callgrind counts the
+process it started; instrumentation on only while smtp-source runs and the
+messages are delivered):
+
+    .venv/bin/python bench/milter_cost.py --callgrind --messages 200 --concurrency 1,20
 
 Load: ``smtp-source -c -l SIZE -m MESSAGES -s N -M client.example.org -f
 sender@example.org -t bench@example.com`` (one recipient, one connection per
@@ -43,10 +68,12 @@ import os
 import shlex
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -56,9 +83,12 @@ from bench.harness import (
     MailhostServer,
     PostfixServer,
     Server,
+    count_files,
     cpu_seconds,
     machine,
     maildir_files,
+    mailhost_bin,
+    wait_banner,
 )
 from bench.postfix_vs_mailhost import Result, run_case
 from bench.profile_mailhost import profile_load
@@ -87,6 +117,98 @@ def make_servers(
         servers[("postfix", config)] = pf
         servers[("mailhost", config)] = mh
     return servers
+
+
+@contextmanager
+def redis_server(directory: Path) -> Iterator[str]:
+    """A throwaway Redis on a free loopback port (``host:port`` while it runs)."""
+    from tests.milter.opendkim import wait_port
+    from tests.support.net import free_port
+
+    port = free_port()
+    command = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
+    command += ["--appendonly", "no", "--dir", str(directory), "--logfile", "redis.log"]
+    proc = subprocess.Popen(command)
+    try:
+        wait_port(port, proc)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+class CallgrindMailhost(MailhostServer):
+    """``mailhost serve`` under callgrind, instrumentation off until asked."""
+
+    def start(self) -> None:
+        self.out = self.work / "callgrind.out"
+        self.out.unlink(missing_ok=True)
+        command = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=no"]
+        command += [
+            f"--callgrind-out-file={self.out}",
+            mailhost_bin(),
+            "serve",
+            "-c",
+            str(self.etc),
+        ]
+        with self.maillog.open("ab") as log:
+            self.proc = subprocess.Popen(
+                command, stdout=log, stderr=log, env={**os.environ, **self.env}
+            )
+        wait_banner(self.port, timeout=600)
+
+    def instructions(self, on: bool) -> None:
+        assert self.proc is not None
+        switch = ["callgrind_control", "-i", "on" if on else "off", str(self.proc.pid)]
+        subprocess.run(switch, check=True, capture_output=True)
+
+    def counted(self) -> int:
+        totals = [
+            line
+            for line in self.out.read_text().splitlines()
+            if line.startswith(("summary:", "totals:"))
+        ]
+        return int(totals[-1].split()[1])
+
+
+def callgrind_case(server: CallgrindMailhost, args: argparse.Namespace, conc: int) -> float:
+    """Instructions per message of one case (millions)."""
+    server.reset_mail()
+    server.start()
+    try:
+        time.sleep(1.0)
+        server.instructions(True)
+        command = ["smtp-source", "-c", "-l", str(args.size), "-m", str(args.messages)]
+        command += ["-s", str(conc), "-M", HELO, "-f", SENDER, "-t", "bench@example.com"]
+        subprocess.run([*command, f"127.0.0.1:{server.port}"], check=True, capture_output=True)
+        deadline = time.monotonic() + args.timeout
+        while count_files(server.vmail) < args.messages:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{server.name}: not all delivered under callgrind")
+            time.sleep(0.05)
+        server.instructions(False)
+    finally:
+        server.stop()
+    return server.counted() / args.messages / 1e6
+
+
+def callgrind(work: Path, db: Database, milters: str, args: argparse.Namespace) -> None:
+    concurrencies = [int(c) for c in args.concurrency.split(",") if c]
+    for config in CONFIGS:
+        extra = f"smtpd_milters = {milters}\n" if config == "milters" else ""
+        server = CallgrindMailhost(
+            work / f"callgrind-{config}", db, extra=extra + "mailhost_worker_processes = 1\n"
+        )
+        server.configure()
+        for conc in concurrencies:
+            millions = callgrind_case(server, args, conc)
+            if config == "milters":
+                check_milters_applied(server, args.milters.split(","))
+            print(
+                f"mailhost {config:8} -s {conc:<3}: {millions:.3f} M instructions/msg "
+                f"(user space, callgrind, {args.messages} messages)",
+                flush=True,
+            )
 
 
 def peer_pids() -> list[int]:
@@ -213,17 +335,28 @@ def main(args: argparse.Namespace) -> int:
     runs: list[dict[Key, Result]] = []
     peer_cpu: list[dict[Key, float]] = []
     with ExitStack() as stack:
-        for name in ("opendkim", "rspamd"):
+        for name in ("opendkim", "rspamd", "redis"):
             (work / name).mkdir()
         print("starting opendkim and rspamd", file=sys.stderr, flush=True)
-        dkim = stack.enter_context(opendkim.running(work / "opendkim"))
-        spam = stack.enter_context(rspamd.running(work / "rspamd"))
+        dkim = stack.enter_context(
+            opendkim.running(work / "opendkim", unix=args.opendkim == "unix")
+        )
+        if args.rspamd == "deployed":
+            redis = stack.enter_context(redis_server(work / "redis"))
+            spam = stack.enter_context(rspamd.running(work / "rspamd", deployed=True, redis=redis))
+        else:
+            spam = stack.enter_context(rspamd.running(work / "rspamd"))
         # Before any server starts, this process's children are the peers.
         pids = peer_pids()
         endpoints = {"opendkim": dkim.signer, "rspamd": spam}
         milters = ", ".join(endpoints[name] for name in args.milters.split(","))
         db = Database("sqlite", work)
         db.create()
+        if args.callgrind:
+            callgrind(work, db, milters, args)
+            if not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
+            return 0
         servers = make_servers(work, db, args.workers, milters)
         if args.profile:
             raw = work / "profile-milters.txt"
@@ -291,6 +424,20 @@ def parse() -> argparse.Namespace:
     parser.add_argument(
         "--milters", default="opendkim,rspamd", help="smtpd_milters, in order (opendkim, rspamd)"
     )
+    parser.add_argument(
+        "--opendkim",
+        choices=("inet", "unix"),
+        default="inet",
+        help="the OpenDKIM signer on a loopback TCP port (the default) or a UNIX socket "
+        "(Debian's opendkim.conf)",
+    )
+    parser.add_argument(
+        "--rspamd",
+        choices=("deployed", "self-scan"),
+        default="deployed",
+        help="rspamd as Debian deploys it (proxy, normal workers, Redis) or the tests' "
+        "single self-scanning proxy",
+    )
     parser.add_argument("--workers", type=int, default=2, help="mailhost_worker_processes")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--workdir", type=Path, default=None)
@@ -300,6 +447,12 @@ def parse() -> argparse.Namespace:
         default="",
         help="instead: only these servers (e.g. mailhost-milters), for CPU per message "
         "from the progress lines",
+    )
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="instead: mailhost's user-space instructions per message, plain and with the "
+        "milters (valgrind, one process)",
     )
     parser.add_argument(
         "--profile",

@@ -132,11 +132,16 @@ class MilterClient(MilterConnection):
         eoh, eod = self.macros.end_of_header, self.macros.end_of_data
         lead_space = bool(self.steps & wire.SMFIP_HDR_LEADSPC)
         # Postfix does not even send the macros of a step the filter declined.
-        for name, value in headers if not self.steps & wire.SMFIP_NOHDRS else []:
+        sent_headers = headers if not self.steps & wire.SMFIP_NOHDRS else []
+        # The same macros go before every header: made once.
+        header_macros = (
+            self.macro_packet(wire.SMFIC_HEADER, eoh, values) if sent_headers and eoh else None
+        )
+        for name, value in sent_headers:
             sent = value[1:] if not lead_space and value.startswith(" ") else value
             verdict = await self.event(
                 wire.SMFIC_HEADER, wire.SMFIP_NOHDRS, wire.SMFIP_NR_HDR,
-                eoh, values, wire.cstrings(name, sent), content=True,
+                eoh, values, wire.cstrings(name, sent), content=True, macro_packet=header_macros,
             )  # fmt: skip
             if verdict is not None or self.state != State.MESSAGE:
                 return verdict
@@ -175,7 +180,11 @@ class MilterClient(MilterConnection):
         if not self.in_transaction:
             return
         self.end_transaction()
-        if self.writer is None or self.state in (State.ERROR, State.ACCEPT_CON, State.REJECT_CON):
+        if self.transport is None or self.state in (
+            State.ERROR,
+            State.ACCEPT_CON,
+            State.REJECT_CON,
+        ):
             return
         try:
             await self.send(wire.SMFIC_ABORT)
@@ -186,7 +195,7 @@ class MilterClient(MilterConnection):
 
     async def quit(self) -> None:
         """The session ended: SMFIC_QUIT and close."""
-        if self.writer is not None:
+        if self.transport is not None:
             with contextlib.suppress(MilterFailure):
                 await self.send(wire.SMFIC_QUIT)
         self.close()

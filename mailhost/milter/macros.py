@@ -18,6 +18,7 @@ transport) are sent only as ``{rcpt_mailer}=error`` for a rejected recipient.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -81,14 +82,38 @@ def pairs(
     ``values`` and ``defaults`` are keyed by the bare name (``j``,
     ``daemon_name``); the name is sent as listed (``{daemon_name}``)."""
     out: list[tuple[str, str]] = []
-    for name in names:
-        key = name[1:-1] if name.startswith("{") and name.endswith("}") else name
+    for name, key in keyed(names):
         value = values.get(key)
         if value is None:
             value = defaults.get(key, defaults.get(name))
         if value is not None:
             out.append((name, value))
     return out
+
+
+@functools.cache
+def keyed(names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """(name as sent, bare name) of each macro of a list (the lists are few:
+    the configured ones and the filters' SETSYMLIST ones)."""
+    return tuple(
+        (name, name[1:-1] if name.startswith("{") and name.endswith("}") else name)
+        for name in names
+    )
+
+
+def macro_data(
+    event: bytes,
+    names: tuple[str, ...],
+    values: Mapping[str, str | None],
+    defaults: Mapping[str, str],
+) -> bytes:
+    """SMFIC_MACRO data for ``event``: :func:`pairs` as NUL-terminated
+    strings (:func:`mailhost.milter.wire.macro_data`), encoded at once."""
+    found = pairs(names, values, defaults)
+    if not found:
+        return event
+    text = "\0".join([f"{name}\0{value}" for name, value in found])
+    return event + text.encode("utf-8", "surrogateescape") + b"\0"
 
 
 def parse_defaults(value: str) -> dict[str, str]:

@@ -3,7 +3,17 @@ only its proxy worker, in milter mode, scanning itself (``self_scan``), with
 Debian's stock rules (/etc/rspamd), a throwaway directory for its database,
 pid and log files, no Redis, and the session's null DNS server (every
 lookup answered NXDOMAIN, nothing leaves loopback).  ``milter_headers``
-adds X-Spamd-Result, X-Spam-Status and Authentication-Results."""
+adds X-Spamd-Result, X-Spam-Status and Authentication-Results.
+
+``running(..., deployed=True)`` (the milter benchmark's choice, not the
+tests') lays rspamd out as Debian's /etc/rspamd/rspamd.conf does instead:
+the proxy with Debian's worker-proxy.inc (milter mode, one process,
+forwarding to the normal workers: its ``upstream "local"``, pointed at their
+port), the normal workers with worker-normal.inc (rspamd's default count),
+the controller with worker-controller.inc, Debian's logging.inc (level
+info), and ``redis`` (host:port) as the modules' Redis server if given.
+Only the ports (free loopback ones), the directories and the DNS server
+differ from a packaged installation."""
 
 from __future__ import annotations
 
@@ -21,11 +31,7 @@ CONF = """\
 options {{
     pidfile = "$RUNDIR/rspamd.pid";
     .include "$CONFDIR/options.inc"
-    dns {{
-        nameserver = ["{dns}"];
-        timeout = 1s;
-        retransmits = 1;
-    }}
+    .include(priority=1,duplicate=merge) "$LOCAL_CONFDIR/local.d/options.inc"
 }}
 logging {{
     type = "file";
@@ -45,6 +51,53 @@ worker "rspamd_proxy" {{
 }}
 """
 
+#: Merged into Debian's options.inc (its ``dns`` block has no nameserver): a
+#: second ``dns`` block written beside the include would only make an array
+#: of two, rspamd would read the first and ask resolv.conf's server instead.
+OPTIONS = """\
+dns {{
+    nameserver = ["{dns}"];
+    timeout = 1s;
+    retransmits = 1;
+}}
+"""
+
+#: Debian's rspamd.conf, its sockets on free loopback ports.
+DEPLOYED_CONF = """\
+.include "$CONFDIR/common.conf"
+options {{
+    pidfile = "$RUNDIR/rspamd.pid";
+    .include "$CONFDIR/options.inc"
+    .include(priority=1,duplicate=merge) "$LOCAL_CONFDIR/local.d/options.inc"
+}}
+logging {{
+    type = "file";
+    filename = "$LOGDIR/rspamd.log";
+    .include "$CONFDIR/logging.inc"
+}}
+worker "normal" {{
+    bind_socket = "127.0.0.1:{normal}";
+    .include "$CONFDIR/worker-normal.inc"
+}}
+worker "controller" {{
+    bind_socket = "127.0.0.1:{controller}";
+    .include "$CONFDIR/worker-controller.inc"
+}}
+worker "rspamd_proxy" {{
+    bind_socket = "127.0.0.1:{port}";
+    .include "$CONFDIR/worker-proxy.inc"
+    .include(priority=1,duplicate=merge) "$LOCAL_CONFDIR/local.d/worker-proxy.inc"
+}}
+"""
+
+#: Debian's proxy forwards to ``hosts = "localhost"`` (the normal workers'
+#: default port, 11333): here, to where they listen.
+DEPLOYED_PROXY = """\
+upstream "local" {{
+    hosts = "127.0.0.1:{normal}";
+}}
+"""
+
 MILTER_HEADERS = """\
 use = ["x-spamd-result", "x-spam-status", "authentication-results"];
 skip_local = false;
@@ -53,12 +106,24 @@ skip_authenticated = false;
 
 
 @contextmanager
-def running(directory: Path) -> Iterator[str]:
+def running(directory: Path, *, deployed: bool = False, redis: str | None = None) -> Iterator[str]:
     """The milter endpoint (``inet:127.0.0.1:PORT``) while rspamd runs."""
     port = free_port()
-    (directory / "rspamd.conf").write_text(CONF.format(dns=nulldns.address(), port=port))
-    (directory / "local.d").mkdir()
-    (directory / "local.d" / "milter_headers.conf").write_text(MILTER_HEADERS)
+    local = directory / "local.d"
+    local.mkdir()
+    ports = [port]
+    if deployed:
+        normal, controller = free_port(), free_port()
+        ports.append(normal)
+        conf = DEPLOYED_CONF.format(port=port, normal=normal, controller=controller)
+        (local / "worker-proxy.inc").write_text(DEPLOYED_PROXY.format(normal=normal))
+    else:
+        conf = CONF.format(port=port)
+    if redis is not None:
+        (local / "redis.conf").write_text(f'servers = "{redis}";\n')
+    (directory / "rspamd.conf").write_text(conf)
+    (local / "options.inc").write_text(OPTIONS.format(dns=nulldns.address()))
+    (local / "milter_headers.conf").write_text(MILTER_HEADERS)
     variables = [
         f"--var={name}={value}"
         for name, value in {
@@ -83,7 +148,8 @@ def running(directory: Path) -> Iterator[str]:
     with (directory / "stdout").open("wb") as out:
         proc = subprocess.Popen([*command, *variables], stdout=out, stderr=out)
     try:
-        wait_port(port, proc, timeout=120)
+        for listening in ports:
+            wait_port(listening, proc, timeout=120)
         yield f"inet:127.0.0.1:{port}"
     finally:
         proc.terminate()

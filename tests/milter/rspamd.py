@@ -54,7 +54,11 @@ worker "rspamd_proxy" {{
 #: Merged into Debian's options.inc (its ``dns`` block has no nameserver): a
 #: second ``dns`` block written beside the include would only make an array
 #: of two, rspamd would read the first and ask resolv.conf's server instead.
+#: Debian's ``filters`` without fuzzy_check: its servers (fuzzy1/2.rspamd.com)
+#: are resolved with the system resolver when rspamd starts, a query that
+#: would leave loopback.
 OPTIONS = """\
+filters = "chartable,dkim,regexp";
 dns {{
     nameserver = ["{dns}"];
     timeout = 1s;

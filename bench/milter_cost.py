@@ -25,7 +25,9 @@ count), a controller, logging at Debian's level, and Redis for the modules
 that use it (a throwaway ``redis-server`` on a free loopback port, no
 persistence, so no run inherits another's Bayes or history); its DNS is the
 test suite's null loopback server (every name NXDOMAIN at once, as a local
-resolver with nothing cached would not, but nothing leaves loopback).  The
+resolver with nothing cached would not, but nothing leaves loopback), and
+Debian's C modules run without fuzzy_check, whose servers are rspamd.com's
+on the Internet.  The
 servers never run at the same time, so sharing the peers gives both the
 same warm ones; a set each would only add rspamd's start-up twice.
 OpenDKIM listens on a loopback TCP port, as Postfix set-ups that chroot

@@ -25,6 +25,7 @@ from collections import deque
 from typing import cast
 
 from mailhost.milter import wire
+from mailhost.writeflow import WriteFlow
 
 Packet = tuple[bytes, bytes]
 
@@ -45,9 +46,8 @@ class MilterStream(asyncio.Protocol):
         self.exception: BaseException | None = None
         self.eof = False
         self.lost = False
-        self.paused = False
+        self.write_flow = WriteFlow()
         self.waiter: asyncio.Future[None] | None = None
-        self.drain_waiters: list[asyncio.Future[None]] = []
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -100,22 +100,13 @@ class MilterStream(asyncio.Protocol):
             self.exception = exc
         self.lost = True
         self.wake()
-        if self.paused:
-            for waiter in self.drain_waiters:
-                if not waiter.done():
-                    if exc is None:
-                        waiter.set_result(None)
-                    else:
-                        waiter.set_exception(exc)
+        self.write_flow.lost(exc)
 
     def pause_writing(self) -> None:
-        self.paused = True
+        self.write_flow.pause()
 
     def resume_writing(self) -> None:
-        self.paused = False
-        for waiter in self.drain_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        self.write_flow.resume()
 
     # -- reading and writing -----------------------------------------------------------
 
@@ -159,11 +150,4 @@ class MilterStream(asyncio.Protocol):
             await asyncio.sleep(0)
         if self.lost:
             raise ConnectionResetError("Connection lost")
-        if not self.paused:
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        self.drain_waiters.append(waiter)
-        try:
-            await waiter
-        finally:
-            self.drain_waiters.remove(waiter)
+        await self.write_flow.wait(asyncio.get_running_loop())

@@ -31,6 +31,7 @@ from collections.abc import Coroutine
 from typing import Any, cast
 
 from mailhost.smtpd.deadline import DeadlinePolicy
+from mailhost.writeflow import WriteFlow
 
 #: The input buffer's limit: longer lines are read in pieces.
 BUFFER_LIMIT = 65536
@@ -216,9 +217,8 @@ class LineProtocol(asyncio.Protocol):
         #: Where writes go, kept after the connection is lost (they are then
         #: dropped by the transport, and drain() raises).
         self.wire: asyncio.Transport | None = None
-        self.write_paused = False
+        self.write_flow = WriteFlow()
         self.lost = False
-        self.drain_waiters: list[asyncio.Future[None]] = []
         self.idle_timeout = idle_timeout
         self.idle_deadline = 0.0
         self.idle_armed = False
@@ -261,23 +261,14 @@ class LineProtocol(asyncio.Protocol):
         else:
             self.reader.set_exception(exc)
         self.lost = True
-        if self.write_paused:
-            for waiter in self.drain_waiters:
-                if not waiter.done():
-                    if exc is None:
-                        waiter.set_result(None)
-                    else:
-                        waiter.set_exception(exc)
+        self.write_flow.lost(exc)
         self.transport = None
 
     def pause_writing(self) -> None:
-        self.write_paused = True
+        self.write_flow.pause()
 
     def resume_writing(self) -> None:
-        self.write_paused = False
-        for waiter in self.drain_waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        self.write_flow.resume()
 
     # -- output ----------------------------------------------------------------------
 
@@ -294,14 +285,7 @@ class LineProtocol(asyncio.Protocol):
             await asyncio.sleep(0)  # let connection_lost() run
         if self.lost:
             raise ConnectionResetError("Connection lost")
-        if not self.write_paused:
-            return
-        waiter = self.loop.create_future()
-        self.drain_waiters.append(waiter)
-        try:
-            await waiter
-        finally:
-            self.drain_waiters.remove(waiter)
+        await self.write_flow.wait(self.loop)
 
     # -- the idle timer --------------------------------------------------------------
 

@@ -26,7 +26,9 @@ from tests import nulldns
 from tests.milter.opendkim import wait_port
 from tests.support.net import free_port
 
-CONF = """\
+#: Both layouts: Debian's common configuration, our options merged into
+#: Debian's, the log in the run directory.
+HEAD = """\
 .include "$CONFDIR/common.conf"
 options {{
     pidfile = "$RUNDIR/rspamd.pid";
@@ -36,6 +38,11 @@ options {{
 logging {{
     type = "file";
     filename = "$LOGDIR/rspamd.log";
+"""
+
+CONF = (
+    HEAD
+    + """\
     level = "notice";
 }}
 worker "rspamd_proxy" {{
@@ -50,6 +57,7 @@ worker "rspamd_proxy" {{
     }}
 }}
 """
+)
 
 #: Merged into Debian's options.inc (its ``dns`` block has no nameserver): a
 #: second ``dns`` block written beside the include would only make an array
@@ -67,16 +75,9 @@ dns {{
 """
 
 #: Debian's rspamd.conf, its sockets on free loopback ports.
-DEPLOYED_CONF = """\
-.include "$CONFDIR/common.conf"
-options {{
-    pidfile = "$RUNDIR/rspamd.pid";
-    .include "$CONFDIR/options.inc"
-    .include(priority=1,duplicate=merge) "$LOCAL_CONFDIR/local.d/options.inc"
-}}
-logging {{
-    type = "file";
-    filename = "$LOGDIR/rspamd.log";
+DEPLOYED_CONF = (
+    HEAD
+    + """\
     .include "$CONFDIR/logging.inc"
 }}
 worker "normal" {{
@@ -93,6 +94,7 @@ worker "rspamd_proxy" {{
     .include(priority=1,duplicate=merge) "$LOCAL_CONFDIR/local.d/worker-proxy.inc"
 }}
 """
+)
 
 #: Debian's proxy forwards to ``hosts = "localhost"`` (the normal workers'
 #: default port, 11333): here, to where they listen.

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import itertools
 from collections.abc import Iterable, Iterator
 
 from mailhost.address import split_address
@@ -123,18 +122,18 @@ async def find(maps: Maps, keys: Iterable[tuple[str, bool]]) -> str | None:
     keys = iter(keys)
     try:
         # From memory while the table can answer (no coroutine, one metrics
-        # update for the whole search), then key by key from where it stopped.
+        # update for the run of keys); a key memory cannot answer is asked
+        # of the tables, and memory goes on from the next one.
         value, pending = maps.peek_search(keys)
-        if pending is None:
-            return value
-        for key, partial in itertools.chain((pending,), keys):
-            quick = maps.peek(key, partial=partial)
-            value = quick[0] if quick is not None else await maps.lookup(key, partial=partial)
+        while pending is not None:
+            key, partial = pending
+            value = await maps.lookup(key, partial=partial)
             if value is not None:
                 return value
+            value, pending = maps.peek_search(keys)
     except (TableTempFail, TableEmptyResult):
         return TABLE_ERROR
-    return None
+    return value
 
 
 def host_keys(name: str, parent_style: bool) -> Iterator[tuple[str, bool]]:

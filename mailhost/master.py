@@ -111,7 +111,10 @@ class ManagerInline:
         manager = self.qmgr.manager
         if manager is None:
             return None
-        return await plan_inline(manager, submission.queue_id, envelope_of(submission), content)
+        plan = await plan_inline(manager, submission.queue_id, envelope_of(submission), content)
+        if plan is not None:
+            plan.hand_off = self.qmgr.hand_off(len(plan.deliveries))
+        return plan
 
 
 class Master:

@@ -43,6 +43,12 @@ connection counts and rates of all workers in one table.  It gets one end
 of a socket pair per worker, each worker the other end (``Role.anvil_fd``);
 it gets SIGHUP from the parent and ends by itself once every worker's
 socket has closed.
+
+Workers sharing listeners also share one datagram socket pair per worker
+(:class:`WorkerChannels`, made after the anvil process is forked): a worker
+keeps its own receiving end and every sending end, for short notes to the
+others — a queue id handed to an idle worker's queue manager
+(:mod:`mailhost.qmgr.handoff`).
 """
 
 from __future__ import annotations
@@ -103,6 +109,49 @@ class WorkerLoads:
         return values
 
 
+class WorkerChannels:
+    """One datagram socket per worker, for short notes from the other
+    workers (a queue id handed to an idle worker's queue manager,
+    :mod:`mailhost.qmgr.handoff`).  Made before the workers are forked:
+    each worker keeps its own receiving end (:meth:`keep`) and every
+    sending end."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) for _ in range(count)]
+        self._receivers: list[socket.socket | None] = [receiver for receiver, _ in pairs]
+        self._senders = [sender for _, sender in pairs]
+        for sock in (*self._senders, *(r for r, _ in pairs)):
+            sock.setblocking(False)
+
+    def keep(self, index: int) -> None:
+        """In worker ``index``: close the other workers' receiving ends."""
+        for other, receiver in enumerate(self._receivers):
+            if other != index and receiver is not None:
+                receiver.close()
+                self._receivers[other] = None
+
+    def receiver(self, index: int) -> socket.socket:
+        receiver = self._receivers[index]
+        if receiver is None:
+            raise ValueError(f"worker {index}'s channel is not this process's")
+        return receiver
+
+    def send(self, index: int, note: bytes) -> bool:
+        """Send ``note`` to worker ``index``; False when it cannot take it
+        now (its queue of notes is full, or it is gone)."""
+        try:
+            self._senders[index].send(note)
+        except OSError:
+            return False
+        return True
+
+    def close(self) -> None:
+        """In the parent once the workers are forked: it keeps no end."""
+        for sock in (*self._senders, *(r for r in self._receivers if r is not None)):
+            sock.close()
+
+
 @dataclass(frozen=True)
 class Role:
     """What this process is: the only one (the default), or worker ``index``
@@ -120,6 +169,8 @@ class Role:
     listeners: SharedListeners = ()
     #: Open sessions of every worker, for who accepts on a shared socket.
     loads: WorkerLoads | None = None
+    #: Notes between workers (with ``loads``; this worker's end kept).
+    channels: WorkerChannels | None = None
 
     @property
     def is_first(self) -> bool:
@@ -202,7 +253,7 @@ def _fork_worker(
     count: int,
     run_one: Callable[[Role], int],
     anvil_ends: list[socket.socket],
-    shared: tuple[SharedListeners, WorkerLoads | None] = ((), None),
+    shared: tuple[SharedListeners, WorkerLoads | None, WorkerChannels | None] = ((), None, None),
 ) -> int:
     """Fork worker ``index``, which keeps its own end of the anvil sockets
     and gets the shared listeners; its pid."""
@@ -215,10 +266,13 @@ def _fork_worker(
                 if other != index:
                     end.close()
             fd = anvil_ends[index].detach() if anvil_ends else -1
-            listeners, loads = shared
+            listeners, loads, channels = shared
             role = Role(worker=True, index=index, count=count, anvil_fd=fd)
             if listeners:
                 role = dataclasses.replace(role, listeners=listeners, loads=loads)
+            if channels is not None:
+                channels.keep(index)
+                role = dataclasses.replace(role, channels=channels)
             status = run_one(role)
         finally:
             flush_logs()
@@ -244,8 +298,12 @@ def _fork_all(
     if run_anvil is not None:
         anvil_pid, anvil_ends = _fork_anvil(count, run_anvil)
         helpers.add(anvil_pid)
+    # After the anvil process, which has no use for them.
+    channels = WorkerChannels(count) if loads is not None else None
     for index in range(count):
-        children.add(_fork_worker(index, count, run_one, anvil_ends, (listeners, loads)))
+        children.add(_fork_worker(index, count, run_one, anvil_ends, (listeners, loads, channels)))
+    if channels is not None:
+        channels.close()
     for end in anvil_ends:
         end.close()  # the workers have theirs: anvil sees EOF when they are gone
     for _, sockets in listeners:

@@ -177,9 +177,20 @@ class InlinePlan(Protocol):
         """The size the queue manager logs (``size=``)."""
         ...
 
+    @property
+    def queue_first(self) -> bool:
+        """Queue the message as usual and then call :meth:`queued`, instead
+        of :meth:`deliver` before the 250 (an idle worker delivers it)."""
+        ...
+
     async def deliver(self) -> tuple[int, ...]:
         """Deliver every recipient durably and log the results; the indexes
         (into the submission's recipients) of those left for the queue."""
+        ...
+
+    def queued(self) -> None:
+        """The queue file is committed (``queue_first``): hand it on to
+        the queue manager that will deliver it."""
         ...
 
 

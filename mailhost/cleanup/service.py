@@ -222,7 +222,7 @@ class Cleanup:
         plan = None
         if self.inline is not None and apply.may_deliver_inline(submission):
             plan = await self.inline.plan(submission, content)
-        if plan is not None:
+        if plan is not None and not plan.queue_first:
             await self._deliver_inline(txn, submission, content, None if inspected else msgid, plan)
             return
         try:
@@ -234,6 +234,9 @@ class Cleanup:
         if submission.hold:
             return  # the queue manager does not see a held message
         log_active(qid, submission.sender, size, len(submission.recipients))
+        if plan is not None:
+            plan.queued()  # an idle worker's queue manager delivers it
+            return
         self._wake(qid)
 
     async def _deliver_inline(

@@ -24,11 +24,16 @@ Crash safety: before the ``250`` nothing was acknowledged, so a crash at
 any point loses nothing; copies already in a mailbox when the server died
 are delivered again when the client retries (at-least-once, as in Postfix
 when it dies between delivery and recording the result).
+
+With several workers, a lone client's message for several mailboxes is
+queued instead and handed to an idle worker (:mod:`mailhost.qmgr.handoff`):
+the plan carries the hand-off (``queue_first``), and cleanup commits the
+queue file and calls :meth:`InlineJob.queued` instead of delivering.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from mailhost.delivery.text import SpooledText
@@ -60,6 +65,20 @@ class InlineJob:
     size: int
     deliveries: tuple[Delivery, ...]
     transport: str
+    #: Set when the message goes to an idle worker instead
+    #: (:mod:`mailhost.qmgr.handoff`): called with the queue id once the
+    #: file is committed to ``incoming``.
+    hand_off: Callable[[str], None] | None = None
+
+    @property
+    def queue_first(self) -> bool:
+        """Queued and handed off rather than delivered before the 250."""
+        return self.hand_off is not None
+
+    def queued(self) -> None:
+        """The queue file is committed: hand it to its queue manager."""
+        assert self.hand_off is not None
+        self.hand_off(self.queue_id)
 
     async def deliver(self) -> tuple[int, ...]:
         """Deliver every recipient; the envelope indexes of those that were

@@ -15,7 +15,8 @@ start; SIGHUP does not reconfigure it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 from mailhost.bounce.notify import BounceSettings
@@ -23,6 +24,7 @@ from mailhost.config import Config
 from mailhost.config.mastercf import MasterEntry, declares, read_master_cf
 from mailhost.log import logger
 from mailhost.prefork import Role
+from mailhost.qmgr.handoff import HANDOFF_COPIES, QueueHandoff
 from mailhost.qmgr.local import LocalSettings, LocalTransport
 from mailhost.qmgr.manager import QmgrSettings, QueueManager
 from mailhost.qmgr.smtp import SmtpSettings, SmtpTransport
@@ -105,11 +107,21 @@ class QueueManagerService:
         self.manager: QueueManager | None = None
         self.registry: TableRegistry | None = None
         self.trigger: TriggerServer | None = None
+        self.handoff: QueueHandoff | None = None
 
     def wake(self, queue_id: str) -> None:
         """cleanup's trigger after a queue file is committed."""
         if self.manager is not None:
             self.manager.committed(queue_id)
+
+    def hand_off(self, copies: int) -> Callable[[str], None] | None:
+        """For a message of ``copies`` mailboxes: how to give its queue id
+        to an idle worker (:mod:`mailhost.qmgr.handoff`), or None to
+        deliver it inline here."""
+        if self.handoff is None or copies < HANDOFF_COPIES:
+            return None
+        peer = self.handoff.idle_peer()
+        return None if peer is None else partial(self.handoff.send, peer)
 
     async def start(self, cfg: Config, master_cf: Path) -> None:
         if not declares(master_cf, "qmgr"):
@@ -119,6 +131,9 @@ class QueueManagerService:
         manager = build_manager(cfg, registry, read_master_cf(master_cf))
         await manager.start(recover=not self.role.worker)
         self.registry, self.manager = registry, manager
+        self.handoff = QueueHandoff.for_role(self.role, manager.committed)
+        if self.handoff is not None:
+            self.handoff.listen()
         # postqueue -f / -i reach the manager through public/qmgr (one
         # socket per host: with several workers, worker 0's).
         if self.role.is_first:
@@ -142,6 +157,9 @@ class QueueManagerService:
 
     async def stop(self) -> None:
         await self.close_trigger()
+        if self.handoff is not None:
+            self.handoff.close()  # what others send now waits in incoming
+            self.handoff = None
         if self.manager is not None:
             await self.manager.stop()
             await close_transports(self.manager)

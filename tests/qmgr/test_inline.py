@@ -76,7 +76,13 @@ def test_mailhost_inline_delivery_no_turns_it_off(tmp_path: Path) -> None:
 
 
 def test_over_smtp_copies_are_on_disk_at_250_and_failures_are_queued(tmp_path: Path) -> None:
-    site = Site(tmp_path, extra="smtpd_error_sleep_time = 0\nmynetworks = 192.0.2.0/24\n")
+    # One process: with an idle second worker the two-mailbox message
+    # would be handed to it instead (tests/qmgr/test_handoff.py).
+    site = Site(
+        tmp_path,
+        extra="smtpd_error_sleep_time = 0\nmynetworks = 192.0.2.0/24\n"
+        "mailhost_worker_processes = 1\n",
+    )
     server, port = serve_with_qmgr(tmp_path)
     try:
         with smtp_session(port) as client:

@@ -34,8 +34,13 @@ from mailhost.prefork import Role
 
 log = logger("qmgr")
 
-#: A message for this many mailboxes or more may be handed to an idle worker.
-HANDOFF_COPIES = 2
+#: A message for this many mailboxes or more may be handed to an idle
+#: worker.  The queue round trip costs the two workers together about half
+#: as much CPU again as inline delivery; it pays where the copies' fsyncs
+#: are the client's wait (docs/benchmarks.md, "Fifth round": one client,
+#: delivered msg/s against inline delivery, 0.8× with two recipients, even
+#: with five, 1.1× with ten).
+HANDOFF_COPIES = 8
 #: The longest note: a queue id (long ones are 17 characters).
 NOTE_SIZE = 64
 

@@ -25,7 +25,7 @@ any point loses nothing; copies already in a mailbox when the server died
 are delivered again when the client retries (at-least-once, as in Postfix
 when it dies between delivery and recording the result).
 
-With several workers, a lone client's message for several mailboxes is
+With several workers, a lone client's message for many mailboxes is
 queued instead and handed to an idle worker (:mod:`mailhost.qmgr.handoff`):
 the plan carries the hand-off (``queue_first``), and cleanup commits the
 queue file and calls :meth:`InlineJob.queued` instead of delivering.

@@ -1,5 +1,5 @@
 """A lone client's fan-out, handed to an idle worker (mailhost.qmgr.handoff):
-with several workers, a message for several mailboxes is acknowledged after
+with several workers, a message for many mailboxes is acknowledged after
 its queue file and delivered by a worker that has no session, while a
 message for one mailbox is still delivered inline, before its 250."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mailhost.prefork import Role, WorkerChannels, WorkerLoads
-from mailhost.qmgr.handoff import QueueHandoff
+from mailhost.qmgr.handoff import HANDOFF_COPIES, QueueHandoff
 from tests.support.maincf import serve_site
 from tests.support.server import QMGR_LINE, serve_cli, smtp_session
 
@@ -86,8 +86,12 @@ async def test_a_sent_queue_id_reaches_the_peers_queue_manager() -> None:
         channels.close()
 
 
+USERS = ["alice", *(f"user{n}" for n in range(1, HANDOFF_COPIES))]
+
+
 def test_a_lone_clients_fanout_is_delivered_by_the_idle_worker(tmp_path: Path) -> None:
-    mailboxes = "inline:{alice@example.com=example.com/alice/, bob@example.com=example.com/bob/}"
+    entries = ", ".join(f"{u}@example.com=example.com/{u}/" for u in USERS)
+    mailboxes = "inline:{" + entries + "}"
     (tmp_path / "main.cf").write_text(
         serve_site(tmp_path, mailboxes) + "mailhost_worker_processes = 2\n"
     )
@@ -95,9 +99,9 @@ def test_a_lone_clients_fanout_is_delivered_by_the_idle_worker(tmp_path: Path) -
     try:
         server.wait_log("daemon started", count=2)
         with smtp_session(port) as client:
-            assert client.rcpt("alice@example.com")[0] == 250
-            assert client.rcpt("bob@example.com")[0] == 250
-            code, reply = client.data(b"Subject: fan-out\r\n\r\nto both\r\n")
+            for user in USERS:
+                assert client.rcpt(f"{user}@example.com")[0] == 250
+            code, reply = client.data(b"Subject: fan-out\r\n\r\nto all\r\n")
             assert code == 250
             fanout = reply.decode().rsplit(" ", 1)[1]
             client.mail("sender@client.test")
@@ -117,10 +121,9 @@ def test_a_lone_clients_fanout_is_delivered_by_the_idle_worker(tmp_path: Path) -
     (session,) = set(re.findall(rf"mailhost/cleanup\[(\d+)\]: {fanout}: message-id", log))
     delivering = set(re.findall(rf"mailhost/virtual\[(\d+)\]: {fanout}: to=", log))
     assert delivering == workers - {session}
-    assert log.count(f"{fanout}: to=<alice@example.com>") == 1
-    assert log.count(f"{fanout}: to=<bob@example.com>") == 1
-    for mailbox in ("alice", "bob"):
-        new = tmp_path / "vmail" / "example.com" / mailbox / "new"
-        assert len(list(new.iterdir())) == (2 if mailbox == "alice" else 1)
+    for user in USERS:
+        assert log.count(f"{fanout}: to=<{user}@example.com>") == 1
+        new = tmp_path / "vmail" / "example.com" / user / "new"
+        assert len(list(new.iterdir())) == (2 if user == "alice" else 1)
     for queue in ("incoming", "active", "deferred"):
         assert not list((tmp_path / "queue" / queue).iterdir())

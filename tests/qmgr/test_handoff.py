@@ -12,6 +12,7 @@ import pytest
 
 from mailhost.prefork import Role, WorkerChannels, WorkerLoads
 from mailhost.qmgr.handoff import HANDOFF_COPIES, QueueHandoff
+from mailhost.qmgr.service import QueueManagerService
 from tests.support.maincf import serve_site
 from tests.support.server import QMGR_LINE, serve_cli, smtp_session
 
@@ -82,6 +83,21 @@ async def test_a_sent_queue_id_reaches_the_peers_queue_manager() -> None:
             pass
         sender.send(1, "4EFGH")
         assert taken[0] == ["4EFGH"]
+    finally:
+        channels.close()
+
+
+def test_only_a_message_for_enough_mailboxes_is_handed_off() -> None:
+    loads, channels = WorkerLoads(2), WorkerChannels(2)
+    try:
+        role = worker(0, loads, channels)
+        service = QueueManagerService(role)
+        assert service.hand_off(HANDOFF_COPIES) is None  # no queue manager running
+        service.handoff = QueueHandoff(role, lambda _: None)
+        assert service.hand_off(HANDOFF_COPIES - 1) is None
+        assert service.hand_off(HANDOFF_COPIES) is not None
+        loads.set(1, 1)  # the other worker has a session now
+        assert service.hand_off(HANDOFF_COPIES) is None
     finally:
         channels.close()
 

@@ -74,7 +74,8 @@ def test_one_client_at_a_time_is_served_by_one_worker(tmp_path: Path) -> None:
     """30 sessions one after another: with per-worker sockets the kernel
     split them about evenly (at random); now the worker that is not
     preferred only takes a connection that waited ACCEPT_DEFER, which a
-    busy test machine allows now and then."""
+    busy test machine allows now and then (seen: 8 of 30).  At least 21 on
+    one worker: a split at random gets there 4% of the time."""
     server, port = two_workers(tmp_path)
     try:
         for _ in range(30):
@@ -86,7 +87,7 @@ def test_one_client_at_a_time_is_served_by_one_worker(tmp_path: Path) -> None:
         assert server.stop() == 0
     assert len(pids) == 30
     busiest = max(pids.count(pid) for pid in set(pids))
-    assert busiest >= 24, pids
+    assert busiest >= 21, pids
 
 
 def test_concurrent_clients_are_spread_over_both_workers(tmp_path: Path) -> None:

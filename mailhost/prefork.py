@@ -117,7 +117,6 @@ class WorkerChannels:
     sending end."""
 
     def __init__(self, count: int) -> None:
-        self.count = count
         pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) for _ in range(count)]
         self._receivers: list[socket.socket | None] = [receiver for receiver, _ in pairs]
         self._senders = [sender for _, sender in pairs]

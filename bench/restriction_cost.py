@@ -4,21 +4,28 @@ Not part of the test suite.  Run through ``bench/run restrictions`` or
 directly, as root:
 
     .venv/bin/python bench/restriction_cost.py --runs 5 --messages 500 \\
-        --concurrency 1,20 --recipients 10 --workers 2
+        --concurrency 1,20 --recipients 10
 
-Four servers on the bench set-up (:mod:`bench.harness`: one SQLite database,
-the same mailboxes and query files): Postfix and mailhost, each once with the
-plain configuration (the harness's, whose only restriction is
-``smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination``)
-and once with the restrictions of ``examples/internet-mx/main.cf`` added:
-every parameter of that file except the ones naming the host, its domains,
-its networks and its mailboxes, with its tables (cidr, pcre, hash) copied
-next to each server's main.cf (``postmap`` for Postfix, ``mailhost postmap``
-for mailhost).  Two changes so that the load is accepted while every check
-still runs: the anvil limits are raised far above what the load reaches
-(the counting stays on), and ``mynetworks`` is 10.0.0.0/8 in all four
-configurations, so the client (127.0.0.1) is an Internet client that
-``permit_mynetworks`` does not short-cut.
+Four servers, each configuration once on Postfix and once on mailhost.  By
+default (``--setup deployed``) they are :mod:`bench.deployed`'s, as issue 17
+has Postfix deployed: the PostfixAdmin-style main.cf with every SQL table
+through ``proxy:``, Debian's master.cf (chrooted services), one SQLite
+database, and mailhost on a copy of Postfix's configuration directory with
+nothing added (so its default worker count).  ``plain`` is that
+configuration unchanged (``defer_unauth_destination``, the client outside
+``mynetworks`` and exempt from the anvil limits); ``restricted`` adds the
+restrictions of ``examples/internet-mx/main.cf``: every parameter of that
+file except the ones naming the host, its domains, its networks and its
+mailboxes, with its tables (cidr, pcre, hash) copied next to each server's
+main.cf (``postmap`` for Postfix, ``mailhost postmap`` for mailhost).  Its
+``smtpd_client_event_limit_exceptions = $mynetworks`` ends the exemption,
+so the anvil counting runs at every RCPT; the limits are raised far above
+what the load reaches so that the load is accepted while every check still
+runs.  ``--setup harness`` is the extra column: :mod:`bench.harness`'s
+set-up (no ``proxy:`` for SQLite, no chroot, ``--workers``), where
+``mynetworks`` is 10.0.0.0/8 in all four configurations so that the client
+(127.0.0.1) is an Internet client that ``permit_mynetworks`` does not
+short-cut.
 
 The whole benchmark runs in fresh network and mount namespaces (``unshare
 -mn``): a DNS server (tests/smtp/dnsserver.py) answers on 127.0.0.1:53 and a
@@ -64,6 +71,7 @@ from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.deployed import DeployedMailhost, DeployedPostfix
 from bench.harness import (
     DOMAIN,
     LOCALPART,
@@ -72,6 +80,7 @@ from bench.harness import (
     MailhostServer,
     PostfixServer,
     Server,
+    free_port,
     machine,
     mailhost_bin,
     wait_banner,
@@ -190,9 +199,46 @@ class CallgrindMailhost(MailhostServer):
         return total
 
 
+def postfix_check(etc: Path) -> None:
+    check = subprocess.run(
+        ["postfix", "-c", str(etc), "check"], check=False, capture_output=True, text=True
+    )
+    if check.returncode != 0 or check.stderr.strip():
+        raise RuntimeError(f"postfix check: {check.stderr.strip()}")
+
+
+def make_deployed_servers(work: Path, db: Database) -> dict[tuple[str, str], Server]:
+    """The four servers on :mod:`bench.deployed`'s set-up: Postfix from the
+    PostfixAdmin-style main.cf (its SQL tables through ``proxy:``) with
+    Debian's master.cf, chrooted as Debian runs it, and mailhost on a copy
+    of that configuration directory, nothing added (its default worker
+    count).  ``restricted`` adds the example's parameters to Postfix's
+    main.cf before the copy; the example's
+    ``smtpd_client_event_limit_exceptions = $mynetworks`` replaces the
+    deployed exemption of 127.0.0.1, so the anvil counting stays on."""
+    servers: dict[tuple[str, str], Server] = {}
+    restricted = example_settings()
+    for config in CONFIGS:
+        port = free_port()
+        pf = DeployedPostfix(work / f"postfix-{config}", db, port)
+        pf.configure()
+        if config == "restricted":
+            install_tables(pf, pf.etc)
+            rewrite_main_cf(pf.etc, restricted)
+            postfix_check(pf.etc)
+        mh = DeployedMailhost(work / f"mailhost-{config}", db, port)
+        mh.configure_from(pf)
+        if config == "restricted":
+            install_tables(mh, mh.etc)  # mailhost's own hash: indexes
+        servers[("postfix", config)] = pf
+        servers[("mailhost", config)] = mh
+    return servers
+
+
 def make_servers(
     work: Path, db: Database, workers: int, callgrind: bool = False
 ) -> dict[tuple[str, str], Server]:
+    """The four servers on :mod:`bench.harness`'s set-up (``--setup harness``)."""
     servers: dict[tuple[str, str], Server] = {}
     restricted = example_settings()
     extra = f"mailhost_worker_processes = {workers}\n" if workers > 1 else ""
@@ -209,11 +255,7 @@ def make_servers(
                 settings.update(restricted)
             rewrite_main_cf(etc, settings)
         if config == "restricted":
-            check = subprocess.run(
-                ["postfix", "-c", str(pf.etc), "check"], check=False, capture_output=True, text=True
-            )
-            if check.returncode != 0 or check.stderr.strip():
-                raise RuntimeError(f"postfix check: {check.stderr.strip()}")
+            postfix_check(pf.etc)
         servers[("postfix", config)] = pf
         servers[("mailhost", config)] = mh
     return servers
@@ -424,7 +466,10 @@ def main_inside(args: argparse.Namespace) -> int:
     dns = DnsServer(zone, port=53).start()
     db = Database("sqlite", work)
     db.create()
-    servers = make_servers(work, db, args.workers, callgrind=args.callgrind)
+    if args.setup == "deployed" and not args.callgrind:
+        servers = make_deployed_servers(work, db)
+    else:
+        servers = make_servers(work, db, args.workers, callgrind=args.callgrind)
     if args.only:
         wanted = args.only.split(",")
         servers = {k: v for k, v in servers.items() if "-".join(k) in wanted}
@@ -499,6 +544,8 @@ def main_inside(args: argparse.Namespace) -> int:
     command = "bench/restriction_cost.py " + shlex.join(sys.argv[1:-1])
     print(f"Command: `{command}`\n")
     print(f"Date: {started:%Y-%m-%d %H:%M} UTC.  Machine: {info}.\n")
+    setup = "harness" if args.setup == "harness" or args.callgrind else "deployed"
+    print(f"Set-up: {setup} (bench/{'harness' if setup == 'harness' else 'deployed'}.py).\n")
     if len(servers) == len(CONFIGS) * 2:
         print(report(runs, concurrencies, args.recipients))
     if args.keep:
@@ -515,7 +562,20 @@ def main() -> int:
     parser.add_argument("--concurrency", default="1,20")
     parser.add_argument("--recipients", type=int, default=10)
     parser.add_argument("--size", type=int, default=2048)
-    parser.add_argument("--workers", type=int, default=2, help="mailhost_worker_processes")
+    parser.add_argument(
+        "--setup",
+        choices=("deployed", "harness"),
+        default="deployed",
+        help="deployed (default): bench/deployed.py's configuration, Postfix's SQL tables "
+        "through proxy: and Debian's master.cf, mailhost on a copy with nothing added; "
+        "harness: bench/harness.py's (no proxy: for SQLite, no chroot, --workers)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="mailhost_worker_processes with --setup harness (0: the default)",
+    )
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")

@@ -47,6 +47,7 @@ async def lookup(
         value = await access.find(maps, keys)
     if value is None:
         return DUNNO, False
+    call.ctx.state.repeatable = False  # an action (or an error) is taken every time
     status = await table_result(
         call.ctx, table, value, datum, reply_name, reply_class, call.def_acl
     )

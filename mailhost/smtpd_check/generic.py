@@ -55,6 +55,31 @@ DEFAULT_ACLS = (
 )
 
 
+#: Restrictions whose DUNNO logs nothing and depends only on what stays
+#: the same between the RCPTs of one transaction (the client, the HELO name,
+#: the sender, TLS and SASL, the tables): with ``smtpd_delay_reject`` the
+#: client, HELO and sender stages are evaluated once per transaction when
+#: each restriction they ran is one of these and answered DUNNO (an access
+#: table: found nothing), as Postfix's re-evaluation at every RCPT would
+#: answer again (stages.SmtpdChecks.rcpt).  No DNS check is here: the
+#: queries a check makes are its own business.
+REPEATABLE = frozenset({
+    "check_client_access",
+    "check_helo_access",
+    "check_sender_access",
+    "permit_inet_interfaces",
+    "permit_mynetworks",
+    "permit_sasl_authenticated",
+    "reject_invalid_helo_hostname",
+    "reject_invalid_hostname",
+    "reject_non_fqdn_helo_hostname",
+    "reject_non_fqdn_hostname",
+    "reject_non_fqdn_sender",
+    "reject_plaintext_session",
+    "reject_unauth_pipelining",
+})  # fmt: skip
+
+
 def known(name: str, classes: Sequence[str] = ()) -> bool:
     """A restriction name this module can evaluate (or a class name)."""
     return (
@@ -87,6 +112,7 @@ async def evaluate(
             name = names[i]
             lower = name.lower()
             if lower == "warn_if_reject":
+                state.repeatable = False
                 if not state.warn_if_reject:
                     state.warn_if_reject = state.recursion
                 i += 1
@@ -102,12 +128,14 @@ async def evaluate(
                     )
                     raise server_error(ctx)
                 # The table is the "argument" of the stage's own check.
-                call.name, call.position = def_acl, i - 1
+                call.name, call.position, lower = def_acl, i - 1, def_acl
                 restriction: Restriction | None = RESTRICTIONS[def_acl]
             else:
                 restriction = RESTRICTIONS.get(lower)
             if restriction is not None:
                 status = await restriction(call)
+                if status is not DUNNO or lower not in REPEATABLE:
+                    state.repeatable = False
             elif name in ctx.settings.classes:
                 status = await evaluate(
                     ctx, ctx.settings.classes[name], reply_name, reply_class, def_acl

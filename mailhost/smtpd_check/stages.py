@@ -67,6 +67,7 @@ class SmtpdChecks:
         try:
             return await evaluate(ctx, names, reply_name, reply_class, def_acl)
         except CheckAbort as abort:
+            ctx.state.repeatable = False
             return abort.status
 
     @staticmethod
@@ -171,6 +172,7 @@ class SmtpdChecks:
                 and not state.discard
                 and sender
             ):
+                state.repeatable = False
                 status = await self._guarded(destination.sender_maps(ctx, sender))
             return self._answer(ctx, status)
         finally:
@@ -186,11 +188,7 @@ class SmtpdChecks:
         try:
             state.recipient_rcptmap_checked = False
             if settings.delay_reject:
-                reply = await self._client(ctx)
-                if reply is None and state.helo is not None:
-                    reply = await self._helo(ctx, state.helo)
-                if reply is None and state.sender is not None:
-                    reply = await self._mail(ctx, state.sender)
+                reply = await self._early_stages(ctx)
                 if reply is not None:
                     return reply
             state.defer_if_permit.active = state.defer_if_permit_sender
@@ -224,6 +222,45 @@ class SmtpdChecks:
             return answer
         finally:
             state.recipient = saved
+
+    async def _early_stages(self, ctx: Context) -> Reply | None:
+        """The client, HELO and sender stages at RCPT (smtpd_delay_reject).
+
+        Postfix evaluates them again at every RCPT.  When they last answered
+        DUNNO for this transaction with nothing but restrictions whose DUNNO
+        repeats itself (``generic.REPEATABLE``: no table found anything, no
+        reject was only logged, nothing was deferred), they would answer the
+        same again, logging nothing: that answer is reused, with the
+        bookkeeping their evaluation leaves."""
+        state = ctx.state
+        key = (
+            self.settings, state.client, state.helo, state.sender, state.improper_pipelining,
+            state.tls, state.sasl_username, state.sasl_method, state.discard,
+        )  # fmt: skip
+        if state.early_stages is not None and state.early_stages == key and state.trace is None:
+            state.defer_if_permit_client = False
+            state.defer_if_permit_helo = False
+            state.defer_if_permit_sender = False
+            state.sender_rcptmap_checked = False
+            return None
+        state.early_stages = None
+        state.repeatable = state.trace is None
+        reply = await self._client(ctx)
+        if reply is None and state.helo is not None:
+            reply = await self._helo(ctx, state.helo)
+        if reply is None and state.sender is not None:
+            reply = await self._mail(ctx, state.sender)
+        if (
+            reply is None
+            and state.repeatable
+            and not state.defer_if_permit_client
+            and not state.defer_if_permit_helo
+            and not state.defer_if_permit_sender
+            and not state.defer_if_reject.active
+            and not state.sender_rcptmap_checked
+        ):
+            state.early_stages = key
+        return reply
 
     async def _guarded(self, check: Awaitable[Status]) -> Status:
         """An implicit check run after the lists: a table error's abort is

@@ -175,6 +175,15 @@ class CheckState:
     #: The reply text of the last reject (Postfix's error_text).
     error_text: str = ""
     trace: Trace | None = None
+    #: With smtpd_delay_reject: what the client, HELO and sender stages were
+    #: last evaluated for (stages.SmtpdChecks.rcpt), kept only when they
+    #: answered DUNNO in a way that would repeat itself; None: evaluate them
+    #: at the next RCPT.
+    early_stages: tuple[object, ...] | None = None
+    #: Cleared by whatever makes an evaluation's DUNNO unrepeatable: a
+    #: restriction outside generic.REPEATABLE or one that decided, a table
+    #: that found something, warn_if_reject, a lookup error.
+    repeatable: bool = True
 
     def reset_transaction(self) -> None:
         """MAIL transaction over (RSET, end of DATA, HELO): forget its sender,
@@ -186,3 +195,4 @@ class CheckState:
         self.queue_id = None
         self.actions = MessageActions()
         self.defer_if_permit_sender = False
+        self.early_stages = None

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from mailhost.resolve.trace import Trace
 from mailhost.smtpd_check.settings import CheckSettings
 from mailhost.smtpd_check.stages import SmtpdChecks
-from mailhost.resolve.trace import Trace
 from mailhost.smtpd_check.state import CheckState, Client, Where
 from mailhost.tables.maps import Maps
 from mailhost.tables.registry import TableRegistry
@@ -83,7 +83,8 @@ async def test_improper_pipelining_seen_at_a_later_rcpt_is_refused() -> None:
     assert await replies(c, state, 1) == [None]
     state.improper_pipelining = True
     (refused,) = await replies(c, state, 1)
-    assert refused is not None and refused.startswith("503 5.5.0 ")
+    assert refused is not None
+    assert refused.startswith("503 5.5.0 ")
 
 
 async def test_a_table_hit_acts_at_every_rcpt(caplog: pytest.LogCaptureFixture) -> None:
@@ -110,7 +111,7 @@ async def test_warn_if_reject_logs_at_every_rcpt(caplog: pytest.LogCaptureFixtur
 async def test_defer_if_permit_in_the_client_stage_defers_every_rcpt() -> None:
     c = checks(StaticFacts(), client="defer_if_permit")
     got = await replies(c, session())
-    assert all(r is not None and r.startswith("450 4.7.0 ") for r in got), got
+    assert [r[:10] if r is not None else None for r in got] == ["450 4.7.0 "] * 3
 
 
 async def test_a_traced_session_is_evaluated_at_every_rcpt() -> None:

@@ -5,11 +5,14 @@ Not part of the test suite.  Run through ``bench/run milters`` or directly,
 as root:
 
     .venv/bin/python bench/milter_cost.py --runs 5 --messages 300 \\
-        --concurrency 1,20 --workers 2
+        --concurrency 1,20
 
-Four servers on the bench set-up (:mod:`bench.harness`: one SQLite database,
-the same mailboxes and query files): Postfix and mailhost, each once with the
-plain configuration and once with
+Four servers, by default (``--setup deployed``) on :mod:`bench.deployed`'s
+set-up as issue 17 has Postfix deployed (the PostfixAdmin-style main.cf
+with its SQLite tables through ``proxy:``, Debian's chrooted master.cf,
+mailhost on a copy of the configuration directory with nothing added;
+``--setup harness`` is :mod:`bench.harness`'s, the extra column): Postfix
+and mailhost, each once with the plain configuration and once with
 
     smtpd_milters = inet:OPENDKIM, inet:RSPAMD
 
@@ -80,6 +83,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.deployed import DeployedMailhost, DeployedPostfix
 from bench.harness import (
     Database,
     MailhostServer,
@@ -87,6 +91,7 @@ from bench.harness import (
     Server,
     count_files,
     cpu_seconds,
+    free_port,
     machine,
     maildir_files,
     mailhost_bin,
@@ -94,6 +99,7 @@ from bench.harness import (
 )
 from bench.postfix_vs_mailhost import Result, run_case
 from bench.profile_mailhost import profile_load
+from bench.restriction_cost import postfix_check, rewrite_main_cf
 
 HELO = "client.example.org"
 #: The OpenDKIM signer's domain (tests/milter/opendkim.py), so it signs.
@@ -105,9 +111,31 @@ MILTER_HEADERS = {"opendkim": b"DKIM-Signature:", "rspamd": b"X-Spamd-Result:"}
 Key = tuple[str, str, int]
 
 
+def make_deployed_servers(work: Path, db: Database, milters: str) -> dict[tuple[str, str], Server]:
+    """The four servers on :mod:`bench.deployed`'s set-up (the default):
+    Postfix from the PostfixAdmin-style main.cf with its SQL tables through
+    ``proxy:`` and Debian's chrooted master.cf, mailhost on a copy of that
+    configuration directory with nothing added; ``milters`` adds only
+    ``smtpd_milters`` to Postfix's main.cf before the copy."""
+    servers: dict[tuple[str, str], Server] = {}
+    for config in CONFIGS:
+        port = free_port()
+        pf = DeployedPostfix(work / f"postfix-{config}", db, port)
+        pf.configure()
+        if config == "milters":
+            rewrite_main_cf(pf.etc, {"smtpd_milters": milters})
+            postfix_check(pf.etc)
+        mh = DeployedMailhost(work / f"mailhost-{config}", db, port)
+        mh.configure_from(pf)
+        servers[("postfix", config)] = pf
+        servers[("mailhost", config)] = mh
+    return servers
+
+
 def make_servers(
     work: Path, db: Database, workers: int, milters: str
 ) -> dict[tuple[str, str], Server]:
+    """The four servers on :mod:`bench.harness`'s set-up (``--setup harness``)."""
     servers: dict[tuple[str, str], Server] = {}
     for config in CONFIGS:
         extra = f"smtpd_milters = {milters}\n" if config == "milters" else ""
@@ -359,7 +387,10 @@ def main(args: argparse.Namespace) -> int:
             if not args.keep:
                 shutil.rmtree(work, ignore_errors=True)
             return 0
-        servers = make_servers(work, db, args.workers, milters)
+        if args.setup == "deployed":
+            servers = make_deployed_servers(work, db, milters)
+        else:
+            servers = make_servers(work, db, args.workers, milters)
         if args.profile:
             raw = work / "profile-milters.txt"
             summary = profile(servers[("mailhost", "milters")], args, concurrencies[0], raw)
@@ -406,6 +437,7 @@ def main(args: argparse.Namespace) -> int:
     command = "bench/milter_cost.py " + shlex.join(sys.argv[1:])
     print(f"Command: `{command}`\n")
     print(f"Date: {started:%Y-%m-%d %H:%M} UTC.  Machine: {info}.\n")
+    print(f"Set-up: {args.setup} (bench/{args.setup}.py).\n")
     if len(servers) == len(CONFIGS) * len(SERVERS):
         print("\n".join(absolute_table(runs, concurrencies)) + "\n")
         print("\n".join(cost_table(runs, concurrencies)) + "\n")
@@ -440,7 +472,20 @@ def parse() -> argparse.Namespace:
         help="rspamd as Debian deploys it (proxy, normal workers, Redis) or the tests' "
         "single self-scanning proxy",
     )
-    parser.add_argument("--workers", type=int, default=2, help="mailhost_worker_processes")
+    parser.add_argument(
+        "--setup",
+        choices=("deployed", "harness"),
+        default="deployed",
+        help="deployed (default): bench/deployed.py's configuration, Postfix's SQL tables "
+        "through proxy: and Debian's chrooted master.cf, mailhost on a copy with nothing "
+        "added; harness: bench/harness.py's (no proxy: for SQLite, no chroot, --workers)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="mailhost_worker_processes with --setup harness (0: the default)",
+    )
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -461,7 +506,12 @@ def parse() -> argparse.Namespace:
         action="store_true",
         help="instead: a py-spy profile of mailhost with the milters, at the first concurrency",
     )
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.setup == "deployed" and args.opendkim == "unix":
+        # Debian's smtpd runs chrooted in the queue directory: a milter's
+        # UNIX socket must then be inside it, which the fixture's is not.
+        parser.error("--opendkim unix needs --setup harness (Debian's smtpd is chrooted)")
+    return args
 
 
 if __name__ == "__main__":

@@ -4,9 +4,11 @@ _mail(), _rcpt(), _data(), _eod() and _etrn()).
 Each evaluates its stage's list and answers None (go on) or the reply.
 With ``smtpd_delay_reject = yes`` (the default) smtpd calls only
 :meth:`SmtpdChecks.rcpt` (and :meth:`etrn`), which runs the client, HELO and
-sender lists first, for every recipient; with ``no`` each list runs at its
-own command.  A ``defer_if_permit`` raised in an earlier stage carries over
-to the later ones of the same transaction; one left at the end of RCPT,
+sender lists first, for every recipient (their DUNNO reused within a
+transaction when it repeats itself: :meth:`SmtpdChecks._early_stages`); with
+``no`` each list runs at its own command.  A ``defer_if_permit`` raised in
+an earlier stage carries over to the later ones of the same transaction;
+one left at the end of RCPT,
 DATA, end-of-data or ETRN becomes the reply.  The relay list runs before the
 recipient list (smtpd_relay_before_recipient_restrictions); the implicit
 ``reject_unlisted_recipient`` (smtpd_reject_unlisted_recipient) and
@@ -96,9 +98,10 @@ class SmtpdChecks:
     # -- the stages ----------------------------------------------------------------
     #
     # With smtpd_delay_reject every RCPT runs the client, HELO and sender
-    # stages again: they share the RCPT's Context, and a stage whose list is
-    # empty (Debian's defaults) only resets its bookkeeping, as an empty
-    # list's evaluation leaves it.
+    # stages again (unless _early_stages may reuse their answer): they share
+    # the RCPT's Context, and a stage whose list is empty (Debian's
+    # defaults) only resets its bookkeeping, as an empty list's evaluation
+    # leaves it.
 
     async def client(self, state: CheckState) -> Reply | None:
         return await self._client(self.context(state))

@@ -61,7 +61,7 @@ DEFAULT_ACLS = (
 #: client, HELO and sender stages are evaluated once per transaction when
 #: each restriction they ran is one of these and answered DUNNO (an access
 #: table: found nothing), as Postfix's re-evaluation at every RCPT would
-#: answer again (stages.SmtpdChecks.rcpt).  No DNS check is here: the
+#: answer again (stages.SmtpdChecks._early_stages).  No DNS check is here: the
 #: queries a check makes are its own business.
 REPEATABLE = frozenset({
     "check_client_access",

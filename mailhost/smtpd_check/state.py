@@ -176,7 +176,7 @@ class CheckState:
     error_text: str = ""
     trace: Trace | None = None
     #: With smtpd_delay_reject: what the client, HELO and sender stages were
-    #: last evaluated for (stages.SmtpdChecks.rcpt), kept only when they
+    #: last evaluated for (stages.SmtpdChecks._early_stages), kept only when they
     #: answered DUNNO in a way that would repeat itself; None: evaluate them
     #: at the next RCPT.
     early_stages: tuple[object, ...] | None = None

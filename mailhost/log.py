@@ -20,6 +20,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from threading import get_ident
 from typing import Any, TextIO
 
@@ -181,13 +182,21 @@ class MaillogHandler(logging.Handler):
     is buffered.  flush() (logging.shutdown, a worker's exit) writes the
     rest."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, path: str | None = None, host: str | None = None) -> None:
         super().__init__()
         self.stream = stream
+        #: The maillog_file the stream was opened from (None: stderr).
+        self.stream_path = path
         self._pending: list[str] = []
         self._write_lock = threading.Lock()
         #: flush() after each write() would do nothing (Python's stderr).
         self._flushes_itself = flushes_itself(stream)
+        #: With a host, each line starts ``Mmm dd hh:mm:ss HOST `` (a
+        #: maillog_file's lines, :mod:`mailhost.maillog`); the text is made
+        #: once a second.
+        self._host = host
+        self._stamp_second = -1
+        self._stamp = ""
         #: The event loop that last took a line, and its thread.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
@@ -216,7 +225,32 @@ class MaillogHandler(logging.Handler):
         handler while it is the only handler of the ``mailhost`` logger."""
         _DIRECT[0], _DIRECT_ROOT[0] = self, logger()
 
+    def stamp(self) -> str:
+        """``Mmm dd hh:mm:ss HOST `` for now (the day with two digits, as
+        Postfix's postlogd writes it)."""
+        second = int(time.time())
+        if second != self._stamp_second:
+            self._stamp_second = second
+            date = time.strftime("%b %d %H:%M:%S", time.localtime(second))
+            self._stamp = f"{date} {self._host} "
+        return self._stamp
+
+    def replace_stream(self, stream: TextIO, path: str, host: str) -> None:
+        """Write to ``stream`` from now on (what is buffered goes to the old
+        one, which is closed unless it is stdout or stderr)."""
+        self.flush()
+        with self._write_lock:
+            old, self.stream = self.stream, stream
+            self.stream_path, self._host = path, host
+            self._stamp_second = -1
+            self._flushes_itself = flushes_itself(stream)
+        if old not in (sys.stdout, sys.stderr, stream):
+            with contextlib.suppress(OSError, ValueError):
+                old.close()
+
     def _add(self, line: str) -> None:
+        if self._host is not None:
+            line = self.stamp() + line
         # The loop last seen running in this thread of this process, while it
         # still runs, is the running loop here (asyncio.get_running_loop()
         # costs a getpid() system call per line).

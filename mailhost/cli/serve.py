@@ -1,8 +1,9 @@
 """``mailhost serve``: run the SMTP listeners of master.cf in the foreground.
 
-Logs go to stderr as ``mailhost/smtpd[PID]: ...`` maillog lines and, with
-``--syslog``, to the local syslog socket under ``syslog_facility`` (so the
-lines land in /var/log/mail.log where pflogsumm reads them).  SIGTERM stops
+Logs go to ``maillog_file`` when it is set (:mod:`mailhost.maillog`), else
+to stderr, as ``mailhost/smtpd[PID]: ...`` maillog lines and, with
+``--syslog``, also to the local syslog socket under ``syslog_facility`` (so
+the lines land in /var/log/mail.log where pflogsumm reads them).  SIGTERM stops
 cleanly, SIGHUP reloads main.cf, master.cf and the tables without dropping
 connections.  Exit status: 0 after a clean stop, 1 for a configuration error
 (``mailhost: fatal: ...``, never a traceback).
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +24,7 @@ from mailhost import eventloop, prefork
 from mailhost.cli.common import config_dir_option, fatal
 from mailhost.errors import MailhostError
 from mailhost.log import DaemonFormatter, MaillogHandler, flush_logs, logger
+from mailhost.maillog import describe, host_label, maillog_path, open_maillog
 from mailhost.prefork import Role
 from mailhost.smtpd.server import MailServer
 
@@ -31,13 +34,35 @@ if TYPE_CHECKING:
 _FACILITIES = logging.handlers.SysLogHandler.facility_names
 
 
-def setup_daemon_logging(*, stderr: bool = True, syslog: str | None = None) -> None:
-    """Route mailhost's records to stderr and/or syslog as maillog lines."""
+@dataclass(frozen=True)
+class MaillogFile:
+    """An opened ``maillog_file`` (:mod:`mailhost.maillog`) and its lines' host."""
+
+    path: str
+    host: str
+
+
+def setup_daemon_logging(
+    *,
+    stderr: bool = True,
+    syslog: str | None = None,
+    maillog: MaillogFile | None = None,
+    by_name: bool = False,
+) -> None:
+    """Route mailhost's records to ``maillog`` (maillog_file; with
+    ``by_name`` opened for each write, for the prefork parent) or else
+    stderr, and/or syslog, as maillog lines.  OSError when ``maillog``
+    cannot be opened."""
     root = logger()
+    handler: MaillogHandler | None = None
+    if maillog is not None:
+        stream = open_maillog(maillog.path, by_name=by_name)
+        handler = MaillogHandler(stream, maillog.path, maillog.host)
+    elif stderr:
+        handler = MaillogHandler(sys.stderr)
     for old in list(root.handlers):
         root.removeHandler(old)
-    if stderr:
-        handler = MaillogHandler(sys.stderr)
+    if handler is not None:
         handler.setFormatter(DaemonFormatter("smtpd"))
         root.addHandler(handler)
         handler.direct()
@@ -63,10 +88,16 @@ def setup_daemon_logging(*, stderr: bool = True, syslog: str | None = None) -> N
     logging.logMultiprocessing = False
 
 
-def run_server(master: Master, *, syslog: str | None = None) -> int:
+def run_server(
+    master: Master, *, syslog: str | None = None, maillog: MaillogFile | None = None
+) -> int:
     """Run until SIGTERM; the exit status.  The master's pipeline stops
     after the listeners closed (the queue manager finishing its deliveries)."""
-    setup_daemon_logging(syslog=syslog)
+    try:
+        setup_daemon_logging(syslog=syslog, maillog=maillog)
+    except OSError as exc:
+        assert maillog is not None
+        fatal("mailhost", describe(maillog.path, exc), 1)
     server = MailServer(
         master.config_dir, master, master_cf=master.master_cf_path, role=master.role
     )
@@ -134,9 +165,14 @@ def serve(config_dir: Path | None, master_cf: Path | None, use_syslog: bool) -> 
     from mailhost.master import Master, recover_once  # noqa: PLC0415 - loads the whole pipeline
 
     facility = None
+    maillog = None
     try:
+        cfg = load_config(config_dir)
         if use_syslog:
-            facility = load_config(config_dir).get("syslog_facility")
+            facility = cfg.get("syslog_facility")
+        path = maillog_path(cfg)
+        if path:
+            maillog = MaillogFile(path, host_label(cfg))
     except MailhostError as exc:
         fatal("mailhost", str(exc), exc.exit_status)
     try:
@@ -149,11 +185,16 @@ def serve(config_dir: Path | None, master_cf: Path | None, use_syslog: bool) -> 
         fatal("mailhost", str(exc), exc.exit_status)
 
     def run_one(role: Role) -> int:
-        return run_server(Master(config_dir, master_cf, role=role), syslog=facility)
+        master = Master(config_dir, master_cf, role=role)
+        return run_server(master, syslog=facility, maillog=maillog)
 
     if workers <= 1:
         sys.exit(run_one(Role()))
-    setup_daemon_logging(syslog=facility)
+    try:
+        setup_daemon_logging(syslog=facility, maillog=maillog, by_name=True)
+    except OSError as exc:
+        assert maillog is not None
+        fatal("mailhost", describe(maillog.path, exc), 1)
     try:
         recover_once(config_dir, master_cf)
     except (MailhostError, OSError) as exc:

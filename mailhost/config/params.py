@@ -146,6 +146,7 @@ PARAMETERS: tuple[Param, ...] = (
     Param("mailbox_size_limit", "51200000", INT),
     Param("mailbox_transport", "", STR),
     Param("maillog_file", "", STR),
+    Param("maillog_file_prefixes", "/var, /dev/stdout", STR),
     Param("mailq_path", "/usr/bin/mailq", STR),
     Param("manpage_directory", "/usr/share/man", STR),
     Param("maps_rbl_reject_code", "554", INT),

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from mailhost import fdlimit
+from mailhost import fdlimit, maillog
 from mailhost.anvil.client import Anvil
 from mailhost.cleanup.service import Cleanup
 from mailhost.config import Config, load_config
@@ -481,6 +481,7 @@ class MailServer:
         except ConfigError as exc:
             master_log.error("reload failed, keeping the running configuration: %s", exc)
             return
+        maillog.reopen(base)  # after logrotate: a new file by the same name
         old, self.generation = self.generation, generation
         for key, acceptors in self.servers.items():
             if key in generation.limits:  # the service may have a new name or limit

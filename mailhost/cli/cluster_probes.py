@@ -217,11 +217,16 @@ async def lmtp_stores(cfg: Config, registry: TableRegistry) -> list[StoreStatus]
     except ValueError:
         default_port = 24
     helo = cfg.get("lmtp_lhlo_name") or cfg.get("myhostname")
-    destinations = lmtp_destinations(cfg, registry)
-    targets = []
-    for _source, value in destinations:
+    # One entry per store: lmtp:inet:host:port, lmtp:host:port and
+    # lmtp:[host]:port are one address, probed and listed once.
+    destinations: list[tuple[str, str]] = []
+    targets: list[tuple[str, int | None]] = []
+    for source, value in lmtp_destinations(cfg, registry):
         nexthop = _lmtp_nexthop(value) or ""
-        targets.append(lmtp_address(nexthop, queue_directory, default_port))
+        target = lmtp_address(nexthop, queue_directory, default_port)
+        if target not in targets:
+            destinations.append((source, value))
+            targets.append(target)
     results = await asyncio.gather(*(probe_lmtp(h, p, helo) for h, p in targets))
     return [
         StoreStatus(source, value, host if port is None else f"{host}:{port}", state, detail)

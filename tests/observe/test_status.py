@@ -87,3 +87,23 @@ def test_table_specs_once_each(tmp_path: Path) -> None:
         ("mydestination", "inline:{x=y}"),
         ("mydestination", "static:z"),
     ]
+
+
+def test_one_lmtp_store_under_three_spellings_is_listed_once(tmp_path: Path) -> None:
+    # lmtp:inet:HOST:PORT, lmtp:HOST:PORT and lmtp:[HOST]:PORT name one
+    # address: probed and listed once (nobody listens there: it is down).
+    port = free_port()
+    (tmp_path / "main.cf").write_text(
+        f"queue_directory = {tmp_path}/queue\n"
+        "alias_maps =\nlocal_recipient_maps =\n"
+        "virtual_mailbox_domains = example.com\n"
+        f"virtual_transport = lmtp:inet:127.0.0.1:{port}\n"
+        f"transport_maps = inline:{{other.example=lmtp:[127.0.0.1]:{port}}}\n"
+    )
+    (tmp_path / "master.cf").write_text(
+        f"relay unix - - n - - smtp\n  -o relay_transport=lmtp:127.0.0.1:{port}\n"
+    )
+    report = json.loads(mailhost(tmp_path, "status", "--json").stdout)
+    assert [(s["destination"], s["address"], s["state"]) for s in report["stores"]] == [
+        (f"lmtp:inet:127.0.0.1:{port}", f"127.0.0.1:{port}", "down")
+    ]

@@ -29,7 +29,7 @@ import click
 from mailhost.cli.common import command_errors, config_dir_option, fatal
 from mailhost.cli.queuedir import QueuedFile, maillog_only, open_queue, read_queues
 from mailhost.config import Config
-from mailhost.errors import EX_UNAVAILABLE
+from mailhost.errors import EX_TEMPFAIL, EX_UNAVAILABLE
 from mailhost.qmgr.trigger import (
     FLUSH,
     FLUSH_ID,
@@ -109,7 +109,7 @@ def flush(config: Config, store: QueueStore, request: Request) -> None:
 @command_errors("mailq")
 def mailq(config_dir: Path | None, verbose: int) -> None:
     """List the mail queue (postqueue -p)."""
-    config, store = open_queue(config_dir, missing_status=EX_UNAVAILABLE)
+    config, store = open_queue(config_dir, error_status=EX_UNAVAILABLE, maillog_status=EX_TEMPFAIL)
     print_queue(config, store, as_json=False)
 
 
@@ -135,7 +135,7 @@ def postqueue(
     modes = sum([listing_, as_json, flush_all, queue_id is not None, site is not None])
     if modes != 1:
         fatal("postqueue", USAGE, EX_UNAVAILABLE)
-    config, store = open_queue(config_dir, missing_status=EX_UNAVAILABLE)
+    config, store = open_queue(config_dir, error_status=EX_UNAVAILABLE)
     if listing_ or as_json:
         print_queue(config, store, as_json=as_json)
     elif flush_all:

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailhost.config import Config, load_config
-from mailhost.errors import MailhostError
+from mailhost.errors import ConfigError, MailhostError
 from mailhost.log import logger, postfix_text
+from mailhost.maillog import STDOUT, maillog_path
 from mailhost.queue.layout import QueueEntry
 from mailhost.queue.qfile import CorruptQueueFile, QueueFile
 from mailhost.queue.store import QueueStore
@@ -41,16 +42,26 @@ class NoQueueDirectory(MailhostError):
     """queue_directory does not exist (Postfix commands: ``fatal: chdir DIR: ...``)."""
 
 
-def open_queue(config_dir: Path | None, *, missing_status: int = 1) -> tuple[Config, QueueStore]:
+def open_queue(
+    config_dir: Path | None, *, error_status: int = 1, maillog_status: int | None = None
+) -> tuple[Config, QueueStore]:
     """The configuration and its queue (:meth:`QueueStore.from_config`,
-    without importing the server).  A missing queue_directory is an error
-    with ``missing_status`` (postqueue: 69)."""
+    without importing the server).  A ``maillog_file`` outside
+    ``maillog_file_prefixes`` (checked first, as Postfix's commands check it
+    before they go to the queue) is an error with ``maillog_status``
+    (default ``error_status``; mailq, which is Postfix's sendmail: 75), a
+    missing queue_directory one with ``error_status`` (postqueue: 69)."""
     config = load_config(config_dir)
+    try:
+        maillog_path(config)
+    except ConfigError as error:
+        error.exit_status = error_status if maillog_status is None else maillog_status
+        raise
     store = QueueStore.from_config(config)
     if not store.root.is_dir():
-        error = NoQueueDirectory(f"chdir {store.root}: No such file or directory")
-        error.exit_status = missing_status
-        raise error
+        missing = NoQueueDirectory(f"chdir {store.root}: No such file or directory")
+        missing.exit_status = error_status
+        raise missing
     return config, store
 
 
@@ -108,7 +119,12 @@ def add_maillog(config: Config, program: str) -> list[logging.Handler]:
     to ``maillog_file`` when set, else to syslog when ``/dev/log`` exists.
     Returns the handlers added (to the ``mailhost`` logger)."""
     handler: logging.Handler
-    path = config.get("maillog_file")
+    path = maillog_path(config)
+    if path == STDOUT:
+        # The server's standard output, which a command cannot reach (Postfix
+        # sends its lines there through postlogd): the command's own stderr
+        # lines are all there is.
+        return []
     if path:
         host = config.get("myhostname").split(".")[0]
         handler = logging.FileHandler(path, encoding="utf-8", errors="surrogateescape")

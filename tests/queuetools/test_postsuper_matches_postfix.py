@@ -19,7 +19,7 @@ def configure(tmp_path: Path) -> tuple[Path, Path]:
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc" / "main.cf").write_text(
         f"queue_directory = {tmp_path}/queue\nmaillog_file = {tmp_path}/maillog\n"
-        "myhostname = mx.example.net\n"
+        f"maillog_file_prefixes = {tmp_path}\nmyhostname = mx.example.net\n"
     )
     return tmp_path / "etc", tmp_path / "maillog"
 
@@ -78,3 +78,27 @@ def test_postsuper_moves(tmp_path: Path, mailhost_cli: Any) -> None:
     result = mailhost_cli("postsuper", "-c", str(config_dir))
     assert result.exit_code == 1
     assert result.stderr.startswith("postsuper: fatal: usage: postsuper [-c")
+
+
+def test_maillog_file_outside_prefixes_is_fatal_before_the_queue(
+    tmp_path: Path, mailhost_cli: Any
+) -> None:
+    # Postfix 3.7.11: "postsuper: fatal: maillog_file value '/tmp/x.log' does
+    # not match any prefix in maillog_file_prefixes", exit 1; postqueue -p
+    # the same with exit 69; mailq (sendmail -bp) with exit 75: before any of
+    # them looks at the queue (there is none here).
+    (tmp_path / "main.cf").write_text(
+        f"queue_directory = {tmp_path}/none\nmaillog_file = {tmp_path}/x.log\n"
+    )
+    text = (
+        f"maillog_file value '{tmp_path}/x.log' does not match any prefix"
+        " in maillog_file_prefixes\n"
+    )
+    for program, argv, status in [
+        ("postsuper", ["-d", "ALL"], 1),
+        ("postqueue", ["-p"], 69),
+        ("mailq", [], 75),
+    ]:
+        result = mailhost_cli(program, "-c", str(tmp_path), *argv)
+        assert (result.exit_code, result.stderr) == (status, f"{program}: fatal: {text}")
+    assert not (tmp_path / "x.log").exists()

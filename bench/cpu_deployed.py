@@ -45,9 +45,9 @@ from bench.harness import (
     Database,
     MailhostServer,
     count_files,
-    process_tree,
     free_port,
     mailhost_bin,
+    process_tree,
     wait_banner,
 )
 
@@ -183,7 +183,9 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=1)
     parser.add_argument("--py-spy", default="")
     parser.add_argument("--strace", default="")
-    parser.add_argument("--perf", default="", help="perf stat of the first run's server processes to FILE")
+    parser.add_argument(
+        "--perf", default="", help="perf stat of the first run's server processes to FILE"
+    )
     parser.add_argument(
         "--callgrind", action="store_true", help="user-space instructions per message (valgrind)"
     )

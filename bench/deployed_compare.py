@@ -101,7 +101,9 @@ def table(results: list[Result]) -> str:
                 cells.append(cell(values, fmt) if values else "-")
             a, b = medians["postfix"], medians["mailhost"]
             ratio = f"{b / a:.2f}" if a and b else "-"
-            row = f"| {label} | {title} | {cells[0]} | {cells[1]} | {ratio} | {paired(runs, value)} |"
+            row = (
+                f"| {label} | {title} | {cells[0]} | {cells[1]} | {ratio} | {paired(runs, value)} |"
+            )
             if extra:
                 values = [value(r) for r in runs.get(EXTRA[0], [])]
                 row += f" {cell(values, fmt) if values else '-'} |"

@@ -156,7 +156,8 @@ class Database:
 
     def write_query_file(self, name: str, text: str) -> None:
         lines = []
-        for line in text.splitlines():
+        for original in text.splitlines():
+            line = original
             key = line.split("=", 1)[0].strip()
             if self.kind == "sqlite" and key == "dbpath":
                 line = f"dbpath = {self.work}/data/mailhost.sqlite"
@@ -402,7 +403,8 @@ virtual_gid_maps = static:{self.gid}
 {self.db.lookup_params()}{self.extra}"""
         (self.etc / "main.cf").write_text(main)
         master = []
-        for line in Path("/etc/postfix/master.cf.proto").read_text().splitlines():
+        for original in Path("/etc/postfix/master.cf.proto").read_text().splitlines():
+            line = original
             if line.startswith("smtp      inet"):
                 line = f"127.0.0.1:{self.port} inet n - n - - smtpd"
             else:
@@ -416,7 +418,7 @@ virtual_gid_maps = static:{self.gid}
         self.queue.mkdir(exist_ok=True)
         os.chmod(self.queue, 0o755)
         check = subprocess.run(
-            ["postfix", "-c", str(self.etc), "check"], capture_output=True, text=True
+            ["postfix", "-c", str(self.etc), "check"], check=False, capture_output=True, text=True
         )
         if check.returncode != 0:
             raise RuntimeError(f"postfix check: {check.stderr.strip()}")
@@ -425,13 +427,11 @@ virtual_gid_maps = static:{self.gid}
         return int((self.queue / "pid" / "master.pid").read_text().split()[0])
 
     def start(self) -> None:
-        subprocess.run(
-            ["postfix", "-c", str(self.etc), "start"], check=True, capture_output=True
-        )
+        subprocess.run(["postfix", "-c", str(self.etc), "start"], check=True, capture_output=True)
         wait_banner(self.port)
 
     def stop(self) -> None:
-        subprocess.run(["postfix", "-c", str(self.etc), "stop"], capture_output=True)
+        subprocess.run(["postfix", "-c", str(self.etc), "stop"], check=False, capture_output=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -447,7 +447,9 @@ class MailhostServer(Server):
 
     name = "mailhost"
 
-    def __init__(self, work: Path, db: Database, extra: str = "", env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, work: Path, db: Database, extra: str = "", env: dict[str, str] | None = None
+    ) -> None:
         super().__init__(work, db)
         self.etc = work / "etc"
         self.extra = extra
@@ -495,9 +497,10 @@ virtual_gid_maps = static:{self.gid}
         log.close()
         try:
             wait_banner(self.port)
-        except RuntimeError:
+        except RuntimeError as exc:
             self.stop()
-            raise RuntimeError(f"mailhost did not start:\n{self.maillog.read_text()[-2000:]}")
+            text = self.maillog.read_text()[-2000:]
+            raise RuntimeError(f"mailhost did not start:\n{text}") from exc
 
     def stop(self) -> None:
         if self.proc is None:

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import contextlib
 import datetime as dt
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -87,7 +87,9 @@ async def drive(port: int, sessions: int, batch: int, probes: int, root: int) ->
     base_rss = memory_kb(root)[0]
     t0 = time.perf_counter()
     for start in range(0, sessions, batch):
-        await asyncio.gather(*(idle_session(port, opened) for _ in range(min(batch, sessions - start))))
+        await asyncio.gather(
+            *(idle_session(port, opened) for _ in range(min(batch, sessions - start)))
+        )
     t_open = time.perf_counter() - t0
     await asyncio.sleep(1.0)
     rss = memory_kb(root)[0]
@@ -142,13 +144,17 @@ def main() -> int:
     # thousand raises it, as for Postfix's smtpd processes.
     master = server.etc / "master.cf"
     limit = args.sessions + args.probes + 100
-    master.write_text(master.read_text().replace(" inet n - n - - smtpd", f" inet n - n - {limit} smtpd"))
+    master.write_text(
+        master.read_text().replace(" inet n - n - - smtpd", f" inet n - n - {limit} smtpd")
+    )
     server.reset_mail()
     started = dt.datetime.now(dt.UTC)
     info = machine()
     server.start()
     try:
-        r = asyncio.run(drive(server.port, args.sessions, args.batch, args.probes, server.root_pid()))
+        r = asyncio.run(
+            drive(server.port, args.sessions, args.batch, args.probes, server.root_pid())
+        )
     finally:
         server.stop()
         if not args.keep:

@@ -42,7 +42,9 @@ def prepare(directory: Path, dbname: str) -> dict[str, str]:
     s.executemany("INSERT INTO alias VALUES (?, ?)", rows)
     s.commit()
     s.close()
-    with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True) as c:
+    with psycopg.connect(
+        host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True
+    ) as c:
         c.execute(f'CREATE DATABASE "{dbname}"')
     with psycopg.connect(host="127.0.0.1", user="postgres", dbname=dbname, autocommit=True) as c:
         c.execute(create)
@@ -74,7 +76,9 @@ def prepare(directory: Path, dbname: str) -> dict[str, str]:
 
 
 def drop(dbname: str) -> None:
-    with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True) as c:
+    with psycopg.connect(
+        host="127.0.0.1", user="postgres", dbname="postgres", autocommit=True
+    ) as c:
         c.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
     m = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
     with m.cursor() as cur:

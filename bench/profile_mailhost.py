@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import (  # noqa: E402
+from bench.harness import (
     DOMAIN,
     LOCALPART,
     Database,
@@ -99,7 +99,7 @@ def main() -> int:
     server.reset_mail()
     server.start()
     raw = args.raw or work / "profile.txt"
-    GIL = ["--gil"] if args.gil else []  # noqa: N806
+    GIL = ["--gil"] if args.gil else []
     spy = subprocess.Popen(
         [str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw", "--rate",
          str(args.rate), "--pid", str(server.root_pid()), "--threads", *GIL, "--output", str(raw)],

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import datetime as dt
 import itertools
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,7 +51,8 @@ def slow_query_files(db: Database, delay: float) -> None:
     source = REPO / "examples" / "pgsql"
     for name in QUERY_FILES:
         lines = []
-        for line in (source / name).read_text().splitlines():
+        for original in (source / name).read_text().splitlines():
+            line = original
             if line.split("=", 1)[0].strip() == "query":
                 # pg_sleep() in a CTE joined to the query: one sleep per lookup.
                 query = line.split("=", 1)[1].strip()
@@ -76,7 +77,9 @@ def throughput(server: MailhostServer, messages: int, concurrency: int) -> float
         server.stop()
 
 
-async def misser(port: int, numbers: itertools.count[int], stop: asyncio.Event, done: list[float]) -> None:
+async def misser(
+    port: int, numbers: itertools.count[int], stop: asyncio.Event, done: list[float]
+) -> None:
     while not stop.is_set():
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         await read_reply(reader)
@@ -183,7 +186,10 @@ def main() -> int:
         ("txn_p50_ms", "probe message to 250, p50 ms"),
         ("txn_max_ms", "probe message to 250, max ms"),
     ):
-        for which, label in ((1, "no other load"), (2, f"{args.missers} sessions missing the cache")):
+        for which, label in (
+            (1, "no other load"),
+            (2, f"{args.missers} sessions missing the cache"),
+        ):
             a, b = fast[which][key], slow[which][key]
             print(f"| {title}, {label} | {a:.1f} | {b:.1f} | {b / a:.2f} |")
     print(f"| cache misses answered per second ({args.missers} sessions) | "

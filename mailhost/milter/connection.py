@@ -268,7 +268,7 @@ class MilterConnection:
         assert stream is not None
         await self.flush()
         if stream.packets and stream.exception is None:
-            return stream.packets.popleft()  # already here: no wait, no timer
+            return stream.take()  # already here: no wait, no timer
         loop = asyncio.get_running_loop()
         self.deadline = deadline = loop.time() + limit
         timer = self.timer

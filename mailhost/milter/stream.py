@@ -16,6 +16,12 @@ the packets in order; then a bad length (MilterProtocolError, once its four
 bytes are in); then, at end of file, IncompleteReadError with the bytes of
 the unfinished length (expected 4) or of the unfinished packet (expected its
 length).  ``drain`` is StreamWriter.drain's.
+
+Reading stops while more than :data:`READ_LIMIT` bytes of whole packets
+wait to be taken (the transport's ``pause_reading``) and goes on once half
+of them are taken: a filter that sends more than the client reads (packets
+nobody asked for, between events) waits on its socket instead of filling
+this process's memory.
 """
 
 from __future__ import annotations
@@ -28,6 +34,10 @@ from mailhost.milter import wire
 from mailhost.writeflow import WriteFlow
 
 Packet = tuple[bytes, bytes]
+
+#: Bytes of whole packets held before reading stops (a body replacement
+#: comes in packets of at most 64 KiB, as libmilter sends them).
+READ_LIMIT = 1 << 20
 
 
 class MilterStream(asyncio.Protocol):
@@ -46,6 +56,9 @@ class MilterStream(asyncio.Protocol):
         self.exception: BaseException | None = None
         self.eof = False
         self.lost = False
+        #: Bytes of the packets queued, and whether reading is paused for them.
+        self.queued = 0
+        self.read_paused = False
         self.write_flow = WriteFlow()
         self.waiter: asyncio.Future[None] | None = None
 
@@ -68,6 +81,7 @@ class MilterStream(asyncio.Protocol):
         start = 0
         need = 4
         packets = self.packets
+        queued = self.queued
         while size - start >= 4:
             length = int.from_bytes(data[start : start + 4], "big")
             try:
@@ -80,7 +94,12 @@ class MilterStream(asyncio.Protocol):
                 need = 4 + length
                 break
             packets.append((data[start + 4 : start + 5], data[start + 5 : stop]))
+            queued += stop - start
             start = stop
+        self.queued = queued
+        if queued > READ_LIMIT and not self.read_paused and self.transport is not None:
+            self.read_paused = True
+            self.transport.pause_reading()
         if start < size:
             self.rest = bytearray(data[start:])
         elif rest:
@@ -120,13 +139,25 @@ class MilterStream(asyncio.Protocol):
         self.exception = exc
         self.wake()
 
+    def take(self) -> Packet:
+        """The first queued packet (there is one); reading goes on once no
+        more than half of :data:`READ_LIMIT` waits."""
+        packet = self.packets.popleft()
+        self.queued -= 5 + len(packet[1])
+        if self.read_paused and self.queued <= READ_LIMIT // 2:
+            self.read_paused = False
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                transport.resume_reading()
+        return packet
+
     async def read(self) -> Packet:
         """The next packet (command byte, data)."""
         while True:
             if self.exception is not None:
                 raise self.exception
             if self.packets:
-                return self.packets.popleft()
+                return self.take()
             if self.garbage is not None:
                 raise self.garbage
             if self.eof:

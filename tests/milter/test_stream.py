@@ -77,3 +77,45 @@ def test_connection_error_comes_first() -> None:
     found, end = read_all(stream)
     assert found == []
     assert isinstance(end, ConnectionResetError)
+
+
+def test_a_filter_sending_more_than_is_read_waits_on_its_socket() -> None:
+    # A real socket pair: the "filter" end writes 8 MiB of packets nobody
+    # asked for.  The client stops reading past READ_LIMIT (so the filter's
+    # writes block on a full socket) and reads on as packets are taken;
+    # every packet arrives, in order.
+    import socket
+    import threading
+
+    from mailhost.milter.stream import READ_LIMIT
+
+    count, size = 128, 65536
+    packets = [(b"b", bytes([n % 256]) * size) for n in range(count)]
+
+    async def run() -> tuple[int, int, list[tuple[bytes, bytes]]]:
+        ours, theirs = socket.socketpair()
+        sent = [0]
+
+        def filter_writes() -> None:
+            with theirs:
+                for command, data in packets:
+                    theirs.sendall(wire.packet(command, data))
+                    sent[0] += 1
+
+        writer = threading.Thread(target=filter_writes)
+        loop = asyncio.get_running_loop()
+        transport, stream = await loop.connect_accepted_socket(MilterStream, ours)
+        writer.start()
+        try:
+            await asyncio.sleep(0.5)  # the filter writes what it can
+            held, written = stream.queued, sent[0]
+            got = [await stream.read() for _ in range(count)]
+        finally:
+            writer.join(10)
+            transport.close()
+        return held, written, got
+
+    held, written, got = asyncio.run(run())
+    assert got == packets
+    assert READ_LIMIT < held <= READ_LIMIT + 512 * 1024  # what one read() adds at most
+    assert written < count  # the filter was made to wait

@@ -29,15 +29,22 @@ def test_pflogsumm_counts_received_and_rejected(server: ServerProcess, tmp_path:
     text = server.wait_log("disconnect from")
     syslog = tmp_path / "mail.log"
     syslog.write_text("".join(f"Nov 28 17:00:00 mx {line}\n" for line in text.splitlines()))
+    totals, report = pflogsumm(syslog)
+    assert totals["received"] == 2
+    assert totals["rejected"] == 1
+    assert totals["senders"] == 1
+    assert "550 5.1.1" in report or "User unknown" in report
+
+
+def pflogsumm(maillog: Path) -> tuple[dict[str, int], str]:
+    """pflogsumm's totals (``received``, ``delivered``, ...) of a maillog of
+    mailhost's lines, and its whole report."""
     run = subprocess.run(
-        ["pflogsumm", "--syslog-name=mailhost", str(syslog)],
+        ["pflogsumm", "--syslog-name=mailhost", str(maillog)],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     totals = {
         m.group(2): int(m.group(1))
         for m in re.finditer(r"^\s+(\d+)\s+(\w[\w ]*?)(?: \(|$)", run.stdout, re.M)
     }
-    assert totals["received"] == 2
-    assert totals["rejected"] == 1
-    assert totals["senders"] == 1
-    assert "550 5.1.1" in run.stdout or "User unknown" in run.stdout
+    return totals, run.stdout

@@ -22,6 +22,7 @@ from mailhost.config import load_config
 from mailhost.errors import ConfigError
 from mailhost.log import DaemonFormatter, MaillogHandler
 from mailhost.maillog import maillog_path
+from tests.smtpd.test_pflogsumm import pflogsumm
 from tests.support.server import ROOT, serve_cli
 
 #: ``Dec 07 16:37:10 mx postfix/postlog[1759]: text``: a line of Postfix
@@ -99,14 +100,7 @@ def test_pflogsumm_reads_the_maillog_file_as_written(tmp_path: Path) -> None:
         server.wait_log("status=sent", count=2)
     finally:
         assert server.stop() == 0
-    run = subprocess.run(
-        ["pflogsumm", "--syslog-name=mailhost", str(tmp_path / "maillog")],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
-    totals = {
-        m.group(2): int(m.group(1))
-        for m in re.finditer(r"^\s+(\d+)\s+(\w[\w ]*?)(?: \(|$)", run.stdout, re.M)
-    }
+    totals, _ = pflogsumm(tmp_path / "maillog")
     assert totals["received"] == 2
     assert totals["delivered"] == 2
 

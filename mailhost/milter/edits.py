@@ -86,6 +86,11 @@ class Content:
     has_separator: bool = True
     #: A filter changed something.
     edited: bool = False
+    #: A filter replaced the body (SMFIR_REPLBODY).
+    body_replaced: bool = False
+    #: Lines of the message's own header section as parsed (before the
+    #: empty line, when there is one).
+    header_lines: int = 0
     #: milter_header_checks for this message (None: not set).
     header_checks: EditCheck | None = None
 
@@ -110,23 +115,41 @@ class Content:
             index += 1
         separator = index < len(lines) and lines[index] == b""
         body = lines[index + 1 :] if separator else lines[index:]
-        return cls(sender, recipients, headers, list(body), separator)
+        return cls(sender, recipients, headers, list(body), separator, header_lines=index)
 
     def visible_headers(self) -> list[tuple[str, str]]:
         """(name, value) of the headers the filters see."""
         return [(h.name, h.value()) for h in self.headers if not h.own]
 
-    def received_and_lines(self) -> tuple[list[bytes], list[bytes]]:
+    def received_and_header(self) -> tuple[list[bytes], list[bytes]]:
         """(smtpd's part: every header up to and including its Received:,
-        the message lines after it)."""
+        the header lines after it)."""
         own_at = next((i for i, h in enumerate(self.headers) if h.own), -1)
         top = [line for h in self.headers[: own_at + 1] for line in h.lines]
         rest = [line for h in self.headers[own_at + 1 :] for line in h.lines]
+        return top, rest
+
+    def received_and_lines(self) -> tuple[list[bytes], list[bytes]]:
+        """(smtpd's part: every header up to and including its Received:,
+        the message lines after it)."""
+        top, rest = self.received_and_header()
         # Unedited content goes back as it came; an edited message with a
         # body keeps its header section apart from it.
         if self.has_separator or (self.body and self.edited):
             rest.append(b"")
         return top, rest + self.body
+
+    def keeps_body(self, spooled_header_lines: int) -> bool:
+        """True when the edits left the body as it was spooled: not
+        replaced, and the message's header section is exactly the
+        ``spooled_header_lines`` lines kept in memory, so the spool (which
+        then starts with the empty line) is the body that follows the new
+        header section unchanged."""
+        return (
+            not self.body_replaced
+            and self.has_separator
+            and self.header_lines == spooled_header_lines
+        )
 
     # -- the modifications --------------------------------------------------------
 
@@ -146,6 +169,7 @@ class Content:
                 lines.pop()
             self.body = [line[:-1] if line.endswith(b"\r") else line for line in lines]
             self.has_separator = True
+            self.body_replaced = True
         elif isinstance(edit, AddRecipient):
             self.recipients.append(strip_brackets(edit.address))
         elif isinstance(edit, DeleteRecipient):

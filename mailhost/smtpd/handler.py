@@ -443,6 +443,8 @@ class SmtpdHandler:
         sender, recipients = txn.sender, list(txn.recipients)
         if session.milters is not None:
             # The milter exchange works on the message in memory; its edits
+            # replace the header section kept in memory and, only when the
+            # body changed or the header section is not the one in memory,
             # are spooled again as DATA was.
             content = Content.parse(sender, recipients, received, data.lines)
             text = await session.milters.message(session, txn, content, actions)
@@ -451,8 +453,11 @@ class SmtpdHandler:
                 return as_reply(text)
             if content.edited:
                 sender, recipients = content.sender, content.recipients
-                received, lines = content.received_and_lines()
-                await data.refill(lines, self.cleanup.new_body())
+                if content.keeps_body(len(data.header)):
+                    received, data.header = content.received_and_header()
+                else:
+                    received, lines = content.received_and_lines()
+                    await data.refill(lines, self.cleanup.new_body())
         message = Message(
             sender=sender,
             recipients=recipients,

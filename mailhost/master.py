@@ -137,6 +137,8 @@ class Master:
         self.pickup_registry: TableRegistry | None = None
         self.quota_status: list[status_service.QuotaStatusService] = []
         self.status_registries: list[TableRegistry] = []
+        #: quota-status's and lmtpd's registries by their lines' overrides.
+        self.service_registries: dict[tuple[tuple[str, str], ...], TableRegistry] = {}
         self.lmtpd: list[LmtpdService] = []
 
     def master_cf(self, cfg: Config) -> Path:
@@ -218,8 +220,7 @@ class Master:
         ]
         for entry in entries:
             line_cfg = cfg.with_overrides(entry.override_map())
-            registry = TableRegistry.from_config(line_cfg)
-            self.status_registries.append(registry)
+            registry = self.service_registry(line_cfg, entry.override_map())
             service = status_service.QuotaStatusService.from_config(line_cfg, registry)
             await service.listen(entry, line_cfg.get("queue_directory"))
             self.quota_status.append(service)
@@ -233,11 +234,23 @@ class Master:
             if entry.program != LMTPD:
                 continue
             line_cfg = cfg.with_overrides(entry.override_map())
-            registry = TableRegistry.from_config(line_cfg)
-            self.status_registries.append(registry)
+            registry = self.service_registry(line_cfg, entry.override_map())
             service = LmtpdService.from_config(line_cfg, registry)
             await service.listen(entry, line_cfg.get("queue_directory"))
             self.lmtpd.append(service)
+
+    def service_registry(self, line_cfg: Config, overrides: dict[str, str]) -> TableRegistry:
+        """The tables of a quota-status or lmtpd line: one registry (one
+        lookup cache) for every such line with the same ``-o`` overrides, so
+        a store's quota-status service and its lmtpd ask the database once
+        for a mailbox and its limit, not once each."""
+        key = tuple(sorted(overrides.items()))
+        registry = self.service_registries.get(key)
+        if registry is None:
+            registry = TableRegistry.from_config(line_cfg)
+            self.service_registries[key] = registry
+            self.status_registries.append(registry)
+        return registry
 
     async def recover(self, cfg: Config) -> None:
         """Queue recovery before the first connection (QueueStore.recover);
@@ -273,6 +286,7 @@ class Master:
         for registry in self.status_registries:
             await registry.close()
         self.status_registries.clear()
+        self.service_registries.clear()
         if self.pickup is not None:
             await self.pickup.stop()
             self.pickup = None

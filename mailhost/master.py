@@ -33,6 +33,7 @@ their own (:class:`StageOverrides`), never by patching.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ from mailhost.prefork import Role
 from mailhost.qmgr.delays import Delays, delivery_line
 from mailhost.qmgr.inline import plan_inline
 from mailhost.qmgr.service import QueueManagerService
+from mailhost.qmgr.trigger import listen_trigger
 from mailhost.queue.qfile import Recipient
 from mailhost.queue.spool import Content
 from mailhost.queue.status import Status
@@ -332,6 +334,17 @@ def bounced_line(
         queue_id, recipient.address, recipient.original, relay="none", delays=delays,
         dsn=dsn, status=Status.BOUNCED, reason=reason, resolution_limit=resolution_limit,
     )  # fmt: skip
+
+
+def trigger_once(config_dir: Path | None, master_cf: Path | None) -> socket.socket | None:
+    """The ``public/qmgr`` socket, opened by the parent before it forks when
+    master.cf declares qmgr (worker 0 serves it): ``postqueue -f`` or an
+    ETRN while worker 0 is still starting waits instead of finding no
+    queue manager."""
+    cfg = load_config(config_dir)
+    if not declares(master_cf or cfg.config_dir / "master.cf", "qmgr"):
+        return None
+    return listen_trigger(QueueStore.from_config(cfg).root)
 
 
 def recover_once(config_dir: Path | None, master_cf: Path | None) -> None:

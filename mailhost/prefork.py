@@ -44,6 +44,11 @@ of a socket pair per worker, each worker the other end (``Role.anvil_fd``);
 it gets SIGHUP from the parent and ends by itself once every worker's
 socket has closed.
 
+When master.cf declares qmgr, the parent also opens the ``public/qmgr``
+trigger socket before it forks and only worker 0 keeps it
+(``Role.trigger``): a request made while worker 0 is still starting waits
+in its backlog.
+
 Workers sharing listeners also share one datagram socket pair per worker
 (:class:`WorkerChannels`, made after the anvil process is forked): a worker
 keeps its own receiving end and every sending end, for short notes to the
@@ -170,6 +175,9 @@ class Role:
     loads: WorkerLoads | None = None
     #: Notes between workers (with ``loads``; this worker's end kept).
     channels: WorkerChannels | None = None
+    #: Worker 0's: the ``public/qmgr`` socket the parent opened
+    #: (:func:`mailhost.qmgr.trigger.listen_trigger`).
+    trigger: socket.socket | None = None
 
     @property
     def is_first(self) -> bool:
@@ -226,13 +234,18 @@ def _worker_setup(index: int, count: int) -> None:
 AnvilMain = Callable[[Sequence[socket.socket]], int]
 
 
-def _fork_anvil(count: int, run_anvil: AnvilMain) -> tuple[int, list[socket.socket]]:
-    """Fork the anvil process; (its pid, the workers' ends of its sockets)."""
+def _fork_anvil(
+    count: int, run_anvil: AnvilMain, trigger: socket.socket | None = None
+) -> tuple[int, list[socket.socket]]:
+    """Fork the anvil process (which closes its copy of ``trigger``); (its
+    pid, the workers' ends of its sockets)."""
     pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(count)]
     pid = os.fork()
     if pid == 0:
         status = 1
         try:
+            if trigger is not None:
+                trigger.close()
             for worker_end, _ in pairs:
                 worker_end.close()
             _die_with_parent(os.getppid())
@@ -253,9 +266,11 @@ def _fork_worker(
     run_one: Callable[[Role], int],
     anvil_ends: list[socket.socket],
     shared: tuple[SharedListeners, WorkerLoads | None, WorkerChannels | None] = ((), None, None),
+    trigger: socket.socket | None = None,
 ) -> int:
     """Fork worker ``index``, which keeps its own end of the anvil sockets
-    and gets the shared listeners; its pid."""
+    and gets the shared listeners (and, worker 0, the trigger socket); its
+    pid."""
     pid = os.fork()
     if pid == 0:
         _worker_setup(index, count)
@@ -265,8 +280,11 @@ def _fork_worker(
                 if other != index:
                     end.close()
             fd = anvil_ends[index].detach() if anvil_ends else -1
+            if trigger is not None and index != 0:
+                trigger.close()
+                trigger = None
             listeners, loads, channels = shared
-            role = Role(worker=True, index=index, count=count, anvil_fd=fd)
+            role = Role(worker=True, index=index, count=count, anvil_fd=fd, trigger=trigger)
             if listeners:
                 role = dataclasses.replace(role, listeners=listeners, loads=loads)
             if channels is not None:
@@ -286,21 +304,25 @@ def _fork_all(
     run_one: Callable[[Role], int],
     run_anvil: AnvilMain | None,
     listeners: SharedListeners,
+    trigger: socket.socket | None = None,
 ) -> tuple[set[int], set[int]]:
     """Fork the anvil process (with ``run_anvil``) and the workers; (the
-    workers' pids, the anvil's).  The parent keeps no end of anvil's sockets
-    and no shared listener."""
+    workers' pids, the anvil's).  The parent keeps no end of anvil's
+    sockets, no shared listener and not ``trigger`` (worker 0's)."""
     loads = WorkerLoads(count) if listeners else None
     children: set[int] = set()
     helpers: set[int] = set()
     anvil_ends: list[socket.socket] = []
     if run_anvil is not None:
-        anvil_pid, anvil_ends = _fork_anvil(count, run_anvil)
+        anvil_pid, anvil_ends = _fork_anvil(count, run_anvil, trigger)
         helpers.add(anvil_pid)
     # After the anvil process, which has no use for them.
     channels = WorkerChannels(count) if loads is not None else None
     for index in range(count):
-        children.add(_fork_worker(index, count, run_one, anvil_ends, (listeners, loads, channels)))
+        shared = (listeners, loads, channels)
+        children.add(_fork_worker(index, count, run_one, anvil_ends, shared, trigger))
+    if trigger is not None:
+        trigger.close()  # worker 0 serves it
     if channels is not None:
         channels.close()
     for end in anvil_ends:
@@ -316,11 +338,13 @@ def run_workers(
     run_one: Callable[[Role], int],
     run_anvil: AnvilMain | None = None,
     listeners: SharedListeners = (),
+    trigger: socket.socket | None = None,
 ) -> int:
     """Fork ``count`` workers, each running ``run_one(role)`` (its exit
     status), after the anvil process when ``run_anvil`` is given, each with
-    the shared ``listeners`` (closed in the parent once they are forked);
-    return the parent's exit status once every worker has ended."""
+    the shared ``listeners`` (closed in the parent once they are forked),
+    worker 0 with ``trigger``; return the parent's exit status once every
+    worker has ended."""
     children: set[int] = set()
     helpers: set[int] = set()
     #: Workers already told to stop: once is enough (a worker shutting down
@@ -350,7 +374,7 @@ def run_workers(
     # (and with it, through PR_SET_PDEATHSIG, the workers).
     for signum in SIGNALS:
         signal.signal(signum, forward)
-    forked, anvil = _fork_all(count, run_one, run_anvil, listeners)
+    forked, anvil = _fork_all(count, run_one, run_anvil, listeners, trigger)
     children |= forked
     helpers |= anvil
     if stopping:

@@ -162,7 +162,7 @@ def anvil_settings(config_dir: Path | None, fallback: tuple[int, float]) -> tupl
 def serve(config_dir: Path | None, master_cf: Path | None, use_syslog: bool) -> None:
     """Run the SMTP server in the foreground (listeners from master.cf)."""
     from mailhost.config import load_config  # noqa: PLC0415
-    from mailhost.master import Master, recover_once  # noqa: PLC0415 - loads the whole pipeline
+    from mailhost.master import Master, recover_once, trigger_once  # noqa: PLC0415 - loads the whole pipeline
 
     facility = None
     maillog = None
@@ -197,9 +197,10 @@ def serve(config_dir: Path | None, master_cf: Path | None, use_syslog: bool) -> 
         fatal("mailhost", describe(maillog.path, exc), 1)
     try:
         recover_once(config_dir, master_cf)
+        trigger = trigger_once(config_dir, master_cf)
     except (MailhostError, OSError) as exc:
         fatal("mailhost", str(exc), getattr(exc, "exit_status", 1))
     from mailhost.smtpd.server import shared_listeners  # noqa: PLC0415 - only with workers
 
     listeners = shared_listeners(config_dir, master_cf)
-    sys.exit(prefork.run_workers(workers, run_one, anvil_main(config_dir), listeners))
+    sys.exit(prefork.run_workers(workers, run_one, anvil_main(config_dir), listeners, trigger))

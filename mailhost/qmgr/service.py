@@ -137,7 +137,7 @@ class QueueManagerService:
         # postqueue -f / -i reach the manager through public/qmgr (one
         # socket per host: with several workers, worker 0's).
         if self.role.is_first:
-            self.trigger = TriggerServer(manager.store.root, self.flush)
+            self.trigger = TriggerServer(manager.store.root, self.flush, self.role.trigger)
             await self.trigger.start()
 
     async def flush(self, request: Request) -> int:

@@ -149,26 +149,51 @@ def _socket_address(path: Path) -> Iterator[str]:
 Handler = Callable[[Request], Awaitable[int]]
 
 
-class TriggerServer:
-    """The listening side, run by the queue manager service."""
+def listen_trigger(queue_directory: str | os.PathLike[str]) -> socket.socket:
+    """The listening ``public/qmgr`` socket (a stale one removed first).
+    With several workers the parent opens it before it forks and worker 0
+    serves it (:class:`TriggerServer` with ``sock``): a request made while
+    worker 0 is still starting waits in the backlog, as a write to Postfix's
+    qmgr FIFO, which master(8) holds open, waits for qmgr."""
+    path = trigger_path(queue_directory)
+    path.parent.mkdir(mode=PUBLIC_MODE, exist_ok=True)
+    # A socket left by a server that died: nobody listens on it any more.
+    with contextlib.suppress(FileNotFoundError):
+        if path.is_socket():
+            path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with _socket_address(path) as address:
+            sock.bind(address)
+        os.chmod(path, SOCKET_MODE)
+        sock.listen(socket.SOMAXCONN)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
-    def __init__(self, queue_directory: str | os.PathLike[str], handler: Handler) -> None:
+
+class TriggerServer:
+    """The listening side, run by the queue manager service; ``sock`` is
+    the socket :func:`listen_trigger` opened in the prefork parent (None:
+    opened here)."""
+
+    def __init__(
+        self,
+        queue_directory: str | os.PathLike[str],
+        handler: Handler,
+        sock: socket.socket | None = None,
+    ) -> None:
         self.path = trigger_path(queue_directory)
         self.handler = handler
+        self._sock = sock
         self._server: asyncio.AbstractServer | None = None
 
-    def _prepare(self) -> None:
-        self.path.parent.mkdir(mode=PUBLIC_MODE, exist_ok=True)
-        # A socket left by a server that died: nobody listens on it any more.
-        with contextlib.suppress(FileNotFoundError):
-            if self.path.is_socket():
-                self.path.unlink()
-
     async def start(self) -> None:
-        self._prepare()
-        with _socket_address(self.path) as address:
-            self._server = await asyncio.start_unix_server(self._serve, path=address)
-        os.chmod(self.path, SOCKET_MODE)
+        sock, self._sock = self._sock, None
+        if sock is None:
+            sock = listen_trigger(self.path.parent.parent)
+        self._server = await asyncio.start_unix_server(self._serve, sock=sock)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -202,3 +202,37 @@ def test_valid_site_requests_round_trip(text: str) -> None:
     if valid_site(text):
         request = Request(FLUSH_SITE, text)
         assert parse_request(request.encode()) == request
+
+
+async def test_a_request_made_before_the_queue_manager_serves_waits_for_it(
+    tmp_path: Path,
+) -> None:
+    # With several workers the parent opens public/qmgr before it forks and
+    # worker 0 serves it once its queue manager runs: a postqueue -f (or an
+    # ETRN) in between waits in the backlog and is answered, where it used
+    # to find no socket ("unable to look up public/qmgr").
+    import threading
+
+    from mailhost.qmgr.trigger import listen_trigger
+
+    sock = listen_trigger(tmp_path)
+    answers: list[str] = []
+    client = threading.Thread(
+        target=lambda: answers.append(send_request(tmp_path, Request(FLUSH), timeout=10))
+    )
+    client.start()
+    await asyncio.sleep(0.3)
+    assert client.is_alive()  # connected, waiting
+    assert answers == []
+
+    async def handler(request: Request) -> int:
+        return 3
+
+    server = TriggerServer(tmp_path, handler, sock)
+    await server.start()
+    try:
+        await asyncio.to_thread(client.join, 10)
+    finally:
+        await server.close()
+    assert answers == ["ok 3"]
+    assert not trigger_path(tmp_path).exists()  # a clean stop removes it

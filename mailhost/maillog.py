@@ -98,25 +98,27 @@ def describe(path: str, exc: OSError) -> str:
 
 
 def reopen(cfg: Config) -> None:
-    """SIGHUP: the daemon's maillog handler (if it writes to maillog_file)
-    writes to the configured file, opened again by name.  Errors are logged
-    and the stream in use is kept."""
+    """SIGHUP: the daemon's maillog handler writes to the configured
+    maillog_file, opened again by name (also when the reload sets it for the
+    first time).  Errors are logged and the stream in use is kept."""
     handler = _handler()
-    if handler is None or handler.stream_path is None:
+    if handler is None:
         return
+    where = handler.stream_path or "stderr"
     try:
         path = maillog_path(cfg)
     except ConfigError as exc:
-        logger().error("%s; logging on to %s", exc, handler.stream_path)
+        logger().error("%s; logging on to %s", exc, where)
         return
     if not path:
-        # Unset by the reload: the file in use stays; stderr may be gone.
-        logger().warning("maillog_file is no longer set; logging on to %s", handler.stream_path)
+        if handler.stream_path is not None:
+            # Unset by the reload: the file in use stays; stderr may be gone.
+            logger().warning("maillog_file is no longer set; logging on to %s", where)
         return
     try:
         stream = open_maillog(path)
     except OSError as exc:
-        logger().error("%s; logging on to %s", describe(path, exc), handler.stream_path)
+        logger().error("%s; logging on to %s", describe(path, exc), where)
         return
     handler.replace_stream(stream, path, host_label(cfg))
 

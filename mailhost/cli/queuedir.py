@@ -23,7 +23,7 @@ from pathlib import Path
 from mailhost.config import Config, load_config
 from mailhost.errors import ConfigError, MailhostError
 from mailhost.log import logger, postfix_text
-from mailhost.maillog import STDOUT, maillog_path
+from mailhost.maillog import STDOUT, host_label, maillog_path
 from mailhost.queue.layout import QueueEntry
 from mailhost.queue.qfile import CorruptQueueFile, QueueFile
 from mailhost.queue.store import QueueStore
@@ -126,7 +126,7 @@ def add_maillog(config: Config, program: str) -> list[logging.Handler]:
         # lines are all there is.
         return []
     if path:
-        host = config.get("myhostname").split(".")[0]
+        host = host_label(config)
         handler = logging.FileHandler(path, encoding="utf-8", errors="surrogateescape")
         handler.setFormatter(MaillogFormatter(program, host))
     elif os.path.exists(_SYSLOG_SOCKET):

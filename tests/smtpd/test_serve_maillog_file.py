@@ -61,6 +61,14 @@ def serve_once(directory: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def wait_text(path: Path, text: str, count: int = 1) -> None:
+    """Until ``path`` exists and holds ``text`` ``count`` times."""
+    deadline = time.monotonic() + 10
+    while not path.exists() or path.read_text().count(text) < count:
+        assert time.monotonic() < deadline, f"{text!r} not in {path}"
+        time.sleep(0.02)
+
+
 def session(port: int) -> None:
     with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
         client.ehlo("client.test")
@@ -138,11 +146,7 @@ def test_sighup_opens_maillog_file_again_after_rotation(tmp_path: Path) -> None:
         server.mark()  # the new file starts empty
         assert server.proc is not None
         server.proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 10
-        while not (tmp_path / "maillog").exists():  # the reload creates it
-            assert time.monotonic() < deadline, "no new maillog after SIGHUP"
-            time.sleep(0.02)
-        server.wait_log("reload -- configuration", count=server.processes())
+        wait_text(tmp_path / "maillog", "reload -- configuration", server.processes())
         session(port)
         new = server.wait_log("status=sent")
     finally:
@@ -169,6 +173,27 @@ def test_reload_with_a_bad_maillog_file_keeps_the_file_in_use(tmp_path: Path) ->
         f"error: open maillog_file {tmp_path}/missing/maillog: No such file or directory;"
         f" logging on to {tmp_path}/maillog" in text
     )
+
+
+def test_a_reload_that_sets_maillog_file_moves_the_lines_there(tmp_path: Path) -> None:
+    (tmp_path / "main.cf").write_text(
+        maillog_cf(tmp_path, "", str(tmp_path)).replace("maillog_file = \n", "")
+    )
+    server, port = serve_cli(tmp_path)  # stdout and stderr: tmp_path/maillog
+    try:
+        (tmp_path / "main.cf").write_text(
+            maillog_cf(tmp_path, tmp_path / "mail.log", str(tmp_path))
+        )
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGHUP)
+        wait_text(tmp_path / "mail.log", "reload -- configuration", server.processes())
+        session(port)
+        wait_text(tmp_path / "mail.log", "status=sent")
+    finally:
+        assert server.stop() == 0
+    lines = (tmp_path / "mail.log").read_text().splitlines()
+    assert [line for line in lines if not STAMPED.match(line)] == []
+    assert "status=sent" not in (tmp_path / "maillog").read_text()
 
 
 def test_stamp_is_the_local_time_of_the_line() -> None:

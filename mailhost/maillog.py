@@ -18,8 +18,9 @@ lines) and created with mode 0644 less the umask when missing.
 
 SIGHUP opens the file again, by name (:func:`reopen`): after logrotate
 renames it, ``kill -HUP`` makes the server write to a new file, as
-``postfix logrotate`` does for Postfix with its reload.  A reload whose
-``maillog_file`` cannot be opened keeps the file in use and says so there.
+``postfix logrotate`` does for Postfix with its reload; a reload that
+sets ``maillog_file`` moves the lines there from stderr.  A reload whose
+``maillog_file`` cannot be opened keeps the stream in use and says so there.
 """
 
 from __future__ import annotations

@@ -107,7 +107,11 @@ def test_a_filter_sending_more_than_is_read_waits_on_its_socket() -> None:
         transport, stream = await loop.connect_accepted_socket(MilterStream, ours)
         writer.start()
         try:
-            await asyncio.sleep(0.5)  # the filter writes what it can
+            deadline = loop.time() + 10
+            while not stream.read_paused:
+                assert loop.time() < deadline, "reading never paused"
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.2)  # the filter fills the socket's buffers
             held, written = stream.queued, sent[0]
             got = [await stream.read() for _ in range(count)]
         finally:

@@ -137,6 +137,11 @@ class CommandFormatter(logging.Formatter):
         return f"{self.program}: {postfix_text(record)}"
 
 
+#: The date of a maillog_file line, as Postfix's postlogd writes it
+#: (``Dec 07 16:37:10``: the day with two digits).
+MAILLOG_DATE = "%b %d %H:%M:%S"
+
+
 #: This process's id, refreshed in a forked child (prefork workers).
 _PID = [os.getpid()]
 os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
@@ -231,7 +236,7 @@ class MaillogHandler(logging.Handler):
         second = int(time.time())
         if second != self._stamp_second:
             self._stamp_second = second
-            date = time.strftime("%b %d %H:%M:%S", time.localtime(second))
+            date = time.strftime(MAILLOG_DATE, time.localtime(second))
             self._stamp = f"{date} {self._host} "
         return self._stamp
 

@@ -138,7 +138,6 @@ class Master:
         self.pickup: Pickup | None = None
         self.pickup_registry: TableRegistry | None = None
         self.quota_status: list[status_service.QuotaStatusService] = []
-        self.status_registries: list[TableRegistry] = []
         #: quota-status's and lmtpd's registries by their lines' overrides.
         self.service_registries: dict[tuple[tuple[str, str], ...], TableRegistry] = {}
         self.lmtpd: list[LmtpdService] = []
@@ -251,8 +250,12 @@ class Master:
         if registry is None:
             registry = TableRegistry.from_config(line_cfg)
             self.service_registries[key] = registry
-            self.status_registries.append(registry)
         return registry
+
+    @property
+    def status_registries(self) -> list[TableRegistry]:
+        """The registries of the quota-status and lmtpd services."""
+        return list(self.service_registries.values())
 
     async def recover(self, cfg: Config) -> None:
         """Queue recovery before the first connection (QueueStore.recover);
@@ -287,7 +290,6 @@ class Master:
         self.lmtpd.clear()
         for registry in self.status_registries:
             await registry.close()
-        self.status_registries.clear()
         self.service_registries.clear()
         if self.pickup is not None:
             await self.pickup.stop()

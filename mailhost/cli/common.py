@@ -7,7 +7,7 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import NoReturn, ParamSpec, TypeVar
 
 import click
 
@@ -30,7 +30,7 @@ config_dir_option = click.option(
 )
 
 
-def fatal(program: str, message: str, status: int = 1) -> None:
+def fatal(program: str, message: str, status: int = 1) -> NoReturn:
     """Print ``PROGRAM: fatal: MESSAGE`` and exit, as Postfix commands do."""
     click.echo(f"{program}: fatal: {message}", err=True)
     sys.exit(status)

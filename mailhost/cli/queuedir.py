@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mailhost.config import Config, load_config
 from mailhost.errors import ConfigError, MailhostError
-from mailhost.log import logger, postfix_text
+from mailhost.log import MAILLOG_DATE, logger, postfix_text
 from mailhost.maillog import STDOUT, host_label, maillog_path
 from mailhost.queue.layout import QueueEntry
 from mailhost.queue.qfile import CorruptQueueFile, QueueFile
@@ -95,7 +95,7 @@ class MaillogFormatter(logging.Formatter):
         self.host = host
 
     def format(self, record: logging.LogRecord) -> str:
-        stamp = time.strftime("%b %d %H:%M:%S", time.localtime(record.created))
+        stamp = time.strftime(MAILLOG_DATE, time.localtime(record.created))
         return f"{stamp} {self.host} mailhost/{self.program}[{os.getpid()}]: {postfix_text(record)}"
 
 

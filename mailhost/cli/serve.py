@@ -88,16 +88,24 @@ def setup_daemon_logging(
     logging.logMultiprocessing = False
 
 
+def daemon_logging_or_fatal(
+    *, syslog: str | None, maillog: MaillogFile | None, by_name: bool = False
+) -> None:
+    """setup_daemon_logging, or ``mailhost: fatal: open maillog_file ...``
+    (exit 1) when the file cannot be opened."""
+    try:
+        setup_daemon_logging(syslog=syslog, maillog=maillog, by_name=by_name)
+    except OSError as exc:
+        assert maillog is not None
+        fatal("mailhost", describe(maillog.path, exc), 1)
+
+
 def run_server(
     master: Master, *, syslog: str | None = None, maillog: MaillogFile | None = None
 ) -> int:
     """Run until SIGTERM; the exit status.  The master's pipeline stops
     after the listeners closed (the queue manager finishing its deliveries)."""
-    try:
-        setup_daemon_logging(syslog=syslog, maillog=maillog)
-    except OSError as exc:
-        assert maillog is not None
-        fatal("mailhost", describe(maillog.path, exc), 1)
+    daemon_logging_or_fatal(syslog=syslog, maillog=maillog)
     server = MailServer(
         master.config_dir, master, master_cf=master.master_cf_path, role=master.role
     )
@@ -176,7 +184,7 @@ def serve(config_dir: Path | None, master_cf: Path | None, use_syslog: bool) -> 
     except MailhostError as exc:
         fatal("mailhost", str(exc), exc.exit_status)
     try:
-        configured = load_config(config_dir).get_int("mailhost_worker_processes")
+        configured = cfg.get_int("mailhost_worker_processes")
     except MailhostError:
         configured = 1  # run_server reports the configuration error as usual
     try:
@@ -190,11 +198,7 @@ def serve(config_dir: Path | None, master_cf: Path | None, use_syslog: bool) -> 
 
     if workers <= 1:
         sys.exit(run_one(Role()))
-    try:
-        setup_daemon_logging(syslog=facility, maillog=maillog, by_name=True)
-    except OSError as exc:
-        assert maillog is not None
-        fatal("mailhost", describe(maillog.path, exc), 1)
+    daemon_logging_or_fatal(syslog=facility, maillog=maillog, by_name=True)
     try:
         recover_once(config_dir, master_cf)
         trigger = trigger_once(config_dir, master_cf)
